@@ -1,0 +1,159 @@
+/* logger — episode logs as MCAP files (docs/episode-log.md).
+ *
+ * The control loop hands fixed-size records to the logger through
+ * lock-free single-producer/single-consumer rings (one for steps and
+ * episode boundaries, one for camera frames, one for robot states); a writer
+ * thread drains them, serialises protobuf (pacd.v1) and appends MCAP records
+ * to one file per episode. When a ring is full the record is dropped and
+ * counted; the producer never waits.
+ *
+ * Threading: logger_new/logger_destroy are init-only. logger_begin_episode,
+ * logger_push_*, logger_end_episode are RT-safe and must all be called from
+ * one producer thread (the control loop). logger_get_stats is safe from any
+ * thread.
+ */
+#ifndef PACD_LOGGER_H
+#define PACD_LOGGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOGGER_MAX_OBS 512       /* float values of the flat observation */
+#define LOGGER_MAX_FIELDS 32
+#define LOGGER_MAX_ACTION 16
+#define LOGGER_MAX_CAMERAS 4
+#define LOGGER_MAX_JOINTS 7
+#define LOGGER_NAME 64
+#define LOGGER_EPISODE_ID 48
+
+typedef struct logger logger_t;
+
+typedef struct {
+    const char *directory;     /* episode files go here; created if missing */
+    size_t ring_steps;         /* step ring capacity, records (default 256) */
+    size_t ring_frames;        /* frame ring capacity, frames (default 32) */
+    size_t max_frame_bytes;    /* largest frame payload accepted (default 1 MiB) */
+    int fsync_interval_ms;     /* fdatasync at most this often (default 1000; 0 = every write) */
+} logger_config_t;
+
+/* Observation layout: field i is name[i] with shape, values
+ * [offset, offset + size) of logger_step_t.observation. Given once per
+ * episode. */
+typedef struct {
+    int n_fields;
+    char name[LOGGER_MAX_FIELDS][LOGGER_NAME];
+    int ndim[LOGGER_MAX_FIELDS];
+    int shape[LOGGER_MAX_FIELDS][4];
+    int offset[LOGGER_MAX_FIELDS];
+    int size[LOGGER_MAX_FIELDS];
+} logger_obs_layout_t;
+
+/* Written as the MCAP metadata record "pacd" at the head of every file. */
+typedef struct {
+    char episode_id[LOGGER_EPISODE_ID];  /* also names the file: <id>.mcap */
+    const char *robot;                    /* pointers: must outlive the logger */
+    const char *backend;
+    const char *checkpoint_path;
+    const char *checkpoint_sha256;
+    const char *config_text;              /* the whole INI file */
+    const char *pacd_version;
+    double rate_hz;
+    int action_space;                     /* pacd.v1.ActionSpace */
+    logger_obs_layout_t layout;
+} logger_episode_t;
+
+typedef struct {
+    char camera[LOGGER_NAME];
+    uint64_t seq;
+    int64_t capture_time_unix_ns;
+    uint32_t age_us;
+} logger_frame_ref_t;
+
+/* One transition (pacd.v1.Step) as fixed-size plain data. */
+typedef struct {
+    uint64_t step;
+    int n_obs;
+    float observation[LOGGER_MAX_OBS];
+    int action_dim;
+    float policy_action[LOGGER_MAX_ACTION];
+    float action[LOGGER_MAX_ACTION];       /* after the safety filter */
+    int action_space;                       /* pacd.v1.ActionSpace */
+    float reward;
+    float discount;
+    uint8_t is_first, is_last, is_terminal, stale, held, has_q_value;
+    uint32_t safety_flags;
+    float q_value;
+    int n_frames;
+    logger_frame_ref_t frames[LOGGER_MAX_CAMERAS];
+    int64_t tick_mono_ns;
+    int64_t time_unix_ns;
+    uint32_t inference_us;
+    uint64_t robot_state_seq;
+} logger_step_t;
+
+/* A camera frame (pacd.v1.CameraFrame); data is copied into the ring. */
+typedef struct {
+    const char *camera;
+    uint32_t width, height;
+    int encoding;                  /* pacd.v1.CameraFrame.Encoding */
+    const uint8_t *data;
+    size_t size;
+    int64_t capture_time_unix_ns;
+    uint64_t seq;
+} logger_frame_t;
+
+/* Robot state (pacd.v1.RobotState). */
+typedef struct {
+    int n_joints;
+    double q[LOGGER_MAX_JOINTS], dq[LOGGER_MAX_JOINTS];
+    double gripper_position, gripper_velocity;
+    int grasp;
+    double ee_pose[7];
+    int64_t time_unix_ns;
+    uint64_t seq;
+} logger_robot_state_t;
+
+typedef struct {
+    uint64_t episodes_opened;
+    uint64_t steps_written, frames_written, states_written;
+    uint64_t steps_dropped, frames_dropped, states_dropped;  /* ring full / too big */
+    uint64_t write_errors;          /* I/O errors (disk full ...); the episode goes on in memory-less mode */
+    uint64_t bytes_written;
+    char current_path[512];         /* open episode file, "" if none */
+    char last_path[512];            /* the most recently closed episode file */
+    char last_error[256];
+} logger_stats_t;
+
+/* Start the writer thread. Init-only. Caller owns the result.
+ * NULL with a message in err when the directory cannot be created/written
+ * or memory for the rings cannot be had. */
+logger_t *logger_new(const logger_config_t *config, char *err, size_t errlen);
+
+/* Flush every queued record, close the open episode (writing its summary and
+ * footer), stop the thread and free. Sets *self_p to NULL. NULL-safe. */
+void logger_destroy(logger_t **self_p);
+
+/* Queue the start of an episode: the writer opens <directory>/<id>.mcap and
+ * writes the header, schemas, channels and metadata. An episode still open is
+ * closed first. RT-safe. 0, or -ENOSPC when the ring is full (counted). */
+int logger_begin_episode(logger_t *self, const logger_episode_t *episode);
+
+/* Queue one record. RT-safe. 0, -ENOSPC (ring full, dropped and counted),
+ * -EMSGSIZE (frame larger than max_frame_bytes, dropped and counted),
+ * -EINVAL (NULL / sizes over the LOGGER_MAX_* limits). */
+int logger_push_step(logger_t *self, const logger_step_t *step);
+int logger_push_frame(logger_t *self, const logger_frame_t *frame);
+int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
+
+/* Queue the end of the open episode: the writer writes the summary and
+ * footer and closes the file. RT-safe. 0 or -ENOSPC. */
+int logger_end_episode(logger_t *self);
+
+/* Snapshot of the counters. Any thread. */
+void logger_get_stats(logger_t *self, logger_stats_t *stats);
+
+/* Block until every record queued so far is written (tests, shutdown).
+ * Not RT-safe. 0, or -ETIMEDOUT after timeout_ms. */
+int logger_flush(logger_t *self, int timeout_ms);
+
+#endif

@@ -1,0 +1,110 @@
+/* policy — the actor engine: checkpoint loading and the forward pass.
+ *
+ * A checkpoint is one safetensors file (docs/checkpoint.md). policy_load()
+ * maps it, validates every byte it uses, plans the worst-case scratch arena
+ * and returns a policy whose policy_step() computes one action without
+ * allocating, locking or doing I/O.
+ *
+ * Threading: policy_load/policy_destroy are init-only. policy_step is RT-safe
+ * (no allocation, no syscalls beyond what the BLAS library does in its own
+ * thread pool when threads > 1) and must not be called concurrently on one
+ * policy_t.
+ */
+#ifndef PACD_POLICY_H
+#define PACD_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_MAX_FIELDS 32
+#define POLICY_MAX_NAME 64
+#define POLICY_MAX_ACTION 16
+#define POLICY_MAX_DIMS 4
+
+typedef struct policy policy_t;
+
+/* One observation field the checkpoint asks for, in the order the input
+ * vector concatenates them (docs/checkpoint.md "observation").
+ * `source` names where pacd takes it from: "joint_positions" (rad, 7),
+ * "joint_velocities" (rad/s, 7), "gripper_position" (m, 1),
+ * "gripper_velocity" (m/s, 1), "grasp" (0/1, 1), "end_effector_pose"
+ * (x y z m, qw qx qy qz; 7), "previous_action" (action dim), or
+ * "camera/<name>" (uint8 image, shape [H, W, 3]).
+ * `history` >= 1: the field is stacked over the last `history` ticks, oldest
+ * first, so it contributes history * size values. */
+typedef struct {
+    char name[POLICY_MAX_NAME];
+    char source[POLICY_MAX_NAME];
+    int ndim;
+    int shape[POLICY_MAX_DIMS];
+    int size;        /* product of shape */
+    int history;     /* >= 1 */
+    int is_image;    /* source is "camera/<name>": uint8 [H, W, 3] */
+    int offset;      /* first index in the float observation vector (non-image fields) */
+} policy_field_t;
+
+typedef enum {
+    POLICY_ACTION_JOINT_VELOCITY = 1,         /* rad/s, one per joint */
+    POLICY_ACTION_JOINT_VELOCITY_GRIPPER = 2, /* rad/s per joint, then gripper [-1, 1] */
+    POLICY_ACTION_CARTESIAN_VELOCITY = 3,     /* m/s x y z, rad/s about z [, gripper] */
+} policy_action_space_t;
+
+typedef struct {
+    char architecture[POLICY_MAX_NAME]; /* "mlp" (and later "pac") */
+    int n_fields;
+    policy_field_t fields[POLICY_MAX_FIELDS];
+    int obs_dim;       /* float values in the observation vector (non-image fields, with history) */
+    int n_images;      /* image fields, in field order */
+    int action_dim;
+    policy_action_space_t action_space;
+    float action_low[POLICY_MAX_ACTION];   /* bounds of the action spec, per dimension */
+    float action_high[POLICY_MAX_ACTION];
+    char robot[POLICY_MAX_NAME];           /* robot the checkpoint was trained for, "" = any */
+    char sha256[65];                       /* hex digest of the whole checkpoint file */
+    int has_critic;                        /* policy_step also reports Q (PAC critic) */
+} policy_spec_t;
+
+typedef struct {
+    int threads;        /* BLAS threads, >= 1; 1 is the default */
+} policy_options_t;
+
+/* The observation for one step. `values` holds spec->obs_dim floats: every
+ * non-image field in field order, each stacked oldest-first over its history.
+ * `images[i]` is the i-th image field's newest frame, uint8 [H, W, 3]
+ * row-major (may be NULL when spec->n_images == 0). */
+typedef struct {
+    const float *values;
+    const uint8_t *const *images;
+} policy_observation_t;
+
+/* Optional outputs of one step. */
+typedef struct {
+    int has_q_value;
+    float q_value;
+} policy_extra_t;
+
+/* Load and validate a checkpoint. Init-only.
+ * Returns the policy (caller owns it; free with policy_destroy) or NULL with
+ * a message in err (errlen bytes) that names the file and the offending
+ * tensor or metadata key, e.g. "model.safetensors: tensor 'mlp.0.weight':
+ * data_offsets [0, 4096) end past the data section (3000 bytes)". */
+policy_t *policy_load(const char *path, const policy_options_t *options,
+                      char *err, size_t errlen);
+
+/* Unmap and free; sets *self_p to NULL. NULL-safe. Init-only. */
+void policy_destroy(policy_t **self_p);
+
+/* The checkpoint's observation and action spec; valid until destroy. RT-safe. */
+const policy_spec_t *policy_spec(const policy_t *self);
+
+/* Compute one action (spec->action_dim floats, action-spec units, inside
+ * [action_low, action_high] unless the checkpoint is broken) from obs.
+ * RT-safe: uses only the arena planned at load.
+ * Returns 0, or -EINVAL when obs/action is NULL. `extra` may be NULL. */
+int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
+                policy_extra_t *extra);
+
+/* Scratch arena size in bytes planned at load (for telemetry/benchmarks). */
+size_t policy_arena_bytes(const policy_t *self);
+
+#endif
