@@ -1,0 +1,78 @@
+/* config — pacd's INI configuration (libinih). Every key is documented in
+ * deploy/pacd.conf; README.md lists them too.
+ *
+ * Init-only: parsed once at start-up before any thread runs.
+ */
+#ifndef PACD_CONFIG_H
+#define PACD_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_CAMERAS 4
+#define CONFIG_PATH 512
+#define CONFIG_NAME 64
+
+typedef struct {
+    char name[CONFIG_NAME];   /* [camera.NAME] */
+    int width, height;        /* pixels the frames must have */
+    int max_age_ms;           /* older frames make the step stale (arm holds) */
+    int required;             /* 1: a missing/stale frame holds the arm */
+} config_camera_t;
+
+typedef struct {
+    /* [pacd] */
+    double rate_hz;               /* control rate, Hz (20: DESIGN.md, PAC paper) */
+    int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling */
+    int lock_memory;              /* mlockall at start-up */
+    /* [policy] */
+    char checkpoint[CONFIG_PATH];
+    int policy_threads;
+    /* [robot] */
+    char robot[CONFIG_NAME];      /* panda | sawyer */
+    char backend[CONFIG_NAME];    /* sim */
+    double sim_rate_hz;
+    int state_max_age_ms;         /* robot state older than this: stale */
+    /* [safety] */
+    double out_of_spec_factor;
+    double limit_margin_rad;
+    /* [ingest] */
+    char camera_bind[CONFIG_PATH];   /* SUB socket for CameraFrame; "" = none */
+    char state_bind[CONFIG_PATH];    /* SUB socket for RobotState / Reward */
+    size_t max_message_bytes;        /* ZMQ_MAXMSGSIZE of both sockets */
+    /* [camera.NAME] */
+    int n_cameras;
+    config_camera_t cameras[CONFIG_MAX_CAMERAS];
+    /* [episode] */
+    int max_steps;                /* steps per episode (400 in RGB stacking); 0 = unlimited */
+    int autostart;                /* start an episode when pacd is up */
+    /* [logger] */
+    char log_directory[CONFIG_PATH];
+    int log_ring_steps;
+    int log_ring_frames;
+    int log_fsync_interval_ms;
+    int log_robot_state;          /* log a RobotState every tick */
+    /* [telemetry] */
+    char telemetry_bind[CONFIG_PATH];
+    double telemetry_rate_hz;
+    int telemetry_window_ticks;   /* ticks the percentiles cover */
+    /* [control] */
+    char control_bind[CONFIG_PATH];
+
+    char path[CONFIG_PATH];       /* file it came from */
+    char *text;                   /* the whole file, for the episode metadata */
+} config_t;
+
+/* Fill cfg with the documented defaults. Init-only. */
+void config_defaults(config_t *cfg);
+
+/* Parse and validate FILE into cfg (defaults first). Returns 0, or -EINVAL /
+ * -ENOENT with a message in err naming the file, the line or the
+ * [section] key and what is wrong. Relative paths in the file are taken
+ * relative to the file's directory. Init-only. cfg->text is allocated:
+ * release with config_free. */
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Free what config_load allocated. NULL-safe. */
+void config_free(config_t *cfg);
+
+#endif

@@ -1,0 +1,74 @@
+/* ingest — camera frames and robot state from ZeroMQ into latest-value slots.
+ *
+ * One thread owns two SUB sockets (docs/protocol.md): the camera socket
+ * (topic "camera/<name>", pacd.v1.CameraFrame) and the state socket (topic
+ * "robot_state", pacd.v1.RobotState; topic "reward", pacd.v1.Reward). Each
+ * message is validated; a malformed, oversized or mis-shaped one is dropped
+ * and counted, never fatal. Accepted values land in per-stream triple
+ * buffers, stamped with their CLOCK_MONOTONIC arrival time, which the control
+ * loop reads without locks.
+ *
+ * Threading: ingest_new/ingest_destroy are init-only. ingest_latest_* and
+ * ingest_take_reward are RT-safe and must be called from one consumer thread
+ * (the control loop). ingest_get_stats is safe from any thread.
+ */
+#ifndef PACD_INGEST_H
+#define PACD_INGEST_H
+
+#include <stdint.h>
+
+#include "hal.h"
+#include "pacd_config.h"
+
+typedef struct ingest ingest_t;
+
+/* The newest accepted frame of one camera, decoded to RGB8. */
+typedef struct {
+    const uint8_t *pixels;       /* height x width x 3 bytes, row-major, R G B */
+    uint32_t width, height;      /* pixels; equal to the config's */
+    uint64_t seq;                /* publisher's counter */
+    int64_t capture_time_unix_ns;
+    int64_t arrival_mono_ns;     /* CLOCK_MONOTONIC when ingest accepted it */
+    int encoding;                /* encoding it arrived in (pacd.v1.CameraFrame.Encoding) */
+} ingest_frame_t;
+
+typedef struct {
+    uint64_t frames_received;    /* accepted camera frames */
+    uint64_t frames_malformed;   /* not a 2-part [topic, protobuf] message, bad protobuf, bad JPEG */
+    uint64_t frames_oversized;   /* payload larger than the camera's frame can be */
+    uint64_t frames_misshaped;   /* unknown camera, wrong size, data size != width*height*3 */
+    uint64_t states_received;
+    uint64_t states_rejected;    /* bad protobuf, wrong joint count, non-finite values */
+    uint64_t rewards_received;
+    uint64_t peers_disconnected; /* connections libzmq dropped (e.g. over ZMQ_MAXMSGSIZE) */
+} ingest_stats_t;
+
+/* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),
+ * set ZMQ_MAXMSGSIZE = cfg->max_message_bytes, allocate three frame buffers
+ * per configured camera and start the thread. `n_joints` is the arm's joint
+ * count (robot states with another count are rejected). zmq_ctx is shared,
+ * not owned. Init-only. Caller owns the result; NULL + message in err when a
+ * socket cannot be bound (e.g. address in use) or memory is short. */
+ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err,
+                     size_t errlen);
+
+/* Stop the thread, close the sockets, free; *self_p = NULL. NULL-safe. */
+void ingest_destroy(ingest_t **self_p);
+
+/* The newest frame of camera `index` (config order), or NULL if none has
+ * arrived yet. The pointer stays valid until the next call with the same
+ * index. RT-safe (one atomic exchange). */
+const ingest_frame_t *ingest_latest_frame(ingest_t *self, int index);
+
+/* Copy the newest robot state into *state (time_mono_ns = arrival time).
+ * RT-safe. Returns 1 when a state exists, 0 when none has arrived. */
+int ingest_latest_state(ingest_t *self, hal_state_t *state);
+
+/* If a Reward arrived since the last call, store it and return 1; else 0.
+ * RT-safe. */
+int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal);
+
+/* Snapshot of the counters. Any thread. */
+void ingest_get_stats(ingest_t *self, ingest_stats_t *stats);
+
+#endif

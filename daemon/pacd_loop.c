@@ -1,0 +1,832 @@
+#include "pacd_loop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pacd_notify.h"
+#include "pacd_spsc.h"
+#include "pacd_tbuf.h"
+#include "pacd_time.h"
+
+/* Where a non-image observation field takes its values from. */
+typedef enum {
+    SRC_JOINT_POSITIONS = 1,
+    SRC_JOINT_VELOCITIES,
+    SRC_GRIPPER_POSITION,
+    SRC_GRIPPER_VELOCITY,
+    SRC_GRASP,
+    SRC_END_EFFECTOR_POSE,
+    SRC_PREVIOUS_ACTION,
+} source_t;
+
+typedef struct {
+    source_t source;
+    int size;              /* values per tick */
+    int history;           /* ticks stacked */
+    int offset;            /* in the observation vector */
+    float *hist;           /* history * size, oldest first */
+} field_plan_t;
+
+struct loop {
+    loop_deps_t d;
+    const config_t *cfg;
+    const policy_spec_t *spec;
+    const hal_robot_t *robot;
+    int64_t period_ns;
+    hal_space_t space;
+    hal_safety_config_t safety;
+
+    /* observation plan */
+    int n_fields;
+    field_plan_t fields[POLICY_MAX_FIELDS];
+    float *obs;                            /* spec->obs_dim */
+    int n_images;
+    int image_camera[POLICY_MAX_FIELDS];   /* image field -> camera index */
+    const uint8_t *images[POLICY_MAX_FIELDS];
+
+    /* episode (loop thread only) */
+    loop_state_t state;
+    int in_episode;
+    char episode_id[LOOP_EPISODE_ID];
+    uint64_t step;
+    uint64_t max_steps;
+    int end_requested, end_terminal, has_final_reward;
+    float final_reward;
+    float action[POLICY_MAX_ACTION];       /* policy output */
+    float prev_action[POLICY_MAX_ACTION];  /* command sent, action-spec units */
+    hal_command_t prev_cmd;
+    int have_prev_cmd;
+    uint64_t last_logged_seq[CONFIG_MAX_CAMERAS];
+    int logged_any[CONFIG_MAX_CAMERAS];
+    int stale_prev;
+    int safety_hold_prev;
+    int drop_reported;
+    logger_episode_t episode_info;
+    logger_step_t rec;                     /* reused, too big for the stack */
+    loop_status_t st;                      /* the loop's own copy */
+
+    /* threads and hand-over */
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    int notify_fd;
+    int64_t watchdog_interval_ns;
+    atomic_int watchdog_armed;             /* set once READY=1 is sent */
+    spsc_t commands;                       /* service -> loop */
+    spsc_t events;                         /* loop -> service */
+    loop_result_t result;                  /* loop -> service, guarded by result_seq */
+    _Atomic uint64_t result_seq;
+    uint64_t next_seq;                     /* service side */
+    loop_status_t status_slots[3];
+    tbuf_t status_tb;
+    int window;
+    _Atomic uint32_t *t_period, *t_lateness, *t_inference, *t_loop;
+    _Atomic uint64_t t_count;
+};
+
+static int parse_source(const char *s, source_t *out)
+{
+    static const struct {
+        const char *name;
+        source_t src;
+    } table[] = {
+        {"joint_positions", SRC_JOINT_POSITIONS},   {"joint_velocities", SRC_JOINT_VELOCITIES},
+        {"gripper_position", SRC_GRIPPER_POSITION}, {"gripper_velocity", SRC_GRIPPER_VELOCITY},
+        {"grasp", SRC_GRASP},                       {"end_effector_pose", SRC_END_EFFECTOR_POSE},
+        {"previous_action", SRC_PREVIOUS_ACTION},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(s, table[i].name)) {
+            *out = table[i].src;
+            return 0;
+        }
+    return -1;
+}
+
+static int source_size(const loop_t *self, source_t s)
+{
+    switch (s) {
+    case SRC_JOINT_POSITIONS:
+    case SRC_JOINT_VELOCITIES: return self->robot->n_joints;
+    case SRC_GRIPPER_POSITION:
+    case SRC_GRIPPER_VELOCITY:
+    case SRC_GRASP: return 1;
+    case SRC_END_EFFECTOR_POSE: return 7;
+    case SRC_PREVIOUS_ACTION: return self->spec->action_dim;
+    }
+    return -1;
+}
+
+loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
+{
+    loop_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->d = *deps;
+    self->cfg = deps->cfg;
+    self->spec = policy_spec(deps->policy);
+    self->robot = deps->hal->robot;
+    self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
+    self->notify_fd = -1;
+    self->state = LOOP_IDLE;
+    const policy_spec_t *spec = self->spec;
+    const char *ckpt = self->cfg->checkpoint;
+
+    if (spec->robot[0] && strcmp(spec->robot, self->robot->name)) {
+        snprintf(err, errlen, "%s: the checkpoint was trained for robot '%s' but [robot] name = %s",
+                 ckpt, spec->robot, self->robot->name);
+        goto fail;
+    }
+    int n = self->robot->n_joints;
+    if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY && spec->action_dim == n) {
+        self->space = HAL_SPACE_JOINT_VELOCITY;
+    } else if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER &&
+               spec->action_dim == n + 1 && self->robot->has_gripper) {
+        self->space = HAL_SPACE_JOINT_VELOCITY_GRIPPER;
+    } else {
+        snprintf(err, errlen, "%s: action space %d with %d dimensions does not fit robot '%s' "
+                 "(%d joints%s): pacd offers joint_velocity (%d) and joint_velocity_gripper (%d, "
+                 "robots with a gripper)", ckpt, (int)spec->action_space, spec->action_dim,
+                 self->robot->name, n, self->robot->has_gripper ? ", gripper" : "", n, n + 1);
+        goto fail;
+    }
+    if (spec->obs_dim > LOGGER_MAX_OBS || spec->n_fields > LOGGER_MAX_FIELDS ||
+        spec->action_dim > LOGGER_MAX_ACTION) {
+        snprintf(err, errlen, "%s: observation of %d values / %d fields is larger than the "
+                 "logger takes (%d / %d)", ckpt, spec->obs_dim, spec->n_fields, LOGGER_MAX_OBS,
+                 LOGGER_MAX_FIELDS);
+        goto fail;
+    }
+
+    self->obs = calloc((size_t)(spec->obs_dim > 0 ? spec->obs_dim : 1), sizeof(float));
+    if (!self->obs)
+        goto oom;
+    logger_obs_layout_t *lay = &self->episode_info.layout;
+    for (int i = 0; i < spec->n_fields; i++) {
+        const policy_field_t *f = &spec->fields[i];
+        if (f->is_image) {
+            const char *cam = f->source + 7; /* "camera/" */
+            int ci = -1;
+            for (int k = 0; k < self->cfg->n_cameras; k++)
+                if (!strcmp(self->cfg->cameras[k].name, cam))
+                    ci = k;
+            if (ci < 0) {
+                snprintf(err, errlen, "%s: observation '%s' needs camera '%s': add a "
+                         "[camera.%s] section to the config", ckpt, f->name, cam, cam);
+                goto fail;
+            }
+            const config_camera_t *cc = &self->cfg->cameras[ci];
+            if (f->ndim != 3 || f->shape[0] != cc->height || f->shape[1] != cc->width ||
+                f->shape[2] != 3) {
+                snprintf(err, errlen, "%s: observation '%s' expects images of shape [%d, %d, %d] "
+                         "but [camera.%s] is %dx%d RGB", ckpt, f->name, f->shape[0], f->shape[1],
+                         f->shape[2], cam, cc->width, cc->height);
+                goto fail;
+            }
+            self->image_camera[self->n_images++] = ci;
+            continue;
+        }
+        field_plan_t *p = &self->fields[self->n_fields];
+        if (parse_source(f->source, &p->source)) {
+            snprintf(err, errlen, "%s: observation '%s' has source '%s' that pacd cannot "
+                     "provide (docs/checkpoint.md lists the sources)", ckpt, f->name, f->source);
+            goto fail;
+        }
+        p->size = source_size(self, p->source);
+        if (p->size != f->size) {
+            snprintf(err, errlen, "%s: observation '%s' (%s) has %d values but robot '%s' "
+                     "gives %d", ckpt, f->name, f->source, f->size, self->robot->name, p->size);
+            goto fail;
+        }
+        p->history = f->history > 0 ? f->history : 1;
+        p->offset = f->offset;
+        if (p->offset < 0 || p->offset + p->history * p->size > spec->obs_dim) {
+            snprintf(err, errlen, "%s: observation '%s' lies outside the observation vector",
+                     ckpt, f->name);
+            goto fail;
+        }
+        p->hist = calloc((size_t)(p->history * p->size), sizeof(float));
+        if (!p->hist)
+            goto oom;
+        int li = lay->n_fields++;
+        snprintf(lay->name[li], LOGGER_NAME, "%s", f->name);
+        if (p->history > 1) {
+            lay->ndim[li] = 2;
+            lay->shape[li][0] = p->history;
+            lay->shape[li][1] = p->size;
+        } else {
+            lay->ndim[li] = 1;
+            lay->shape[li][0] = p->size;
+        }
+        lay->offset[li] = p->offset;
+        lay->size[li] = p->history * p->size;
+        self->n_fields++;
+    }
+
+    self->safety = (hal_safety_config_t){
+        .period_s = 1.0 / self->cfg->rate_hz,
+        .out_of_spec_factor = self->cfg->out_of_spec_factor,
+        .limit_margin = self->cfg->limit_margin_rad,
+    };
+    self->episode_info.robot = self->robot->name;
+    self->episode_info.backend = self->cfg->backend;
+    self->episode_info.checkpoint_path = self->cfg->checkpoint;
+    self->episode_info.checkpoint_sha256 = deps->checkpoint_sha256;
+    self->episode_info.config_text = self->cfg->text;
+    self->episode_info.pacd_version = PACD_VERSION;
+    self->episode_info.rate_hz = self->cfg->rate_hz;
+    self->episode_info.action_space = (int)self->space;
+
+    if (spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
+        spsc_init(&self->events, sizeof(loop_event_t), 256))
+        goto oom;
+    tbuf_init(&self->status_tb);
+    self->window = self->cfg->telemetry_window_ticks;
+    self->t_period = calloc((size_t)self->window, sizeof(uint32_t));
+    self->t_lateness = calloc((size_t)self->window, sizeof(uint32_t));
+    self->t_inference = calloc((size_t)self->window, sizeof(uint32_t));
+    self->t_loop = calloc((size_t)self->window, sizeof(uint32_t));
+    if (!self->t_period || !self->t_lateness || !self->t_inference || !self->t_loop)
+        goto oom;
+    self->st.state = LOOP_IDLE;
+    self->st.action_dim = spec->action_dim;
+    return self;
+oom:
+    snprintf(err, errlen, "out of memory planning the control loop");
+fail:
+    loop_destroy(&self);
+    return NULL;
+}
+
+void loop_destroy(loop_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    loop_t *self = *self_p;
+    loop_stop(self);
+    for (int i = 0; i < self->n_fields; i++)
+        free(self->fields[i].hist);
+    free(self->obs);
+    spsc_free(&self->commands);
+    spsc_free(&self->events);
+    free((void *)self->t_period);
+    free((void *)self->t_lateness);
+    free((void *)self->t_inference);
+    free((void *)self->t_loop);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---------------- loop thread ---------------- */
+
+static void emit(loop_t *self, loop_event_code_t code, int64_t a, int64_t b)
+{
+    loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = code, .a = a, .b = b};
+    memcpy(ev.episode_id, self->episode_id, sizeof ev.episode_id);
+    spsc_push(&self->events, &ev); /* full: the event is lost, the loop goes on */
+}
+
+static void set_state(loop_t *self, loop_state_t s)
+{
+    if (self->state == s)
+        return;
+    emit(self, LOOP_EV_STATE, self->state, s);
+    self->state = s;
+}
+
+static void source_values(const loop_t *self, source_t src, const hal_state_t *hs, float *v)
+{
+    int n = self->robot->n_joints;
+    switch (src) {
+    case SRC_JOINT_POSITIONS:
+        for (int i = 0; i < n; i++)
+            v[i] = (float)hs->q[i];
+        break;
+    case SRC_JOINT_VELOCITIES:
+        for (int i = 0; i < n; i++)
+            v[i] = (float)hs->dq[i];
+        break;
+    case SRC_GRIPPER_POSITION: v[0] = (float)hs->gripper_position; break;
+    case SRC_GRIPPER_VELOCITY: v[0] = (float)hs->gripper_velocity; break;
+    case SRC_GRASP: v[0] = hs->grasp ? 1.0f : 0.0f; break;
+    case SRC_END_EFFECTOR_POSE:
+        for (int i = 0; i < 7; i++)
+            v[i] = (float)hs->ee_pose[i];
+        break;
+    case SRC_PREVIOUS_ACTION:
+        memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
+        break;
+    }
+}
+
+/* Push the newest values into every history and rebuild the observation.
+ * At the first step of an episode every history slot gets the first value
+ * (previous_action: zeros). */
+static void assemble(loop_t *self, const hal_state_t *hs, int first)
+{
+    float v[HAL_MAX_ACTION > 7 ? HAL_MAX_ACTION : 7];
+    for (int i = 0; i < self->n_fields; i++) {
+        field_plan_t *p = &self->fields[i];
+        source_values(self, p->source, hs, v);
+        size_t sz = (size_t)p->size;
+        if (first) {
+            for (int h = 0; h < p->history; h++)
+                memcpy(p->hist + (size_t)h * sz, v, sz * sizeof(float));
+        } else {
+            memmove(p->hist, p->hist + sz, (size_t)(p->history - 1) * sz * sizeof(float));
+            memcpy(p->hist + (size_t)(p->history - 1) * sz, v, sz * sizeof(float));
+        }
+        memcpy(self->obs + p->offset, p->hist, (size_t)p->history * sz * sizeof(float));
+    }
+}
+
+static void begin_episode(loop_t *self, const loop_cmd_t *c)
+{
+    memcpy(self->episode_id, c->episode_id, sizeof self->episode_id);
+    self->episode_id[LOOP_EPISODE_ID - 1] = '\0';
+    self->in_episode = 1;
+    self->step = 0;
+    self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
+    self->end_requested = self->end_terminal = self->has_final_reward = 0;
+    memset(self->prev_action, 0, sizeof self->prev_action);
+    memset(self->logged_any, 0, sizeof self->logged_any);
+    memcpy(self->episode_info.episode_id, self->episode_id, sizeof self->episode_info.episode_id);
+    if (logger_begin_episode(self->d.logger, &self->episode_info) != 0)
+        emit(self, LOOP_EV_LOG_DROP, 3, 0);
+    self->st.episodes++;
+    self->st.step = 0;
+    memcpy(self->st.episode_id, self->episode_id, sizeof self->st.episode_id);
+    emit(self, LOOP_EV_EPISODE_BEGIN, (int64_t)self->max_steps, 0);
+    set_state(self, LOOP_RUNNING);
+}
+
+static void finish_episode(loop_t *self)
+{
+    if (logger_end_episode(self->d.logger) != 0)
+        emit(self, LOOP_EV_LOG_DROP, 3, 1);
+    emit(self, LOOP_EV_EPISODE_END, (int64_t)self->step, self->end_terminal);
+    self->in_episode = 0;
+}
+
+static void reply(loop_t *self, const loop_cmd_t *c, int rc, const char *why)
+{
+    self->result.rc = rc;
+    snprintf(self->result.error, sizeof self->result.error, "%s", why ? why : "");
+    self->result.seq = c->seq;
+    atomic_store_explicit(&self->result_seq, c->seq, memory_order_release);
+    if (rc)
+        self->st.commands_rejected++;
+}
+
+static void apply_command(loop_t *self, const loop_cmd_t *c)
+{
+    loop_state_t s = self->state;
+    switch (c->type) {
+    case LOOP_CMD_START_EPISODE:
+        if (s == LOOP_ESTOPPED)
+            return reply(self, c, -EPERM, "e-stopped: clear_estop first");
+        if (s == LOOP_FAULT)
+            return reply(self, c, -EPERM, "in fault: see the fault text, then clear_estop");
+        if (self->in_episode)
+            return reply(self, c, -EBUSY, "an episode is running: end_episode first");
+        begin_episode(self, c);
+        return reply(self, c, 0, NULL);
+    case LOOP_CMD_END_EPISODE:
+        if (!self->in_episode)
+            return reply(self, c, -ENOENT, "no episode is running");
+        self->end_requested = 1;
+        self->end_terminal = c->is_terminal;
+        self->has_final_reward = c->has_final_reward;
+        self->final_reward = c->final_reward;
+        return reply(self, c, 0, NULL);
+    case LOOP_CMD_HOLD:
+        if (s != LOOP_RUNNING)
+            return reply(self, c, -EINVAL, "hold: only a running episode can be held");
+        set_state(self, LOOP_HOLDING);
+        return reply(self, c, 0, NULL);
+    case LOOP_CMD_RESUME:
+        if (s != LOOP_HOLDING)
+            return reply(self, c, -EINVAL, "resume: nothing is held");
+        set_state(self, LOOP_RUNNING);
+        return reply(self, c, 0, NULL);
+    case LOOP_CMD_ESTOP:
+        if (self->in_episode) {
+            self->end_requested = 1;
+            self->end_terminal = 0;
+        }
+        set_state(self, LOOP_ESTOPPED);
+        return reply(self, c, 0, NULL);
+    case LOOP_CMD_CLEAR_ESTOP:
+        if (s != LOOP_ESTOPPED && s != LOOP_FAULT)
+            return reply(self, c, -EINVAL, "clear_estop: not e-stopped or in fault");
+        self->st.fault[0] = '\0';
+        set_state(self, self->in_episode ? LOOP_HOLDING : LOOP_IDLE);
+        return reply(self, c, 0, NULL);
+    }
+    reply(self, c, -EINVAL, "unknown command");
+}
+
+static void record_timing(loop_t *self, uint32_t period, uint32_t late, uint32_t inf, uint32_t work)
+{
+    uint64_t n = atomic_load_explicit(&self->t_count, memory_order_relaxed);
+    size_t i = (size_t)(n % (uint64_t)self->window);
+    atomic_store_explicit(&self->t_period[i], period, memory_order_relaxed);
+    atomic_store_explicit(&self->t_lateness[i], late, memory_order_relaxed);
+    atomic_store_explicit(&self->t_inference[i], inf, memory_order_relaxed);
+    atomic_store_explicit(&self->t_loop[i], work, memory_order_relaxed);
+    atomic_store_explicit(&self->t_count, n + 1, memory_order_release);
+}
+
+static uint32_t us(int64_t ns)
+{
+    if (ns <= 0)
+        return 0;
+    int64_t u = ns / 1000;
+    return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+}
+
+/* One control tick. Returns the policy_step duration (ns). */
+static int64_t tick(loop_t *self, int64_t deadline, int stopping)
+{
+    const config_t *cfg = self->cfg;
+    loop_cmd_t c;
+    while (spsc_pop(&self->commands, &c))
+        apply_command(self, &c);
+    if (stopping && self->in_episode)
+        self->end_requested = 1;
+
+    int64_t now = time_mono_ns();
+    hal_state_t hs;
+    int rc = hal_read_state(self->d.hal, &hs);
+    if (rc != 0) {
+        self->st.hal_errors++;
+        if (self->state != LOOP_FAULT) {
+            snprintf(self->st.fault, sizeof self->st.fault, "hal read_state failed: %s",
+                     strerror(-rc));
+            emit(self, LOOP_EV_HAL_ERROR, rc, 0);
+            set_state(self, LOOP_FAULT);
+        }
+    }
+
+    /* input ages */
+    int stale = rc != 0;
+    int stale_input = -2;
+    int64_t stale_age = 0;
+    if (rc == 0 && now - hs.time_mono_ns > (int64_t)cfg->state_max_age_ms * 1000000) {
+        stale = 1;
+        stale_input = -1;
+        stale_age = now - hs.time_mono_ns;
+    }
+    const ingest_frame_t *frames[CONFIG_MAX_CAMERAS] = {0};
+    for (int i = 0; i < cfg->n_cameras; i++) {
+        frames[i] = ingest_latest_frame(self->d.ingest, i);
+        int64_t age = frames[i] ? now - frames[i]->arrival_mono_ns : INT64_MAX;
+        if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
+            if (!stale) {
+                stale_input = i;
+                stale_age = age;
+            }
+            stale = 1;
+        }
+    }
+    for (int k = 0; k < self->n_images; k++) {
+        const ingest_frame_t *f = frames[self->image_camera[k]];
+        self->images[k] = f ? f->pixels : NULL;
+        if (!f)
+            stale = 1;
+    }
+
+    int64_t inference_ns = 0;
+    hal_command_t cmd = {.space = self->space, .n = self->spec->action_dim};
+    int hold = 1;
+    uint32_t safety_flags = 0;
+    int has_q = 0;
+    float q = 0;
+
+    if (self->in_episode) {
+        int first = self->step == 0;
+        if (stale != self->stale_prev) {
+            if (stale)
+                emit(self, LOOP_EV_STALE_BEGIN, stale_input, stale_age / 1000);
+            else
+                emit(self, LOOP_EV_STALE_END, 0, 0);
+            self->stale_prev = stale;
+        }
+        float reward = 0.0f, discount = 1.0f;
+        int terminal = 0;
+        ingest_take_reward(self->d.ingest, &reward, &discount, &terminal);
+        if (terminal) {
+            self->end_requested = 1;
+            self->end_terminal = 1;
+        }
+        if (self->max_steps && self->step + 1 >= self->max_steps)
+            self->end_requested = 1;
+        int is_last = self->end_requested;
+        if (is_last && self->has_final_reward)
+            reward = self->final_reward;
+        if (is_last && self->end_terminal)
+            discount = 0.0f;
+
+        memset(self->action, 0, sizeof self->action);
+        if (rc == 0)
+            assemble(self, &hs, first);
+        if (!stale) {
+            policy_observation_t ob = {.values = self->obs, .images = self->images};
+            policy_extra_t extra = {0};
+            int64_t t0 = time_mono_ns();
+            policy_step(self->d.policy, &ob, self->action, &extra);
+            inference_ns = time_mono_ns() - t0;
+            has_q = extra.has_q_value;
+            q = extra.q_value;
+            hal_safety_result_t res = {0};
+            hal_safety_filter(self->robot, &self->safety, &hs, self->space, self->action,
+                              self->spec->action_dim, self->spec->action_low,
+                              self->spec->action_high, self->have_prev_cmd ? &self->prev_cmd : NULL,
+                              &cmd, &res);
+            safety_flags = res.flags;
+            if (res.hold) {
+                self->st.safety_holds++;
+                if (!self->safety_hold_prev)
+                    emit(self, LOOP_EV_SAFETY_HOLD, res.flags, 0);
+            } else if (res.flags & (HAL_SAFETY_CLAMPED | HAL_SAFETY_JOINT_LIMIT |
+                                    HAL_SAFETY_ACCEL_LIMIT)) {
+                self->st.safety_clamps++;
+            }
+            self->safety_hold_prev = res.hold;
+            hold = res.hold || self->state != LOOP_RUNNING || is_last;
+        } else {
+            self->st.stale_steps++;
+        }
+        if (hold) {
+            safety_flags |= HAL_SAFETY_HELD;
+            memset(cmd.values, 0, sizeof cmd.values);
+        }
+
+        /* the step as the policy saw it */
+        logger_step_t *r = &self->rec;
+        r->step = self->step;
+        r->n_obs = self->spec->obs_dim;
+        memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
+        r->action_dim = self->spec->action_dim;
+        for (int i = 0; i < r->action_dim; i++) {
+            r->policy_action[i] = self->action[i];
+            r->action[i] = (float)cmd.values[i];
+        }
+        r->action_space = (int)self->space;
+        r->reward = reward;
+        r->discount = discount;
+        r->is_first = (uint8_t)first;
+        r->is_last = (uint8_t)is_last;
+        r->is_terminal = (uint8_t)(is_last && self->end_terminal);
+        r->stale = (uint8_t)stale;
+        r->held = (uint8_t)hold;
+        r->safety_flags = safety_flags;
+        r->has_q_value = (uint8_t)has_q;
+        r->q_value = q;
+        r->n_frames = 0;
+        for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
+            if (!frames[i])
+                continue;
+            logger_frame_ref_t *fr = &r->frames[r->n_frames++];
+            snprintf(fr->camera, sizeof fr->camera, "%s", cfg->cameras[i].name);
+            fr->seq = frames[i]->seq;
+            fr->capture_time_unix_ns = frames[i]->capture_time_unix_ns;
+            fr->age_us = us(now - frames[i]->arrival_mono_ns);
+            if (!self->logged_any[i] || self->last_logged_seq[i] != frames[i]->seq) {
+                logger_frame_t lf = {
+                    .camera = cfg->cameras[i].name,
+                    .width = frames[i]->width,
+                    .height = frames[i]->height,
+                    .encoding = 1, /* RGB8: frames are kept decoded */
+                    .data = frames[i]->pixels,
+                    .size = (size_t)frames[i]->width * frames[i]->height * 3,
+                    .capture_time_unix_ns = frames[i]->capture_time_unix_ns,
+                    .seq = frames[i]->seq,
+                };
+                if (logger_push_frame(self->d.logger, &lf) == 0) {
+                    self->logged_any[i] = 1;
+                    self->last_logged_seq[i] = frames[i]->seq;
+                } else if (!self->drop_reported) {
+                    emit(self, LOOP_EV_LOG_DROP, 1, 0);
+                    self->drop_reported = 1;
+                }
+            }
+        }
+        r->tick_mono_ns = deadline;
+        r->time_unix_ns = time_unix_ns();
+        r->inference_us = us(inference_ns);
+        r->robot_state_seq = hs.seq;
+        if (rc == 0 && cfg->log_robot_state) {
+            logger_robot_state_t ls = {.n_joints = hs.n_joints,
+                                       .gripper_position = hs.gripper_position,
+                                       .gripper_velocity = hs.gripper_velocity,
+                                       .grasp = hs.grasp,
+                                       .time_unix_ns = hs.time_unix_ns,
+                                       .seq = hs.seq};
+            memcpy(ls.q, hs.q, sizeof ls.q);
+            memcpy(ls.dq, hs.dq, sizeof ls.dq);
+            memcpy(ls.ee_pose, hs.ee_pose, sizeof ls.ee_pose);
+            logger_push_robot_state(self->d.logger, &ls);
+        }
+        if (logger_push_step(self->d.logger, r) != 0 && !self->drop_reported) {
+            emit(self, LOOP_EV_LOG_DROP, 0, 0);
+            self->drop_reported = 1;
+        }
+
+        self->step++;
+        self->st.step = self->step;
+        if (is_last) {
+            finish_episode(self);
+            if (self->state == LOOP_RUNNING || self->state == LOOP_HOLDING)
+                set_state(self, LOOP_IDLE);
+        }
+    }
+
+    if (hold) {
+        if (rc == 0 || self->state != LOOP_FAULT)
+            hal_hold(self->d.hal);
+        memset(self->prev_action, 0, sizeof self->prev_action);
+        self->have_prev_cmd = 0;
+    } else {
+        int crc = hal_command(self->d.hal, &cmd);
+        if (crc != 0) {
+            self->st.hal_errors++;
+            snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
+                     strerror(-crc));
+            emit(self, LOOP_EV_HAL_ERROR, crc, 1);
+            set_state(self, LOOP_FAULT);
+            hal_hold(self->d.hal);
+        }
+        for (int i = 0; i < cmd.n && i < POLICY_MAX_ACTION; i++)
+            self->prev_action[i] = (float)cmd.values[i];
+        self->prev_cmd = cmd;
+        self->have_prev_cmd = 1;
+    }
+    self->st.action_dim = cmd.n;
+    for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)
+        self->st.last_action[i] = hold ? 0.0f : (float)cmd.values[i];
+    self->st.has_q_value = has_q;
+    self->st.q_value = q;
+    return inference_ns;
+}
+
+static void publish_status(loop_t *self)
+{
+    self->st.state = self->state;
+    unsigned b = tbuf_back(&self->status_tb);
+    self->status_slots[b] = self->st;
+    tbuf_publish(&self->status_tb);
+}
+
+static void *loop_thread(void *arg)
+{
+    loop_t *self = arg;
+    int64_t next = time_mono_ns() + self->period_ns;
+    int64_t last_wake = 0, last_ping = 0;
+    int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
+    publish_status(self);
+    for (;;) {
+        struct timespec ts = time_ts(next);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        int64_t wake = time_mono_ns();
+        int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
+        if (stop && stopping_ticks < 0)
+            stopping_ticks = 0;
+        int64_t inference = tick(self, next, stop);
+        self->st.tick_count++;
+        if (self->watchdog_interval_ns > 0 && wake - last_ping >= self->watchdog_interval_ns &&
+            atomic_load_explicit(&self->watchdog_armed, memory_order_relaxed)) {
+            notify_send(self->notify_fd, "WATCHDOG=1");
+            last_ping = wake;
+        }
+        int64_t end = time_mono_ns();
+        record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
+                      us(wake - next), inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
+                      us(end - wake));
+        last_wake = wake;
+        next += self->period_ns;
+        if (end > next) {
+            int64_t missed = (end - next) / self->period_ns + 1;
+            self->st.deadline_misses += (uint64_t)missed;
+            emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + self->period_ns / 1000,
+                 (int64_t)self->st.deadline_misses);
+            next += missed * self->period_ns;
+        }
+        publish_status(self);
+        if (stopping_ticks >= 0) {
+            /* hold until the arm is still (or 1 s), then leave */
+            hal_state_t hs;
+            int still = 1;
+            if (hal_read_state(self->d.hal, &hs) == 0)
+                for (int i = 0; i < hs.n_joints; i++)
+                    if (fabs(hs.dq[i]) > 1e-3)
+                        still = 0;
+            if (still || ++stopping_ticks * self->period_ns >= 1000000000LL)
+                break;
+        }
+    }
+    return NULL;
+}
+
+int loop_start(loop_t *self, uint64_t watchdog_usec)
+{
+    if (watchdog_usec > 0) {
+        self->notify_fd = notify_open();
+        self->watchdog_interval_ns = (int64_t)watchdog_usec * 1000 / 4;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    int rt = 0;
+    if (self->cfg->rt_priority > 0) {
+        struct sched_param sp = {.sched_priority = self->cfg->rt_priority};
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+        pthread_attr_setschedparam(&attr, &sp);
+        rt = 1;
+    }
+    int e = pthread_create(&self->thread, &attr, loop_thread, self);
+    if (e == EPERM && rt) {
+        pthread_attr_destroy(&attr);
+        pthread_attr_init(&attr);
+        loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
+        spsc_push(&self->events, &ev);
+        e = pthread_create(&self->thread, &attr, loop_thread, self);
+    }
+    pthread_attr_destroy(&attr);
+    if (e != 0)
+        return -e;
+    self->started = 1;
+    return 0;
+}
+
+void loop_arm_watchdog(loop_t *self) { atomic_store(&self->watchdog_armed, 1); }
+
+void loop_stop(loop_t *self)
+{
+    if (!self || !self->started)
+        return;
+    atomic_store_explicit(&self->stop, 1, memory_order_release);
+    pthread_join(self->thread, NULL);
+    self->started = 0;
+    notify_close(self->notify_fd);
+    self->notify_fd = -1;
+}
+
+/* ---------------- service side ---------------- */
+
+int loop_submit(loop_t *self, loop_cmd_t *cmd)
+{
+    cmd->seq = ++self->next_seq;
+    return spsc_push(&self->commands, cmd) == 0 ? 0 : -EBUSY;
+}
+
+int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *out)
+{
+    int64_t until = time_mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (atomic_load_explicit(&self->result_seq, memory_order_acquire) != seq) {
+        if (time_mono_ns() > until)
+            return -ETIMEDOUT;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    *out = self->result;
+    return 0;
+}
+
+void loop_status(loop_t *self, loop_status_t *out)
+{
+    int i = tbuf_acquire(&self->status_tb);
+    if (i < 0) {
+        memset(out, 0, sizeof *out);
+        out->state = LOOP_IDLE;
+        return;
+    }
+    *out = self->status_slots[i];
+}
+
+int loop_pop_event(loop_t *self, loop_event_t *ev) { return spsc_pop(&self->events, ev); }
+
+void loop_timings(loop_t *self, loop_timings_t *t)
+{
+    uint64_t n = atomic_load_explicit(&self->t_count, memory_order_acquire);
+    int k = n < (uint64_t)self->window ? (int)n : self->window;
+    for (int j = 0; j < k; j++) {
+        t->period_us[j] = atomic_load_explicit(&self->t_period[j], memory_order_relaxed);
+        t->lateness_us[j] = atomic_load_explicit(&self->t_lateness[j], memory_order_relaxed);
+        t->inference_us[j] = atomic_load_explicit(&self->t_inference[j], memory_order_relaxed);
+        t->loop_us[j] = atomic_load_explicit(&self->t_loop[j], memory_order_relaxed);
+    }
+    t->n = k;
+}
+
+int loop_window(const loop_t *self) { return self->window; }

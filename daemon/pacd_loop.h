@@ -1,0 +1,165 @@
+/* loop — the 20 Hz control loop and the state machine around it.
+ *
+ * Each tick, on an absolute CLOCK_MONOTONIC deadline: apply queued commands,
+ * read the robot state and the newest camera frames, check their ages,
+ * assemble the observation the checkpoint asks for, run the policy, filter
+ * the action, command the HAL, hand the step to the logger, record timings,
+ * ping the systemd watchdog. The loop never blocks, allocates, prints or
+ * touches a socket that can block: it talks to other threads through the
+ * command queue, the event ring and the status triple buffer below.
+ *
+ * Threading: loop_new/loop_destroy/loop_start/loop_stop are init-only (main
+ * thread). loop_submit/loop_wait_result/loop_status/loop_pop_event/loop_timings
+ * belong to the service thread (single consumer). Nothing here may be called
+ * from the loop thread itself.
+ */
+#ifndef PACD_LOOP_H
+#define PACD_LOOP_H
+
+#include <stdint.h>
+
+#include "hal.h"
+#include "pacd_config.h"
+#include "pacd_ingest.h"
+#include "pacd_logger.h"
+#include "policy.h"
+
+#define LOOP_EPISODE_ID 48
+
+typedef struct loop loop_t;
+
+typedef enum {
+    LOOP_IDLE = 1,      /* values of pacd.v1.State */
+    LOOP_RUNNING = 2,
+    LOOP_HOLDING = 3,
+    LOOP_ESTOPPED = 4,
+    LOOP_FAULT = 5,
+} loop_state_t;
+
+typedef enum {
+    LOOP_CMD_START_EPISODE = 2, /* values of pacd.v1.Command.Type */
+    LOOP_CMD_END_EPISODE = 3,
+    LOOP_CMD_HOLD = 4,
+    LOOP_CMD_RESUME = 5,
+    LOOP_CMD_ESTOP = 6,
+    LOOP_CMD_CLEAR_ESTOP = 7,
+} loop_cmd_type_t;
+
+typedef struct {
+    loop_cmd_type_t type;
+    uint64_t seq;
+    uint64_t max_steps;                 /* START_EPISODE: 0 = config */
+    int is_terminal;                    /* END_EPISODE */
+    int has_final_reward;
+    float final_reward;
+    char episode_id[LOOP_EPISODE_ID];   /* START_EPISODE */
+} loop_cmd_t;
+
+typedef struct {
+    uint64_t seq;                       /* the command's seq */
+    int rc;                             /* 0 or -errno */
+    char error[160];                    /* why, when rc != 0 */
+} loop_result_t;
+
+/* Published by the loop every tick (triple buffer). */
+typedef struct {
+    loop_state_t state;
+    char episode_id[LOOP_EPISODE_ID];   /* open or last episode */
+    uint64_t step;                      /* steps of the open (or last) episode */
+    uint64_t episodes;
+    uint64_t tick_count;
+    uint64_t deadline_misses;
+    uint64_t stale_steps;
+    uint64_t safety_holds;
+    uint64_t safety_clamps;
+    uint64_t log_steps_dropped;
+    uint64_t log_frames_dropped;
+    uint64_t hal_errors;
+    uint64_t commands_rejected;
+    int action_dim;
+    float last_action[HAL_MAX_ACTION];  /* the command sent last tick */
+    int has_q_value;
+    float q_value;
+    char fault[96];
+} loop_status_t;
+
+/* Events the loop reports; the service thread turns them into log lines. */
+typedef enum {
+    LOOP_EV_STATE = 1,       /* a = old state, b = new state */
+    LOOP_EV_EPISODE_BEGIN,   /* a = max_steps */
+    LOOP_EV_EPISODE_END,     /* a = steps, b = is_terminal */
+    LOOP_EV_STALE_BEGIN,     /* a = input index (-1 robot state, >= 0 camera), b = age us */
+    LOOP_EV_STALE_END,
+    LOOP_EV_SAFETY_HOLD,     /* a = safety flags */
+    LOOP_EV_DEADLINE_MISS,   /* a = lateness us, b = misses so far */
+    LOOP_EV_HAL_ERROR,       /* a = rc */
+    LOOP_EV_LOG_DROP,        /* a = 0 step / 1 frame / 2 state / 3 episode boundary */
+    LOOP_EV_RT_FALLBACK,     /* a = errno of sched_setscheduler */
+} loop_event_code_t;
+
+typedef struct {
+    int64_t time_mono_ns;
+    loop_event_code_t code;
+    int64_t a, b;
+    char episode_id[LOOP_EPISODE_ID];
+} loop_event_t;
+
+/* Per-tick timing samples (us), the newest `window` ticks. */
+typedef struct {
+    int n;                   /* samples copied */
+    uint32_t *period_us, *lateness_us, *inference_us, *loop_us;  /* caller's arrays */
+} loop_timings_t;
+
+/* Everything the loop works on; not owned by the loop. */
+typedef struct {
+    const config_t *cfg;
+    policy_t *policy;
+    hal_t *hal;
+    ingest_t *ingest;
+    logger_t *logger;
+    const char *checkpoint_sha256;
+} loop_deps_t;
+
+/* Plan everything the loop needs (history buffers, observation layout,
+ * camera-to-image-field map) and check that the checkpoint, the robot and
+ * the config fit together. Init-only. NULL + message in err when they do
+ * not (e.g. the checkpoint asks for camera 'wrist' that the config lacks,
+ * or its action dimension differs from the robot's). Caller owns it. */
+loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen);
+void loop_destroy(loop_t **self_p);
+
+/* Start the loop thread (SCHED_FIFO at cfg->rt_priority when > 0 and
+ * permitted; otherwise normal scheduling and a LOOP_EV_RT_FALLBACK event).
+ * `watchdog_usec` > 0: send WATCHDOG=1 on the systemd notify socket at
+ * least every watchdog_usec / 4. Init-only. 0 or -errno. */
+int loop_start(loop_t *self, uint64_t watchdog_usec);
+
+/* Start sending WATCHDOG=1 (call right after READY=1, so systemd sees READY
+ * first). Init-only (main thread). */
+void loop_arm_watchdog(loop_t *self);
+
+/* Ask the loop to end the open episode (is_last, not terminal), hold the arm
+ * and exit; join it. Init-only (shutdown). */
+void loop_stop(loop_t *self);
+
+/* Service thread: queue a command (seq is assigned). 0, or -EBUSY if the
+ * queue is full. */
+int loop_submit(loop_t *self, loop_cmd_t *cmd);
+
+/* Service thread: wait up to timeout_ms for the result of command `seq`.
+ * 0, or -ETIMEDOUT (the loop is not running). */
+int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *out);
+
+/* Service thread: the newest status. */
+void loop_status(loop_t *self, loop_status_t *out);
+
+/* Service thread: pop one event; 1 if there was one. */
+int loop_pop_event(loop_t *self, loop_event_t *ev);
+
+/* Service thread: copy the newest timing samples (up to cfg window). */
+void loop_timings(loop_t *self, loop_timings_t *t);
+
+/* Window length in ticks. */
+int loop_window(const loop_t *self);
+
+#endif

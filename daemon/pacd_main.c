@@ -1,0 +1,208 @@
+/* pacd — the daemon's entry point: parse arguments, load everything, start
+ * the threads, tell systemd, wait for SIGTERM/SIGINT, shut down in order. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <systemd/sd-daemon.h>
+#include <zmq.h>
+
+#include "hal.h"
+#include "pacd_config.h"
+#include "pacd_ingest.h"
+#include "pacd_logger.h"
+#include "pacd_loop.h"
+#include "pacd_service.h"
+#include "policy.h"
+
+/* OpenBLAS reports its build and kernel; declared here so pacd does not
+ * depend on OpenBLAS's own header layout. */
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pacd --config FILE        run the daemon\n"
+            "       pacd --check-config FILE  validate the config and its checkpoint, then exit\n"
+            "       pacd --version\n"
+            "Config keys: deploy/pacd.conf. Protocol: docs/protocol.md.\n");
+}
+
+/* Load the config and the checkpoint and check that they fit the robot. */
+static int load_checked(const char *path, config_t *cfg, policy_t **policy,
+                        const hal_robot_t **robot, char *err, size_t errlen)
+{
+    if (config_load(cfg, path, err, errlen) != 0)
+        return -EINVAL;
+    *robot = hal_robot_find(cfg->robot);
+    if (!*robot) {
+        snprintf(err, errlen, "%s: [robot] name = %s: no such robot description", path,
+                 cfg->robot);
+        return -EINVAL;
+    }
+    policy_options_t po = {.threads = cfg->policy_threads};
+    *policy = policy_load(cfg->checkpoint, &po, err, errlen);
+    if (!*policy)
+        return -EINVAL;
+    /* plan the loop against a HAL stand-in: checks fields, cameras, action */
+    hal_t probe = {.robot = *robot};
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .hal = &probe,
+                      .checkpoint_sha256 = policy_spec(*policy)->sha256};
+    loop_t *l = loop_new(&ld, err, errlen);
+    if (!l)
+        return -EINVAL;
+    loop_destroy(&l);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int check_only = 0, o;
+    while ((o = getopt_long(argc, argv, "c:k:Vh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 'k':
+            config_path = optarg;
+            check_only = 1;
+            break;
+        case 'V': printf("pacd %s\n", PACD_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    setvbuf(stderr, NULL, _IOLBF, 0);
+
+    char err[1024] = "";
+    config_t cfg;
+    policy_t *policy = NULL;
+    const hal_robot_t *robot = NULL;
+    if (load_checked(config_path, &cfg, &policy, &robot, err, sizeof err) != 0) {
+        fprintf(stderr, SD_ERR "pacd: %s\n", err);
+        policy_destroy(&policy);
+        config_free(&cfg);
+        return 1;
+    }
+    const policy_spec_t *spec = policy_spec(policy);
+    if (check_only) {
+        printf("%s: ok (robot %s, backend %s, checkpoint %s: %s, %d observation values, "
+               "%d images, action dim %d, sha256 %s)\n",
+               config_path, cfg.robot, cfg.backend, cfg.checkpoint, spec->architecture,
+               spec->obs_dim, spec->n_images, spec->action_dim, spec->sha256);
+        policy_destroy(&policy);
+        config_free(&cfg);
+        return 0;
+    }
+
+    fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
+            "%.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
+            spec->architecture, spec->sha256, cfg.rate_hz);
+    fprintf(stderr, SD_INFO "pacd: BLAS: %s; kernel %s\n", openblas_get_config(),
+            openblas_get_corename());
+
+    /* SIGTERM/SIGINT are taken by sigwait in this thread only */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    if (cfg.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+        fprintf(stderr, SD_WARNING "pacd: mlockall failed (%s): page faults may delay the loop "
+                "(raise LimitMEMLOCK or set [pacd] lock_memory = false)\n", strerror(errno));
+
+    int rc = 1;
+    void *zctx = zmq_ctx_new();
+    hal_t *hal = NULL;
+    logger_t *logger = NULL;
+    ingest_t *ingest = NULL;
+    loop_t *loop = NULL;
+    service_t *service = NULL;
+    hal_options_t ho = {.backend = cfg.backend, .sim_rate_hz = cfg.sim_rate_hz};
+    hal = hal_new(robot, &ho, err, sizeof err);
+    if (!hal)
+        goto out;
+    logger_config_t lc = {
+        .directory = cfg.log_directory,
+        .ring_steps = (size_t)cfg.log_ring_steps,
+        .ring_frames = (size_t)cfg.log_ring_frames,
+        .max_frame_bytes = 0,
+        .fsync_interval_ms = cfg.log_fsync_interval_ms,
+    };
+    for (int i = 0; i < cfg.n_cameras; i++) {
+        size_t b = (size_t)cfg.cameras[i].width * (size_t)cfg.cameras[i].height * 3;
+        if (b > lc.max_frame_bytes)
+            lc.max_frame_bytes = b;
+    }
+    if (!lc.max_frame_bytes)
+        lc.max_frame_bytes = 1;
+    logger = logger_new(&lc, err, sizeof err);
+    if (!logger)
+        goto out;
+    ingest = ingest_new(&cfg, zctx, robot->n_joints, err, sizeof err);
+    if (!ingest)
+        goto out;
+    loop_deps_t ld = {.cfg = &cfg, .policy = policy, .hal = hal, .ingest = ingest,
+                      .logger = logger, .checkpoint_sha256 = spec->sha256};
+    loop = loop_new(&ld, err, sizeof err);
+    if (!loop)
+        goto out;
+    uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+        watchdog_usec = 0;
+    int e = loop_start(loop, watchdog_usec);
+    if (e != 0) {
+        snprintf(err, sizeof err, "cannot start the control loop thread: %s", strerror(-e));
+        goto out;
+    }
+    service_deps_t sd = {.cfg = &cfg, .loop = loop, .ingest = ingest, .logger = logger,
+                         .zmq_ctx = zctx, .robot = robot->name,
+                         .checkpoint_sha256 = spec->sha256};
+    service = service_new(&sd, err, sizeof err);
+    if (!service)
+        goto out;
+
+    sd_notify(0, "READY=1\nSTATUS=idle");
+    loop_arm_watchdog(loop);
+    fprintf(stderr, SD_NOTICE "pacd: ready: telemetry %s, control %s, cameras %s, state %s, "
+            "logs in %s\n", cfg.telemetry_bind, cfg.control_bind,
+            cfg.camera_bind[0] ? cfg.camera_bind : "(none)",
+            cfg.state_bind[0] ? cfg.state_bind : "(none)", cfg.log_directory);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    fprintf(stderr, SD_NOTICE "pacd: %s: holding the arm, closing the episode log\n",
+            strsignal(sig));
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    rc = 0;
+    err[0] = '\0';
+out:
+    if (rc != 0 && err[0])
+        fprintf(stderr, SD_ERR "pacd: %s\n", err);
+    loop_stop(loop);               /* ends the episode, holds the arm */
+    service_destroy(&service);     /* after the loop: drains its last events */
+    loop_destroy(&loop);
+    ingest_destroy(&ingest);
+    logger_destroy(&logger);       /* writes every queued record, closes the file */
+    hal_destroy(&hal);
+    policy_destroy(&policy);
+    zmq_ctx_term(zctx);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,458 @@
+#include "pacd_service.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "pacd_proto.h"
+#include "pacd_time.h"
+
+#define MAX_REQUEST_BYTES 4096
+
+struct service {
+    service_deps_t d;
+    void *pub, *rep;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    int window;
+    uint32_t *buf[4];         /* timing copies: period, lateness, inference, loop */
+    uint32_t *sorted;
+    uint64_t episode_counter;
+    loop_state_t last_state;
+    char last_status[256];
+};
+
+static const char *state_name(loop_state_t s)
+{
+    switch (s) {
+    case LOOP_IDLE: return "idle";
+    case LOOP_RUNNING: return "running";
+    case LOOP_HOLDING: return "holding";
+    case LOOP_ESTOPPED: return "e-stopped";
+    case LOOP_FAULT: return "fault";
+    }
+    return "unknown";
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentiles of samples; skip_zero drops zeros (ticks without inference). */
+static void percentiles(service_t *self, const uint32_t *v, int n, int skip_zero,
+                        Pacd__V1__Percentiles *p)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!skip_zero || v[i])
+            self->sorted[k++] = v[i];
+    if (k == 0)
+        return;
+    qsort(self->sorted, (size_t)k, sizeof(uint32_t), cmp_u32);
+    p->p50_us = self->sorted[(k - 1) / 2];
+    p->p99_us = self->sorted[(int)((k - 1) * 0.99 + 0.5)];
+    p->max_us = self->sorted[k - 1];
+}
+
+/* Everything a Telemetry message holds, built from the loop's newest status.
+ * The strings and arrays point into *st / *ls, which must outlive the pack. */
+typedef struct {
+    Pacd__V1__Telemetry t;
+    Pacd__V1__Percentiles period, lateness, inference, loop;
+    loop_status_t st;
+    logger_stats_t ls;
+} telemetry_t;
+
+static void build_telemetry(service_t *self, telemetry_t *tm)
+{
+    loop_status(self->d.loop, &tm->st);
+    logger_get_stats(self->d.logger, &tm->ls);
+    ingest_stats_t is;
+    ingest_get_stats(self->d.ingest, &is);
+    loop_timings_t tt = {.period_us = self->buf[0], .lateness_us = self->buf[1],
+                         .inference_us = self->buf[2], .loop_us = self->buf[3]};
+    loop_timings(self->d.loop, &tt);
+
+    Pacd__V1__Telemetry *t = &tm->t;
+    pacd__v1__telemetry__init(t);
+    pacd__v1__percentiles__init(&tm->period);
+    pacd__v1__percentiles__init(&tm->lateness);
+    pacd__v1__percentiles__init(&tm->inference);
+    pacd__v1__percentiles__init(&tm->loop);
+    percentiles(self, tt.period_us, tt.n, 0, &tm->period);
+    percentiles(self, tt.lateness_us, tt.n, 0, &tm->lateness);
+    percentiles(self, tt.inference_us, tt.n, 1, &tm->inference);
+    percentiles(self, tt.loop_us, tt.n, 0, &tm->loop);
+    loop_status_t *st = &tm->st;
+    t->state = (Pacd__V1__State)st->state;
+    t->episode_id = st->episode_id;
+    t->step = st->step;
+    t->tick_count = st->tick_count;
+    t->deadline_misses = st->deadline_misses;
+    t->period = &tm->period;
+    t->lateness = &tm->lateness;
+    t->inference = &tm->inference;
+    t->loop = &tm->loop;
+    t->window_ticks = (uint32_t)tt.n;
+    t->stale_steps = st->stale_steps;
+    t->frames_received = is.frames_received;
+    t->frames_malformed = is.frames_malformed;
+    t->frames_oversized = is.frames_oversized;
+    t->frames_misshaped = is.frames_misshaped;
+    t->frames_dropped = is.frames_malformed + is.frames_oversized + is.frames_misshaped;
+    t->peers_disconnected = is.peers_disconnected;
+    t->states_received = is.states_received;
+    t->states_rejected = is.states_rejected;
+    t->log_steps_dropped = tm->ls.steps_dropped;
+    t->log_frames_dropped = tm->ls.frames_dropped;
+    t->log_steps_written = tm->ls.steps_written;
+    t->log_write_errors = tm->ls.write_errors;
+    t->safety_holds = st->safety_holds;
+    t->safety_clamps = st->safety_clamps;
+    t->n_last_action = (size_t)st->action_dim;
+    t->last_action = st->last_action;
+    t->time_unix_ns = time_unix_ns();
+    t->robot = (char *)self->d.robot;
+    t->backend = (char *)self->d.cfg->backend;
+    t->checkpoint_sha256 = (char *)self->d.checkpoint_sha256;
+    t->log_path = tm->ls.current_path[0] ? tm->ls.current_path : tm->ls.last_path;
+    t->has_q_value = st->has_q_value;
+    t->q_value = st->q_value;
+    t->episodes = st->episodes;
+    t->fault = st->fault;
+    t->commands_rejected = st->commands_rejected;
+    t->hal_errors = st->hal_errors;
+}
+
+static void publish_telemetry(service_t *self)
+{
+    telemetry_t tm;
+    build_telemetry(self, &tm);
+    size_t n = pacd__v1__telemetry__get_packed_size(&tm.t);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return;
+    pacd__v1__telemetry__pack(&tm.t, buf);
+    zmq_send(self->pub, "telemetry", 9, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->pub, buf, n, ZMQ_DONTWAIT);
+    free(buf);
+
+    /* systemd STATUS= on change */
+    char status[sizeof self->last_status];
+    snprintf(status, sizeof status, "STATUS=%s%s%s%s%s", state_name(tm.st.state),
+             tm.st.episode_id[0] ? ", episode " : "", tm.st.episode_id,
+             tm.st.fault[0] ? ", " : "", tm.st.fault);
+    if (strcmp(status, self->last_status)) {
+        sd_notify(0, status);
+        memcpy(self->last_status, status, sizeof status);
+    }
+}
+
+static void print_event(const loop_event_t *ev)
+{
+    switch (ev->code) {
+    case LOOP_EV_STATE:
+        fprintf(stderr, SD_NOTICE "pacd: state %s -> %s\n", state_name((loop_state_t)ev->a),
+                state_name((loop_state_t)ev->b));
+        break;
+    case LOOP_EV_EPISODE_BEGIN:
+        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %lld)\n", ev->episode_id,
+                (long long)ev->a);
+        break;
+    case LOOP_EV_EPISODE_END:
+        fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s)\n", ev->episode_id,
+                (long long)ev->a, ev->b ? "terminal" : "truncated");
+        break;
+    case LOOP_EV_STALE_BEGIN:
+        if (ev->a == -1)
+            fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
+                    (long long)ev->b);
+        else if (ev->a >= 0)
+            fprintf(stderr, SD_WARNING "pacd: camera #%lld frame is stale (%lld us old, or "
+                    "none yet): holding the arm\n", (long long)ev->a, (long long)ev->b);
+        else
+            fprintf(stderr, SD_WARNING "pacd: inputs are stale: holding the arm\n");
+        break;
+    case LOOP_EV_STALE_END:
+        fprintf(stderr, SD_NOTICE "pacd: inputs fresh again\n");
+        break;
+    case LOOP_EV_SAFETY_HOLD:
+        fprintf(stderr, SD_WARNING "pacd: safety filter held the arm (flags 0x%llx: "
+                "non-finite/bad-shape/out-of-spec action)\n", (unsigned long long)ev->a);
+        break;
+    case LOOP_EV_DEADLINE_MISS:
+        fprintf(stderr, SD_WARNING "pacd: deadline missed by %lld us (%lld misses so far)\n",
+                (long long)ev->a, (long long)ev->b);
+        break;
+    case LOOP_EV_HAL_ERROR:
+        fprintf(stderr, SD_ERR "pacd: HAL error %s: %s; the arm holds (fault)\n",
+                ev->b ? "commanding" : "reading state", strerror((int)-ev->a));
+        break;
+    case LOOP_EV_LOG_DROP:
+        fprintf(stderr, SD_WARNING "pacd: logger ring full: %s dropped (disk too slow?)\n",
+                ev->a == 0 ? "step" : ev->a == 1 ? "camera frame" : ev->a == 2 ? "robot state"
+                                                                   : "episode boundary");
+        break;
+    case LOOP_EV_RT_FALLBACK:
+        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO (%s): the loop runs with "
+                "normal scheduling (give pacd CAP_SYS_NICE or LimitRTPRIO)\n",
+                strerror((int)ev->a));
+        break;
+    }
+}
+
+static void make_episode_id(service_t *self, char *out, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, n, "%s-%s-%04llu", when, self->d.robot,
+             (unsigned long long)(++self->episode_counter % 10000));
+}
+
+/* Forward a command to the loop; fill reply. */
+static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__Reply *r,
+                        char *error, size_t errlen, char *episode_id)
+{
+    loop_cmd_t lc = {0};
+    switch (c->type) {
+    case PACD__V1__COMMAND__TYPE__START_EPISODE:
+        lc.type = LOOP_CMD_START_EPISODE;
+        lc.max_steps = c->max_steps;
+        make_episode_id(self, lc.episode_id, sizeof lc.episode_id);
+        break;
+    case PACD__V1__COMMAND__TYPE__END_EPISODE:
+        lc.type = LOOP_CMD_END_EPISODE;
+        lc.is_terminal = c->is_terminal;
+        lc.has_final_reward = c->final_reward != 0.0f;
+        lc.final_reward = c->final_reward;
+        break;
+    case PACD__V1__COMMAND__TYPE__HOLD: lc.type = LOOP_CMD_HOLD; break;
+    case PACD__V1__COMMAND__TYPE__RESUME: lc.type = LOOP_CMD_RESUME; break;
+    case PACD__V1__COMMAND__TYPE__ESTOP: lc.type = LOOP_CMD_ESTOP; break;
+    case PACD__V1__COMMAND__TYPE__CLEAR_ESTOP: lc.type = LOOP_CMD_CLEAR_ESTOP; break;
+    default:
+        snprintf(error, errlen, "unknown command type %d: use status, start_episode, "
+                 "end_episode, hold, resume, estop or clear_estop", (int)c->type);
+        r->ok = 0;
+        return;
+    }
+    if (loop_submit(self->d.loop, &lc) != 0) {
+        snprintf(error, errlen, "the control loop's command queue is full; retry");
+        r->ok = 0;
+        return;
+    }
+    loop_result_t res;
+    int timeout_ms = (int)(2000.0 / self->d.cfg->rate_hz) + 1000;
+    if (loop_wait_result(self->d.loop, lc.seq, timeout_ms, &res) != 0) {
+        snprintf(error, errlen, "the control loop did not answer within %d ms", timeout_ms);
+        r->ok = 0;
+        return;
+    }
+    r->ok = res.rc == 0;
+    if (res.rc != 0)
+        snprintf(error, errlen, "%s", res.error);
+    if (lc.type == LOOP_CMD_START_EPISODE && res.rc == 0)
+        snprintf(episode_id, LOOP_EPISODE_ID, "%s", lc.episode_id);
+}
+
+static void handle_request(service_t *self)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, self->rep, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+    }
+    /* a REP socket must answer every request, even a malformed multi-part one */
+    int more = zmq_msg_more(&m);
+    while (more) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, self->rep, 0) < 0) {
+            zmq_msg_close(&x);
+            break;
+        }
+        more = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+    }
+    Pacd__V1__Reply r;
+    pacd__v1__reply__init(&r);
+    char error[256] = "";
+    char episode_id[LOOP_EPISODE_ID] = "";
+    Pacd__V1__Command *c = NULL;
+    if (zmq_msg_size(&m) > MAX_REQUEST_BYTES)
+        snprintf(error, sizeof error, "request of %zu bytes is larger than %d: not a pacd.v1.Command",
+                 zmq_msg_size(&m), MAX_REQUEST_BYTES);
+    else
+        c = pacd__v1__command__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    if (!c) {
+        if (!error[0])
+            snprintf(error, sizeof error, "request is not a pacd.v1.Command protobuf");
+        r.ok = 0;
+    } else if (c->type == PACD__V1__COMMAND__TYPE__STATUS) {
+        r.ok = 1;
+    } else {
+        run_command(self, c, &r, error, sizeof error, episode_id);
+        if (c->client && c->client[0])
+            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type, c->client,
+                    r.ok ? "ok" : "rejected: ", r.ok ? "" : error);
+    }
+    if (c)
+        pacd__v1__command__free_unpacked(c, NULL);
+    telemetry_t tm;
+    build_telemetry(self, &tm);
+    r.status = &tm.t;
+    r.error = error;
+    r.episode_id = episode_id[0] ? episode_id : tm.st.episode_id;
+    r.log_path = (char *)tm.t.log_path;
+    size_t n = pacd__v1__reply__get_packed_size(&r);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf) {
+        pacd__v1__reply__pack(&r, buf);
+        zmq_send(self->rep, buf, n, 0);
+        free(buf);
+    } else {
+        zmq_send(self->rep, "", 0, 0);
+    }
+}
+
+static void drain_events(service_t *self)
+{
+    loop_event_t ev;
+    while (loop_pop_event(self->d.loop, &ev))
+        print_event(&ev);
+}
+
+static void *service_thread(void *arg)
+{
+    service_t *self = arg;
+    int64_t period = (int64_t)(1e9 / self->d.cfg->telemetry_rate_hz);
+    int64_t next = time_mono_ns();
+    if (self->d.cfg->autostart) {
+        Pacd__V1__Command c;
+        pacd__v1__command__init(&c);
+        c.type = PACD__V1__COMMAND__TYPE__START_EPISODE;
+        Pacd__V1__Reply r;
+        pacd__v1__reply__init(&r);
+        char error[256] = "", id[LOOP_EPISODE_ID] = "";
+        run_command(self, &c, &r, error, sizeof error, id);
+        if (!r.ok)
+            fprintf(stderr, SD_ERR "pacd: autostart failed: %s\n", error);
+    }
+    while (!atomic_load(&self->stop)) {
+        int64_t now = time_mono_ns();
+        if (now >= next) {
+            publish_telemetry(self);
+            drain_events(self);
+            fflush(stderr);
+            next += period;
+            if (next < now)
+                next = now + period;
+        }
+        long timeout = (long)((next - time_mono_ns()) / 1000000);
+        if (timeout < 0)
+            timeout = 0;
+        zmq_pollitem_t item = {self->rep, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, timeout) > 0 && (item.revents & ZMQ_POLLIN))
+            handle_request(self);
+    }
+    drain_events(self);
+    fflush(stderr);
+    return NULL;
+}
+
+static void *bind_socket(void *ctx, int type, const char *endpoint, const char *what, char *err,
+                         size_t errlen)
+{
+    void *s = zmq_socket(ctx, type);
+    int linger = 0;
+    if (!s) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (type == ZMQ_REP) {
+        int64_t maxmsg = MAX_REQUEST_BYTES * 4;
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    }
+    if (zmq_bind(s, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind the %s socket to %s: %s (change %s in the config)",
+                 what, endpoint, zmq_strerror(zmq_errno()),
+                 type == ZMQ_PUB ? "[telemetry] bind" : "[control] bind");
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
+{
+    service_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->d = *deps;
+    self->window = loop_window(deps->loop);
+    for (int i = 0; i < 4; i++)
+        self->buf[i] = calloc((size_t)self->window, sizeof(uint32_t));
+    self->sorted = calloc((size_t)self->window, sizeof(uint32_t));
+    if (!self->buf[0] || !self->buf[1] || !self->buf[2] || !self->buf[3] || !self->sorted) {
+        snprintf(err, errlen, "out of memory");
+        service_destroy(&self);
+        return NULL;
+    }
+    self->pub = bind_socket(deps->zmq_ctx, ZMQ_PUB, deps->cfg->telemetry_bind, "telemetry", err,
+                            errlen);
+    if (!self->pub) {
+        service_destroy(&self);
+        return NULL;
+    }
+    self->rep = bind_socket(deps->zmq_ctx, ZMQ_REP, deps->cfg->control_bind, "control", err,
+                            errlen);
+    if (!self->rep) {
+        service_destroy(&self);
+        return NULL;
+    }
+    if (pthread_create(&self->thread, NULL, service_thread, self) != 0) {
+        snprintf(err, errlen, "cannot start the service thread");
+        service_destroy(&self);
+        return NULL;
+    }
+    self->started = 1;
+    return self;
+}
+
+void service_destroy(service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    service_t *self = *self_p;
+    if (self->started) {
+        atomic_store(&self->stop, 1);
+        pthread_join(self->thread, NULL);
+    }
+    if (self->pub)
+        zmq_close(self->pub);
+    if (self->rep)
+        zmq_close(self->rep);
+    for (int i = 0; i < 4; i++)
+        free(self->buf[i]);
+    free(self->sorted);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install what pacd needs to build, test and benchmark on Debian 12 (run as root).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential meson ninja-build pkg-config \
+  libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
+  libopenblas-dev libsystemd-dev libjansson-dev libinih-dev libcmocka-dev \
+  libturbojpeg0-dev \
+  python3 python3-torch python3-numpy python3-zmq python3-protobuf python3-pytest >/dev/null
+# Node.js runs the independent MCAP reader in the tests; keep a node that is there
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+# the independent MCAP reader used by the tests (@mcap/core, protobufjs)
+if [ -f tests/integration/package.json ]; then
+  npm ci --prefix tests/integration --no-audit --no-fund --ignore-scripts >/dev/null
+fi

@@ -1,0 +1,19 @@
+#!/bin/bash
+# The whole test suite: a normal build and an AddressSanitizer+UBSan build,
+# each running every unit test (cmocka) and integration test (pytest).
+#   usage: deploy/run-tests.sh        (run deploy/install-deps.sh first, as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+status=0
+
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build
+meson test -C build --print-errorlogs --num-processes 2 || status=1
+
+[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null
+ninja -C build-asan
+meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
+
+exit $status

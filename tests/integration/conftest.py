@@ -1,0 +1,209 @@
+"""Fixtures for the integration tests: they start the real pacd binary.
+
+Environment: PACD_BUILD_DIR (meson build dir; default ./build),
+PACD_SOURCE_DIR (repository; default two levels up from here).
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+SRC = os.environ.get("PACD_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("PACD_BUILD_DIR") or os.path.join(SRC, "build"))
+os.environ["PACD_BUILD_DIR"] = BUILD
+sys.path.insert(0, os.path.join(SRC, "clients"))
+sys.path.insert(0, os.path.join(SRC, "policy", "torch"))
+PY = "/usr/bin/python3"
+
+import pacd_client  # noqa: E402
+
+PACD = os.path.join(BUILD, "daemon", "pacd")
+PACCTL = os.path.join(BUILD, "clients", "pacctl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def example_checkpoint(tmp_path_factory):
+    """The example Panda MLP checkpoint made by policy/torch."""
+    out = tmp_path_factory.mktemp("ckpt") / "example-panda.safetensors"
+    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
+    subprocess.run([PY, "-m", "pacd_torch.make_example", "--robot", "panda", "--out", str(out)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
+
+
+def write_config(path, checkpoint, logdir, ports, cameras=("front",), extra=""):
+    cams = "".join("[camera.%s]\nwidth = 128\nheight = 128\nmax_age_ms = 200\n\n" % c for c in cameras)
+    text = f"""[pacd]
+rate_hz = 20
+lock_memory = false
+
+[policy]
+checkpoint = {checkpoint}
+
+[robot]
+name = panda
+backend = sim
+
+[ingest]
+camera_bind = tcp://127.0.0.1:{ports['camera']}
+state_bind = tcp://127.0.0.1:{ports['state']}
+max_message_bytes = 1048576
+
+{cams}[episode]
+max_steps = 400
+
+[logger]
+directory = {logdir}
+fsync_interval_ms = 200
+
+[telemetry]
+bind = tcp://127.0.0.1:{ports['telemetry']}
+rate_hz = 10
+
+[control]
+bind = tcp://127.0.0.1:{ports['control']}
+{extra}
+"""
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Daemon:
+    """A running pacd process with clients bound to its ports."""
+
+    def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None):
+        self.ports = {k: free_port() for k in ("camera", "state", "telemetry", "control")}
+        self.logdir = str(tmp_path / "episodes")
+        self.config = write_config(str(tmp_path / "pacd.conf"), checkpoint, self.logdir, self.ports,
+                                   cameras, extra)
+        self.stderr_path = str(tmp_path / "pacd.stderr")
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.client = None
+        self.pubs = []
+
+    def ep(self, name):
+        return "tcp://127.0.0.1:%d" % self.ports[name]
+
+    def start(self, wait=True):
+        self._err = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err, env=self.env)
+        self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000)
+        if wait:
+            deadline = time.monotonic() + 20
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("pacd exited with %s: %s" % (self.proc.returncode, self.stderr()))
+                try:
+                    self.client.status()
+                    break
+                except pacd_client.PacdError:
+                    if time.monotonic() > deadline:
+                        raise
+        return self
+
+    def stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def camera(self, name="front"):
+        p = pacd_client.CameraPublisher(name, 128, 128, endpoint=self.ep("camera"))
+        self.pubs.append(p)
+        return p
+
+    def state_publisher(self):
+        p = pacd_client.StatePublisher(endpoint=self.ep("state"))
+        self.pubs.append(p)
+        return p
+
+    def telemetry(self, count=1):
+        return list(pacd_client.watch(self.ep("telemetry"), count=count, timeout_s=5))
+
+    def wait_for(self, predicate, timeout=15.0, what="condition", feed=None):
+        """Poll status until predicate(status) holds; `feed()` runs between polls
+        (e.g. to publish camera frames)."""
+        deadline = time.monotonic() + timeout
+        st = None
+        while time.monotonic() < deadline:
+            if feed:
+                feed()
+            st = self.client.status()
+            if predicate(st):
+                return st
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for %s; last status:\n%s\nstderr:\n%s" % (what, st, self.stderr()))
+
+    def logs(self):
+        if not os.path.isdir(self.logdir):
+            return []
+        return sorted(os.path.join(self.logdir, f) for f in os.listdir(self.logdir) if f.endswith(".mcap"))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=15):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        for p in self.pubs:
+            p.close()
+        self.pubs = []
+        if self.client:
+            self.client.close()
+            self.client = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_err", None):
+            self._err.close()
+
+
+class FrameFeeder:
+    """Publishes a camera frame whenever called and at least period_s has passed."""
+
+    def __init__(self, pub, period_s=0.02):
+        self.pub, self.period_s, self.last, self.n = pub, period_s, 0.0, 0
+        self.img = pacd_client.synthetic_image(128, 128, 0.0)
+
+    def __call__(self):
+        now = time.monotonic()
+        if now - self.last >= self.period_s:
+            self.pub.send(self.img)
+            self.last = now
+            self.n += 1
+
+
+@pytest.fixture
+def daemon(tmp_path, example_checkpoint):
+    """Factory: daemon(cameras=..., extra=..., env=...) -> started Daemon."""
+    started = []
+
+    def make(start=True, wait=True, **kw):
+        d = Daemon(tmp_path, kw.pop("checkpoint", example_checkpoint), **kw)
+        started.append(d)
+        if start:
+            d.start(wait=wait)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+def pacctl(*args, check=False):
+    return subprocess.run([PACCTL, *args], capture_output=True, text=True, check=check)

@@ -1,0 +1,285 @@
+"""The real pacd on the sim Panda: loop, telemetry, control, stale input,
+bad frames, systemd notify, signals and the episode logs they leave."""
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import pacd_client
+from conftest import PACD, FrameFeeder, pacctl
+
+pb = pacd_client.pb
+
+
+def running(st):
+    return st.state == pb.RUNNING
+
+
+def cat_steps(path):
+    r = pacctl("log", "cat", path)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
+    d = daemon()
+    ts = d.telemetry(count=4)
+    ticks = [t.tick_count for t in ts]
+    assert ticks == sorted(ticks) and ticks[-1] > ticks[0], ticks
+    last = ts[-1]
+    assert last.state == pb.IDLE
+    assert last.robot == "panda" and last.backend == "sim"
+    with open(example_checkpoint, "rb") as f:
+        assert last.checkpoint_sha256 == hashlib.sha256(f.read()).hexdigest()
+    assert last.window_ticks > 0
+    # the loop keeps its 20 Hz period (a functional check with a wide margin)
+    assert 30000 < last.period.p50_us < 80000, last.period
+    assert last.period.max_us >= last.period.p99_us >= last.period.p50_us
+    assert len(last.last_action) == 7
+
+
+def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
+    d = daemon()
+    feed = FrameFeeder(d.camera())
+    reply = d.client.start_episode(max_steps=40)
+    assert reply.ok and reply.episode_id
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, feed=feed, what="40 steps")
+    assert st.episodes == 1
+    d.stop()
+    logs = d.logs()
+    assert len(logs) == 1 and reply.episode_id in logs[0]
+    r = pacctl("log", "verify", "--strict", logs[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = cat_steps(logs[0])
+    assert [s["step"] for s in steps] == list(range(40))
+    assert [s["is_first"] for s in steps] == [True] + [False] * 39
+    assert [s["is_last"] for s in steps] == [False] * 39 + [True]
+    moving = [s for s in steps if not s["held"]]
+    assert len(moving) >= 30, "most steps should drive the arm"
+    q0 = steps[0]["observation"]["joint_positions"]
+    q1 = steps[-1]["observation"]["joint_positions"]
+    assert max(abs(a - b) for a, b in zip(q0, q1)) > 0.01, "the policy moved the arm"
+    assert any(abs(v) > 1e-3 for v in moving[5]["action"])
+
+
+def test_stale_camera_holds_the_arm(daemon):
+    d = daemon()
+    d.client.start_episode(max_steps=0)
+    # no camera publisher: every step is stale, the arm holds
+    st = d.wait_for(lambda s: s.step >= 10, what="10 stale steps")
+    assert st.stale_steps >= 10
+    assert all(v == 0.0 for v in st.last_action)
+    assert st.state == pb.RUNNING
+    # frames arrive: the policy drives again
+    feed = FrameFeeder(d.camera())
+    st = d.wait_for(lambda s: any(abs(v) > 1e-4 for v in s.last_action), feed=feed,
+                    what="the arm to move once frames arrive")
+    stale_then = st.stale_steps
+    for _ in range(20):
+        feed()
+        time.sleep(0.02)
+    st = d.client.status()
+    assert st.stale_steps - stale_then <= 2
+    # frames stop: stale again after max_age_ms (200 ms)
+    st = d.wait_for(lambda s: s.stale_steps > stale_then + 5, what="stale again")
+    assert all(v == 0.0 for v in st.last_action)
+    assert "holding the arm" in d.stderr()
+
+
+def test_bad_frames_are_dropped_and_counted(daemon):
+    d = daemon()
+    cam = d.camera()
+    time.sleep(0.3)  # PUB connect
+    good = pacd_client.synthetic_image(128, 128, 0)
+    cam.send_raw([b"camera/front"])                            # one part: malformed
+    cam.send_raw([b"camera/front", b"\xff\xff\xff not protobuf"])  # malformed
+    cam.send_raw([b"camera/front", b"a", b"b"])                # three parts: malformed
+    cam.send(good[:1000])                                      # wrong data size: misshaped
+    cam.send(good, width=64, height=64)                        # wrong size: misshaped
+    cam.send_raw([b"camera/back", cam.frame(good).SerializeToString()])  # topic/name differ
+    other = pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera"))
+    d.pubs.append(other)
+    time.sleep(0.3)
+    other.send(good)                                           # unknown camera: misshaped
+    cam.send(good + b"x" * 100)                                # larger than the frame: oversized
+    cam.send(b"\xff\xd8 broken jpeg", encoding=pb.CameraFrame.JPEG)  # malformed
+    st = d.wait_for(lambda s: s.frames_malformed >= 4 and s.frames_misshaped >= 4
+                    and s.frames_oversized >= 1, what="bad frames counted")
+    assert st.frames_received == 0
+    assert st.frames_dropped == st.frames_malformed + st.frames_misshaped + st.frames_oversized
+    # over max_message_bytes (1 MiB): libzmq drops the peer, pacd counts it
+    cam.send_raw([b"camera/front", b"\0" * (2 << 20)])
+    d.wait_for(lambda s: s.peers_disconnected >= 1, what="oversized peer dropped")
+    # pacd is alive and still takes good frames, RGB8 and JPEG
+    cam2 = d.camera()
+    time.sleep(0.3)
+    cam2.send(good)
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (128, 128), good).save(buf, format="JPEG", quality=90)
+    cam2.send_jpeg(buf.getvalue())
+    d.wait_for(lambda s: s.frames_received >= 2, what="good frames accepted")
+    assert d.proc.poll() is None
+
+
+def test_robot_state_and_reward_validation(daemon):
+    d = daemon()
+    sp = d.state_publisher()
+    time.sleep(0.3)
+    sp.send_state([0.0] * 6, [0.0] * 6)                 # wrong joint count
+    sp.send_state([float("nan")] + [0.0] * 6, [0.0] * 7)  # non-finite
+    sp.send_raw([b"robot_state", b"\x08\xff\xff"])     # bad protobuf
+    sp.send_state([0.0] * 7, [0.0] * 7)                 # good
+    st = d.wait_for(lambda s: s.states_rejected >= 3 and s.states_received >= 1,
+                    what="robot states counted")
+    assert st.states_rejected == 3
+
+
+def test_reward_terminal_ends_the_episode(daemon):
+    d = daemon()
+    feed = FrameFeeder(d.camera())
+    sp = d.state_publisher()
+    d.client.start_episode(max_steps=0)
+    d.wait_for(lambda s: s.step >= 5, feed=feed, what="5 steps")
+    for _ in range(10):
+        sp.send_reward(1.0, discount=0.0, is_terminal=True)
+        feed()
+        time.sleep(0.03)
+        if d.client.status().state == pb.IDLE:
+            break
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed, what="episode ended by the reward")
+    d.stop()
+    steps = cat_steps(d.logs()[0])
+    last = steps[-1]
+    assert last["is_last"] and last["is_terminal"]
+    assert last["reward"] == 1.0 and last["discount"] == 0.0
+    assert not any(s["is_terminal"] for s in steps[:-1])
+
+
+def test_control_commands(daemon):
+    d = daemon()
+    c = d.client
+    r = c.end_episode(check=False)
+    assert not r.ok and "no episode" in r.error
+    r = c.resume(check=False)
+    assert not r.ok and r.error
+    feed = FrameFeeder(d.camera())
+    c.start_episode()
+    d.wait_for(running, feed=feed)
+    r = c.start_episode(check=False)
+    assert not r.ok and "running" in r.error
+    c.hold()
+    st = d.wait_for(lambda s: s.state == pb.HOLDING, feed=feed)
+    step_before = st.step
+    d.wait_for(lambda s: s.step > step_before + 3, feed=feed, what="steps while holding")
+    assert all(v == 0.0 for v in c.status().last_action)
+    c.resume()
+    d.wait_for(running, feed=feed)
+    c.estop()
+    st = d.wait_for(lambda s: s.state == pb.ESTOPPED, feed=feed)
+    r = c.start_episode(check=False)
+    assert not r.ok and "clear_estop" in r.error
+    c.clear_estop()
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed)
+    # a request that is not a Command gets a clear error, pacd goes on
+    r = c.raw(b"\xff\xff\xff\xff")
+    assert not r.ok and "Command" in r.error
+    assert c.status().commands_rejected >= 3
+    # pacctl speaks the same protocol
+    out = pacctl("--control", d.ep("control"), "status", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] == "IDLE"
+    out = pacctl("--control", d.ep("control"), "hold")
+    assert out.returncode == 1 and "refused" in out.stderr
+    out = pacctl("--telemetry", d.ep("telemetry"), "watch", "--json", "--count", "2")
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+
+
+def test_notify_ready_then_watchdog(daemon, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    d = daemon(start=False, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    d.start(wait=False)
+    msgs = []
+    try:
+        while not any("WATCHDOG=1" in m for m in msgs) or len(msgs) < 4:
+            msgs.append(s.recv(4096).decode())
+    finally:
+        s.close()
+    ready = next(i for i, m in enumerate(msgs) if "READY=1" in m)
+    watchdog = next(i for i, m in enumerate(msgs) if "WATCHDOG=1" in m)
+    assert ready < watchdog, msgs
+    d.stop()
+    assert d.proc.returncode == 0
+
+
+def test_sigterm_exits_0_and_the_log_verifies(daemon):
+    d = daemon()
+    feed = FrameFeeder(d.camera())
+    d.client.start_episode(max_steps=0)
+    d.wait_for(lambda s: s.step >= 20, feed=feed, what="20 steps")
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    logs = d.logs()
+    assert len(logs) == 1
+    r = pacctl("log", "verify", "--strict", logs[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = cat_steps(logs[0])
+    assert len(steps) >= 20
+    assert steps[-1]["is_last"] and not steps[-1]["is_terminal"]
+
+
+def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
+    d = daemon()
+    feed = FrameFeeder(d.camera())
+    d.client.start_episode(max_steps=0)
+    d.wait_for(lambda s: s.step >= 30, feed=feed, what="30 steps")
+    d.signal(signal.SIGKILL)
+    d.wait()
+    logs = d.logs()
+    assert len(logs) == 1
+    r = pacctl("log", "verify", logs[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "unfinished" in r.stdout
+    assert pacctl("log", "verify", "--strict", logs[0]).returncode == 3
+    steps = cat_steps(logs[0])
+    # fsync_interval_ms = 200: at most the last fraction of a second is lost
+    assert len(steps) >= 20
+    assert [s["step"] for s in steps] == list(range(len(steps)))
+
+
+def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoint):
+    from conftest import write_config
+    ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
+    cfg = write_config(str(tmp_path / "a.conf"), example_checkpoint, str(tmp_path), ports,
+                       extra="[robot]\nspeed = 3\n")
+    r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True)
+    assert r.returncode != 0 and "[robot] speed" in r.stderr
+    ok = write_config(str(tmp_path / "ok.conf"), example_checkpoint, str(tmp_path), ports)
+    r = subprocess.run([PACD, "--check-config", ok], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # a truncated checkpoint: clear message naming the file, non-zero exit, no READY=1
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes(open(example_checkpoint, "rb").read()[:100])
+    cfg = write_config(str(tmp_path / "b.conf"), str(bad), str(tmp_path), ports)
+    path = str(tmp_path / "n.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.5)
+    r = subprocess.run([PACD, "--config", cfg], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, NOTIFY_SOCKET=path))
+    assert r.returncode != 0 and "cut.safetensors" in r.stderr
+    with pytest.raises(socket.timeout):
+        s.recv(4096)
+    s.close()
+    r = subprocess.run([PACD, "--config", str(tmp_path / "missing.conf")], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "missing.conf" in r.stderr
