@@ -246,8 +246,13 @@ static int mlp_step(void *impl, const policy_observation_t *obs, float *action,
     }
     /* `in` holds the head output; for the gaussian head the first action_dim
      * values are the mean, and deployment acts on tanh(mean). */
-    for (int j = 0; j < m->action_dim; j++)
-        action[j] = policy_rescale(tanhf(in[j]), m->low[j], m->high[j]);
+    float *a = out;   /* the free ping-pong buffer (widest >= action_dim) */
+    for (int j = 0; j < m->action_dim; j++) {
+        a[j] = policy_rescale(tanhf(in[j]), m->low[j], m->high[j]);
+        if (isnan(a[j]))
+            return -ERANGE;   /* overflow inside the network: leave action untouched */
+    }
+    memcpy(action, a, (size_t)m->action_dim * sizeof(float));
     if (extra)
         extra->has_q_value = 0;
     return 0;
