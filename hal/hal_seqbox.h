@@ -4,9 +4,14 @@
  * The writer fills the slot readers are not pointed at, then publishes its
  * index, so a writer preempted mid-write never makes readers retry; a reader
  * only retries when the writer laps it twice during one copy. All shared
- * words are C11 atomics (relaxed loads/stores ordered by fences, as in H.-J.
- * Boehm, "Can seqlocks get along with programming language memory models?",
- * MSPC 2012), so the scheme is free of data races and clean under TSan.
+ * words are C11 atomics, so the scheme is free of data races and clean under
+ * TSan. Ordering without standalone fences (GCC's TSan does not support
+ * them): the writer marks the slot odd, stores the words with release (so
+ * the odd mark is visible before any new word), then marks it even with
+ * release; the reader loads the mark with acquire and the words with acquire
+ * (so its second load of the mark comes after them). A reader that saw any
+ * word of a newer write therefore sees the newer mark and retries. On x86-64
+ * all of these are plain moves.
  *
  * Not part of the public interface; used by backends. */
 #ifndef PACD_HAL_SEQBOX_H
@@ -55,9 +60,8 @@ static inline void hal_seqbox_write(hal_seqbox_t *box, const void *src, size_t s
     hal_seqbox_slot_t *s = &box->slot[(pub + 1) & 1];
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
     for (size_t i = 0; i < n; i++)
-        atomic_store_explicit(&s->words[i], buf[i], memory_order_relaxed);
+        atomic_store_explicit(&s->words[i], buf[i], memory_order_release);
     atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
     atomic_store_explicit(&box->published, pub + 1, memory_order_release);
 }
@@ -76,8 +80,7 @@ static inline int hal_seqbox_read(hal_seqbox_t *box, void *dst, size_t size)
         if (s1 & 1)
             continue;
         for (size_t i = 0; i < n; i++)
-            buf[i] = atomic_load_explicit(&s->words[i], memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
+            buf[i] = atomic_load_explicit(&s->words[i], memory_order_acquire);
         uint64_t s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
         if (s1 == s2) {
             memcpy(dst, buf, size);
