@@ -32,13 +32,26 @@ typedef struct {
     int has_gripper;
     double gripper_max;             /* finger opening at fully open, m */
     double gripper_speed;           /* m/s */
+    const char *ee_frame;           /* what hal_robot_fk() returns, with its source */
 } hal_robot_t;
 
-/* The robot description called `name` ("panda", "sawyer"), or NULL. */
+/* The robot description called `name` ("panda", "sawyer"), or NULL for an
+ * unknown or NULL name. The result points to constant static data (do not
+ * free). Init-only by convention (RT-safe in fact: no allocation). */
 const hal_robot_t *hal_robot_find(const char *name);
 
-/* Forward kinematics of the end effector (pinch point / flange) in the base
- * frame: pose = x y z (m), qw qx qy qz. q holds robot->n_joints rad. RT-safe. */
+/* Forward kinematics of the end effector in the robot's base frame.
+ * q: robot->n_joints joint positions, rad (not checked against the limits).
+ * pose: x y z (m), then the orientation as a unit quaternion qw qx qy qz with
+ * qw >= 0. Frames (see robot->ee_frame and docs/hal.md):
+ *   panda:  Franka Hand TCP (pinch point): flange from the Franka DH table
+ *           (Craig convention, Franka docs "Robot and interface
+ *           specifications"), then -pi/4 about z and +0.1034 m along z (Franka
+ *           default F_T_EE with the hand).
+ *   sawyer: the flange ("attachment_site" of menagerie sawyer.xml, = URDF
+ *           right_hand position), from the menagerie body chain.
+ * If robot, q or pose is NULL, or a q is not finite, pose is set to NaN (when
+ * pose is not NULL). RT-safe: no allocation, no syscalls. */
 void hal_robot_fk(const hal_robot_t *robot, const double *q, double pose[7]);
 
 /* Robot state as a driver reports it (mirrors pacd.v1.RobotState). */
@@ -68,6 +81,19 @@ typedef struct {
 
 typedef struct hal hal_t;
 
+/* Backend event counters (monotonic since hal_new). A backend sets the ones
+ * it knows and leaves the others 0. */
+typedef struct {
+    uint64_t ticks;          /* backend control/integration cycles run */
+    uint64_t overruns;       /* cycles that started a whole period or more late */
+    uint64_t commands;       /* valid commands received */
+    uint64_t bad_commands;   /* commands refused (-EINVAL): held instead */
+    uint64_t holds;          /* hold requests received */
+    uint64_t watchdog_holds; /* holds because no command came for command_timeout_s */
+    uint64_t limit_stops;    /* joints stopped by reaching q_min/q_max */
+    uint64_t resets;         /* completed resets */
+} hal_counters_t;
+
 typedef struct {
     int api_version;                 /* HAL_API_VERSION */
     const char *name;                /* "sim", ... */
@@ -83,6 +109,8 @@ typedef struct {
     int (*reset)(hal_t *self);
     /* required: stop threads, free the backend's state. Init-only. */
     void (*destroy)(hal_t *self);
+    /* optional (NULL): event counters since start. RT-safe. 0 or -errno. */
+    int (*counters)(hal_t *self, hal_counters_t *counters);
 } hal_ops_t;
 
 struct hal {
@@ -91,26 +119,49 @@ struct hal {
     void *impl;                      /* backend's own state */
 };
 
-/* Backend options from the [robot] config section. */
+/* Backend options from the [robot] config section. Zero fields take the
+ * defaults; options == NULL means all defaults. */
 typedef struct {
-    const char *backend;      /* "sim" */
-    double sim_rate_hz;       /* sim integration rate, default 1000 */
-    const double *initial_q;  /* NULL = robot->q_home; rad */
+    const char *backend;      /* "sim" (NULL = "sim") */
+    double sim_rate_hz;       /* sim integration rate, Hz, 10..10000; 0 = 1000 */
+    const double *initial_q;  /* NULL = robot->q_home; rad, robot->n_joints values */
+    double command_timeout_s; /* watchdog: hold when no command for this long;
+                                 0 = 0.2 s (Sawyer motor controller timeout) */
 } hal_options_t;
 
 /* Create and start a backend for `robot`. Init-only. Caller owns the result
- * (free with hal_destroy). NULL with a message in err on failure
- * (unknown backend, thread start failure). */
+ * (free with hal_destroy). NULL with a message in err (when err != NULL) on
+ * failure: NULL or invalid robot, unknown backend, option out of range,
+ * initial_q outside the joint limits, backend/API version mismatch, thread
+ * start failure. The arm starts at rest, holding, until the first command. */
 hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options,
                char *err, size_t errlen);
 
 /* Stop and free; sets *self_p to NULL. NULL-safe. Init-only. */
 void hal_destroy(hal_t **self_p);
 
-/* RT-safe wrappers over the ops table. */
+/* RT-safe wrappers over the ops table. Each returns -EINVAL when self (or
+ * state/cmd) is NULL, else what the backend returns.
+ * hal_read_state: copies the latest state; never blocks (-EAGAIN in the rare
+ *   case a consistent copy could not be taken in a bounded number of tries).
+ * hal_command: the command for the next period; values must match the space
+ *   (n_joints rad/s [+ gripper in -1..1]) and be finite, else -EINVAL and the
+ *   backend holds. Call from one thread (the control loop).
+ * hal_hold: decelerate at ddq_max and hold until the next hal_command.
+ *   Callable from any thread. */
 int hal_read_state(hal_t *self, hal_state_t *state);
 int hal_command(hal_t *self, const hal_command_t *cmd);
 int hal_hold(hal_t *self);
+
+/* Event counters of the backend. RT-safe. 0, -EINVAL (NULL argument) or
+ * -ENOTSUP (backend has no counters). */
+int hal_counters(hal_t *self, hal_counters_t *counters);
+
+/* Return to the home pose (robot->q_home) at rest, holding. Not RT-safe:
+ * call from a non-RT thread while the control loop is not commanding; may
+ * block until the backend confirms (sim: about one integration period).
+ * 0, -EINVAL (NULL), -ENOTSUP (backend has no reset), -ETIMEDOUT. */
+int hal_reset(hal_t *self);
 
 /* ---- safety filter (between the policy and the backend) ---- */
 

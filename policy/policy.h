@@ -100,7 +100,11 @@ const policy_spec_t *policy_spec(const policy_t *self);
 /* Compute one action (spec->action_dim floats, action-spec units, inside
  * [action_low, action_high] unless the checkpoint is broken) from obs.
  * RT-safe: uses only the arena planned at load.
- * Returns 0, or -EINVAL when obs/action is NULL. `extra` may be NULL. */
+ * Returns 0; -EINVAL when self/obs/action is NULL (or obs->values/images is
+ * NULL while the spec needs them); -EDOM when an observation value is NaN or
+ * Inf; -ERANGE when the network overflowed to NaN (e.g. absurd inputs). On
+ * any error `action` is left unchanged: the caller holds the arm.
+ * `extra` may be NULL. */
 int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
                 policy_extra_t *extra);
 

@@ -1,0 +1,418 @@
+/* policy — checkpoint metadata -> policy_spec_t, and dispatch on the
+ * architecture. See policy.h and docs/checkpoint.md. */
+#include "policy.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "policy_impl.h"
+#include "policy_nn.h"
+
+/* Highest checkpoint format version this code reads (docs/checkpoint.md). */
+#define POLICY_FORMAT_VERSION 1
+#define POLICY_MAX_OBS_DIM (1 << 20)
+#define POLICY_MAX_HISTORY 64
+
+struct policy {
+    policy_spec_t spec;
+    const policy_arch_t *arch;
+    void *impl;
+};
+
+static const policy_arch_t *const archs[] = { &policy_arch_mlp };
+
+void policy_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Copy a string metadata value of bounded length. */
+static int copy_name(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= POLICY_MAX_NAME)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static const char *require(const ckpt_t *ck, const char *key, char *err, size_t errlen)
+{
+    const char *v = ckpt_metadata(ck, key);
+    if (!v)
+        policy_errf(err, errlen, "%s: metadata '%s' is missing; export the checkpoint "
+                    "with pacd_torch.export (docs/checkpoint.md)", ckpt_path(ck), key);
+    return v;
+}
+
+/* Sources and their fixed size (-1: any 1-D length; -2: action dim; 0: camera). */
+static int source_size(const char *src, int action_dim)
+{
+    static const struct { const char *name; int size; } table[] = {
+        { "joint_positions", -1 }, { "joint_velocities", -1 },
+        { "gripper_position", 1 }, { "gripper_velocity", 1 }, { "grasp", 1 },
+        { "end_effector_pose", 7 },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(src, table[i].name) == 0)
+            return table[i].size;
+    if (strcmp(src, "previous_action") == 0)
+        return action_dim;
+    if (strncmp(src, "camera/", 7) == 0 && src[7] != '\0')
+        return 0;
+    return -100;
+}
+
+static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec,
+                       char *err, size_t errlen)
+{
+    policy_field_t *fd = &spec->fields[idx];
+    if (!json_is_object(f)) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d is not an object",
+                    path, idx);
+        return -EINVAL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(f, key, val) {
+        if (strcmp(key, "name") && strcmp(key, "source") && strcmp(key, "shape") &&
+            strcmp(key, "history")) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: unknown key "
+                        "'%s' (known: name, source, shape, history)", path, idx, key);
+            return -EINVAL;
+        }
+    }
+    const char *name = json_string_value(json_object_get(f, "name"));
+    if (!name || !*name || copy_name(fd->name, name) != 0) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: \"name\" must be "
+                    "a string of 1-%d bytes", path, idx, POLICY_MAX_NAME - 1);
+        return -EINVAL;
+    }
+    for (int j = 0; j < idx; j++) {
+        if (strcmp(spec->fields[j].name, fd->name) == 0) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field name '%s' "
+                        "appears twice", path, fd->name);
+            return -EINVAL;
+        }
+    }
+    const char *src = json_string_value(json_object_get(f, "source"));
+    int want = src ? source_size(src, spec->action_dim) : -100;
+    if (!src || want == -100 || copy_name(fd->source, src) != 0) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
+                    "unknown (known: joint_positions, joint_velocities, gripper_position, "
+                    "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>)",
+                    path, fd->name, src ? src : "(none)");
+        return -EINVAL;
+    }
+    json_t *shape = json_object_get(f, "shape");
+    if (!json_is_array(shape) || json_array_size(shape) < 1 ||
+        json_array_size(shape) > POLICY_MAX_DIMS) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"shape\" must "
+                    "be an array of 1-%d positive integers", path, fd->name, POLICY_MAX_DIMS);
+        return -EINVAL;
+    }
+    fd->ndim = (int)json_array_size(shape);
+    long long size = 1;
+    for (int d = 0; d < fd->ndim; d++) {
+        json_t *v = json_array_get(shape, (size_t)d);
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > POLICY_MAX_OBS_DIM) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape[%d] "
+                        "must be a positive integer", path, fd->name, d);
+            return -EINVAL;
+        }
+        fd->shape[d] = (int)json_integer_value(v);
+        size *= fd->shape[d];
+        if (size > POLICY_MAX_OBS_DIM * 16LL) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape is "
+                        "too large", path, fd->name);
+            return -EINVAL;
+        }
+    }
+    fd->size = (int)size;
+    fd->is_image = want == 0;
+    int ok;
+    if (fd->is_image)
+        ok = fd->ndim == 3 && fd->shape[2] == 3;
+    else if (want == -1)
+        ok = fd->ndim == 1;
+    else
+        ok = fd->ndim == 1 && fd->shape[0] == want;
+    if (!ok) {
+        if (fd->is_image)
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': a camera "
+                        "field has shape [H, W, 3]", path, fd->name);
+        else if (want == -1)
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
+                        "has a 1-D shape", path, fd->name, src);
+        else
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
+                        "has shape [%d]", path, fd->name, src, want);
+        return -EINVAL;
+    }
+    json_t *hist = json_object_get(f, "history");
+    if (!json_is_integer(hist) || json_integer_value(hist) < 1 ||
+        json_integer_value(hist) > POLICY_MAX_HISTORY) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"history\" must "
+                    "be an integer in [1, %d]", path, fd->name, POLICY_MAX_HISTORY);
+        return -EINVAL;
+    }
+    fd->history = (int)json_integer_value(hist);
+    if (fd->is_image) {
+        fd->offset = -1;
+        spec->n_images++;
+    } else {
+        fd->offset = spec->obs_dim;
+        long long dim = (long long)spec->obs_dim + (long long)fd->size * fd->history;
+        if (dim > POLICY_MAX_OBS_DIM) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.observation': the observation vector "
+                        "exceeds %d values at field '%s'", path, POLICY_MAX_OBS_DIM, fd->name);
+            return -EINVAL;
+        }
+        spec->obs_dim = (int)dim;
+    }
+    return 0;
+}
+
+static int parse_observation(const char *path, const char *text, policy_spec_t *spec,
+                             char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = -EINVAL;
+    if (!root || !json_is_array(root) || json_array_size(root) < 1 ||
+        json_array_size(root) > POLICY_MAX_FIELDS) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': must be a JSON array of 1-%d "
+                    "fields%s%s", path, POLICY_MAX_FIELDS, root ? "" : ": ",
+                    root ? "" : jerr.text);
+        goto out;
+    }
+    spec->n_fields = (int)json_array_size(root);
+    for (int i = 0; i < spec->n_fields; i++)
+        if ((rc = parse_field(path, i, json_array_get(root, (size_t)i), spec, err, errlen)))
+            goto out;
+    if (spec->obs_dim == 0 && spec->n_images == 0) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.observation': no values", path);
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int parse_bounds(const char *path, json_t *arr, const char *which, int dim, float *out,
+                        char *err, size_t errlen)
+{
+    if (!json_is_array(arr) || (int)json_array_size(arr) != dim) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.action': \"%s\" must be an array of %d "
+                    "numbers (one per action dimension)", path, which, dim);
+        return -EINVAL;
+    }
+    for (int i = 0; i < dim; i++) {
+        json_t *v = json_array_get(arr, (size_t)i);
+        double d = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(d) || fabs(d) > 1e6) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.action': %s[%d] is not a finite number",
+                        path, which, i);
+            return -EINVAL;
+        }
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+static int parse_action(const char *path, const char *text, policy_spec_t *spec,
+                        char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = -EINVAL;
+    if (!root || !json_is_object(root)) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.action': not a JSON object%s%s", path,
+                    root ? "" : ": ", root ? "" : jerr.text);
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "space") && strcmp(key, "dim") && strcmp(key, "low") &&
+            strcmp(key, "high")) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.action': unknown key '%s' (known: "
+                        "space, dim, low, high)", path, key);
+            goto out;
+        }
+    }
+    const char *space = json_string_value(json_object_get(root, "space"));
+    json_t *dim = json_object_get(root, "dim");
+    if (!json_is_integer(dim) || json_integer_value(dim) < 1 ||
+        json_integer_value(dim) > POLICY_MAX_ACTION) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.action': \"dim\" must be an integer in "
+                    "[1, %d]", path, POLICY_MAX_ACTION);
+        goto out;
+    }
+    spec->action_dim = (int)json_integer_value(dim);
+    int d = spec->action_dim;
+    if (space && strcmp(space, "joint_velocity") == 0) {
+        spec->action_space = POLICY_ACTION_JOINT_VELOCITY;
+    } else if (space && strcmp(space, "joint_velocity_gripper") == 0 && d >= 2) {
+        spec->action_space = POLICY_ACTION_JOINT_VELOCITY_GRIPPER;
+    } else if (space && strcmp(space, "cartesian_velocity") == 0 && (d == 4 || d == 5)) {
+        spec->action_space = POLICY_ACTION_CARTESIAN_VELOCITY;
+    } else {
+        policy_errf(err, errlen, "%s: metadata 'pacd.action': space '%s' with dim %d is not "
+                    "supported (joint_velocity, joint_velocity_gripper with dim >= 2, "
+                    "cartesian_velocity with dim 4 or 5)", path, space ? space : "(none)", d);
+        goto out;
+    }
+    if ((rc = parse_bounds(path, json_object_get(root, "low"), "low", d, spec->action_low,
+                           err, errlen)) ||
+        (rc = parse_bounds(path, json_object_get(root, "high"), "high", d, spec->action_high,
+                           err, errlen)))
+        goto out;
+    for (int i = 0; i < d; i++) {
+        if (!(spec->action_low[i] < spec->action_high[i])) {
+            policy_errf(err, errlen, "%s: metadata 'pacd.action': low[%d] = %g is not below "
+                        "high[%d] = %g", path, i, (double)spec->action_low[i], i,
+                        (double)spec->action_high[i]);
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* Fill spec from the common metadata (docs/checkpoint.md "Metadata"). */
+static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
+{
+    const char *path = ckpt_path(ck);
+    const char *fmt = require(ck, "pacd.format", err, errlen);
+    if (!fmt)
+        return -EINVAL;
+    if (strcmp(fmt, "pacd-checkpoint") != 0) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.format' is '%s', expected "
+                    "'pacd-checkpoint'", path, fmt);
+        return -EINVAL;
+    }
+    const char *ver = require(ck, "pacd.format_version", err, errlen);
+    if (!ver)
+        return -EINVAL;
+    char *end = NULL;
+    long v = strtol(ver, &end, 10);
+    if (end == ver || *end != '\0' || v < 1) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.format_version' is '%s', expected a "
+                    "positive integer", path, ver);
+        return -EINVAL;
+    }
+    if (v > POLICY_FORMAT_VERSION) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.format_version' is %ld, newer than this "
+                    "pacd reads (%d); upgrade pacd", path, v, POLICY_FORMAT_VERSION);
+        return -EINVAL;
+    }
+    const char *arch = require(ck, "pacd.architecture", err, errlen);
+    if (!arch)
+        return -EINVAL;
+    if (copy_name(spec->architecture, arch) != 0)
+        spec->architecture[0] = '\0';
+    const char *robot = require(ck, "pacd.robot", err, errlen);
+    if (!robot)
+        return -EINVAL;
+    if (copy_name(spec->robot, robot) != 0) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.robot' is longer than %d bytes", path,
+                    POLICY_MAX_NAME - 1);
+        return -EINVAL;
+    }
+    const char *act = require(ck, "pacd.action", err, errlen);
+    if (!act)
+        return -EINVAL;
+    int rc = parse_action(path, act, spec, err, errlen);
+    if (rc)
+        return rc;
+    const char *obs = require(ck, "pacd.observation", err, errlen);
+    if (!obs)
+        return -EINVAL;
+    if ((rc = parse_observation(path, obs, spec, err, errlen)))
+        return rc;
+    memcpy(spec->sha256, ckpt_sha256(ck), sizeof spec->sha256);
+    return 0;
+}
+
+policy_t *policy_load(const char *path, const policy_options_t *options,
+                      char *err, size_t errlen)
+{
+    policy_errf(err, errlen, "no error");
+    ckpt_t *ck = ckpt_open(path, err, errlen);
+    if (!ck)
+        return NULL;
+    policy_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        policy_errf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    if (parse_spec(ck, &self->spec, err, errlen) != 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i]->name, self->spec.architecture) == 0)
+            self->arch = archs[i];
+    if (!self->arch) {
+        policy_errf(err, errlen, "%s: metadata 'pacd.architecture' is '%s', which this pacd "
+                    "does not run (known: mlp)", path, ckpt_metadata(ck, "pacd.architecture"));
+        goto fail;
+    }
+    policy_options_t defaults = { .threads = 1 };
+    const policy_options_t *opt = options ? options : &defaults;
+    nn_set_threads(opt->threads);
+    if (self->arch->load(ck, &self->spec, opt, &self->impl, err, errlen) != 0)
+        goto fail;
+    ckpt_destroy(&ck);
+    return self;
+fail:
+    ckpt_destroy(&ck);
+    free(self);
+    return NULL;
+}
+
+void policy_destroy(policy_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    policy_t *self = *self_p;
+    if (self->arch && self->impl)
+        self->arch->destroy(&self->impl);
+    free(self);
+    *self_p = NULL;
+}
+
+const policy_spec_t *policy_spec(const policy_t *self)
+{
+    return self ? &self->spec : NULL;
+}
+
+int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
+                policy_extra_t *extra)
+{
+    if (!self || !obs || !action || (!obs->values && self->spec.obs_dim > 0) ||
+        (!obs->images && self->spec.n_images > 0))
+        return -EINVAL;
+    return self->arch->step(self->impl, obs, action, extra);
+}
+
+size_t policy_arena_bytes(const policy_t *self)
+{
+    return self ? self->arch->arena_bytes(self->impl) : 0;
+}

@@ -1,0 +1,41 @@
+/* Internal interface between policy.c (spec, dispatch) and the architectures
+ * (policy_mlp.c; later the PAC actor). Not installed, not public. */
+#ifndef PACD_POLICY_IMPL_H
+#define PACD_POLICY_IMPL_H
+
+#include <stddef.h>
+
+#include "policy.h"
+#include "policy_ckpt.h"
+
+/* Driver table of one architecture. Every entry is required. */
+typedef struct {
+    const char *name;   /* value of "pacd.architecture" */
+    /* Build the model from the checkpoint. `spec` is already filled from the
+     * common metadata; the loader may check it further. Init-only.
+     * Returns 0 and *impl_out (caller owns, free with destroy) or a negative
+     * errno with a message in err naming the file and tensor/key. */
+    int (*load)(ckpt_t *ck, const policy_spec_t *spec, const policy_options_t *options,
+                void **impl_out, char *err, size_t errlen);
+    /* One step; the arguments are already checked non-NULL. RT-safe. */
+    int (*step)(void *impl, const policy_observation_t *obs, float *action,
+                policy_extra_t *extra);
+    size_t (*arena_bytes)(const void *impl);
+    void (*destroy)(void **impl_p);
+} policy_arch_t;
+
+extern const policy_arch_t policy_arch_mlp;
+
+/* snprintf into err (errlen bytes; nothing when err is NULL or errlen 0). */
+void policy_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Map a tanh output t in [-1, 1] to [low, high] and clamp (float rounding
+ * never leaves the bounds): low + (t + 1) * 0.5 * (high - low). RT-safe. */
+static inline float policy_rescale(float t, float low, float high)
+{
+    float a = low + (t + 1.0f) * 0.5f * (high - low);
+    return a < low ? low : a > high ? high : a;
+}
+
+#endif

@@ -1,0 +1,224 @@
+/* nn — ops over OpenBLAS and the arena planner. See policy_nn.h. */
+#include "policy_nn.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+struct nn_arena {
+    size_t top;      /* planning stack top, bytes */
+    size_t peak;     /* high-water mark, bytes */
+    int committed;
+    unsigned char *mem;
+};
+
+nn_arena_t *nn_arena_new(void)
+{
+    return calloc(1, sizeof(nn_arena_t));
+}
+
+void nn_arena_destroy(nn_arena_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->mem);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+size_t nn_arena_reserve(nn_arena_t *self, size_t n_floats)
+{
+    if (!self || self->committed || n_floats > (SIZE_MAX / 2) / sizeof(float))
+        return (size_t)-1;
+    size_t bytes = n_floats * sizeof(float);
+    bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
+    if (bytes == 0)
+        bytes = NN_ARENA_ALIGN;   /* distinct offsets for empty buffers */
+    if (self->top > SIZE_MAX / 2 - bytes)
+        return (size_t)-1;
+    size_t off = self->top;
+    self->top += bytes;
+    if (self->top > self->peak)
+        self->peak = self->top;
+    return off;
+}
+
+size_t nn_arena_mark(const nn_arena_t *self)
+{
+    return self ? self->top : 0;
+}
+
+void nn_arena_release(nn_arena_t *self, size_t mark)
+{
+    if (self && !self->committed && mark <= self->top)
+        self->top = mark;
+}
+
+int nn_arena_commit(nn_arena_t *self)
+{
+    if (!self)
+        return -EINVAL;
+    if (self->committed)
+        return -EALREADY;
+    size_t bytes = self->peak ? self->peak : NN_ARENA_ALIGN;
+    self->mem = aligned_alloc(NN_ARENA_ALIGN, bytes);
+    if (!self->mem)
+        return -ENOMEM;
+    memset(self->mem, 0, bytes);
+    self->peak = bytes;
+    self->committed = 1;
+    return 0;
+}
+
+float *nn_arena_ptr(const nn_arena_t *self, size_t offset)
+{
+    if (!self || !self->committed || offset >= self->peak)
+        return NULL;
+    return (float *)(void *)(self->mem + offset);
+}
+
+size_t nn_arena_bytes(const nn_arena_t *self)
+{
+    return self ? self->peak : 0;
+}
+
+int nn_act_parse(const char *name, nn_act_t *out)
+{
+    static const struct { const char *name; nn_act_t act; } table[] = {
+        { "identity", NN_ACT_IDENTITY }, { "relu", NN_ACT_RELU },
+        { "tanh", NN_ACT_TANH }, { "gelu", NN_ACT_GELU },
+    };
+    if (!name || !out)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (strcmp(name, table[i].name) == 0) {
+            *out = table[i].act;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *nn_act_name(nn_act_t act)
+{
+    switch (act) {
+    case NN_ACT_IDENTITY: return "identity";
+    case NN_ACT_RELU: return "relu";
+    case NN_ACT_TANH: return "tanh";
+    case NN_ACT_GELU: return "gelu";
+    }
+    return "?";
+}
+
+void nn_set_threads(int threads)
+{
+    openblas_set_num_threads(threads < 1 ? 1 : threads);
+}
+
+const char *nn_blas_corename(void)
+{
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
+void nn_linear(const float *x, int n, int in, const float *w, const float *b,
+               int out, float *y)
+{
+    if (n <= 0 || out <= 0)
+        return;
+    if (in <= 0) {
+        for (int r = 0; r < n; r++)
+            for (int o = 0; o < out; o++)
+                y[(size_t)r * out + o] = b ? b[o] : 0.0f;
+        return;
+    }
+    /* y starts as the bias (or zero) and BLAS accumulates into it (beta = 1),
+     * so uninitialised scratch never reaches a beta = 0 scaling. */
+    for (int r = 0; r < n; r++) {
+        if (b)
+            memcpy(y + (size_t)r * out, b, (size_t)out * sizeof(float));
+        else
+            memset(y + (size_t)r * out, 0, (size_t)out * sizeof(float));
+    }
+    const float beta = 1.0f;
+    if (n == 1) {
+        /* y[out] = W[out, in] x[in] + beta y */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+    } else {
+        /* Y[n, out] = X[n, in] W^T[in, out] + beta Y */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in,
+                    w, in, beta, y, out);
+    }
+}
+
+void nn_activation(nn_act_t act, float *x, size_t count)
+{
+    switch (act) {
+    case NN_ACT_IDENTITY:
+        break;
+    case NN_ACT_RELU:
+        for (size_t i = 0; i < count; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case NN_ACT_TANH:
+        for (size_t i = 0; i < count; i++)
+            x[i] = tanhf(x[i]);
+        break;
+    case NN_ACT_GELU:
+        for (size_t i = 0; i < count; i++)
+            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        break;
+    }
+}
+
+void nn_layernorm(const float *x, int n, int d, const float *gamma, const float *beta,
+                  float eps, float *y)
+{
+    if (n <= 0 || d <= 0)
+        return;
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *yr = y + (size_t)r * d;
+        /* two-pass in double: mean, then variance around it */
+        double mean = 0.0;
+        for (int i = 0; i < d; i++)
+            mean += xr[i];
+        mean /= d;
+        double var = 0.0;
+        for (int i = 0; i < d; i++) {
+            double c = xr[i] - mean;
+            var += c * c;
+        }
+        var /= d;
+        float inv = (float)(1.0 / sqrt(var + (double)eps));
+        float m = (float)mean;
+        for (int i = 0; i < d; i++) {
+            float v = (xr[i] - m) * inv;
+            yr[i] = v * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+        }
+    }
+}
+
+void nn_softmax(float *x, int n, int d)
+{
+    if (n <= 0 || d <= 0)
+        return;
+    for (int r = 0; r < n; r++) {
+        float *xr = x + (size_t)r * d;
+        float mx = xr[0];
+        for (int i = 1; i < d; i++)
+            mx = xr[i] > mx ? xr[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < d; i++) {
+            xr[i] = expf(xr[i] - mx);
+            sum += xr[i];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < d; i++)
+            xr[i] *= inv;
+    }
+}

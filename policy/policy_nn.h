@@ -1,0 +1,98 @@
+/* nn — neural-network ops for the actor engine, over OpenBLAS CBLAS, plus the
+ * scratch arena planner.
+ *
+ * Layout: every matrix is row-major, float32. A batch of n vectors of width d
+ * is an [n, d] matrix (batch dimension first). Linear layer weights use the
+ * PyTorch nn.Linear layout [out_features, in_features], so y = x W^T + b.
+ *
+ * Ops (nn_linear, activations, layernorm, softmax) are RT-safe: they do not
+ * allocate, lock or do I/O, as long as the BLAS library runs with one thread
+ * (with more threads OpenBLAS hands work to its own, already started pool).
+ * The arena functions are init-only except nn_arena_ptr, which is RT-safe.
+ *
+ * Planning (as ggml's graph plan / work buffer): a model asks the arena for
+ * every scratch buffer it will need during a step while it loads, in a stack
+ * discipline (nn_arena_mark / nn_arena_release allow buffers whose lifetime
+ * has ended to be reused), then nn_arena_commit allocates the peak size once.
+ * A step only turns the recorded offsets into pointers.
+ */
+#ifndef PACD_POLICY_NN_H
+#define PACD_POLICY_NN_H
+
+#include <stddef.h>
+
+typedef struct nn_arena nn_arena_t;
+
+/* Alignment of every arena buffer, bytes (one cache line, AVX-512 width). */
+#define NN_ARENA_ALIGN 64
+
+/* Create an empty arena in planning mode. Init-only.
+ * Returns the arena (caller owns it; free with nn_arena_destroy) or NULL when
+ * out of memory. */
+nn_arena_t *nn_arena_new(void);
+
+/* Free; sets *self_p to NULL. NULL-safe. Init-only. */
+void nn_arena_destroy(nn_arena_t **self_p);
+
+/* Planning: reserve a buffer of n_floats floats on top of the stack and
+ * return its byte offset (a multiple of NN_ARENA_ALIGN), or (size_t)-1 when
+ * the arena is already committed or the size overflows. Init-only. */
+size_t nn_arena_reserve(nn_arena_t *self, size_t n_floats);
+
+/* Planning: the current stack top, to pass to nn_arena_release later. */
+size_t nn_arena_mark(const nn_arena_t *self);
+
+/* Planning: pop every buffer reserved since `mark`; their bytes may be
+ * reserved again. The peak size is kept. Init-only. */
+void nn_arena_release(nn_arena_t *self, size_t mark);
+
+/* Allocate the peak size (zero-filled). Returns 0, -ENOMEM, or -EALREADY
+ * when already committed. Init-only. */
+int nn_arena_commit(nn_arena_t *self);
+
+/* The buffer at `offset` (from nn_arena_reserve). Only valid after commit.
+ * RT-safe. */
+float *nn_arena_ptr(const nn_arena_t *self, size_t offset);
+
+/* Peak bytes planned (after commit: bytes allocated). */
+size_t nn_arena_bytes(const nn_arena_t *self);
+
+typedef enum {
+    NN_ACT_IDENTITY = 0,
+    NN_ACT_RELU = 1,   /* max(x, 0) */
+    NN_ACT_TANH = 2,   /* tanh(x) */
+    NN_ACT_GELU = 3,   /* exact form x * 0.5 * (1 + erf(x / sqrt 2)), PyTorch's
+                        * nn.GELU() default (approximate='none') */
+} nn_act_t;
+
+/* Parse "identity" | "relu" | "tanh" | "gelu". Returns 0 or -EINVAL. */
+int nn_act_parse(const char *name, nn_act_t *out);
+
+/* Name of an activation, or "?" */
+const char *nn_act_name(nn_act_t act);
+
+/* Set the BLAS thread count (openblas_set_num_threads; process-wide, as
+ * OpenBLAS keeps one pool). threads < 1 is treated as 1. Init-only. */
+void nn_set_threads(int threads);
+
+/* The OpenBLAS kernel family in use, e.g. "Prescott", "SkylakeX". */
+const char *nn_blas_corename(void);
+
+/* y[n, out] = x[n, in] W[out, in]^T + b[out] (b may be NULL).
+ * n = 1 uses sgemv, n > 1 sgemm. x and y must not overlap. RT-safe. */
+void nn_linear(const float *x, int n, int in, const float *w, const float *b,
+               int out, float *y);
+
+/* Apply `act` elementwise to x[0..count) in place. RT-safe. */
+void nn_activation(nn_act_t act, float *x, size_t count);
+
+/* Row-wise layer normalisation of x[n, d] into y[n, d] (may alias x):
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta, biased variance, as
+ * PyTorch nn.LayerNorm (eps default 1e-5). gamma/beta may be NULL (1/0). RT-safe. */
+void nn_layernorm(const float *x, int n, int d, const float *gamma, const float *beta,
+                  float eps, float *y);
+
+/* Row-wise softmax of x[n, d] in place (max-subtracted, so stable). RT-safe. */
+void nn_softmax(float *x, int n, int d);
+
+#endif

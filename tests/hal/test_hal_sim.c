@@ -1,0 +1,447 @@
+/* Unit tests of the `sim` backend through the hal interface (cmocka).
+ *
+ * The tests never assert on wall-clock time: they command, sleep, read the
+ * state, and compare what moved with the sim's own state times. A generous
+ * wall-clock bail-out only turns a stalled sim into a failure instead of a
+ * hang. Every sample also checks invariants (limits never passed, |dq| <=
+ * dq_max, ee_pose = FK(q)). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "hal.h"
+#include "hal_test_util.h"
+
+#define NS 1e-9
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * NS;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void check_invariants(const hal_robot_t *r, const hal_state_t *s)
+{
+    assert_int_equal(s->n_joints, r->n_joints);
+    for (int i = 0; i < r->n_joints; i++) {
+        assert_true(s->q[i] >= r->q_min[i]);
+        assert_true(s->q[i] <= r->q_max[i]);
+        assert_true(fabs(s->dq[i]) <= r->dq_max[i] + 1e-12);
+    }
+    if (r->has_gripper) {
+        assert_true(s->gripper_position >= 0.0);
+        assert_true(s->gripper_position <= r->gripper_max);
+    }
+    double pose[7];
+    hal_robot_fk(r, s->q, pose);
+    for (int i = 0; i < 7; i++)
+        assert_true(pose[i] == s->ee_pose[i]);
+}
+
+static hal_state_t read_ok(hal_t *h)
+{
+    hal_state_t s;
+    assert_int_equal(hal_read_state(h, &s), 0);
+    check_invariants(h->robot, &s);
+    return s;
+}
+
+/* Runs until `seconds` of simulated time have passed, commanding `cmd`
+ * every few ms (NULL: no commands), checking invariants on every sample and
+ * calling `each` (if any) with consecutive samples. Returns the last state. */
+typedef void (*sample_fn)(const hal_robot_t *r, const hal_state_t *prev,
+                          const hal_state_t *cur, void *ctx);
+
+static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, sample_fn each,
+                           void *ctx)
+{
+    hal_state_t start = read_ok(h), prev = start, cur = start;
+    double give_up = mono_s() + 20 * seconds + 10;
+    while ((cur.time_mono_ns - start.time_mono_ns) * NS < seconds) {
+        if (mono_s() > give_up)
+            fail_msg("the sim's state time did not advance (stalled thread?)");
+        if (cmd)
+            assert_int_equal(hal_command(h, cmd), 0);
+        pause_ms(3);
+        cur = read_ok(h);
+        assert_true(cur.time_mono_ns >= prev.time_mono_ns);
+        assert_true(cur.seq >= prev.seq);
+        if (each)
+            each(h->robot, &prev, &cur, ctx);
+        prev = cur;
+    }
+    return cur;
+}
+
+static hal_command_t joint_cmd(int n, const double *v)
+{
+    hal_command_t c;
+    memset(&c, 0, sizeof c);
+    c.space = HAL_SPACE_JOINT_VELOCITY;
+    c.n = n;
+    for (int i = 0; i < n; i++)
+        c.values[i] = v[i];
+    return c;
+}
+
+static hal_t *new_sim(const char *robot, const double *initial_q)
+{
+    char err[256] = "";
+    hal_options_t o = {.backend = "sim", .initial_q = initial_q};
+    hal_t *h = hal_new(hal_robot_find(robot), &o, err, sizeof err);
+    if (!h)
+        fail_msg("hal_new: %s", err);
+    return h;
+}
+
+static void test_starts_at_rest_at_home(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("sawyer", NULL);
+    hal_state_t s = read_ok(h);
+    for (int i = 0; i < 7; i++) {
+        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.dq[i] == 0.0);
+    }
+    assert_true(s.seq >= 1);
+    /* with no command at all it stays there */
+    s = run_for(h, NULL, 0.05, NULL, NULL);
+    for (int i = 0; i < 7; i++)
+        assert_true(s.q[i] == h->robot->q_home[i]);
+    hal_destroy(&h);
+    assert_null(h);
+}
+
+static void test_velocity_moves_joint_by_v_times_t(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("panda", NULL);
+    const hal_robot_t *r = h->robot;
+    double v[7] = {0.5, 0, -0.3, 0, 0, 0.2, 0};
+    hal_command_t c = joint_cmd(7, v);
+    /* ramp up (at most 0.5 / 7.5 s) */
+    hal_state_t s1 = run_for(h, &c, 0.15, NULL, NULL);
+    for (int i = 0; i < 7; i++)
+        assert_double_equal(s1.dq[i], v[i], 1e-12);
+    hal_state_t s2 = run_for(h, &c, 0.3, NULL, NULL);
+    double dt = (s2.time_mono_ns - s1.time_mono_ns) * NS;
+    assert_true(dt >= 0.3);
+    for (int i = 0; i < 7; i++) {
+        assert_double_equal(s2.q[i] - s1.q[i], v[i] * dt, 1e-9);
+        if (v[i] == 0.0)
+            assert_true(s2.q[i] == r->q_home[i]);
+    }
+    hal_counters_t k;
+    assert_int_equal(hal_counters(h, &k), 0);
+    assert_true(k.commands > 0);
+    assert_int_equal(k.watchdog_holds, 0);
+    assert_int_equal(k.limit_stops, 0);
+    hal_destroy(&h);
+}
+
+/* Velocities change at most at ddq_max, except for a joint that hit its
+ * limit (it stops there at once, like on a mechanical stop). */
+static void ramp_check(const hal_robot_t *r, const hal_state_t *prev, const hal_state_t *cur,
+                       void *ctx)
+{
+    (void)ctx;
+    double dt = (cur->time_mono_ns - prev->time_mono_ns) * NS;
+    for (int i = 0; i < r->n_joints; i++) {
+        if (cur->q[i] == r->q_min[i] || cur->q[i] == r->q_max[i])
+            continue;
+        assert_true(fabs(cur->dq[i] - prev->dq[i]) <= r->ddq_max[i] * dt + 1e-9);
+    }
+}
+
+static void test_velocity_clamped_and_ramped(void **st)
+{
+    (void)st;
+    double q0[7] = {-2.5, 0, 0, 0, 0, 0, 0};
+    hal_t *h = new_sim("sawyer", q0);
+    const hal_robot_t *r = h->robot;
+    double v[7] = {10.0, 0, 0, 0, 0, 0, 0};
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s = run_for(h, &c, 1.0, ramp_check, NULL);
+    assert_double_equal(s.dq[0], r->dq_max[0], 1e-12);
+    hal_destroy(&h);
+}
+
+static void test_joints_never_pass_limits(void **st)
+{
+    (void)st;
+    const hal_robot_t *r = hal_robot_find("panda");
+    double q0[7];
+    memcpy(q0, r->q_home, sizeof q0);
+    q0[0] = r->q_max[0] - 0.05;
+    q0[5] = r->q_min[5] + 0.05;
+    hal_t *h = new_sim("panda", q0);
+    double v[7] = {0};
+    v[0] = r->dq_max[0];
+    v[5] = -r->dq_max[5];
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s = run_for(h, &c, 0.5, ramp_check, NULL); /* invariants checked on every sample */
+    assert_true(s.q[0] == r->q_max[0]);
+    assert_true(s.q[5] == r->q_min[5]);
+    assert_true(s.dq[0] == 0.0);
+    assert_true(s.dq[5] == 0.0);
+    hal_counters_t k;
+    assert_int_equal(hal_counters(h, &k), 0);
+    assert_int_equal(k.limit_stops, 2);
+    /* away from the limit works */
+    v[0] = -0.2;
+    v[5] = 0.2;
+    c = joint_cmd(7, v);
+    s = run_for(h, &c, 0.1, NULL, NULL);
+    assert_true(s.q[0] < r->q_max[0]);
+    assert_true(s.q[5] > r->q_min[5]);
+    hal_destroy(&h);
+}
+
+/* While holding: never speeds up, never reverses, decelerates within ddq_max. */
+static void decel_check(const hal_robot_t *r, const hal_state_t *prev, const hal_state_t *cur,
+                        void *ctx)
+{
+    (void)ctx;
+    for (int i = 0; i < r->n_joints; i++) {
+        assert_true(fabs(cur->dq[i]) <= fabs(prev->dq[i]));
+        assert_true(cur->dq[i] * prev->dq[i] >= 0);
+    }
+    ramp_check(r, prev, cur, NULL);
+}
+
+static void test_hold_decelerates_to_zero_and_stays(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("panda", NULL);
+    const hal_robot_t *r = h->robot;
+    double v[7] = {0, 1.0, 0, 0, 0, 0, 0};
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s0 = run_for(h, &c, 0.2, NULL, NULL);
+    assert_double_equal(s0.dq[1], 1.0, 1e-12);
+    assert_int_equal(hal_hold(h), 0);
+    double stop_time = 1.0 / r->ddq_max[1];
+    hal_state_t s1 = run_for(h, NULL, stop_time + 0.05, decel_check, NULL);
+    assert_true(s1.dq[1] == 0.0);
+    /* it could not stop faster than ddq_max allows */
+    double min_dist = 1.0 * 1.0 / (2 * r->ddq_max[1]) - 1.0 * 0.002;
+    assert_true(s1.q[1] - s0.q[1] >= min_dist);
+    /* and it stays */
+    hal_state_t s2 = run_for(h, NULL, 0.1, NULL, NULL);
+    for (int i = 0; i < 7; i++)
+        assert_true(s2.q[i] == s1.q[i]);
+    /* a new command resumes motion */
+    hal_state_t s3 = run_for(h, &c, 0.1, NULL, NULL);
+    assert_true(s3.q[1] > s2.q[1]);
+    hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.holds, 1);
+    hal_destroy(&h);
+}
+
+static void test_watchdog_holds_after_missing_commands(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("sawyer", NULL);
+    const hal_robot_t *r = h->robot;
+    const double timeout = 0.2, period = 0.001;
+    double v[7] = {0.5, 0, 0, 0, 0, 0, 0};
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s0 = read_ok(h);
+    assert_int_equal(hal_command(h, &c), 0); /* one command, then silence */
+    hal_state_t s1 = run_for(h, NULL, timeout + 0.5 / r->ddq_max[0] + 0.1, NULL, NULL);
+    assert_true(s1.dq[0] == 0.0);
+    double moved = s1.q[0] - s0.q[0];
+    assert_true(moved > 0.5 * 0.5 * timeout);
+    assert_true(moved <= 0.5 * (timeout + 2 * period) + 0.5 * 0.5 / (2 * r->ddq_max[0]) + 1e-9);
+    hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.watchdog_holds, 1); /* once per missed command, not per tick */
+    /* it stays held */
+    hal_state_t s2 = run_for(h, NULL, 0.1, NULL, NULL);
+    assert_true(s2.q[0] == s1.q[0]);
+    hal_counters(h, &k);
+    assert_int_equal(k.watchdog_holds, 1);
+    /* regular commands move it again */
+    hal_state_t s3 = run_for(h, &c, 0.4, NULL, NULL);
+    assert_true(s3.q[0] > s2.q[0]);
+    assert_true(s3.dq[0] > 0);
+    hal_destroy(&h);
+}
+
+static void test_gripper_moves_and_stays_in_range(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("panda", NULL);
+    const hal_robot_t *r = h->robot;
+    hal_state_t s = read_ok(h);
+    assert_true(s.gripper_position == r->gripper_max); /* menagerie home: open */
+    hal_command_t c;
+    memset(&c, 0, sizeof c);
+    c.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER;
+    c.n = 8;
+    c.values[7] = -1.0;
+    hal_state_t a = run_for(h, &c, 0.2, NULL, NULL);
+    assert_true(a.gripper_position < r->gripper_max);
+    assert_double_equal(a.gripper_velocity, -r->gripper_speed, 1e-12);
+    hal_state_t b = run_for(h, &c, r->gripper_max / r->gripper_speed, NULL, NULL);
+    assert_true(b.gripper_position == 0.0);
+    assert_true(b.gripper_velocity == 0.0);
+    c.values[7] = 0.5;
+    hal_state_t d = run_for(h, &c, 0.1, NULL, NULL);
+    assert_true(d.gripper_position > 0.0);
+    assert_double_equal(d.gripper_velocity, 0.5 * r->gripper_speed, 1e-12);
+    hal_destroy(&h);
+}
+
+static void test_bad_commands_refused_and_held(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("sawyer", NULL);
+    double v[7] = {0.3, 0, 0, 0, 0, 0, 0};
+    hal_command_t good = joint_cmd(7, v);
+    run_for(h, &good, 0.3, NULL, NULL);
+    hal_command_t bad = good;
+    bad.values[2] = NAN;
+    assert_int_equal(hal_command(h, &bad), -EINVAL);
+    bad = good;
+    bad.n = 6;
+    assert_int_equal(hal_command(h, &bad), -EINVAL);
+    bad = good;
+    bad.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER; /* sawyer has no gripper */
+    bad.n = 8;
+    assert_int_equal(hal_command(h, &bad), -EINVAL);
+    bad.space = (hal_space_t)99;
+    assert_int_equal(hal_command(h, &bad), -EINVAL);
+    assert_int_equal(hal_command(h, NULL), -EINVAL);
+    hal_state_t s = run_for(h, NULL, 0.3 / 2.0 + 0.05, NULL, NULL);
+    assert_true(s.dq[0] == 0.0);
+    hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.bad_commands, 4);
+    assert_int_equal(k.watchdog_holds, 0); /* held by the refusals, before the watchdog */
+    hal_destroy(&h);
+}
+
+static void test_reset_returns_home(void **st)
+{
+    (void)st;
+    hal_t *h = new_sim("panda", NULL);
+    double v[7] = {0.4, -0.4, 0.4, 0.4, 0.4, 0.4, 0.4};
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s = run_for(h, &c, 0.2, NULL, NULL);
+    assert_true(s.q[0] != h->robot->q_home[0]);
+    assert_int_equal(hal_reset(h), 0);
+    s = run_for(h, NULL, 0.02, NULL, NULL);
+    for (int i = 0; i < 7; i++) {
+        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.dq[i] == 0.0);
+    }
+    hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.resets, 1);
+    hal_destroy(&h);
+}
+
+static void test_new_rejects_bad_options(void **st)
+{
+    (void)st;
+    char err[256];
+    const hal_robot_t *r = hal_robot_find("panda");
+    hal_options_t o = {.backend = "mujoco"};
+    err[0] = 0;
+    assert_null(hal_new(r, &o, err, sizeof err));
+    assert_non_null(strstr(err, "mujoco"));
+    err[0] = 0;
+    assert_null(hal_new(NULL, NULL, err, sizeof err));
+    assert_true(strlen(err) > 0);
+    double q[7];
+    memcpy(q, r->q_home, sizeof q);
+    q[3] = 0.5; /* Panda joint 4 must be negative */
+    hal_options_t o2 = {.initial_q = q};
+    err[0] = 0;
+    assert_null(hal_new(r, &o2, err, sizeof err));
+    assert_non_null(strstr(err, "initial_q[3]"));
+    q[3] = NAN;
+    assert_null(hal_new(r, &o2, NULL, 0));
+    hal_options_t o3 = {.sim_rate_hz = 1e6};
+    assert_null(hal_new(r, &o3, err, sizeof err));
+    assert_non_null(strstr(err, "sim_rate_hz"));
+    hal_options_t o4 = {.command_timeout_s = -1};
+    assert_null(hal_new(r, &o4, err, sizeof err));
+    /* a copy of a description with a broken table */
+    hal_robot_t broken = *r;
+    broken.dq_max[2] = 0;
+    assert_null(hal_new(&broken, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "joint 3"));
+    /* defaults */
+    hal_t *h = hal_new(r, NULL, err, sizeof err);
+    assert_non_null(h);
+    assert_string_equal(h->ops->name, "sim");
+    hal_destroy(&h);
+    assert_null(h);
+    hal_destroy(&h);
+    hal_destroy(NULL);
+    hal_state_t s;
+    assert_int_equal(hal_read_state(NULL, &s), -EINVAL);
+    assert_int_equal(hal_command(NULL, NULL), -EINVAL);
+    assert_int_equal(hal_hold(NULL), -EINVAL);
+    assert_int_equal(hal_reset(NULL), -EINVAL);
+    hal_counters_t k;
+    assert_int_equal(hal_counters(NULL, &k), -EINVAL);
+}
+
+/* A slow sim rate still integrates on its own clock: same v*t law. */
+static void test_custom_rate_and_timeout(void **st)
+{
+    (void)st;
+    char err[256];
+    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.05};
+    hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
+    assert_non_null(h);
+    double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
+    hal_command_t c = joint_cmd(7, v);
+    hal_state_t s1 = run_for(h, &c, 0.2, NULL, NULL);
+    assert_double_equal(s1.dq[4], 0.2, 1e-12);
+    hal_state_t s2 = run_for(h, &c, 0.2, NULL, NULL);
+    double dt = (s2.time_mono_ns - s1.time_mono_ns) * NS;
+    assert_double_equal(s2.q[4] - s1.q[4], 0.2 * dt, 1e-9);
+    /* 0.05 s timeout: silence of 0.3 s triggers the watchdog */
+    hal_state_t s3 = run_for(h, NULL, 0.3, NULL, NULL);
+    assert_true(s3.dq[4] == 0.0);
+    hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.watchdog_holds, 1);
+    hal_destroy(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_starts_at_rest_at_home),
+        cmocka_unit_test(test_velocity_moves_joint_by_v_times_t),
+        cmocka_unit_test(test_velocity_clamped_and_ramped),
+        cmocka_unit_test(test_joints_never_pass_limits),
+        cmocka_unit_test(test_hold_decelerates_to_zero_and_stays),
+        cmocka_unit_test(test_watchdog_holds_after_missing_commands),
+        cmocka_unit_test(test_gripper_moves_and_stays_in_range),
+        cmocka_unit_test(test_bad_commands_refused_and_held),
+        cmocka_unit_test(test_reset_returns_home),
+        cmocka_unit_test(test_new_rejects_bad_options),
+        cmocka_unit_test(test_custom_rate_and_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,171 @@
+/* Unit tests of the nn ops (policy_nn.c) against direct loops and known values,
+ * and of the arena planner. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_nn.h"
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* nn_linear for batch 1 (sgemv) and batch > 1 (sgemm), with and without bias,
+ * against a double-precision loop over the [out, in] weight layout. */
+static void test_linear_matches_loop(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 1, 7, 5 }, { 4, 7, 5 }, { 1, 64, 33 }, { 9, 31, 17 }, { 1, 1, 1 } };
+    unsigned s = 1;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int n = shapes[k][0], in = shapes[k][1], out = shapes[k][2];
+        float *x = malloc(sizeof(float) * (size_t)(n * in));
+        float *w = malloc(sizeof(float) * (size_t)(out * in));
+        float *b = malloc(sizeof(float) * (size_t)out);
+        float *y = malloc(sizeof(float) * (size_t)(n * out));
+        for (int i = 0; i < n * in; i++) x[i] = frand(&s);
+        for (int i = 0; i < out * in; i++) w[i] = frand(&s);
+        for (int i = 0; i < out; i++) b[i] = frand(&s);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            for (int i = 0; i < n * out; i++) y[i] = NAN;   /* scratch garbage */
+            nn_linear(x, n, in, w, with_bias ? b : NULL, out, y);
+            for (int r = 0; r < n; r++) {
+                for (int o = 0; o < out; o++) {
+                    double acc = with_bias ? b[o] : 0.0;
+                    for (int i = 0; i < in; i++)
+                        acc += (double)x[r * in + i] * w[o * in + i];
+                    assert_float_equal(y[r * out + o], acc, 1e-5 * (1 + fabs(acc)));
+                }
+            }
+        }
+        free(x); free(w); free(b); free(y);
+    }
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    float x[5] = { -2.0f, -1.0f, 0.0f, 1.0f, 3.0f };
+    float r[5], t[5], g[5], id[5];
+    memcpy(r, x, sizeof x); memcpy(t, x, sizeof x); memcpy(g, x, sizeof x);
+    memcpy(id, x, sizeof x);
+    nn_activation(NN_ACT_RELU, r, 5);
+    nn_activation(NN_ACT_TANH, t, 5);
+    nn_activation(NN_ACT_GELU, g, 5);
+    nn_activation(NN_ACT_IDENTITY, id, 5);
+    const float relu_want[5] = { 0, 0, 0, 1, 3 };
+    /* GELU(x) = x * Phi(x); Phi(1) = 0.8413447460685429, Phi(-1) = 0.15865525393145707,
+     * Phi(-2) = 0.022750131948179195, Phi(3) = 0.9986501019683699 (normal CDF tables) */
+    const double gelu_want[5] = { -2 * 0.022750131948179195, -0.15865525393145707, 0.0,
+                                  0.8413447460685429, 3 * 0.9986501019683699 };
+    for (int i = 0; i < 5; i++) {
+        assert_true(r[i] == relu_want[i]);
+        assert_float_equal(t[i], tanh((double)x[i]), 1e-6);
+        assert_float_equal(g[i], gelu_want[i], 1e-6);
+        assert_true(id[i] == x[i]);
+    }
+    nn_act_t a;
+    assert_int_equal(nn_act_parse("gelu", &a), 0);
+    assert_int_equal(a, NN_ACT_GELU);
+    assert_string_equal(nn_act_name(a), "gelu");
+    assert_int_equal(nn_act_parse("swish", &a), -EINVAL);
+    assert_int_equal(nn_act_parse(NULL, &a), -EINVAL);
+}
+
+static void test_layernorm(void **state)
+{
+    (void)state;
+    /* row [1, 2, 3, 4]: mean 2.5, biased var 1.25 */
+    float x[8] = { 1, 2, 3, 4, 10, 10, 10, 10 };
+    float gamma[4] = { 1, 2, 1, 1 }, beta[4] = { 0, 0, 1, 0 };
+    float y[8];
+    nn_layernorm(x, 2, 4, gamma, beta, 1e-5f, y);
+    double inv = 1.0 / sqrt(1.25 + 1e-5);
+    assert_float_equal(y[0], -1.5 * inv, 1e-6);
+    assert_float_equal(y[1], -0.5 * inv * 2, 1e-6);
+    assert_float_equal(y[2], 0.5 * inv + 1, 1e-6);
+    assert_float_equal(y[3], 1.5 * inv, 1e-6);
+    /* constant row: zero variance -> beta */
+    assert_float_equal(y[4], 0.0, 1e-6);
+    assert_float_equal(y[6], 1.0, 1e-6);
+    /* in place, no affine */
+    nn_layernorm(x, 1, 4, NULL, NULL, 1e-5f, x);
+    assert_float_equal(x[3], 1.5 * inv, 1e-6);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    float x[6] = { 0, 0, 0, 1000, 1001, 1002 };   /* second row would overflow naively */
+    nn_softmax(x, 2, 3);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(x[i], 1.0 / 3.0, 1e-6);
+    double e = exp(1.0), z = 1 + e + e * e;
+    assert_float_equal(x[3], 1 / z, 1e-6);
+    assert_float_equal(x[4], e / z, 1e-6);
+    assert_float_equal(x[5], e * e / z, 1e-6);
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    nn_arena_t *a = nn_arena_new();
+    assert_non_null(a);
+    size_t o1 = nn_arena_reserve(a, 3);     /* 12 bytes -> one 64-byte block */
+    size_t mark = nn_arena_mark(a);
+    size_t o2 = nn_arena_reserve(a, 100);   /* 400 -> 448 */
+    assert_int_equal(o1, 0);
+    assert_int_equal(o2, NN_ARENA_ALIGN);
+    assert_int_equal(nn_arena_bytes(a), 64 + 448);
+    nn_arena_release(a, mark);
+    size_t o3 = nn_arena_reserve(a, 16);    /* reuses o2's bytes */
+    assert_int_equal(o3, o2);
+    assert_int_equal(nn_arena_bytes(a), 64 + 448);   /* peak kept */
+    assert_null(nn_arena_ptr(a, o1));                /* not committed yet */
+    assert_int_equal(nn_arena_commit(a), 0);
+    assert_int_equal(nn_arena_commit(a), -EALREADY);
+    assert_true(nn_arena_reserve(a, 1) == (size_t)-1);
+    float *p1 = nn_arena_ptr(a, o1), *p3 = nn_arena_ptr(a, o3);
+    assert_non_null(p1);
+    assert_int_equal((uintptr_t)p1 % NN_ARENA_ALIGN, 0);
+    assert_int_equal((uintptr_t)p3 % NN_ARENA_ALIGN, 0);
+    assert_true(p3[15] == 0.0f);
+    p3[15] = 1.0f;   /* inside the block */
+    assert_null(nn_arena_ptr(a, 64 + 448));
+    assert_true(nn_arena_reserve(a, SIZE_MAX / 2) == (size_t)-1);
+    nn_arena_destroy(&a);
+    assert_null(a);
+    nn_arena_destroy(&a);
+}
+
+static void test_threads_and_core(void **state)
+{
+    (void)state;
+    nn_set_threads(0);   /* clamped to 1, must not crash */
+    nn_set_threads(1);
+    const char *core = nn_blas_corename();
+    assert_non_null(core);
+    assert_true(strlen(core) > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_matches_loop),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_threads_and_core),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
