@@ -114,10 +114,18 @@ typedef struct {
 } logger_robot_state_t;
 
 typedef struct {
-    uint64_t episodes_opened;
-    uint64_t steps_written, frames_written, states_written;
-    uint64_t steps_dropped, frames_dropped, states_dropped;  /* ring full / too big */
-    uint64_t write_errors;          /* I/O errors (disk full ...); the episode goes on in memory-less mode */
+    uint64_t episodes_opened;       /* episode files created */
+    uint64_t steps_written, frames_written, states_written;  /* handed to the kernel */
+    /* Not in any file: ring full, frame too big, invalid record, no episode
+     * open (or its file could not be opened / failed), or lost in a failed
+     * write. */
+    uint64_t steps_dropped, frames_dropped, states_dropped;
+    /* I/O errors (open, write, fdatasync: disk full ...), each also in
+     * last_error. After a failed write the file is cut back to its last
+     * complete record and the rest of that episode is dropped (counted
+     * above); the next episode tries again. Never stops the producer. */
+    uint64_t write_errors;
+    uint64_t episodes_rejected;     /* begin_episode refused (-EINVAL) or not opened */
     uint64_t bytes_written;
     char current_path[512];         /* open episode file, "" if none */
     char last_path[512];            /* the most recently closed episode file */
