@@ -107,7 +107,12 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
         count(&self->frames_malformed);
         return;
     }
-    int idx = f->camera ? camera_index(self, f->camera) : -1;
+    if (!f->camera || !f->camera[0]) {
+        /* no camera name: protobuf-c accepted bytes that are no CameraFrame */
+        count(&self->frames_malformed);
+        goto out;
+    }
+    int idx = camera_index(self, f->camera);
     /* the topic must name the same camera as the message */
     if (idx < 0 || strlen(f->camera) != topic_len - 7 ||
         memcmp(topic + 7, f->camera, topic_len - 7)) {
@@ -140,7 +145,7 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
         int w = 0, h = 0, subsamp = 0, cs = 0;
         if (!self->jpeg || f->data.len > (unsigned long)-1 ||
             tjDecompressHeader3(self->jpeg, f->data.data, (unsigned long)f->data.len, &w, &h,
-                                &subsamp, &cs) != 0) {
+                                &subsamp, &cs) != 0 || w <= 0 || h <= 0) {
             count(&self->frames_malformed);
             goto out;
         }

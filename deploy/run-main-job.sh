@@ -13,7 +13,7 @@ STEPS=200
 
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
 ninja -C "$BUILD" >/dev/null
-export PACD_BUILD_DIR=$PWD/$BUILD
+export PACD_BUILD_DIR=$(realpath "$BUILD")
 
 mkdir -p "$OUT/episodes"
 echo "== making the example checkpoint (policy/torch) =="
@@ -29,7 +29,7 @@ sed -e "s|^checkpoint = .*|checkpoint = $OUT/example-panda.safetensors|" \
 echo "== starting pacd (sim Panda) and a camera publisher =="
 "$BUILD/daemon/pacd" --config "$OUT/pacd-main-job.conf" 2> "$OUT/pacd.log" &
 PACD=$!
-$PY clients/pacd_client.py camera --camera front --size 128x128 --rate 20 2> /dev/null &
+$PY clients/pacd_client.py camera --camera front --size 128x128 --rate 20 2> "$OUT/camera.log" &
 CAM=$!
 trap 'kill $CAM 2>/dev/null || true; kill $PACD 2>/dev/null || true' EXIT
 PACCTL="$BUILD/clients/pacctl"

@@ -100,7 +100,8 @@ static void test_bad_values(void **state)
     BAD("[nonsense]\nx = 1\n", "[nonsense] x");
     BAD("[camera.front]\nwidth = -4\n", "[camera.front] width");
     BAD("[camera.front]\ncolour = red\n", "unknown key");
-    BAD("[camera.a]\n[camera.b]\n[camera.c]\n[camera.d]\n[camera.e]\nwidth = 3\n", "too many cameras");
+    BAD("[camera.a]\nwidth = 8\n[camera.b]\nwidth = 8\n[camera.c]\nwidth = 8\n"
+        "[camera.d]\nwidth = 8\n[camera.e]\nwidth = 8\n", "too many cameras");
     BAD("[episode]\nautostart = maybe\n", "true or false");
     BAD("[telemetry]\nrate_hz = 100\n", "twice");
     BAD("[pacd]\nthis line is no key value\n", "syntax error");

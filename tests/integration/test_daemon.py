@@ -95,20 +95,24 @@ def test_stale_camera_holds_the_arm(daemon):
 def test_bad_frames_are_dropped_and_counted(daemon):
     d = daemon()
     cam = d.camera()
-    time.sleep(0.3)  # PUB connect
     good = pacd_client.synthetic_image(128, 128, 0)
-    cam.send_raw([b"camera/front"])                            # one part: malformed
-    cam.send_raw([b"camera/front", b"\xff\xff\xff not protobuf"])  # malformed
-    cam.send_raw([b"camera/front", b"a", b"b"])                # three parts: malformed
-    cam.send(good[:1000])                                      # wrong data size: misshaped
-    cam.send(good, width=64, height=64)                        # wrong size: misshaped
-    cam.send_raw([b"camera/back", cam.frame(good).SerializeToString()])  # topic/name differ
     other = pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera"))
     d.pubs.append(other)
-    time.sleep(0.3)
-    other.send(good)                                           # unknown camera: misshaped
-    cam.send(good + b"x" * 100)                                # larger than the frame: oversized
-    cam.send(b"\xff\xd8 broken jpeg", encoding=pb.CameraFrame.JPEG)  # malformed
+    time.sleep(0.3)  # PUB connect
+    bad = [
+        lambda: cam.send_raw([b"camera/front"]),                                # one part: malformed
+        lambda: cam.send_raw([b"camera/front", b"\xff\xff\xff not protobuf"]),  # malformed
+        lambda: cam.send_raw([b"camera/front", b"a", b"b"]),                    # three parts: malformed
+        lambda: cam.send(good[:1000]),                                          # data size: misshaped
+        lambda: cam.send(good, width=64, height=64),                            # wrong size: misshaped
+        lambda: cam.send_raw([b"camera/back", cam.frame(good).SerializeToString()]),  # topic != name
+        lambda: other.send(good),                                               # unknown camera
+        lambda: cam.send(good + b"x" * 100),                                    # oversized
+        lambda: cam.send(b"\xff\xd8 broken jpeg", encoding=pb.CameraFrame.JPEG),  # malformed
+    ]
+    for send in bad:
+        send()
+        time.sleep(0.03)  # stay under the publishers' send high-water mark
     st = d.wait_for(lambda s: s.frames_malformed >= 4 and s.frames_misshaped >= 4
                     and s.frames_oversized >= 1, what="bad frames counted")
     assert st.frames_received == 0
