@@ -84,6 +84,9 @@ typedef struct {
 } policy_extra_t;
 
 /* Load and validate a checkpoint. Init-only.
+ * Sets the BLAS thread count to options->threads (process-wide: OpenBLAS has
+ * one pool; options may be NULL for 1 thread) and runs one warm-up step so
+ * that the BLAS library's first-call set-up happens here, not in the loop.
  * Returns the policy (caller owns it; free with policy_destroy) or NULL with
  * a message in err (errlen bytes) that names the file and the offending
  * tensor or metadata key, e.g. "model.safetensors: tensor 'mlp.0.weight':

@@ -198,12 +198,16 @@ static int parse_entry(const char *path, const char *name, json_t *entry,
                (unsigned long long)data_len);
         return -EINVAL;
     }
-    if (overflow || (uint64_t)t->numel * dtype_size(t->dtype) != t->end - t->begin) {
-        seterr(err, errlen, "%s: tensor '%s': shape holds %s%lld %s values (%llu bytes) but "
-               "data_offsets span %llu bytes", path, name, overflow ? "more than " : "",
-               overflow ? (long long)(INT64_MAX / 8) : (long long)t->numel,
+    if (overflow) {
+        seterr(err, errlen, "%s: tensor '%s': shape holds more elements than any file can "
+               "(the product overflows)", path, name);
+        return -EINVAL;
+    }
+    if ((uint64_t)t->numel * dtype_size(t->dtype) != t->end - t->begin) {
+        seterr(err, errlen, "%s: tensor '%s': shape holds %lld %s values (%llu bytes) but "
+               "data_offsets span %llu bytes", path, name, (long long)t->numel,
                ckpt_dtype_name(t->dtype),
-               overflow ? 0ull : (unsigned long long)t->numel * dtype_size(t->dtype),
+               (unsigned long long)t->numel * dtype_size(t->dtype),
                (unsigned long long)(t->end - t->begin));
         return -EINVAL;
     }

@@ -40,6 +40,9 @@ typedef struct {
     float *x, *ping, *pong;          /* arena pointers, set after commit */
 } mlp_t;
 
+static int mlp_step(void *impl, const policy_observation_t *obs, float *action,
+                    policy_extra_t *extra);
+
 static void mlp_destroy(void **impl_p)
 {
     if (!impl_p || !*impl_p)
@@ -215,6 +218,14 @@ static int mlp_load(ckpt_t *ck, const policy_spec_t *spec, const policy_options_
     m->x = nn_arena_ptr(m->arena, m->off_x);
     m->ping = nn_arena_ptr(m->arena, m->off_ping);
     m->pong = nn_arena_ptr(m->arena, m->off_pong);
+    /* Warm-up step on the mean observation, so that lazy first-call work in
+     * the BLAS library (buffer set-up) happens here, at init, not on the
+     * first control tick. */
+    {
+        policy_observation_t warm = { .values = m->mean, .images = NULL };
+        float a[POLICY_MAX_ACTION];
+        (void)mlp_step(m, &warm, a, NULL);
+    }
     *impl_out = m;
     return 0;
 fail:
