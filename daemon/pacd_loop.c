@@ -543,7 +543,12 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
             policy_observation_t ob = {.values = self->obs, .images = self->images};
             policy_extra_t extra = {0};
             int64_t t0 = time_mono_ns();
-            policy_step(self->d.policy, &ob, self->action, &extra);
+            if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
+                /* a non-finite observation or network output: let the safety
+                 * filter see a non-finite action, so it holds and counts it */
+                for (int i = 0; i < self->spec->action_dim; i++)
+                    self->action[i] = NAN;
+            }
             inference_ns = time_mono_ns() - t0;
             has_q = extra.has_q_value;
             q = extra.q_value;

@@ -58,12 +58,12 @@ def spec_of(exe, ckpt):
 
 def obs_fields(history=1, prev_action_dim=0):
     fields = [
-        {"name": "q", "source": "joint_positions", "shape": [7], "history": history},
-        {"name": "qd", "source": "joint_velocities", "shape": [7], "history": history},
-        {"name": "grip", "source": "gripper_position", "shape": [1], "history": 1},
+        {"name": "joint_positions", "source": "joint_positions", "shape": [7], "history": history},
+        {"name": "joint_velocities", "source": "joint_velocities", "shape": [7], "history": history},
+        {"name": "gripper_position", "source": "gripper_position", "shape": [1], "history": 1},
     ]
     if prev_action_dim:
-        fields.append({"name": "prev", "source": "previous_action", "shape": [prev_action_dim],
+        fields.append({"name": "previous_action", "source": "previous_action", "shape": [prev_action_dim],
                        "history": 2})
     return fields
 

@@ -46,8 +46,8 @@ def expert(q, q_goal, gain=GAIN, vmax=VMAX):
 
 def observation_spec():
     return [
-        {"name": "q", "source": "joint_positions", "shape": [N_JOINTS], "history": 1},
-        {"name": "qd", "source": "joint_velocities", "shape": [N_JOINTS], "history": 1},
+        {"name": "joint_positions", "source": "joint_positions", "shape": [N_JOINTS], "history": 1},
+        {"name": "joint_velocities", "source": "joint_velocities", "shape": [N_JOINTS], "history": 1},
     ]
 
 
