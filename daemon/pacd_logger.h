@@ -5,12 +5,30 @@
  * episode boundaries, one for camera frames, one for robot states); a writer
  * thread drains them, serialises protobuf (pacd.v1) and appends MCAP records
  * to one file per episode. When a ring is full the record is dropped and
- * counted; the producer never waits.
+ * counted; the producer never waits. Records reach the file in the order
+ * they were pushed, across all three rings.
+ *
+ * Files: <directory>/<episode_id>.mcap, unchunked MCAP written append-only;
+ * each batch of records goes to the kernel with one write(2) and the file is
+ * fdatasync'ed at most every fsync_interval_ms (and at episode end). After a
+ * crash every record before the last complete one is readable; an existing
+ * file is never overwritten (the episode is refused and counted).
+ *
+ * Episode ids (made by the caller, see logger_episode_id):
+ *   <UTC start, YYYYMMDDTHHMMSSZ>-<robot>-<counter, 4+ digits>
+ *   e.g. 20261122T023000Z-panda-0001
+ * They sort by start time, and the counter keeps two episodes started in the
+ * same second apart. Allowed characters: A-Z a-z 0-9 - _ . (not first '.').
  *
  * Threading: logger_new/logger_destroy are init-only. logger_begin_episode,
- * logger_push_*, logger_end_episode are RT-safe and must all be called from
- * one producer thread (the control loop). logger_get_stats is safe from any
- * thread.
+ * logger_push_*, logger_end_episode and logger_episode_id are RT-safe and
+ * the first four must all be called from one producer thread (the control
+ * loop). logger_get_stats is safe from any thread but not RT-safe (it takes
+ * a mutex the writer holds for short string copies).
+ *
+ * Memory: allocated once in logger_new: ring_steps step slots (~2.7 KiB
+ * each) plus as many robot-state slots, ring_frames frame slots of
+ * max_frame_bytes each, and a batch buffer of about 1 MiB + max_frame_bytes.
  */
 #ifndef PACD_LOGGER_H
 #define PACD_LOGGER_H
@@ -30,10 +48,12 @@ typedef struct logger logger_t;
 
 typedef struct {
     const char *directory;     /* episode files go here; created if missing */
-    size_t ring_steps;         /* step ring capacity, records (default 256) */
+    size_t ring_steps;         /* step ring capacity, records (default 256); the
+                                  robot-state ring gets the same capacity */
     size_t ring_frames;        /* frame ring capacity, frames (default 32) */
     size_t max_frame_bytes;    /* largest frame payload accepted (default 1 MiB) */
-    int fsync_interval_ms;     /* fdatasync at most this often (default 1000; 0 = every write) */
+    int fsync_interval_ms;     /* fdatasync at most this often (default 1000 when
+                                  negative; 0 = after every batch) */
 } logger_config_t;
 
 /* Observation layout: field i is name[i] with shape, values
@@ -157,8 +177,16 @@ int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
  * footer and closes the file. RT-safe. 0 or -ENOSPC. */
 int logger_end_episode(logger_t *self);
 
-/* Snapshot of the counters. Any thread. */
+/* Snapshot of the counters. Any thread; not RT-safe (short mutex). */
 void logger_get_stats(logger_t *self, logger_stats_t *stats);
+
+/* Format an episode id into out: "<UTC time of time_unix_ns as
+ * YYYYMMDDTHHMMSSZ>-<robot>-<counter as %04u>", robot reduced to
+ * [a-z0-9_] (other characters become '_', at most 16 kept; "robot" when
+ * empty or NULL). RT-safe (pure arithmetic, no locale or time zone lookups).
+ * 0, or -EINVAL when out is NULL or the time is before 1970 or after 9999. */
+int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const char *robot,
+                      uint32_t counter);
 
 /* Block until every record queued so far is written (tests, shutdown).
  * Not RT-safe. 0, or -ETIMEDOUT after timeout_ms. */

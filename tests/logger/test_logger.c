@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -846,6 +847,45 @@ static void test_write_error_mid_episode(void **state)
     check_episode_file(path, "after-error", 3);
 }
 
+static void test_episode_id_format(void **state)
+{
+    fixture_t *f = *state;
+    char id[LOGGER_EPISODE_ID];
+    /* 1700000000 s is 2023-11-14 22:13:20 UTC; 951782400 s is 2000-02-29 00:00:00 UTC */
+    assert_int_equal(logger_episode_id(id, 1700000000LL * 1000000000LL + 999, "panda", 1), 0);
+    assert_string_equal(id, "20231114T221320Z-panda-0001");
+    assert_int_equal(logger_episode_id(id, 951782400LL * 1000000000LL, "Panda Arm/1", 12345), 0);
+    assert_string_equal(id, "20000229T000000Z-panda_arm_1-12345");
+    assert_int_equal(logger_episode_id(id, 0, NULL, 0), 0);
+    assert_string_equal(id, "19700101T000000Z-robot-0000");
+    assert_int_equal(logger_episode_id(id, -1, "panda", 0), -EINVAL);
+    assert_int_equal(logger_episode_id(NULL, 0, "panda", 0), -EINVAL);
+
+    /* agrees with libc's gmtime_r over many times, and sorts by time */
+    srand(99);
+    char prev[LOGGER_EPISODE_ID] = "";
+    int64_t t = 0;
+    for (int i = 0; i < 2000; i++) {
+        t += (int64_t)(rand() % 5000000) * 1000000000LL + rand();
+        assert_int_equal(logger_episode_id(id, t, "sawyer", 7), 0);
+        time_t secs = (time_t)(t / 1000000000LL);
+        struct tm tm;
+        assert_non_null(gmtime_r(&secs, &tm));
+        char want[64];
+        strftime(want, sizeof want, "%Y%m%dT%H%M%SZ-sawyer-0007", &tm);
+        assert_string_equal(id, want);
+        assert_true(strcmp(prev, id) <= 0);
+        snprintf(prev, sizeof prev, "%s", id);
+    }
+    /* the logger accepts what it formats and names the file after it */
+    f->lg = make_logger(f, "ids", 8, 2, FRAME_BYTES);
+    assert_int_equal(logger_episode_id(id, 1700000000LL * 1000000000LL, "Panda Arm/1", 3), 0);
+    push_episode(f->lg, id, 2);
+    char path[512];
+    episode_path(f, "ids", id, path, sizeof path);
+    check_episode_file(path, id, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -859,6 +899,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_cli_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_gone_counts_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_mid_episode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_episode_id_format, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
