@@ -724,6 +724,47 @@ static void test_corruption_is_reported(void **state)
     free(data);
 }
 
+/* Files made of random records (valid framing, random opcodes and
+ * contents) and random bytes never crash the verifier or read outside the
+ * buffer (run under ASan), and are never called valid. */
+static void test_random_records_never_crash(void **state)
+{
+    (void)state;
+    srand(4242);
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t cap = 64 + (size_t)(rand() % 2048);
+        uint8_t *buf = malloc(cap);
+        assert_non_null(buf);
+        memcpy(buf, mcap_magic, MCAP_MAGIC_LEN);
+        size_t pos = MCAP_MAGIC_LEN;
+        int first = 1;
+        while (pos + 9 < cap) {
+            size_t room = cap - pos - 9;
+            size_t l = (size_t)rand() % (room < 80 ? room + 1 : 80);
+            buf[pos] = first ? MCAP_OP_HEADER : (uint8_t)(1 + rand() % 15);
+            first = 0;
+            uint64_t len = l;
+            if (rand() % 50 == 0)
+                len = (uint64_t)rand() * 7919u; /* a lying length now and then */
+            for (int i = 0; i < 8; i++)
+                buf[pos + 1 + (size_t)i] = (uint8_t)(len >> (8 * i));
+            for (size_t i = 0; i < l; i++)
+                buf[pos + 9 + i] = (uint8_t)(rand() % 4 == 0 ? rand() : rand() % 3);
+            pos += 9 + l;
+        }
+        size_t len = pos;
+        uint8_t *exact = malloc(len);
+        assert_non_null(exact);
+        memcpy(exact, buf, len);
+        pacctl_log_report_t rep;
+        pacctl_log_status_t st = pacctl_log_verify_buffer(exact, len, &rep);
+        assert_true(st != PACCTL_LOG_VALID);
+        assert_true(rep.error_offset <= len);
+        free(exact);
+        free(buf);
+    }
+}
+
 static void test_verify_cli_exit_codes(void **state)
 {
     fixture_t *f = *state;
@@ -897,6 +938,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_files_recover_complete_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corruption_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_cli_exit_codes, setup, teardown),
+        cmocka_unit_test(test_random_records_never_crash),
         cmocka_unit_test_setup_teardown(test_directory_gone_counts_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_mid_episode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_episode_id_format, setup, teardown),
