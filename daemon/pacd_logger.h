@@ -163,12 +163,23 @@ void logger_destroy(logger_t **self_p);
 
 /* Queue the start of an episode: the writer opens <directory>/<id>.mcap and
  * writes the header, schemas, channels and metadata. An episode still open is
- * closed first. RT-safe. 0, or -ENOSPC when the ring is full (counted). */
+ * closed first. The struct is copied; the strings it points to must outlive
+ * the logger. RT-safe. 0, -ENOSPC when the ring is full, -EINVAL for an id
+ * outside the allowed characters or a layout field outside
+ * [0, LOGGER_MAX_OBS) (both counted in episodes_rejected). If the file
+ * cannot be created (exists, directory unusable) the writer counts it in
+ * write_errors/episodes_rejected and drops the episode's records. */
 int logger_begin_episode(logger_t *self, const logger_episode_t *episode);
 
-/* Queue one record. RT-safe. 0, -ENOSPC (ring full, dropped and counted),
- * -EMSGSIZE (frame larger than max_frame_bytes, dropped and counted),
- * -EINVAL (NULL / sizes over the LOGGER_MAX_* limits). */
+/* Queue one record (copied, frame data included). RT-safe. 0, -ENOSPC
+ * (ring full, dropped and counted), -EMSGSIZE (frame larger than
+ * max_frame_bytes, dropped and counted), -EINVAL (NULL / sizes over the
+ * LOGGER_MAX_* limits / camera name empty or not terminated within
+ * LOGGER_NAME; counted as dropped unless self is NULL). Records pushed while
+ * no episode is open are dropped and counted by the writer. A step's
+ * observation is split into tensors by the episode's layout (a field
+ * reaching past n_obs is cut at n_obs); with no layout it is one tensor
+ * "observation" of shape [n_obs]. */
 int logger_push_step(logger_t *self, const logger_step_t *step);
 int logger_push_frame(logger_t *self, const logger_frame_t *frame);
 int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
