@@ -5,12 +5,30 @@
  * episode boundaries, one for camera frames, one for robot states); a writer
  * thread drains them, serialises protobuf (pacd.v1) and appends MCAP records
  * to one file per episode. When a ring is full the record is dropped and
- * counted; the producer never waits.
+ * counted; the producer never waits. Records reach the file in the order
+ * they were pushed, across all three rings.
+ *
+ * Files: <directory>/<episode_id>.mcap, unchunked MCAP written append-only;
+ * each batch of records goes to the kernel with one write(2) and the file is
+ * fdatasync'ed at most every fsync_interval_ms (and at episode end). After a
+ * crash every record before the last complete one is readable; an existing
+ * file is never overwritten (the episode is refused and counted).
+ *
+ * Episode ids (made by the caller, see logger_episode_id):
+ *   <UTC start, YYYYMMDDTHHMMSSZ>-<robot>-<counter, 4+ digits>
+ *   e.g. 20261122T023000Z-panda-0001
+ * They sort by start time, and the counter keeps two episodes started in the
+ * same second apart. Allowed characters: A-Z a-z 0-9 - _ . (not first '.').
  *
  * Threading: logger_new/logger_destroy are init-only. logger_begin_episode,
- * logger_push_*, logger_end_episode are RT-safe and must all be called from
- * one producer thread (the control loop). logger_get_stats is safe from any
- * thread.
+ * logger_push_*, logger_end_episode and logger_episode_id are RT-safe and
+ * the first four must all be called from one producer thread (the control
+ * loop). logger_get_stats is safe from any thread but not RT-safe (it takes
+ * a mutex the writer holds for short string copies).
+ *
+ * Memory: allocated once in logger_new: ring_steps step slots (~2.7 KiB
+ * each) plus as many robot-state slots, ring_frames frame slots of
+ * max_frame_bytes each, and a batch buffer of about 1 MiB + max_frame_bytes.
  */
 #ifndef PACD_LOGGER_H
 #define PACD_LOGGER_H
@@ -30,10 +48,12 @@ typedef struct logger logger_t;
 
 typedef struct {
     const char *directory;     /* episode files go here; created if missing */
-    size_t ring_steps;         /* step ring capacity, records (default 256) */
+    size_t ring_steps;         /* step ring capacity, records (default 256); the
+                                  robot-state ring gets the same capacity */
     size_t ring_frames;        /* frame ring capacity, frames (default 32) */
     size_t max_frame_bytes;    /* largest frame payload accepted (default 1 MiB) */
-    int fsync_interval_ms;     /* fdatasync at most this often (default 1000; 0 = every write) */
+    int fsync_interval_ms;     /* fdatasync at most this often (default 1000 when
+                                  negative; 0 = after every batch) */
 } logger_config_t;
 
 /* Observation layout: field i is name[i] with shape, values
@@ -143,12 +163,23 @@ void logger_destroy(logger_t **self_p);
 
 /* Queue the start of an episode: the writer opens <directory>/<id>.mcap and
  * writes the header, schemas, channels and metadata. An episode still open is
- * closed first. RT-safe. 0, or -ENOSPC when the ring is full (counted). */
+ * closed first. The struct is copied; the strings it points to must outlive
+ * the logger. RT-safe. 0, -ENOSPC when the ring is full, -EINVAL for an id
+ * outside the allowed characters or a layout field outside
+ * [0, LOGGER_MAX_OBS) (both counted in episodes_rejected). If the file
+ * cannot be created (exists, directory unusable) the writer counts it in
+ * write_errors/episodes_rejected and drops the episode's records. */
 int logger_begin_episode(logger_t *self, const logger_episode_t *episode);
 
-/* Queue one record. RT-safe. 0, -ENOSPC (ring full, dropped and counted),
- * -EMSGSIZE (frame larger than max_frame_bytes, dropped and counted),
- * -EINVAL (NULL / sizes over the LOGGER_MAX_* limits). */
+/* Queue one record (copied, frame data included). RT-safe. 0, -ENOSPC
+ * (ring full, dropped and counted), -EMSGSIZE (frame larger than
+ * max_frame_bytes, dropped and counted), -EINVAL (NULL / sizes over the
+ * LOGGER_MAX_* limits / camera name empty or not terminated within
+ * LOGGER_NAME; counted as dropped unless self is NULL). Records pushed while
+ * no episode is open are dropped and counted by the writer. A step's
+ * observation is split into tensors by the episode's layout (a field
+ * reaching past n_obs is cut at n_obs); with no layout it is one tensor
+ * "observation" of shape [n_obs]. */
 int logger_push_step(logger_t *self, const logger_step_t *step);
 int logger_push_frame(logger_t *self, const logger_frame_t *frame);
 int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
@@ -157,8 +188,16 @@ int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
  * footer and closes the file. RT-safe. 0 or -ENOSPC. */
 int logger_end_episode(logger_t *self);
 
-/* Snapshot of the counters. Any thread. */
+/* Snapshot of the counters. Any thread; not RT-safe (short mutex). */
 void logger_get_stats(logger_t *self, logger_stats_t *stats);
+
+/* Format an episode id into out: "<UTC time of time_unix_ns as
+ * YYYYMMDDTHHMMSSZ>-<robot>-<counter as %04u>", robot reduced to
+ * [a-z0-9_] (other characters become '_', at most 16 kept; "robot" when
+ * empty or NULL). RT-safe (pure arithmetic, no locale or time zone lookups).
+ * 0, or -EINVAL when out is NULL or the time is before 1970 or after 9999. */
+int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const char *robot,
+                      uint32_t counter);
 
 /* Block until every record queued so far is written (tests, shutdown).
  * Not RT-safe. 0, or -ETIMEDOUT after timeout_ms. */
