@@ -210,16 +210,10 @@ static void print_event(const loop_event_t *ev)
     }
 }
 
-static void make_episode_id(service_t *self, char *out, size_t n)
+static void make_episode_id(service_t *self, char *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(out, n, "%s-%s-%04llu", when, self->d.robot,
-             (unsigned long long)(++self->episode_counter % 10000));
+    logger_episode_id(out, time_unix_ns(), self->d.robot,
+                      (uint32_t)(++self->episode_counter % 10000));
 }
 
 /* Forward a command to the loop; fill reply. */
@@ -231,7 +225,7 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
         lc.max_steps = c->max_steps;
-        make_episode_id(self, lc.episode_id, sizeof lc.episode_id);
+        make_episode_id(self, lc.episode_id);
         break;
     case PACD__V1__COMMAND__TYPE__END_EPISODE:
         lc.type = LOOP_CMD_END_EPISODE;
