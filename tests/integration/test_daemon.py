@@ -21,6 +21,18 @@ def running(st):
     return st.state == pb.RUNNING
 
 
+def node_read(path):
+    """Every message of an episode log through the independent reader
+    (@mcap/core + protobufjs with the schemas embedded in the file)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    assert os.path.isdir(os.path.join(here, "node_modules")), \
+        "run `npm ci --prefix tests/integration` (deploy/install-deps.sh does)"
+    p = subprocess.run(["node", os.path.join(here, "mcap_read.mjs"), path], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 def cat_steps(path):
     r = pacctl("log", "cat", path)
     assert r.returncode == 0, r.stderr
@@ -66,6 +78,23 @@ def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
     q1 = steps[-1]["observation"]["joint_positions"]
     assert max(abs(a - b) for a, b in zip(q0, q1)) > 0.01, "the policy moved the arm"
     assert any(abs(v) > 1e-3 for v in moving[5]["action"])
+    # the independent reader decodes the same steps, frames and states
+    doc = node_read(logs[0])
+    assert doc["error"] is None and doc["footer"] is not None
+    by_topic = {}
+    for m in doc["messages"]:
+        by_topic.setdefault(m["topic"], []).append(m["message"])
+    node_steps = by_topic["/pacd/step"]
+    assert [int(m["step"]) for m in node_steps] == list(range(40))
+    for a, b in zip(node_steps, steps):
+        assert a["policyAction"] == pytest.approx(b["policy_action"], abs=1e-6)
+        assert a.get("isLast", False) == b["is_last"]
+    assert len(by_topic["/pacd/robot_state"]) == 40
+    frames = by_topic["/pacd/camera/front"]
+    assert len(frames) >= 30 and all(f["width"] == 128 and f["height"] == 128 for f in frames)
+    assert {f["data"]["length"] for f in frames} == {128 * 128 * 3}
+    meta = {m["name"]: m["metadata"] for m in doc["metadata"]}
+    assert meta["pacd"]["robot"] == "panda"
 
 
 def test_stale_camera_holds_the_arm(daemon):
@@ -258,6 +287,10 @@ def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
     # fsync_interval_ms = 200: at most the last fraction of a second is lost
     assert len(steps) >= 20
     assert [s["step"] for s in steps] == list(range(len(steps)))
+    doc = node_read(logs[0])
+    assert doc["footer"] is None  # never closed
+    node_steps = [m["message"] for m in doc["messages"] if m["topic"] == "/pacd/step"]
+    assert [int(m["step"]) for m in node_steps] == [s["step"] for s in steps]
 
 
 def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoint):
