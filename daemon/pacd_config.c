@@ -162,8 +162,12 @@ static int handler(void *user, const char *section, const char *key, const char 
         } else if (!strcmp(key, "required")) {
             if (parse_bool(value, &cam->required))
                 return fail(p, section, key, value, "expected true or false");
+        } else if (!strcmp(key, "resize")) {
+            if (parse_bool(value, &cam->resize))
+                return fail(p, section, key, value, "expected true or false");
         } else {
-            return fail(p, section, key, value, "unknown key (width, height, max_age_ms, required)");
+            return fail(p, section, key, value,
+                        "unknown key (width, height, max_age_ms, required, resize)");
         }
         return 1;
     }

@@ -17,6 +17,7 @@ typedef struct {
     int width, height;        /* pixels the frames must have */
     int max_age_ms;           /* older frames make the step stale (arm holds) */
     int required;             /* 1: a missing/stale frame holds the arm */
+    int resize;               /* 1: frames of another size are area-averaged, 0: rejected */
 } config_camera_t;
 
 typedef struct {

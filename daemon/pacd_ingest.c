@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libswscale/swscale.h>
 #include <turbojpeg.h>
 #include <zmq.h>
 
@@ -19,6 +20,7 @@ typedef struct {
     uint8_t *pixels[3];
     tbuf_t tb;
     size_t bytes;              /* width * height * 3 */
+    struct SwsContext *sws;    /* resize = true: area averaging to the configured size */
 } camera_slot_t;
 
 typedef struct {
@@ -44,11 +46,14 @@ struct ingest {
         tbuf_t tb;
     } reward;
     tjhandle jpeg;
+    uint8_t *scratch;          /* a decoded frame of another size, before resizing */
+    size_t scratch_bytes;
     pthread_t thread;
     int thread_started;
     atomic_int stop;
     _Atomic uint64_t frames_received, frames_malformed, frames_oversized, frames_misshaped;
     _Atomic uint64_t states_received, states_rejected, rewards_received, peers_disconnected;
+    _Atomic uint64_t frames_resized;
 };
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -95,6 +100,76 @@ static int camera_index(const ingest_t *self, const char *name)
     return -1;
 }
 
+/* Make the frame's pixels: RGB8 at the configured size, decoding JPEG and
+ * (when the camera has resize = true) area-averaging another size.
+ * 0, -EBADMSG (malformed), -EMSGSIZE (oversized), -EINVAL (mis-shaped). */
+static int decode_frame(ingest_t *self, const config_camera_t *cc, camera_slot_t *slot,
+                        const Pacd__V1__CameraFrame *f, uint8_t *dst)
+{
+    int same = f->width == (uint32_t)cc->width && f->height == (uint32_t)cc->height;
+    if (!same && (!cc->resize || f->width == 0 || f->height == 0 || f->width > 8192 ||
+                  f->height > 8192))
+        return -EINVAL;
+    size_t src_bytes = (size_t)f->width * f->height * 3;
+    const uint8_t *src;
+    if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__RGB8) {
+        if (f->data.len > src_bytes)
+            return -EMSGSIZE;
+        if (f->data.len != src_bytes)
+            return -EINVAL;
+        if (same) {
+            memcpy(dst, f->data.data, src_bytes);
+            return 0;
+        }
+        src = f->data.data;
+    } else if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__JPEG) {
+        /* a JPEG is never larger than its raw pixels plus headers */
+        if (f->data.len > src_bytes + 65536)
+            return -EMSGSIZE;
+        int w = 0, h = 0, subsamp = 0, cs = 0;
+        if (!self->jpeg ||
+            tjDecompressHeader3(self->jpeg, f->data.data, (unsigned long)f->data.len, &w, &h,
+                                &subsamp, &cs) != 0 || w <= 0 || h <= 0)
+            return -EBADMSG;
+        if ((uint32_t)w != f->width || (uint32_t)h != f->height)
+            return -EINVAL;
+        uint8_t *out = dst;
+        if (!same) {
+            if (self->scratch_bytes < src_bytes) {
+                uint8_t *n = realloc(self->scratch, src_bytes);
+                if (!n)
+                    return -EMSGSIZE;
+                self->scratch = n;
+                self->scratch_bytes = src_bytes;
+            }
+            out = self->scratch;
+        }
+        if (tjDecompress2(self->jpeg, f->data.data, (unsigned long)f->data.len, out, w, 0, h,
+                          TJPF_RGB, TJFLAG_ACCURATEDCT) != 0)
+            return -EBADMSG;
+        if (same)
+            return 0;
+        src = self->scratch;
+    } else {
+        return -EBADMSG;
+    }
+    /* area averaging (libswscale SWS_AREA) to the configured size */
+    slot->sws = sws_getCachedContext(slot->sws, (int)f->width, (int)f->height, AV_PIX_FMT_RGB24,
+                                     cc->width, cc->height, AV_PIX_FMT_RGB24, SWS_AREA, NULL,
+                                     NULL, NULL);
+    if (!slot->sws)
+        return -EINVAL;
+    const uint8_t *src_planes[1] = {src};
+    int src_stride[1] = {(int)f->width * 3};
+    uint8_t *dst_planes[1] = {dst};
+    int dst_stride[1] = {cc->width * 3};
+    if (sws_scale(slot->sws, src_planes, src_stride, 0, (int)f->height, dst_planes, dst_stride) !=
+        cc->height)
+        return -EINVAL;
+    count(&self->frames_resized);
+    return 0;
+}
+
 static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
                           const uint8_t *data, size_t len)
 {
@@ -121,51 +196,18 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
     }
     const config_camera_t *cc = &self->cfg->cameras[idx];
     camera_slot_t *slot = &self->cameras[idx];
-    if (f->width != (uint32_t)cc->width || f->height != (uint32_t)cc->height) {
-        count(&self->frames_misshaped);
-        goto out;
-    }
     unsigned b = tbuf_back(&slot->tb);
-    if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__RGB8) {
-        if (f->data.len > slot->bytes) {
-            count(&self->frames_oversized);
-            goto out;
-        }
-        if (f->data.len != slot->bytes) {
-            count(&self->frames_misshaped);
-            goto out;
-        }
-        memcpy(slot->pixels[b], f->data.data, slot->bytes);
-    } else if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__JPEG) {
-        /* a JPEG is never larger than raw pixels plus headers */
-        if (f->data.len > slot->bytes + 65536) {
-            count(&self->frames_oversized);
-            goto out;
-        }
-        int w = 0, h = 0, subsamp = 0, cs = 0;
-        if (!self->jpeg || f->data.len > (unsigned long)-1 ||
-            tjDecompressHeader3(self->jpeg, f->data.data, (unsigned long)f->data.len, &w, &h,
-                                &subsamp, &cs) != 0 || w <= 0 || h <= 0) {
-            count(&self->frames_malformed);
-            goto out;
-        }
-        if (w != cc->width || h != cc->height) {
-            count(&self->frames_misshaped);
-            goto out;
-        }
-        if (tjDecompress2(self->jpeg, f->data.data, (unsigned long)f->data.len, slot->pixels[b],
-                          w, 0, h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0) {
-            count(&self->frames_malformed);
-            goto out;
-        }
-    } else {
-        count(&self->frames_malformed);
+    int rc = decode_frame(self, cc, slot, f, slot->pixels[b]);
+    if (rc != 0) {
+        count(rc == -EMSGSIZE ? &self->frames_oversized
+              : rc == -EBADMSG ? &self->frames_malformed
+                               : &self->frames_misshaped);
         goto out;
     }
     ingest_frame_t *m = &slot->meta[b];
     m->pixels = slot->pixels[b];
-    m->width = f->width;
-    m->height = f->height;
+    m->width = (uint32_t)cc->width;
+    m->height = (uint32_t)cc->height;
     m->seq = f->seq;
     m->capture_time_unix_ns = f->capture_time_unix_ns;
     m->arrival_mono_ns = time_mono_ns();
@@ -437,9 +479,12 @@ void ingest_destroy(ingest_t **self_p)
         zmq_close(self->camera_mon);
     if (self->state_mon)
         zmq_close(self->state_mon);
-    for (int i = 0; i < CONFIG_MAX_CAMERAS; i++)
+    for (int i = 0; i < CONFIG_MAX_CAMERAS; i++) {
         for (int k = 0; k < 3; k++)
             free(self->cameras[i].pixels[k]);
+        sws_freeContext(self->cameras[i].sws);
+    }
+    free(self->scratch);
     if (self->jpeg)
         tjDestroy(self->jpeg);
     free(self);
@@ -486,4 +531,5 @@ void ingest_get_stats(ingest_t *self, ingest_stats_t *s)
     s->states_rejected = atomic_load(&self->states_rejected);
     s->rewards_received = atomic_load(&self->rewards_received);
     s->peers_disconnected = atomic_load(&self->peers_disconnected);
+    s->frames_resized = atomic_load(&self->frames_resized);
 }

@@ -41,6 +41,7 @@ typedef struct {
     uint64_t states_rejected;    /* bad protobuf, wrong joint count, non-finite values */
     uint64_t rewards_received;
     uint64_t peers_disconnected; /* connections libzmq dropped (e.g. over ZMQ_MAXMSGSIZE) */
+    uint64_t frames_resized;     /* accepted after area-averaging to the configured size */
 } ingest_stats_t;
 
 /* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),

@@ -110,6 +110,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->frames_misshaped = is.frames_misshaped;
     t->frames_dropped = is.frames_malformed + is.frames_oversized + is.frames_misshaped;
     t->peers_disconnected = is.peers_disconnected;
+    t->frames_resized = is.frames_resized;
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;
     t->log_steps_dropped = tm->ls.steps_dropped;

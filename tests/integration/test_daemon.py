@@ -161,6 +161,43 @@ def test_bad_frames_are_dropped_and_counted(daemon):
     assert d.proc.poll() is None
 
 
+def test_frames_of_another_size_are_resized_when_asked(daemon):
+    d = daemon(extra="[camera.front]\nresize = true\n")
+    cam = d.camera()
+    time.sleep(0.3)
+    # 256x256 made of 2x2 blocks: area averaging to 128x128 gives the blocks back
+    import random
+    rnd = random.Random(7)
+    small = bytes(rnd.randrange(256) for _ in range(128 * 128 * 3))
+    rows = []
+    for y in range(128):
+        row = b"".join(small[(y * 128 + x) * 3:(y * 128 + x) * 3 + 3] * 2 for x in range(128))
+        rows += [row, row]
+    big = b"".join(rows)
+    d.client.start_episode(max_steps=0)
+    for _ in range(30):
+        cam.send(big, width=256, height=256)
+        time.sleep(0.03)
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (256, 256), big).save(buf, format="JPEG", quality=95)
+    cam.send_jpeg(buf.getvalue(), width=256, height=256)
+    st = d.wait_for(lambda s: s.frames_resized >= 31 and s.frames_received >= 31,
+                    what="resized frames")
+    assert st.frames_misshaped == 0
+    cam.send(big[:1000], width=256, height=256)  # wrong data size still counts
+    d.wait_for(lambda s: s.frames_misshaped == 1, what="mis-shaped count")
+    d.client.end_episode()
+    d.wait_for(lambda s: s.state == pb.IDLE)
+    d.stop()
+    doc = node_read(d.logs()[0])
+    frames = [m["message"] for m in doc["messages"] if m["topic"] == "/pacd/camera/front"]
+    assert frames and all(f["width"] == 128 and f["height"] == 128 for f in frames)
+    want = sum(small)
+    # RGB8 frames: the 2x2 blocks come back (libswscale may round each byte by 1)
+    assert abs(frames[0]["data"]["sum"] - want) <= 128 * 128 * 3
+
+
 def test_robot_state_and_reward_validation(daemon):
     d = daemon()
     sp = d.state_publisher()
