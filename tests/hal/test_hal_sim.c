@@ -98,14 +98,22 @@ static hal_command_t joint_cmd(int n, const double *v)
     return c;
 }
 
-static hal_t *new_sim(const char *robot, const double *initial_q)
+/* The watchdog timeout is 1 s here (not the 0.2 s default) so that a test
+ * thread starved by a loaded machine does not trip it; the watchdog tests
+ * set their own. */
+static hal_t *new_sim_timeout(const char *robot, const double *initial_q, double timeout)
 {
     char err[256] = "";
-    hal_options_t o = {.backend = "sim", .initial_q = initial_q};
+    hal_options_t o = {.backend = "sim", .initial_q = initial_q, .command_timeout_s = timeout};
     hal_t *h = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     if (!h)
         fail_msg("hal_new: %s", err);
     return h;
+}
+
+static hal_t *new_sim(const char *robot, const double *initial_q)
+{
+    return new_sim_timeout(robot, initial_q, 1.0);
 }
 
 static void test_starts_at_rest_at_home(void **st)
@@ -255,9 +263,9 @@ static void test_hold_decelerates_to_zero_and_stays(void **st)
 static void test_watchdog_holds_after_missing_commands(void **st)
 {
     (void)st;
-    hal_t *h = new_sim("sawyer", NULL);
+    const double timeout = 0.2, period = 0.001; /* the defaults */
+    hal_t *h = new_sim_timeout("sawyer", NULL, 0);
     const hal_robot_t *r = h->robot;
-    const double timeout = 0.2, period = 0.001;
     double v[7] = {0.5, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = read_ok(h);
@@ -409,7 +417,7 @@ static void test_custom_rate_and_timeout(void **st)
 {
     (void)st;
     char err[256];
-    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.05};
+    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.1};
     hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
     double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
@@ -419,7 +427,7 @@ static void test_custom_rate_and_timeout(void **st)
     hal_state_t s2 = run_for(h, &c, 0.2, NULL, NULL);
     double dt = (s2.time_mono_ns - s1.time_mono_ns) * NS;
     assert_double_equal(s2.q[4] - s1.q[4], 0.2 * dt, 1e-9);
-    /* 0.05 s timeout: silence of 0.3 s triggers the watchdog */
+    /* 0.1 s timeout: silence of 0.3 s triggers the watchdog */
     hal_state_t s3 = run_for(h, NULL, 0.3, NULL, NULL);
     assert_true(s3.dq[4] == 0.0);
     hal_counters_t k;
