@@ -212,10 +212,13 @@ typedef struct {
  *     finite values, else state->dq (ACCEL_LIMIT); clamp to +-dq_max_i again
  *     (CLAMPED); joint-limit guard, last so it wins over the ramp: with d the
  *     distance from state->q_i to (q_max_i - margin) for v_i > 0 (to q_min_i
- *     + margin for v_i < 0), v_i is zero if d <= 0, else at most the v with
- *     v*T + v^2/(2*ddq_max) = d (hold v for one period, then brake), which
- *     is below sqrt(2*ddq_max*d) (JOINT_LIMIT). Moving away from a limit is
- *     never restricted by this guard.
+ *     + margin for v_i < 0), v_i is zero if d <= 0, else the largest speed
+ *     whose stop distance fits in d, the stop distance being the worse of
+ *     (a) v*T + v^2/(2*ddq_max): v reached at once, held for one period,
+ *     then braking; (b) the joint's velocity going from state->dq_i toward
+ *     v at ddq_max during the period (a slowing joint still covers ground),
+ *     then braking. So |v| <= sqrt(2*ddq_max*d) always (JOINT_LIMIT).
+ *     Moving away from a limit is never restricted by this guard.
  *  3. Gripper: clamp to [low, high] and [-1, 1] (CLAMPED).
  * low/high NULL mean +-dq_max (joints) and +-1 (gripper). config NULL means
  * period 0.05 s, factor 2.0, margin 0.02 rad; fields that are non-finite,
