@@ -62,9 +62,9 @@ typedef struct {
     int n_joints;
     double q[HAL_MAX_JOINTS];    /* rad */
     double dq[HAL_MAX_JOINTS];   /* rad/s */
-    double gripper_position;     /* m */
-    double gripper_velocity;     /* m/s */
-    int grasp;                   /* 0/1 */
+    double gripper_position;     /* total finger opening, m (0 closed) */
+    double gripper_velocity;     /* opening velocity, m/s */
+    int grasp;                   /* 0/1: object held (sim: always 0) */
     double ee_pose[7];           /* x y z m, qw qx qy qz */
 } hal_state_t;
 
