@@ -92,7 +92,7 @@ typedef struct {
     uint64_t overruns;       /* cycles that started a whole period or more late */
     uint64_t commands;       /* valid commands received */
     uint64_t bad_commands;   /* commands refused (-EINVAL): held instead */
-    uint64_t holds;          /* hold requests received */
+    uint64_t holds;          /* holds: hal_hold, refused commands, resets */
     uint64_t watchdog_holds; /* holds because no command came for command_timeout_s */
     uint64_t limit_stops;    /* joints stopped by reaching q_min/q_max */
     uint64_t resets;         /* completed resets */
