@@ -62,15 +62,19 @@ typedef struct {
     int n_joints;
     double q[HAL_MAX_JOINTS];    /* rad */
     double dq[HAL_MAX_JOINTS];   /* rad/s */
-    double gripper_position;     /* m */
-    double gripper_velocity;     /* m/s */
-    int grasp;                   /* 0/1 */
+    double gripper_position;     /* total finger opening, m (0 closed) */
+    double gripper_velocity;     /* opening velocity, m/s */
+    int grasp;                   /* 0/1: object held (sim: always 0) */
     double ee_pose[7];           /* x y z m, qw qx qy qz */
 } hal_state_t;
 
 typedef enum {
     HAL_SPACE_JOINT_VELOCITY = 1,         /* values: n_joints rad/s */
-    HAL_SPACE_JOINT_VELOCITY_GRIPPER = 2, /* n_joints rad/s + gripper in [-1 close, 1 open] */
+    /* n_joints rad/s + gripper in [-1 close, 1 open]: the gripper value is a
+     * velocity command, a fraction of robot->gripper_speed (0 = stay), so a
+     * zero (hold) command keeps the gripper where it is. Robots with a
+     * gripper only. */
+    HAL_SPACE_JOINT_VELOCITY_GRIPPER = 2,
 } hal_space_t;
 
 typedef struct {
@@ -88,7 +92,7 @@ typedef struct {
     uint64_t overruns;       /* cycles that started a whole period or more late */
     uint64_t commands;       /* valid commands received */
     uint64_t bad_commands;   /* commands refused (-EINVAL): held instead */
-    uint64_t holds;          /* hold requests received */
+    uint64_t holds;          /* holds: hal_hold, refused commands, resets */
     uint64_t watchdog_holds; /* holds because no command came for command_timeout_s */
     uint64_t limit_stops;    /* joints stopped by reaching q_min/q_max */
     uint64_t resets;         /* completed resets */
@@ -189,12 +193,39 @@ typedef struct {
 
 /* Filter one policy action into a command. `action` has n values in the
  * action space `space` with per-dimension bounds low/high (checkpoint's action
- * spec, rad/s); `state` is the latest robot state; `prev` the previous
- * command sent (NULL at start). Clamps to bounds and to robot->dq_max, slows
+ * spec, rad/s; gripper unitless); `state` is the latest robot state; `prev` the
+ * previous command sent (NULL at start). Clamps to bounds and to robot->dq_max, slows
  * any joint so that it can stop (at ddq_max) before q_min/q_max minus the
  * margin, limits the change from prev to ddq_max * period. Non-finite, wrong
  * shape or out-of-spec actions give result->hold = 1 and a zero command.
- * RT-safe, pure. Returns 0, or -EINVAL on NULL arguments. */
+ *
+ * Exactly (docs/hal.md has the reasoning):
+ *  1. Hold (result->hold = 1, out = zeros of the expected shape, flag HELD +):
+ *     BAD_SHAPE   space unknown, gripper space on a robot without gripper,
+ *                 n != n_joints (+1 with gripper), state->n_joints wrong, or
+ *                 bounds non-finite / low > high;
+ *     NONFINITE   NaN/Inf in the action or in state q/dq;
+ *     OUT_OF_SPEC |a_i| > out_of_spec_factor * max(|low_i|, |high_i|).
+ *  2. Joints, in this order: clamp to [low_i, high_i] and +-dq_max_i
+ *     (CLAMPED); limit |v_i - p_i| to ddq_max_i * period_s where p = prev's
+ *     joint values if prev is a joint-velocity command with >= n_joints
+ *     finite values, else state->dq (ACCEL_LIMIT); clamp to +-dq_max_i again
+ *     (CLAMPED); joint-limit guard, last so it wins over the ramp: with d the
+ *     distance from state->q_i to (q_max_i - margin) for v_i > 0 (to q_min_i
+ *     + margin for v_i < 0), v_i is zero if d <= 0, else the largest speed
+ *     whose stop distance fits in d, the stop distance being the worse of
+ *     (a) v*T + v^2/(2*ddq_max): v reached at once, held for one period,
+ *     then braking; (b) the joint's velocity going from state->dq_i toward
+ *     v at ddq_max during the period (a slowing joint still covers ground),
+ *     then braking. So |v| <= sqrt(2*ddq_max*d) always (JOINT_LIMIT).
+ *     Moving away from a limit is never restricted by this guard.
+ *  3. Gripper: clamp to [low, high] and [-1, 1] (CLAMPED).
+ * low/high NULL mean +-dq_max (joints) and +-1 (gripper). config NULL means
+ * period 0.05 s, factor 2.0, margin 0.02 rad; fields that are non-finite,
+ * period <= 0, factor < 1 or margin < 0 take those defaults too.
+ * RT-safe, pure, no allocation. Returns 0; or -EINVAL when robot, state, out,
+ * result or action (with n > 0) is NULL, and then out/result (if not NULL)
+ * hold. */
 int hal_safety_filter(const hal_robot_t *robot, const hal_safety_config_t *config,
                       const hal_state_t *state, hal_space_t space,
                       const float *action, int n, const float *low,

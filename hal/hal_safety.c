@@ -15,12 +15,42 @@ static double clampd(double x, double lo, double hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* Largest speed v such that holding v for one period T and then braking at
- * a stops the joint within distance d:  v*T + v^2/(2a) <= d. Tends to
- * sqrt(2*a*d) as T -> 0. d > 0, a > 0, T > 0. */
-static double stop_speed(double d, double a, double T)
+/* Distance a joint covers, toward a limit, when it starts the period at
+ * velocity u, is commanded v for one period T and then brakes to rest, with
+ * its velocity changing at most at rate a (the backend's ramp; velocities
+ * signed, positive = toward the limit). Two models, take the worse:
+ *   - instant tracking: v for T, then brake:      v*T + v^2/(2a)
+ *   - ramp lag: from u toward v at a during T (a decelerating joint keeps
+ *     covering ground while it slows), then brake from where it got.
+ * Non-decreasing in v. */
+static double stop_distance(double u, double v, double a, double T)
 {
-    return a * (sqrt(T * T + 2.0 * d / a) - T);
+    double inst = v * T + (v > 0 ? v * v / (2.0 * a) : 0.0);
+    double tau = fmin(fabs(v - u) / a, T);
+    double u1 = u + copysign(a * tau, v - u);
+    double s = 0.5 * (u + u1) * tau + u1 * (T - tau);
+    double lag = s + (u1 > 0 ? u1 * u1 / (2.0 * a) : 0.0);
+    return fmax(inst, lag);
+}
+
+/* Largest v in [0, want] (speed toward a limit at distance d > 0) whose
+ * stop distance fits in d; 0 if none does (then braking at once is the best
+ * there is). Bisection with a fixed count: bounded time, result feasible. */
+static double limit_speed(double want, double u, double d, double a, double T)
+{
+    if (stop_distance(u, want, a, T) <= d)
+        return want;
+    double lo = 0.0, hi = want;
+    if (stop_distance(u, lo, a, T) > d)
+        return 0.0;
+    for (int i = 0; i < 48; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (stop_distance(u, mid, a, T) <= d)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static void hold_output(hal_command_t *out, hal_safety_result_t *result, uint32_t why)
@@ -145,14 +175,14 @@ int hal_safety_filter(const hal_robot_t *robot, const hal_safety_config_t *confi
         const double q = state->q[i];
         if (v > 0) {
             double d = (robot->q_max[i] - margin) - q;
-            double vs = d > 0 ? stop_speed(d, amax, T) : 0.0;
+            double vs = d > 0 ? limit_speed(v, state->dq[i], d, amax, T) : 0.0;
             if (v > vs) {
                 v = vs;
                 result->flags |= HAL_SAFETY_JOINT_LIMIT;
             }
         } else if (v < 0) {
             double d = q - (robot->q_min[i] + margin);
-            double vs = d > 0 ? stop_speed(d, amax, T) : 0.0;
+            double vs = d > 0 ? limit_speed(-v, -state->dq[i], d, amax, T) : 0.0;
             if (-v > vs) {
                 v = -vs;
                 result->flags |= HAL_SAFETY_JOINT_LIMIT;

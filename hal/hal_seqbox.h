@@ -3,7 +3,12 @@
  *
  * The writer fills the slot readers are not pointed at, then publishes its
  * index, so a writer preempted mid-write never makes readers retry; a reader
- * only retries when the writer laps it twice during one copy. All shared
+ * retries only when a publication happens during its copy (the copy takes
+ * ~100 ns against 1 ms between publications in the sim). Checking that the
+ * published index did not move makes every read return exactly the latest
+ * published value, so successive reads never go back in time (without that
+ * check, a reader could return the value being published next and then the
+ * one before it; tests/hal/test_hal_seqbox.c caught it). All shared
  * words are C11 atomics, so the scheme is free of data races and clean under
  * TSan. Ordering without standalone fences (GCC's TSan does not support
  * them): the writer marks the slot odd, stores the words with release (so
@@ -82,7 +87,8 @@ static inline int hal_seqbox_read(hal_seqbox_t *box, void *dst, size_t size)
         for (size_t i = 0; i < n; i++)
             buf[i] = atomic_load_explicit(&s->words[i], memory_order_acquire);
         uint64_t s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
-        if (s1 == s2) {
+        uint64_t pub2 = atomic_load_explicit(&box->published, memory_order_acquire);
+        if (s1 == s2 && pub == pub2) {
             memcpy(dst, buf, size);
             return 0;
         }

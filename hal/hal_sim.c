@@ -210,16 +210,22 @@ static void *sim_thread(void *arg)
             atomic_store_explicit(&sim->reset_done, resets, memory_order_release);
         }
 
+        /* A new command takes effect from its own time on: when catching
+         * up, the periods before it still run the previous command. */
         sim_cmd_t c;
-        if (hal_seqbox_read(&sim->cmd_box, &c, sizeof c) == 0)
-            sim->cmd = c;
-
+        int fresh = hal_seqbox_read(&sim->cmd_box, &c, sizeof c) == 0 && c.seq != sim->cmd.seq;
         for (int64_t k = 0; k < steps; k++) {
             if (k > 0)
                 t += sim->period_ns;
+            if (fresh && t >= c.time_mono_ns) {
+                sim->cmd = c;
+                fresh = 0;
+            }
             sim_step(sim, t);
             count(&sim->n_ticks);
         }
+        if (fresh)
+            sim->cmd = c; /* sent after this period began: from the next one */
         sim_publish(sim, t);
     }
     return NULL;

@@ -10,8 +10,8 @@ For the Panda the C side uses the Franka DH table, so agreement with the
 MuJoCo body chain is also a check of the two models against each other.
 
 usage: test_fk.py HAL_FK_TOOL [MENAGERIE_DIR]
-MENAGERIE_DIR defaults to $PACD_DATA_DIR/menagerie, then
-/work/shared/data/menagerie. Exit 77 (skip) when the models are missing.
+$PACD_DATA_DIR/menagerie, when set, wins over MENAGERIE_DIR, which
+defaults to /work/shared/data/menagerie. Exit 77 (skip) when the models are missing.
 """
 import os
 import subprocess
@@ -223,11 +223,12 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     TOOL = sys.argv[1]
-    if len(sys.argv) > 2:
+    if os.environ.get("PACD_DATA_DIR"):
+        MENAGERIE = os.path.join(os.environ["PACD_DATA_DIR"], "menagerie")
+    elif len(sys.argv) > 2:
         MENAGERIE = sys.argv[2]
     else:
-        MENAGERIE = os.path.join(os.environ.get("PACD_DATA_DIR", "/work/shared/data"),
-                                 "menagerie")
+        MENAGERIE = "/work/shared/data/menagerie"
     if not os.path.isfile(os.path.join(MENAGERIE, ROBOTS["panda"][0])):
         print("menagerie models not found in %s: skipping (set PACD_DATA_DIR)" % MENAGERIE)
         return 77

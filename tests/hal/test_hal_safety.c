@@ -373,6 +373,181 @@ static void test_null_arguments(void **st)
     assert_int_equal(res.hold, 0);
 }
 
+
+/* Deterministic pseudo-random numbers (xorshift64*), so failures replay. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double uniform(double lo, double hi)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t x = rng_state * 0x2545F4914F6CDD1Dull;
+    return lo + (hi - lo) * (double)(x >> 11) / 9007199254740992.0;
+}
+
+/* Properties over many random states, actions, bounds and previous commands:
+ * a hold is all zeros; otherwise every joint is within +-dq_max and
+ * [low, high] unless ramping from prev, never moves toward a limit faster
+ * than it can stop before (limit - margin), changes from prev by at most
+ * ddq_max*T unless the joint-limit guard slowed it, and the flags say what
+ * changed. */
+static void test_random_properties(void **st)
+{
+    (void)st;
+    const char *names[2] = {"panda", "sawyer"};
+    for (int iter = 0; iter < 20000; iter++) {
+        const hal_robot_t *r = hal_robot_find(names[iter % 2]);
+        const int nj = r->n_joints;
+        hal_space_t space = r->has_gripper && uniform(0, 1) < 0.5
+                                ? HAL_SPACE_JOINT_VELOCITY_GRIPPER
+                                : HAL_SPACE_JOINT_VELOCITY;
+        int n = space == HAL_SPACE_JOINT_VELOCITY ? nj : nj + 1;
+        hal_safety_config_t c = {.period_s = uniform(0.001, 0.1),
+                                 .out_of_spec_factor = uniform(1.0, 3.0),
+                                 .limit_margin = uniform(0.0, 0.1)};
+        hal_state_t s;
+        memset(&s, 0, sizeof s);
+        s.n_joints = nj;
+        float a[HAL_MAX_ACTION], lo[HAL_MAX_ACTION], hi[HAL_MAX_ACTION];
+        hal_command_t prev;
+        memset(&prev, 0, sizeof prev);
+        prev.space = space;
+        prev.n = n;
+        for (int i = 0; i < n; i++) {
+            double lim = i < nj ? r->dq_max[i] : 1.0;
+            double b = uniform(0.2, 1.5) * lim;
+            lo[i] = (float)-b;
+            hi[i] = (float)(uniform(0, 1) < 0.8 ? b : uniform(0, b));
+            a[i] = (float)uniform(-2.5 * b, 2.5 * b);
+            if (i < nj) {
+                /* some joints at or very near a limit */
+                double u = uniform(0, 1);
+                s.q[i] = u < 0.1   ? r->q_max[i]
+                         : u < 0.2 ? r->q_min[i]
+                         : u < 0.4 ? r->q_max[i] - uniform(0, 0.2)
+                                   : uniform(r->q_min[i], r->q_max[i]);
+                s.dq[i] = uniform(-lim, lim);
+                prev.values[i] = uniform(-lim, lim);
+            }
+        }
+        int use_prev = uniform(0, 1) < 0.7;
+        hal_command_t out;
+        hal_safety_result_t res;
+        assert_int_equal(hal_safety_filter(r, &c, &s, space, a, n, lo, hi,
+                                           use_prev ? &prev : NULL, &out, &res),
+                         0);
+        assert_int_equal(out.n, n);
+        assert_int_equal(out.space, space);
+        if (res.hold) {
+            assert_true(res.flags & HAL_SAFETY_HELD);
+            assert_true(res.flags & HAL_SAFETY_OUT_OF_SPEC); /* the only reason here */
+            for (int i = 0; i < HAL_MAX_ACTION; i++)
+                assert_true(out.values[i] == 0.0);
+            continue;
+        }
+        assert_false(res.flags & HAL_SAFETY_HELD);
+        int changed = 0;
+        for (int i = 0; i < nj; i++) {
+            double v = out.values[i];
+            double amax = r->ddq_max[i], T = c.period_s;
+            double p = use_prev ? prev.values[i] : s.dq[i];
+            changed |= v != (double)a[i];
+            assert_true(fabs(v) <= r->dq_max[i] + 1e-12);
+            double d = v > 0 ? (r->q_max[i] - c.limit_margin) - s.q[i]
+                             : s.q[i] - (r->q_min[i] + c.limit_margin);
+            if (v != 0) {
+                assert_true(d > 0);
+                assert_true(fabs(v) * T + v * v / (2 * amax) <= d + 1e-9);
+            }
+            if (fabs(v - p) > amax * T + 1e-9) {
+                /* only the joint-limit guard may brake harder than the ramp */
+                assert_true(res.flags & HAL_SAFETY_JOINT_LIMIT);
+                assert_true(fabs(v) < fabs(p));
+            }
+        }
+        if (n == nj + 1) {
+            double g = out.values[nj];
+            assert_true(g >= -1.0 && g <= 1.0);
+            assert_true(g >= lo[nj] - 1e-7 && g <= hi[nj] + 1e-7);
+            changed |= g != (double)a[nj];
+        }
+        /* nothing changed <=> no flag */
+        assert_int_equal(changed, res.flags != 0);
+    }
+}
+
+/* Closed loop against a model of a backend (deterministic, no threads):
+ * each joint's velocity follows the command at most at ddq_max (1 kHz
+ * integration, like the sim), the filter runs every period T on the state,
+ * and its command reaches the joint `latency_ms` later. A policy pushes
+ * every joint toward a limit at full speed from rest, and, in a second
+ * phase, from full speed. With no latency the joint must stop before
+ * (limit - margin); with latency it may use the margin, never more. */
+static double closed_loop_intrusion(const hal_robot_t *r, int j, int up, double start_dist,
+                                    int latency_ms)
+{
+    const hal_safety_config_t c = {.period_s = 0.05, .out_of_spec_factor = 2.0,
+                                   .limit_margin = 0.02};
+    const double dt = 0.001;
+    const double lim = up ? r->q_max[j] : r->q_min[j];
+    const double dir = up ? 1.0 : -1.0;
+    hal_state_t s;
+    memset(&s, 0, sizeof s);
+    s.n_joints = r->n_joints;
+    memcpy(s.q, r->q_home, sizeof s.q);
+    s.q[j] = lim - dir * start_dist;
+    s.dq[j] = 0.0;
+    float a[HAL_MAX_JOINTS] = {0};
+    a[j] = (float)(dir * r->dq_max[j]);
+    hal_command_t prev, out;
+    memset(&prev, 0, sizeof prev);
+    prev.space = HAL_SPACE_JOINT_VELOCITY;
+    prev.n = r->n_joints;
+    double applied = 0.0, pending = 0.0, worst = -1e9;
+    int pending_at = -1;
+    for (int ms = 0; ms < 8000; ms++) {
+        if (ms % 50 == 0) {
+            hal_safety_result_t res;
+            assert_int_equal(hal_safety_filter(r, &c, &s, HAL_SPACE_JOINT_VELOCITY, a,
+                                               r->n_joints, NULL, NULL, &prev, &out, &res),
+                             0);
+            prev = out;
+            pending = out.values[j];
+            pending_at = ms + latency_ms;
+        }
+        if (ms == pending_at)
+            applied = pending;
+        double dv = fmin(fmax(applied - s.dq[j], -r->ddq_max[j] * dt), r->ddq_max[j] * dt);
+        s.dq[j] += dv;
+        s.q[j] += s.dq[j] * dt;
+        worst = fmax(worst, dir * (s.q[j] - (lim - dir * c.limit_margin)));
+    }
+    assert_true(fabs(s.dq[j]) < 1e-6); /* came to rest */
+    assert_true(worst > -0.05);        /* near the limit, not stopped far off */
+    return worst;
+}
+
+static void test_closed_loop_stops_before_limits(void **st)
+{
+    (void)st;
+    const char *names[2] = {"panda", "sawyer"};
+    for (int k = 0; k < 2; k++) {
+        const hal_robot_t *r = hal_robot_find(names[k]);
+        for (int j = 0; j < r->n_joints; j++) {
+            for (int up = 0; up < 2; up++) {
+                double span = r->q_max[j] - r->q_min[j];
+                const double dists[] = {0.05, 0.3, 0.9 * span};
+                for (int m = 0; m < 3; m++) {
+                    double w0 = closed_loop_intrusion(r, j, up, dists[m], 0);
+                    assert_true(w0 <= 1e-9);
+                    double w2 = closed_loop_intrusion(r, j, up, dists[m], 2);
+                    assert_true(w2 < 0.02); /* within the margin */
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +561,8 @@ int main(void)
         cmocka_unit_test(test_accel_limited),
         cmocka_unit_test(test_gripper_clamped),
         cmocka_unit_test(test_null_arguments),
+        cmocka_unit_test(test_random_properties),
+        cmocka_unit_test(test_closed_loop_stops_before_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,14 +98,22 @@ static hal_command_t joint_cmd(int n, const double *v)
     return c;
 }
 
-static hal_t *new_sim(const char *robot, const double *initial_q)
+/* The watchdog timeout is 1 s here (not the 0.2 s default) so that a test
+ * thread starved by a loaded machine does not trip it; the watchdog tests
+ * set their own. */
+static hal_t *new_sim_timeout(const char *robot, const double *initial_q, double timeout)
 {
     char err[256] = "";
-    hal_options_t o = {.backend = "sim", .initial_q = initial_q};
+    hal_options_t o = {.backend = "sim", .initial_q = initial_q, .command_timeout_s = timeout};
     hal_t *h = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     if (!h)
         fail_msg("hal_new: %s", err);
     return h;
+}
+
+static hal_t *new_sim(const char *robot, const double *initial_q)
+{
+    return new_sim_timeout(robot, initial_q, 1.0);
 }
 
 static void test_starts_at_rest_at_home(void **st)
@@ -255,9 +263,9 @@ static void test_hold_decelerates_to_zero_and_stays(void **st)
 static void test_watchdog_holds_after_missing_commands(void **st)
 {
     (void)st;
-    hal_t *h = new_sim("sawyer", NULL);
+    const double timeout = 0.2, period = 0.001; /* the defaults */
+    hal_t *h = new_sim_timeout("sawyer", NULL, 0);
     const hal_robot_t *r = h->robot;
-    const double timeout = 0.2, period = 0.001;
     double v[7] = {0.5, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = read_ok(h);
@@ -409,7 +417,7 @@ static void test_custom_rate_and_timeout(void **st)
 {
     (void)st;
     char err[256];
-    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.05};
+    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.1};
     hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
     double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
@@ -419,13 +427,88 @@ static void test_custom_rate_and_timeout(void **st)
     hal_state_t s2 = run_for(h, &c, 0.2, NULL, NULL);
     double dt = (s2.time_mono_ns - s1.time_mono_ns) * NS;
     assert_double_equal(s2.q[4] - s1.q[4], 0.2 * dt, 1e-9);
-    /* 0.05 s timeout: silence of 0.3 s triggers the watchdog */
+    /* 0.1 s timeout: silence of 0.3 s triggers the watchdog */
     hal_state_t s3 = run_for(h, NULL, 0.3, NULL, NULL);
     assert_true(s3.dq[4] == 0.0);
     hal_counters_t k;
     hal_counters(h, &k);
     assert_int_equal(k.watchdog_holds, 1);
     hal_destroy(&h);
+}
+
+
+/* Closed loop, as in the daemon: a 20 Hz loop on absolute deadlines reads
+ * the state, filters a policy that pushes every joint toward a limit at
+ * full speed, and commands the sim. The filter brings each joint to rest
+ * near (limit - margin); the deterministic version of this check, without
+ * threads, is test_closed_loop_stops_before_limits in test_hal_safety.c.
+ * Here the loop's real periods vary with the machine's load, so the
+ * no-hard-limit check is made only when the loop kept its period (as seen
+ * in the sim's own state times) to within 5 ms; it is not a timing test. */
+static void test_filter_keeps_sim_off_its_limits(void **st)
+{
+    (void)st;
+    for (int k = 0; k < 2; k++) {
+        const hal_robot_t *r = hal_robot_find(k ? "sawyer" : "panda");
+        const hal_safety_config_t cfg = {
+            .period_s = 0.05, .out_of_spec_factor = 2.0, .limit_margin = 0.02};
+        double q0[7];
+        float a[7];
+        for (int i = 0; i < 7; i++) {
+            int up = (i + k) % 2;
+            q0[i] = up ? r->q_max[i] - 0.4 : r->q_min[i] + 0.4;
+            a[i] = (float)(up ? r->dq_max[i] : -r->dq_max[i]);
+        }
+        hal_t *h = new_sim(r->name, q0);
+        hal_command_t prev, out;
+        memset(&prev, 0, sizeof prev);
+        prev.space = HAL_SPACE_JOINT_VELOCITY;
+        prev.n = 7;
+        double intrusion = -1e9; /* deepest point past (limit - margin), rad */
+        double longest = 0;      /* longest loop period seen in state time, s */
+        struct timespec next;
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        hal_state_t s = read_ok(h), start = s;
+        /* Sawyer at 2 rad/s^2 needs about 1 s to stop from full speed. */
+        while ((s.time_mono_ns - start.time_mono_ns) * NS < 2.0) {
+            hal_safety_result_t res;
+            assert_int_equal(hal_safety_filter(r, &cfg, &s, HAL_SPACE_JOINT_VELOCITY, a, 7,
+                                               NULL, NULL, &prev, &out, &res),
+                             0);
+            assert_int_equal(res.hold, 0);
+            assert_int_equal(hal_command(h, &out), 0);
+            prev = out;
+            next.tv_nsec += 50000000L;
+            if (next.tv_nsec >= 1000000000L) {
+                next.tv_nsec -= 1000000000L;
+                next.tv_sec++;
+            }
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+            hal_state_t s2 = read_ok(h);
+            longest = fmax(longest, (s2.time_mono_ns - s.time_mono_ns) * NS);
+            s = s2;
+            for (int i = 0; i < 7; i++) {
+                double over = a[i] > 0 ? s.q[i] - (r->q_max[i] - cfg.limit_margin)
+                                       : (r->q_min[i] + cfg.limit_margin) - s.q[i];
+                intrusion = fmax(intrusion, over);
+            }
+        }
+        hal_counters_t c;
+        hal_counters(h, &c);
+        print_message("%s: deepest intrusion past (limit - margin) %.5f rad, longest loop "
+                      "period %.4f s, hard limit stops %llu\n",
+                      r->name, intrusion, longest, (unsigned long long)c.limit_stops);
+        assert_true(intrusion > -0.05); /* got close: the guard does not stop it far off */
+        for (int i = 0; i < 7; i++)
+            assert_true(fabs(s.dq[i]) < 0.05); /* at rest, or creeping into the last mm */
+        if (longest <= cfg.period_s + 0.005) {
+            assert_int_equal(c.limit_stops, 0);
+            assert_true(intrusion < cfg.limit_margin);
+        } else {
+            print_message("loop ran late (machine busy): hard-limit check not applicable\n");
+        }
+        hal_destroy(&h);
+    }
 }
 
 int main(void)
@@ -442,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_reset_returns_home),
         cmocka_unit_test(test_new_rejects_bad_options),
         cmocka_unit_test(test_custom_rate_and_timeout),
+        cmocka_unit_test(test_filter_keeps_sim_off_its_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
