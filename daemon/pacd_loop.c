@@ -67,6 +67,8 @@ struct loop {
     int logged_any[CONFIG_MAX_CAMERAS];
     int stale_prev;
     int safety_hold_prev;
+    hal_state_t last_state;                /* newest good robot state */
+    int have_state;
     int drop_reported;
     logger_episode_t episode_info;
     logger_step_t rec;                     /* reused, too big for the stack */
@@ -467,7 +469,16 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
     int64_t now = time_mono_ns();
     hal_state_t hs;
     int rc = hal_read_state(self->d.hal, &hs);
-    if (rc != 0) {
+    if (rc == -EAGAIN && self->have_state) {
+        /* the backend published during the copy: the previous state is at most
+         * one backend period older, and its age is still checked below */
+        hs = self->last_state;
+        rc = 0;
+    }
+    if (rc == 0) {
+        self->last_state = hs;
+        self->have_state = 1;
+    } else {
         self->st.hal_errors++;
         if (self->state != LOOP_FAULT) {
             snprintf(self->st.fault, sizeof self->st.fault, "hal read_state failed: %s",
