@@ -272,6 +272,9 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
     mc->vis.quality.offsamples = 0;
     mc->vis.quality.shadowsize = 0;
     mjv_defaultOption(&r->option);
+    /* what a real camera sees: no sites (robosuite's grip_site markers) */
+    for (int i = 0; i < mjNGROUP; i++)
+        r->option.sitegroup[i] = 0;
     mjv_defaultScene(&r->scene);
     mjv_makeScene(mc, &r->scene, 2000);
     r->scene_made = 1;

@@ -149,6 +149,10 @@ def test_replay_demo_1_one_message_set_per_recorded_state():
     first = np.frombuffer(frames[0].data, np.uint8).reshape(48, 64, 3)
     last = np.frombuffer(frames[-1].data, np.uint8).reshape(48, 64, 3)
     assert first.std() > 10  # an image, not a blank buffer
+    # upright (GL's bottom-up rows flipped): agentview looks down at the
+    # table, which fills the bottom of the picture in light grey, while the
+    # top shows the dark floor and the robot's pedestal
+    assert first[-12:].mean() > first[:12].mean() + 30, (first[-12:].mean(), first[:12].mean())
     assert np.abs(first.astype(int) - last.astype(int)).mean() > 1  # the arm moved
 
     # Lift: the cube ends lifted; its height is the recorded cube z (qpos of
