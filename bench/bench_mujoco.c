@@ -1,7 +1,7 @@
 /* bench_mujoco — physics steps per second and render frames per second of
  * the scenes the mujoco backend runs, printed (no assertions).
  *
- * usage: bench_mujoco ROBOT SCENE CAMERA [WxH] [SECONDS]
+ * usage: bench_mujoco ROBOT SCENE CAMERA [WxH] [SECONDS] [RT_PRIORITY]
  * Prints, for the scene:
  *   bare mj_step loop: steps/s (the peer for the backend's physics thread);
  *   bare render loop: frames/s of one camera (mjv_updateScene + mjr_render +
@@ -36,6 +36,7 @@ int main(int argc, char **argv)
         return 2;
     }
     double seconds = argc > 5 ? atof(argv[5]) : 3.0;
+    int prio = argc > 6 ? atoi(argv[6]) : 0;
     char err[512] = "";
     mjModel *m = mj_loadXML(scene, NULL, err, sizeof err);
     if (!m) {
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
     }
 
     hal_options_t o = {.backend = "mujoco", .scene = scene, .cameras = camera,
-                       .camera_width = w, .camera_height = h};
+                       .camera_width = w, .camera_height = h, .physics_rt_priority = prio};
     hal_t *hal = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     double tick_rate = 0;
     hal_counters_t c0 = {0}, c1 = {0};
@@ -92,10 +93,10 @@ int main(int argc, char **argv)
     }
     printf("%-58s timestep %.4f s | bare mj_step %8.0f steps/s (%.1f us) | render %s %dx%d "
            "%6.1f frames/s | backend %6.0f ticks/s (target %.0f), %llu overruns in %.0f s with "
-           "%s at 20 Hz\n",
+           "%s at 20 Hz, physics %s\n",
            scene, m->opt.timestep, step_rate, 1e6 / step_rate, camera, w, h, frame_rate,
            tick_rate, 1.0 / m->opt.timestep, (unsigned long long)(c1.overruns - c0.overruns),
-           seconds, camera);
+           seconds, camera, prio > 0 ? "SCHED_FIFO" : "SCHED_OTHER");
     mj_deleteData(d);
     mj_deleteModel(m);
     return 0;

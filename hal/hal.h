@@ -156,6 +156,10 @@ typedef struct {
     uint64_t seed;            /* seed of the reset randomisation (Lift cube) */
     double render_rate_hz;    /* camera/state publication rate; 0 = 20 (the
                                  control rate), 1..100 */
+    int physics_rt_priority;  /* SCHED_FIFO priority 1..99 of the physics
+                                 thread (below pacd's [pacd] rt_priority); 0 =
+                                 normal scheduling; hal_new fails when the
+                                 priority cannot be had (CAP_SYS_NICE) */
     const char *ee_site;      /* model site reported as ee_pose; NULL = the
                                  first of grip_site, attachment_site found,
                                  else hal_robot_fk() */

@@ -583,13 +583,23 @@ static void *open_pub(mj_t *mj, const char *endpoint, char *err, size_t errlen)
     return s;
 }
 
-static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg, const char *name)
+static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg, const char *name,
+                        int rt_priority)
 {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (rt_priority > 0) {
+        struct sched_param sp = {.sched_priority = rt_priority};
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+        pthread_attr_setschedparam(&attr, &sp);
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(th, NULL, fn, arg);
+    int rc = pthread_create(th, &attr, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (rc == 0)
         pthread_setname_np(*th, name);
     return rc;
@@ -607,6 +617,12 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
         hal_set_error(err, errlen, "hal mujoco: render_rate_hz = %g out of range; use 1..100 "
                                    "(0 = 20)",
                       o->render_rate_hz);
+        return -EINVAL;
+    }
+    if (o->physics_rt_priority < 0 || o->physics_rt_priority > 99) {
+        hal_set_error(err, errlen, "hal mujoco: physics_rt_priority = %d; use 0 (normal) or "
+                                   "1..99 (SCHED_FIFO)",
+                      o->physics_rt_priority);
         return -EINVAL;
     }
     int w = o->camera_width ? o->camera_width : 128, h = o->camera_height ? o->camera_height : 128;
@@ -678,7 +694,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     atomic_init(&mj->running, 1);
     atomic_init(&mj->render_status, 0);
     if (mj->n_cameras > 0 || mj->state_sock) {
-        int rc = start_thread(&mj->render, render_thread, mj, "pacd-hal-render");
+        int rc = start_thread(&mj->render, render_thread, mj, "pacd-hal-render", 0);
         if (rc != 0) {
             hal_set_error(err, errlen, "hal mujoco: cannot start the render thread: %s",
                           strerror(rc));
@@ -693,10 +709,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
             goto fail;
         }
     }
-    int rc = start_thread(&mj->physics, physics_thread, mj, "pacd-hal-mujoco");
+    int rc = start_thread(&mj->physics, physics_thread, mj, "pacd-hal-mujoco",
+                          o->physics_rt_priority);
     if (rc != 0) {
-        hal_set_error(err, errlen, "hal mujoco: cannot start the physics thread: %s",
-                      strerror(rc));
+        hal_set_error(err, errlen,
+                      "hal mujoco: cannot start the physics thread%s: %s%s",
+                      o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "", strerror(rc),
+                      rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
         goto fail;
     }
     mj->physics_started = 1;
