@@ -37,3 +37,7 @@ if [ -x "$REPLAY" ] && [ -f "$DEMO" ]; then
   n=$(echo "$out" | sed -n 's/.*"published": \([0-9]*\).*/\1/p')
   echo "pacd-replay SawyerLift demo_1, agentview 128x128, --rate max: $n states in $(echo "$end - $start" | bc) s = $(echo "$n / ($end - $start)" | bc) states/s"
 fi
+# pacd end to end on rendered frames (capture time -> action), peer: synthetic frames
+if [ -x "$BUILD/daemon/pacd" ]; then
+  PACD_BUILD_DIR=$(cd "$BUILD" && pwd) /usr/bin/python3 "$(dirname "$0")/bench_mujoco_latency.py" "$DATA" 2>/dev/null | grep -E "steps:"
+fi
