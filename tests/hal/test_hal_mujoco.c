@@ -219,6 +219,43 @@ static void test_cartesian_moves_ee(void **st)
     }
 }
 
+/* Panda gripper: starts open (0.08 m), closes on -1, opens again on +1. */
+static void test_panda_gripper_follows_commands(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("panda", panda_scene, NULL);
+    const hal_robot_t *r = h->robot;
+    hal_state_t a = run_for(h, NULL, 0.2);
+    assert_double_equal(a.gripper_position, r->gripper_max, 0.005);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
+    cmd.values[7] = -1.0; /* close at gripper_speed 0.1 m/s: 0.8 s to closed */
+    hal_state_t b = run_for(h, &cmd, 1.5);
+    if (!(b.gripper_position < 0.01))
+        fail_msg("gripper at %g m after closing for 1.5 s", b.gripper_position);
+    cmd.values[7] = 1.0;
+    hal_state_t c = run_for(h, &cmd, 1.5);
+    if (!(c.gripper_position > r->gripper_max - 0.01))
+        fail_msg("gripper at %g m after opening for 1.5 s", c.gripper_position);
+    hal_destroy(&h);
+}
+
+/* One command, then silence: the watchdog holds once and the arm stops. */
+static void test_watchdog_holds_without_commands(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = 7};
+    cmd.values[0] = 0.5;
+    assert_int_equal(hal_command(h, &cmd), 0);
+    run_for(h, NULL, 0.6); /* > command_timeout_s 0.2 s + the ramp down */
+    hal_state_t a = run_for(h, NULL, 0.2), b = run_for(h, NULL, 0.3);
+    assert_double_equal(b.q[0], a.q[0], 0.005);
+    hal_counters_t c;
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_int_equal(c.watchdog_holds, 1);
+    hal_destroy(&h);
+}
+
 static void test_bad_command_holds(void **st)
 {
     (void)st;
@@ -390,6 +427,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_joint_velocity_moves_joint),
         cmocka_unit_test(test_never_past_a_limit),
         cmocka_unit_test(test_cartesian_moves_ee),
+        cmocka_unit_test(test_panda_gripper_follows_commands),
+        cmocka_unit_test(test_watchdog_holds_without_commands),
         cmocka_unit_test(test_bad_command_holds),
         cmocka_unit_test(test_bad_options_fail_with_message),
         cmocka_unit_test(test_frames_reach_subscriber),
