@@ -75,7 +75,9 @@ int main(int argc, char **argv)
     }
 
     hal_options_t o = {.backend = "mujoco", .scene = scene, .cameras = camera,
-                       .camera_width = w, .camera_height = h, .physics_rt_priority = prio};
+                       .camera_width = w, .camera_height = h, .physics_rt_priority = prio,
+                       /* frames go nowhere (no subscriber): rendered, then dropped */
+                       .camera_endpoint = "tcp://127.0.0.1:9"};
     hal_t *hal = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     double tick_rate = 0;
     hal_counters_t c0 = {0}, c1 = {0};

@@ -149,7 +149,8 @@ typedef struct {
     int camera_width;         /* pixels; 0 = 128 (RGB stacking) */
     int camera_height;        /* pixels; 0 = 128 */
     const char *camera_endpoint; /* ZeroMQ endpoint a PUB connects to (pacd's
-                                    [ingest] camera_bind); NULL = do not publish */
+                                    [ingest] camera_bind); NULL = do not publish
+                                    (and do not render) */
     const char *state_endpoint;  /* endpoint for robot_state and reward
                                     messages (pacd's [ingest] state_bind); NULL =
                                     do not publish */

@@ -659,6 +659,8 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
         goto fail;
     if (parse_cameras(mj, o->cameras, err, errlen) != 0)
         goto fail;
+    if (!o->camera_endpoint)
+        mj->n_cameras = 0; /* names checked, but nowhere to send frames: no rendering */
     mj->d = mj_makeData(mj->m);
     mj->rd = mj_makeData(mj->m);
     mj->snap_qpos = calloc((size_t)mj->m->nq + 1, sizeof(mjtNum));
