@@ -194,9 +194,12 @@ int hal_hold(hal_t *self);
  * -ENOTSUP (backend has no counters). */
 int hal_counters(hal_t *self, hal_counters_t *counters);
 
-/* Return to the home pose (robot->q_home) at rest, holding. Not RT-safe:
+/* Return to the home pose (robot->q_home) at rest, holding. mujoco: also
+ * the scene's home keyframe / initial state, with the Lift cube placed by the
+ * seeded randomisation (docs/mujoco.md). Not RT-safe:
  * call from a non-RT thread while the control loop is not commanding; may
- * block until the backend confirms (sim: about one integration period).
+ * block until the backend confirms (sim: about one integration period;
+ * mujoco: one physics step).
  * 0, -EINVAL (NULL), -ENOTSUP (backend has no reset), -ETIMEDOUT. */
 int hal_reset(hal_t *self);
 
