@@ -504,7 +504,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
             if (!stale) {
                 stale_input = i;
-                stale_age = age;
+                stale_age = frames[i] ? age : -1000; /* reported as "no frame yet" */
             }
             stale = 1;
         }

@@ -158,8 +158,9 @@ static void publish_telemetry(service_t *self)
     }
 }
 
-static void print_event(const loop_event_t *ev)
+static void print_event(const service_t *self, const loop_event_t *ev)
 {
+    const config_t *cfg = self->d.cfg;
     switch (ev->code) {
     case LOOP_EV_STATE:
         fprintf(stderr, SD_NOTICE "pacd: state %s -> %s\n", state_name((loop_state_t)ev->a),
@@ -177,9 +178,13 @@ static void print_event(const loop_event_t *ev)
         if (ev->a == -1)
             fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
                     (long long)ev->b);
-        else if (ev->a >= 0)
-            fprintf(stderr, SD_WARNING "pacd: camera #%lld frame is stale (%lld us old, or "
-                    "none yet): holding the arm\n", (long long)ev->a, (long long)ev->b);
+        else if (ev->a >= 0 && ev->a < cfg->n_cameras && ev->b < 0)
+            fprintf(stderr, SD_WARNING "pacd: camera '%s' has sent no frame yet: holding the "
+                    "arm\n", cfg->cameras[ev->a].name);
+        else if (ev->a >= 0 && ev->a < cfg->n_cameras)
+            fprintf(stderr, SD_WARNING "pacd: camera '%s' is stale (newest frame %lld ms old, "
+                    "max_age_ms %d): holding the arm\n", cfg->cameras[ev->a].name,
+                    (long long)ev->b / 1000, cfg->cameras[ev->a].max_age_ms);
         else
             fprintf(stderr, SD_WARNING "pacd: inputs are stale: holding the arm\n");
         break;
@@ -329,7 +334,7 @@ static void drain_events(service_t *self)
 {
     loop_event_t ev;
     while (loop_pop_event(self->d.loop, &ev))
-        print_event(&ev);
+        print_event(self, &ev);
 }
 
 static void *service_thread(void *arg)
