@@ -184,6 +184,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_bool(value, &b))
             return fail(p, section, key, value, "expected true or false");
         c->lock_memory = b;
+    } else if (KEY("pacd", "mode")) {
+        if (strcmp(value, "control") && strcmp(value, "shadow"))
+            return fail(p, section, key, value, "expected control or shadow");
+        c->shadow = !strcmp(value, "shadow");
     } else if (KEY("policy", "checkpoint")) {
         if (set_path(p, c->checkpoint, sizeof c->checkpoint, value))
             return fail(p, section, key, value, "path too long");

@@ -25,6 +25,7 @@ typedef struct {
     double rate_hz;               /* control rate, Hz (20: DESIGN.md, PAC paper) */
     int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling */
     int lock_memory;              /* mlockall at start-up */
+    int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;

@@ -536,6 +536,10 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.has_q_value = s->has_q_value != 0;
     m.q_value = s->q_value;
     m.robot_state_seq = s->robot_state_seq;
+    m.n_teleop_action = (size_t)s->teleop_dim;
+    m.teleop_action = (float *)s->teleop_action;
+    m.teleop_action_seq = s->teleop_seq;
+    m.shadow = s->shadow != 0;
     if (append(self, CHANNEL_STEP, s->time_unix_ns, &m.base) == 0)
         f->pend_steps++;
     else

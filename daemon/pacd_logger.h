@@ -109,6 +109,10 @@ typedef struct {
     int64_t time_unix_ns;
     uint32_t inference_us;
     uint64_t robot_state_seq;
+    int teleop_dim;                         /* 0: no teleoperator action */
+    float teleop_action[LOGGER_MAX_ACTION];
+    uint64_t teleop_seq;
+    uint8_t shadow;                         /* nothing was sent to an arm */
 } logger_step_t;
 
 /* A camera frame (pacd.v1.CameraFrame); data is copied into the ring. */

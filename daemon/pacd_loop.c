@@ -136,7 +136,12 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->d = *deps;
     self->cfg = deps->cfg;
     self->spec = policy_spec(deps->policy);
-    self->robot = deps->hal->robot;
+    self->robot = deps->robot ? deps->robot : deps->hal ? deps->hal->robot : NULL;
+    if (!self->robot || (!deps->hal && !deps->cfg->shadow)) {
+        snprintf(err, errlen, "internal: the loop needs a robot description and a HAL");
+        free(self);
+        return NULL;
+    }
     self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
     self->notify_fd = -1;
     self->state = LOOP_IDLE;
@@ -240,7 +245,7 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         .limit_margin = self->cfg->limit_margin_rad,
     };
     self->episode_info.robot = self->robot->name;
-    self->episode_info.backend = self->cfg->backend;
+    self->episode_info.backend = self->cfg->shadow ? "shadow" : self->cfg->backend;
     self->episode_info.checkpoint_path = self->cfg->checkpoint;
     self->episode_info.checkpoint_sha256 = deps->checkpoint_sha256;
     self->episode_info.config_text = self->cfg->text;
@@ -456,9 +461,12 @@ static uint32_t us(int64_t ns)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
-/* One control tick. Returns the policy_step duration (ns). */
-static int64_t tick(loop_t *self, int64_t deadline, int stopping)
+/* One control tick. Returns the policy_step duration (ns); *stepped tells
+ * whether a step was made (always, except in shadow mode without a new
+ * robot state). */
+static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
 {
+    *stepped = 1;
     const config_t *cfg = self->cfg;
     loop_cmd_t c;
     while (spsc_pop(&self->commands, &c))
@@ -468,7 +476,28 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
 
     int64_t now = time_mono_ns();
     hal_state_t hs;
-    int rc = hal_read_state(self->d.hal, &hs);
+    int rc;
+    if (self->cfg->shadow) {
+        /* one step per new robot state; the last step of an ending episode
+         * may reuse the newest state */
+        if (ingest_take_state(self->d.ingest, &hs)) {
+            rc = 0;
+        } else if (self->in_episode && self->end_requested && self->have_state) {
+            hs = self->last_state;
+            rc = 0;
+        } else {
+            *stepped = 0;
+            return 0;
+        }
+        if (!self->in_episode) {
+            self->last_state = hs;
+            self->have_state = 1;
+            *stepped = 0;
+            return 0;
+        }
+    } else {
+        rc = hal_read_state(self->d.hal, &hs);
+    }
     if (rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
          * one backend period older, and its age is still checked below */
@@ -641,6 +670,9 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         r->time_unix_ns = time_unix_ns();
         r->inference_us = us(inference_ns);
         r->robot_state_seq = hs.seq;
+        r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
+                                             &r->teleop_seq);
+        r->shadow = (uint8_t)self->cfg->shadow;
         if (rc == 0 && cfg->log_robot_state) {
             logger_robot_state_t ls = {.n_joints = hs.n_joints,
                                        .gripper_position = hs.gripper_position,
@@ -667,7 +699,18 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         }
     }
 
-    if (hold) {
+    if (self->cfg->shadow) {
+        /* no arm: remember what would have been sent */
+        if (!hold) {
+            for (int i = 0; i < cmd.n && i < POLICY_MAX_ACTION; i++)
+                self->prev_action[i] = (float)cmd.values[i];
+            self->prev_cmd = cmd;
+            self->have_prev_cmd = 1;
+        } else {
+            memset(self->prev_action, 0, sizeof self->prev_action);
+            self->have_prev_cmd = 0;
+        }
+    } else if (hold) {
         if (rc == 0 || self->state != LOOP_FAULT)
             hal_hold(self->d.hal);
         memset(self->prev_action, 0, sizeof self->prev_action);
@@ -706,7 +749,9 @@ static void publish_status(loop_t *self)
 static void *loop_thread(void *arg)
 {
     loop_t *self = arg;
-    int64_t next = time_mono_ns() + self->period_ns;
+    /* shadow mode polls for robot states every millisecond */
+    const int64_t period = self->cfg->shadow ? 1000000 : self->period_ns;
+    int64_t next = time_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
     publish_status(self);
@@ -718,28 +763,36 @@ static void *loop_thread(void *arg)
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
-        int64_t inference = tick(self, next, stop);
-        self->st.tick_count++;
+        int stepped;
+        int64_t inference = tick(self, next, stop, &stepped);
+        if (stepped)
+            self->st.tick_count++;
         if (self->watchdog_interval_ns > 0 && wake - last_ping >= self->watchdog_interval_ns &&
             atomic_load_explicit(&self->watchdog_armed, memory_order_relaxed)) {
             notify_send(self->notify_fd, "WATCHDOG=1");
             last_ping = wake;
         }
         int64_t end = time_mono_ns();
-        record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
-                      us(wake - next), inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
-                      us(end - wake));
-        last_wake = wake;
-        next += self->period_ns;
+        if (stepped) {
+            record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
+                          us(wake - next),
+                          inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
+                          us(end - wake));
+            last_wake = wake;
+        }
+        next += period;
         if (end > next) {
-            int64_t missed = (end - next) / self->period_ns + 1;
+            int64_t missed = (end - next) / period + 1;
             self->st.deadline_misses += (uint64_t)missed;
-            emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + self->period_ns / 1000,
+            emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + period / 1000,
                  (int64_t)self->st.deadline_misses);
-            next += missed * self->period_ns;
+            next += missed * period;
         }
         publish_status(self);
-        if (stopping_ticks >= 0) {
+        if (stopping_ticks >= 0 && (self->cfg->shadow || !self->d.hal)) {
+            if (!self->in_episode || ++stopping_ticks * period >= 1000000000LL)
+                break;
+        } else if (stopping_ticks >= 0) {
             /* hold until the arm is still (or 1 s), then leave */
             hal_state_t hs;
             int still = 1;

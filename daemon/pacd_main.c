@@ -50,7 +50,7 @@ static int load_checked(const char *path, config_t *cfg, policy_t **policy,
         return -EINVAL;
     /* plan the loop against a HAL stand-in: checks fields, cameras, action */
     hal_t probe = {.robot = *robot};
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .hal = &probe,
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe,
                       .checkpoint_sha256 = policy_spec(*policy)->sha256};
     loop_t *l = loop_new(&ld, err, errlen);
     if (!l)
@@ -134,9 +134,15 @@ int main(int argc, char **argv)
     loop_t *loop = NULL;
     service_t *service = NULL;
     hal_options_t ho = {.backend = cfg.backend, .sim_rate_hz = cfg.sim_rate_hz};
-    hal = hal_new(robot, &ho, err, sizeof err);
-    if (!hal)
+    if (!cfg.shadow) {
+        hal = hal_new(robot, &ho, err, sizeof err);
+        if (!hal)
+            goto out;
+    } else if (!cfg.state_bind[0]) {
+        snprintf(err, sizeof err, "%s: [pacd] mode = shadow needs [ingest] state_bind: the robot "
+                 "state comes from there", config_path);
         goto out;
+    }
     logger_config_t lc = {
         .directory = cfg.log_directory,
         .ring_steps = (size_t)cfg.log_ring_steps,
@@ -157,7 +163,7 @@ int main(int argc, char **argv)
     ingest = ingest_new(&cfg, zctx, robot->n_joints, err, sizeof err);
     if (!ingest)
         goto out;
-    loop_deps_t ld = {.cfg = &cfg, .policy = policy, .hal = hal, .ingest = ingest,
+    loop_deps_t ld = {.cfg = &cfg, .policy = policy, .robot = robot, .hal = hal, .ingest = ingest,
                       .logger = logger, .checkpoint_sha256 = spec->sha256};
     loop = loop_new(&ld, err, sizeof err);
     if (!loop)

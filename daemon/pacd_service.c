@@ -111,6 +111,8 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->frames_dropped = is.frames_malformed + is.frames_oversized + is.frames_misshaped;
     t->peers_disconnected = is.peers_disconnected;
     t->frames_resized = is.frames_resized;
+    t->teleop_actions_received = is.teleop_actions_received;
+    t->mode = self->d.cfg->shadow ? "shadow" : "control";
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;
     t->log_steps_dropped = tm->ls.steps_dropped;
@@ -123,7 +125,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->last_action = st->last_action;
     t->time_unix_ns = time_unix_ns();
     t->robot = (char *)self->d.robot;
-    t->backend = (char *)self->d.cfg->backend;
+    t->backend = self->d.cfg->shadow ? "shadow" : (char *)self->d.cfg->backend;
     t->checkpoint_sha256 = (char *)self->d.checkpoint_sha256;
     t->log_path = tm->ls.current_path[0] ? tm->ls.current_path : tm->ls.last_path;
     t->has_q_value = st->has_q_value;

@@ -198,6 +198,41 @@ def test_frames_of_another_size_are_resized_when_asked(daemon):
     assert abs(frames[0]["data"]["sum"] - want) <= 128 * 128 * 3
 
 
+def test_shadow_mode_one_step_per_state_with_the_teleoperator_action(daemon):
+    d = daemon(extra="[pacd]\nmode = shadow\n")
+    cam = d.camera()
+    sp = d.state_publisher()
+    time.sleep(0.3)
+    n = 30
+    d.client.start_episode(max_steps=n)
+    img = pacd_client.synthetic_image(128, 128, 0)
+    sent = []
+    for k in range(n):
+        q = [0.01 * k + 0.1 * j for j in range(7)]
+        a = [0.001 * k - 0.01 * j for j in range(7)]
+        cam.send(img)
+        act = pb.Action(space=pb.JOINT_VELOCITY, values=a, seq=1000 + k, time_unix_ns=time.time_ns())
+        sp.send_raw([b"teleop_action", act.SerializeToString()])
+        time.sleep(0.005)  # the state commits the step, after its frame and action
+        sp.send_state(q, [0.0] * 7)
+        sent.append((q, a))
+        time.sleep(0.045)
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == n, what="30 shadow steps")
+    assert st.backend == "shadow" and st.mode == "shadow"
+    assert st.teleop_actions_received == n
+    d.stop()
+    steps = cat_steps(d.logs()[0])
+    assert len(steps) == n
+    for s, (q, a) in zip(steps, sent):
+        assert s["observation"]["joint_positions"] == pytest.approx(q, abs=1e-6)
+        assert s["teleop_action"] == pytest.approx(a, abs=1e-6)
+        assert s["teleop_action_seq"] == 1000 + s["step"]
+        assert s["shadow"] is True
+        assert len(s["frames"]) == 1
+    assert any(abs(v) > 1e-4 for v in steps[5]["policy_action"])
+    assert steps[-1]["is_last"]
+
+
 def test_robot_state_and_reward_validation(daemon):
     d = daemon()
     sp = d.state_publisher()
