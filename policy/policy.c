@@ -25,7 +25,7 @@ struct policy {
     void *impl;
 };
 
-static const policy_arch_t *const archs[] = { &policy_arch_mlp };
+static const policy_arch_t *const archs[] = { &policy_arch_mlp, &policy_arch_pac };
 
 void policy_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -371,7 +371,7 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
             self->arch = archs[i];
     if (!self->arch) {
         policy_errf(err, errlen, "%s: metadata 'pacd.architecture' is '%s', which this pacd "
-                    "does not run (known: mlp)", path, ckpt_metadata(ck, "pacd.architecture"));
+                    "does not run (known: mlp, pac)", path, ckpt_metadata(ck, "pacd.architecture"));
         goto fail;
     }
     policy_options_t defaults = { .threads = 1 };
@@ -415,4 +415,18 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
 size_t policy_arena_bytes(const policy_t *self)
 {
     return self ? self->arch->arena_bytes(self->impl) : 0;
+}
+
+int policy_logits(const policy_t *self, const float **logits, int *rows, int *cols)
+{
+    if (!self || !logits || !rows || !cols)
+        return -EINVAL;
+    if (!self->arch->logits)
+        return -ENOTSUP;
+    return self->arch->logits(self->impl, logits, rows, cols);
+}
+
+int policy_blas_selfcheck(char *report, size_t n)
+{
+    return nn_blas_selfcheck(report, n);
 }
