@@ -25,6 +25,8 @@ void config_defaults(config_t *cfg)
     cfg->rt_priority = 0;
     cfg->lock_memory = 1;
     cfg->policy_threads = 1;
+    cfg->policy_temperature = 1.0;
+    cfg->policy_seed = 0;
     snprintf(cfg->robot, sizeof cfg->robot, "panda");
     snprintf(cfg->backend, sizeof cfg->backend, "sim");
     cfg->sim_rate_hz = 1000.0;
@@ -195,6 +197,24 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 1, 64, &l))
             return fail(p, section, key, value, "expected 1..64 BLAS threads");
         c->policy_threads = (int)l;
+    } else if (KEY("policy", "sample")) {
+        if (parse_bool(value, &c->policy_sample))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("policy", "temperature")) {
+        if (parse_double(value, 1e-3, 100.0, &d))
+            return fail(p, section, key, value, "expected a temperature in 0.001..100");
+        c->policy_temperature = d;
+    } else if (KEY("policy", "seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            return fail(p, section, key, value, "expected an unsigned integer");
+        c->policy_seed = v;
+    } else if (KEY("episode", "task_id")) {
+        if (parse_long(value, 0, 1000000, &l))
+            return fail(p, section, key, value, "expected a task id >= 0");
+        c->task_id = (int)l;
     } else if (KEY("robot", "name")) {
         if (strcmp(value, "panda") && strcmp(value, "sawyer"))
             return fail(p, section, key, value, "expected panda or sawyer");
@@ -342,6 +362,11 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         config_free(cfg);
         return -EINVAL;
     }
+    if (cfg->policy_sample)
+        snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling,
+                 "sample temperature=%g seed=%llu", cfg->policy_temperature, cfg->policy_seed);
+    else
+        snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling, "deterministic");
     if (cfg->telemetry_rate_hz > cfg->rate_hz * 2) {
         snprintf(err, errlen, "%s: [telemetry] rate_hz = %g is above twice [pacd] rate_hz = %g",
                  path, cfg->telemetry_rate_hz, cfg->rate_hz);

@@ -29,6 +29,10 @@ typedef struct {
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;
+    int policy_sample;            /* 1: sample actions instead of argmax / mean */
+    double policy_temperature;    /* logits / T (categorical), std * T (Gaussian) */
+    unsigned long long policy_seed;
+    char policy_sampling[96];     /* description logged in every episode */
     /* [robot] */
     char robot[CONFIG_NAME];      /* panda | sawyer */
     char backend[CONFIG_NAME];    /* sim */
@@ -47,6 +51,7 @@ typedef struct {
     /* [episode] */
     int max_steps;                /* steps per episode (400 in RGB stacking); 0 = unlimited */
     int autostart;                /* start an episode when pacd is up */
+    int task_id;                  /* default task of task-conditioned policies */
     /* [logger] */
     char log_directory[CONFIG_PATH];
     int log_ring_steps;

@@ -407,18 +407,21 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STEP, SCHEMA_STEP, "/pacd/step", "protobuf");
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STATE, SCHEMA_STATE, "/pacd/robot_state", "protobuf");
 
-    char rate[32], space[16], start[32];
+    char rate[32], space[16], start[32], task[16];
+    snprintf(task, sizeof task, "%d", ep->task_id);
     snprintf(rate, sizeof rate, "%.17g", ep->rate_hz);
     snprintf(space, sizeof space, "%d", ep->action_space);
     snprintf(start, sizeof start, "%lld", (long long)now_ns(CLOCK_REALTIME));
     char *layout = layout_json(ep);
     const char *keys[] = {"log_format_version", "episode_id", "robot", "backend",
                           "checkpoint_path", "checkpoint_sha256", "pacd_version", "rate_hz",
-                          "action_space", "observation_layout", "start_time_unix_ns", "config"};
+                          "action_space", "observation_layout", "start_time_unix_ns", "config",
+                          "policy_sampling", "task_id"};
     const char *values[] = {"1", ep->episode_id, str_or_empty(ep->robot), str_or_empty(ep->backend),
                             str_or_empty(ep->checkpoint_path), str_or_empty(ep->checkpoint_sha256),
                             ep->pacd_version ? ep->pacd_version : PACD_VERSION, rate, space,
-                            layout ? layout : "[]", start, str_or_empty(ep->config_text)};
+                            layout ? layout : "[]", start, str_or_empty(ep->config_text),
+                            ep->policy_sampling ? ep->policy_sampling : "deterministic", task};
     if (!rc) rc = mcap_writer_add_metadata(w, "pacd", keys, values, sizeof keys / sizeof keys[0]);
     free(layout);
     if (rc)

@@ -79,6 +79,8 @@ typedef struct {
     const char *pacd_version;
     double rate_hz;
     int action_space;                     /* pacd.v1.ActionSpace */
+    const char *policy_sampling;          /* "deterministic" or "sample temperature=T seed=S" */
+    int task_id;                          /* task the episode was started with (-1: none) */
     logger_obs_layout_t layout;
 } logger_episode_t;
 

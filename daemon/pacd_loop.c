@@ -57,6 +57,7 @@ struct loop {
     char episode_id[LOOP_EPISODE_ID];
     uint64_t step;
     uint64_t max_steps;
+    int task_id;
     int end_requested, end_terminal, has_final_reward;
     float final_reward;
     float action[POLICY_MAX_ACTION];       /* policy output */
@@ -252,6 +253,17 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->episode_info.pacd_version = PACD_VERSION;
     self->episode_info.rate_hz = self->cfg->rate_hz;
     self->episode_info.action_space = (int)self->space;
+    self->episode_info.policy_sampling = self->cfg->policy_sampling;
+    if (spec->task_kind == 2) {
+        snprintf(err, errlen, "%s: the checkpoint wants a task vector each step; pacd supplies "
+                 "task ids only so far ([episode] task_id)", ckpt);
+        goto fail;
+    }
+    if (spec->task_kind == 1 && (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
+        snprintf(err, errlen, "%s: [episode] task_id = %d but the checkpoint knows tasks 0..%d",
+                 ckpt, self->cfg->task_id, spec->task_count - 1);
+        goto fail;
+    }
 
     if (spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
         spsc_init(&self->events, sizeof(loop_event_t), 256))
@@ -363,6 +375,8 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->in_episode = 1;
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
+    self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
+    self->episode_info.task_id = self->spec->task_kind == 1 ? self->task_id : -1;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
@@ -399,6 +413,8 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     loop_state_t s = self->state;
     switch (c->type) {
     case LOOP_CMD_START_EPISODE:
+        if (c->task_id >= 0 && self->spec->task_kind == 1 && c->task_id >= self->spec->task_count)
+            return reply(self, c, -EINVAL, "task_id out of the checkpoint's range");
         if (s == LOOP_ESTOPPED)
             return reply(self, c, -EPERM, "e-stopped: clear_estop first");
         if (s == LOOP_FAULT)
@@ -580,7 +596,8 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
         if (rc == 0)
             assemble(self, &hs, first);
         if (!stale) {
-            policy_observation_t ob = {.values = self->obs, .images = self->images};
+            policy_observation_t ob = {.values = self->obs, .images = self->images,
+                                       .task_id = self->task_id};
             policy_extra_t extra = {0};
             int64_t t0 = time_mono_ns();
             if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {

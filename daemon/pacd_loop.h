@@ -54,6 +54,7 @@ typedef struct {
     loop_cmd_type_t type;
     uint64_t seq;
     uint64_t max_steps;                 /* START_EPISODE: 0 = config */
+    int task_id;                        /* START_EPISODE: -1 = config */
     int is_terminal;                    /* END_EPISODE */
     int has_final_reward;
     float final_reward;

@@ -18,10 +18,6 @@
 #include "pacd_service.h"
 #include "policy.h"
 
-/* OpenBLAS reports its build and kernel; declared here so pacd does not
- * depend on OpenBLAS's own header layout. */
-extern char *openblas_get_config(void);
-extern char *openblas_get_corename(void);
 
 static void usage(FILE *f)
 {
@@ -44,7 +40,10 @@ static int load_checked(const char *path, config_t *cfg, policy_t **policy,
                  cfg->robot);
         return -EINVAL;
     }
-    policy_options_t po = {.threads = cfg->policy_threads};
+    policy_options_t po = {.threads = cfg->policy_threads,
+                           .sample = cfg->policy_sample,
+                           .temperature = (float)cfg->policy_temperature,
+                           .seed = cfg->policy_seed};
     *policy = policy_load(cfg->checkpoint, &po, err, errlen);
     if (!*policy)
         return -EINVAL;
@@ -89,6 +88,13 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IOLBF, 0);
 
     char err[1024] = "";
+    /* BLAS first: a kernel that computes wrong results must not drive an arm */
+    char blas[512];
+    if (policy_blas_selfcheck(blas, sizeof blas) != 0) {
+        fprintf(stderr, SD_ERR "pacd: %s\n", blas);
+        return 1;
+    }
+    fprintf(stderr, SD_INFO "pacd: %s\n", blas);
     config_t cfg;
     policy_t *policy = NULL;
     const hal_robot_t *robot = NULL;
@@ -112,8 +118,6 @@ int main(int argc, char **argv)
     fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
             "%.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, cfg.rate_hz);
-    fprintf(stderr, SD_INFO "pacd: BLAS: %s; kernel %s\n", openblas_get_config(),
-            openblas_get_corename());
 
     /* SIGTERM/SIGINT are taken by sigwait in this thread only */
     sigset_t sigs;

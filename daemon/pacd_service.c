@@ -233,6 +233,12 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
         lc.max_steps = c->max_steps;
+        lc.task_id = c->has_task_id ? c->task_id : -1;
+        if (c->has_task_id && c->task_id < 0) {
+            snprintf(error, errlen, "task_id must be >= 0");
+            r->ok = 0;
+            return;
+        }
         make_episode_id(self, lc.episode_id);
         break;
     case PACD__V1__COMMAND__TYPE__END_EPISODE:
