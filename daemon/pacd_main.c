@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         snprintf(err, sizeof err, "cannot start the control loop thread: %s", strerror(-e));
         goto out;
     }
-    service_deps_t sd = {.cfg = &cfg, .loop = loop, .ingest = ingest, .logger = logger,
+    service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
                          .zmq_ctx = zctx, .robot = robot->name,
                          .checkpoint_sha256 = spec->sha256};
     service = service_new(&sd, err, sizeof err);

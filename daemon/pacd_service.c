@@ -112,6 +112,13 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->peers_disconnected = is.peers_disconnected;
     t->frames_resized = is.frames_resized;
     t->teleop_actions_received = is.teleop_actions_received;
+    hal_counters_t hc;
+    if (self->d.hal && hal_counters(self->d.hal, &hc) == 0) {
+        t->hal_watchdog_holds = hc.watchdog_holds;
+        t->hal_limit_stops = hc.limit_stops;
+        t->hal_overruns = hc.overruns;
+        t->hal_bad_commands = hc.bad_commands;
+    }
     t->mode = self->d.cfg->shadow ? "shadow" : "control";
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;

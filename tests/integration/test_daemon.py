@@ -54,6 +54,8 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
     assert 30000 < last.period.p50_us < 80000, last.period
     assert last.period.max_us >= last.period.p99_us >= last.period.p50_us
     assert len(last.last_action) == 7
+    # the loop feeds the backend every tick: the sim's 0.2 s command watchdog never fires
+    assert last.hal_watchdog_holds == 0 and last.hal_bad_commands == 0
 
 
 def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
