@@ -211,6 +211,9 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (errno || end == value || *end || value[0] == '-')
             return fail(p, section, key, value, "expected an unsigned integer");
         c->policy_seed = v;
+    } else if (KEY("episode", "reset_on_start")) {
+        if (parse_bool(value, &c->reset_on_start))
+            return fail(p, section, key, value, "expected true or false");
     } else if (KEY("episode", "task_id")) {
         if (parse_long(value, 0, 1000000, &l))
             return fail(p, section, key, value, "expected a task id >= 0");

@@ -52,6 +52,7 @@ typedef struct {
     int max_steps;                /* steps per episode (400 in RGB stacking); 0 = unlimited */
     int autostart;                /* start an episode when pacd is up */
     int task_id;                  /* default task of task-conditioned policies */
+    int reset_on_start;           /* move the arm home (hal reset) before each episode */
     /* [logger] */
     char log_directory[CONFIG_PATH];
     int log_ring_steps;

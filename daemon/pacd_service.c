@@ -264,6 +264,23 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
         r->ok = 0;
         return;
     }
+    if (lc.type == LOOP_CMD_START_EPISODE && self->d.cfg->reset_on_start && self->d.hal) {
+        /* reset only from IDLE: the loop holds the arm there and commands nothing */
+        loop_status_t st;
+        loop_status(self->d.loop, &st);
+        if (st.state != LOOP_IDLE) {
+            snprintf(error, errlen, "start_episode: pacd is %s; an episode starts from idle "
+                     "(end_episode or clear_estop first)", state_name(st.state));
+            r->ok = 0;
+            return;
+        }
+        int rc = hal_reset(self->d.hal);
+        if (rc != 0 && rc != -ENOTSUP) {
+            snprintf(error, errlen, "start_episode: resetting the arm failed: %s", strerror(-rc));
+            r->ok = 0;
+            return;
+        }
+    }
     if (loop_submit(self->d.loop, &lc) != 0) {
         snprintf(error, errlen, "the control loop's command queue is full; retry");
         r->ok = 0;

@@ -99,6 +99,23 @@ def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
     assert meta["pacd"]["robot"] == "panda"
 
 
+def test_reset_on_start_returns_the_arm_home(daemon):
+    d = daemon(extra="[episode]\nreset_on_start = true\n")
+    feed = FrameFeeder(d.camera())
+    for _ in range(2):
+        d.client.start_episode(max_steps=20)
+        d.wait_for(lambda s: s.state == pb.IDLE and s.step == 20, feed=feed, what="20 steps")
+    d.stop()
+    logs = d.logs()
+    assert len(logs) == 2
+    first = [cat_steps(p) for p in logs]
+    home = [0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853]  # menagerie Panda keyframe "home"
+    for steps in first:
+        assert steps[0]["observation"]["joint_positions"] == pytest.approx(home, abs=1e-3)
+        # and the policy moved it during the episode
+        assert max(abs(a - b) for a, b in zip(steps[-1]["observation"]["joint_positions"], home)) > 0.01
+
+
 def test_stale_camera_holds_the_arm(daemon):
     d = daemon()
     d.client.start_episode(max_steps=0)
