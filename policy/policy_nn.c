@@ -244,7 +244,7 @@ void nn_linear_acc(const float *x, int n, int in, const float *w, const float *b
                     w, in, 1.0f, y, out);
 }
 
-float nn_erf(float a)
+static inline float erf_approx(float a)
 {
     float x = a < -4.0f ? -4.0f : a > 4.0f ? 4.0f : a;
     float x2 = x * x;
@@ -265,11 +265,21 @@ float nn_erf(float a)
     return p / q;
 }
 
+float nn_erf(float x)
+{
+    return erf_approx(x);
+}
+
+/* Hot elementwise loop: compiled for AVX-512, AVX2 and the baseline, picked
+ * at load time by the dynamic linker (ifunc), so one binary runs anywhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 void nn_gelu(float *x, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         float v = x[i];
-        x[i] = 0.5f * v * (1.0f + nn_erf(v * (float)M_SQRT1_2));
+        x[i] = 0.5f * v * (1.0f + erf_approx(v * (float)M_SQRT1_2));
     }
 }
 

@@ -64,11 +64,13 @@ def parse_task(text):
 
 def build(size, cameras, space="cartesian_velocity", head="categorical", bins=101,
           critic=False, task=None, queries="per_dimension", image_size=128, history=3,
-          action_history=2, seed=0):
-    """A randomly initialised PACActor and its (observation, action) specs."""
+          action_history=2, seed=0, overrides=None):
+    """A randomly initialised PACActor and its (observation, action) specs.
+    overrides: pacd.model keys replacing the named size's (width, heads, ...)."""
     action = action_spec(space)
     observation = observation_spec(cameras, image_size, history, action_history, action["dim"])
     model = dict(SIZES[size])
+    model.update(overrides or {})
     model["task"] = task or {"type": "none"}
     model["queries"] = queries
     model["head"] = {"type": "categorical", "bins": bins} if head == "categorical" \
@@ -105,14 +107,20 @@ def main(argv=None):
     ap.add_argument("--action-history", type=int, default=2)
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--seed", type=int, default=0)
+    for k in ("width", "heads", "latents", "blocks", "mlp_ratio"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
+                        help=f"override the size's {k}")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     space = args.action_space or ("joint_velocity" if args.robot == "panda"
                                   else "cartesian_velocity")
     cams = [c for c in args.cameras.split(",") if c]
+    overrides = {k: getattr(args, k) for k in ("width", "heads", "latents", "blocks",
+                                                "mlp_ratio") if getattr(args, k) is not None}
     model, observation, action = build(args.size, cams, space, args.head, args.bins,
                                        args.critic, args.task, args.queries, args.image_size,
-                                       args.history, args.action_history, args.seed)
+                                       args.history, args.action_history, args.seed,
+                                       overrides)
     export(model, args.out, args.robot, observation, action, args.dtype,
            extra_metadata={"pacd.example": {"size": args.size, "weights": "random",
                                             "seed": args.seed}})

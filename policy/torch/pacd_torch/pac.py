@@ -472,3 +472,38 @@ def randomize_(model, gen, scale=1.0):
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5 * scale)
     return model
+
+
+def flops(model):
+    """Multiply-adds x 2 of one deployment step (batch 1): convolutions,
+    linear layers and attention matmuls; elementwise work not counted. With
+    the critic when the model has one. Used by the benchmark's GFLOP/s."""
+    d = model.cfg["width"]
+    r = model.cfg["mlp_ratio"]
+    mac = 0
+    t = model.obs_dim
+    for f, enc in zip(model.cameras_fields, model.cameras):
+        h, w = f["shape"][0], f["shape"][1]
+        for conv in enc.convs:
+            k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+            h, w = conv_out(h, k, s, p), conv_out(w, k, s, p)
+            mac += h * w * conv.out_channels * conv.in_channels * k * k
+        for rb in enc.res:
+            mac += 2 * h * w * rb.conv1.out_channels * rb.conv1.in_channels * 9
+        mac += h * w * enc.channels * d
+        t += h * w
+    if model.cfg["task"]["type"] != "none":
+        t += 1
+
+    def cross(nq, nkv, q_const):
+        m = 2 * nkv * d * d + 2 * nq * nkv * d + nq * d * d + 2 * nq * d * d * r
+        return m + (0 if q_const else nq * d * d)
+
+    n = model.cfg["latents"]
+    mac += cross(n, t, True)
+    mac += model.cfg["blocks"] * (3 * n * d * d + 2 * n * n * d + n * d * d + 2 * n * d * d * r)
+    nq = model.policy.queries.shape[0]
+    mac += cross(nq, n, True) + nq * d * model.policy.out.out_features
+    if model.critic is not None:
+        mac += cross(1, n, False) + d * model.action_dim + d * model.critic.out.out_features
+    return 2 * mac
