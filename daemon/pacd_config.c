@@ -197,6 +197,12 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 1, 64, &l))
             return fail(p, section, key, value, "expected 1..64 BLAS threads");
         c->policy_threads = (int)l;
+    } else if (KEY("policy", "blas_coretype")) {
+        size_t n = strlen(value);
+        if (n >= CONFIG_NAME || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)
+            return fail(p, section, key, value, "expected an OpenBLAS core name such as Haswell, "
+                        "SkylakeX or Cooperlake (or nothing)");
+        set_str(c->blas_coretype, sizeof c->blas_coretype, value);
     } else if (KEY("policy", "sample")) {
         if (parse_bool(value, &c->policy_sample))
             return fail(p, section, key, value, "expected true or false");

@@ -29,6 +29,7 @@ typedef struct {
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;
+    char blas_coretype[CONFIG_NAME]; /* OPENBLAS_CORETYPE to run with, "" = as loaded */
     int policy_sample;            /* 1: sample actions instead of argmax / mean */
     double policy_temperature;    /* logits / T (categorical), std * T (Gaussian) */
     unsigned long long policy_seed;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
@@ -88,6 +89,25 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IOLBF, 0);
 
     char err[1024] = "";
+    /* [policy] blas_coretype: OpenBLAS picks its kernel when the library loads,
+     * so a different one needs a fresh start of this program with the
+     * variable set (same pid: systemd sees nothing). */
+    {
+        config_t pre;
+        if (config_load(&pre, config_path, err, sizeof err) == 0) {
+            const char *have = getenv("OPENBLAS_CORETYPE");
+            if (pre.blas_coretype[0] && (!have || strcmp(have, pre.blas_coretype))) {
+                setenv("OPENBLAS_CORETYPE", pre.blas_coretype, 1);
+                config_free(&pre);
+                execv("/proc/self/exe", argv);
+                fprintf(stderr, SD_ERR "pacd: cannot restart with OPENBLAS_CORETYPE=%s: %s\n",
+                        getenv("OPENBLAS_CORETYPE"), strerror(errno));
+                return 1;
+            }
+            config_free(&pre);
+        }
+        err[0] = '\0'; /* a bad config is reported below */
+    }
     /* BLAS first: a kernel that computes wrong results must not drive an arm */
     char blas[512];
     if (policy_blas_selfcheck(blas, sizeof blas) != 0) {

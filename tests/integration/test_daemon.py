@@ -384,6 +384,14 @@ def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
     assert [int(m["step"]) for m in node_steps] == [s["step"] for s in steps]
 
 
+def test_blas_coretype_restarts_with_that_kernel_after_the_self_check(daemon):
+    # Prescott (SSE3) runs on every x86-64 OpenBLAS supports
+    d = daemon(extra="[policy]\nblas_coretype = Prescott\n")
+    assert d.client.status().state == pb.IDLE
+    err = d.stderr()
+    assert "core Prescott" in err and "sgemm self-check ok" in err, err
+
+
 def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoint):
     from conftest import write_config
     ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
