@@ -244,7 +244,7 @@ void nn_linear_acc(const float *x, int n, int in, const float *w, const float *b
                     w, in, 1.0f, y, out);
 }
 
-static inline float erf_approx(float a)
+static inline __attribute__((always_inline)) float erf_approx(float a)
 {
     float x = a < -4.0f ? -4.0f : a > 4.0f ? 4.0f : a;
     float x2 = x * x;
@@ -270,17 +270,42 @@ float nn_erf(float x)
     return erf_approx(x);
 }
 
-/* Hot elementwise loop: compiled for AVX-512, AVX2 and the baseline, picked
- * at load time by the dynamic linker (ifunc), so one binary runs anywhere. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void nn_gelu(float *x, size_t count)
+/* Hot elementwise loop, compiled for AVX-512, AVX2 and the baseline and
+ * picked per call from the CPU's features, so one binary runs anywhere.
+ * (Not an ifunc: resolvers run before sanitizer runtimes are up.) */
+static inline __attribute__((always_inline)) void gelu_loop(float *x, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         float v = x[i];
         x[i] = 0.5f * v * (1.0f + erf_approx(v * (float)M_SQRT1_2));
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static void gelu_avx512(float *x, size_t count)
+{
+    gelu_loop(x, count);
+}
+
+__attribute__((target("avx2"))) static void gelu_avx2(float *x, size_t count)
+{
+    gelu_loop(x, count);
+}
+#endif
+
+void nn_gelu(float *x, size_t count)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) {
+        gelu_avx512(x, count);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        gelu_avx2(x, count);
+        return;
+    }
+#endif
+    gelu_loop(x, count);
 }
 
 void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gamma,
