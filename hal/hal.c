@@ -19,7 +19,16 @@ typedef struct {
 
 static const hal_backend_entry_t backends[] = {
     {"sim", hal_sim_open},
+#ifdef PACD_HAVE_MUJOCO
+    {"mujoco", hal_mujoco_open},
+#endif
 };
+
+#ifdef PACD_HAVE_MUJOCO
+#define HAL_BACKEND_NAMES "sim, mujoco"
+#else
+#define HAL_BACKEND_NAMES "sim (mujoco: rebuild with libmujoco-dev installed, -Dmujoco=enabled)"
+#endif
 
 void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -117,7 +126,7 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
         if (strcmp(backends[i].name, opts.backend) == 0)
             entry = &backends[i];
     if (!entry) {
-        hal_set_error(err, errlen, "hal: unknown backend '%s'; this build has: sim",
+        hal_set_error(err, errlen, "hal: unknown backend '%s'; this build has: " HAL_BACKEND_NAMES,
                       opts.backend);
         return NULL;
     }
@@ -200,3 +209,13 @@ int hal_reset(hal_t *self)
         return -ENOTSUP;
     return self->ops->reset(self);
 }
+
+#ifndef PACD_HAVE_MUJOCO
+int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+{
+    (void)cube_height_m;
+    (void)success;
+    (void)reward;
+    return self ? -ENOTSUP : -EINVAL;
+}
+#endif

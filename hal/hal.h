@@ -75,6 +75,16 @@ typedef enum {
      * zero (hold) command keeps the gripper where it is. Robots with a
      * gripper only. */
     HAL_SPACE_JOINT_VELOCITY_GRIPPER = 2,
+    /* Policy-side Cartesian spaces, mapped to a joint-velocity command by
+     * hal_cartesian_to_joint() before the safety filter; backends only ever
+     * receive the joint spaces above.
+     * RGB-stacking Sawyer space: vx vy vz (m/s, base frame, at the end
+     * effector) and wz (rad/s about the base z axis), then optionally the
+     * gripper in [-1 close, 1 open] as above: n = 4 or 5. */
+    HAL_SPACE_CARTESIAN_VELOCITY = 3,
+    /* Panda 6-D twist: vx vy vz (m/s), wx wy wz (rad/s), base frame, at the
+     * end effector, then optionally the gripper: n = 6 or 7. */
+    HAL_SPACE_CARTESIAN_TWIST = 4,
 } hal_space_t;
 
 typedef struct {
@@ -126,11 +136,29 @@ struct hal {
 /* Backend options from the [robot] config section. Zero fields take the
  * defaults; options == NULL means all defaults. */
 typedef struct {
-    const char *backend;      /* "sim" (NULL = "sim") */
-    double sim_rate_hz;       /* sim integration rate, Hz, 10..10000; 0 = 1000 */
+    const char *backend;      /* "sim" or "mujoco" (NULL = "sim") */
+    double sim_rate_hz;       /* sim integration rate, Hz, 10..10000; 0 = 1000
+                                 (mujoco: ignored, the model's timestep rules) */
     const double *initial_q;  /* NULL = robot->q_home; rad, robot->n_joints values */
     double command_timeout_s; /* watchdog: hold when no command for this long;
                                  0 = 0.2 s (Sawyer motor controller timeout) */
+    /* ---- mujoco backend (docs/mujoco.md); ignored by "sim" ---- */
+    const char *scene;        /* MuJoCo XML scene path (required for mujoco) */
+    const char *cameras;      /* comma-separated model camera names to render
+                                 and publish; NULL or "" = none */
+    int camera_width;         /* pixels; 0 = 128 (RGB stacking) */
+    int camera_height;        /* pixels; 0 = 128 */
+    const char *camera_endpoint; /* ZeroMQ endpoint a PUB connects to (pacd's
+                                    [ingest] camera_bind); NULL = do not publish */
+    const char *state_endpoint;  /* endpoint for robot_state and reward
+                                    messages (pacd's [ingest] state_bind); NULL =
+                                    do not publish */
+    uint64_t seed;            /* seed of the reset randomisation (Lift cube) */
+    double render_rate_hz;    /* camera/state publication rate; 0 = 20 (the
+                                 control rate), 1..100 */
+    const char *ee_site;      /* model site reported as ee_pose; NULL = the
+                                 first of grip_site, attachment_site found,
+                                 else hal_robot_fk() */
 } hal_options_t;
 
 /* Create and start a backend for `robot`. Init-only. Caller owns the result
@@ -178,6 +206,8 @@ enum {
     HAL_SAFETY_JOINT_LIMIT = 1u << 4,   /* slowed so a joint stops inside its range */
     HAL_SAFETY_ACCEL_LIMIT = 1u << 5,   /* velocity change limited by ddq_max */
     HAL_SAFETY_HELD = 1u << 6,          /* output is a hold (any reason) */
+    HAL_SAFETY_WORKSPACE = 1u << 7,     /* Cartesian velocity slowed at the workspace box */
+    HAL_SAFETY_GRIPPER_IGNORED = 1u << 8, /* gripper value given, robot has none */
 };
 
 typedef struct {
@@ -231,5 +261,74 @@ int hal_safety_filter(const hal_robot_t *robot, const hal_safety_config_t *confi
                       const float *action, int n, const float *low,
                       const float *high, const hal_command_t *prev,
                       hal_command_t *out, hal_safety_result_t *result);
+
+/* ---- Cartesian action spaces (hal_cartesian.c) ---- */
+
+/* Zero fields take the defaults. */
+typedef struct {
+    double period_s;     /* control period, s; 0 = 0.05 */
+    double v_max;        /* translation speed bound, m/s; 0 = 0.07 (RGB
+                            stacking, DESIGN.md) for CARTESIAN_VELOCITY, 1.7
+                            (Franka Cartesian limit) for CARTESIAN_TWIST */
+    double w_max;        /* rotation speed bound, rad/s; 0 = 1.0 (RGB stacking)
+                            / 2.5 (Franka Cartesian limit) */
+    double damping;      /* damped-least-squares lambda (m/s per rad/s); 0 = 0.02:
+                            joint speeds stay below |v| / (2 lambda) */
+    double box_min[3];   /* workspace box in the base frame, m; all six zero =
+                            0.25 x 0.25 x 0.2 m (RGB stacking) centred on the
+                            end effector at robot->q_home */
+    double box_max[3];
+} hal_cartesian_config_t;
+
+/* Map one Cartesian action to a joint-velocity command for the safety filter.
+ * space: HAL_SPACE_CARTESIAN_VELOCITY (n = 4, or 5 with gripper) or
+ * HAL_SPACE_CARTESIAN_TWIST (n = 6, or 7 with gripper); values as documented
+ * at hal_space_t. Steps:
+ *  1. Non-finite action or state q -> hold (NONFINITE); other spaces, wrong
+ *     n, NULL arguments or a bad config -> hold (BAD_SHAPE). A hold is a zero
+ *     joint command of the robot's shape, with HELD in *flags.
+ *  2. Translation scaled down (direction kept) to v_max, rotation to w_max
+ *     (CLAMPED). CARTESIAN_VELOCITY commands wx = wy = 0 (keeps the tool
+ *     tilt).
+ *  3. Workspace box, per axis, on the end-effector position hal_robot_fk(q):
+ *     velocity toward a face is limited to (distance to the face) / period_s,
+ *     0 at or past the face; velocity back inside is free (WORKSPACE).
+ *  4. Joint velocities dq = J^T (J J^T + lambda^2 I)^-1 x, J the 6 x n
+ *     end-effector Jacobian (central differences of hal_robot_fk, step 1e-6
+ *     rad; angular rows from the quaternion difference), x the 6-D twist.
+ *  5. Gripper value (if given) appended unchanged when the robot has a gripper
+ *     (space JOINT_VELOCITY_GRIPPER; the safety filter clamps it), else dropped
+ *     (GRIPPER_IGNORED) and the space is JOINT_VELOCITY.
+ * joint_cmd is always written when not NULL (hold = zeros). flags (may be
+ * NULL) receives HAL_SAFETY_* bits. The joint command still goes through
+ * hal_safety_filter (velocity, acceleration and joint-limit bounds).
+ * config NULL = defaults. RT-safe: pure, no allocation (about 15 FK calls).
+ * Returns 0, or -EINVAL on a hold for bad input (then joint_cmd holds). */
+int hal_cartesian_to_joint(const hal_robot_t *robot, const hal_cartesian_config_t *config,
+                           const hal_state_t *state, hal_space_t space, const float *action,
+                           int n, hal_command_t *joint_cmd, uint32_t *flags);
+
+/* The end-effector Jacobian at q (rad, robot->n_joints values) as used
+ * above: jac is 6 x robot->n_joints, row-major; rows vx vy vz (m/rad) then
+ * wx wy wz (rad/rad), base frame. -EINVAL on NULL or non-finite q. RT-safe. */
+int hal_cartesian_jacobian(const hal_robot_t *robot, const double *q,
+                           double jac[6 * HAL_MAX_JOINTS]);
+
+/* The workspace box the config gives for robot (defaults filled in), m.
+ * -EINVAL on NULL robot/outputs or box_min >= box_max. RT-safe. */
+int hal_cartesian_box(const hal_robot_t *robot, const hal_cartesian_config_t *config,
+                      double box_min[3], double box_max[3]);
+
+/* ---- mujoco backend extras (hal_mujoco.c; -ENOTSUP in builds without
+ * MuJoCo or for other backends) ---- */
+
+/* Task signal of the robosuite Lift scene (a body named "cube" and a site
+ * "table_top"): height of the cube's centre above the table top (m) and
+ * success = height > 0.04 m (robosuite 0.1 Lift._check_success; the cube's
+ * half size is 0.02 m, so it is lifted 2 cm off the table). reward = success
+ * (sparse, 0/1). Any output may be NULL. RT-safe (reads a lock-free copy).
+ * 0, -EINVAL (NULL self), -ENOTSUP (not mujoco, or no cube/table in the
+ * scene). */
+int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward);
 
 #endif

@@ -17,4 +17,9 @@ void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
  * filled in by hal_new). */
 int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
 
+#ifdef PACD_HAVE_MUJOCO
+/* MuJoCo physics with rendered cameras (hal_mujoco.c). options complete. */
+int hal_mujoco_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+#endif
+
 #endif

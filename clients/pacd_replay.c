@@ -1,0 +1,474 @@
+/* pacd-replay — recorded robosuite demonstrations as live input for pacd.
+ *
+ * Reads one episode of a robosuite 0.1 demo.hdf5 (libhdf5), replays each
+ * recorded state through MuJoCo (qpos/qvel from the state row, mj_forward),
+ * renders the chosen cameras offscreen (EGL) and publishes, per state, over
+ * ZeroMQ PUB sockets that CONNECT to pacd's ingest endpoints:
+ *   camera endpoint: [b"camera/<name>", CameraFrame] per camera (RGB8);
+ *   state endpoint:  [b"robot_state", RobotState] (Sawyer's 7 joints,
+ *                    gripper opening, grip_site pose in the base frame),
+ *                    [b"teleop_action", Action] (the human's command of that
+ *                    step: 7 joint velocities rad/s + gripper, space
+ *                    JOINT_VELOCITY_GRIPPER; gripper = -gripper_actuation, as
+ *                    robosuite's -1 is open and pacd's +1 is open),
+ *                    [b"reward", Reward] (Lift: 1 when the cube is > 0.04 m
+ *                    above the table, else 0).
+ * All messages of one state carry the same time (now, CLOCK_REALTIME) and
+ * seq (row index + 1). See docs/mujoco.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <hdf5.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "hal.h"
+#include "hal_mujoco_util.h"
+#include "pacd_proto.h"
+
+#define NS_PER_S 1000000000LL
+#define MAX_CAMERAS 8
+
+typedef struct {
+    const char *demo;
+    int episode;
+    const char *cameras;
+    int width, height;
+    double rate_hz; /* 0 = recorded, < 0 = as fast as possible */
+    const char *camera_endpoint, *state_endpoint;
+    int loop;
+    int connect_wait_ms;
+    const char *robot;
+} replay_opts_t;
+
+typedef struct {
+    int rows, cols;
+    double *data;
+} matrix_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pacd-replay --demo FILE [--episode N] [--cameras agentview[,..]]\n"
+            "                   [--size WxH] [--rate HZ|recorded|max] [--camera-endpoint EP]\n"
+            "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
+            "                   [--loop]\n"
+            "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
+            "frames, robot states, the human's actions and the Lift reward over ZeroMQ.\n"
+            "Defaults: episode 1, cameras agentview, 128x128, rate 20 Hz (one recorded\n"
+            "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
+            "tcp://127.0.0.1:5556 (state), connect wait 500 ms.\n");
+}
+
+/* Read a 2-D float64 dataset (1-D read as N x 1). */
+static int read_matrix(hid_t file, const char *path, matrix_t *out)
+{
+    memset(out, 0, sizeof *out);
+    hid_t ds = H5Dopen2(file, path, H5P_DEFAULT);
+    if (ds < 0) {
+        fprintf(stderr, "pacd-replay: the demo has no dataset %s; is it a robosuite demo.hdf5?\n",
+                path);
+        return -ENOENT;
+    }
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 1};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] == 0 ||
+        dims[0] > 10000000 || dims[1] > 4096) {
+        fprintf(stderr, "pacd-replay: dataset %s has an unexpected shape\n", path);
+        H5Sclose(sp);
+        H5Dclose(ds);
+        return -EINVAL;
+    }
+    if (nd == 1)
+        dims[1] = 1;
+    out->rows = (int)dims[0];
+    out->cols = (int)dims[1];
+    out->data = malloc(sizeof(double) * dims[0] * (dims[1] ? dims[1] : 1));
+    int rc = 0;
+    if (!out->data ||
+        H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data) < 0) {
+        fprintf(stderr, "pacd-replay: cannot read dataset %s\n", path);
+        free(out->data);
+        out->data = NULL;
+        rc = -EIO;
+    }
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* String attribute (fixed or variable length) into buf. */
+static int read_string_attr(hid_t obj, const char *name, char *buf, size_t cap)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -ENOENT;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    int rc = -EINVAL;
+    if (H5Tget_class(t) == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) {
+            char *s = NULL;
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (H5Aread(a, mt, &s) >= 0 && s) {
+                snprintf(buf, cap, "%s", s);
+                H5free_memory(s);
+                rc = 0;
+            }
+            H5Tclose(mt);
+        } else {
+            size_t n = H5Tget_size(t);
+            char *s = calloc(n + 1, 1);
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, n + 1);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (s && H5Aread(a, mt, s) >= 0) {
+                snprintf(buf, cap, "%s", s);
+                rc = 0;
+            }
+            H5Tclose(mt);
+            free(s);
+        }
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+static void *connect_pub(void *ctx, const char *ep)
+{
+    void *s = zmq_socket(ctx, ZMQ_PUB);
+    int linger = 1000, hwm = 1000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_connect(s, ep) != 0) {
+        fprintf(stderr, "pacd-replay: cannot connect to %s: %s; give an endpoint like "
+                        "tcp://127.0.0.1:5555\n",
+                ep, zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int parse_args(int argc, char **argv, replay_opts_t *o)
+{
+    *o = (replay_opts_t){.episode = 1, .cameras = "agentview", .width = 128, .height = 128,
+                         .rate_hz = 20, .camera_endpoint = "tcp://127.0.0.1:5555",
+                         .state_endpoint = "tcp://127.0.0.1:5556", .connect_wait_ms = 500,
+                         .robot = "sawyer"};
+    static const struct option longopts[] = {
+        {"demo", required_argument, NULL, 'd'},
+        {"episode", required_argument, NULL, 'e'},
+        {"cameras", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},
+        {"rate", required_argument, NULL, 'r'},
+        {"camera-endpoint", required_argument, NULL, 'C'},
+        {"state-endpoint", required_argument, NULL, 'S'},
+        {"robot", required_argument, NULL, 'R'},
+        {"connect-wait-ms", required_argument, NULL, 'w'},
+        {"loop", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->demo = optarg; break;
+        case 'e':
+            o->episode = (int)strtol(optarg, &end, 10);
+            if (*end || o->episode < 1) {
+                fprintf(stderr, "pacd-replay: --episode wants a number >= 1 (demo_N)\n");
+                return -1;
+            }
+            break;
+        case 'c': o->cameras = optarg; break;
+        case 's':
+            if (sscanf(optarg, "%dx%d", &o->width, &o->height) != 2 || o->width < 1 ||
+                o->height < 1 || o->width > 4096 || o->height > 4096) {
+                fprintf(stderr, "pacd-replay: --size wants WxH, e.g. 128x128\n");
+                return -1;
+            }
+            break;
+        case 'r':
+            if (strcmp(optarg, "recorded") == 0)
+                o->rate_hz = 0;
+            else if (strcmp(optarg, "max") == 0)
+                o->rate_hz = -1;
+            else {
+                o->rate_hz = strtod(optarg, &end);
+                if (*end || !(o->rate_hz > 0 && o->rate_hz <= 10000)) {
+                    fprintf(stderr, "pacd-replay: --rate wants a rate in Hz (0..10000], "
+                                    "'recorded' or 'max'\n");
+                    return -1;
+                }
+            }
+            break;
+        case 'C': o->camera_endpoint = optarg; break;
+        case 'S': o->state_endpoint = optarg; break;
+        case 'R': o->robot = optarg; break;
+        case 'w':
+            o->connect_wait_ms = (int)strtol(optarg, &end, 10);
+            if (*end || o->connect_wait_ms < 0 || o->connect_wait_ms > 60000) {
+                fprintf(stderr, "pacd-replay: --connect-wait-ms wants 0..60000\n");
+                return -1;
+            }
+            break;
+        case 'l': o->loop = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (!o->demo) {
+        fprintf(stderr, "pacd-replay: --demo FILE is required\n");
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    replay_opts_t o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    const hal_robot_t *robot = hal_robot_find(o.robot);
+    if (!robot) {
+        fprintf(stderr, "pacd-replay: unknown robot '%s'; use sawyer\n", o.robot);
+        return 2;
+    }
+
+    int rc = 1;
+    hid_t file = -1;
+    matrix_t states = {0}, jv = {0}, grip = {0};
+    mjModel *m = NULL;
+    mjData *d = NULL;
+    hal_mjrender_t *rend = NULL;
+    void *zctx = NULL, *cam_sock = NULL, *state_sock = NULL;
+    uint8_t *rgb = NULL, *pack = NULL;
+
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages */
+    file = H5Fopen(o.demo, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        fprintf(stderr, "pacd-replay: cannot open %s as HDF5; give a robosuite demo.hdf5\n",
+                o.demo);
+        goto out;
+    }
+    char group[64], path[128], model_file[256] = "", env[64] = "";
+    snprintf(group, sizeof group, "data/demo_%d", o.episode);
+    if (H5Lexists(file, "data", H5P_DEFAULT) <= 0 || H5Lexists(file, group, H5P_DEFAULT) <= 0) {
+        fprintf(stderr, "pacd-replay: %s has no episode %s; pick another --episode\n", o.demo,
+                group);
+        goto out;
+    }
+    hid_t data = H5Gopen2(file, "data", H5P_DEFAULT);
+    read_string_attr(data, "env", env, sizeof env);
+    H5Gclose(data);
+    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
+    int have_model = read_string_attr(g, "model_file", model_file, sizeof model_file) == 0;
+    H5Gclose(g);
+    if (!have_model || strchr(model_file, '/')) {
+        fprintf(stderr, "pacd-replay: %s has no usable model_file attribute\n", group);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/states", group);
+    if (read_matrix(file, path, &states) != 0)
+        goto out;
+    snprintf(path, sizeof path, "%s/joint_velocities", group);
+    if (read_matrix(file, path, &jv) != 0)
+        goto out;
+    snprintf(path, sizeof path, "%s/gripper_actuations", group);
+    if (read_matrix(file, path, &grip) != 0)
+        goto out;
+    if (jv.rows != states.rows || grip.rows != states.rows || jv.cols != robot->n_joints ||
+        grip.cols < 1) {
+        fprintf(stderr, "pacd-replay: %s: states (%d), joint_velocities (%d x %d) and "
+                        "gripper_actuations (%d) disagree\n",
+                group, states.rows, jv.rows, jv.cols, grip.rows);
+        goto out;
+    }
+
+    /* the scene: models/<model_file> beside the demo */
+    char model_path[4096];
+    const char *slash = strrchr(o.demo, '/');
+    int dirlen = slash ? (int)(slash - o.demo) : 1;
+    snprintf(model_path, sizeof model_path, "%.*s/models/%s", dirlen, slash ? o.demo : ".",
+             model_file);
+    char mjerr[512] = "";
+    m = mj_loadXML(model_path, NULL, mjerr, sizeof mjerr);
+    if (!m) {
+        fprintf(stderr, "pacd-replay: cannot load the scene %s: %s\n", model_path, mjerr);
+        goto out;
+    }
+    if (states.cols != 1 + m->nq + m->nv) {
+        fprintf(stderr, "pacd-replay: states have %d columns, the scene needs 1 + nq %d + nv %d\n",
+                states.cols, m->nq, m->nv);
+        goto out;
+    }
+    d = mj_makeData(m);
+    hal_mjmap_t map;
+    char err[512];
+    if (!d || hal_mjmap_init(&map, m, robot, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "pacd-replay: %s\n", d ? err : "out of memory");
+        goto out;
+    }
+
+    int n_cam = 0, cam_id[MAX_CAMERAS];
+    char cam_name[MAX_CAMERAS][64];
+    for (const char *p = o.cameras; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (n_cam == MAX_CAMERAS || len >= sizeof cam_name[0]) {
+                fprintf(stderr, "pacd-replay: at most %d cameras of < 64 characters\n",
+                        MAX_CAMERAS);
+                goto out;
+            }
+            memcpy(cam_name[n_cam], p, len);
+            cam_name[n_cam][len] = 0;
+            cam_id[n_cam] = hal_mjrender_camera(m, cam_name[n_cam]);
+            if (cam_id[n_cam] < 0) {
+                fprintf(stderr, "pacd-replay: the scene has no camera '%s' (robosuite scenes "
+                                "have agentview, frontview, birdview, eye_in_hand)\n",
+                        cam_name[n_cam]);
+                goto out;
+            }
+            n_cam++;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (n_cam > 0) {
+        rend = hal_mjrender_new(m, o.width, o.height, err, sizeof err);
+        if (!rend) {
+            fprintf(stderr, "pacd-replay: %s\n", err);
+            goto out;
+        }
+    }
+    size_t pack_cap = (size_t)o.width * o.height * 3 + 256;
+    rgb = malloc((size_t)o.width * o.height * 3);
+    pack = malloc(pack_cap);
+    zctx = zmq_ctx_new();
+    if (!rgb || !pack || !zctx)
+        goto out;
+    if (!(cam_sock = connect_pub(zctx, o.camera_endpoint)) ||
+        !(state_sock = connect_pub(zctx, o.state_endpoint)))
+        goto out;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* PUB/SUB slow joiner: give the connections time before the first state */
+    struct timespec wait = {.tv_sec = o.connect_wait_ms / 1000,
+                            .tv_nsec = (o.connect_wait_ms % 1000) * 1000000L};
+    nanosleep(&wait, NULL);
+
+    double rec_dt = states.rows > 1 ? states.data[states.cols] - states.data[0] : 0.01;
+    if (!(rec_dt > 0 && rec_dt < 10))
+        rec_dt = 0.01;
+    double period_s = o.rate_hz > 0 ? 1.0 / o.rate_hz : o.rate_hz == 0 ? rec_dt : 0.0;
+    int64_t period_ns = llround(period_s * 1e9);
+    fprintf(stderr, "pacd-replay: %s (%s) %s: %d states recorded every %.3f s, publishing at %s\n",
+            o.demo, env[0] ? env : "?", group, states.rows, rec_dt,
+            period_ns > 0 ? "a fixed rate" : "full speed");
+
+    uint64_t seq = 0, frame_seq = 0;
+    long published = 0, frames = 0;
+    double height = NAN;
+    int64_t t = now_ns(CLOCK_MONOTONIC);
+    do {
+        for (int row = 0; row < states.rows && !stop_requested; row++) {
+            const double *s = states.data + (size_t)row * states.cols;
+            d->time = s[0];
+            memcpy(d->qpos, s + 1, sizeof(double) * m->nq);
+            memcpy(d->qvel, s + 1 + m->nq, sizeof(double) * m->nv);
+            mj_forward(m, d);
+            if (period_ns > 0) {
+                t += period_ns;
+                struct timespec dl = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR &&
+                       !stop_requested)
+                    ;
+            }
+            int64_t now = now_ns(CLOCK_REALTIME);
+            seq++;
+            frame_seq++;
+            for (int c = 0; c < n_cam; c++) {
+                if (hal_mjrender_rgb(rend, m, d, cam_id[c], rgb) != 0)
+                    continue;
+                if (hal_mjpub_camera(cam_sock, cam_name[c], o.width, o.height, rgb, now,
+                                     frame_seq, pack, pack_cap) == 0)
+                    frames++;
+            }
+            hal_state_t st;
+            memset(&st, 0, sizeof st);
+            hal_mjmap_read(&map, m, d, robot, &st);
+            st.time_unix_ns = now;
+            st.time_mono_ns = now_ns(CLOCK_MONOTONIC);
+            st.seq = seq;
+            hal_mjpub_state(state_sock, robot->name, &st);
+            float act[HAL_MAX_JOINTS + 1];
+            for (int j = 0; j < jv.cols; j++)
+                act[j] = (float)jv.data[(size_t)row * jv.cols + j];
+            act[jv.cols] = (float)-grip.data[(size_t)row * grip.cols];
+            hal_mjpub_action(state_sock, "teleop_action",
+                             PACD__V1__ACTION_SPACE__JOINT_VELOCITY_GRIPPER, act, jv.cols + 1, now,
+                             seq);
+            height = hal_mjmap_cube_height(&map, d);
+            if (isfinite(height))
+                hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
+                                 0, now);
+            published++;
+        }
+    } while (o.loop && !stop_requested);
+
+    /* machine-readable summary on stdout */
+    printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "
+           "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f}\n",
+           o.demo, o.episode, states.rows, published, frames, isfinite(height) ? height : -1.0,
+           rec_dt);
+    fflush(stdout);
+    rc = 0;
+out:
+    if (cam_sock)
+        zmq_close(cam_sock);
+    if (state_sock)
+        zmq_close(state_sock);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    hal_mjrender_destroy(&rend);
+    free(rgb);
+    free(pack);
+    if (d)
+        mj_deleteData(d);
+    if (m)
+        mj_deleteModel(m);
+    free(states.data);
+    free(jv.data);
+    free(grip.data);
+    if (file >= 0)
+        H5Fclose(file);
+    return rc;
+}

@@ -1,0 +1,710 @@
+/* hal_mujoco — the `mujoco` backend: MuJoCo physics in its own thread at the
+ * model's timestep, cameras rendered offscreen and published over ZeroMQ.
+ *
+ * Physics thread (absolute CLOCK_MONOTONIC deadlines, one mj_step per
+ * timestep, catch-up of missed steps up to 0.1 s):
+ *   - joint velocity target = command clamped to +-dq_max (0 while holding or
+ *     after the watchdog), ramped at ddq_max (so a hold decelerates within
+ *     ddq_max) and braked so that the reference stops at q_min/q_max;
+ *   - a position reference integrated from that velocity, kept inside the
+ *     limits; position actuators (menagerie Panda and Sawyer): ctrl = the
+ *     reference; velocity actuators (robosuite Sawyer): ctrl = the velocity
+ *     plus 10/s times the position error (else weak servos drift);
+ *   - gravity compensation on the arm joints (qfrc_applied = qfrc_bias), as
+ *     the real arms' controllers and robosuite do;
+ *   - gripper (robots with one): an opening target integrated from the
+ *     command (fraction of gripper_speed), sent to the gripper actuator;
+ *   - state published lock-free (hal_seqbox.h) after every step; a snapshot
+ *     of qpos/qvel for the render thread under a mutex the physics thread
+ *     only try-locks (it never waits).
+ * Render thread (render_rate_hz, default 20 Hz): copies the latest snapshot,
+ * runs the kinematics, renders each camera (EGL surfaceless), publishes
+ * CameraFrame on the camera endpoint and RobotState + Reward on the state
+ * endpoint, with the snapshot's time as the capture time. */
+#include "hal.h"
+#include "hal_backend.h"
+#include "hal_mujoco_util.h"
+#include "hal_seqbox.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define NS_PER_S 1000000000LL
+#define MJ_MAX_CAMERAS 8
+#define MJ_CATCHUP_S 0.1
+#define MJ_VEL_POS_GAIN 10.0 /* 1/s: velocity actuators track the integrated position */
+#define LIFT_XY_RANGE_M 0.03 /* robosuite 0.1 Lift: UniformRandomSampler +-0.03 m */
+
+typedef struct {
+    uint64_t seq;
+    int64_t time_mono_ns;
+    uint64_t hold_seen;
+    int32_t has_gripper;
+    int32_t pad;
+    double dq[HAL_MAX_JOINTS];
+    double gripper;
+} mj_cmd_t;
+
+typedef struct {
+    double cube_height; /* m, NaN without cube */
+    int64_t time_mono_ns;
+} mj_task_t;
+
+typedef struct {
+    const hal_robot_t *robot;
+    hal_mjmap_t map;
+    mjModel *m;
+    mjData *d;  /* physics thread */
+    mjData *rd; /* render thread */
+    int64_t period_ns;
+    int64_t timeout_ns;
+    int64_t render_period_ns;
+    double initial_q[HAL_MAX_JOINTS];
+    uint64_t seed;
+
+    int n_cameras;
+    int cam_id[MJ_MAX_CAMERAS];
+    char cam_name[MJ_MAX_CAMERAS][64];
+    int width, height;
+    void *zctx, *cam_sock, *state_sock;
+    uint8_t *rgb, *pack;
+    size_t pack_cap;
+
+    pthread_t physics, render;
+    int physics_started, render_started;
+    atomic_int running;
+    atomic_int render_status; /* 0 starting, 1 ok, <0 failed */
+    char render_err[256];
+
+    hal_seqbox_t state_box, cmd_box, task_box;
+    uint64_t cmd_seq;
+    _Atomic uint64_t hold_requests, reset_requests, reset_done;
+    _Atomic uint64_t n_ticks, n_overruns, n_commands, n_bad_commands, n_holds,
+        n_watchdog_holds, n_limit_stops, n_resets, n_frames;
+
+    /* physics thread */
+    double q_ref[HAL_MAX_JOINTS], v[HAL_MAX_JOINTS];
+    double g_target;
+    mj_cmd_t cmd;
+    uint64_t watchdog_seq, resets_seen, state_seq, n_resets_done;
+    int at_limit[HAL_MAX_JOINTS];
+
+    /* snapshot for the render thread */
+    pthread_mutex_t snap_mu;
+    mjtNum *snap_qpos, *snap_qvel;
+    hal_state_t snap_state;
+    uint64_t snap_count;
+} mj_t;
+
+static int64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *x, double lo, double hi)
+{
+    return lo + (hi - lo) * (double)(splitmix64(x) >> 11) / (double)(1ULL << 53);
+}
+
+static double gripper_open_travel(const mj_t *mj)
+{
+    const mjModel *m = mj->m;
+    double travel = 0;
+    for (int f = 0; f < 2; f++) {
+        int j = -1;
+        for (int k = 0; k < m->njnt; k++)
+            if (m->jnt_qposadr[k] == mj->map.finger_qpos[f])
+                j = k;
+        if (j >= 0)
+            travel += m->jnt_range[2 * j + 1] - m->jnt_range[2 * j];
+    }
+    return travel;
+}
+
+static void set_gripper_ctrl(mj_t *mj)
+{
+    const hal_mjmap_t *map = &mj->map;
+    if (!map->has_gripper)
+        return;
+    if (map->gripper_act >= 0) {
+        double top = mj->m->actuator_ctrlrange[2 * map->gripper_act + 1];
+        double full = mj->robot->has_gripper ? mj->robot->gripper_max : gripper_open_travel(mj);
+        mj->d->ctrl[map->gripper_act] = full > 0 ? mj->g_target / full * top : top;
+    }
+    for (int f = 0; f < 2; f++)
+        if (map->gripper_act_fingers[f] >= 0)
+            mj->d->ctrl[map->gripper_act_fingers[f]] =
+                map->finger_closed[f] + map->finger_sign[f] * mj->g_target / 2;
+}
+
+/* Home keyframe (or the model's initial state), arm at initial_q/q_home, the
+ * Lift cube moved by the seeded randomisation. Physics thread or init. */
+static void mj_go_home(mj_t *mj, const double *q)
+{
+    const mjModel *m = mj->m;
+    mjData *d = mj->d;
+    int key = mj_name2id(m, mjOBJ_KEY, "home");
+    if (key >= 0)
+        mj_resetDataKeyframe(m, d, key);
+    else
+        mj_resetData(m, d);
+    for (int i = 0; i < mj->map.n_joints; i++) {
+        d->qpos[mj->map.qpos[i]] = q[i];
+        d->qvel[mj->map.dof[i]] = 0;
+        mj->q_ref[i] = q[i];
+        mj->v[i] = 0;
+        mj->at_limit[i] = 0;
+        int a = mj->map.act[i];
+        d->ctrl[a] = mj->map.act_kind[i] == HAL_MJ_ACT_POSITION ? q[i] : 0.0;
+    }
+    mj->g_target = mj->robot->has_gripper ? mj->robot->gripper_max : gripper_open_travel(mj);
+    if (mj->map.has_gripper)
+        for (int f = 0; f < 2; f++)
+            d->qpos[mj->map.finger_qpos[f]] =
+                mj->map.finger_closed[f] + mj->map.finger_sign[f] * mj->g_target / 2;
+    set_gripper_ctrl(mj);
+    if (mj->map.cube_qpos >= 0) {
+        uint64_t rng = mj->seed ^ (0x51ed270b27a5b3c1ULL * (mj->n_resets_done + 1));
+        int a = mj->map.cube_qpos;
+        d->qpos[a + 0] += uniform(&rng, -LIFT_XY_RANGE_M, LIFT_XY_RANGE_M);
+        d->qpos[a + 1] += uniform(&rng, -LIFT_XY_RANGE_M, LIFT_XY_RANGE_M);
+        double yaw = uniform(&rng, 0, 2 * M_PI);
+        d->qpos[a + 3] = cos(yaw / 2);
+        d->qpos[a + 4] = 0;
+        d->qpos[a + 5] = 0;
+        d->qpos[a + 6] = sin(yaw / 2);
+    }
+    mj_forward(m, d);
+}
+
+static void mj_publish(mj_t *mj, int64_t t_mono)
+{
+    hal_state_t st;
+    memset(&st, 0, sizeof st);
+    st.time_mono_ns = t_mono;
+    st.time_unix_ns = now_ns(CLOCK_REALTIME) - (now_ns(CLOCK_MONOTONIC) - t_mono);
+    st.seq = ++mj->state_seq;
+    hal_mjmap_read(&mj->map, mj->m, mj->d, mj->robot, &st);
+    hal_seqbox_write(&mj->state_box, &st, sizeof st);
+    mj_task_t task = {hal_mjmap_cube_height(&mj->map, mj->d), t_mono};
+    hal_seqbox_write(&mj->task_box, &task, sizeof task);
+    if (pthread_mutex_trylock(&mj->snap_mu) == 0) {
+        memcpy(mj->snap_qpos, mj->d->qpos, sizeof(mjtNum) * mj->m->nq);
+        memcpy(mj->snap_qvel, mj->d->qvel, sizeof(mjtNum) * mj->m->nv);
+        mj->snap_state = st;
+        mj->snap_count++;
+        pthread_mutex_unlock(&mj->snap_mu);
+    }
+}
+
+/* One physics step ending at t. */
+static void mj_tick(mj_t *mj, int64_t t)
+{
+    const hal_robot_t *r = mj->robot;
+    const mjModel *m = mj->m;
+    mjData *d = mj->d;
+    const double dt = m->opt.timestep;
+    const mj_cmd_t *c = &mj->cmd;
+
+    int holding = c->seq == 0 ||
+                  atomic_load_explicit(&mj->hold_requests, memory_order_acquire) > c->hold_seen;
+    if (!holding && t - c->time_mono_ns > mj->timeout_ns) {
+        holding = 1;
+        if (mj->watchdog_seq != c->seq) {
+            mj->watchdog_seq = c->seq;
+            count(&mj->n_watchdog_holds);
+        }
+    }
+    for (int i = 0; i < mj->map.n_joints; i++) {
+        double target = holding ? 0.0 : fmin(fmax(c->dq[i], -r->dq_max[i]), r->dq_max[i]);
+        double a = r->ddq_max[i];
+        double dv = fmin(fmax(target - mj->v[i], -a * dt), a * dt);
+        double v = mj->v[i] + dv;
+        /* reference for the limit guard: the position target, or the
+         * measured position for velocity actuators */
+        double qr = mj->q_ref[i];
+        double room = v > 0 ? r->q_max[i] - qr : qr - r->q_min[i];
+        double vmax = room > 0 ? sqrt(2 * a * room) : 0.0;
+        int stopped = 0;
+        if (fabs(v) > vmax) {
+            v = copysign(vmax, v);
+            stopped = vmax == 0.0;
+        }
+        if (stopped && !mj->at_limit[i])
+            count(&mj->n_limit_stops);
+        mj->at_limit[i] = stopped;
+        mj->v[i] = v;
+        mj->q_ref[i] = fmin(fmax(mj->q_ref[i] + v * dt, r->q_min[i]), r->q_max[i]);
+        if (mj->map.act_kind[i] == HAL_MJ_ACT_POSITION)
+            d->ctrl[mj->map.act[i]] = mj->q_ref[i];
+        else /* velocity servo with a position correction, so joints do not drift */
+            d->ctrl[mj->map.act[i]] =
+                v + MJ_VEL_POS_GAIN * (mj->q_ref[i] - d->qpos[mj->map.qpos[i]]);
+        d->qfrc_applied[mj->map.dof[i]] = d->qfrc_bias[mj->map.dof[i]];
+    }
+    if (r->has_gripper && mj->map.has_gripper) {
+        double gv = (!holding && c->has_gripper) ? fmin(fmax(c->gripper, -1), 1) * r->gripper_speed
+                                                  : 0.0;
+        mj->g_target = fmin(fmax(mj->g_target + gv * dt, 0.0), r->gripper_max);
+        set_gripper_ctrl(mj);
+    }
+    mj_step(m, d);
+}
+
+static void *physics_thread(void *arg)
+{
+    mj_t *mj = arg;
+    const int64_t max_steps = (int64_t)(MJ_CATCHUP_S * NS_PER_S) / mj->period_ns + 1;
+    int64_t t = now_ns(CLOCK_MONOTONIC);
+    while (atomic_load_explicit(&mj->running, memory_order_acquire)) {
+        t += mj->period_ns;
+        struct timespec deadline = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+            ;
+        int64_t late = now_ns(CLOCK_MONOTONIC) - t;
+        int64_t steps = 1;
+        if (late >= mj->period_ns) {
+            count(&mj->n_overruns);
+            steps += late / mj->period_ns;
+            if (steps > max_steps) {
+                t += (steps - max_steps) * mj->period_ns;
+                steps = max_steps;
+            }
+        }
+        uint64_t resets = atomic_load_explicit(&mj->reset_requests, memory_order_acquire);
+        if (resets != mj->resets_seen) {
+            mj->resets_seen = resets;
+            mj->n_resets_done++;
+            mj_go_home(mj, mj->robot->q_home);
+            count(&mj->n_resets);
+            atomic_store_explicit(&mj->reset_done, resets, memory_order_release);
+        }
+        mj_cmd_t c;
+        int fresh = hal_seqbox_read(&mj->cmd_box, &c, sizeof c) == 0 && c.seq != mj->cmd.seq;
+        for (int64_t k = 0; k < steps; k++) {
+            if (k > 0)
+                t += mj->period_ns;
+            if (fresh && t >= c.time_mono_ns) {
+                mj->cmd = c;
+                fresh = 0;
+            }
+            mj_tick(mj, t);
+            count(&mj->n_ticks);
+        }
+        if (fresh)
+            mj->cmd = c;
+        mj_publish(mj, t);
+    }
+    return NULL;
+}
+
+static void *render_thread(void *arg)
+{
+    mj_t *mj = arg;
+    hal_mjrender_t *rend = NULL;
+    if (mj->n_cameras > 0) {
+        rend = hal_mjrender_new(mj->m, mj->width, mj->height, mj->render_err,
+                                sizeof mj->render_err);
+        if (!rend) {
+            atomic_store_explicit(&mj->render_status, -1, memory_order_release);
+            return NULL;
+        }
+    }
+    atomic_store_explicit(&mj->render_status, 1, memory_order_release);
+    uint64_t frame_seq = 0, last_snap = 0;
+    int64_t t = now_ns(CLOCK_MONOTONIC);
+    while (atomic_load_explicit(&mj->running, memory_order_acquire)) {
+        t += mj->render_period_ns;
+        int64_t now = now_ns(CLOCK_MONOTONIC);
+        if (now - t > mj->render_period_ns)
+            t = now; /* fell behind (slow rendering): no burst of frames */
+        struct timespec deadline = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+            ;
+        hal_state_t st;
+        pthread_mutex_lock(&mj->snap_mu);
+        uint64_t snap = mj->snap_count;
+        memcpy(mj->rd->qpos, mj->snap_qpos, sizeof(mjtNum) * mj->m->nq);
+        memcpy(mj->rd->qvel, mj->snap_qvel, sizeof(mjtNum) * mj->m->nv);
+        st = mj->snap_state;
+        pthread_mutex_unlock(&mj->snap_mu);
+        if (snap == last_snap)
+            continue; /* physics has not moved on */
+        last_snap = snap;
+        mj_kinematics(mj->m, mj->rd);
+        mj_camlight(mj->m, mj->rd);
+        frame_seq++;
+        for (int c = 0; c < mj->n_cameras; c++) {
+            if (hal_mjrender_rgb(rend, mj->m, mj->rd, mj->cam_id[c], mj->rgb) == 0) {
+                hal_mjpub_camera(mj->cam_sock, mj->cam_name[c], mj->width, mj->height, mj->rgb,
+                                 st.time_unix_ns, frame_seq, mj->pack, mj->pack_cap);
+                count(&mj->n_frames);
+            }
+        }
+        hal_mjpub_state(mj->state_sock, mj->robot->name, &st);
+        double h = hal_mjmap_cube_height(&mj->map, mj->rd);
+        if (isfinite(h))
+            hal_mjpub_reward(mj->state_sock, h > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f, 0,
+                             st.time_unix_ns);
+    }
+    hal_mjrender_destroy(&rend);
+    return NULL;
+}
+
+/* ---- ops ---- */
+
+static int mjb_read_state(hal_t *self, hal_state_t *state)
+{
+    mj_t *mj = self->impl;
+    return hal_seqbox_read(&mj->state_box, state, sizeof *state);
+}
+
+static int mjb_hold(hal_t *self)
+{
+    mj_t *mj = self->impl;
+    atomic_fetch_add_explicit(&mj->hold_requests, 1, memory_order_release);
+    count(&mj->n_holds);
+    return 0;
+}
+
+static int mjb_command(hal_t *self, const hal_command_t *cmd)
+{
+    mj_t *mj = self->impl;
+    const hal_robot_t *r = mj->robot;
+    int n = r->n_joints, ok = 0;
+    if (cmd->space == HAL_SPACE_JOINT_VELOCITY)
+        ok = cmd->n == n;
+    else if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER)
+        ok = r->has_gripper && cmd->n == n + 1;
+    for (int i = 0; ok && i < cmd->n; i++)
+        ok = isfinite(cmd->values[i]);
+    if (!ok) {
+        count(&mj->n_bad_commands);
+        mjb_hold(self);
+        return -EINVAL;
+    }
+    mj_cmd_t c;
+    memset(&c, 0, sizeof c);
+    c.seq = ++mj->cmd_seq;
+    c.time_mono_ns = now_ns(CLOCK_MONOTONIC);
+    c.hold_seen = atomic_load_explicit(&mj->hold_requests, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        c.dq[i] = cmd->values[i];
+    if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER) {
+        c.has_gripper = 1;
+        c.gripper = cmd->values[n];
+    }
+    hal_seqbox_write(&mj->cmd_box, &c, sizeof c);
+    count(&mj->n_commands);
+    return 0;
+}
+
+static int mjb_reset(hal_t *self)
+{
+    mj_t *mj = self->impl;
+    mjb_hold(self);
+    uint64_t want = atomic_fetch_add_explicit(&mj->reset_requests, 1, memory_order_acq_rel) + 1;
+    int64_t give_up = now_ns(CLOCK_MONOTONIC) + 2 * NS_PER_S;
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+    while (atomic_load_explicit(&mj->reset_done, memory_order_acquire) < want) {
+        if (now_ns(CLOCK_MONOTONIC) > give_up)
+            return -ETIMEDOUT;
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
+static int mjb_counters(hal_t *self, hal_counters_t *out)
+{
+    mj_t *mj = self->impl;
+    out->ticks = atomic_load_explicit(&mj->n_ticks, memory_order_relaxed);
+    out->overruns = atomic_load_explicit(&mj->n_overruns, memory_order_relaxed);
+    out->commands = atomic_load_explicit(&mj->n_commands, memory_order_relaxed);
+    out->bad_commands = atomic_load_explicit(&mj->n_bad_commands, memory_order_relaxed);
+    out->holds = atomic_load_explicit(&mj->n_holds, memory_order_relaxed);
+    out->watchdog_holds = atomic_load_explicit(&mj->n_watchdog_holds, memory_order_relaxed);
+    out->limit_stops = atomic_load_explicit(&mj->n_limit_stops, memory_order_relaxed);
+    out->resets = atomic_load_explicit(&mj->n_resets, memory_order_relaxed);
+    return 0;
+}
+
+static void mj_free(mj_t *mj)
+{
+    if (!mj)
+        return;
+    if (mj->cam_sock)
+        zmq_close(mj->cam_sock);
+    if (mj->state_sock)
+        zmq_close(mj->state_sock);
+    if (mj->zctx)
+        zmq_ctx_term(mj->zctx);
+    pthread_mutex_destroy(&mj->snap_mu);
+    free(mj->snap_qpos);
+    free(mj->snap_qvel);
+    free(mj->rgb);
+    free(mj->pack);
+    if (mj->rd)
+        mj_deleteData(mj->rd);
+    if (mj->d)
+        mj_deleteData(mj->d);
+    if (mj->m)
+        mj_deleteModel(mj->m);
+    free(mj);
+}
+
+static void mj_stop(mj_t *mj)
+{
+    atomic_store_explicit(&mj->running, 0, memory_order_release);
+    if (mj->physics_started)
+        pthread_join(mj->physics, NULL);
+    if (mj->render_started)
+        pthread_join(mj->render, NULL);
+    mj->physics_started = mj->render_started = 0;
+}
+
+static void mjb_destroy(hal_t *self)
+{
+    mj_t *mj = self->impl;
+    if (!mj)
+        return;
+    mj_stop(mj);
+    mj_free(mj);
+    self->impl = NULL;
+}
+
+int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+{
+    if (!self)
+        return -EINVAL;
+    if (!self->ops || strcmp(self->ops->name, "mujoco") != 0)
+        return -ENOTSUP;
+    mj_t *mj = self->impl;
+    mj_task_t task;
+    int rc = hal_seqbox_read(&mj->task_box, &task, sizeof task);
+    if (rc != 0)
+        return rc;
+    if (!isfinite(task.cube_height))
+        return -ENOTSUP;
+    int ok = task.cube_height > HAL_MJ_LIFT_SUCCESS_M;
+    if (cube_height_m)
+        *cube_height_m = task.cube_height;
+    if (success)
+        *success = ok;
+    if (reward)
+        *reward = ok ? 1.0 : 0.0;
+    return 0;
+}
+
+static const hal_ops_t mj_ops = {
+    .api_version = HAL_API_VERSION,
+    .name = "mujoco",
+    .read_state = mjb_read_state,
+    .command = mjb_command,
+    .hold = mjb_hold,
+    .reset = mjb_reset,
+    .destroy = mjb_destroy,
+    .counters = mjb_counters,
+};
+
+static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
+{
+    if (!list)
+        return 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", ");
+        if (mj->n_cameras == MJ_MAX_CAMERAS || len >= sizeof mj->cam_name[0]) {
+            hal_set_error(err, errlen, "hal mujoco: too many cameras or a name too long in "
+                                       "'%s'; at most 8 names of < 64 characters",
+                          list);
+            return -EINVAL;
+        }
+        char *name = mj->cam_name[mj->n_cameras];
+        memcpy(name, p, len);
+        name[len] = 0;
+        int id = hal_mjrender_camera(mj->m, name);
+        if (id < 0) {
+            hal_set_error(err, errlen, "hal mujoco: the scene has no camera '%s'; name one of "
+                                       "its <camera> elements",
+                          name);
+            return -EINVAL;
+        }
+        mj->cam_id[mj->n_cameras++] = id;
+        p += len;
+    }
+    return 0;
+}
+
+static void *open_pub(mj_t *mj, const char *endpoint, char *err, size_t errlen)
+{
+    void *s = zmq_socket(mj->zctx, ZMQ_PUB);
+    if (!s) {
+        hal_set_error(err, errlen, "hal mujoco: cannot create a ZeroMQ socket: %s",
+                      zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+    int linger = 0, hwm = 16;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_connect(s, endpoint) != 0) {
+        hal_set_error(err, errlen, "hal mujoco: cannot connect to '%s': %s; give an endpoint "
+                                   "like tcp://127.0.0.1:5555 or ipc:///run/pacd/cam",
+                      endpoint, zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg, const char *name)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_setname_np(*th, name);
+    return rc;
+}
+
+int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen)
+{
+    const hal_robot_t *r = hal->robot;
+    if (!o->scene || !o->scene[0]) {
+        hal_set_error(err, errlen, "hal mujoco: no scene given; set [robot] scene to a MuJoCo "
+                                   "XML file (e.g. menagerie .../scene_cam.xml)");
+        return -EINVAL;
+    }
+    if (o->render_rate_hz != 0 && !(o->render_rate_hz >= 1 && o->render_rate_hz <= 100)) {
+        hal_set_error(err, errlen, "hal mujoco: render_rate_hz = %g out of range; use 1..100 "
+                                   "(0 = 20)",
+                      o->render_rate_hz);
+        return -EINVAL;
+    }
+    int w = o->camera_width ? o->camera_width : 128, h = o->camera_height ? o->camera_height : 128;
+    if (w < 1 || h < 1 || w > 4096 || h > 4096) {
+        hal_set_error(err, errlen, "hal mujoco: camera size %dx%d out of range; 1..4096", w, h);
+        return -EINVAL;
+    }
+    mj_t *mj = calloc(1, sizeof *mj);
+    if (!mj) {
+        hal_set_error(err, errlen, "hal mujoco: out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&mj->snap_mu, NULL);
+    mj->robot = r;
+    mj->width = w;
+    mj->height = h;
+    mj->seed = o->seed;
+    mj->timeout_ns = llround(o->command_timeout_s * 1e9);
+    mj->render_period_ns = llround(1e9 / (o->render_rate_hz ? o->render_rate_hz : 20.0));
+    char mjerr[512] = "";
+    mj->m = mj_loadXML(o->scene, NULL, mjerr, sizeof mjerr);
+    if (!mj->m) {
+        hal_set_error(err, errlen, "hal mujoco: cannot load scene '%s': %s; check the path", o->scene,
+                      mjerr);
+        goto fail;
+    }
+    if (!(mj->m->opt.timestep >= 1e-4 && mj->m->opt.timestep <= 0.05)) {
+        hal_set_error(err, errlen, "hal mujoco: model timestep %g s is outside 0.1..50 ms",
+                      mj->m->opt.timestep);
+        goto fail;
+    }
+    mj->period_ns = llround(mj->m->opt.timestep * 1e9);
+    if (hal_mjmap_init(&mj->map, mj->m, r, o->ee_site, err, errlen) != 0)
+        goto fail;
+    if (parse_cameras(mj, o->cameras, err, errlen) != 0)
+        goto fail;
+    mj->d = mj_makeData(mj->m);
+    mj->rd = mj_makeData(mj->m);
+    mj->snap_qpos = calloc((size_t)mj->m->nq + 1, sizeof(mjtNum));
+    mj->snap_qvel = calloc((size_t)mj->m->nv + 1, sizeof(mjtNum));
+    mj->pack_cap = (size_t)w * h * 3 + 256;
+    mj->rgb = malloc((size_t)w * h * 3);
+    mj->pack = malloc(mj->pack_cap);
+    if (!mj->d || !mj->rd || !mj->snap_qpos || !mj->snap_qvel || !mj->rgb || !mj->pack) {
+        hal_set_error(err, errlen, "hal mujoco: out of memory");
+        goto fail;
+    }
+    const double *q0 = o->initial_q ? o->initial_q : r->q_home;
+    for (int i = 0; i < r->n_joints; i++)
+        mj->initial_q[i] = q0[i];
+    mj_go_home(mj, mj->initial_q);
+    hal_seqbox_init(&mj->state_box);
+    hal_seqbox_init(&mj->cmd_box);
+    hal_seqbox_init(&mj->task_box);
+    mj_publish(mj, now_ns(CLOCK_MONOTONIC));
+
+    if (o->camera_endpoint || o->state_endpoint) {
+        mj->zctx = zmq_ctx_new();
+        if (!mj->zctx) {
+            hal_set_error(err, errlen, "hal mujoco: cannot create a ZeroMQ context");
+            goto fail;
+        }
+        if (o->camera_endpoint && !(mj->cam_sock = open_pub(mj, o->camera_endpoint, err, errlen)))
+            goto fail;
+        if (o->state_endpoint && !(mj->state_sock = open_pub(mj, o->state_endpoint, err, errlen)))
+            goto fail;
+    }
+
+    atomic_init(&mj->running, 1);
+    atomic_init(&mj->render_status, 0);
+    if (mj->n_cameras > 0 || mj->state_sock) {
+        int rc = start_thread(&mj->render, render_thread, mj, "pacd-hal-render");
+        if (rc != 0) {
+            hal_set_error(err, errlen, "hal mujoco: cannot start the render thread: %s",
+                          strerror(rc));
+            goto fail;
+        }
+        mj->render_started = 1;
+        const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        while (atomic_load_explicit(&mj->render_status, memory_order_acquire) == 0)
+            nanosleep(&pause, NULL);
+        if (atomic_load_explicit(&mj->render_status, memory_order_acquire) < 0) {
+            hal_set_error(err, errlen, "hal mujoco: %s", mj->render_err);
+            goto fail;
+        }
+    }
+    int rc = start_thread(&mj->physics, physics_thread, mj, "pacd-hal-mujoco");
+    if (rc != 0) {
+        hal_set_error(err, errlen, "hal mujoco: cannot start the physics thread: %s",
+                      strerror(rc));
+        goto fail;
+    }
+    mj->physics_started = 1;
+    hal->ops = &mj_ops;
+    hal->impl = mj;
+    return 0;
+fail:
+    mj_stop(mj);
+    mj_free(mj);
+    return -EINVAL;
+}

@@ -1,0 +1,136 @@
+/* hal-mujoco-tool — runs the mujoco backend the way pacd's control loop
+ * would (20 Hz: read state, map a Cartesian action, safety filter, command)
+ * for tests/integration/test_mujoco_backend.py. Prints one JSON object on
+ * stdout: the robot's limits, the first and last state, counters, and the
+ * Lift task signal when the scene has one.
+ *
+ * usage: hal-mujoco-tool ROBOT SCENE SPACE V1,V2,.. SECONDS [CAMERAS WxH CAM_EP STATE_EP]
+ *   SPACE: joint | cartesian | twist (values as hal.h documents the space) */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hal.h"
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void print_state(const char *key, const hal_state_t *s)
+{
+    printf("\"%s\": {\"q\": [", key);
+    for (int i = 0; i < s->n_joints; i++)
+        printf("%s%.9g", i ? ", " : "", s->q[i]);
+    printf("], \"ee\": [");
+    for (int i = 0; i < 7; i++)
+        printf("%s%.9g", i ? ", " : "", s->ee_pose[i]);
+    printf("], \"gripper\": %.9g, \"time_mono_ns\": %lld}", s->gripper_position,
+           (long long)s->time_mono_ns);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr, "usage: hal-mujoco-tool ROBOT SCENE joint|cartesian|twist V1,V2,.. "
+                        "SECONDS [CAMERAS WxH CAM_EP STATE_EP]\n");
+        return 2;
+    }
+    const hal_robot_t *r = hal_robot_find(argv[1]);
+    if (!r) {
+        fprintf(stderr, "hal-mujoco-tool: unknown robot %s\n", argv[1]);
+        return 2;
+    }
+    hal_space_t space = strcmp(argv[3], "joint") == 0       ? HAL_SPACE_JOINT_VELOCITY
+                        : strcmp(argv[3], "cartesian") == 0 ? HAL_SPACE_CARTESIAN_VELOCITY
+                                                            : HAL_SPACE_CARTESIAN_TWIST;
+    float action[HAL_MAX_ACTION];
+    int n = 0;
+    for (char *p = argv[4]; *p && n < HAL_MAX_ACTION;) {
+        char *end;
+        action[n++] = strtof(p, &end);
+        p = *end == ',' ? end + 1 : end;
+        if (end == p && *p)
+            break;
+    }
+    double seconds = atof(argv[5]);
+    hal_options_t o = {.backend = "mujoco", .scene = argv[2], .seed = 1};
+    if (argc > 9) {
+        o.cameras = argv[6];
+        if (sscanf(argv[7], "%dx%d", &o.camera_width, &o.camera_height) != 2)
+            return 2;
+        o.camera_endpoint = argv[8];
+        o.state_endpoint = argv[9];
+    }
+    char err[512] = "";
+    hal_t *h = hal_new(r, &o, err, sizeof err);
+    if (!h) {
+        fprintf(stderr, "hal-mujoco-tool: %s\n", err);
+        return 1;
+    }
+    hal_state_t first, s;
+    while (hal_read_state(h, &first) != 0)
+        ;
+    hal_command_t prev = {0}, out;
+    int have_prev = 0, rc = 0;
+    double t_end = mono_s() + seconds;
+    uint32_t all_flags = 0;
+    struct timespec period = {.tv_sec = 0, .tv_nsec = 50000000};
+    while (mono_s() < t_end) {
+        if (hal_read_state(h, &s) != 0)
+            continue;
+        hal_command_t jc;
+        hal_safety_result_t res;
+        if (space == HAL_SPACE_JOINT_VELOCITY) {
+            hal_safety_filter(r, NULL, &s, space, action, n, NULL, NULL, have_prev ? &prev : NULL,
+                              &out, &res);
+        } else {
+            uint32_t flags = 0;
+            hal_cartesian_to_joint(r, NULL, &s, space, action, n, &jc, &flags);
+            all_flags |= flags;
+            float jf[HAL_MAX_ACTION];
+            for (int i = 0; i < jc.n; i++)
+                jf[i] = (float)jc.values[i];
+            hal_safety_filter(r, NULL, &s, jc.space, jf, jc.n, NULL, NULL,
+                              have_prev ? &prev : NULL, &out, &res);
+        }
+        all_flags |= res.flags;
+        if (res.hold)
+            hal_hold(h);
+        else if (hal_command(h, &out) != 0)
+            rc = 1;
+        prev = out;
+        have_prev = 1;
+        nanosleep(&period, NULL);
+    }
+    hal_hold(h);
+    struct timespec settle = {.tv_sec = 0, .tv_nsec = 300000000};
+    nanosleep(&settle, NULL);
+    while (hal_read_state(h, &s) != 0)
+        ;
+    hal_counters_t c;
+    hal_counters(h, &c);
+    printf("{\"robot\": \"%s\", \"q_min\": [", r->name);
+    for (int i = 0; i < r->n_joints; i++)
+        printf("%s%.9g", i ? ", " : "", r->q_min[i]);
+    printf("], \"q_max\": [");
+    for (int i = 0; i < r->n_joints; i++)
+        printf("%s%.9g", i ? ", " : "", r->q_max[i]);
+    printf("], ");
+    print_state("first", &first);
+    printf(", ");
+    print_state("last", &s);
+    double height;
+    int success;
+    if (hal_task_reward(h, &height, &success, NULL) == 0)
+        printf(", \"cube_height\": %.6f, \"success\": %d", height, success);
+    printf(", \"flags\": %u, \"ticks\": %llu, \"commands\": %llu, \"limit_stops\": %llu}\n",
+           all_flags, (unsigned long long)c.ticks, (unsigned long long)c.commands,
+           (unsigned long long)c.limit_stops);
+    hal_destroy(&h);
+    return rc;
+}

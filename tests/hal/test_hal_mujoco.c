@@ -1,0 +1,399 @@
+/* Tests of the `mujoco` backend through the hal interface (cmocka), on the
+ * shared menagerie and robosuite scenes ($PACD_DATA_DIR, else argv[1]).
+ * Exit 77 (skipped) when the scenes are missing.
+ *
+ * Like test_hal_sim.c, nothing is timed: the tests command, wait, and
+ * compare what moved with the backend's own state times. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "hal.h"
+#include "hal_test_util.h"
+#include "pacd_proto.h"
+
+static char data_dir[1024];
+static char panda_scene[1200], sawyer_scene[1200], lift_scene[1200];
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static hal_t *open_scene(const char *robot, const char *scene, hal_options_t *extra)
+{
+    hal_options_t o = {0};
+    if (extra)
+        o = *extra;
+    o.backend = "mujoco";
+    o.scene = scene;
+    char err[512] = "";
+    hal_t *h = hal_new(hal_robot_find(robot), &o, err, sizeof err);
+    if (!h)
+        fail_msg("hal_new(%s, %s): %s", robot, scene, err);
+    return h;
+}
+
+/* Invariants: inside the joint limits (with the tracking tolerance of a
+ * physical joint: 0.02 rad), finite pose. */
+static void check_state(const hal_robot_t *r, const hal_state_t *s)
+{
+    assert_int_equal(s->n_joints, r->n_joints);
+    for (int i = 0; i < r->n_joints; i++) {
+        if (!(s->q[i] >= r->q_min[i] - 0.02 && s->q[i] <= r->q_max[i] + 0.02))
+            fail_msg("joint %d at %g outside [%g, %g]", i + 1, s->q[i], r->q_min[i],
+                     r->q_max[i]);
+        assert_true(isfinite(s->dq[i]));
+    }
+    for (int i = 0; i < 7; i++)
+        assert_true(isfinite(s->ee_pose[i]));
+}
+
+/* Command cmd (or hold when NULL) every 20 ms for `seconds` of backend time. */
+static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds)
+{
+    hal_state_t start, cur;
+    assert_int_equal(hal_read_state(h, &start), 0);
+    cur = start;
+    double give_up = mono_s() + 20 * seconds + 10;
+    while ((cur.time_mono_ns - start.time_mono_ns) * 1e-9 < seconds) {
+        if (mono_s() > give_up)
+            fail_msg("the backend's state time did not advance (stalled physics?)");
+        if (cmd)
+            assert_int_equal(hal_command(h, cmd), 0);
+        pause_ms(20);
+        if (hal_read_state(h, &cur) != 0)
+            continue;
+        check_state(h->robot, &cur);
+    }
+    return cur;
+}
+
+static void test_loads_scenes_at_home(void **st)
+{
+    (void)st;
+    struct {
+        const char *robot, *scene;
+    } cases[] = {{"panda", panda_scene}, {"sawyer", sawyer_scene}, {"sawyer", lift_scene}};
+    for (int k = 0; k < 3; k++) {
+        hal_t *h = open_scene(cases[k].robot, cases[k].scene, NULL);
+        hal_state_t s = run_for(h, NULL, 0.3);
+        const hal_robot_t *r = h->robot;
+        /* holding at home: within a few centiradians (gravity sag of the servos) */
+        for (int i = 0; i < r->n_joints; i++)
+            assert_double_equal(s.q[i], r->q_home[i], 0.05);
+        hal_counters_t c;
+        assert_int_equal(hal_counters(h, &c), 0);
+        assert_true(c.ticks > 100); /* 0.3 s at 2 ms */
+        hal_destroy(&h);
+        assert_null(h);
+    }
+}
+
+/* Menagerie panda/sawyer: the site pose equals the description's FK of the
+ * measured q (the FK follows the menagerie chain; docs/hal.md). */
+static void test_ee_pose_is_the_model_site(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    hal_state_t s = run_for(h, NULL, 0.1);
+    double pose[7];
+    hal_robot_fk(h->robot, s.q, pose);
+    for (int i = 0; i < 3; i++)
+        assert_double_equal(s.ee_pose[i], pose[i], 1e-3);
+    hal_destroy(&h);
+}
+
+static void test_joint_velocity_moves_joint(void **st)
+{
+    (void)st;
+    const char *robots[] = {"panda", "sawyer", "sawyer"};
+    const char *scenes[] = {panda_scene, sawyer_scene, lift_scene};
+    for (int k = 0; k < 3; k++) {
+        hal_t *h = open_scene(robots[k], scenes[k], NULL);
+        hal_state_t a = run_for(h, NULL, 0.1);
+        hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = 7};
+        cmd.values[0] = 0.3; /* base rotation, rad/s */
+        hal_state_t b = run_for(h, &cmd, 1.0);
+        double dt = (b.time_mono_ns - a.time_mono_ns) * 1e-9;
+        double moved = b.q[0] - a.q[0];
+        /* ramp + servo lag: between half and all of v * t */
+        if (!(moved > 0.5 * 0.3 * dt && moved < 0.3 * dt + 0.02))
+            fail_msg("%s: joint 1 moved %g rad in %g s at 0.3 rad/s", scenes[k], moved, dt);
+        for (int i = 1; i < 7; i++)
+            if (!(fabs(b.q[i] - a.q[i]) < 0.05))
+                fail_msg("%s: joint %d moved from %g to %g", scenes[k], i + 1, a.q[i], b.q[i]);
+        hal_destroy(&h);
+    }
+}
+
+static void test_never_past_a_limit(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("panda", panda_scene, NULL);
+    const hal_robot_t *r = h->robot;
+    /* Panda joints 1 (home 0, q_max 2.8973), 4 (home -1.57, q_max -0.0698) and
+     * 7 (home -0.785, q_min -2.8973), driven at full speed into the limits
+     * (poses free of self-collision). */
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = 7};
+    cmd.values[0] = 2.5;
+    cmd.values[3] = 2.5;
+    cmd.values[6] = -3.0;
+    hal_state_t s = run_for(h, &cmd, 2.5);
+    if (!(s.q[0] > r->q_max[0] - 0.05 && s.q[3] > r->q_max[3] - 0.05 &&
+          s.q[6] < r->q_min[6] + 0.05))
+        fail_msg("joints 1, 4, 7 at %g, %g, %g; limits %g, %g, %g", s.q[0], s.q[3], s.q[6],
+                 r->q_max[0], r->q_max[3], r->q_min[6]);
+    hal_counters_t c;
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_true(c.limit_stops >= 2);
+    /* hold: decelerates and stays */
+    assert_int_equal(hal_hold(h), 0);
+    hal_state_t a = run_for(h, NULL, 0.3);
+    hal_state_t b = run_for(h, NULL, 0.3);
+    for (int i = 0; i < 7; i++)
+        assert_double_equal(b.q[i], a.q[i], 0.01);
+    hal_destroy(&h);
+}
+
+/* The Cartesian mapping driving the physical model: the site moves along +z
+ * and along -y the commanded way. */
+static void test_cartesian_moves_ee(void **st)
+{
+    (void)st;
+    const char *robots[] = {"panda", "sawyer"};
+    const char *scenes[] = {panda_scene, sawyer_scene};
+    for (int k = 0; k < 2; k++) {
+        hal_t *h = open_scene(robots[k], scenes[k], NULL);
+        const hal_robot_t *r = h->robot;
+        for (int axis = 1; axis <= 2; axis++) {
+            hal_state_t a = run_for(h, NULL, 0.1), s = a;
+            float act[4] = {0, 0, 0, 0};
+            act[axis] = axis == 2 ? 0.05f : -0.05f;
+            double t_end = mono_s() + 1.0;
+            while (mono_s() < t_end) {
+                assert_int_equal(hal_read_state(h, &s), 0);
+                check_state(r, &s);
+                hal_command_t jc, out;
+                uint32_t flags;
+                assert_int_equal(hal_cartesian_to_joint(r, NULL, &s, HAL_SPACE_CARTESIAN_VELOCITY,
+                                                        act, 4, &jc, &flags),
+                                 0);
+                float jf[HAL_MAX_ACTION];
+                for (int i = 0; i < jc.n; i++)
+                    jf[i] = (float)jc.values[i];
+                hal_safety_result_t res;
+                assert_int_equal(hal_safety_filter(r, NULL, &s, jc.space, jf, jc.n, NULL, NULL,
+                                                   NULL, &out, &res),
+                                 0);
+                assert_int_equal(hal_command(h, &out), 0);
+                pause_ms(50);
+            }
+            hal_state_t b = run_for(h, NULL, 0.05);
+            double d = b.ee_pose[axis] - a.ee_pose[axis];
+            double want = act[axis] * 1.0;
+            if (!(d * want > 0 && fabs(d) > 0.4 * fabs(want) && fabs(d) < 1.5 * fabs(want)))
+                fail_msg("%s axis %d: moved %g m, commanded %g m", robots[k], axis, d, want);
+            assert_int_equal(hal_hold(h), 0);
+        }
+        hal_destroy(&h);
+    }
+}
+
+static void test_bad_command_holds(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8}; /* no gripper */
+    assert_int_equal(hal_command(h, &cmd), -EINVAL);
+    cmd.space = HAL_SPACE_JOINT_VELOCITY;
+    cmd.n = 7;
+    cmd.values[2] = NAN;
+    assert_int_equal(hal_command(h, &cmd), -EINVAL);
+    hal_counters_t c;
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_int_equal(c.bad_commands, 2);
+    hal_destroy(&h);
+}
+
+static void test_bad_options_fail_with_message(void **st)
+{
+    (void)st;
+    char err[512] = "";
+    hal_options_t o = {.backend = "mujoco", .scene = "/nonexistent/scene.xml"};
+    assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
+    assert_non_null(strstr(err, "cannot load scene"));
+    o.scene = panda_scene;
+    assert_null(hal_new(hal_robot_find("sawyer"), &o, err, sizeof err)); /* wrong robot */
+    assert_non_null(strstr(err, "right_j0"));
+    o.cameras = "nosuchcam";
+    assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
+    assert_non_null(strstr(err, "nosuchcam"));
+    o.cameras = NULL;
+    o.scene = NULL;
+    assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
+    assert_non_null(strstr(err, "no scene"));
+}
+
+/* Rendered frames and robot states reach a ZeroMQ SUB bound where pacd's
+ * ingest would be. */
+static void test_frames_reach_subscriber(void **st)
+{
+    (void)st;
+    void *ctx = zmq_ctx_new();
+    void *cam = zmq_socket(ctx, ZMQ_SUB), *state = zmq_socket(ctx, ZMQ_SUB);
+    zmq_setsockopt(cam, ZMQ_SUBSCRIBE, "", 0);
+    zmq_setsockopt(state, ZMQ_SUBSCRIBE, "", 0);
+    char ep_cam[128], ep_state[128];
+    snprintf(ep_cam, sizeof ep_cam, "ipc:///tmp/pacd-test-mj-cam-%d", (int)getpid());
+    snprintf(ep_state, sizeof ep_state, "ipc:///tmp/pacd-test-mj-state-%d", (int)getpid());
+    assert_int_equal(zmq_bind(cam, ep_cam), 0);
+    assert_int_equal(zmq_bind(state, ep_state), 0);
+    int timeout = 5000;
+    zmq_setsockopt(cam, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(state, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+
+    hal_options_t o = {.cameras = "front", .camera_width = 64, .camera_height = 48,
+                       .camera_endpoint = ep_cam, .state_endpoint = ep_state};
+    hal_t *h = open_scene("panda", panda_scene, &o);
+    uint64_t last_seq = 0;
+    int frames = 0, states = 0;
+    for (int i = 0; i < 6; i++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        zmq_msg_init(&body);
+        assert_true(zmq_msg_recv(&topic, cam, 0) >= 0);
+        assert_true(zmq_msg_more(&topic));
+        assert_true(zmq_msg_recv(&body, cam, 0) >= 0);
+        assert_int_equal(zmq_msg_size(&topic), strlen("camera/front"));
+        assert_memory_equal(zmq_msg_data(&topic), "camera/front", strlen("camera/front"));
+        Pacd__V1__CameraFrame *f =
+            pacd__v1__camera_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+        assert_non_null(f);
+        assert_string_equal(f->camera, "front");
+        assert_int_equal(f->width, 64);
+        assert_int_equal(f->height, 48);
+        assert_int_equal(f->encoding, PACD__V1__CAMERA_FRAME__ENCODING__RGB8);
+        assert_int_equal(f->data.len, 64 * 48 * 3);
+        assert_true(f->seq > last_seq);
+        last_seq = f->seq;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t age = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - f->capture_time_unix_ns;
+        assert_true(age >= 0 && age < 5000000000LL);
+        /* an image, not a blank buffer: the pixels vary */
+        int lo = 255, hi = 0;
+        for (size_t p = 0; p < f->data.len; p++) {
+            lo = f->data.data[p] < lo ? f->data.data[p] : lo;
+            hi = f->data.data[p] > hi ? f->data.data[p] : hi;
+        }
+        assert_true(hi - lo > 30);
+        pacd__v1__camera_frame__free_unpacked(f, NULL);
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+        frames++;
+
+        zmq_msg_init(&topic);
+        zmq_msg_init(&body);
+        assert_true(zmq_msg_recv(&topic, state, 0) >= 0);
+        assert_true(zmq_msg_recv(&body, state, 0) >= 0);
+        if (zmq_msg_size(&topic) == strlen("robot_state")) {
+            Pacd__V1__RobotState *s =
+                pacd__v1__robot_state__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+            assert_non_null(s);
+            assert_string_equal(s->robot, "panda");
+            assert_int_equal(s->n_joint_positions, 7);
+            assert_double_equal(s->joint_positions[3], -1.57079, 0.05);
+            assert_non_null(s->end_effector);
+            pacd__v1__robot_state__free_unpacked(s, NULL);
+            states++;
+        }
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+    }
+    assert_int_equal(frames, 6);
+    assert_true(states >= 1);
+    hal_destroy(&h);
+    zmq_close(cam);
+    zmq_close(state);
+    zmq_ctx_term(ctx);
+}
+
+/* Lift: the cube rests on the table (no success); reset with a seed moves
+ * it reproducibly within +-3 cm. */
+static void test_lift_reward_and_seeded_reset(void **st)
+{
+    (void)st;
+    hal_options_t o = {.seed = 7};
+    hal_t *h = open_scene("sawyer", lift_scene, &o);
+    run_for(h, NULL, 0.3);
+    double height = -1, reward = -1;
+    int success = -1;
+    assert_int_equal(hal_task_reward(h, &height, &success, &reward), 0);
+    /* robosuite cube half size is 0.02 m: resting, its centre is ~2 cm up */
+    assert_double_equal(height, 0.02, 0.005);
+    assert_int_equal(success, 0);
+    assert_true(reward == 0.0);
+    assert_int_equal(hal_reset(h), 0);
+    hal_counters_t c;
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_int_equal(c.resets, 1);
+    hal_destroy(&h);
+
+    hal_t *p = open_scene("panda", panda_scene, NULL);
+    assert_int_equal(hal_task_reward(p, NULL, NULL, NULL), -ENOTSUP);
+    hal_destroy(&p);
+    assert_int_equal(hal_task_reward(NULL, NULL, NULL, NULL), -EINVAL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = getenv("PACD_DATA_DIR");
+    if (!dir && argc > 1)
+        dir = argv[1];
+    if (!dir)
+        dir = "/work/shared/data";
+    snprintf(data_dir, sizeof data_dir, "%s", dir);
+    snprintf(panda_scene, sizeof panda_scene, "%s/menagerie/franka_emika_panda/scene_cam.xml",
+             data_dir);
+    snprintf(sawyer_scene, sizeof sawyer_scene,
+             "%s/menagerie/rethink_robotics_sawyer/scene_cam.xml", data_dir);
+    snprintf(lift_scene, sizeof lift_scene,
+             "%s/robosuite/assets/demonstrations/SawyerLift/models/model_1.xml", data_dir);
+    if (access(panda_scene, R_OK) != 0 || access(lift_scene, R_OK) != 0) {
+        fprintf(stderr, "skipped: MuJoCo scenes not found under %s (set PACD_DATA_DIR)\n",
+                data_dir);
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loads_scenes_at_home),
+        cmocka_unit_test(test_ee_pose_is_the_model_site),
+        cmocka_unit_test(test_joint_velocity_moves_joint),
+        cmocka_unit_test(test_never_past_a_limit),
+        cmocka_unit_test(test_cartesian_moves_ee),
+        cmocka_unit_test(test_bad_command_holds),
+        cmocka_unit_test(test_bad_options_fail_with_message),
+        cmocka_unit_test(test_frames_reach_subscriber),
+        cmocka_unit_test(test_lift_reward_and_seeded_reset),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,194 @@
+"""pacd-replay: a recorded robosuite SawyerLift demonstration as live input.
+
+Runs the real pacd-replay from the build against ZeroMQ SUB sockets bound
+here (where pacd's ingest would be) and checks what arrives against the
+recorded demo.hdf5, read independently with h5py:
+one RobotState, one teleop_action, one Reward and one frame per camera for
+each recorded state; joint positions equal the recorded qpos (robosuite's
+model: right_j0 is qpos[0], head_pan qpos[1], right_j1..6 qpos[2..7]); the
+human's joint velocities and (sign-flipped) gripper; images that are images;
+and the final cube height equals the recorded cube z minus the table top
+(0.8 m in the robosuite 0.1 Lift scene).
+
+Skipped (with a message) only when pacd-replay was not built (no libmujoco
+or libhdf5) or the shared demonstrations are missing.
+"""
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+import zmq
+
+import conftest
+from conftest import BUILD, free_port
+import pacd_client
+
+pb = pacd_client.pb
+REPLAY = os.path.join(BUILD, "clients", "pacd-replay")
+DATA = os.environ.get("PACD_DATA_DIR") or os.path.join(conftest.SRC, "..", "shared", "data")
+DEMO = os.path.join(DATA, "robosuite", "assets", "demonstrations", "SawyerLift", "demo.hdf5")
+TABLE_TOP_Z = 0.8  # robosuite 0.1 Lift: table_full_size z = 0.8 m
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(REPLAY),
+                       reason="pacd-replay not built (needs libmujoco-dev, libegl-dev, libhdf5-dev)"),
+    pytest.mark.skipif(not os.path.exists(DEMO), reason="SawyerLift demo.hdf5 not found under " + DATA),
+]
+
+
+class Collector:
+    """SUB sockets bound on free ports, drained by a thread."""
+
+    def __init__(self):
+        self.ctx = zmq.Context()
+        self.ports = {"camera": free_port(), "state": free_port()}
+        self.socks = {}
+        for k, port in self.ports.items():
+            s = self.ctx.socket(zmq.SUB)
+            s.setsockopt(zmq.RCVHWM, 0)
+            s.setsockopt(zmq.SUBSCRIBE, b"")
+            s.bind("tcp://127.0.0.1:%d" % port)
+            self.socks[k] = s
+        self.msgs = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def ep(self, k):
+        return "tcp://127.0.0.1:%d" % self.ports[k]
+
+    def run(self):
+        poller = zmq.Poller()
+        for s in self.socks.values():
+            poller.register(s, zmq.POLLIN)
+        while not self.stop:
+            for s, _ in poller.poll(100):
+                topic, body = s.recv_multipart()
+                self.msgs.append((topic.decode(), body))
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        for s in self.socks.values():
+            s.close(0)
+        self.ctx.term()
+
+
+def recorded(episode):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(DEMO, "r") as f:
+        g = f["data/demo_%d" % episode]
+        return (g["states"][:], g["joint_velocities"][:], g["gripper_actuations"][:])
+
+
+def run_replay(col, *args, timeout=300):
+    cmd = [REPLAY, "--demo", DEMO, "--camera-endpoint", col.ep("camera"),
+           "--state-endpoint", col.ep("state"), "--connect-wait-ms", "500", *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def wait_drained(col, n_expected, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    while len(col.msgs) < n_expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_replay_demo_1_one_message_set_per_recorded_state():
+    states, jv, grip = recorded(1)
+    T = len(states)
+    col = Collector()
+    try:
+        summary = run_replay(col, "--episode", "1", "--cameras", "agentview,birdview",
+                             "--size", "64x48", "--rate", "max")
+        wait_drained(col, T * 5)
+    finally:
+        col.close()
+    assert summary["states"] == T and summary["published"] == T
+
+    by_topic = {}
+    for topic, body in col.msgs:
+        by_topic.setdefault(topic, []).append(body)
+    assert set(by_topic) == {"camera/agentview", "camera/birdview", "robot_state", "teleop_action", "reward"}
+    for topic in by_topic:
+        assert len(by_topic[topic]) == T, (topic, len(by_topic[topic]))
+
+    robot_states = [pb.RobotState.FromString(b) for b in by_topic["robot_state"]]
+    actions = [pb.Action.FromString(b) for b in by_topic["teleop_action"]]
+    rewards = [pb.Reward.FromString(b) for b in by_topic["reward"]]
+    frames = [pb.CameraFrame.FromString(b) for b in by_topic["camera/agentview"]]
+
+    arm_qpos = [1, 3, 4, 5, 6, 7, 8]  # state columns: 0 is time, then qpos
+    arm_qvel = [1 + 17 + i for i in (0, 2, 3, 4, 5, 6, 7)]
+    for t, (s, a) in enumerate(zip(robot_states, actions)):
+        assert s.robot == "sawyer"
+        assert s.seq == t + 1 and a.seq == t + 1
+        np.testing.assert_allclose(s.joint_positions, states[t, arm_qpos], atol=1e-12)
+        np.testing.assert_allclose(s.joint_velocities, states[t, arm_qvel], atol=1e-12)
+        assert a.space == pb.JOINT_VELOCITY_GRIPPER
+        np.testing.assert_allclose(a.values[:7], jv[t], rtol=1e-6, atol=1e-6)
+        assert a.values[7] == pytest.approx(-grip[t, 0])
+        assert a.time_unix_ns == s.time_unix_ns
+    # times never go back
+    times = [s.time_unix_ns for s in robot_states]
+    assert all(b >= a for a, b in zip(times, times[1:]))
+    # the gripper pinch point lies between the fingers: above the table
+    # (base frame: the robot base is at z 0.913, the table top at 0.8)
+    assert all(-0.2 < s.end_effector.z < 0.6 for s in robot_states)
+
+    for t, f in enumerate(frames):
+        assert f.width == 64 and f.height == 48 and f.encoding == pb.CameraFrame.RGB8
+        assert len(f.data) == 64 * 48 * 3
+        assert f.seq == t + 1
+        assert f.capture_time_unix_ns == robot_states[t].time_unix_ns
+    first = np.frombuffer(frames[0].data, np.uint8).reshape(48, 64, 3)
+    last = np.frombuffer(frames[-1].data, np.uint8).reshape(48, 64, 3)
+    assert first.std() > 10  # an image, not a blank buffer
+    # upright (GL's bottom-up rows flipped): agentview looks down at the
+    # table, which fills the bottom of the picture in light grey, while the
+    # top shows the dark floor and the robot's pedestal
+    assert first[-12:].mean() > first[:12].mean() + 30, (first[-12:].mean(), first[:12].mean())
+    assert np.abs(first.astype(int) - last.astype(int)).mean() > 1  # the arm moved
+
+    # Lift: the cube ends lifted; its height is the recorded cube z (qpos of
+    # the cube's free joint: columns 1 + 10 .. 1 + 12) minus the table top
+    cube_z = states[:, 1 + 12]
+    assert summary["final_cube_height_m"] == pytest.approx(cube_z[-1] - TABLE_TOP_Z, abs=1e-5)
+    want_rewards = (cube_z - TABLE_TOP_Z > 0.04).astype(float)
+    assert [r.reward for r in rewards] == list(want_rewards)
+    assert want_rewards[0] == 0 and want_rewards[-1] == 1
+
+
+def test_replay_paces_at_the_requested_rate():
+    """--rate 100 with 1058 states: message times span the recorded duration."""
+    states, _, _ = recorded(2)
+    col = Collector()
+    try:
+        summary = run_replay(col, "--episode", "2", "--cameras", "", "--rate", "100")
+        wait_drained(col, len(states) * 3)
+    finally:
+        col.close()
+    rs = [pb.RobotState.FromString(b) for t, b in col.msgs if t == "robot_state"]
+    assert len(rs) == summary["states"] == len(states)
+    span_s = (rs[-1].time_unix_ns - rs[0].time_unix_ns) * 1e-9
+    # the pacing is by absolute deadlines: (T-1)/100 s, give or take scheduling
+    assert span_s == pytest.approx((len(rs) - 1) / 100.0, rel=0.05)
+
+
+def test_replay_rejects_bad_input(tmp_path):
+    bad = tmp_path / "x.hdf5"
+    bad.write_text("not hdf5")
+    for args, msg in [(["--demo", str(bad)], "cannot open"),
+                      (["--demo", DEMO, "--episode", "9"], "no episode"),
+                      (["--demo", DEMO, "--cameras", "nosuch"], "no camera 'nosuch'"),
+                      (["--demo", DEMO, "--size", "0x0"], "--size"),
+                      ([], "--demo FILE is required")]:
+        p = subprocess.run([REPLAY, *args, "--connect-wait-ms", "0"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode != 0
+        assert msg in p.stderr, p.stderr
