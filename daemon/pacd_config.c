@@ -30,6 +30,7 @@ void config_defaults(config_t *cfg)
     snprintf(cfg->robot, sizeof cfg->robot, "panda");
     snprintf(cfg->backend, sizeof cfg->backend, "sim");
     cfg->sim_rate_hz = 1000.0;
+    cfg->publish_state = 1;
     cfg->state_max_age_ms = 100;
     cfg->out_of_spec_factor = 2.0;
     cfg->limit_margin_rad = 0.02;
@@ -229,9 +230,35 @@ static int handler(void *user, const char *section, const char *key, const char 
             return fail(p, section, key, value, "expected panda or sawyer");
         set_str(c->robot, sizeof c->robot, value);
     } else if (KEY("robot", "backend")) {
-        if (strcmp(value, "sim"))
-            return fail(p, section, key, value, "expected sim (the only backend built)");
+        if (strcmp(value, "sim") && strcmp(value, "mujoco"))
+            return fail(p, section, key, value, "expected sim or mujoco");
         set_str(c->backend, sizeof c->backend, value);
+    } else if (KEY("robot", "scene")) {
+        if (set_path(p, c->scene, sizeof c->scene, value))
+            return fail(p, section, key, value, "path too long");
+    } else if (KEY("robot", "render_cameras")) {
+        if (set_str(c->render_cameras, sizeof c->render_cameras, value))
+            return fail(p, section, key, value, "list too long");
+    } else if (KEY("robot", "ee_site")) {
+        if (set_str(c->ee_site, sizeof c->ee_site, value))
+            return fail(p, section, key, value, "name too long");
+    } else if (KEY("robot", "seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            return fail(p, section, key, value, "expected an unsigned integer");
+        c->sim_seed = v;
+    } else if (KEY("robot", "publish_state")) {
+        if (parse_bool(value, &c->publish_state))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("safety", "workspace_min") || KEY("safety", "workspace_max")) {
+        double v[3];
+        if (sscanf(value, "%lf , %lf , %lf", &v[0], &v[1], &v[2]) != 3 || !isfinite(v[0]) ||
+            !isfinite(v[1]) || !isfinite(v[2]))
+            return fail(p, section, key, value, "expected x, y, z in m");
+        memcpy(!strcmp(key, "workspace_min") ? c->workspace_min : c->workspace_max, v, sizeof v);
+        c->has_workspace |= !strcmp(key, "workspace_min") ? 1 : 2;
     } else if (KEY("robot", "sim_rate_hz")) {
         if (parse_double(value, 100.0, 10000.0, &d))
             return fail(p, section, key, value, "expected 100..10000 Hz");
@@ -368,6 +395,24 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
     if (!cfg->checkpoint[0]) {
         snprintf(err, errlen, "%s: [policy] checkpoint is missing: give the path of a "
                  "pacd checkpoint (.safetensors)", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
+    if (cfg->has_workspace && cfg->has_workspace != 3) {
+        snprintf(err, errlen, "%s: [safety] workspace_min and workspace_max go together", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
+    for (int i = 0; cfg->has_workspace && i < 3; i++)
+        if (cfg->workspace_min[i] >= cfg->workspace_max[i]) {
+            snprintf(err, errlen, "%s: [safety] workspace_min must be below workspace_max on "
+                     "every axis", path);
+            config_free(cfg);
+            return -EINVAL;
+        }
+    if (!strcmp(cfg->backend, "mujoco") && !cfg->scene[0] && !cfg->shadow) {
+        snprintf(err, errlen, "%s: [robot] backend = mujoco needs [robot] scene (a MuJoCo XML "
+                 "scene, e.g. ../shared/data/menagerie/franka_emika_panda/scene_cam.xml)", path);
         config_free(cfg);
         return -EINVAL;
     }

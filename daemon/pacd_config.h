@@ -39,9 +39,16 @@ typedef struct {
     char backend[CONFIG_NAME];    /* sim */
     double sim_rate_hz;
     int state_max_age_ms;         /* robot state older than this: stale */
+    char scene[CONFIG_PATH];      /* mujoco: the MuJoCo XML scene */
+    char render_cameras[CONFIG_PATH]; /* mujoco: model cameras to render, comma list */
+    char ee_site[CONFIG_NAME];    /* mujoco: site reported as the end-effector pose */
+    unsigned long long sim_seed;  /* mujoco: seed of the reset randomisation */
+    int publish_state;            /* mujoco: publish robot_state + reward to state_bind */
     /* [safety] */
     double out_of_spec_factor;
     double limit_margin_rad;
+    int has_workspace;            /* [safety] workspace_min/max given */
+    double workspace_min[3], workspace_max[3]; /* m, base frame (Cartesian actions) */
     /* [ingest] */
     char camera_bind[CONFIG_PATH];   /* SUB socket for CameraFrame; "" = none */
     char state_bind[CONFIG_PATH];    /* SUB socket for RobotState / Reward */

@@ -505,7 +505,7 @@ static void write_step(logger_t *self, const logger_step_t *s)
     }
     m.n_observation = (size_t)nt;
     m.observation = self->tensor_ptrs;
-    m.n_policy_action = (size_t)s->action_dim;
+    m.n_policy_action = (size_t)(s->policy_action_dim > 0 ? s->policy_action_dim : s->action_dim);
     m.policy_action = (float *)s->policy_action;
     Pacd__V1__Action a = PACD__V1__ACTION__INIT;
     a.space = (Pacd__V1__ActionSpace)s->action_space;
@@ -869,7 +869,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
     if (!self)
         return -EINVAL;
     if (!step || step->n_obs < 0 || step->n_obs > LOGGER_MAX_OBS || step->action_dim < 0 ||
-        step->action_dim > LOGGER_MAX_ACTION || step->n_frames < 0 ||
+        step->action_dim > LOGGER_MAX_ACTION || step->policy_action_dim < 0 ||
+        step->policy_action_dim > LOGGER_MAX_ACTION || step->n_frames < 0 ||
         step->n_frames > LOGGER_MAX_CAMERAS) {
         count(&self->steps_dropped, 1);
         return -EINVAL;

@@ -96,7 +96,8 @@ typedef struct {
     uint64_t step;
     int n_obs;
     float observation[LOGGER_MAX_OBS];
-    int action_dim;
+    int action_dim;                          /* values of action[] (joint command) */
+    int policy_action_dim;                   /* values of policy_action[]; 0 = action_dim */
     float policy_action[LOGGER_MAX_ACTION];
     float action[LOGGER_MAX_ACTION];       /* after the safety filter */
     int action_space;                       /* pacd.v1.ActionSpace */

@@ -40,7 +40,12 @@ struct loop {
     const policy_spec_t *spec;
     const hal_robot_t *robot;
     int64_t period_ns;
-    hal_space_t space;
+    hal_space_t space;                     /* of the joint command sent to the HAL */
+    int cartesian;                         /* the policy acts in a Cartesian space */
+    int cmd_n;                             /* values of the joint command */
+    hal_space_t policy_space;              /* HAL_SPACE_CARTESIAN_* when cartesian */
+    hal_cartesian_config_t cart;
+    float joint_action[HAL_MAX_ACTION];    /* Cartesian action mapped to joints */
     hal_safety_config_t safety;
 
     /* observation plan */
@@ -155,18 +160,45 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         goto fail;
     }
     int n = self->robot->n_joints;
-    if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY && spec->action_dim == n) {
+    int ad = spec->action_dim;
+    if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY && ad == n) {
         self->space = HAL_SPACE_JOINT_VELOCITY;
-    } else if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER &&
-               spec->action_dim == n + 1 && self->robot->has_gripper) {
+    } else if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER && ad == n + 1 &&
+               self->robot->has_gripper) {
         self->space = HAL_SPACE_JOINT_VELOCITY_GRIPPER;
+    } else if ((spec->action_space == POLICY_ACTION_CARTESIAN_VELOCITY && (ad == 4 || ad == 5)) ||
+               (spec->action_space == POLICY_ACTION_CARTESIAN_TWIST && (ad == 6 || ad == 7))) {
+        int twist = spec->action_space == POLICY_ACTION_CARTESIAN_TWIST;
+        int gripper = ad == (twist ? 7 : 5);
+        self->cartesian = 1;
+        self->policy_space = twist ? HAL_SPACE_CARTESIAN_TWIST : HAL_SPACE_CARTESIAN_VELOCITY;
+        self->space = gripper && self->robot->has_gripper ? HAL_SPACE_JOINT_VELOCITY_GRIPPER
+                                                          : HAL_SPACE_JOINT_VELOCITY;
+        /* speed bounds from the checkpoint's action spec */
+        double v = 0, w = 0;
+        for (int i = 0; i < 3; i++)
+            v = fmax(v, fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i])));
+        for (int i = 3; i < (twist ? 6 : 4); i++)
+            w = fmax(w, fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i])));
+        self->cart = (hal_cartesian_config_t){.period_s = 1.0 / self->cfg->rate_hz,
+                                              .v_max = v, .w_max = w};
+        if (self->cfg->has_workspace) {
+            memcpy(self->cart.box_min, self->cfg->workspace_min, sizeof self->cart.box_min);
+            memcpy(self->cart.box_max, self->cfg->workspace_max, sizeof self->cart.box_max);
+        }
+        double bmin[3], bmax[3];
+        if (hal_cartesian_box(self->robot, &self->cart, bmin, bmax) != 0) {
+            snprintf(err, errlen, "%s: the Cartesian workspace box is empty", ckpt);
+            goto fail;
+        }
     } else {
         snprintf(err, errlen, "%s: action space %d with %d dimensions does not fit robot '%s' "
-                 "(%d joints%s): pacd offers joint_velocity (%d) and joint_velocity_gripper (%d, "
-                 "robots with a gripper)", ckpt, (int)spec->action_space, spec->action_dim,
+                 "(%d joints%s): pacd offers joint_velocity (%d), joint_velocity_gripper (%d, "
+                 "robots with a gripper), cartesian_velocity (4/5) and cartesian_twist (6/7)", ckpt, (int)spec->action_space, spec->action_dim,
                  self->robot->name, n, self->robot->has_gripper ? ", gripper" : "", n, n + 1);
         goto fail;
     }
+    self->cmd_n = n + (self->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER ? 1 : 0);
     if (spec->obs_dim > LOGGER_MAX_OBS || spec->n_fields > LOGGER_MAX_FIELDS ||
         spec->action_dim > LOGGER_MAX_ACTION) {
         snprintf(err, errlen, "%s: observation of %d values / %d fields is larger than the "
@@ -477,6 +509,67 @@ static uint32_t us(int64_t ns)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
+/* The policy action through the safety filter into a joint command: a
+ * Cartesian action is first checked against its spec, then mapped to joint
+ * velocities (hal_cartesian_to_joint: speed bounds, workspace box, damped
+ * least squares), then filtered in joint space like any other. RT-safe. */
+static void filter_action(loop_t *self, const hal_state_t *hs, hal_command_t *cmd,
+                          hal_safety_result_t *res)
+{
+    const policy_spec_t *spec = self->spec;
+    const hal_command_t *prev = self->have_prev_cmd ? &self->prev_cmd : NULL;
+    if (!self->cartesian) {
+        hal_safety_filter(self->robot, &self->safety, hs, self->space, self->action,
+                          spec->action_dim, spec->action_low, spec->action_high, prev, cmd, res);
+        return;
+    }
+    uint32_t pre = 0;
+    for (int i = 0; i < spec->action_dim; i++) {
+        float a = self->action[i];
+        double bound = fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i]));
+        if (!isfinite(a))
+            pre |= HAL_SAFETY_NONFINITE;
+        else if (fabs(a) > self->safety.out_of_spec_factor * bound)
+            pre |= HAL_SAFETY_OUT_OF_SPEC;
+    }
+    hal_command_t joint;
+    uint32_t cflags = 0;
+    if (!pre)
+        hal_cartesian_to_joint(self->robot, &self->cart, hs, self->policy_space, self->action,
+                               spec->action_dim, &joint, &cflags);
+    if (pre || (cflags & HAL_SAFETY_HELD)) {
+        memset(cmd->values, 0, sizeof cmd->values);
+        res->flags = pre | cflags | HAL_SAFETY_HELD;
+        res->hold = 1;
+        return;
+    }
+    for (int i = 0; i < joint.n && i < HAL_MAX_ACTION; i++)
+        self->joint_action[i] = (float)joint.values[i];
+    /* joint bounds: the robot's velocity limits (NULL bounds in the filter) */
+    hal_safety_filter(self->robot, &self->safety, hs, joint.space, self->joint_action, joint.n,
+                      NULL, NULL, prev, cmd, res);
+    res->flags |= cflags;
+}
+
+/* After a command went out: remember it for the acceleration limit, and the
+ * action it executed, in the policy's action space, for "previous_action"
+ * (joint spaces: the filtered command; Cartesian: the policy action clamped to
+ * its bounds). RT-safe. */
+static void remember_action(loop_t *self, const hal_command_t *cmd)
+{
+    const policy_spec_t *spec = self->spec;
+    if (self->cartesian) {
+        for (int i = 0; i < spec->action_dim; i++)
+            self->prev_action[i] = fminf(fmaxf(self->action[i], spec->action_low[i]),
+                                         spec->action_high[i]);
+    } else {
+        for (int i = 0; i < cmd->n && i < POLICY_MAX_ACTION; i++)
+            self->prev_action[i] = (float)cmd->values[i];
+    }
+    self->prev_cmd = *cmd;
+    self->have_prev_cmd = 1;
+}
+
 /* One control tick. Returns the policy_step duration (ns); *stepped tells
  * whether a step was made (always, except in shadow mode without a new
  * robot state). */
@@ -562,7 +655,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
     }
 
     int64_t inference_ns = 0;
-    hal_command_t cmd = {.space = self->space, .n = self->spec->action_dim};
+    hal_command_t cmd = {.space = self->space, .n = self->cmd_n};
     int hold = 1;
     uint32_t safety_flags = 0;
     int has_q = 0;
@@ -610,10 +703,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
             has_q = extra.has_q_value;
             q = extra.q_value;
             hal_safety_result_t res = {0};
-            hal_safety_filter(self->robot, &self->safety, &hs, self->space, self->action,
-                              self->spec->action_dim, self->spec->action_low,
-                              self->spec->action_high, self->have_prev_cmd ? &self->prev_cmd : NULL,
-                              &cmd, &res);
+            filter_action(self, &hs, &cmd, &res);
             safety_flags = res.flags;
             if (res.hold) {
                 self->st.safety_holds++;
@@ -638,11 +728,12 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
         r->step = self->step;
         r->n_obs = self->spec->obs_dim;
         memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
-        r->action_dim = self->spec->action_dim;
-        for (int i = 0; i < r->action_dim; i++) {
+        r->policy_action_dim = self->spec->action_dim;
+        for (int i = 0; i < r->policy_action_dim; i++)
             r->policy_action[i] = self->action[i];
+        r->action_dim = cmd.n;
+        for (int i = 0; i < cmd.n; i++)
             r->action[i] = (float)cmd.values[i];
-        }
         r->action_space = (int)self->space;
         r->reward = reward;
         r->discount = discount;
@@ -719,10 +810,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
     if (self->cfg->shadow) {
         /* no arm: remember what would have been sent */
         if (!hold) {
-            for (int i = 0; i < cmd.n && i < POLICY_MAX_ACTION; i++)
-                self->prev_action[i] = (float)cmd.values[i];
-            self->prev_cmd = cmd;
-            self->have_prev_cmd = 1;
+            remember_action(self, &cmd);
         } else {
             memset(self->prev_action, 0, sizeof self->prev_action);
             self->have_prev_cmd = 0;
@@ -742,10 +830,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
             set_state(self, LOOP_FAULT);
             hal_hold(self->d.hal);
         }
-        for (int i = 0; i < cmd.n && i < POLICY_MAX_ACTION; i++)
-            self->prev_action[i] = (float)cmd.values[i];
-        self->prev_cmd = cmd;
-        self->have_prev_cmd = 1;
+        remember_action(self, &cmd);
     }
     self->st.action_dim = cmd.n;
     for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)

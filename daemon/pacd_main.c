@@ -29,6 +29,18 @@ static void usage(FILE *f)
             "Config keys: deploy/pacd.conf. Protocol: docs/protocol.md.\n");
 }
 
+/* The endpoint a local publisher connects to for a socket pacd binds:
+ * a wildcard TCP address (star or 0.0.0.0) becomes 127.0.0.1; others unchanged. */
+static void connect_endpoint(const char *bind, char *out, size_t n)
+{
+    if (!strncmp(bind, "tcp://*:", 8))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 8);
+    else if (!strncmp(bind, "tcp://0.0.0.0:", 14))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 14);
+    else
+        snprintf(out, n, "%s", bind);
+}
+
 /* Load the config and the checkpoint and check that they fit the robot. */
 static int load_checked(const char *path, config_t *cfg, policy_t **policy,
                         const hal_robot_t **robot, char *err, size_t errlen)
@@ -157,7 +169,25 @@ int main(int argc, char **argv)
     ingest_t *ingest = NULL;
     loop_t *loop = NULL;
     service_t *service = NULL;
-    hal_options_t ho = {.backend = cfg.backend, .sim_rate_hz = cfg.sim_rate_hz};
+    /* the mujoco backend publishes like real drivers do: to pacd's own sockets */
+    char camera_ep[CONFIG_PATH + 16], state_ep[CONFIG_PATH + 16];
+    connect_endpoint(cfg.camera_bind, camera_ep, sizeof camera_ep);
+    connect_endpoint(cfg.state_bind, state_ep, sizeof state_ep);
+    int cam_w = cfg.n_cameras ? cfg.cameras[0].width : 0;
+    int cam_h = cfg.n_cameras ? cfg.cameras[0].height : 0;
+    hal_options_t ho = {
+        .backend = cfg.backend,
+        .sim_rate_hz = cfg.sim_rate_hz,
+        .scene = cfg.scene[0] ? cfg.scene : NULL,
+        .cameras = cfg.render_cameras,
+        .camera_width = cam_w,
+        .camera_height = cam_h,
+        .camera_endpoint = camera_ep[0] && cfg.render_cameras[0] ? camera_ep : NULL,
+        .state_endpoint = state_ep[0] && cfg.publish_state ? state_ep : NULL,
+        .seed = cfg.sim_seed,
+        .render_rate_hz = cfg.rate_hz,
+        .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
+    };
     if (!cfg.shadow) {
         hal = hal_new(robot, &ho, err, sizeof err);
         if (!hal)

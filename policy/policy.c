@@ -271,10 +271,12 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
         spec->action_space = POLICY_ACTION_JOINT_VELOCITY_GRIPPER;
     } else if (space && strcmp(space, "cartesian_velocity") == 0 && (d == 4 || d == 5)) {
         spec->action_space = POLICY_ACTION_CARTESIAN_VELOCITY;
+    } else if (space && strcmp(space, "cartesian_twist") == 0 && (d == 6 || d == 7)) {
+        spec->action_space = POLICY_ACTION_CARTESIAN_TWIST;
     } else {
         policy_errf(err, errlen, "%s: metadata 'pacd.action': space '%s' with dim %d is not "
                     "supported (joint_velocity, joint_velocity_gripper with dim >= 2, "
-                    "cartesian_velocity with dim 4 or 5)", path, space ? space : "(none)", d);
+                    "cartesian_velocity with dim 4 or 5, cartesian_twist with dim 6 or 7)", path, space ? space : "(none)", d);
         goto out;
     }
     if ((rc = parse_bounds(path, json_object_get(root, "low"), "low", d, spec->action_low,

@@ -47,6 +47,7 @@ typedef enum {
     POLICY_ACTION_JOINT_VELOCITY = 1,         /* rad/s, one per joint */
     POLICY_ACTION_JOINT_VELOCITY_GRIPPER = 2, /* rad/s per joint, then gripper [-1, 1] */
     POLICY_ACTION_CARTESIAN_VELOCITY = 3,     /* m/s x y z, rad/s about z [, gripper] */
+    POLICY_ACTION_CARTESIAN_TWIST = 4,        /* m/s x y z, rad/s x y z [, gripper] */
 } policy_action_space_t;
 
 typedef struct {

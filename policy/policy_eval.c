@@ -49,6 +49,7 @@ static const char *space_name(policy_action_space_t s)
     case POLICY_ACTION_JOINT_VELOCITY: return "joint_velocity";
     case POLICY_ACTION_JOINT_VELOCITY_GRIPPER: return "joint_velocity_gripper";
     case POLICY_ACTION_CARTESIAN_VELOCITY: return "cartesian_velocity";
+    case POLICY_ACTION_CARTESIAN_TWIST: return "cartesian_twist";
     }
     return "?";
 }
