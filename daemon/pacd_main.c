@@ -89,7 +89,7 @@ int main(int argc, char **argv)
             config_path = optarg;
             check_only = 1;
             break;
-        case 'V': printf("pacd %s\n", PACD_VERSION); return 0;
+        case 'V': printf("pacd %s (backends: %s)\n", PACD_VERSION, hal_backend_names()); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
