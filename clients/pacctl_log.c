@@ -701,6 +701,12 @@ static json_t *step_json(const Pacd__V1__Step *s)
     json_object_set_new(o, "robot_state_seq", json_integer((json_int_t)s->robot_state_seq));
     if (s->has_q_value)
         json_object_set_new(o, "q_value", jfloat(s->q_value));
+    if (s->n_teleop_action) {
+        json_object_set_new(o, "teleop_action", jfloats(s->teleop_action, s->n_teleop_action));
+        json_object_set_new(o, "teleop_action_seq", json_integer((json_int_t)s->teleop_action_seq));
+    }
+    if (s->shadow)
+        json_object_set_new(o, "shadow", json_true());
     return o;
 }
 

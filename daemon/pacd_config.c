@@ -25,9 +25,12 @@ void config_defaults(config_t *cfg)
     cfg->rt_priority = 0;
     cfg->lock_memory = 1;
     cfg->policy_threads = 1;
+    cfg->policy_temperature = 1.0;
+    cfg->policy_seed = 0;
     snprintf(cfg->robot, sizeof cfg->robot, "panda");
     snprintf(cfg->backend, sizeof cfg->backend, "sim");
     cfg->sim_rate_hz = 1000.0;
+    cfg->publish_state = 1;
     cfg->state_max_age_ms = 100;
     cfg->out_of_spec_factor = 2.0;
     cfg->limit_margin_rad = 0.02;
@@ -184,6 +187,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_bool(value, &b))
             return fail(p, section, key, value, "expected true or false");
         c->lock_memory = b;
+    } else if (KEY("pacd", "mode")) {
+        if (strcmp(value, "control") && strcmp(value, "shadow"))
+            return fail(p, section, key, value, "expected control or shadow");
+        c->shadow = !strcmp(value, "shadow");
     } else if (KEY("policy", "checkpoint")) {
         if (set_path(p, c->checkpoint, sizeof c->checkpoint, value))
             return fail(p, section, key, value, "path too long");
@@ -191,14 +198,67 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 1, 64, &l))
             return fail(p, section, key, value, "expected 1..64 BLAS threads");
         c->policy_threads = (int)l;
+    } else if (KEY("policy", "blas_coretype")) {
+        size_t n = strlen(value);
+        if (n >= CONFIG_NAME || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)
+            return fail(p, section, key, value, "expected an OpenBLAS core name such as Haswell, "
+                        "SkylakeX or Cooperlake (or nothing)");
+        set_str(c->blas_coretype, sizeof c->blas_coretype, value);
+    } else if (KEY("policy", "sample")) {
+        if (parse_bool(value, &c->policy_sample))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("policy", "temperature")) {
+        if (parse_double(value, 1e-3, 100.0, &d))
+            return fail(p, section, key, value, "expected a temperature in 0.001..100");
+        c->policy_temperature = d;
+    } else if (KEY("policy", "seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            return fail(p, section, key, value, "expected an unsigned integer");
+        c->policy_seed = v;
+    } else if (KEY("episode", "reset_on_start")) {
+        if (parse_bool(value, &c->reset_on_start))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("episode", "task_id")) {
+        if (parse_long(value, 0, 1000000, &l))
+            return fail(p, section, key, value, "expected a task id >= 0");
+        c->task_id = (int)l;
     } else if (KEY("robot", "name")) {
         if (strcmp(value, "panda") && strcmp(value, "sawyer"))
             return fail(p, section, key, value, "expected panda or sawyer");
         set_str(c->robot, sizeof c->robot, value);
     } else if (KEY("robot", "backend")) {
-        if (strcmp(value, "sim"))
-            return fail(p, section, key, value, "expected sim (the only backend built)");
+        if (strcmp(value, "sim") && strcmp(value, "mujoco"))
+            return fail(p, section, key, value, "expected sim or mujoco");
         set_str(c->backend, sizeof c->backend, value);
+    } else if (KEY("robot", "scene")) {
+        if (set_path(p, c->scene, sizeof c->scene, value))
+            return fail(p, section, key, value, "path too long");
+    } else if (KEY("robot", "render_cameras")) {
+        if (set_str(c->render_cameras, sizeof c->render_cameras, value))
+            return fail(p, section, key, value, "list too long");
+    } else if (KEY("robot", "ee_site")) {
+        if (set_str(c->ee_site, sizeof c->ee_site, value))
+            return fail(p, section, key, value, "name too long");
+    } else if (KEY("robot", "seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            return fail(p, section, key, value, "expected an unsigned integer");
+        c->sim_seed = v;
+    } else if (KEY("robot", "publish_state")) {
+        if (parse_bool(value, &c->publish_state))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("safety", "workspace_min") || KEY("safety", "workspace_max")) {
+        double v[3];
+        if (sscanf(value, "%lf , %lf , %lf", &v[0], &v[1], &v[2]) != 3 || !isfinite(v[0]) ||
+            !isfinite(v[1]) || !isfinite(v[2]))
+            return fail(p, section, key, value, "expected x, y, z in m");
+        memcpy(!strcmp(key, "workspace_min") ? c->workspace_min : c->workspace_max, v, sizeof v);
+        c->has_workspace |= !strcmp(key, "workspace_min") ? 1 : 2;
     } else if (KEY("robot", "sim_rate_hz")) {
         if (parse_double(value, 100.0, 10000.0, &d))
             return fail(p, section, key, value, "expected 100..10000 Hz");
@@ -338,6 +398,29 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         config_free(cfg);
         return -EINVAL;
     }
+    if (cfg->has_workspace && cfg->has_workspace != 3) {
+        snprintf(err, errlen, "%s: [safety] workspace_min and workspace_max go together", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
+    for (int i = 0; cfg->has_workspace && i < 3; i++)
+        if (cfg->workspace_min[i] >= cfg->workspace_max[i]) {
+            snprintf(err, errlen, "%s: [safety] workspace_min must be below workspace_max on "
+                     "every axis", path);
+            config_free(cfg);
+            return -EINVAL;
+        }
+    if (!strcmp(cfg->backend, "mujoco") && !cfg->scene[0] && !cfg->shadow) {
+        snprintf(err, errlen, "%s: [robot] backend = mujoco needs [robot] scene (a MuJoCo XML "
+                 "scene, e.g. ../shared/data/menagerie/franka_emika_panda/scene_cam.xml)", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
+    if (cfg->policy_sample)
+        snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling,
+                 "sample temperature=%g seed=%llu", cfg->policy_temperature, cfg->policy_seed);
+    else
+        snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling, "deterministic");
     if (cfg->telemetry_rate_hz > cfg->rate_hz * 2) {
         snprintf(err, errlen, "%s: [telemetry] rate_hz = %g is above twice [pacd] rate_hz = %g",
                  path, cfg->telemetry_rate_hz, cfg->rate_hz);

@@ -25,17 +25,30 @@ typedef struct {
     double rate_hz;               /* control rate, Hz (20: DESIGN.md, PAC paper) */
     int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling */
     int lock_memory;              /* mlockall at start-up */
+    int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;
+    char blas_coretype[CONFIG_NAME]; /* OPENBLAS_CORETYPE to run with, "" = as loaded */
+    int policy_sample;            /* 1: sample actions instead of argmax / mean */
+    double policy_temperature;    /* logits / T (categorical), std * T (Gaussian) */
+    unsigned long long policy_seed;
+    char policy_sampling[96];     /* description logged in every episode */
     /* [robot] */
     char robot[CONFIG_NAME];      /* panda | sawyer */
     char backend[CONFIG_NAME];    /* sim */
     double sim_rate_hz;
     int state_max_age_ms;         /* robot state older than this: stale */
+    char scene[CONFIG_PATH];      /* mujoco: the MuJoCo XML scene */
+    char render_cameras[CONFIG_PATH]; /* mujoco: model cameras to render, comma list */
+    char ee_site[CONFIG_NAME];    /* mujoco: site reported as the end-effector pose */
+    unsigned long long sim_seed;  /* mujoco: seed of the reset randomisation */
+    int publish_state;            /* mujoco: publish robot_state + reward to state_bind */
     /* [safety] */
     double out_of_spec_factor;
     double limit_margin_rad;
+    int has_workspace;            /* [safety] workspace_min/max given */
+    double workspace_min[3], workspace_max[3]; /* m, base frame (Cartesian actions) */
     /* [ingest] */
     char camera_bind[CONFIG_PATH];   /* SUB socket for CameraFrame; "" = none */
     char state_bind[CONFIG_PATH];    /* SUB socket for RobotState / Reward */
@@ -46,6 +59,8 @@ typedef struct {
     /* [episode] */
     int max_steps;                /* steps per episode (400 in RGB stacking); 0 = unlimited */
     int autostart;                /* start an episode when pacd is up */
+    int task_id;                  /* default task of task-conditioned policies */
+    int reset_on_start;           /* move the arm home (hal reset) before each episode */
     /* [logger] */
     char log_directory[CONFIG_PATH];
     int log_ring_steps;

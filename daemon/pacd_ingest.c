@@ -45,6 +45,12 @@ struct ingest {
         reward_t value[3];
         tbuf_t tb;
     } reward;
+    struct {
+        float values[3][INGEST_MAX_TELEOP];
+        int n[3];
+        uint64_t seq[3];
+        tbuf_t tb;
+    } teleop;
     tjhandle jpeg;
     uint8_t *scratch;          /* a decoded frame of another size, before resizing */
     size_t scratch_bytes;
@@ -53,7 +59,7 @@ struct ingest {
     atomic_int stop;
     _Atomic uint64_t frames_received, frames_malformed, frames_oversized, frames_misshaped;
     _Atomic uint64_t states_received, states_rejected, rewards_received, peers_disconnected;
-    _Atomic uint64_t frames_resized;
+    _Atomic uint64_t frames_resized, teleop_received;
 };
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -243,6 +249,25 @@ static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
             pacd__v1__reward__free_unpacked(r, NULL);
         return;
     }
+    if (topic_len == 13 && !memcmp(topic, "teleop_action", 13)) {
+        Pacd__V1__Action *a = pacd__v1__action__unpack(NULL, len, data);
+        int ok = a && a->n_values > 0 && a->n_values <= INGEST_MAX_TELEOP;
+        for (size_t i = 0; ok && i < a->n_values; i++)
+            ok = isfinite(a->values[i]);
+        if (!ok) {
+            count(&self->states_rejected);
+        } else {
+            unsigned b = tbuf_back(&self->teleop.tb);
+            memcpy(self->teleop.values[b], a->values, sizeof(float) * a->n_values);
+            self->teleop.n[b] = (int)a->n_values;
+            self->teleop.seq[b] = a->seq;
+            tbuf_publish(&self->teleop.tb);
+            count(&self->teleop_received);
+        }
+        if (a)
+            pacd__v1__action__free_unpacked(a, NULL);
+        return;
+    }
     if (topic_len != 11 || memcmp(topic, "robot_state", 11)) {
         count(&self->states_rejected);
         return;
@@ -415,6 +440,7 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err
     self->n_cameras = cfg->n_cameras;
     tbuf_init(&self->state.tb);
     tbuf_init(&self->reward.tb);
+    tbuf_init(&self->teleop.tb);
     for (int i = 0; i < cfg->n_cameras; i++) {
         camera_slot_t *c = &self->cameras[i];
         tbuf_init(&c->tb);
@@ -509,6 +535,27 @@ int ingest_latest_state(ingest_t *self, hal_state_t *state)
     return 1;
 }
 
+int ingest_take_state(ingest_t *self, hal_state_t *state)
+{
+    int is_new;
+    int i = tbuf_acquire_new(&self->state.tb, &is_new);
+    if (i < 0 || !is_new)
+        return 0;
+    *state = self->state.value[i];
+    return 1;
+}
+
+int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq)
+{
+    int i = tbuf_acquire(&self->teleop.tb);
+    if (i < 0)
+        return 0;
+    int n = self->teleop.n[i] < max ? self->teleop.n[i] : max;
+    memcpy(values, self->teleop.values[i], sizeof(float) * (size_t)n);
+    *seq = self->teleop.seq[i];
+    return n;
+}
+
 int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal)
 {
     int is_new;
@@ -532,4 +579,5 @@ void ingest_get_stats(ingest_t *self, ingest_stats_t *s)
     s->rewards_received = atomic_load(&self->rewards_received);
     s->peers_disconnected = atomic_load(&self->peers_disconnected);
     s->frames_resized = atomic_load(&self->frames_resized);
+    s->teleop_actions_received = atomic_load(&self->teleop_received);
 }

@@ -40,9 +40,12 @@ typedef struct {
     uint64_t states_received;
     uint64_t states_rejected;    /* bad protobuf, wrong joint count, non-finite values */
     uint64_t rewards_received;
+    uint64_t teleop_actions_received;
     uint64_t peers_disconnected; /* connections libzmq dropped (e.g. over ZMQ_MAXMSGSIZE) */
     uint64_t frames_resized;     /* accepted after area-averaging to the configured size */
 } ingest_stats_t;
+
+#define INGEST_MAX_TELEOP 16
 
 /* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),
  * set ZMQ_MAXMSGSIZE = cfg->max_message_bytes, allocate three frame buffers
@@ -64,6 +67,16 @@ const ingest_frame_t *ingest_latest_frame(ingest_t *self, int index);
 /* Copy the newest robot state into *state (time_mono_ns = arrival time).
  * RT-safe. Returns 1 when a state exists, 0 when none has arrived. */
 int ingest_latest_state(ingest_t *self, hal_state_t *state);
+
+/* Copy the newest robot state if it arrived since the last call of this
+ * function (1), else leave *state alone (0). RT-safe. Shadow mode makes one
+ * step per robot state with it; do not mix with ingest_latest_state. */
+int ingest_take_state(ingest_t *self, hal_state_t *state);
+
+/* The newest teleoperator action (topic "teleop_action", pacd.v1.Action):
+ * copies up to max values into values, its seq into *seq, and returns the
+ * number of values (0: none has arrived). RT-safe. */
+int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq);
 
 /* If a Reward arrived since the last call, store it and return 1; else 0.
  * RT-safe. */

@@ -407,18 +407,21 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STEP, SCHEMA_STEP, "/pacd/step", "protobuf");
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STATE, SCHEMA_STATE, "/pacd/robot_state", "protobuf");
 
-    char rate[32], space[16], start[32];
+    char rate[32], space[16], start[32], task[16];
+    snprintf(task, sizeof task, "%d", ep->task_id);
     snprintf(rate, sizeof rate, "%.17g", ep->rate_hz);
     snprintf(space, sizeof space, "%d", ep->action_space);
     snprintf(start, sizeof start, "%lld", (long long)now_ns(CLOCK_REALTIME));
     char *layout = layout_json(ep);
     const char *keys[] = {"log_format_version", "episode_id", "robot", "backend",
                           "checkpoint_path", "checkpoint_sha256", "pacd_version", "rate_hz",
-                          "action_space", "observation_layout", "start_time_unix_ns", "config"};
+                          "action_space", "observation_layout", "start_time_unix_ns", "config",
+                          "policy_sampling", "task_id"};
     const char *values[] = {"1", ep->episode_id, str_or_empty(ep->robot), str_or_empty(ep->backend),
                             str_or_empty(ep->checkpoint_path), str_or_empty(ep->checkpoint_sha256),
                             ep->pacd_version ? ep->pacd_version : PACD_VERSION, rate, space,
-                            layout ? layout : "[]", start, str_or_empty(ep->config_text)};
+                            layout ? layout : "[]", start, str_or_empty(ep->config_text),
+                            ep->policy_sampling ? ep->policy_sampling : "deterministic", task};
     if (!rc) rc = mcap_writer_add_metadata(w, "pacd", keys, values, sizeof keys / sizeof keys[0]);
     free(layout);
     if (rc)
@@ -502,7 +505,7 @@ static void write_step(logger_t *self, const logger_step_t *s)
     }
     m.n_observation = (size_t)nt;
     m.observation = self->tensor_ptrs;
-    m.n_policy_action = (size_t)s->action_dim;
+    m.n_policy_action = (size_t)(s->policy_action_dim > 0 ? s->policy_action_dim : s->action_dim);
     m.policy_action = (float *)s->policy_action;
     Pacd__V1__Action a = PACD__V1__ACTION__INIT;
     a.space = (Pacd__V1__ActionSpace)s->action_space;
@@ -536,6 +539,10 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.has_q_value = s->has_q_value != 0;
     m.q_value = s->q_value;
     m.robot_state_seq = s->robot_state_seq;
+    m.n_teleop_action = (size_t)s->teleop_dim;
+    m.teleop_action = (float *)s->teleop_action;
+    m.teleop_action_seq = s->teleop_seq;
+    m.shadow = s->shadow != 0;
     if (append(self, CHANNEL_STEP, s->time_unix_ns, &m.base) == 0)
         f->pend_steps++;
     else
@@ -862,7 +869,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
     if (!self)
         return -EINVAL;
     if (!step || step->n_obs < 0 || step->n_obs > LOGGER_MAX_OBS || step->action_dim < 0 ||
-        step->action_dim > LOGGER_MAX_ACTION || step->n_frames < 0 ||
+        step->action_dim > LOGGER_MAX_ACTION || step->policy_action_dim < 0 ||
+        step->policy_action_dim > LOGGER_MAX_ACTION || step->n_frames < 0 ||
         step->n_frames > LOGGER_MAX_CAMERAS) {
         count(&self->steps_dropped, 1);
         return -EINVAL;

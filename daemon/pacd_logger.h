@@ -79,6 +79,8 @@ typedef struct {
     const char *pacd_version;
     double rate_hz;
     int action_space;                     /* pacd.v1.ActionSpace */
+    const char *policy_sampling;          /* "deterministic" or "sample temperature=T seed=S" */
+    int task_id;                          /* task the episode was started with (-1: none) */
     logger_obs_layout_t layout;
 } logger_episode_t;
 
@@ -94,7 +96,8 @@ typedef struct {
     uint64_t step;
     int n_obs;
     float observation[LOGGER_MAX_OBS];
-    int action_dim;
+    int action_dim;                          /* values of action[] (joint command) */
+    int policy_action_dim;                   /* values of policy_action[]; 0 = action_dim */
     float policy_action[LOGGER_MAX_ACTION];
     float action[LOGGER_MAX_ACTION];       /* after the safety filter */
     int action_space;                       /* pacd.v1.ActionSpace */
@@ -109,6 +112,10 @@ typedef struct {
     int64_t time_unix_ns;
     uint32_t inference_us;
     uint64_t robot_state_seq;
+    int teleop_dim;                         /* 0: no teleoperator action */
+    float teleop_action[LOGGER_MAX_ACTION];
+    uint64_t teleop_seq;
+    uint8_t shadow;                         /* nothing was sent to an arm */
 } logger_step_t;
 
 /* A camera frame (pacd.v1.CameraFrame); data is copied into the ring. */

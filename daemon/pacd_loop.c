@@ -40,7 +40,12 @@ struct loop {
     const policy_spec_t *spec;
     const hal_robot_t *robot;
     int64_t period_ns;
-    hal_space_t space;
+    hal_space_t space;                     /* of the joint command sent to the HAL */
+    int cartesian;                         /* the policy acts in a Cartesian space */
+    int cmd_n;                             /* values of the joint command */
+    hal_space_t policy_space;              /* HAL_SPACE_CARTESIAN_* when cartesian */
+    hal_cartesian_config_t cart;
+    float joint_action[HAL_MAX_ACTION];    /* Cartesian action mapped to joints */
     hal_safety_config_t safety;
 
     /* observation plan */
@@ -57,6 +62,7 @@ struct loop {
     char episode_id[LOOP_EPISODE_ID];
     uint64_t step;
     uint64_t max_steps;
+    int task_id;
     int end_requested, end_terminal, has_final_reward;
     float final_reward;
     float action[POLICY_MAX_ACTION];       /* policy output */
@@ -136,7 +142,12 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->d = *deps;
     self->cfg = deps->cfg;
     self->spec = policy_spec(deps->policy);
-    self->robot = deps->hal->robot;
+    self->robot = deps->robot ? deps->robot : deps->hal ? deps->hal->robot : NULL;
+    if (!self->robot || (!deps->hal && !deps->cfg->shadow)) {
+        snprintf(err, errlen, "internal: the loop needs a robot description and a HAL");
+        free(self);
+        return NULL;
+    }
     self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
     self->notify_fd = -1;
     self->state = LOOP_IDLE;
@@ -149,18 +160,45 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         goto fail;
     }
     int n = self->robot->n_joints;
-    if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY && spec->action_dim == n) {
+    int ad = spec->action_dim;
+    if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY && ad == n) {
         self->space = HAL_SPACE_JOINT_VELOCITY;
-    } else if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER &&
-               spec->action_dim == n + 1 && self->robot->has_gripper) {
+    } else if (spec->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER && ad == n + 1 &&
+               self->robot->has_gripper) {
         self->space = HAL_SPACE_JOINT_VELOCITY_GRIPPER;
+    } else if ((spec->action_space == POLICY_ACTION_CARTESIAN_VELOCITY && (ad == 4 || ad == 5)) ||
+               (spec->action_space == POLICY_ACTION_CARTESIAN_TWIST && (ad == 6 || ad == 7))) {
+        int twist = spec->action_space == POLICY_ACTION_CARTESIAN_TWIST;
+        int gripper = ad == (twist ? 7 : 5);
+        self->cartesian = 1;
+        self->policy_space = twist ? HAL_SPACE_CARTESIAN_TWIST : HAL_SPACE_CARTESIAN_VELOCITY;
+        self->space = gripper && self->robot->has_gripper ? HAL_SPACE_JOINT_VELOCITY_GRIPPER
+                                                          : HAL_SPACE_JOINT_VELOCITY;
+        /* speed bounds from the checkpoint's action spec */
+        double v = 0, w = 0;
+        for (int i = 0; i < 3; i++)
+            v = fmax(v, fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i])));
+        for (int i = 3; i < (twist ? 6 : 4); i++)
+            w = fmax(w, fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i])));
+        self->cart = (hal_cartesian_config_t){.period_s = 1.0 / self->cfg->rate_hz,
+                                              .v_max = v, .w_max = w};
+        if (self->cfg->has_workspace) {
+            memcpy(self->cart.box_min, self->cfg->workspace_min, sizeof self->cart.box_min);
+            memcpy(self->cart.box_max, self->cfg->workspace_max, sizeof self->cart.box_max);
+        }
+        double bmin[3], bmax[3];
+        if (hal_cartesian_box(self->robot, &self->cart, bmin, bmax) != 0) {
+            snprintf(err, errlen, "%s: the Cartesian workspace box is empty", ckpt);
+            goto fail;
+        }
     } else {
         snprintf(err, errlen, "%s: action space %d with %d dimensions does not fit robot '%s' "
-                 "(%d joints%s): pacd offers joint_velocity (%d) and joint_velocity_gripper (%d, "
-                 "robots with a gripper)", ckpt, (int)spec->action_space, spec->action_dim,
+                 "(%d joints%s): pacd offers joint_velocity (%d), joint_velocity_gripper (%d, "
+                 "robots with a gripper), cartesian_velocity (4/5) and cartesian_twist (6/7)", ckpt, (int)spec->action_space, spec->action_dim,
                  self->robot->name, n, self->robot->has_gripper ? ", gripper" : "", n, n + 1);
         goto fail;
     }
+    self->cmd_n = n + (self->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER ? 1 : 0);
     if (spec->obs_dim > LOGGER_MAX_OBS || spec->n_fields > LOGGER_MAX_FIELDS ||
         spec->action_dim > LOGGER_MAX_ACTION) {
         snprintf(err, errlen, "%s: observation of %d values / %d fields is larger than the "
@@ -240,13 +278,24 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         .limit_margin = self->cfg->limit_margin_rad,
     };
     self->episode_info.robot = self->robot->name;
-    self->episode_info.backend = self->cfg->backend;
+    self->episode_info.backend = self->cfg->shadow ? "shadow" : self->cfg->backend;
     self->episode_info.checkpoint_path = self->cfg->checkpoint;
     self->episode_info.checkpoint_sha256 = deps->checkpoint_sha256;
     self->episode_info.config_text = self->cfg->text;
     self->episode_info.pacd_version = PACD_VERSION;
     self->episode_info.rate_hz = self->cfg->rate_hz;
     self->episode_info.action_space = (int)self->space;
+    self->episode_info.policy_sampling = self->cfg->policy_sampling;
+    if (spec->task_kind == 2) {
+        snprintf(err, errlen, "%s: the checkpoint wants a task vector each step; pacd supplies "
+                 "task ids only so far ([episode] task_id)", ckpt);
+        goto fail;
+    }
+    if (spec->task_kind == 1 && (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
+        snprintf(err, errlen, "%s: [episode] task_id = %d but the checkpoint knows tasks 0..%d",
+                 ckpt, self->cfg->task_id, spec->task_count - 1);
+        goto fail;
+    }
 
     if (spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
         spsc_init(&self->events, sizeof(loop_event_t), 256))
@@ -358,6 +407,8 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->in_episode = 1;
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
+    self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
+    self->episode_info.task_id = self->spec->task_kind == 1 ? self->task_id : -1;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
@@ -394,6 +445,8 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     loop_state_t s = self->state;
     switch (c->type) {
     case LOOP_CMD_START_EPISODE:
+        if (c->task_id >= 0 && self->spec->task_kind == 1 && c->task_id >= self->spec->task_count)
+            return reply(self, c, -EINVAL, "task_id out of the checkpoint's range");
         if (s == LOOP_ESTOPPED)
             return reply(self, c, -EPERM, "e-stopped: clear_estop first");
         if (s == LOOP_FAULT)
@@ -456,9 +509,73 @@ static uint32_t us(int64_t ns)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
-/* One control tick. Returns the policy_step duration (ns). */
-static int64_t tick(loop_t *self, int64_t deadline, int stopping)
+/* The policy action through the safety filter into a joint command: a
+ * Cartesian action is first checked against its spec, then mapped to joint
+ * velocities (hal_cartesian_to_joint: speed bounds, workspace box, damped
+ * least squares), then filtered in joint space like any other. RT-safe. */
+static void filter_action(loop_t *self, const hal_state_t *hs, hal_command_t *cmd,
+                          hal_safety_result_t *res)
 {
+    const policy_spec_t *spec = self->spec;
+    const hal_command_t *prev = self->have_prev_cmd ? &self->prev_cmd : NULL;
+    if (!self->cartesian) {
+        hal_safety_filter(self->robot, &self->safety, hs, self->space, self->action,
+                          spec->action_dim, spec->action_low, spec->action_high, prev, cmd, res);
+        return;
+    }
+    uint32_t pre = 0;
+    for (int i = 0; i < spec->action_dim; i++) {
+        float a = self->action[i];
+        double bound = fmax(fabs(spec->action_low[i]), fabs(spec->action_high[i]));
+        if (!isfinite(a))
+            pre |= HAL_SAFETY_NONFINITE;
+        else if (fabs(a) > self->safety.out_of_spec_factor * bound)
+            pre |= HAL_SAFETY_OUT_OF_SPEC;
+    }
+    hal_command_t joint;
+    uint32_t cflags = 0;
+    if (!pre)
+        hal_cartesian_to_joint(self->robot, &self->cart, hs, self->policy_space, self->action,
+                               spec->action_dim, &joint, &cflags);
+    if (pre || (cflags & HAL_SAFETY_HELD)) {
+        memset(cmd->values, 0, sizeof cmd->values);
+        res->flags = pre | cflags | HAL_SAFETY_HELD;
+        res->hold = 1;
+        return;
+    }
+    for (int i = 0; i < joint.n && i < HAL_MAX_ACTION; i++)
+        self->joint_action[i] = (float)joint.values[i];
+    /* joint bounds: the robot's velocity limits (NULL bounds in the filter) */
+    hal_safety_filter(self->robot, &self->safety, hs, joint.space, self->joint_action, joint.n,
+                      NULL, NULL, prev, cmd, res);
+    res->flags |= cflags;
+}
+
+/* After a command went out: remember it for the acceleration limit, and the
+ * action it executed, in the policy's action space, for "previous_action"
+ * (joint spaces: the filtered command; Cartesian: the policy action clamped to
+ * its bounds). RT-safe. */
+static void remember_action(loop_t *self, const hal_command_t *cmd)
+{
+    const policy_spec_t *spec = self->spec;
+    if (self->cartesian) {
+        for (int i = 0; i < spec->action_dim; i++)
+            self->prev_action[i] = fminf(fmaxf(self->action[i], spec->action_low[i]),
+                                         spec->action_high[i]);
+    } else {
+        for (int i = 0; i < cmd->n && i < POLICY_MAX_ACTION; i++)
+            self->prev_action[i] = (float)cmd->values[i];
+    }
+    self->prev_cmd = *cmd;
+    self->have_prev_cmd = 1;
+}
+
+/* One control tick. Returns the policy_step duration (ns); *stepped tells
+ * whether a step was made (always, except in shadow mode without a new
+ * robot state). */
+static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
+{
+    *stepped = 1;
     const config_t *cfg = self->cfg;
     loop_cmd_t c;
     while (spsc_pop(&self->commands, &c))
@@ -468,7 +585,28 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
 
     int64_t now = time_mono_ns();
     hal_state_t hs;
-    int rc = hal_read_state(self->d.hal, &hs);
+    int rc;
+    if (self->cfg->shadow) {
+        /* one step per new robot state; the last step of an ending episode
+         * may reuse the newest state */
+        if (ingest_take_state(self->d.ingest, &hs)) {
+            rc = 0;
+        } else if (self->in_episode && self->end_requested && self->have_state) {
+            hs = self->last_state;
+            rc = 0;
+        } else {
+            *stepped = 0;
+            return 0;
+        }
+        if (!self->in_episode) {
+            self->last_state = hs;
+            self->have_state = 1;
+            *stepped = 0;
+            return 0;
+        }
+    } else {
+        rc = hal_read_state(self->d.hal, &hs);
+    }
     if (rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
          * one backend period older, and its age is still checked below */
@@ -504,7 +642,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
             if (!stale) {
                 stale_input = i;
-                stale_age = age;
+                stale_age = frames[i] ? age : -1000; /* reported as "no frame yet" */
             }
             stale = 1;
         }
@@ -517,7 +655,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
     }
 
     int64_t inference_ns = 0;
-    hal_command_t cmd = {.space = self->space, .n = self->spec->action_dim};
+    hal_command_t cmd = {.space = self->space, .n = self->cmd_n};
     int hold = 1;
     uint32_t safety_flags = 0;
     int has_q = 0;
@@ -551,7 +689,8 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         if (rc == 0)
             assemble(self, &hs, first);
         if (!stale) {
-            policy_observation_t ob = {.values = self->obs, .images = self->images};
+            policy_observation_t ob = {.values = self->obs, .images = self->images,
+                                       .task_id = self->task_id};
             policy_extra_t extra = {0};
             int64_t t0 = time_mono_ns();
             if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
@@ -564,10 +703,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
             has_q = extra.has_q_value;
             q = extra.q_value;
             hal_safety_result_t res = {0};
-            hal_safety_filter(self->robot, &self->safety, &hs, self->space, self->action,
-                              self->spec->action_dim, self->spec->action_low,
-                              self->spec->action_high, self->have_prev_cmd ? &self->prev_cmd : NULL,
-                              &cmd, &res);
+            filter_action(self, &hs, &cmd, &res);
             safety_flags = res.flags;
             if (res.hold) {
                 self->st.safety_holds++;
@@ -592,11 +728,12 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         r->step = self->step;
         r->n_obs = self->spec->obs_dim;
         memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
-        r->action_dim = self->spec->action_dim;
-        for (int i = 0; i < r->action_dim; i++) {
+        r->policy_action_dim = self->spec->action_dim;
+        for (int i = 0; i < r->policy_action_dim; i++)
             r->policy_action[i] = self->action[i];
+        r->action_dim = cmd.n;
+        for (int i = 0; i < cmd.n; i++)
             r->action[i] = (float)cmd.values[i];
-        }
         r->action_space = (int)self->space;
         r->reward = reward;
         r->discount = discount;
@@ -641,6 +778,9 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         r->time_unix_ns = time_unix_ns();
         r->inference_us = us(inference_ns);
         r->robot_state_seq = hs.seq;
+        r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
+                                             &r->teleop_seq);
+        r->shadow = (uint8_t)self->cfg->shadow;
         if (rc == 0 && cfg->log_robot_state) {
             logger_robot_state_t ls = {.n_joints = hs.n_joints,
                                        .gripper_position = hs.gripper_position,
@@ -667,7 +807,15 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
         }
     }
 
-    if (hold) {
+    if (self->cfg->shadow) {
+        /* no arm: remember what would have been sent */
+        if (!hold) {
+            remember_action(self, &cmd);
+        } else {
+            memset(self->prev_action, 0, sizeof self->prev_action);
+            self->have_prev_cmd = 0;
+        }
+    } else if (hold) {
         if (rc == 0 || self->state != LOOP_FAULT)
             hal_hold(self->d.hal);
         memset(self->prev_action, 0, sizeof self->prev_action);
@@ -682,10 +830,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping)
             set_state(self, LOOP_FAULT);
             hal_hold(self->d.hal);
         }
-        for (int i = 0; i < cmd.n && i < POLICY_MAX_ACTION; i++)
-            self->prev_action[i] = (float)cmd.values[i];
-        self->prev_cmd = cmd;
-        self->have_prev_cmd = 1;
+        remember_action(self, &cmd);
     }
     self->st.action_dim = cmd.n;
     for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)
@@ -706,7 +851,9 @@ static void publish_status(loop_t *self)
 static void *loop_thread(void *arg)
 {
     loop_t *self = arg;
-    int64_t next = time_mono_ns() + self->period_ns;
+    /* shadow mode polls for robot states every millisecond */
+    const int64_t period = self->cfg->shadow ? 1000000 : self->period_ns;
+    int64_t next = time_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
     publish_status(self);
@@ -718,28 +865,36 @@ static void *loop_thread(void *arg)
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
-        int64_t inference = tick(self, next, stop);
-        self->st.tick_count++;
+        int stepped;
+        int64_t inference = tick(self, next, stop, &stepped);
+        if (stepped)
+            self->st.tick_count++;
         if (self->watchdog_interval_ns > 0 && wake - last_ping >= self->watchdog_interval_ns &&
             atomic_load_explicit(&self->watchdog_armed, memory_order_relaxed)) {
             notify_send(self->notify_fd, "WATCHDOG=1");
             last_ping = wake;
         }
         int64_t end = time_mono_ns();
-        record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
-                      us(wake - next), inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
-                      us(end - wake));
-        last_wake = wake;
-        next += self->period_ns;
+        if (stepped) {
+            record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
+                          us(wake - next),
+                          inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
+                          us(end - wake));
+            last_wake = wake;
+        }
+        next += period;
         if (end > next) {
-            int64_t missed = (end - next) / self->period_ns + 1;
+            int64_t missed = (end - next) / period + 1;
             self->st.deadline_misses += (uint64_t)missed;
-            emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + self->period_ns / 1000,
+            emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + period / 1000,
                  (int64_t)self->st.deadline_misses);
-            next += missed * self->period_ns;
+            next += missed * period;
         }
         publish_status(self);
-        if (stopping_ticks >= 0) {
+        if (stopping_ticks >= 0 && (self->cfg->shadow || !self->d.hal)) {
+            if (!self->in_episode || ++stopping_ticks * period >= 1000000000LL)
+                break;
+        } else if (stopping_ticks >= 0) {
             /* hold until the arm is still (or 1 s), then leave */
             hal_state_t hs;
             int still = 1;

@@ -8,6 +8,11 @@
  * touches a socket that can block: it talks to other threads through the
  * command queue, the event ring and the status triple buffer below.
  *
+ * Shadow mode ([pacd] mode = shadow): there is no arm. The loop polls every
+ * millisecond and makes one step per robot state that arrives on the state
+ * socket (e.g. from pacd-replay): the policy runs, the safety filter runs,
+ * the teleoperator's action is logged next to the policy's, nothing is sent.
+ *
  * Threading: loop_new/loop_destroy/loop_start/loop_stop are init-only (main
  * thread). loop_submit/loop_wait_result/loop_status/loop_pop_event/loop_timings
  * belong to the service thread (single consumer). Nothing here may be called
@@ -49,6 +54,7 @@ typedef struct {
     loop_cmd_type_t type;
     uint64_t seq;
     uint64_t max_steps;                 /* START_EPISODE: 0 = config */
+    int task_id;                        /* START_EPISODE: -1 = config */
     int is_terminal;                    /* END_EPISODE */
     int has_final_reward;
     float final_reward;
@@ -114,7 +120,8 @@ typedef struct {
 typedef struct {
     const config_t *cfg;
     policy_t *policy;
-    hal_t *hal;
+    const hal_robot_t *robot;   /* the arm's description */
+    hal_t *hal;                 /* NULL in shadow mode (cfg->shadow): no arm */
     ingest_t *ingest;
     logger_t *logger;
     const char *checkpoint_sha256;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
@@ -18,10 +19,6 @@
 #include "pacd_service.h"
 #include "policy.h"
 
-/* OpenBLAS reports its build and kernel; declared here so pacd does not
- * depend on OpenBLAS's own header layout. */
-extern char *openblas_get_config(void);
-extern char *openblas_get_corename(void);
 
 static void usage(FILE *f)
 {
@@ -30,6 +27,18 @@ static void usage(FILE *f)
             "       pacd --check-config FILE  validate the config and its checkpoint, then exit\n"
             "       pacd --version\n"
             "Config keys: deploy/pacd.conf. Protocol: docs/protocol.md.\n");
+}
+
+/* The endpoint a local publisher connects to for a socket pacd binds:
+ * a wildcard TCP address (star or 0.0.0.0) becomes 127.0.0.1; others unchanged. */
+static void connect_endpoint(const char *bind, char *out, size_t n)
+{
+    if (!strncmp(bind, "tcp://*:", 8))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 8);
+    else if (!strncmp(bind, "tcp://0.0.0.0:", 14))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 14);
+    else
+        snprintf(out, n, "%s", bind);
 }
 
 /* Load the config and the checkpoint and check that they fit the robot. */
@@ -44,13 +53,16 @@ static int load_checked(const char *path, config_t *cfg, policy_t **policy,
                  cfg->robot);
         return -EINVAL;
     }
-    policy_options_t po = {.threads = cfg->policy_threads};
+    policy_options_t po = {.threads = cfg->policy_threads,
+                           .sample = cfg->policy_sample,
+                           .temperature = (float)cfg->policy_temperature,
+                           .seed = cfg->policy_seed};
     *policy = policy_load(cfg->checkpoint, &po, err, errlen);
     if (!*policy)
         return -EINVAL;
     /* plan the loop against a HAL stand-in: checks fields, cameras, action */
     hal_t probe = {.robot = *robot};
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .hal = &probe,
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe,
                       .checkpoint_sha256 = policy_spec(*policy)->sha256};
     loop_t *l = loop_new(&ld, err, errlen);
     if (!l)
@@ -77,7 +89,7 @@ int main(int argc, char **argv)
             config_path = optarg;
             check_only = 1;
             break;
-        case 'V': printf("pacd %s\n", PACD_VERSION); return 0;
+        case 'V': printf("pacd %s (backends: %s)\n", PACD_VERSION, hal_backend_names()); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -89,6 +101,32 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IOLBF, 0);
 
     char err[1024] = "";
+    /* [policy] blas_coretype: OpenBLAS picks its kernel when the library loads,
+     * so a different one needs a fresh start of this program with the
+     * variable set (same pid: systemd sees nothing). */
+    {
+        config_t pre;
+        if (config_load(&pre, config_path, err, sizeof err) == 0) {
+            const char *have = getenv("OPENBLAS_CORETYPE");
+            if (pre.blas_coretype[0] && (!have || strcmp(have, pre.blas_coretype))) {
+                setenv("OPENBLAS_CORETYPE", pre.blas_coretype, 1);
+                config_free(&pre);
+                execv("/proc/self/exe", argv);
+                fprintf(stderr, SD_ERR "pacd: cannot restart with OPENBLAS_CORETYPE=%s: %s\n",
+                        getenv("OPENBLAS_CORETYPE"), strerror(errno));
+                return 1;
+            }
+            config_free(&pre);
+        }
+        err[0] = '\0'; /* a bad config is reported below */
+    }
+    /* BLAS first: a kernel that computes wrong results must not drive an arm */
+    char blas[512];
+    if (policy_blas_selfcheck(blas, sizeof blas) != 0) {
+        fprintf(stderr, SD_ERR "pacd: %s\n", blas);
+        return 1;
+    }
+    fprintf(stderr, SD_INFO "pacd: %s\n", blas);
     config_t cfg;
     policy_t *policy = NULL;
     const hal_robot_t *robot = NULL;
@@ -112,8 +150,6 @@ int main(int argc, char **argv)
     fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
             "%.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, cfg.rate_hz);
-    fprintf(stderr, SD_INFO "pacd: BLAS: %s; kernel %s\n", openblas_get_config(),
-            openblas_get_corename());
 
     /* SIGTERM/SIGINT are taken by sigwait in this thread only */
     sigset_t sigs;
@@ -133,10 +169,34 @@ int main(int argc, char **argv)
     ingest_t *ingest = NULL;
     loop_t *loop = NULL;
     service_t *service = NULL;
-    hal_options_t ho = {.backend = cfg.backend, .sim_rate_hz = cfg.sim_rate_hz};
-    hal = hal_new(robot, &ho, err, sizeof err);
-    if (!hal)
+    /* the mujoco backend publishes like real drivers do: to pacd's own sockets */
+    char camera_ep[CONFIG_PATH + 16], state_ep[CONFIG_PATH + 16];
+    connect_endpoint(cfg.camera_bind, camera_ep, sizeof camera_ep);
+    connect_endpoint(cfg.state_bind, state_ep, sizeof state_ep);
+    int cam_w = cfg.n_cameras ? cfg.cameras[0].width : 0;
+    int cam_h = cfg.n_cameras ? cfg.cameras[0].height : 0;
+    hal_options_t ho = {
+        .backend = cfg.backend,
+        .sim_rate_hz = cfg.sim_rate_hz,
+        .scene = cfg.scene[0] ? cfg.scene : NULL,
+        .cameras = cfg.render_cameras,
+        .camera_width = cam_w,
+        .camera_height = cam_h,
+        .camera_endpoint = camera_ep[0] && cfg.render_cameras[0] ? camera_ep : NULL,
+        .state_endpoint = state_ep[0] && cfg.publish_state ? state_ep : NULL,
+        .seed = cfg.sim_seed,
+        .render_rate_hz = cfg.rate_hz,
+        .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
+    };
+    if (!cfg.shadow) {
+        hal = hal_new(robot, &ho, err, sizeof err);
+        if (!hal)
+            goto out;
+    } else if (!cfg.state_bind[0]) {
+        snprintf(err, sizeof err, "%s: [pacd] mode = shadow needs [ingest] state_bind: the robot "
+                 "state comes from there", config_path);
         goto out;
+    }
     logger_config_t lc = {
         .directory = cfg.log_directory,
         .ring_steps = (size_t)cfg.log_ring_steps,
@@ -157,7 +217,7 @@ int main(int argc, char **argv)
     ingest = ingest_new(&cfg, zctx, robot->n_joints, err, sizeof err);
     if (!ingest)
         goto out;
-    loop_deps_t ld = {.cfg = &cfg, .policy = policy, .hal = hal, .ingest = ingest,
+    loop_deps_t ld = {.cfg = &cfg, .policy = policy, .robot = robot, .hal = hal, .ingest = ingest,
                       .logger = logger, .checkpoint_sha256 = spec->sha256};
     loop = loop_new(&ld, err, sizeof err);
     if (!loop)
@@ -170,7 +230,7 @@ int main(int argc, char **argv)
         snprintf(err, sizeof err, "cannot start the control loop thread: %s", strerror(-e));
         goto out;
     }
-    service_deps_t sd = {.cfg = &cfg, .loop = loop, .ingest = ingest, .logger = logger,
+    service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
                          .zmq_ctx = zctx, .robot = robot->name,
                          .checkpoint_sha256 = spec->sha256};
     service = service_new(&sd, err, sizeof err);

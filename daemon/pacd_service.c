@@ -111,6 +111,15 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->frames_dropped = is.frames_malformed + is.frames_oversized + is.frames_misshaped;
     t->peers_disconnected = is.peers_disconnected;
     t->frames_resized = is.frames_resized;
+    t->teleop_actions_received = is.teleop_actions_received;
+    hal_counters_t hc;
+    if (self->d.hal && hal_counters(self->d.hal, &hc) == 0) {
+        t->hal_watchdog_holds = hc.watchdog_holds;
+        t->hal_limit_stops = hc.limit_stops;
+        t->hal_overruns = hc.overruns;
+        t->hal_bad_commands = hc.bad_commands;
+    }
+    t->mode = self->d.cfg->shadow ? "shadow" : "control";
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;
     t->log_steps_dropped = tm->ls.steps_dropped;
@@ -123,7 +132,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->last_action = st->last_action;
     t->time_unix_ns = time_unix_ns();
     t->robot = (char *)self->d.robot;
-    t->backend = (char *)self->d.cfg->backend;
+    t->backend = self->d.cfg->shadow ? "shadow" : (char *)self->d.cfg->backend;
     t->checkpoint_sha256 = (char *)self->d.checkpoint_sha256;
     t->log_path = tm->ls.current_path[0] ? tm->ls.current_path : tm->ls.last_path;
     t->has_q_value = st->has_q_value;
@@ -158,8 +167,9 @@ static void publish_telemetry(service_t *self)
     }
 }
 
-static void print_event(const loop_event_t *ev)
+static void print_event(const service_t *self, const loop_event_t *ev)
 {
+    const config_t *cfg = self->d.cfg;
     switch (ev->code) {
     case LOOP_EV_STATE:
         fprintf(stderr, SD_NOTICE "pacd: state %s -> %s\n", state_name((loop_state_t)ev->a),
@@ -177,9 +187,13 @@ static void print_event(const loop_event_t *ev)
         if (ev->a == -1)
             fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
                     (long long)ev->b);
-        else if (ev->a >= 0)
-            fprintf(stderr, SD_WARNING "pacd: camera #%lld frame is stale (%lld us old, or "
-                    "none yet): holding the arm\n", (long long)ev->a, (long long)ev->b);
+        else if (ev->a >= 0 && ev->a < cfg->n_cameras && ev->b < 0)
+            fprintf(stderr, SD_WARNING "pacd: camera '%s' has sent no frame yet: holding the "
+                    "arm\n", cfg->cameras[ev->a].name);
+        else if (ev->a >= 0 && ev->a < cfg->n_cameras)
+            fprintf(stderr, SD_WARNING "pacd: camera '%s' is stale (newest frame %lld ms old, "
+                    "max_age_ms %d): holding the arm\n", cfg->cameras[ev->a].name,
+                    (long long)ev->b / 1000, cfg->cameras[ev->a].max_age_ms);
         else
             fprintf(stderr, SD_WARNING "pacd: inputs are stale: holding the arm\n");
         break;
@@ -226,6 +240,12 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
         lc.max_steps = c->max_steps;
+        lc.task_id = c->has_task_id ? c->task_id : -1;
+        if (c->has_task_id && c->task_id < 0) {
+            snprintf(error, errlen, "task_id must be >= 0");
+            r->ok = 0;
+            return;
+        }
         make_episode_id(self, lc.episode_id);
         break;
     case PACD__V1__COMMAND__TYPE__END_EPISODE:
@@ -243,6 +263,23 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
                  "end_episode, hold, resume, estop or clear_estop", (int)c->type);
         r->ok = 0;
         return;
+    }
+    if (lc.type == LOOP_CMD_START_EPISODE && self->d.cfg->reset_on_start && self->d.hal) {
+        /* reset only from IDLE: the loop holds the arm there and commands nothing */
+        loop_status_t st;
+        loop_status(self->d.loop, &st);
+        if (st.state != LOOP_IDLE) {
+            snprintf(error, errlen, "start_episode: pacd is %s; an episode starts from idle "
+                     "(end_episode or clear_estop first)", state_name(st.state));
+            r->ok = 0;
+            return;
+        }
+        int rc = hal_reset(self->d.hal);
+        if (rc != 0 && rc != -ENOTSUP) {
+            snprintf(error, errlen, "start_episode: resetting the arm failed: %s", strerror(-rc));
+            r->ok = 0;
+            return;
+        }
     }
     if (loop_submit(self->d.loop, &lc) != 0) {
         snprintf(error, errlen, "the control loop's command queue is full; retry");
@@ -329,7 +366,7 @@ static void drain_events(service_t *self)
 {
     loop_event_t ev;
     while (loop_pop_event(self->d.loop, &ev))
-        print_event(&ev);
+        print_event(self, &ev);
 }
 
 static void *service_thread(void *arg)

@@ -24,6 +24,7 @@ typedef struct service service_t;
 typedef struct {
     const config_t *cfg;
     loop_t *loop;
+    hal_t *hal;                 /* NULL in shadow mode */
     ingest_t *ingest;
     logger_t *logger;
     void *zmq_ctx;

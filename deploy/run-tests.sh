@@ -1,6 +1,7 @@
 #!/bin/bash
-# The whole test suite: a normal build and an AddressSanitizer+UBSan build,
-# each running every unit test (cmocka) and integration test (pytest).
+# The whole test suite: a normal build, an AddressSanitizer+UBSan build and a
+# ThreadSanitizer build, each running every unit test (cmocka) and
+# integration test (pytest).
 #   usage: deploy/run-tests.sh        (run deploy/install-deps.sh first, as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,11 @@ meson test -C build --print-errorlogs --num-processes 2 || status=1
   -Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null
 ninja -C build-asan
 meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
+
+# ThreadSanitizer: libzmq's own lock-free internals are suppressed (tests/tsan.supp)
+[ -f build-tsan/build.ninja ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
+ninja -C build-tsan
+TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
+  meson test -C build-tsan --print-errorlogs --num-processes 2 || status=1
 
 exit $status

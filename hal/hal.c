@@ -219,3 +219,8 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
     return self ? -ENOTSUP : -EINVAL;
 }
 #endif
+
+const char *hal_backend_names(void)
+{
+    return HAL_BACKEND_NAMES;
+}

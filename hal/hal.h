@@ -339,4 +339,8 @@ int hal_cartesian_box(const hal_robot_t *robot, const hal_cartesian_config_t *co
  * scene). */
 int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward);
 
+/* The backends this build has, for --version and error messages, e.g.
+ * "sim, mujoco". Static string. RT-safe. */
+const char *hal_backend_names(void);
+
 #endif

@@ -25,7 +25,7 @@ struct policy {
     void *impl;
 };
 
-static const policy_arch_t *const archs[] = { &policy_arch_mlp };
+static const policy_arch_t *const archs[] = { &policy_arch_mlp, &policy_arch_pac };
 
 void policy_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -271,10 +271,12 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
         spec->action_space = POLICY_ACTION_JOINT_VELOCITY_GRIPPER;
     } else if (space && strcmp(space, "cartesian_velocity") == 0 && (d == 4 || d == 5)) {
         spec->action_space = POLICY_ACTION_CARTESIAN_VELOCITY;
+    } else if (space && strcmp(space, "cartesian_twist") == 0 && (d == 6 || d == 7)) {
+        spec->action_space = POLICY_ACTION_CARTESIAN_TWIST;
     } else {
         policy_errf(err, errlen, "%s: metadata 'pacd.action': space '%s' with dim %d is not "
                     "supported (joint_velocity, joint_velocity_gripper with dim >= 2, "
-                    "cartesian_velocity with dim 4 or 5)", path, space ? space : "(none)", d);
+                    "cartesian_velocity with dim 4 or 5, cartesian_twist with dim 6 or 7)", path, space ? space : "(none)", d);
         goto out;
     }
     if ((rc = parse_bounds(path, json_object_get(root, "low"), "low", d, spec->action_low,
@@ -371,7 +373,7 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
             self->arch = archs[i];
     if (!self->arch) {
         policy_errf(err, errlen, "%s: metadata 'pacd.architecture' is '%s', which this pacd "
-                    "does not run (known: mlp)", path, ckpt_metadata(ck, "pacd.architecture"));
+                    "does not run (known: mlp, pac)", path, ckpt_metadata(ck, "pacd.architecture"));
         goto fail;
     }
     policy_options_t defaults = { .threads = 1 };
@@ -415,4 +417,18 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
 size_t policy_arena_bytes(const policy_t *self)
 {
     return self ? self->arch->arena_bytes(self->impl) : 0;
+}
+
+int policy_logits(const policy_t *self, const float **logits, int *rows, int *cols)
+{
+    if (!self || !logits || !rows || !cols)
+        return -EINVAL;
+    if (!self->arch->logits)
+        return -ENOTSUP;
+    return self->arch->logits(self->impl, logits, rows, cols);
+}
+
+int policy_blas_selfcheck(char *report, size_t n)
+{
+    return nn_blas_selfcheck(report, n);
 }

@@ -47,6 +47,7 @@ typedef enum {
     POLICY_ACTION_JOINT_VELOCITY = 1,         /* rad/s, one per joint */
     POLICY_ACTION_JOINT_VELOCITY_GRIPPER = 2, /* rad/s per joint, then gripper [-1, 1] */
     POLICY_ACTION_CARTESIAN_VELOCITY = 3,     /* m/s x y z, rad/s about z [, gripper] */
+    POLICY_ACTION_CARTESIAN_TWIST = 4,        /* m/s x y z, rad/s x y z [, gripper] */
 } policy_action_space_t;
 
 typedef struct {
@@ -62,10 +63,26 @@ typedef struct {
     char robot[POLICY_MAX_NAME];           /* robot the checkpoint was trained for, "" = any */
     char sha256[65];                       /* hex digest of the whole checkpoint file */
     int has_critic;                        /* policy_step also reports Q (PAC critic) */
+    /* Task conditioning (pac): 0 none; 1 a task id in [0, task_count) from
+     * policy_observation_t.task_id; 2 a task vector of task_dim floats from
+     * policy_observation_t.task_vector. */
+    int task_kind;
+    int task_count;
+    int task_dim;
 } policy_spec_t;
 
 typedef struct {
     int threads;        /* BLAS threads, >= 1; 1 is the default */
+    /* Stochastic actions (pac only; the mlp ignores them). sample = 0 (the
+     * default) deploys the deterministic action (argmax bin / Gaussian mean).
+     * sample = 1 draws from the policy's distribution with the logits divided
+     * by `temperature` (categorical) or the standard deviation multiplied by
+     * it (Gaussian); temperature <= 0 means 1. The generator is seeded with
+     * `seed` at load (same seed, same observations: same actions) and is
+     * RT-safe (a counter-based PRNG in the policy, no allocation). */
+    int sample;
+    float temperature;
+    uint64_t seed;
 } policy_options_t;
 
 /* The observation for one step. `values` holds spec->obs_dim floats: every
@@ -75,6 +92,10 @@ typedef struct {
 typedef struct {
     const float *values;
     const uint8_t *const *images;
+    /* Task conditioning (spec->task_kind): the task id (kind 1, 0 by default)
+     * or task_dim floats (kind 2; NULL is an error then). Ignored otherwise. */
+    int task_id;
+    const float *task_vector;
 } policy_observation_t;
 
 /* Optional outputs of one step. */
@@ -113,5 +134,28 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
 
 /* Scratch arena size in bytes planned at load (for telemetry/benchmarks). */
 size_t policy_arena_bytes(const policy_t *self);
+
+/* The raw policy-head output of the last successful policy_step (pac only),
+ * for parity tests and debugging: *logits points at rows x cols floats,
+ * row-major, valid until the next policy_step or policy_destroy.
+ * Categorical head: rows = action_dim (one query per dimension) or 1 (one
+ * query, cols = action_dim * bins, dimension-major), cols = bins.
+ * Gaussian head: [action_dim, 2] (mean, log_std per dimension) or
+ * [1, 2 * action_dim] (all means, then all log_stds). See docs/checkpoint.md.
+ * RT-safe. Returns 0; -EINVAL on NULL arguments; -ENOTSUP for an architecture
+ * without logits (mlp); -ENODATA before the first successful step. */
+int policy_logits(const policy_t *self, const float **logits, int *rows, int *cols);
+
+/* Start-up check of the BLAS library: writes a one-line report into
+ * report[n] ("OpenBLAS 0.3.21 ... core Haswell, threads 1, sgemm self-check
+ * ok (max rel err 1e-7)") naming the library's config
+ * (openblas_get_config), its kernel family (openblas_get_corename) and the
+ * result of a small sgemm (row-major, NoTrans/Trans, 37 x 29 x 53, alpha and
+ * beta != 1) compared with a plain C double-precision reference.
+ * Returns 0 when the result agrees within 1e-4 relative; -EIO when it does
+ * not (the report then says which element differs and suggests unsetting
+ * OPENBLAS_CORETYPE or using another BLAS kernel); -ENOMEM. Init-only
+ * (allocates). report may be NULL when n is 0. */
+int policy_blas_selfcheck(char *report, size_t n);
 
 #endif

@@ -6,11 +6,19 @@
  *       read observations (rows of obs_dim float32, little-endian) from FILE
  *       or stdin, write one action row (action_dim float32) per observation
  *       to FILE or stdout.
+ *   Camera fields (pac): --images FILE holds one row per observation: every
+ *       image field's uint8 [H, W, 3] frame, in field order, concatenated.
+ *   --logits FILE writes each step's logits (policy_logits, float32 rows);
+ *   --q-values FILE each step's Q value (float32; NaN without a critic);
+ *   --task-id N / --task-vectors FILE (rows of task_dim float32) condition a
+ *   task; --sample [--temperature T] [--seed S] draw stochastic actions.
  * Exit status 0 on success, 1 on a load or I/O error (message on stderr),
  * 2 on a usage error. Used by tests/integration/test_policy_parity.py. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +34,13 @@ static void usage(FILE *out)
             "  --spec          print the checkpoint's observation/action spec as JSON\n"
             "  --input FILE    observations, float32 rows of obs_dim (default: stdin)\n"
             "  --output FILE   actions, float32 rows of action_dim (default: stdout)\n"
-            "  --threads N     BLAS threads (default 1)\n");
+            "  --threads N     BLAS threads (default 1)\n"
+            "  --images FILE   uint8 rows: every camera field's [H, W, 3] frame, field order\n"
+            "  --logits FILE   write each step's logits (float32 rows)\n"
+            "  --q-values FILE write each step's critic Q value (float32; NaN without critic)\n"
+            "  --task-id N     task id for task-embedding checkpoints (default 0)\n"
+            "  --task-vectors FILE  float32 rows of task_dim for task-vector checkpoints\n"
+            "  --sample        sample actions (--temperature T, default 1; --seed S)\n");
 }
 
 static const char *space_name(policy_action_space_t s)
@@ -35,6 +49,7 @@ static const char *space_name(policy_action_space_t s)
     case POLICY_ACTION_JOINT_VELOCITY: return "joint_velocity";
     case POLICY_ACTION_JOINT_VELOCITY_GRIPPER: return "joint_velocity_gripper";
     case POLICY_ACTION_CARTESIAN_VELOCITY: return "cartesian_velocity";
+    case POLICY_ACTION_CARTESIAN_TWIST: return "cartesian_twist";
     }
     return "?";
 }
@@ -68,6 +83,10 @@ static int print_spec(const policy_t *p)
         "space", space_name(s->action_space), "dim", s->action_dim, "low", low, "high", high));
     json_object_set_new(root, "arena_bytes", json_integer((json_int_t)policy_arena_bytes(p)));
     json_object_set_new(root, "blas_core", json_string(nn_blas_corename()));
+    json_object_set_new(root, "has_critic", json_boolean(s->has_critic));
+    json_object_set_new(root, "task_kind", json_integer(s->task_kind));
+    json_object_set_new(root, "task_count", json_integer(s->task_count));
+    json_object_set_new(root, "task_dim", json_integer(s->task_dim));
     int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     fputc('\n', stdout);
     json_decref(root);
@@ -82,10 +101,21 @@ int main(int argc, char **argv)
         { "output", required_argument, NULL, 'o' },
         { "threads", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
+        { "images", required_argument, NULL, 'I' },
+        { "logits", required_argument, NULL, 'L' },
+        { "q-values", required_argument, NULL, 'Q' },
+        { "task-id", required_argument, NULL, 'T' },
+        { "task-vectors", required_argument, NULL, 'V' },
+        { "sample", no_argument, NULL, 'S' },
+        { "temperature", required_argument, NULL, 'E' },
+        { "seed", required_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
-    int spec = 0, threads = 1;
-    const char *in_path = NULL, *out_path = NULL;
+    int spec = 0, threads = 1, sample = 0, task_id = 0;
+    float temperature = 1.0f;
+    unsigned long long seed = 0;
+    const char *in_path = NULL, *out_path = NULL, *img_path = NULL, *log_path = NULL;
+    const char *q_path = NULL, *tv_path = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "si:o:t:h", opts, NULL)) != -1) {
         switch (c) {
@@ -99,6 +129,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'I': img_path = optarg; break;
+        case 'L': log_path = optarg; break;
+        case 'Q': q_path = optarg; break;
+        case 'T': task_id = atoi(optarg); break;
+        case 'V': tv_path = optarg; break;
+        case 'S': sample = 1; break;
+        case 'E': temperature = strtof(optarg, NULL); break;
+        case 'D': seed = strtoull(optarg, NULL, 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -108,7 +146,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[512];
-    policy_options_t options = { .threads = threads };
+    policy_options_t options = { .threads = threads, .sample = sample,
+                                 .temperature = temperature, .seed = seed };
     policy_t *p = policy_load(argv[optind], &options, err, sizeof err);
     if (!p) {
         fprintf(stderr, "pacd-policy-eval: %s\n", err);
@@ -121,30 +160,60 @@ int main(int argc, char **argv)
         return status;
     }
     const policy_spec_t *s = policy_spec(p);
-    if (s->n_images > 0) {
-        fprintf(stderr, "pacd-policy-eval: the checkpoint takes camera fields; this tool feeds "
-                "only the float observation vector\n");
+    if (s->n_images > 0 && !img_path) {
+        fprintf(stderr, "pacd-policy-eval: the checkpoint takes %d camera field(s): give their "
+                "frames with --images FILE\n", s->n_images);
         policy_destroy(&p);
         return 1;
     }
+    if (s->task_kind == 2 && !tv_path) {
+        fprintf(stderr, "pacd-policy-eval: the checkpoint takes a task vector of %d floats: "
+                "give rows with --task-vectors FILE\n", s->task_dim);
+        policy_destroy(&p);
+        return 1;
+    }
+    size_t img_row = 0;
+    for (int i = 0; i < s->n_fields; i++)
+        if (s->fields[i].is_image)
+            img_row += (size_t)s->fields[i].size;
     FILE *in = in_path && strcmp(in_path, "-") ? fopen(in_path, "rb") : stdin;
     FILE *out = out_path && strcmp(out_path, "-") ? fopen(out_path, "wb") : stdout;
-    if (!in || !out) {
+    FILE *imf = img_path ? fopen(img_path, "rb") : NULL;
+    FILE *lf = log_path ? fopen(log_path, "wb") : NULL;
+    FILE *qf = q_path ? fopen(q_path, "wb") : NULL;
+    FILE *tvf = tv_path ? fopen(tv_path, "rb") : NULL;
+    float *obs = calloc((size_t)s->obs_dim + 1, sizeof(float));
+    uint8_t *img = calloc(img_row + 1, 1);
+    float *tv = calloc((size_t)s->task_dim + 1, sizeof(float));
+    if (!in || !out || (img_path && !imf) || (log_path && !lf) || (q_path && !qf) ||
+        (tv_path && !tvf)) {
         fprintf(stderr, "pacd-policy-eval: cannot open %s: %s\n",
-                !in ? in_path : out_path, strerror(errno));
+                !in ? in_path : !out ? out_path : (img_path && !imf) ? img_path
+                : (log_path && !lf) ? log_path : (q_path && !qf) ? q_path : tv_path,
+                strerror(errno));
         status = 1;
         goto done;
     }
-    float *obs = calloc((size_t)s->obs_dim, sizeof(float));
     float action[POLICY_MAX_ACTION];
-    if (!obs) {
+    if (!obs || !img || !tv) {
         status = 1;
         goto done;
     }
-    policy_observation_t o = { .values = obs, .images = NULL };
+    const uint8_t *imgs[POLICY_MAX_FIELDS];
+    {
+        size_t off = 0;
+        int k = 0;
+        for (int i = 0; i < s->n_fields; i++)
+            if (s->fields[i].is_image) {
+                imgs[k++] = img + off;
+                off += (size_t)s->fields[i].size;
+            }
+    }
+    policy_observation_t o = { .values = obs, .images = imgs, .task_id = task_id,
+                               .task_vector = tv };
     for (long row = 0;; row++) {
-        size_t got = fread(obs, sizeof(float), (size_t)s->obs_dim, in);
-        if (got == 0 && feof(in))
+        size_t got = s->obs_dim ? fread(obs, sizeof(float), (size_t)s->obs_dim, in) : 0;
+        if (s->obs_dim && got == 0 && feof(in))
             break;
         if (got != (size_t)s->obs_dim) {
             fprintf(stderr, "pacd-policy-eval: observation row %ld is short (%zu of %d floats)\n",
@@ -152,7 +221,26 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-        int rc = policy_step(p, &o, action, NULL);
+        if (imf) {
+            size_t gi = fread(img, 1, img_row, imf);
+            if (!s->obs_dim && gi == 0 && feof(imf))
+                break;
+            if (gi != img_row) {
+                fprintf(stderr, "pacd-policy-eval: image row %ld is short (%zu of %zu bytes)\n",
+                        row, gi, img_row);
+                status = 1;
+                break;
+            }
+        } else if (!s->obs_dim) {
+            break;
+        }
+        if (tvf && fread(tv, sizeof(float), (size_t)s->task_dim, tvf) != (size_t)s->task_dim) {
+            fprintf(stderr, "pacd-policy-eval: task vector row %ld is short\n", row);
+            status = 1;
+            break;
+        }
+        policy_extra_t extra = { 0 };
+        int rc = policy_step(p, &o, action, &extra);
         if (rc != 0) {
             fprintf(stderr, "pacd-policy-eval: row %ld: policy_step failed: %s\n", row,
                     rc == -EDOM ? "observation holds NaN or Inf" : strerror(-rc));
@@ -164,9 +252,29 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
+        if (lf) {
+            const float *l;
+            int r, c;
+            if (policy_logits(p, &l, &r, &c) == 0)
+                fwrite(l, sizeof(float), (size_t)r * (size_t)c, lf);
+        }
+        if (qf) {
+            float q = extra.has_q_value ? extra.q_value : NAN;
+            fwrite(&q, sizeof(float), 1, qf);
+        }
     }
-    free(obs);
 done:
+    free(obs);
+    free(img);
+    free(tv);
+    if (imf)
+        fclose(imf);
+    if (tvf)
+        fclose(tvf);
+    if (lf && fclose(lf) != 0)
+        status = 1;
+    if (qf && fclose(qf) != 0)
+        status = 1;
     if (in && in != stdin)
         fclose(in);
     if (out && out != stdout && fclose(out) != 0)

@@ -8,23 +8,28 @@
 #include "policy.h"
 #include "policy_ckpt.h"
 
-/* Driver table of one architecture. Every entry is required. */
+/* Driver table of one architecture. Every entry is required unless marked
+ * optional. */
 typedef struct {
     const char *name;   /* value of "pacd.architecture" */
     /* Build the model from the checkpoint. `spec` is already filled from the
-     * common metadata; the loader may check it further. Init-only.
+     * common metadata; the loader may check it further and fills the
+     * architecture's own fields (has_critic, task_*). Init-only.
      * Returns 0 and *impl_out (caller owns, free with destroy) or a negative
      * errno with a message in err naming the file and tensor/key. */
-    int (*load)(ckpt_t *ck, const policy_spec_t *spec, const policy_options_t *options,
+    int (*load)(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
                 void **impl_out, char *err, size_t errlen);
     /* One step; the arguments are already checked non-NULL. RT-safe. */
     int (*step)(void *impl, const policy_observation_t *obs, float *action,
                 policy_extra_t *extra);
     size_t (*arena_bytes)(const void *impl);
     void (*destroy)(void **impl_p);
+    /* Optional (NULL: -ENOTSUP): the last step's logits, see policy_logits. */
+    int (*logits)(const void *impl, const float **logits, int *rows, int *cols);
 } policy_arch_t;
 
 extern const policy_arch_t policy_arch_mlp;
+extern const policy_arch_t policy_arch_pac;
 
 /* snprintf into err (errlen bytes; nothing when err is NULL or errlen 0). */
 void policy_errf(char *err, size_t errlen, const char *fmt, ...)

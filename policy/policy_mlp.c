@@ -120,7 +120,7 @@ out:
     return rc;
 }
 
-static int mlp_load(ckpt_t *ck, const policy_spec_t *spec, const policy_options_t *options,
+static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
                     void **impl_out, char *err, size_t errlen)
 {
     (void)options;

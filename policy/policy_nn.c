@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,4 +222,207 @@ void nn_softmax(float *x, int n, int d)
         for (int i = 0; i < d; i++)
             xr[i] *= inv;
     }
+}
+
+void nn_linear_acc(const float *x, int n, int in, const float *w, const float *b,
+                   int out, float *y)
+{
+    if (n <= 0 || out <= 0)
+        return;
+    if (b)
+        for (int r = 0; r < n; r++) {
+            float *yr = y + (size_t)r * out;
+            for (int o = 0; o < out; o++)
+                yr[o] += b[o];
+        }
+    if (in <= 0)
+        return;
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 1.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in,
+                    w, in, 1.0f, y, out);
+}
+
+static inline __attribute__((always_inline)) float erf_approx(float a)
+{
+    float x = a < -4.0f ? -4.0f : a > 4.0f ? 4.0f : a;
+    float x2 = x * x;
+    /* odd numerator, even denominator (Eigen generic_fast_erf_float) */
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * x;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return p / q;
+}
+
+float nn_erf(float x)
+{
+    return erf_approx(x);
+}
+
+/* Hot elementwise loop, compiled for AVX-512, AVX2 and the baseline and
+ * picked per call from the CPU's features, so one binary runs anywhere.
+ * (Not an ifunc: resolvers run before sanitizer runtimes are up.) */
+static inline __attribute__((always_inline)) void gelu_loop(float *x, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + erf_approx(v * (float)M_SQRT1_2));
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static void gelu_avx512(float *x, size_t count)
+{
+    gelu_loop(x, count);
+}
+
+__attribute__((target("avx2"))) static void gelu_avx2(float *x, size_t count)
+{
+    gelu_loop(x, count);
+}
+#endif
+
+void nn_gelu(float *x, size_t count)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) {
+        gelu_avx512(x, count);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        gelu_avx2(x, count);
+        return;
+    }
+#endif
+    gelu_loop(x, count);
+}
+
+void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gamma,
+                      const float *beta, float eps, nn_act_t act, float *y)
+{
+    if (p <= 0 || c <= 0 || groups <= 0 || c % groups)
+        return;
+    int cg = c / groups;
+    double inv_n = 1.0 / ((double)p * cg);
+    for (int g = 0; g < groups; g++) {
+        int c0 = g * cg;
+        double sum = 0.0;
+        for (int i = 0; i < p; i++) {
+            const float *xr = x + (size_t)i * c + c0;
+            float s = 0.0f;
+            for (int j = 0; j < cg; j++)
+                s += xr[j];
+            sum += s;
+        }
+        double mean = sum * inv_n;
+        double var = 0.0;
+        float mf = (float)mean;
+        for (int i = 0; i < p; i++) {
+            const float *xr = x + (size_t)i * c + c0;
+            float s = 0.0f;
+            for (int j = 0; j < cg; j++) {
+                float d = xr[j] - mf;
+                s += d * d;
+            }
+            var += s;
+        }
+        var *= inv_n;
+        float inv = (float)(1.0 / sqrt(var + (double)eps));
+        for (int i = 0; i < p; i++) {
+            const float *xr = x + (size_t)i * c + c0;
+            float *yr = y + (size_t)i * c + c0;
+            for (int j = 0; j < cg; j++) {
+                float v = (xr[j] - mf) * inv * gamma[c0 + j] + beta[c0 + j];
+                if (act == NN_ACT_RELU)
+                    v = v > 0.0f ? v : 0.0f;
+                yr[j] = v;
+            }
+        }
+    }
+    if (act == NN_ACT_GELU)
+        nn_gelu(y, (size_t)p * c);
+    else if (act == NN_ACT_TANH)
+        nn_activation(act, y, (size_t)p * c);
+}
+
+int nn_blas_selfcheck(char *report, size_t n)
+{
+    enum { M = 37, N = 29, K = 53 };
+    const float alpha = 0.75f, beta = -0.5f;
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K);
+    float *c = malloc(sizeof(float) * M * N);
+    double *ref = malloc(sizeof(double) * M * N);
+    int rc = 0;
+    if (!a || !b || !c || !ref) {
+        if (report && n)
+            snprintf(report, n, "BLAS self-check: out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* deterministic values in [-1, 1] with a full range of mantissas */
+    uint32_t s = 12345u;
+    for (int i = 0; i < M * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        a[i] = (float)((double)(s >> 8) / 8388608.0 - 1.0);
+    }
+    for (int i = 0; i < N * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        b[i] = (float)((double)(s >> 8) / 8388608.0 - 1.0);
+    }
+    for (int i = 0; i < M * N; i++) {
+        s = s * 1664525u + 1013904223u;
+        c[i] = (float)((double)(s >> 8) / 8388608.0 - 1.0);
+        ref[i] = beta * (double)c[i];
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++)
+                acc += (double)a[i * K + k] * b[j * K + k];
+            ref[i * N + j] += alpha * acc;
+        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, K, b, K, beta,
+                c, N);
+    double worst = 0.0;
+    int wi = 0;
+    for (int i = 0; i < M * N; i++) {
+        double err = fabs((double)c[i] - ref[i]) / (fabs(ref[i]) + 1.0);
+        if (!(err <= worst)) {   /* NaN counts as worst */
+            worst = err;
+            wi = i;
+            if (isnan(err))
+                break;
+        }
+    }
+    const char *cfg = openblas_get_config();
+    if (!(worst <= 1e-4)) {
+        if (report && n)
+            snprintf(report, n, "BLAS self-check FAILED: %s, core %s, threads %d: sgemm "
+                     "element [%d, %d] is %g, expected %g; this BLAS kernel computes wrong "
+                     "results on this CPU: unset OPENBLAS_CORETYPE or select another kernel",
+                     cfg ? cfg : "unknown BLAS", nn_blas_corename(),
+                     openblas_get_num_threads(), wi / N, wi % N, (double)c[wi], ref[wi]);
+        rc = -EIO;
+    } else if (report && n) {
+        snprintf(report, n, "BLAS %s, core %s, threads %d, sgemm self-check ok (max rel err "
+                 "%.1e)", cfg ? cfg : "unknown", nn_blas_corename(),
+                 openblas_get_num_threads(), worst);
+    }
+out:
+    free(a);
+    free(b);
+    free(c);
+    free(ref);
+    return rc;
 }

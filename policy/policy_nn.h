@@ -95,4 +95,31 @@ void nn_layernorm(const float *x, int n, int d, const float *gamma, const float 
 /* Row-wise softmax of x[n, d] in place (max-subtracted, so stable). RT-safe. */
 void nn_softmax(float *x, int n, int d);
 
+/* y[n, out] += x[n, in] W[out, in]^T + b[out] (b may be NULL): a linear layer
+ * added onto what y holds (residual connections). x and y must not overlap.
+ * RT-safe. */
+void nn_linear_acc(const float *x, int n, int in, const float *w, const float *b,
+                   int out, float *y);
+
+/* GELU (exact erf form, PyTorch nn.GELU() default) of x[0..count) in place,
+ * with erf from a rational approximation accurate to about 2 ulp in float
+ * (monomial coefficients as Eigen's generic_fast_erf_float; inputs clamped to
+ * [-4, 4], where erf is +-1 in float). Vectorisable; RT-safe. */
+void nn_gelu(float *x, size_t count);
+
+/* erf(x) by the approximation nn_gelu uses (exposed for its unit test). */
+float nn_erf(float x);
+
+/* GroupNorm of a channels-last feature map x[p, c] (p positions, c
+ * channels) into y (may alias x), as PyTorch nn.GroupNorm over NCHW: the c
+ * channels form `groups` consecutive groups of c / groups channels; each
+ * group is normalised over all positions and its channels (biased variance,
+ * eps), then y = xhat * gamma[ch] + beta[ch], then `act` (identity, relu,
+ * gelu). groups must divide c. RT-safe. */
+void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gamma,
+                      const float *beta, float eps, nn_act_t act, float *y);
+
+/* BLAS self-check (see policy_blas_selfcheck in policy.h). Init-only. */
+int nn_blas_selfcheck(char *report, size_t n);
+
 #endif

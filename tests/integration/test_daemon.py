@@ -54,6 +54,8 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
     assert 30000 < last.period.p50_us < 80000, last.period
     assert last.period.max_us >= last.period.p99_us >= last.period.p50_us
     assert len(last.last_action) == 7
+    # the loop feeds the backend every tick: the sim's 0.2 s command watchdog never fires
+    assert last.hal_watchdog_holds == 0 and last.hal_bad_commands == 0
 
 
 def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
@@ -95,6 +97,23 @@ def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
     assert {f["data"]["length"] for f in frames} == {128 * 128 * 3}
     meta = {m["name"]: m["metadata"] for m in doc["metadata"]}
     assert meta["pacd"]["robot"] == "panda"
+
+
+def test_reset_on_start_returns_the_arm_home(daemon):
+    d = daemon(extra="[episode]\nreset_on_start = true\n")
+    feed = FrameFeeder(d.camera())
+    for _ in range(2):
+        d.client.start_episode(max_steps=20)
+        d.wait_for(lambda s: s.state == pb.IDLE and s.step == 20, feed=feed, what="20 steps")
+    d.stop()
+    logs = d.logs()
+    assert len(logs) == 2
+    first = [cat_steps(p) for p in logs]
+    home = [0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853]  # menagerie Panda keyframe "home"
+    for steps in first:
+        assert steps[0]["observation"]["joint_positions"] == pytest.approx(home, abs=1e-3)
+        # and the policy moved it during the episode
+        assert max(abs(a - b) for a, b in zip(steps[-1]["observation"]["joint_positions"], home)) > 0.01
 
 
 def test_stale_camera_holds_the_arm(daemon):
@@ -196,6 +215,41 @@ def test_frames_of_another_size_are_resized_when_asked(daemon):
     want = sum(small)
     # RGB8 frames: the 2x2 blocks come back (libswscale may round each byte by 1)
     assert abs(frames[0]["data"]["sum"] - want) <= 128 * 128 * 3
+
+
+def test_shadow_mode_one_step_per_state_with_the_teleoperator_action(daemon):
+    d = daemon(extra="[pacd]\nmode = shadow\n")
+    cam = d.camera()
+    sp = d.state_publisher()
+    time.sleep(0.3)
+    n = 30
+    d.client.start_episode(max_steps=n)
+    img = pacd_client.synthetic_image(128, 128, 0)
+    sent = []
+    for k in range(n):
+        q = [0.01 * k + 0.1 * j for j in range(7)]
+        a = [0.001 * k - 0.01 * j for j in range(7)]
+        cam.send(img)
+        act = pb.Action(space=pb.JOINT_VELOCITY, values=a, seq=1000 + k, time_unix_ns=time.time_ns())
+        sp.send_raw([b"teleop_action", act.SerializeToString()])
+        time.sleep(0.005)  # the state commits the step, after its frame and action
+        sp.send_state(q, [0.0] * 7)
+        sent.append((q, a))
+        time.sleep(0.045)
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == n, what="30 shadow steps")
+    assert st.backend == "shadow" and st.mode == "shadow"
+    assert st.teleop_actions_received == n
+    d.stop()
+    steps = cat_steps(d.logs()[0])
+    assert len(steps) == n
+    for s, (q, a) in zip(steps, sent):
+        assert s["observation"]["joint_positions"] == pytest.approx(q, abs=1e-6)
+        assert s["teleop_action"] == pytest.approx(a, abs=1e-6)
+        assert s["teleop_action_seq"] == 1000 + s["step"]
+        assert s["shadow"] is True
+        assert len(s["frames"]) == 1
+    assert any(abs(v) > 1e-4 for v in steps[5]["policy_action"])
+    assert steps[-1]["is_last"]
 
 
 def test_robot_state_and_reward_validation(daemon):
@@ -328,6 +382,14 @@ def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
     assert doc["footer"] is None  # never closed
     node_steps = [m["message"] for m in doc["messages"] if m["topic"] == "/pacd/step"]
     assert [int(m["step"]) for m in node_steps] == [s["step"] for s in steps]
+
+
+def test_blas_coretype_restarts_with_that_kernel_after_the_self_check(daemon):
+    # Prescott (SSE3) runs on every x86-64 OpenBLAS supports
+    d = daemon(extra="[policy]\nblas_coretype = Prescott\n")
+    assert d.client.status().state == pb.IDLE
+    err = d.stderr()
+    assert "core Prescott" in err and "sgemm self-check ok" in err, err
 
 
 def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoint):

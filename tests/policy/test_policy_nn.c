@@ -115,6 +115,56 @@ static void test_softmax(void **state)
     assert_float_equal(x[5], e * e / z, 1e-6);
 }
 
+/* nn_gelu's erf approximation against libm's erf in double, over [-6, 6] */
+static void test_erf_gelu(void **state)
+{
+    (void)state;
+    double worst = 0.0;
+    for (int i = -60000; i <= 60000; i++) {
+        float x = (float)i * 1e-4f;
+        double err = fabs((double)nn_erf(x) - erf((double)x));
+        worst = err > worst ? err : worst;
+    }
+    assert_true(worst < 1e-6);
+    float g[5] = { -3.0f, -1.0f, 0.0f, 0.5f, 4.0f };
+    nn_gelu(g, 5);
+    const double in[5] = { -3.0, -1.0, 0.0, 0.5, 4.0 };
+    for (int i = 0; i < 5; i++)
+        assert_true(fabs(g[i] - 0.5 * in[i] * (1.0 + erf(in[i] / sqrt(2.0)))) < 1e-6);
+}
+
+/* GroupNorm over channels-last [p, c] against a direct computation */
+static void test_groupnorm(void **state)
+{
+    (void)state;
+    enum { P = 5, C = 6, G = 3 };
+    float x[P * C], y[P * C], gamma[C], beta[C];
+    for (int i = 0; i < P * C; i++)
+        x[i] = sinf((float)i * 1.3f) * 3.0f + (float)(i % C);
+    for (int c = 0; c < C; c++) {
+        gamma[c] = 0.5f + (float)c;
+        beta[c] = (float)c - 2.0f;
+    }
+    nn_groupnorm_hwc(x, P, C, G, gamma, beta, 1e-5f, NN_ACT_RELU, y);
+    for (int g = 0; g < G; g++) {
+        double mean = 0, var = 0;
+        for (int p = 0; p < P; p++)
+            for (int c = g * 2; c < g * 2 + 2; c++)
+                mean += x[p * C + c];
+        mean /= P * 2;
+        for (int p = 0; p < P; p++)
+            for (int c = g * 2; c < g * 2 + 2; c++)
+                var += (x[p * C + c] - mean) * (x[p * C + c] - mean);
+        var /= P * 2;
+        for (int p = 0; p < P; p++)
+            for (int c = g * 2; c < g * 2 + 2; c++) {
+                double want = (x[p * C + c] - mean) / sqrt(var + 1e-5) * gamma[c] + beta[c];
+                want = want > 0 ? want : 0;
+                assert_true(fabs(y[p * C + c] - want) < 1e-4);
+            }
+    }
+}
+
 static void test_arena(void **state)
 {
     (void)state;
@@ -164,6 +214,8 @@ int main(void)
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_erf_gelu),
+        cmocka_unit_test(test_groupnorm),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_threads_and_core),
     };

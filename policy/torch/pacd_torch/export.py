@@ -39,7 +39,7 @@ def metadata_for(model, robot, observation, action, extra=None):
     meta = {
         "pacd.format": FORMAT,
         "pacd.format_version": str(FORMAT_VERSION),
-        "pacd.architecture": "mlp",
+        "pacd.architecture": getattr(model, "architecture", "mlp"),
         "pacd.robot": robot or "",
         "pacd.model": json.dumps(model.model_metadata()),
         "pacd.observation": json.dumps(observation),
@@ -62,7 +62,7 @@ def round_weights(model, dtype):
 
 
 def export(model, path, robot, observation, action, dtype="f32", extra_metadata=None):
-    """Write `model` (an MLPActor) as a pacd checkpoint at `path`.
+    """Write `model` (an MLPActor or pac.PACActor) as a pacd checkpoint at `path`.
     observation: list of {name, source, shape, history}; action: {space, dim,
     low, high}. dtype: f32, f16 or bf16 for the layer weights."""
     if dtype not in DTYPES:
@@ -85,13 +85,19 @@ def export(model, path, robot, observation, action, dtype="f32", extra_metadata=
 
 
 def load(path):
-    """Load a pacd mlp checkpoint into (MLPActor in float32, metadata dict)."""
+    """Load a pacd mlp or pac checkpoint into (model in float32, metadata dict)."""
     tensors, meta = safetensors.read(path)
-    if meta.get("pacd.architecture") != "mlp":
-        raise ValueError(f"{path}: not an mlp checkpoint")
+    arch = meta.get("pacd.architecture")
+    if arch not in ("mlp", "pac"):
+        raise ValueError(f"{path}: architecture {arch!r} is not mlp or pac")
     model_cfg = json.loads(meta["pacd.model"])
     action = json.loads(meta["pacd.action"])
     observation = json.loads(meta["pacd.observation"])
+    if arch == "pac":
+        from .pac import PACActor
+        model = PACActor(observation, action, model_cfg)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()})
+        return model, meta
     model = MLPActor(obs_dim_of(observation), action["dim"], model_cfg["hidden"],
                      model_cfg["activation"], model_cfg["head"], action["low"], action["high"])
     model.load_state_dict({k: v.float() for k, v in tensors.items()})

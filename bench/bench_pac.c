@@ -1,0 +1,173 @@
+/* bench_pac — time pacd's PAC policy_step at batch 1 (prints figures, asserts nothing).
+ *
+ *   bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS]
+ *
+ * OBS.bin: float32 rows of obs_dim; IMG.bin: uint8 rows holding every camera
+ * field's [H, W, 3] frame in field order (rows cycled). Prints one JSON line:
+ * {"engine": "pacd", "us_per_step": median, "p99_us", "corename", "blas",
+ *  "sgemm_gflops": an sgemm of 64 x 512 x 512 (the pac-m block shape) timed
+ *  in the same process} and, with PACD_BENCH_LOGITS=FILE, writes the logits
+ * of the first 4 rows there (for the driver's cross-engine check). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "policy.h"
+#include "policy_nn.h"
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *read_all(const char *path, long *bytes)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *bytes = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = *bytes > 0 ? malloc((size_t)*bytes) : NULL;
+    if (buf && fread(buf, 1, (size_t)*bytes, f) != (size_t)*bytes) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* GFLOP/s of a single-precision GEMM C[m, n] = A[m, k] B[n, k]^T, best of 5 runs */
+static double sgemm_gflops(int m, int n, int k)
+{
+    float *a = calloc((size_t)m * k, sizeof(float)), *b = calloc((size_t)n * k, sizeof(float));
+    float *c = calloc((size_t)m * n, sizeof(float));
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return 0.0;
+    }
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        b[i] = (float)(i % 7) * 0.01f;
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_us();
+        for (int i = 0; i < 20; i++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f,
+                        c, n);
+        double t = (now_us() - t0) / 20;
+        best = t < best ? t : best;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * m * n * k / best / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS]\n");
+        return 2;
+    }
+    int iters = argc > 4 ? atoi(argv[4]) : 200;
+    int threads = argc > 5 ? atoi(argv[5]) : 1;
+    if (iters < 1 || threads < 1) {
+        fprintf(stderr, "bench_pac: ITERS and THREADS must be >= 1\n");
+        return 2;
+    }
+    char err[512], blas[512];
+    int self_ok = policy_blas_selfcheck(blas, sizeof blas);
+    policy_options_t opt = { .threads = threads };
+    policy_t *p = policy_load(argv[1], &opt, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "bench_pac: %s\n", err);
+        return 1;
+    }
+    const policy_spec_t *s = policy_spec(p);
+    size_t img_row = 0;
+    for (int i = 0; i < s->n_fields; i++)
+        if (s->fields[i].is_image)
+            img_row += (size_t)s->fields[i].size;
+    long ob = 0, ib = 0;
+    float *obs = read_all(argv[2], &ob);
+    uint8_t *img = read_all(argv[3], &ib);
+    long rows = s->obs_dim ? ob / (long)(sizeof(float) * (size_t)s->obs_dim) : 1 << 20;
+    if (img_row)
+        rows = ib / (long)img_row < rows ? ib / (long)img_row : rows;
+    if (!obs || (img_row && !img) || rows < 1) {
+        fprintf(stderr, "bench_pac: cannot read rows of %d floats from %s and %zu bytes from %s\n",
+                s->obs_dim, argv[2], img_row, argv[3]);
+        free(obs);
+        free(img);
+        policy_destroy(&p);
+        return 1;
+    }
+    const uint8_t *frames[POLICY_MAX_FIELDS];
+    policy_observation_t o = { .images = frames };
+    float action[POLICY_MAX_ACTION];
+#define ROW(r)                                                                    \
+    do {                                                                          \
+        o.values = obs + (size_t)(r) * (size_t)s->obs_dim;                        \
+        size_t off = (size_t)(r) * img_row;                                       \
+        for (int f = 0, k = 0; f < s->n_fields; f++)                              \
+            if (s->fields[f].is_image) {                                          \
+                frames[k++] = img + off;                                          \
+                off += (size_t)s->fields[f].size;                                 \
+            }                                                                     \
+    } while (0)
+    const char *lpath = getenv("PACD_BENCH_LOGITS");
+    if (lpath) {
+        FILE *lf = fopen(lpath, "wb");
+        for (long r = 0; lf && r < rows && r < 4; r++) {
+            ROW(r);
+            const float *l;
+            int lr, lc;
+            if (policy_step(p, &o, action, NULL) == 0 && policy_logits(p, &l, &lr, &lc) == 0)
+                fwrite(l, sizeof(float), (size_t)lr * (size_t)lc, lf);
+        }
+        if (lf)
+            fclose(lf);
+    }
+    double *t = malloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < 20; i++) {
+        ROW(i % rows);
+        policy_step(p, &o, action, NULL);
+    }
+    for (int i = 0; i < iters; i++) {
+        ROW(i % rows);
+        double t0 = now_us();
+        policy_step(p, &o, action, NULL);
+        t[i] = now_us() - t0;
+    }
+    double sum = 0;
+    for (int i = 0; i < iters; i++)
+        sum += t[i];
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    double gf = sgemm_gflops(64, 512, 512);
+    printf("{\"engine\": \"pacd\", \"iters\": %d, \"threads\": %d, \"us_per_step\": %.3f, "
+           "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
+           "\"sgemm_gflops\": %.2f, \"blas_selfcheck\": %s}\n", iters, threads, t[iters / 2],
+           sum / iters, t[(size_t)(iters * 0.99)], policy_arena_bytes(p), nn_blas_corename(),
+           gf, self_ok == 0 ? "true" : "false");
+    free(t);
+    free(obs);
+    free(img);
+    policy_destroy(&p);
+    return 0;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# PAC benchmark driver: pac-s and pac-m at batch 1, one thread, same weights and
+# inputs: pacd's engine vs PyTorch (Debian python3-torch) vs ONNX Runtime
+# (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
+# GFLOP/s each engine reaches and, as the yardstick, an sgemm (64 x 512 x 512)
+# measured in the same run with pacd's BLAS. Asserts nothing.
+#   bench/run_pac_bench.sh [BUILD_DIR] [ITERS]
+# The OpenBLAS kernel is whatever the environment selects (OPENBLAS_CORETYPE
+# is printed; this script never sets it). To compare kernels, run it under
+# another value yourself, e.g. OPENBLAS_CORETYPE=SkylakeX bench/run_pac_bench.sh.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../build}"
+iters="${2:-200}"
+py=/usr/bin/python3
+work="$(mktemp -d /tmp/pacd-pac-bench-XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+[ -x "$build/bench/bench_pac" ] || { echo "build first: ninja -C $build" >&2; exit 1; }
+"$py" "$here/bench_pac_torch.py" make "$work" >/dev/null 2>&1
+have_ort=0
+if command -v node >/dev/null; then
+  if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
+    (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || true
+  fi
+  [ -d "$here/node_modules/onnxruntime-node" ] && have_ort=1
+fi
+
+results="$work/results.jsonl"
+for m in pac-s pac-m; do
+  PACD_BENCH_LOGITS="$work/$m.pacd_logits.bin" \
+    "$build/bench/bench_pac" "$work/$m.safetensors" "$work/obs.bin" "$work/img.bin" "$iters" 1 \
+    | sed "s/^{/{\"model\": \"$m\", /" >>"$results"
+done
+"$py" "$here/bench_pac_torch.py" time "$work" "$iters" >>"$results"
+if [ "$have_ort" = 1 ]; then
+  node "$here/bench_pac_ort.mjs" "$work" "$iters" >>"$results" || echo "onnxruntime-node run failed" >&2
+fi
+
+"$py" - "$work" "$results" <<'PYEOF'
+import json, sys, os
+import numpy as np
+work, path = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+models = json.load(open(os.path.join(work, "models.json")))
+by = {(r["engine"], r["model"]): r for r in rows}
+pacd = [r for r in rows if r["engine"] == "pacd"]
+core = pacd[0]["corename"] if pacd else "?"
+sg = max((r["sgemm_gflops"] for r in pacd), default=0.0)
+print(f"OpenBLAS core: {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
+      f"BLAS self-check {'ok' if all(r['blas_selfcheck'] for r in pacd) else 'FAILED'}; "
+      f"sgemm 64x512x512 in this run: {sg:.1f} GFLOP/s")
+print("batch 1, one thread, median ms/step (p99); GFLOP/s = model FLOPs / median time "
+      "(% of the sgemm); ratio = peer / pacd (>1: pacd faster)")
+hdr = f"{'model':<6} {'GFLOP':>6} {'pacd':>22} {'torch':>22} {'onnxruntime':>22} {'torch/pacd':>10} {'ort/pacd':>8}  max|logit diff| vs pacd (torch, ort)"
+print(hdr)
+for m, info in models.items():
+    fl = info["flops"] / 1e9
+    p, t, o = by.get(("pacd", m)), by.get(("torch", m)), by.get(("onnxruntime-node", m))
+    def fmt(r):
+        if not r:
+            return "-"
+        ms = r["us_per_step"] / 1e3
+        gf = fl / ms * 1e3
+        return f"{ms:.2f} ({r['p99_us'] / 1e3:.2f}) {gf:.0f}GF {100 * gf / sg:.0f}%" if sg else f"{ms:.2f}"
+    ratio = lambda r: f"{r['us_per_step'] / p['us_per_step']:.2f}" if r and p else "-"
+    diffs = []
+    a = os.path.join(work, f"{m}.pacd_logits.bin")
+    for peer in ("torch", "ort"):
+        b = os.path.join(work, f"{m}.{peer}_logits.bin")
+        if os.path.exists(a) and os.path.exists(b):
+            x, y = np.fromfile(a, "<f4"), np.fromfile(b, "<f4")
+            diffs.append(f"{np.abs(x - y).max():.1e}" if x.shape == y.shape else "shape?")
+        else:
+            diffs.append("-")
+    print(f"{m:<6} {fl:>6.2f} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>10} {ratio(o):>8}  {', '.join(diffs)}")
+PYEOF

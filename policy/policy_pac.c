@@ -1,0 +1,1204 @@
+/* policy_pac — the Perceiver Actor-Critic (PAC) actor, architecture "pac"
+ * (docs/checkpoint.md "Architecture pac"; the PyTorch twin is
+ * policy/torch/pacd_torch/pac.py and computes the same).
+ *
+ * Every size comes from the checkpoint metadata. Plan at load: all weights are
+ * converted to F32 and laid out for the step (conv weights reordered to
+ * channels-last patches with the 1/255 image scale folded into the first
+ * layer, K/V and Q/K/V projections fused, the constant queries of the encoder
+ * and the policy decoder projected once), the worst-case scratch arena is
+ * reserved and one warm-up step runs. policy_step then only uses the arena.
+ *
+ * Layout: token matrices are [tokens, width] row-major; feature maps are
+ * channels-last [H * W, C]; attention scores one head at a time [nq, t].
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "policy_impl.h"
+#include "policy_nn.h"
+
+#define PAC_MAX_WIDTH 4096
+#define PAC_MAX_HEADS 64
+#define PAC_MAX_LATENTS 1024
+#define PAC_MAX_BLOCKS 64
+#define PAC_MAX_RATIO 16
+#define PAC_MAX_CONVS 8
+#define PAC_MAX_RES 8
+#define PAC_MAX_CHANNELS 2048
+#define PAC_MAX_KERNEL 15
+#define PAC_MAX_BINS 4096
+#define PAC_MAX_TASKS 65536
+#define PAC_MAX_TASK_DIM 4096
+#define PAC_MIN_STD 1e-6f      /* as the mlp's obs_norm */
+#define PAC_LN_EPS 1e-5f       /* PyTorch nn.LayerNorm default */
+#define PAC_GN_EPS 1e-5f       /* PyTorch nn.GroupNorm default */
+#define PAC_LOG_STD_MIN (-5.0f)
+#define PAC_LOG_STD_MAX 2.0f
+
+typedef enum { HEAD_CATEGORICAL = 1, HEAD_GAUSSIAN = 2 } pac_head_t;
+
+typedef struct {
+    int cin, cout, k, stride, pad;
+    int hin, win, hout, wout;
+    float *w;            /* [cout, k * k * cin], patch order (kh, kw, cin) */
+    float *b;            /* [cout] */
+    float *gn_w, *gn_b;  /* [cout] */
+} conv_t;
+
+typedef struct {
+    int field;           /* index in spec->fields */
+    int n_convs, n_res;
+    conv_t convs[PAC_MAX_CONVS];
+    conv_t res[PAC_MAX_RES][2];
+    int grid_h, grid_w, channels;
+    float *proj_w;       /* [d, channels] */
+    float *tok_add;      /* [grid_h * grid_w, d]: proj bias + pos_row + pos_col + modality */
+    int row0;            /* first token row */
+} camera_t;
+
+/* pre-LayerNorm cross-attention block (also the self-attention block, with
+ * wqkv fused) */
+typedef struct {
+    float *ln_q_w, *ln_q_b, *ln_kv_w, *ln_kv_b;
+    float *wq, *bq;      /* [d, d] pre-scaled by 1/sqrt(dh) (cross, non-constant queries) */
+    float *wkv, *bkv;    /* [2d, d], [2d]: k then v (cross) */
+    float *wqkv, *bqkv;  /* [3d, d], [3d]: q (pre-scaled), k, v (self) */
+    float *wo, *bo;
+    float *ln_m_w, *ln_m_b;
+    float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    float *q_const;      /* [nq, d] projected constant queries (pre-scaled), or NULL */
+} block_t;
+
+typedef struct {
+    int d, heads, dh, n_lat, n_blocks, ratio;
+    int obs_dim, action_dim;
+    int n_tokens;
+    /* observation */
+    float *mean, *std;
+    float *prop_w;       /* [obs_dim, d] */
+    float *prop_add;     /* [obs_dim, d]: bias + pos + modality */
+    int n_cams;
+    camera_t cams[POLICY_MAX_FIELDS];
+    nn_act_t img_act;
+    int gn_groups;
+    int task_kind, task_count, task_dim;
+    float *task_tab;     /* [task_count, d] embedding + modality */
+    float *task_w, *task_add;   /* [d, task_dim], [d] bias + modality */
+    int task_row;
+    /* encoder */
+    float *latents;      /* [n_lat, d] */
+    block_t enc_cross;
+    block_t *blocks;
+    /* policy decoder */
+    int n_q, out_cols;
+    pac_head_t head;
+    int bins;
+    float *queries;      /* [n_q, d] */
+    block_t dec;
+    float *dec_ln_w, *dec_ln_b, *dec_out_w, *dec_out_b;
+    float low[POLICY_MAX_ACTION], high[POLICY_MAX_ACTION];
+    /* critic */
+    int has_critic, v_bins;
+    float v_min, v_max;
+    float *c_query, *c_aw, *c_ab;   /* [d], [d, action_dim], [d] */
+    block_t crit;
+    float *c_ln_w, *c_ln_b, *c_out_w, *c_out_b, *support;
+    /* sampling */
+    int sample;
+    float temperature;
+    uint64_t rng;
+    /* weights storage */
+    float **allocs;
+    int n_allocs, cap_allocs;
+    /* plan */
+    nn_arena_t *arena;
+    size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
+    size_t o_cols, o_fa, o_fb, o_fc;
+    float *x, *lx, *kv, *s, *o, *lat, *lq, *q, *h, *z, *logits, *cl, *xn, *zc;
+    float *cols, *fa, *fb, *fc;
+    int have_logits;
+} pac_t;
+
+static int pac_step(void *impl, const policy_observation_t *obs, float *action,
+                    policy_extra_t *extra);
+
+static void pac_destroy(void **impl_p)
+{
+    if (!impl_p || !*impl_p)
+        return;
+    pac_t *m = *impl_p;
+    for (int i = 0; i < m->n_allocs; i++)
+        free(m->allocs[i]);
+    free(m->allocs);
+    free(m->blocks);
+    nn_arena_destroy(&m->arena);
+    free(m);
+    *impl_p = NULL;
+}
+
+/* ---- weights --------------------------------------------------------- */
+
+typedef struct {
+    pac_t *m;
+    ckpt_t *ck;
+    const char *path;
+    char *err;
+    size_t errlen;
+    int rc;
+} ld_t;
+
+static float *wnew(ld_t *L, size_t n)
+{
+    if (L->rc)
+        return NULL;
+    pac_t *m = L->m;
+    if (m->n_allocs == m->cap_allocs) {
+        int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
+        float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
+        if (!a)
+            goto oom;
+        m->allocs = a;
+        m->cap_allocs = cap;
+    }
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
+    float *p = aligned_alloc(NN_ARENA_ALIGN, bytes);
+    if (!p)
+        goto oom;
+    memset(p, 0, bytes);
+    m->allocs[m->n_allocs++] = p;
+    return p;
+oom:
+    policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
+    L->rc = -ENOMEM;
+    return NULL;
+}
+
+/* Read tensor `name` of the given shape into new F32 memory. */
+static float *rd(ld_t *L, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                 int64_t d3)
+{
+    if (L->rc)
+        return NULL;
+    int64_t shape[4] = { d0, d1, d2, d3 };
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *p = wnew(L, n);
+    if (!p)
+        return NULL;
+    int rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
+    if (rc)
+        L->rc = rc;
+    return rc ? NULL : p;
+}
+
+static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    char name[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return rd(L, name, ndim, d0, d1, 0, 0);
+}
+
+/* Load one block (prefix.ln_q/ln_kv/attn/ln_mlp/mlp for cross; ln1/attn/ln2/mlp
+ * for self). */
+static void load_block(ld_t *L, block_t *b, const char *pre, int self)
+{
+    pac_t *m = L->m;
+    int d = m->d, hd = d * m->ratio;
+    float scale = 1.0f / sqrtf((float)m->dh);
+    if (self) {
+        b->ln_q_w = rdf(L, 1, d, 0, "%s.ln1.weight", pre);
+        b->ln_q_b = rdf(L, 1, d, 0, "%s.ln1.bias", pre);
+        b->ln_m_w = rdf(L, 1, d, 0, "%s.ln2.weight", pre);
+        b->ln_m_b = rdf(L, 1, d, 0, "%s.ln2.bias", pre);
+    } else {
+        b->ln_q_w = rdf(L, 1, d, 0, "%s.ln_q.weight", pre);
+        b->ln_q_b = rdf(L, 1, d, 0, "%s.ln_q.bias", pre);
+        b->ln_kv_w = rdf(L, 1, d, 0, "%s.ln_kv.weight", pre);
+        b->ln_kv_b = rdf(L, 1, d, 0, "%s.ln_kv.bias", pre);
+        b->ln_m_w = rdf(L, 1, d, 0, "%s.ln_mlp.weight", pre);
+        b->ln_m_b = rdf(L, 1, d, 0, "%s.ln_mlp.bias", pre);
+    }
+    float *wq = rdf(L, 2, d, d, "%s.attn.q.weight", pre);
+    float *bq = rdf(L, 1, d, 0, "%s.attn.q.bias", pre);
+    float *wk = rdf(L, 2, d, d, "%s.attn.k.weight", pre);
+    float *bk = rdf(L, 1, d, 0, "%s.attn.k.bias", pre);
+    float *wv = rdf(L, 2, d, d, "%s.attn.v.weight", pre);
+    float *bv = rdf(L, 1, d, 0, "%s.attn.v.bias", pre);
+    b->wo = rdf(L, 2, d, d, "%s.attn.o.weight", pre);
+    b->bo = rdf(L, 1, d, 0, "%s.attn.o.bias", pre);
+    b->fc1_w = rdf(L, 2, hd, d, "%s.mlp.fc1.weight", pre);
+    b->fc1_b = rdf(L, 1, hd, 0, "%s.mlp.fc1.bias", pre);
+    b->fc2_w = rdf(L, 2, d, hd, "%s.mlp.fc2.weight", pre);
+    b->fc2_b = rdf(L, 1, d, 0, "%s.mlp.fc2.bias", pre);
+    if (L->rc)
+        return;
+    size_t dd = (size_t)d * d;
+    for (size_t i = 0; i < dd; i++)
+        wq[i] *= scale;
+    for (int i = 0; i < d; i++)
+        bq[i] *= scale;
+    if (self) {
+        b->wqkv = wnew(L, 3 * dd);
+        b->bqkv = wnew(L, 3 * (size_t)d);
+        if (L->rc)
+            return;
+        memcpy(b->wqkv, wq, dd * sizeof(float));
+        memcpy(b->wqkv + dd, wk, dd * sizeof(float));
+        memcpy(b->wqkv + 2 * dd, wv, dd * sizeof(float));
+        memcpy(b->bqkv, bq, (size_t)d * sizeof(float));
+        memcpy(b->bqkv + d, bk, (size_t)d * sizeof(float));
+        memcpy(b->bqkv + 2 * d, bv, (size_t)d * sizeof(float));
+    } else {
+        b->wq = wq;
+        b->bq = bq;
+        b->wkv = wnew(L, 2 * dd);
+        b->bkv = wnew(L, 2 * (size_t)d);
+        if (L->rc)
+            return;
+        memcpy(b->wkv, wk, dd * sizeof(float));
+        memcpy(b->wkv + dd, wv, dd * sizeof(float));
+        memcpy(b->bkv, bk, (size_t)d * sizeof(float));
+        memcpy(b->bkv + d, bv, (size_t)d * sizeof(float));
+    }
+}
+
+/* Project constant queries q0 [nq, d] once: q_const = LN(q0) Wq^T + bq. */
+static void const_queries(ld_t *L, block_t *b, const float *q0, int nq)
+{
+    pac_t *m = L->m;
+    float *t = wnew(L, (size_t)nq * m->d);
+    b->q_const = wnew(L, (size_t)nq * m->d);
+    if (L->rc)
+        return;
+    nn_layernorm(q0, nq, m->d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, t);
+    nn_linear(t, nq, m->d, b->wq, b->bq, m->d, b->q_const);
+}
+
+/* Conv layer weights: torch [cout, cin, k, k] -> [cout, (kh, kw, cin)]. */
+static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const char *bname,
+                      const char *gwname, const char *gbname)
+{
+    int k = c->k, ci = c->cin, co = c->cout;
+    float *w = rd(L, wname, 4, co, ci, k, k);
+    c->b = rd(L, bname, 1, co, 0, 0, 0);
+    if (gwname) {
+        c->gn_w = rd(L, gwname, 1, co, 0, 0, 0);
+        c->gn_b = rd(L, gbname, 1, co, 0, 0, 0);
+    }
+    c->w = wnew(L, (size_t)co * k * k * ci);
+    if (L->rc)
+        return;
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int y = 0; y < k; y++)
+                for (int x = 0; x < k; x++)
+                    c->w[(((size_t)o * k + y) * k + x) * ci + i] =
+                        w[(((size_t)o * ci + i) * k + y) * k + x] * wscale;
+}
+
+/* ---- metadata ---------------------------------------------------------- */
+
+static int get_int(ld_t *L, json_t *obj, const char *ctx, const char *key, long lo, long hi,
+                   int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %s\"%s\" must be an integer "
+                    "in [%ld, %ld]", L->path, ctx, key, lo, hi);
+        return L->rc = -EINVAL;
+    }
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int check_keys(ld_t *L, json_t *obj, const char *ctx, const char *const *known)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        int ok = 0;
+        for (int i = 0; known[i]; i++)
+            ok |= strcmp(key, known[i]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (int i = 0; known[i]; i++) {
+                strncat(list, known[i], sizeof list - strlen(list) - 1);
+                if (known[i + 1])
+                    strncat(list, ", ", sizeof list - strlen(list) - 1);
+            }
+            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %sunknown key '%s' "
+                        "(this pacd knows %s)", L->path, ctx, key, list);
+            return L->rc = -EINVAL;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    int n_convs, k[PAC_MAX_CONVS], s[PAC_MAX_CONVS], p[PAC_MAX_CONVS], c[PAC_MAX_CONVS];
+    int n_res;
+} img_cfg_t;
+
+static int parse_model(ld_t *L, const char *text, const policy_spec_t *spec, img_cfg_t *img)
+{
+    pac_t *m = L->m;
+    if (!text) {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model' is missing; a pac checkpoint "
+                    "needs {\"width\", \"heads\", \"latents\", \"blocks\", ...} "
+                    "(docs/checkpoint.md)", L->path);
+        return L->rc = -EINVAL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': not a JSON object%s%s",
+                    L->path, root ? "" : ": ", root ? "" : jerr.text);
+        json_decref(root);
+        return L->rc = -EINVAL;
+    }
+    static const char *const top[] = { "width", "heads", "latents", "blocks", "mlp_ratio",
+        "image_encoder", "task", "queries", "head", "critic", NULL };
+    if (check_keys(L, root, "", top) ||
+        get_int(L, root, "", "width", 1, PAC_MAX_WIDTH, &m->d) ||
+        get_int(L, root, "", "heads", 1, PAC_MAX_HEADS, &m->heads) ||
+        get_int(L, root, "", "latents", 1, PAC_MAX_LATENTS, &m->n_lat) ||
+        get_int(L, root, "", "blocks", 0, PAC_MAX_BLOCKS, &m->n_blocks) ||
+        get_int(L, root, "", "mlp_ratio", 1, PAC_MAX_RATIO, &m->ratio))
+        goto fail;
+    if (m->d % m->heads) {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': width %d is not a multiple "
+                    "of heads %d", L->path, m->d, m->heads);
+        goto bad;
+    }
+    m->dh = m->d / m->heads;
+    /* image encoder */
+    json_t *ie = json_object_get(root, "image_encoder");
+    if (spec->n_images > 0 && !json_is_object(ie)) {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': the observation has %d "
+                    "camera field(s) but \"image_encoder\" is not an object", L->path,
+                    spec->n_images);
+        goto bad;
+    }
+    if (spec->n_images > 0) {
+        static const char *const ik[] = { "convs", "groups", "activation", "residual_blocks",
+                                          NULL };
+        if (check_keys(L, ie, "image_encoder: ", ik) ||
+            get_int(L, ie, "image_encoder: ", "groups", 1, PAC_MAX_CHANNELS, &m->gn_groups) ||
+            get_int(L, ie, "image_encoder: ", "residual_blocks", 0, PAC_MAX_RES, &img->n_res))
+            goto fail;
+        const char *act = json_string_value(json_object_get(ie, "activation"));
+        if (!act || nn_act_parse(act, &m->img_act) ||
+            (m->img_act != NN_ACT_RELU && m->img_act != NN_ACT_GELU)) {
+            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
+                        "\"activation\" must be \"relu\" or \"gelu\"", L->path);
+            goto bad;
+        }
+        json_t *convs = json_object_get(ie, "convs");
+        if (!json_is_array(convs) || json_array_size(convs) < 1 ||
+            json_array_size(convs) > PAC_MAX_CONVS) {
+            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
+                        "\"convs\" must be an array of 1-%d layers", L->path, PAC_MAX_CONVS);
+            goto bad;
+        }
+        img->n_convs = (int)json_array_size(convs);
+        for (int i = 0; i < img->n_convs; i++) {
+            json_t *c = json_array_get(convs, (size_t)i);
+            char ctx[64];
+            snprintf(ctx, sizeof ctx, "image_encoder: convs[%d]: ", i);
+            static const char *const ck[] = { "kernel", "stride", "padding", "channels", NULL };
+            if (!json_is_object(c)) {
+                policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %snot an object",
+                            L->path, ctx);
+                goto bad;
+            }
+            if (check_keys(L, c, ctx, ck) ||
+                get_int(L, c, ctx, "kernel", 1, PAC_MAX_KERNEL, &img->k[i]) ||
+                get_int(L, c, ctx, "stride", 1, PAC_MAX_KERNEL, &img->s[i]) ||
+                get_int(L, c, ctx, "padding", 0, PAC_MAX_KERNEL - 1, &img->p[i]) ||
+                get_int(L, c, ctx, "channels", 1, PAC_MAX_CHANNELS, &img->c[i]))
+                goto fail;
+            if (img->c[i] % m->gn_groups) {
+                policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %schannels %d is "
+                            "not a multiple of the GroupNorm groups %d", L->path, ctx,
+                            img->c[i], m->gn_groups);
+                goto bad;
+            }
+        }
+    }
+    /* task */
+    json_t *task = json_object_get(root, "task");
+    const char *tt = task ? json_string_value(json_object_get(task, "type")) : "none";
+    static const char *const tk[] = { "type", "count", "dim", NULL };
+    if (task && (!json_is_object(task) || check_keys(L, task, "task: ", tk)))
+        goto bad_task;
+    if (tt && strcmp(tt, "none") == 0) {
+        m->task_kind = 0;
+    } else if (tt && strcmp(tt, "embedding") == 0) {
+        m->task_kind = 1;
+        if (get_int(L, task, "task: ", "count", 1, PAC_MAX_TASKS, &m->task_count))
+            goto fail;
+    } else if (tt && strcmp(tt, "vector") == 0) {
+        m->task_kind = 2;
+        if (get_int(L, task, "task: ", "dim", 1, PAC_MAX_TASK_DIM, &m->task_dim))
+            goto fail;
+    } else {
+        goto bad_task;
+    }
+    /* queries, head */
+    const char *qs = json_string_value(json_object_get(root, "queries"));
+    if (!json_object_get(root, "queries") || (qs && strcmp(qs, "per_dimension") == 0)) {
+        m->n_q = spec->action_dim;
+    } else if (qs && strcmp(qs, "single") == 0) {
+        m->n_q = 1;
+    } else {
+        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"queries\" must be "
+                    "\"per_dimension\" or \"single\"", L->path);
+        goto bad;
+    }
+    json_t *head = json_object_get(root, "head");
+    const char *ht = json_string_value(json_object_get(head, "type"));
+    static const char *const hk[] = { "type", "bins", NULL };
+    if (!json_is_object(head) || check_keys(L, head, "head: ", hk))
+        goto bad_head;
+    if (ht && strcmp(ht, "categorical") == 0) {
+        m->head = HEAD_CATEGORICAL;
+        if (get_int(L, head, "head: ", "bins", 2, PAC_MAX_BINS, &m->bins))
+            goto fail;
+        m->out_cols = m->n_q == 1 ? m->bins * spec->action_dim : m->bins;
+    } else if (ht && strcmp(ht, "gaussian") == 0 && !json_object_get(head, "bins")) {
+        m->head = HEAD_GAUSSIAN;
+        m->out_cols = m->n_q == 1 ? 2 * spec->action_dim : 2;
+    } else {
+        goto bad_head;
+    }
+    /* critic */
+    json_t *cr = json_object_get(root, "critic");
+    if (cr && !json_is_null(cr)) {
+        static const char *const crk[] = { "value_bins", "value_min", "value_max", NULL };
+        if (!json_is_object(cr) || check_keys(L, cr, "critic: ", crk) ||
+            get_int(L, cr, "critic: ", "value_bins", 2, PAC_MAX_BINS, &m->v_bins))
+            goto bad_critic;
+        json_t *lo = json_object_get(cr, "value_min"), *hi = json_object_get(cr, "value_max");
+        if (!json_is_number(lo) || !json_is_number(hi) ||
+            !isfinite(json_number_value(lo)) || !isfinite(json_number_value(hi)) ||
+            !(json_number_value(lo) < json_number_value(hi)) ||
+            fabs(json_number_value(lo)) > 1e9 || fabs(json_number_value(hi)) > 1e9)
+            goto bad_critic;
+        m->has_critic = 1;
+        m->v_min = (float)json_number_value(lo);
+        m->v_max = (float)json_number_value(hi);
+    }
+    json_decref(root);
+    return 0;
+bad_task:
+    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"task\" must be {\"type\": "
+                "\"none\"}, {\"type\": \"embedding\", \"count\": N} or {\"type\": \"vector\", "
+                "\"dim\": D}", L->path);
+    goto bad;
+bad_head:
+    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"head\" must be {\"type\": "
+                "\"categorical\", \"bins\": K} or {\"type\": \"gaussian\"}", L->path);
+    goto bad;
+bad_critic:
+    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"critic\" must be null or "
+                "{\"value_bins\": B >= 2, \"value_min\": a, \"value_max\": b} with finite "
+                "a < b", L->path);
+bad:
+    L->rc = -EINVAL;
+fail:
+    json_decref(root);
+    return L->rc ? L->rc : -EINVAL;
+}
+
+/* ---- forward pieces ---------------------------------------------------- */
+
+/* Multi-head attention: q [nq, ldq] (pre-scaled), k/v [t, ldkv] with head h at
+ * column h*dh; out o [nq, d]. s: [nq, t] scratch. */
+static void attention(const pac_t *m, const float *q, int ldq, int nq, const float *k,
+                      const float *v, int ldkv, int t, float *s, float *o)
+{
+    int dh = m->dh;
+    for (int h = 0; h < m->heads; h++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, t, dh, 1.0f, q + h * dh, ldq,
+                    k + h * dh, ldkv, 0.0f, s, t);
+        nn_softmax(s, nq, t);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, t, 1.0f, s, t,
+                    v + h * dh, ldkv, 0.0f, o + h * dh, m->d);
+    }
+}
+
+/* x[nq, d] += mlp(LN(x)) */
+static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
+{
+    int d = m->d, hd = d * m->ratio;
+    nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, m->lq);
+    nn_linear(m->lq, nq, d, b->fc1_w, b->fc1_b, hd, m->h);
+    nn_gelu(m->h, (size_t)nq * hd);
+    nn_linear_acc(m->h, nq, hd, b->fc2_w, b->fc2_b, d, x);
+}
+
+/* Cross block: x[nq, d] (holds the queries' residual input on entry, the
+ * block output on exit) attends to kv_src[t, d]. */
+static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const float *kv_src,
+                        int t)
+{
+    int d = m->d;
+    nn_layernorm(kv_src, t, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
+    nn_linear(m->lx, t, d, b->wkv, b->bkv, 2 * d, m->kv);
+    const float *q = b->q_const;
+    if (!q) {
+        nn_layernorm(x, nq, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
+        nn_linear(m->lq, nq, d, b->wq, b->bq, d, m->q);
+        q = m->q;
+    }
+    attention(m, q, d, nq, m->kv, m->kv + d, 2 * d, t, m->s, m->o);
+    nn_linear_acc(m->o, nq, d, b->wo, b->bo, d, x);
+    mlp_residual(m, b, x, nq);
+}
+
+static void self_block(pac_t *m, const block_t *b, float *x, int n)
+{
+    int d = m->d;
+    nn_layernorm(x, n, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
+    nn_linear(m->lq, n, d, b->wqkv, b->bqkv, 3 * d, m->kv);
+    attention(m, m->kv, 3 * d, n, m->kv + d, m->kv + 2 * d, 3 * d, n, m->s, m->o);
+    nn_linear_acc(m->o, n, d, b->wo, b->bo, d, x);
+    mlp_residual(m, b, x, n);
+}
+
+/* im2col of a channels-last float map in[hin, win, cin] -> cols[hout*wout, k*k*cin] */
+static void im2col_f(const conv_t *c, const float *in, float *cols)
+{
+    int k = c->k, ci = c->cin;
+    size_t K = (size_t)k * k * ci;
+    for (int oy = 0; oy < c->hout; oy++)
+        for (int ox = 0; ox < c->wout; ox++) {
+            float *row = cols + ((size_t)oy * c->wout + ox) * K;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * c->stride - c->pad + ky;
+                float *dst = row + (size_t)ky * k * ci;
+                if (iy < 0 || iy >= c->hin) {
+                    memset(dst, 0, (size_t)k * ci * sizeof(float));
+                    continue;
+                }
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * c->stride - c->pad + kx;
+                    if (ix < 0 || ix >= c->win)
+                        memset(dst + kx * ci, 0, (size_t)ci * sizeof(float));
+                    else
+                        memcpy(dst + kx * ci, in + ((size_t)iy * c->win + ix) * ci,
+                               (size_t)ci * sizeof(float));
+                }
+            }
+        }
+}
+
+/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
+static void im2col_u8(const conv_t *c, const uint8_t *in, float *cols)
+{
+    int k = c->k, ci = c->cin;
+    size_t K = (size_t)k * k * ci;
+    for (int oy = 0; oy < c->hout; oy++)
+        for (int ox = 0; ox < c->wout; ox++) {
+            float *row = cols + ((size_t)oy * c->wout + ox) * K;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * c->stride - c->pad + ky;
+                float *dst = row + (size_t)ky * k * ci;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * c->stride - c->pad + kx;
+                    float *dd = dst + kx * ci;
+                    if (iy < 0 || iy >= c->hin || ix < 0 || ix >= c->win) {
+                        for (int j = 0; j < ci; j++)
+                            dd[j] = 0.0f;
+                    } else {
+                        const uint8_t *src = in + ((size_t)iy * c->win + ix) * ci;
+                        for (int j = 0; j < ci; j++)
+                            dd[j] = (float)src[j];
+                    }
+                }
+            }
+        }
+}
+
+/* conv + bias into out[hout*wout, cout] from cols */
+static void conv_gemm(const conv_t *c, const float *cols, float *out)
+{
+    nn_linear(cols, c->hout * c->wout, c->k * c->k * c->cin, c->w, c->b, c->cout, out);
+}
+
+/* Camera encoder: image -> tokens rows of m->x. */
+static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
+{
+    float *cur = m->fa, *tmp = m->fb, *tmp2 = m->fc;
+    for (int l = 0; l < cam->n_convs; l++) {
+        const conv_t *c = &cam->convs[l];
+        if (l == 0)
+            im2col_u8(c, img, m->cols);
+        else
+            im2col_f(c, cur, m->cols);
+        conv_gemm(c, m->cols, tmp);
+        nn_groupnorm_hwc(tmp, c->hout * c->wout, c->cout, m->gn_groups, c->gn_w, c->gn_b,
+                         PAC_GN_EPS, m->img_act, tmp);
+        float *t = cur;
+        cur = tmp;
+        tmp = t;
+    }
+    int p = cam->grid_h * cam->grid_w, ch = cam->channels;
+    for (int r = 0; r < cam->n_res; r++) {
+        const conv_t *c1 = &cam->res[r][0], *c2 = &cam->res[r][1];
+        im2col_f(c1, cur, m->cols);
+        conv_gemm(c1, m->cols, tmp);
+        nn_groupnorm_hwc(tmp, p, ch, m->gn_groups, c1->gn_w, c1->gn_b, PAC_GN_EPS, m->img_act,
+                         tmp);
+        im2col_f(c2, tmp, m->cols);
+        conv_gemm(c2, m->cols, tmp2);
+        nn_groupnorm_hwc(tmp2, p, ch, m->gn_groups, c2->gn_w, c2->gn_b, PAC_GN_EPS,
+                         NN_ACT_IDENTITY, tmp2);
+        size_t n = (size_t)p * ch;
+        for (size_t i = 0; i < n; i++)
+            cur[i] += tmp2[i];
+        if (m->img_act == NN_ACT_GELU)
+            nn_gelu(cur, n);
+        else
+            nn_activation(m->img_act, cur, n);
+    }
+    float *x = m->x + (size_t)cam->row0 * m->d;
+    memcpy(x, cam->tok_add, (size_t)p * m->d * sizeof(float));
+    nn_linear_acc(cur, p, ch, cam->proj_w, NULL, m->d, x);
+}
+
+/* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1) */
+static double rng_unit(uint64_t *s)
+{
+    return ((double)(rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static double rng_normal(uint64_t *s)
+{
+    double u1 = rng_unit(s), u2 = rng_unit(s);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
+                    void **impl_out, char *err, size_t errlen)
+{
+    const char *path = ckpt_path(ck);
+    pac_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        policy_errf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    ld_t L = { .m = m, .ck = ck, .path = path, .err = err, .errlen = errlen };
+    img_cfg_t img = { 0 };
+    if (parse_model(&L, ckpt_metadata(ck, "pacd.model"), spec, &img))
+        goto fail;
+    int d = m->d;
+    m->obs_dim = spec->obs_dim;
+    m->action_dim = spec->action_dim;
+    memcpy(m->low, spec->action_low, sizeof m->low);
+    memcpy(m->high, spec->action_high, sizeof m->high);
+    m->sample = options && options->sample;
+    m->temperature = options && options->temperature > 0.0f ? options->temperature : 1.0f;
+    m->rng = options ? options->seed : 0;
+
+    /* modality groups: proprio, previous_action, cameras, task */
+    int has_prop = 0, has_prev = 0;
+    for (int i = 0; i < spec->n_fields; i++) {
+        const policy_field_t *f = &spec->fields[i];
+        if (f->is_image)
+            continue;
+        if (strcmp(f->source, "previous_action") == 0)
+            has_prev = 1;
+        else
+            has_prop = 1;
+    }
+    int g_prop = has_prop ? 0 : -1;
+    int g_prev = has_prev ? has_prop : -1;
+    int g_cam0 = has_prop + has_prev;
+    int g_task = g_cam0 + spec->n_images;
+    int n_groups = g_task + (m->task_kind ? 1 : 0);
+    float *modality = rd(&L, "modality", 2, n_groups, d, 0, 0);
+
+    /* proprioception tokens */
+    m->n_tokens = m->obs_dim;
+    if (m->obs_dim > 0) {
+        m->mean = rd(&L, "obs_norm.mean", 1, m->obs_dim, 0, 0, 0);
+        m->std = rd(&L, "obs_norm.std", 1, m->obs_dim, 0, 0, 0);
+        m->prop_w = rd(&L, "proprio.weight", 2, m->obs_dim, d, 0, 0);
+        float *pb = rd(&L, "proprio.bias", 1, d, 0, 0, 0);
+        m->prop_add = rd(&L, "proprio.pos", 2, m->obs_dim, d, 0, 0);
+        if (L.rc)
+            goto fail;
+        for (int i = 0; i < m->obs_dim; i++) {
+            if (m->std[i] < 0.0f) {
+                policy_errf(err, errlen, "%s: tensor 'obs_norm.std': element %d is negative "
+                            "(%g); a standard deviation must be >= 0", path, i,
+                            (double)m->std[i]);
+                L.rc = -EINVAL;
+                goto fail;
+            }
+            if (m->std[i] < PAC_MIN_STD)
+                m->std[i] = PAC_MIN_STD;
+        }
+        for (int fi = 0; fi < spec->n_fields; fi++) {
+            const policy_field_t *f = &spec->fields[fi];
+            if (f->is_image)
+                continue;
+            int g = strcmp(f->source, "previous_action") == 0 ? g_prev : g_prop;
+            for (int i = f->offset; i < f->offset + f->size * f->history; i++)
+                for (int j = 0; j < d; j++)
+                    m->prop_add[(size_t)i * d + j] += pb[j] + modality[(size_t)g * d + j];
+        }
+    } else {
+        /* a camera-only observation: the twin still has empty obs_norm buffers */
+        (void)ckpt_find(ck, "obs_norm.mean");
+        (void)ckpt_find(ck, "obs_norm.std");
+    }
+
+    /* cameras */
+    size_t max_cols = 1, max_feat = 1;
+    for (int fi = 0; fi < spec->n_fields && !L.rc; fi++) {
+        const policy_field_t *f = &spec->fields[fi];
+        if (!f->is_image)
+            continue;
+        camera_t *cam = &m->cams[m->n_cams];
+        int ci = m->n_cams++;
+        cam->field = fi;
+        cam->n_convs = img.n_convs;
+        cam->n_res = img.n_res;
+        int h = f->shape[0], w = f->shape[1], c = 3;
+        char a[128], b[128], ga[128], gb[128];
+        for (int l = 0; l < img.n_convs; l++) {
+            conv_t *cv = &cam->convs[l];
+            cv->cin = c;
+            cv->cout = img.c[l];
+            cv->k = img.k[l];
+            cv->stride = img.s[l];
+            cv->pad = img.p[l];
+            cv->hin = h;
+            cv->win = w;
+            cv->hout = (h + 2 * cv->pad - cv->k) / cv->stride + 1;
+            cv->wout = (w + 2 * cv->pad - cv->k) / cv->stride + 1;
+            if (h + 2 * cv->pad < cv->k || w + 2 * cv->pad < cv->k || cv->hout < 1 ||
+                cv->wout < 1) {
+                policy_errf(err, errlen, "%s: metadata 'pacd.model': image_encoder: convs[%d] "
+                            "(kernel %d, stride %d, padding %d) does not fit the %dx%d map of "
+                            "field '%s'", path, l, cv->k, cv->stride, cv->pad, h, w, f->name);
+                L.rc = -EINVAL;
+                goto fail;
+            }
+            snprintf(a, sizeof a, "cameras.%d.convs.%d.weight", ci, l);
+            snprintf(b, sizeof b, "cameras.%d.convs.%d.bias", ci, l);
+            snprintf(ga, sizeof ga, "cameras.%d.norms.%d.weight", ci, l);
+            snprintf(gb, sizeof gb, "cameras.%d.norms.%d.bias", ci, l);
+            load_conv(&L, cv, l == 0 ? 1.0f / 255.0f : 1.0f, a, b, ga, gb);
+            size_t P = (size_t)cv->hout * cv->wout;
+            size_t K = (size_t)cv->k * cv->k * cv->cin;
+            max_cols = P * K > max_cols ? P * K : max_cols;
+            max_feat = P * cv->cout > max_feat ? P * cv->cout : max_feat;
+            h = cv->hout;
+            w = cv->wout;
+            c = cv->cout;
+        }
+        for (int r = 0; r < img.n_res; r++)
+            for (int j = 0; j < 2; j++) {
+                conv_t *cv = &cam->res[r][j];
+                cv->cin = cv->cout = c;
+                cv->k = 3;
+                cv->stride = cv->pad = 1;
+                cv->hin = cv->hout = h;
+                cv->win = cv->wout = w;
+                snprintf(a, sizeof a, "cameras.%d.res.%d.conv%d.weight", ci, r, j + 1);
+                snprintf(b, sizeof b, "cameras.%d.res.%d.conv%d.bias", ci, r, j + 1);
+                snprintf(ga, sizeof ga, "cameras.%d.res.%d.norm%d.weight", ci, r, j + 1);
+                snprintf(gb, sizeof gb, "cameras.%d.res.%d.norm%d.bias", ci, r, j + 1);
+                load_conv(&L, cv, 1.0f, a, b, ga, gb);
+                size_t P = (size_t)h * w, K = (size_t)9 * c;
+                max_cols = P * K > max_cols ? P * K : max_cols;
+            }
+        cam->grid_h = h;
+        cam->grid_w = w;
+        cam->channels = c;
+        cam->row0 = m->n_tokens;
+        int p = h * w;
+        m->n_tokens += p;
+        cam->proj_w = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
+        float *pb = rdf(&L, 1, d, 0, "cameras.%d.proj.bias", ci);
+        float *pr = rdf(&L, 2, h, d, "cameras.%d.pos_row", ci);
+        float *pc = rdf(&L, 2, w, d, "cameras.%d.pos_col", ci);
+        cam->tok_add = wnew(&L, (size_t)p * d);
+        if (L.rc)
+            goto fail;
+        const float *mod = modality + (size_t)(g_cam0 + ci) * d;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int j = 0; j < d; j++)
+                    cam->tok_add[((size_t)y * w + x) * d + j] =
+                        pb[j] + pr[(size_t)y * d + j] + pc[(size_t)x * d + j] + mod[j];
+    }
+    if (L.rc)
+        goto fail;
+
+    /* task */
+    if (m->task_kind) {
+        const float *mod = modality + (size_t)g_task * d;
+        m->task_row = m->n_tokens++;
+        if (m->task_kind == 1) {
+            m->task_tab = rd(&L, "task.embed", 2, m->task_count, d, 0, 0);
+            for (int t = 0; !L.rc && t < m->task_count; t++)
+                for (int j = 0; j < d; j++)
+                    m->task_tab[(size_t)t * d + j] += mod[j];
+        } else {
+            m->task_w = rd(&L, "task.proj.weight", 2, d, m->task_dim, 0, 0);
+            m->task_add = rd(&L, "task.proj.bias", 1, d, 0, 0, 0);
+            for (int j = 0; !L.rc && j < d; j++)
+                m->task_add[j] += mod[j];
+        }
+    }
+    spec->task_kind = m->task_kind;
+    spec->task_count = m->task_count;
+    spec->task_dim = m->task_dim;
+
+    /* encoder */
+    m->latents = rd(&L, "encoder.latents", 2, m->n_lat, d, 0, 0);
+    load_block(&L, &m->enc_cross, "encoder.cross", 0);
+    const_queries(&L, &m->enc_cross, m->latents, m->n_lat);
+    if (m->n_blocks) {
+        m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
+        if (!m->blocks) {
+            policy_errf(err, errlen, "%s: out of memory", path);
+            L.rc = -ENOMEM;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < m->n_blocks && !L.rc; i++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "encoder.blocks.%d", i);
+        load_block(&L, &m->blocks[i], pre, 1);
+    }
+    /* policy decoder */
+    m->queries = rd(&L, "policy.queries", 2, m->n_q, d, 0, 0);
+    load_block(&L, &m->dec, "policy.cross", 0);
+    const_queries(&L, &m->dec, m->queries, m->n_q);
+    m->dec_ln_w = rd(&L, "policy.ln.weight", 1, d, 0, 0, 0);
+    m->dec_ln_b = rd(&L, "policy.ln.bias", 1, d, 0, 0, 0);
+    m->dec_out_w = rd(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0);
+    m->dec_out_b = rd(&L, "policy.out.bias", 1, m->out_cols, 0, 0, 0);
+    /* critic */
+    if (m->has_critic) {
+        m->c_query = rd(&L, "critic.query", 1, d, 0, 0, 0);
+        m->c_aw = rd(&L, "critic.action_proj.weight", 2, d, m->action_dim, 0, 0);
+        m->c_ab = rd(&L, "critic.action_proj.bias", 1, d, 0, 0, 0);
+        load_block(&L, &m->crit, "critic.cross", 0);
+        m->c_ln_w = rd(&L, "critic.ln.weight", 1, d, 0, 0, 0);
+        m->c_ln_b = rd(&L, "critic.ln.bias", 1, d, 0, 0, 0);
+        m->c_out_w = rd(&L, "critic.out.weight", 2, m->v_bins, d, 0, 0);
+        m->c_out_b = rd(&L, "critic.out.bias", 1, m->v_bins, 0, 0, 0);
+        m->support = wnew(&L, (size_t)m->v_bins);
+        for (int i = 0; !L.rc && i < m->v_bins; i++)
+            m->support[i] = m->v_min + (m->v_max - m->v_min) * (float)i / (float)(m->v_bins - 1);
+    }
+    spec->has_critic = m->has_critic;
+    if (L.rc)
+        goto fail;
+    const char *stray = ckpt_first_unused(ck);
+    if (stray) {
+        policy_errf(err, errlen, "%s: tensor '%s' is not part of the pac model that "
+                    "'pacd.model' and 'pacd.observation' describe; the metadata and the "
+                    "tensors disagree", path, stray);
+        L.rc = -EINVAL;
+        goto fail;
+    }
+
+    /* plan the arena */
+    size_t T = (size_t)m->n_tokens, N = (size_t)m->n_lat, Q = (size_t)m->n_q;
+    size_t D = (size_t)d;
+    size_t nq_max = N > Q ? N : Q;
+    size_t s_max = N * T;
+    if (N * N > s_max)
+        s_max = N * N;
+    if (Q * N > s_max)
+        s_max = Q * N;
+    size_t kv_max = T * 2 * D > N * 3 * D ? T * 2 * D : N * 3 * D;
+    size_t lx_max = T > N ? T * D : N * D;
+    m->arena = nn_arena_new();
+    if (!m->arena) {
+        policy_errf(err, errlen, "%s: out of memory", path);
+        L.rc = -ENOMEM;
+        goto fail;
+    }
+    m->o_x = nn_arena_reserve(m->arena, T * D);
+    m->o_lx = nn_arena_reserve(m->arena, lx_max);
+    m->o_kv = nn_arena_reserve(m->arena, kv_max);
+    m->o_s = nn_arena_reserve(m->arena, s_max);
+    m->o_o = nn_arena_reserve(m->arena, nq_max * D);
+    m->o_lat = nn_arena_reserve(m->arena, N * D);
+    m->o_lq = nn_arena_reserve(m->arena, nq_max * D);
+    m->o_q = nn_arena_reserve(m->arena, nq_max * D);
+    m->o_h = nn_arena_reserve(m->arena, nq_max * D * (size_t)m->ratio);
+    m->o_z = nn_arena_reserve(m->arena, Q * D);
+    m->o_log = nn_arena_reserve(m->arena, Q * (size_t)m->out_cols);
+    m->o_cl = nn_arena_reserve(m->arena, (size_t)(m->v_bins > 0 ? m->v_bins : 1));
+    m->o_xn = nn_arena_reserve(m->arena, (size_t)(m->obs_dim > 0 ? m->obs_dim : 1));
+    m->o_zc = nn_arena_reserve(m->arena, D);
+    m->o_cols = nn_arena_reserve(m->arena, m->n_cams ? max_cols : 1);
+    m->o_fa = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
+    m->o_fb = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
+    m->o_fc = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
+    if (m->o_fc == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
+        policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
+                    nn_arena_bytes(m->arena));
+        L.rc = -ENOMEM;
+        goto fail;
+    }
+#define P(f) m->f = nn_arena_ptr(m->arena, m->o_##f)
+    P(x); P(lx); P(kv); P(s); P(o); P(lat); P(lq); P(q); P(h); P(z);
+    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc);
+    m->logits = nn_arena_ptr(m->arena, m->o_log);
+    m->cl = nn_arena_ptr(m->arena, m->o_cl);
+#undef P
+
+    /* warm-up step (BLAS first-call set-up at init, not in the loop); the
+     * sampling generator is restored so the seed alone decides the draws */
+    {
+        uint64_t rng = m->rng;
+        float *vals = m->obs_dim ? m->mean : NULL;
+        const uint8_t *imgs[POLICY_MAX_FIELDS];
+        size_t max_img = 0;
+        for (int c = 0; c < m->n_cams; c++) {
+            const policy_field_t *f = &spec->fields[m->cams[c].field];
+            max_img = (size_t)f->size > max_img ? (size_t)f->size : max_img;
+        }
+        uint8_t *blank = max_img ? calloc(max_img, 1) : NULL;
+        float *tv = m->task_kind == 2 ? calloc((size_t)m->task_dim, sizeof(float)) : NULL;
+        if ((max_img && !blank) || (m->task_kind == 2 && !tv)) {
+            free(blank);
+            free(tv);
+            policy_errf(err, errlen, "%s: out of memory", path);
+            L.rc = -ENOMEM;
+            goto fail;
+        }
+        for (int c = 0; c < m->n_cams; c++)
+            imgs[c] = blank;
+        policy_observation_t warm = { .values = vals, .images = imgs, .task_id = 0,
+                                      .task_vector = tv };
+        float a[POLICY_MAX_ACTION];
+        policy_extra_t ex;
+        (void)pac_step(m, &warm, a, &ex);
+        free(blank);
+        free(tv);
+        m->rng = rng;
+        m->have_logits = 0;
+    }
+    *impl_out = m;
+    return 0;
+fail:
+    {
+        void *v = m;
+        pac_destroy(&v);
+    }
+    return L.rc ? L.rc : -EINVAL;
+}
+
+/* ---- step -------------------------------------------------------------- */
+
+/* Deployment (or sampled) action from the logits. Returns 0 or -ERANGE. */
+static int choose_action(pac_t *m, float *a)
+{
+    int A = m->action_dim;
+    if (m->head == HEAD_CATEGORICAL) {
+        int K = m->bins;
+        for (int j = 0; j < A; j++) {
+            float *l = m->logits + (size_t)j * K;   /* [A, K] either way */
+            int best = 0;
+            if (!m->sample) {
+                for (int i = 0; i < K; i++) {
+                    if (isnan(l[i]))
+                        return -ERANGE;
+                    if (l[i] > l[best])
+                        best = i;
+                }
+            } else {
+                float mx = l[0];
+                for (int i = 0; i < K; i++) {
+                    if (isnan(l[i]))
+                        return -ERANGE;
+                    mx = l[i] > mx ? l[i] : mx;
+                }
+                double sum = 0.0;
+                for (int i = 0; i < K; i++)
+                    sum += exp((double)(l[i] - mx) / m->temperature);
+                double u = rng_unit(&m->rng) * sum, c = 0.0;
+                best = K - 1;
+                for (int i = 0; i < K; i++) {
+                    c += exp((double)(l[i] - mx) / m->temperature);
+                    if (u < c) {
+                        best = i;
+                        break;
+                    }
+                }
+            }
+            float v = m->low[j] + (m->high[j] - m->low[j]) * ((float)best / (float)(K - 1));
+            a[j] = v < m->low[j] ? m->low[j] : v > m->high[j] ? m->high[j] : v;
+        }
+        return 0;
+    }
+    for (int j = 0; j < A; j++) {
+        float mean, log_std;
+        if (m->n_q == 1) {
+            mean = m->logits[j];
+            log_std = m->logits[A + j];
+        } else {
+            mean = m->logits[2 * j];
+            log_std = m->logits[2 * j + 1];
+        }
+        if (isnan(mean) || isnan(log_std))
+            return -ERANGE;
+        float u = mean;
+        if (m->sample) {
+            float ls = log_std < PAC_LOG_STD_MIN ? PAC_LOG_STD_MIN
+                     : log_std > PAC_LOG_STD_MAX ? PAC_LOG_STD_MAX : log_std;
+            u = mean + m->temperature * expf(ls) * (float)rng_normal(&m->rng);
+        }
+        a[j] = policy_rescale(tanhf(u), m->low[j], m->high[j]);
+        if (isnan(a[j]))
+            return -ERANGE;
+    }
+    return 0;
+}
+
+static int pac_step(void *impl, const policy_observation_t *obs, float *action,
+                    policy_extra_t *extra)
+{
+    pac_t *m = impl;
+    int d = m->d;
+    const float *o = obs->values;
+    for (int i = 0; i < m->obs_dim; i++)
+        if (!isfinite(o[i]))
+            return -EDOM;
+    for (int c = 0; c < m->n_cams; c++)
+        if (!obs->images[c])
+            return -EINVAL;
+    if (m->task_kind == 1 && (obs->task_id < 0 || obs->task_id >= m->task_count))
+        return -EINVAL;
+    if (m->task_kind == 2) {
+        if (!obs->task_vector)
+            return -EINVAL;
+        for (int i = 0; i < m->task_dim; i++)
+            if (!isfinite(obs->task_vector[i]))
+                return -EDOM;
+    }
+    m->have_logits = 0;
+    /* proprioception tokens */
+    for (int i = 0; i < m->obs_dim; i++) {
+        float xn = (o[i] - m->mean[i]) / m->std[i];
+        const float *w = m->prop_w + (size_t)i * d, *ad = m->prop_add + (size_t)i * d;
+        float *x = m->x + (size_t)i * d;
+        for (int j = 0; j < d; j++)
+            x[j] = xn * w[j] + ad[j];
+    }
+    for (int c = 0; c < m->n_cams; c++)
+        camera_tokens(m, &m->cams[c], obs->images[c]);
+    if (m->task_kind == 1) {
+        memcpy(m->x + (size_t)m->task_row * d, m->task_tab + (size_t)obs->task_id * d,
+               (size_t)d * sizeof(float));
+    } else if (m->task_kind == 2) {
+        float *x = m->x + (size_t)m->task_row * d;
+        memcpy(x, m->task_add, (size_t)d * sizeof(float));
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m->task_dim, 1.0f, m->task_w, m->task_dim,
+                    obs->task_vector, 1, 1.0f, x, 1);
+    }
+    /* encoder */
+    memcpy(m->lat, m->latents, (size_t)m->n_lat * d * sizeof(float));
+    cross_block(m, &m->enc_cross, m->lat, m->n_lat, m->x, m->n_tokens);
+    for (int i = 0; i < m->n_blocks; i++)
+        self_block(m, &m->blocks[i], m->lat, m->n_lat);
+    /* policy decoder */
+    memcpy(m->z, m->queries, (size_t)m->n_q * d * sizeof(float));
+    cross_block(m, &m->dec, m->z, m->n_q, m->lat, m->n_lat);
+    nn_layernorm(m->z, m->n_q, d, m->dec_ln_w, m->dec_ln_b, PAC_LN_EPS, m->z);
+    nn_linear(m->z, m->n_q, d, m->dec_out_w, m->dec_out_b, m->out_cols, m->logits);
+    float a[POLICY_MAX_ACTION];
+    int rc = choose_action(m, a);
+    if (rc)
+        return rc;
+    m->have_logits = 1;
+    float qv = 0.0f;
+    if (m->has_critic) {
+        float au[POLICY_MAX_ACTION];
+        for (int j = 0; j < m->action_dim; j++)
+            au[j] = 2.0f * (a[j] - m->low[j]) / (m->high[j] - m->low[j]) - 1.0f;
+        memcpy(m->zc, m->c_query, (size_t)d * sizeof(float));
+        nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, m->zc);
+        cross_block(m, &m->crit, m->zc, 1, m->lat, m->n_lat);
+        nn_layernorm(m->zc, 1, d, m->c_ln_w, m->c_ln_b, PAC_LN_EPS, m->zc);
+        nn_linear(m->zc, 1, d, m->c_out_w, m->c_out_b, m->v_bins, m->cl);
+        nn_softmax(m->cl, 1, m->v_bins);
+        double q = 0.0;
+        for (int i = 0; i < m->v_bins; i++)
+            q += (double)m->cl[i] * m->support[i];
+        qv = (float)q;
+        if (!isfinite(qv))
+            return -ERANGE;
+    }
+    memcpy(action, a, (size_t)m->action_dim * sizeof(float));
+    if (extra) {
+        extra->has_q_value = m->has_critic;
+        extra->q_value = m->has_critic ? qv : 0.0f;
+    }
+    return 0;
+}
+
+static size_t pac_arena_bytes(const void *impl)
+{
+    const pac_t *m = impl;
+    return nn_arena_bytes(m->arena);
+}
+
+static int pac_logits(const void *impl, const float **logits, int *rows, int *cols)
+{
+    const pac_t *m = impl;
+    if (!m->have_logits)
+        return -ENODATA;
+    *logits = m->logits;
+    *rows = m->n_q;
+    *cols = m->out_cols;
+    return 0;
+}
+
+const policy_arch_t policy_arch_pac = {
+    .name = "pac",
+    .load = pac_load,
+    .step = pac_step,
+    .arena_bytes = pac_arena_bytes,
+    .destroy = pac_destroy,
+    .logits = pac_logits,
+};

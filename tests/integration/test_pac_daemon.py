@@ -1,0 +1,85 @@
+"""A PAC checkpoint (pac-s: two 128x128 cameras, 24-D proprioception stacked
+3 deep, critic) runs in the real daemon on the sim Panda with camera frames
+published over ZeroMQ; the steps are logged with the critic's Q values."""
+import os
+import subprocess
+import time
+
+import pytest
+
+import pacd_client
+from conftest import PY, SRC, FrameFeeder
+from test_daemon import cat_steps, node_read
+
+pb = pacd_client.pb
+
+
+@pytest.fixture(scope="module")
+def pac_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pac") / "pac-s.safetensors"
+    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
+    subprocess.run([PY, "-m", "pacd_torch.make_pac", "--size", "pac-s", "--robot", "panda",
+                    "--cameras", "front,wrist", "--action-space", "joint_velocity_gripper",
+                    "--critic", "--seed", "3", "--out", str(out)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
+
+
+class TwoCameras:
+    def __init__(self, d):
+        self.feeds = [FrameFeeder(d.camera("front")), FrameFeeder(d.camera("wrist"))]
+        # different images per camera, so a mix-up would show
+        self.feeds[1].img = pacd_client.synthetic_image(128, 128, 3.0)
+
+    def __call__(self):
+        for f in self.feeds:
+            f()
+
+
+def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_checkpoint):
+    d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"))
+    feed = TwoCameras(d)
+    d.client.start_episode(max_steps=30)
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 30, feed=feed, timeout=30,
+                    what="30 PAC steps")
+    assert st.has_q_value
+    assert st.inference.p50_us > 0
+    d.stop()
+    log = d.logs()[0]
+    steps = cat_steps(log)
+    assert len(steps) == 30
+    live = [s for s in steps if not s["stale"]]
+    assert len(live) >= 25
+    for s in live:
+        assert "q_value" in s and s["q_value"] == s["q_value"]  # present and not NaN
+        assert len(s["policy_action"]) == 8
+        assert {f["camera"] for f in s["frames"]} == {"front", "wrist"}
+    # proprioception stacked 3 deep, previous action 2 deep, as the checkpoint asks
+    shapes = steps[0]["observation_shape"]
+    assert shapes["joint_positions"] == [3, 7]
+    assert shapes["previous_action"] == [2, 8]
+    # the previous action a step sees is the command sent the step before
+    for a, b in zip(live, live[1:]):
+        if b["step"] == a["step"] + 1 and not a["held"]:
+            assert b["observation"]["previous_action"][8:] == pytest.approx(a["action"], abs=1e-6)
+    q0 = steps[0]["observation"]["joint_positions"][-7:]
+    q1 = steps[-1]["observation"]["joint_positions"][-7:]
+    assert max(abs(x - y) for x, y in zip(q0, q1)) > 1e-3, "the PAC actor moved the arm"
+    doc = node_read(log)
+    topics = {m["topic"] for m in doc["messages"]}
+    assert {"/pacd/camera/front", "/pacd/camera/wrist", "/pacd/step"} <= topics
+    meta = {m["name"]: m["metadata"] for m in doc["metadata"]}["pacd"]
+    assert meta["policy_sampling"] == "deterministic"
+
+
+def test_pac_sampling_is_seeded_and_logged(daemon, pac_checkpoint):
+    d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"),
+               extra="[policy]\nsample = true\ntemperature = 0.5\nseed = 11\n")
+    feed = TwoCameras(d)
+    d.client.start_episode(max_steps=10)
+    d.wait_for(lambda s: s.state == pb.IDLE and s.step == 10, feed=feed, timeout=30,
+               what="10 sampled steps")
+    d.stop()
+    doc = node_read(d.logs()[0])
+    meta = {m["name"]: m["metadata"] for m in doc["metadata"]}["pacd"]
+    assert meta["policy_sampling"] == "sample temperature=0.5 seed=11"

@@ -1,0 +1,212 @@
+/* Unit tests of the pac architecture on a small checkpoint made at build time
+ * by pacd_torch.make_pac (path in argv[1]): policy_step allocates nothing,
+ * the spec reports the critic, observation errors leave the action alone,
+ * the logits are exposed, and sampling is reproducible from the seed. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+
+/* ---- allocation counters (-Wl,--wrap=...) over the code linked statically ---- */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+static long n_allocs;
+void *__wrap_malloc(size_t n) { n_allocs++; return __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t s) { n_allocs++; return __real_calloc(n, s); }
+void *__wrap_realloc(void *p, size_t n) { n_allocs++; return __real_realloc(p, n); }
+void *__wrap_aligned_alloc(size_t a, size_t n) { n_allocs++; return __real_aligned_alloc(a, n); }
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+    n_allocs++;
+    return __real_posix_memalign(p, a, n);
+}
+
+static const char *ckpt_path;
+
+typedef struct {
+    policy_t *p;
+    float *values;
+    uint8_t *img[POLICY_MAX_FIELDS];
+    const uint8_t *imgs[POLICY_MAX_FIELDS];
+    policy_observation_t obs;
+} fx_t;
+
+static fx_t *fx_new(const policy_options_t *opt)
+{
+    char err[512];
+    fx_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->p = policy_load(ckpt_path, opt, err, sizeof err);
+    if (!f->p)
+        fail_msg("%s", err);
+    const policy_spec_t *s = policy_spec(f->p);
+    f->values = calloc((size_t)s->obs_dim + 1, sizeof(float));
+    for (int i = 0; i < s->obs_dim; i++)
+        f->values[i] = sinf((float)i * 0.7f);
+    int k = 0;
+    for (int i = 0; i < s->n_fields; i++) {
+        if (!s->fields[i].is_image)
+            continue;
+        f->img[k] = malloc((size_t)s->fields[i].size);
+        for (int j = 0; j < s->fields[i].size; j++)
+            f->img[k][j] = (uint8_t)(j * 7 + k * 13);
+        f->imgs[k] = f->img[k];
+        k++;
+    }
+    f->obs = (policy_observation_t){ .values = f->values, .images = f->imgs };
+    return f;
+}
+
+static void fx_destroy(fx_t *f)
+{
+    policy_destroy(&f->p);
+    for (int i = 0; i < POLICY_MAX_FIELDS; i++)
+        free(f->img[i]);
+    free(f->values);
+    free(f);
+}
+
+static void test_spec(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    const policy_spec_t *s = policy_spec(f->p);
+    assert_string_equal(s->architecture, "pac");
+    assert_true(s->has_critic);
+    assert_int_equal(s->n_images, 2);
+    assert_int_equal(s->action_dim, 7);
+    /* no logits before a step */
+    const float *l;
+    int r, c;
+    assert_int_equal(policy_logits(f->p, &l, &r, &c), -ENODATA);
+    fx_destroy(f);
+}
+
+static void test_step_allocates_nothing(void **state)
+{
+    (void)state;
+    long before_load = n_allocs;
+    fx_t *f = fx_new(NULL);
+    /* the counter sees the loader's allocations, so it would see step's */
+    assert_true(n_allocs > before_load);
+    float a[POLICY_MAX_ACTION];
+    policy_extra_t ex;
+    long before = n_allocs;
+    for (int i = 0; i < 50; i++) {
+        f->values[i % 10] += 0.1f;
+        f->img[0][i] ^= 0xff;
+        assert_int_equal(policy_step(f->p, &f->obs, a, &ex), 0);
+    }
+    assert_int_equal(n_allocs, before);
+    const policy_spec_t *s = policy_spec(f->p);
+    assert_true(ex.has_q_value);
+    assert_true(isfinite(ex.q_value) && ex.q_value >= 0.0f && ex.q_value <= 1.0f);
+    for (int j = 0; j < s->action_dim; j++)
+        assert_true(a[j] >= s->action_low[j] && a[j] <= s->action_high[j]);
+    const float *l;
+    int r, c;
+    assert_int_equal(policy_logits(f->p, &l, &r, &c), 0);
+    assert_int_equal(r, s->action_dim);
+    assert_int_equal(c, 11);   /* --bins 11 in tests/policy/meson.build */
+    fx_destroy(f);
+}
+
+static void test_bad_observation(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    float a[POLICY_MAX_ACTION];
+    for (int j = 0; j < POLICY_MAX_ACTION; j++)
+        a[j] = 42.0f;
+    f->values[3] = NAN;
+    assert_int_equal(policy_step(f->p, &f->obs, a, NULL), -EDOM);
+    f->values[3] = INFINITY;
+    assert_int_equal(policy_step(f->p, &f->obs, a, NULL), -EDOM);
+    f->values[3] = 0.0f;
+    f->imgs[1] = NULL;
+    assert_int_equal(policy_step(f->p, &f->obs, a, NULL), -EINVAL);
+    policy_observation_t no_images = { .values = f->values, .images = NULL };
+    assert_int_equal(policy_step(f->p, &no_images, a, NULL), -EINVAL);
+    for (int j = 0; j < POLICY_MAX_ACTION; j++)
+        assert_true(a[j] == 42.0f);
+    f->imgs[1] = f->img[1];
+    assert_int_equal(policy_step(f->p, &f->obs, a, NULL), 0);
+    fx_destroy(f);
+}
+
+/* Sampling: same seed -> same actions; another seed -> different ones; the
+ * deterministic policy is the same every step. */
+static void test_sampling(void **state)
+{
+    (void)state;
+    policy_options_t o1 = { .threads = 1, .sample = 1, .temperature = 5.0f, .seed = 7 };
+    policy_options_t o2 = { .threads = 1, .sample = 1, .temperature = 5.0f, .seed = 8 };
+    fx_t *a = fx_new(&o1), *b = fx_new(&o1), *c = fx_new(&o2), *d = fx_new(NULL);
+    int differs_seed = 0, differs_step = 0;
+    float first[POLICY_MAX_ACTION], det0[POLICY_MAX_ACTION];
+    const policy_spec_t *s = policy_spec(a->p);
+    for (int i = 0; i < 20; i++) {
+        float xa[POLICY_MAX_ACTION], xb[POLICY_MAX_ACTION], xc[POLICY_MAX_ACTION];
+        float xd[POLICY_MAX_ACTION];
+        assert_int_equal(policy_step(a->p, &a->obs, xa, NULL), 0);
+        assert_int_equal(policy_step(b->p, &b->obs, xb, NULL), 0);
+        assert_int_equal(policy_step(c->p, &c->obs, xc, NULL), 0);
+        assert_int_equal(policy_step(d->p, &d->obs, xd, NULL), 0);
+        assert_memory_equal(xa, xb, sizeof(float) * (size_t)s->action_dim);
+        differs_seed |= memcmp(xa, xc, sizeof(float) * (size_t)s->action_dim) != 0;
+        if (i == 0) {
+            memcpy(first, xa, sizeof first);
+            memcpy(det0, xd, sizeof det0);
+        } else {
+            differs_step |= memcmp(xa, first, sizeof(float) * (size_t)s->action_dim) != 0;
+            assert_memory_equal(xd, det0, sizeof(float) * (size_t)s->action_dim);
+        }
+        for (int j = 0; j < s->action_dim; j++)
+            assert_true(xa[j] >= s->action_low[j] && xa[j] <= s->action_high[j]);
+    }
+    assert_true(differs_seed);
+    assert_true(differs_step);
+    fx_destroy(a);
+    fx_destroy(b);
+    fx_destroy(c);
+    fx_destroy(d);
+}
+
+static void test_blas_selfcheck(void **state)
+{
+    (void)state;
+    char report[512];
+    assert_int_equal(policy_blas_selfcheck(report, sizeof report), 0);
+    assert_non_null(strstr(report, "self-check ok"));
+    assert_non_null(strstr(report, "core "));
+    assert_int_equal(policy_blas_selfcheck(NULL, 0), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_policy_pac CHECKPOINT (made by pacd_torch.make_pac)\n");
+        return 2;
+    }
+    ckpt_path = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec),
+        cmocka_unit_test(test_step_allocates_nothing),
+        cmocka_unit_test(test_bad_observation),
+        cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_blas_selfcheck),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
