@@ -14,7 +14,8 @@
  *                    [b"reward", Reward] (Lift: 1 when the cube is > 0.04 m
  *                    above the table, else 0).
  * All messages of one state carry the same time (now, CLOCK_REALTIME) and
- * seq (row index + 1). See docs/mujoco.md. */
+ * seq (row index + 1); the robot state is sent last (--state-lag-us after
+ * the rest), as it commits a step in pacd's shadow mode. See docs/mujoco.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <hdf5.h>
@@ -42,6 +43,7 @@ typedef struct {
     const char *camera_endpoint, *state_endpoint;
     int loop;
     int connect_wait_ms;
+    int state_lag_us;
     const char *robot;
 } replay_opts_t;
 
@@ -71,12 +73,13 @@ static void usage(FILE *f)
             "usage: pacd-replay --demo FILE [--episode N] [--cameras agentview[,..]]\n"
             "                   [--size WxH] [--rate HZ|recorded|max] [--camera-endpoint EP]\n"
             "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
-            "                   [--loop]\n"
+            "                   [--state-lag-us US] [--loop]\n"
             "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
             "frames, robot states, the human's actions and the Lift reward over ZeroMQ.\n"
             "Defaults: episode 1, cameras agentview, 128x128, rate 20 Hz (one recorded\n"
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
-            "tcp://127.0.0.1:5556 (state), connect wait 500 ms.\n");
+            "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
+            "robot state, which commits a step in pacd's shadow mode, goes last).\n");
 }
 
 /* Read a 2-D float64 dataset (1-D read as N x 1). */
@@ -177,6 +180,7 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
     *o = (replay_opts_t){.episode = 1, .cameras = "agentview", .width = 128, .height = 128,
                          .rate_hz = 20, .camera_endpoint = "tcp://127.0.0.1:5555",
                          .state_endpoint = "tcp://127.0.0.1:5556", .connect_wait_ms = 500,
+                         .state_lag_us = 2000,
                          .robot = "sawyer"};
     static const struct option longopts[] = {
         {"demo", required_argument, NULL, 'd'},
@@ -188,6 +192,7 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
         {"state-endpoint", required_argument, NULL, 'S'},
         {"robot", required_argument, NULL, 'R'},
         {"connect-wait-ms", required_argument, NULL, 'w'},
+        {"state-lag-us", required_argument, NULL, 'L'},
         {"loop", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -233,6 +238,13 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
             o->connect_wait_ms = (int)strtol(optarg, &end, 10);
             if (*end || o->connect_wait_ms < 0 || o->connect_wait_ms > 60000) {
                 fprintf(stderr, "pacd-replay: --connect-wait-ms wants 0..60000\n");
+                return -1;
+            }
+            break;
+        case 'L':
+            o->state_lag_us = (int)strtol(optarg, &end, 10);
+            if (*end || o->state_lag_us < 0 || o->state_lag_us > 999999) {
+                fprintf(stderr, "pacd-replay: --state-lag-us wants 0..999999\n");
                 return -1;
             }
             break;
@@ -422,13 +434,10 @@ int main(int argc, char **argv)
                                      frame_seq, pack, pack_cap) == 0)
                     frames++;
             }
-            hal_state_t st;
-            memset(&st, 0, sizeof st);
-            hal_mjmap_read(&map, m, d, robot, &st);
-            st.time_unix_ns = now;
-            st.time_mono_ns = now_ns(CLOCK_MONOTONIC);
-            st.seq = seq;
-            hal_mjpub_state(state_sock, robot->name, &st);
+            /* The robot state goes last: in pacd's shadow mode it commits the
+             * step, which then carries this row's frame, action and reward.
+             * Frames travel on another connection: --state-lag-us gives them
+             * a head start. */
             float act[HAL_MAX_JOINTS + 1];
             for (int j = 0; j < jv.cols; j++)
                 act[j] = (float)jv.data[(size_t)row * jv.cols + j];
@@ -440,6 +449,17 @@ int main(int argc, char **argv)
             if (isfinite(height))
                 hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
                                  0, now);
+            if (o.state_lag_us > 0) {
+                struct timespec lag = {.tv_sec = 0, .tv_nsec = o.state_lag_us * 1000L};
+                nanosleep(&lag, NULL);
+            }
+            hal_state_t st;
+            memset(&st, 0, sizeof st);
+            hal_mjmap_read(&map, m, d, robot, &st);
+            st.time_unix_ns = now;
+            st.time_mono_ns = now_ns(CLOCK_MONOTONIC);
+            st.seq = seq;
+            hal_mjpub_state(state_sock, robot->name, &st);
             published++;
         }
     } while (o.loop && !stop_requested);

@@ -192,3 +192,55 @@ def test_replay_rejects_bad_input(tmp_path):
                            timeout=60)
         assert p.returncode != 0
         assert msg in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
+def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
+    """pacd (Sawyer checkpoint, shadow mode, camera agentview) on the replayed
+    SawyerLift demo_1: one step per recorded state, each with that state's
+    joint positions, the human's action, the reward of the recorded cube
+    height and the rendered frame; the last step reports the lifted cube."""
+    from test_daemon import cat_steps
+
+    states, jv, grip = recorded(1)
+    T = len(states)
+    ckpt = str(tmp_path / "example-sawyer.safetensors")
+    env = dict(os.environ, PYTHONPATH=os.path.join(conftest.SRC, "policy", "torch"))
+    subprocess.run([conftest.PY, "-m", "pacd_torch.make_example", "--robot", "sawyer", "--out", ckpt],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    d = daemon(checkpoint=ckpt, cameras=("agentview",),
+               extra="[pacd]\nmode = shadow\n[robot]\nname = sawyer\n")
+    reply = d.client.start_episode(max_steps=T)
+    assert reply.ok
+    p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
+                        "--size", "128x128", "--rate", "50", "--camera-endpoint", d.ep("camera"),
+                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "1000"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == T, timeout=30, what="%d shadow steps" % T)
+    assert st.mode == "shadow"
+    d.stop()
+    logs = d.logs()
+    assert len(logs) == 1
+    steps = cat_steps(logs[0])
+    assert [s["step"] for s in steps] == list(range(T))
+
+    arm_qpos = [1, 3, 4, 5, 6, 7, 8]
+    want_rewards = (states[:, 1 + 12] - TABLE_TOP_Z > 0.04).astype(float)
+    same_frame = 0
+    for k, s in enumerate(steps):
+        assert s["shadow"] is True
+        assert s["robot_state_seq"] == k + 1
+        np.testing.assert_allclose(s["observation"]["joint_positions"], states[k, arm_qpos], atol=1e-9)
+        assert s["teleop_action_seq"] == k + 1
+        np.testing.assert_allclose(s["teleop_action"][:7], jv[k], rtol=1e-6, atol=1e-6)
+        assert s["teleop_action"][7] == pytest.approx(-grip[k, 0])
+        assert s["reward"] == want_rewards[k]
+        assert len(s["frames"]) == 1 and s["frames"][0]["camera"] == "agentview"
+        # the frame rendered from this row, or (rarely, the frames travel on
+        # another connection) the one before
+        assert s["frames"][0]["seq"] in (k, k + 1)
+        same_frame += s["frames"][0]["seq"] == k + 1
+    assert same_frame >= 0.95 * T, same_frame
+    # the demo ends with the cube lifted, as recorded
+    assert steps[-1]["reward"] == 1.0 and steps[-1]["is_last"]
