@@ -249,6 +249,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (errno || end == value || *end || value[0] == '-')
             return fail(p, section, key, value, "expected an unsigned integer");
         c->sim_seed = v;
+    } else if (KEY("robot", "physics_rt_priority")) {
+        if (parse_long(value, 0, 99, &l))
+            return fail(p, section, key, value, "expected 0 (normal) or a SCHED_FIFO priority 1..99");
+        c->physics_rt_priority = (int)l;
     } else if (KEY("robot", "publish_state")) {
         if (parse_bool(value, &c->publish_state))
             return fail(p, section, key, value, "expected true or false");

@@ -44,6 +44,7 @@ typedef struct {
     char ee_site[CONFIG_NAME];    /* mujoco: site reported as the end-effector pose */
     unsigned long long sim_seed;  /* mujoco: seed of the reset randomisation */
     int publish_state;            /* mujoco: publish robot_state + reward to state_bind */
+    int physics_rt_priority;      /* mujoco: SCHED_FIFO priority of the physics thread, 0 = normal */
     /* [safety] */
     double out_of_spec_factor;
     double limit_margin_rad;

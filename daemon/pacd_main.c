@@ -187,6 +187,7 @@ int main(int argc, char **argv)
         .seed = cfg.sim_seed,
         .render_rate_hz = cfg.rate_hz,
         .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
+        .physics_rt_priority = cfg.physics_rt_priority,
     };
     if (!cfg.shadow) {
         hal = hal_new(robot, &ho, err, sizeof err);
