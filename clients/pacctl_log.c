@@ -707,6 +707,13 @@ static json_t *step_json(const Pacd__V1__Step *s)
     }
     if (s->shadow)
         json_object_set_new(o, "shadow", json_true());
+    if (s->n_task_info) {
+        json_t *ti = json_object();
+        for (size_t i = 0; i < s->n_task_info; i++)
+            if (s->task_info[i]->name)
+                json_object_set_new(ti, s->task_info[i]->name, jfloat(s->task_info[i]->value));
+        json_object_set_new(o, "task_info", ti);
+    }
     return o;
 }
 

@@ -448,7 +448,7 @@ int main(int argc, char **argv)
             height = hal_mjmap_cube_height(&map, d);
             if (isfinite(height))
                 hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
-                                 0, now);
+                                 0, now, height);
             if (o.state_lag_us > 0) {
                 struct timespec lag = {.tv_sec = 0, .tv_nsec = o.state_lag_us * 1000L};
                 nanosleep(&lag, NULL);

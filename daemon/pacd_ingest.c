@@ -31,6 +31,7 @@ typedef struct {
 typedef struct {
     float reward, discount;
     int is_terminal;
+    ingest_task_info_t info;
 } reward_t;
 
 struct ingest {
@@ -241,7 +242,18 @@ static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
             count(&self->states_rejected);
         } else {
             unsigned b = tbuf_back(&self->reward.tb);
-            self->reward.value[b] = (reward_t){r->reward, r->discount, r->is_terminal};
+            reward_t *v = &self->reward.value[b];
+            v->reward = r->reward;
+            v->discount = r->discount;
+            v->is_terminal = r->is_terminal;
+            v->info.n = 0;
+            for (size_t i = 0; i < r->n_info && v->info.n < INGEST_MAX_TASK_INFO; i++) {
+                const Pacd__V1__TaskValue *t = r->info[i];
+                if (!t->name || !t->name[0] || !isfinite(t->value))
+                    continue;
+                snprintf(v->info.name[v->info.n], INGEST_TASK_NAME, "%s", t->name);
+                v->info.value[v->info.n++] = t->value;
+            }
             tbuf_publish(&self->reward.tb);
             count(&self->rewards_received);
         }
@@ -556,7 +568,8 @@ int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq)
     return n;
 }
 
-int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal)
+int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal,
+                       ingest_task_info_t *info)
 {
     int is_new;
     int i = tbuf_acquire_new(&self->reward.tb, &is_new);
@@ -565,6 +578,8 @@ int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_t
     *reward = self->reward.value[i].reward;
     *discount = self->reward.value[i].discount;
     *is_terminal = self->reward.value[i].is_terminal;
+    if (info)
+        *info = self->reward.value[i].info;
     return 1;
 }
 

@@ -46,6 +46,15 @@ typedef struct {
 } ingest_stats_t;
 
 #define INGEST_MAX_TELEOP 16
+#define INGEST_MAX_TASK_INFO 8
+#define INGEST_TASK_NAME 32
+
+/* Task measurements that came with a Reward (pacd.v1.Reward.info). */
+typedef struct {
+    int n;
+    char name[INGEST_MAX_TASK_INFO][INGEST_TASK_NAME];
+    double value[INGEST_MAX_TASK_INFO];
+} ingest_task_info_t;
 
 /* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),
  * set ZMQ_MAXMSGSIZE = cfg->max_message_bytes, allocate three frame buffers
@@ -78,9 +87,12 @@ int ingest_take_state(ingest_t *self, hal_state_t *state);
  * number of values (0: none has arrived). RT-safe. */
 int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq);
 
-/* If a Reward arrived since the last call, store it and return 1; else 0.
+/* If a Reward arrived since the last call, store it (and its info, names cut
+ * to 31 bytes, at most 8, non-finite values dropped; info may be NULL) and
+ * return 1; else 0.
  * RT-safe. */
-int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal);
+int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal,
+                       ingest_task_info_t *info);
 
 /* Snapshot of the counters. Any thread. */
 void ingest_get_stats(ingest_t *self, ingest_stats_t *stats);

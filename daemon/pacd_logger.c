@@ -543,6 +543,16 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.teleop_action = (float *)s->teleop_action;
     m.teleop_action_seq = s->teleop_seq;
     m.shadow = s->shadow != 0;
+    Pacd__V1__TaskValue tv[8], *tvp[8];
+    int nti = s->n_task_info < 0 ? 0 : s->n_task_info > 8 ? 8 : s->n_task_info;
+    for (int i = 0; i < nti; i++) {
+        pacd__v1__task_value__init(&tv[i]);
+        tv[i].name = (char *)s->task_info_name[i];
+        tv[i].value = s->task_info_value[i];
+        tvp[i] = &tv[i];
+    }
+    m.n_task_info = (size_t)nti;
+    m.task_info = tvp;
     if (append(self, CHANNEL_STEP, s->time_unix_ns, &m.base) == 0)
         f->pend_steps++;
     else

@@ -116,6 +116,9 @@ typedef struct {
     float teleop_action[LOGGER_MAX_ACTION];
     uint64_t teleop_seq;
     uint8_t shadow;                         /* nothing was sent to an arm */
+    int n_task_info;                        /* Step.task_info entries */
+    char task_info_name[8][32];
+    double task_info_value[8];
 } logger_step_t;
 
 /* A camera frame (pacd.v1.CameraFrame); data is copied into the ring. */

@@ -672,7 +672,13 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
         }
         float reward = 0.0f, discount = 1.0f;
         int terminal = 0;
-        ingest_take_reward(self->d.ingest, &reward, &discount, &terminal);
+        ingest_task_info_t info = {0};
+        ingest_take_reward(self->d.ingest, &reward, &discount, &terminal, &info);
+        self->rec.n_task_info = info.n;
+        for (int i = 0; i < info.n && i < 8; i++) {
+            memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
+            self->rec.task_info_value[i] = info.value[i];
+        }
         if (terminal) {
             self->end_requested = 1;
             self->end_terminal = 1;

@@ -368,7 +368,7 @@ static void *render_thread(void *arg)
         double h = hal_mjmap_cube_height(&mj->map, mj->rd);
         if (isfinite(h))
             hal_mjpub_reward(mj->state_sock, h > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f, 0,
-                             st.time_unix_ns);
+                             st.time_unix_ns, h);
     }
     hal_mjrender_destroy(&rend);
     return NULL;

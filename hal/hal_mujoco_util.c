@@ -418,7 +418,7 @@ int hal_mjpub_state(void *socket, const char *robot, const hal_state_t *st)
 }
 
 int hal_mjpub_reward(void *socket, float reward, float discount, int is_terminal,
-                     int64_t time_unix_ns)
+                     int64_t time_unix_ns, double cube_height_m)
 {
     if (!socket)
         return 0;
@@ -428,7 +428,16 @@ int hal_mjpub_reward(void *socket, float reward, float discount, int is_terminal
     r.discount = discount;
     r.is_terminal = is_terminal != 0;
     r.time_unix_ns = time_unix_ns;
-    uint8_t buf[64];
+    Pacd__V1__TaskValue height;
+    Pacd__V1__TaskValue *info[1] = {&height};
+    if (isfinite(cube_height_m)) {
+        pacd__v1__task_value__init(&height);
+        height.name = "cube_height_m";
+        height.value = cube_height_m;
+        r.n_info = 1;
+        r.info = info;
+    }
+    uint8_t buf[128];
     size_t len = pacd__v1__reward__pack(&r, buf);
     return send2(socket, "reward", buf, len);
 }

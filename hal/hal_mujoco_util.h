@@ -94,8 +94,9 @@ int hal_mjpub_camera(void *socket, const char *camera, int width, int height,
                      const uint8_t *rgb, int64_t capture_unix_ns, uint64_t seq, uint8_t *buf,
                      size_t cap);
 int hal_mjpub_state(void *socket, const char *robot, const hal_state_t *st);
+/* cube_height_m: logged as Reward.info "cube_height_m"; NAN = left out. */
 int hal_mjpub_reward(void *socket, float reward, float discount, int is_terminal,
-                     int64_t time_unix_ns);
+                     int64_t time_unix_ns, double cube_height_m);
 /* topic e.g. "teleop_action"; space a pacd.v1.ActionSpace value. */
 int hal_mjpub_action(void *socket, const char *topic, int space, const float *values, int n,
                      int64_t time_unix_ns, uint64_t seq);

@@ -236,6 +236,9 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
         np.testing.assert_allclose(s["teleop_action"][:7], jv[k], rtol=1e-6, atol=1e-6)
         assert s["teleop_action"][7] == pytest.approx(-grip[k, 0])
         assert s["reward"] == want_rewards[k]
+        # the cube height the reward came from is logged with the step
+        assert s["task_info"]["cube_height_m"] == pytest.approx(states[k, 1 + 12] - TABLE_TOP_Z,
+                                                                abs=1e-6)
         assert len(s["frames"]) == 1 and s["frames"][0]["camera"] == "agentview"
         # the frame rendered from this row, or (rarely, the frames travel on
         # another connection) the one before
@@ -244,3 +247,5 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
     assert same_frame >= 0.95 * T, same_frame
     # the demo ends with the cube lifted, as recorded
     assert steps[-1]["reward"] == 1.0 and steps[-1]["is_last"]
+    assert steps[-1]["task_info"]["cube_height_m"] == pytest.approx(states[-1, 1 + 12] - TABLE_TOP_Z,
+                                                                    abs=1e-6)
