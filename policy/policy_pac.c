@@ -49,7 +49,7 @@ typedef enum { HEAD_CATEGORICAL = 1, HEAD_GAUSSIAN = 2 } pac_head_t;
 typedef struct {
     int cin, cout, k, stride, pad;
     int hin, win, hout, wout;
-    float *w;            /* [cout, k * k * cin], patch order (kh, kw, cin) */
+    nn_packed_t w;       /* [cout, k * k * cin], patch order (kh, kw, cin) */
     float *b;            /* [cout] */
     float *gn_w, *gn_b;  /* [cout] */
 } conv_t;
@@ -60,7 +60,7 @@ typedef struct {
     conv_t convs[PAC_MAX_CONVS];
     conv_t res[PAC_MAX_RES][2];
     int grid_h, grid_w, channels;
-    float *proj_w;       /* [d, channels] */
+    nn_packed_t proj_w;  /* [d, channels] */
     float *tok_add;      /* [grid_h * grid_w, d]: proj bias + pos_row + pos_col + modality */
     int row0;            /* first token row */
 } camera_t;
@@ -69,17 +69,19 @@ typedef struct {
  * wqkv fused) */
 typedef struct {
     float *ln_q_w, *ln_q_b, *ln_kv_w, *ln_kv_b;
-    float *wq, *bq;      /* [d, d] pre-scaled by 1/sqrt(dh) (cross, non-constant queries) */
-    float *wkv, *bkv;    /* [2d, d], [2d]: k then v (cross) */
-    float *wqkv, *bqkv;  /* [3d, d], [3d]: q (pre-scaled), k, v (self) */
-    float *wo, *bo;
+    nn_packed_t wq;      /* [d, d] pre-scaled by 1/sqrt(dh) (cross, non-constant queries) */
+    nn_packed_t wkv;     /* [2d, d]: k then v (cross) */
+    nn_packed_t wqkv;    /* [3d, d]: q (pre-scaled), k, v (self) */
+    nn_packed_t wo, fc1_w, fc2_w;
+    float *bq, *bkv, *bqkv, *bo;
     float *ln_m_w, *ln_m_b;
-    float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    float *fc1_b, *fc2_b;
     float *q_const;      /* [nq, d] projected constant queries (pre-scaled), or NULL */
 } block_t;
 
 typedef struct {
     int d, heads, dh, n_lat, n_blocks, ratio;
+    nn_gemm_kind_t gk;   /* matrix kernel, chosen at load */
     int obs_dim, action_dim;
     int n_tokens;
     /* observation */
@@ -104,14 +106,16 @@ typedef struct {
     int bins;
     float *queries;      /* [n_q, d] */
     block_t dec;
-    float *dec_ln_w, *dec_ln_b, *dec_out_w, *dec_out_b;
+    float *dec_ln_w, *dec_ln_b, *dec_out_b;
+    nn_packed_t dec_out_w;
     float low[POLICY_MAX_ACTION], high[POLICY_MAX_ACTION];
     /* critic */
     int has_critic, v_bins;
     float v_min, v_max;
     float *c_query, *c_aw, *c_ab;   /* [d], [d, action_dim], [d] */
     block_t crit;
-    float *c_ln_w, *c_ln_b, *c_out_w, *c_out_b, *support;
+    float *c_ln_w, *c_ln_b, *c_out_b, *support;
+    nn_packed_t c_out_w;
     /* sampling */
     int sample;
     float temperature;
@@ -214,6 +218,31 @@ static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ..
     return rd(L, name, ndim, d0, d1, 0, 0);
 }
 
+/* Pack w[out, in] for the step's kernel into new memory (in place for BLAS). */
+static void pk(ld_t *L, float *w, int out, int in, nn_packed_t *p)
+{
+    if (L->rc)
+        return;
+    float *dst = w;
+    if (L->m->gk != NN_GEMM_BLAS && !(dst = wnew(L, nn_pack_floats(L->m->gk, out, in))))
+        return;
+    int rc = nn_pack(L->m->gk, w, out, in, dst, p);
+    if (rc) {
+        policy_errf(L->err, L->errlen, "%s: cannot pack a %dx%d weight matrix for the %s "
+                    "kernel", L->path, out, in, nn_gemm_name(L->m->gk));
+        L->rc = rc;
+    }
+}
+
+static float *rdpk(ld_t *L, nn_packed_t *p, int out, int in, const char *fmt, const char *pre)
+{
+    char name[192];
+    snprintf(name, sizeof name, fmt, pre);
+    float *w = rd(L, name, 2, out, in, 0, 0);
+    pk(L, w, out, in, p);
+    return w;
+}
+
 /* Load one block (prefix.ln_q/ln_kv/attn/ln_mlp/mlp for cross; ln1/attn/ln2/mlp
  * for self). */
 static void load_block(ld_t *L, block_t *b, const char *pre, int self)
@@ -240,11 +269,11 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
     float *bk = rdf(L, 1, d, 0, "%s.attn.k.bias", pre);
     float *wv = rdf(L, 2, d, d, "%s.attn.v.weight", pre);
     float *bv = rdf(L, 1, d, 0, "%s.attn.v.bias", pre);
-    b->wo = rdf(L, 2, d, d, "%s.attn.o.weight", pre);
+    (void)rdpk(L, &b->wo, d, d, "%s.attn.o.weight", pre);
     b->bo = rdf(L, 1, d, 0, "%s.attn.o.bias", pre);
-    b->fc1_w = rdf(L, 2, hd, d, "%s.mlp.fc1.weight", pre);
+    (void)rdpk(L, &b->fc1_w, hd, d, "%s.mlp.fc1.weight", pre);
     b->fc1_b = rdf(L, 1, hd, 0, "%s.mlp.fc1.bias", pre);
-    b->fc2_w = rdf(L, 2, d, hd, "%s.mlp.fc2.weight", pre);
+    (void)rdpk(L, &b->fc2_w, d, hd, "%s.mlp.fc2.weight", pre);
     b->fc2_b = rdf(L, 1, d, 0, "%s.mlp.fc2.bias", pre);
     if (L->rc)
         return;
@@ -254,25 +283,27 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
     for (int i = 0; i < d; i++)
         bq[i] *= scale;
     if (self) {
-        b->wqkv = wnew(L, 3 * dd);
+        float *wqkv = wnew(L, 3 * dd);
         b->bqkv = wnew(L, 3 * (size_t)d);
         if (L->rc)
             return;
-        memcpy(b->wqkv, wq, dd * sizeof(float));
-        memcpy(b->wqkv + dd, wk, dd * sizeof(float));
-        memcpy(b->wqkv + 2 * dd, wv, dd * sizeof(float));
+        memcpy(wqkv, wq, dd * sizeof(float));
+        memcpy(wqkv + dd, wk, dd * sizeof(float));
+        memcpy(wqkv + 2 * dd, wv, dd * sizeof(float));
+        pk(L, wqkv, 3 * d, d, &b->wqkv);
         memcpy(b->bqkv, bq, (size_t)d * sizeof(float));
         memcpy(b->bqkv + d, bk, (size_t)d * sizeof(float));
         memcpy(b->bqkv + 2 * d, bv, (size_t)d * sizeof(float));
     } else {
-        b->wq = wq;
+        pk(L, wq, d, d, &b->wq);
         b->bq = bq;
-        b->wkv = wnew(L, 2 * dd);
+        float *wkv = wnew(L, 2 * dd);
         b->bkv = wnew(L, 2 * (size_t)d);
         if (L->rc)
             return;
-        memcpy(b->wkv, wk, dd * sizeof(float));
-        memcpy(b->wkv + dd, wv, dd * sizeof(float));
+        memcpy(wkv, wk, dd * sizeof(float));
+        memcpy(wkv + dd, wv, dd * sizeof(float));
+        pk(L, wkv, 2 * d, d, &b->wkv);
         memcpy(b->bkv, bk, (size_t)d * sizeof(float));
         memcpy(b->bkv + d, bv, (size_t)d * sizeof(float));
     }
@@ -287,7 +318,7 @@ static void const_queries(ld_t *L, block_t *b, const float *q0, int nq)
     if (L->rc)
         return;
     nn_layernorm(q0, nq, m->d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, t);
-    nn_linear(t, nq, m->d, b->wq, b->bq, m->d, b->q_const);
+    nn_linear_packed(t, nq, &b->wq, b->bq, b->q_const);
 }
 
 /* Conv layer weights: torch [cout, cin, k, k] -> [cout, (kh, kw, cin)]. */
@@ -301,15 +332,16 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
         c->gn_w = rd(L, gwname, 1, co, 0, 0, 0);
         c->gn_b = rd(L, gbname, 1, co, 0, 0, 0);
     }
-    c->w = wnew(L, (size_t)co * k * k * ci);
+    float *cw = wnew(L, (size_t)co * k * k * ci);
     if (L->rc)
         return;
     for (int o = 0; o < co; o++)
         for (int i = 0; i < ci; i++)
             for (int y = 0; y < k; y++)
                 for (int x = 0; x < k; x++)
-                    c->w[(((size_t)o * k + y) * k + x) * ci + i] =
+                    cw[(((size_t)o * k + y) * k + x) * ci + i] =
                         w[(((size_t)o * ci + i) * k + y) * k + x] * wscale;
+    pk(L, cw, co, k * k * ci, &c->w);
 }
 
 /* ---- metadata ---------------------------------------------------------- */
@@ -548,9 +580,9 @@ static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
 {
     int d = m->d, hd = d * m->ratio;
     nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, m->lq);
-    nn_linear(m->lq, nq, d, b->fc1_w, b->fc1_b, hd, m->h);
+    nn_linear_packed(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);
     nn_gelu(m->h, (size_t)nq * hd);
-    nn_linear_acc(m->h, nq, hd, b->fc2_w, b->fc2_b, d, x);
+    nn_linear_packed_acc(m->h, nq, &b->fc2_w, b->fc2_b, x);
 }
 
 /* Cross block: x[nq, d] (holds the queries' residual input on entry, the
@@ -560,15 +592,15 @@ static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const floa
 {
     int d = m->d;
     nn_layernorm(kv_src, t, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
-    nn_linear(m->lx, t, d, b->wkv, b->bkv, 2 * d, m->kv);
+    nn_linear_packed(m->lx, t, &b->wkv, b->bkv, m->kv);
     const float *q = b->q_const;
     if (!q) {
         nn_layernorm(x, nq, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
-        nn_linear(m->lq, nq, d, b->wq, b->bq, d, m->q);
+        nn_linear_packed(m->lq, nq, &b->wq, b->bq, m->q);
         q = m->q;
     }
     attention(m, q, d, nq, m->kv, m->kv + d, 2 * d, t, m->s, m->o);
-    nn_linear_acc(m->o, nq, d, b->wo, b->bo, d, x);
+    nn_linear_packed_acc(m->o, nq, &b->wo, b->bo, x);
     mlp_residual(m, b, x, nq);
 }
 
@@ -576,9 +608,9 @@ static void self_block(pac_t *m, const block_t *b, float *x, int n)
 {
     int d = m->d;
     nn_layernorm(x, n, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
-    nn_linear(m->lq, n, d, b->wqkv, b->bqkv, 3 * d, m->kv);
+    nn_linear_packed(m->lq, n, &b->wqkv, b->bqkv, m->kv);
     attention(m, m->kv, 3 * d, n, m->kv + d, m->kv + 2 * d, 3 * d, n, m->s, m->o);
-    nn_linear_acc(m->o, n, d, b->wo, b->bo, d, x);
+    nn_linear_packed_acc(m->o, n, &b->wo, b->bo, x);
     mlp_residual(m, b, x, n);
 }
 
@@ -639,7 +671,7 @@ static void im2col_u8(const conv_t *c, const uint8_t *in, float *cols)
 /* conv + bias into out[hout*wout, cout] from cols */
 static void conv_gemm(const conv_t *c, const float *cols, float *out)
 {
-    nn_linear(cols, c->hout * c->wout, c->k * c->k * c->cin, c->w, c->b, c->cout, out);
+    nn_linear_packed(cols, c->hout * c->wout, &c->w, c->b, out);
 }
 
 /* Camera encoder: image -> tokens rows of m->x. */
@@ -680,7 +712,7 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     }
     float *x = m->x + (size_t)cam->row0 * m->d;
     memcpy(x, cam->tok_add, (size_t)p * m->d * sizeof(float));
-    nn_linear_acc(cur, p, ch, cam->proj_w, NULL, m->d, x);
+    nn_linear_packed_acc(cur, p, &cam->proj_w, NULL, x);
 }
 
 /* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
@@ -717,6 +749,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         return -ENOMEM;
     }
     ld_t L = { .m = m, .ck = ck, .path = path, .err = err, .errlen = errlen };
+    m->gk = nn_gemm_best(options && options->threads > 0 ? options->threads : 1);
     img_cfg_t img = { 0 };
     if (parse_model(&L, ckpt_metadata(ck, "pacd.model"), spec, &img))
         goto fail;
@@ -850,7 +883,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         cam->row0 = m->n_tokens;
         int p = h * w;
         m->n_tokens += p;
-        cam->proj_w = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
+        float *pw = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
+        pk(&L, pw, d, c, &cam->proj_w);
         float *pb = rdf(&L, 1, d, 0, "cameras.%d.proj.bias", ci);
         float *pr = rdf(&L, 2, h, d, "cameras.%d.pos_row", ci);
         float *pc = rdf(&L, 2, w, d, "cameras.%d.pos_col", ci);
@@ -910,7 +944,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     const_queries(&L, &m->dec, m->queries, m->n_q);
     m->dec_ln_w = rd(&L, "policy.ln.weight", 1, d, 0, 0, 0);
     m->dec_ln_b = rd(&L, "policy.ln.bias", 1, d, 0, 0, 0);
-    m->dec_out_w = rd(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0);
+    pk(&L, rd(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0), m->out_cols, d,
+       &m->dec_out_w);
     m->dec_out_b = rd(&L, "policy.out.bias", 1, m->out_cols, 0, 0, 0);
     /* critic */
     if (m->has_critic) {
@@ -920,7 +955,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         load_block(&L, &m->crit, "critic.cross", 0);
         m->c_ln_w = rd(&L, "critic.ln.weight", 1, d, 0, 0, 0);
         m->c_ln_b = rd(&L, "critic.ln.bias", 1, d, 0, 0, 0);
-        m->c_out_w = rd(&L, "critic.out.weight", 2, m->v_bins, d, 0, 0);
+        pk(&L, rd(&L, "critic.out.weight", 2, m->v_bins, d, 0, 0), m->v_bins, d,
+           &m->c_out_w);
         m->c_out_b = rd(&L, "critic.out.bias", 1, m->v_bins, 0, 0, 0);
         m->support = wnew(&L, (size_t)m->v_bins);
         for (int i = 0; !L.rc && i < m->v_bins; i++)
@@ -1145,7 +1181,7 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
     memcpy(m->z, m->queries, (size_t)m->n_q * d * sizeof(float));
     cross_block(m, &m->dec, m->z, m->n_q, m->lat, m->n_lat);
     nn_layernorm(m->z, m->n_q, d, m->dec_ln_w, m->dec_ln_b, PAC_LN_EPS, m->z);
-    nn_linear(m->z, m->n_q, d, m->dec_out_w, m->dec_out_b, m->out_cols, m->logits);
+    nn_linear_packed(m->z, m->n_q, &m->dec_out_w, m->dec_out_b, m->logits);
     float a[POLICY_MAX_ACTION];
     int rc = choose_action(m, a);
     if (rc)
@@ -1160,7 +1196,7 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
         nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, m->zc);
         cross_block(m, &m->crit, m->zc, 1, m->lat, m->n_lat);
         nn_layernorm(m->zc, 1, d, m->c_ln_w, m->c_ln_b, PAC_LN_EPS, m->zc);
-        nn_linear(m->zc, 1, d, m->c_out_w, m->c_out_b, m->v_bins, m->cl);
+        nn_linear_packed(m->zc, 1, &m->c_out_w, m->c_out_b, m->cl);
         nn_softmax(m->cl, 1, m->v_bins);
         double q = 0.0;
         for (int i = 0; i < m->v_bins; i++)
