@@ -15,7 +15,10 @@
 #include "policy_nn.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -91,9 +94,22 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
 /* y[mr, ncols] (=|+=) x[mr, K] . panel[K, 32] + bias, ncols <= 32; mr is a
  * compile-time constant at every call site (switch below), so the
  * accumulator arrays live in registers. */
-AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const float *bp,
-                        const float *bias, int ncols, int acc, float *y, size_t ldy)
+/* y[mr, ncols] (=|+=) x[mr, K] . B[K, 32] + bias, ncols <= 32, x[i, k] at
+ * x[i * ldx + k * ldxk] (ldxk 1: row-major; ldx 1: x read transposed), B's rows
+ * ldb floats apart: the packed panels (ldb 32, aligned) or a matrix read in
+ * place (bmask: only its first ncols columns are loaded). mr, ldb == NR and
+ * bmask are compile-time constants at every call site, so the accumulator
+ * arrays live in registers. */
+AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
+                          const float *bp, const size_t ldb, const int bmask, const float *bias, int ncols,
+                          int acc, float *y, size_t ldy)
 {
+    const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1u);
+    const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff
+                       : ncols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (ncols - 16)) - 1u);
+#define LB(ptr, off) (bmask ? _mm512_maskz_loadu_ps((off) ? m1 : m0, (ptr) + (off)) \
+                            : ldb == NR ? _mm512_load_ps((ptr) + (off)) \
+                                        : _mm512_loadu_ps((ptr) + (off)))
     __m512 c0[MR], c1[MR];
     for (int i = 0; i < mr; i++) {
         c0[i] = _mm512_setzero_ps();
@@ -106,37 +122,34 @@ AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const f
         __m512 f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps();
         int k = 0;
         for (; k + 4 <= K; k += 4) {
-            const float *b = bp + (size_t)k * NR;
-            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_load_ps(b), c0[0]);
-            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_load_ps(b + 16), c1[0]);
-            d0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 1]), _mm512_load_ps(b + 32), d0);
-            d1 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 1]), _mm512_load_ps(b + 48), d1);
-            e0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 2]), _mm512_load_ps(b + 64), e0);
-            e1 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 2]), _mm512_load_ps(b + 80), e1);
-            f0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 3]), _mm512_load_ps(b + 96), f0);
-            f1 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 3]), _mm512_load_ps(b + 112), f1);
+            const float *b = bp + (size_t)k * ldb;
+            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 0), c0[0]);
+            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 16), c1[0]);
+            d0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 1) * ldxk]), LB(b + ldb, 0), d0);
+            d1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 1) * ldxk]), LB(b + ldb, 16), d1);
+            e0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 2) * ldxk]), LB(b + 2 * ldb, 0), e0);
+            e1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 2) * ldxk]), LB(b + 2 * ldb, 16), e1);
+            f0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 3) * ldxk]), LB(b + 3 * ldb, 0), f0);
+            f1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 3) * ldxk]), LB(b + 3 * ldb, 16), f1);
         }
         for (; k < K; k++) {
-            const float *b = bp + (size_t)k * NR;
-            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_load_ps(b), c0[0]);
-            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_load_ps(b + 16), c1[0]);
+            const float *b = bp + (size_t)k * ldb;
+            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 0), c0[0]);
+            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 16), c1[0]);
         }
         c0[0] = _mm512_add_ps(_mm512_add_ps(c0[0], d0), _mm512_add_ps(e0, f0));
         c1[0] = _mm512_add_ps(_mm512_add_ps(c1[0], d1), _mm512_add_ps(e1, f1));
     } else {
         for (int k = 0; k < K; k++) {
-            const __m512 b0 = _mm512_load_ps(bp + (size_t)k * NR);
-            const __m512 b1 = _mm512_load_ps(bp + (size_t)k * NR + 16);
+            const __m512 b0 = LB(bp + (size_t)k * ldb, 0);
+            const __m512 b1 = LB(bp + (size_t)k * ldb, 16);
             for (int i = 0; i < mr; i++) {
-                const __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + k]);
+                const __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + (size_t)k * ldxk]);
                 c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
             }
         }
     }
-    const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1u);
-    const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff
-                       : ncols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (ncols - 16)) - 1u);
     __m512 bb0 = _mm512_setzero_ps(), bb1 = _mm512_setzero_ps();
     if (bias) {
         bb0 = _mm512_maskz_loadu_ps(m0, bias);
@@ -152,6 +165,13 @@ AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const f
         _mm512_mask_storeu_ps(yr, m0, v0);
         _mm512_mask_storeu_ps(yr + 16, m1, v1);
     }
+#undef LB
+}
+
+AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const float *bp,
+                        const float *bias, int ncols, int acc, float *y, size_t ldy)
+{
+    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy);
 }
 
 AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed_t *p,
@@ -180,7 +200,152 @@ AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed
         }
     }
 }
+/* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
+ * to 88): x = n ln2 + r, |r| <= ln2 / 2, e^r by its Taylor series to degree 7
+ * (truncation below 1e-8 relative), times 2^n. Below -87 the result is 0. */
+AVX512_INLINE __m512 exp_avx512(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    const __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), lo);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
+}
+
+/* Softmax down the columns of st[t, ld] (column j < nq is one query's
+ * scores over the t keys), 16 queries per vector. */
+AVX512_FN static void softmax_cols(float *st, int t, int nq, int ld)
+{
+    for (int j = 0; j < nq; j += 16) {
+        const __mmask16 mk = nq - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nq - j)) - 1u);
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int r = 0; r < t; r++)
+            mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(mk, st + (size_t)r * ld + j));
+        __m512 sum = _mm512_setzero_ps();
+        for (int r = 0; r < t; r++) {
+            float *row = st + (size_t)r * ld + j;
+            __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, row), mx));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_mask_storeu_ps(row, mk, e);
+        }
+        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
+        for (int r = 0; r < t; r++) {
+            float *row = st + (size_t)r * ld + j;
+            _mm512_mask_storeu_ps(row, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row), inv));
+        }
+    }
+}
+
+/* Rows [0, n) of y = x . B in register blocks of MR rows (see tile_b). */
+#define ROWS_LOOP(n, X_AT, LDX, LDXK, BP, LDB, BMASK, NC, Y_AT, LDY)                  \
+    do {                                                                            \
+        int r_ = 0;                                                                 \
+        for (; r_ + MR <= (n); r_ += MR)                                            \
+            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); \
+        switch ((n) - r_) {                                                         \
+        case 0: break;                                                              \
+        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        }                                                                           \
+    } while (0)
+
+/* One head at a time: S^T[t, nq] = K_h Q_h^T (Q_h^T packed into 32-query
+ * panels, so neither K nor the scores are transposed), softmax down the
+ * columns, then O_h[nq, dh] = S V_h reading S^T transposed and V_h in place. */
+AVX512_FN static void attention_avx512(const float *q, int ldq, int nq, const float *k,
+                                       const float *v, int ldkv, int t, int heads, int dh,
+                                       float *o, int ldo, float *scratch)
+{
+    const int qpanels = (nq + NR - 1) / NR, ld = qpanels * NR;
+    float *qp = scratch;                                 /* [qpanels][dh][32] */
+    float *st = scratch + (size_t)qpanels * NR * dh;     /* [t][ld] */
+    for (int h = 0; h < heads; h++) {
+        const float *qh = q + (size_t)h * dh;
+        for (int pi = 0; pi < qpanels; pi++)
+            for (int c = 0; c < dh; c++) {
+                float *dst = qp + ((size_t)pi * dh + c) * NR;
+                for (int j = 0; j < NR; j++) {
+                    int i = pi * NR + j;
+                    dst[j] = i < nq ? qh[(size_t)i * ldq + c] : 0.0f;
+                }
+            }
+        const float *kh = k + (size_t)h * dh;
+        int K_ = dh;
+        for (int pi = 0; pi < qpanels; pi++) {
+            const int nc = nq - pi * NR < NR ? nq - pi * NR : NR;
+            const float *bp = qp + (size_t)pi * dh * NR;
+#define XK(r) (kh + (size_t)(r) * ldkv)
+#define YS(r) (st + (size_t)(r) * ld + pi * NR)
+            ROWS_LOOP(t, XK, (size_t)ldkv, 1, bp, NR, 0, nc, YS, (size_t)ld);
+#undef XK
+#undef YS
+        }
+        softmax_cols(st, t, nq, ld);
+        K_ = t;
+        for (int c0 = 0; c0 < dh; c0 += NR) {
+            const float *vh = v + (size_t)h * dh + c0;
+            const int nc = dh - c0 < NR ? dh - c0 : NR;
+#define XS(r) (st + (r))
+#define YO(r) (o + (size_t)(r) * ldo + (size_t)h * dh + c0)
+            if (nc == NR)
+                ROWS_LOOP(nq, XS, 1, (size_t)ld, vh, (size_t)ldkv, 0, NR, YO, (size_t)ldo);
+            else
+                ROWS_LOOP(nq, XS, 1, (size_t)ld, vh, (size_t)ldkv, 1, nc, YO, (size_t)ldo);
+#undef XS
+#undef YO
+        }
+    }
+}
+#undef ROWS_LOOP
 #endif
+
+size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh)
+{
+    if (nq <= 0 || t <= 0 || dh <= 0)
+        return 1;
+    if (kind == NN_GEMM_AVX512) {
+        size_t ld = (size_t)(nq + NR - 1) / NR * NR;
+        return ld * (size_t)dh + (size_t)t * ld;
+    }
+    return (size_t)nq * t;
+}
+
+void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const float *k,
+                  const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
+                  float *scratch)
+{
+    if (nq <= 0 || t <= 0 || heads <= 0 || dh <= 0)
+        return;
+#if NN_HAVE_AVX512
+    if (kind == NN_GEMM_AVX512) {
+        attention_avx512(q, ldq, nq, k, v, ldkv, t, heads, dh, o, ldo, scratch);
+        return;
+    }
+#endif
+    for (int h = 0; h < heads; h++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, t, dh, 1.0f, q + h * dh, ldq,
+                    k + h * dh, ldkv, 0.0f, scratch, t);
+        nn_softmax(scratch, nq, t);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, t, 1.0f, scratch, t,
+                    v + h * dh, ldkv, 0.0f, o + h * dh, ldo);
+    }
+}
 
 static void linear_packed(const float *x, int n, const nn_packed_t *p, const float *b,
                           int acc, float *y)

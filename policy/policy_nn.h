@@ -169,4 +169,20 @@ void nn_linear_packed(const float *x, int n, const nn_packed_t *p, const float *
 /* y[n, out] += x[n, in] W^T + b[out] (residual connections). RT-safe. */
 void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
 
+/* Scratch floats nn_attention needs for nq queries, t keys, head width dh. */
+size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh);
+
+/* Multi-head scaled-dot-product attention core: for every head h,
+ *   o[:, h dh : (h+1) dh] = softmax_rows(q_h k_h^T) v_h
+ * q [nq, ldq] (already scaled by 1/sqrt(dh)), k and v [t, ldkv], o [nq, ldo],
+ * head h at column h * dh of each. scratch: nn_attention_scratch_floats
+ * floats, NN_ARENA_ALIGN aligned. NN_GEMM_AVX512 computes the scores
+ * transposed (keys down, queries across) so nothing is transposed or copied
+ * but q_h, and exp is a degree-7 polynomial (relative error below 1e-7 after
+ * the max is subtracted); NN_GEMM_BLAS uses sgemm and nn_softmax. o must not
+ * overlap q, k, v or scratch. RT-safe. */
+void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const float *k,
+                  const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
+                  float *scratch);
+
 #endif

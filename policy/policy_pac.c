@@ -565,14 +565,7 @@ fail:
 static void attention(const pac_t *m, const float *q, int ldq, int nq, const float *k,
                       const float *v, int ldkv, int t, float *s, float *o)
 {
-    int dh = m->dh;
-    for (int h = 0; h < m->heads; h++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, t, dh, 1.0f, q + h * dh, ldq,
-                    k + h * dh, ldkv, 0.0f, s, t);
-        nn_softmax(s, nq, t);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, t, 1.0f, s, t,
-                    v + h * dh, ldkv, 0.0f, o + h * dh, m->d);
-    }
+    nn_attention(m->gk, q, ldq, nq, k, v, ldkv, t, m->heads, m->dh, o, m->d, s);
 }
 
 /* x[nq, d] += mlp(LN(x)) */
@@ -978,11 +971,13 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     size_t T = (size_t)m->n_tokens, N = (size_t)m->n_lat, Q = (size_t)m->n_q;
     size_t D = (size_t)d;
     size_t nq_max = N > Q ? N : Q;
-    size_t s_max = N * T;
-    if (N * N > s_max)
-        s_max = N * N;
-    if (Q * N > s_max)
-        s_max = Q * N;
+    size_t s_max = nn_attention_scratch_floats(m->gk, (int)N, (int)T, m->dh);
+    size_t s_b = nn_attention_scratch_floats(m->gk, (int)N, (int)N, m->dh);
+    s_max = s_b > s_max ? s_b : s_max;
+    s_b = nn_attention_scratch_floats(m->gk, (int)Q, (int)N, m->dh);
+    s_max = s_b > s_max ? s_b : s_max;
+    s_b = nn_attention_scratch_floats(m->gk, 1, (int)N, m->dh);
+    s_max = s_b > s_max ? s_b : s_max;
     size_t kv_max = T * 2 * D > N * 3 * D ? T * 2 * D : N * 3 * D;
     size_t lx_max = T > N ? T * D : N * D;
     m->arena = nn_arena_new();

@@ -113,6 +113,63 @@ static void test_linear_packed_matches_loop(void **state)
     assert_int_equal(nn_gemm_best(2), NN_GEMM_BLAS);
 }
 
+/* nn_attention, both kernels, against a double-precision loop: query counts
+ * around the 8-row blocks and 32-query panels, head widths below, at and
+ * above 32 (masked V reads), strided q/k/v/o as the PAC blocks use them,
+ * and scores (up to ~200) that would overflow an unstabilised softmax. */
+static void test_attention_matches_loop(void **state)
+{
+    (void)state;
+    const int shapes[][4] = { /* nq, t, heads, dh */
+        { 1, 7, 1, 4 }, { 5, 32, 8, 32 }, { 32, 210, 8, 32 }, { 33, 9, 2, 48 },
+        { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 } };
+    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
+    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+    unsigned s = 11;
+    for (int ki = 0; ki < n_kinds; ki++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int nq = shapes[c][0], t = shapes[c][1], heads = shapes[c][2], dh = shapes[c][3];
+            int d = heads * dh, ldq = d + 3, ldkv = 2 * d, ldo = d + 1;
+            float *q = malloc(sizeof(float) * (size_t)nq * ldq);
+            float *kv = malloc(sizeof(float) * (size_t)t * ldkv);
+            float *o = malloc(sizeof(float) * (size_t)nq * ldo);
+            size_t sf = nn_attention_scratch_floats(kinds[ki], nq, t, dh);
+            float *sc = aligned_alloc(NN_ARENA_ALIGN, (sf * sizeof(float) + 63) / 64 * 64);
+            double *p = malloc(sizeof(double) * (size_t)t);
+            assert_true(q && kv && o && sc && p);
+            for (int i = 0; i < nq * ldq; i++) q[i] = 4.0f * frand(&s);
+            for (int i = 0; i < t * ldkv; i++) kv[i] = (c == 2 ? 10.0f : 1.0f) * frand(&s);
+            for (int i = 0; i < nq * ldo; i++) o[i] = 777.0f;
+            nn_attention(kinds[ki], q, ldq, nq, kv, kv + d, ldkv, t, heads, dh, o, ldo, sc);
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < nq; i++) {
+                    double mx = -1e300, sum = 0.0, amax = 0.0;
+                    for (int j = 0; j < t; j++) {
+                        double a = 0.0;
+                        for (int e = 0; e < dh; e++)
+                            a += (double)q[i * ldq + h * dh + e] * kv[j * ldkv + h * dh + e];
+                        p[j] = a;
+                        mx = a > mx ? a : mx;
+                        amax = fabs(a) > amax ? fabs(a) : amax;
+                    }
+                    for (int j = 0; j < t; j++)
+                        sum += p[j] = exp(p[j] - mx);
+                    for (int e = 0; e < dh; e++) {
+                        double acc = 0.0;
+                        for (int j = 0; j < t; j++)
+                            acc += p[j] / sum * kv[j * ldkv + d + h * dh + e];
+                        /* float scores carry ~1e-7 relative error, so the
+                         * tolerance grows with their magnitude */
+                        double tol = 2e-5 * (1 + fabs(acc)) * (amax > 10.0 ? amax / 10.0 : 1.0);
+                        assert_float_equal(o[i * ldo + h * dh + e], acc, tol);
+                    }
+                }
+            for (int i = 0; i < nq; i++)   /* the padding column is not written */
+                assert_true(o[i * ldo + d] == 777.0f);
+            free(q); free(kv); free(o); free(sc); free(p);
+        }
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -274,6 +331,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
+        cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),
