@@ -60,8 +60,12 @@ typedef struct {
     conv_t convs[PAC_MAX_CONVS];
     conv_t res[PAC_MAX_RES][2];
     int grid_h, grid_w, channels;
-    nn_packed_t proj_w;  /* [d, channels] */
+    float *proj_raw;     /* [d, channels] (load only) */
     float *tok_add;      /* [grid_h * grid_w, d]: proj bias + pos_row + pos_col + modality */
+    /* encoder cross-attention K/V straight from the features (see enc_kv_plan) */
+    nn_packed_t kv3;     /* [3d, channels]: Wg P' (K then V), then P' */
+    float *tok_ca;       /* [grid_h * grid_w, d]: centred tok_add */
+    float *tok_e;        /* [grid_h * grid_w, 2d]: Wg centred tok_add */
     int row0;            /* first token row */
 } camera_t;
 
@@ -76,6 +80,7 @@ typedef struct {
     float *bq, *bkv, *bqkv, *bo;
     float *ln_m_w, *ln_m_b;
     float *fc1_b, *fc2_b;
+    float *wkv_raw;      /* [2d, d] k then v, unpacked (load only) */
     float *q_const;      /* [nq, d] projected constant queries (pre-scaled), or NULL */
 } block_t;
 
@@ -88,6 +93,9 @@ typedef struct {
     float *mean, *std;
     float *prop_w;       /* [obs_dim, d] */
     float *prop_add;     /* [obs_dim, d]: bias + pos + modality */
+    float *prop_kv;      /* [obs_dim, 2, 2d]: A_i, B_i (see enc_kv_plan) */
+    double *prop_q;      /* [obs_dim, 3]: |Cw_i|^2, Cw_i.Ca_i, |Ca_i|^2 */
+    float *enc_c0;       /* [2d]: beta_kv Wkv^T + bkv */
     int n_cams;
     camera_t cams[POLICY_MAX_FIELDS];
     nn_act_t img_act;
@@ -126,9 +134,9 @@ typedef struct {
     /* plan */
     nn_arena_t *arena;
     size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
-    size_t o_cols, o_fa, o_fb, o_fc;
+    size_t o_cols, o_fa, o_fb, o_fc, o_y;
     float *x, *lx, *kv, *s, *o, *lat, *lq, *q, *h, *z, *logits, *cl, *xn, *zc;
-    float *cols, *fa, *fb, *fc;
+    float *cols, *fa, *fb, *fc, *y;
     int have_logits;
 } pac_t;
 
@@ -303,7 +311,16 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
             return;
         memcpy(wkv, wk, dd * sizeof(float));
         memcpy(wkv + dd, wv, dd * sizeof(float));
-        pk(L, wkv, 2 * d, d, &b->wkv);
+        b->wkv_raw = wkv;
+        if (L->m->gk != NN_GEMM_BLAS) {
+            pk(L, wkv, 2 * d, d, &b->wkv);
+        } else {   /* packing in place would leave no raw copy */
+            float *c = wnew(L, 2 * dd);
+            if (c) {
+                memcpy(c, wkv, 2 * dd * sizeof(float));
+                pk(L, c, 2 * d, d, &b->wkv);
+            }
+        }
         memcpy(b->bkv, bk, (size_t)d * sizeof(float));
         memcpy(b->bkv + d, bv, (size_t)d * sizeof(float));
     }
@@ -580,12 +597,9 @@ static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
 
 /* Cross block: x[nq, d] (holds the queries' residual input on entry, the
  * block output on exit) attends to kv_src[t, d]. */
-static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const float *kv_src,
-                        int t)
+static void cross_attend(pac_t *m, const block_t *b, float *x, int nq, int t)
 {
     int d = m->d;
-    nn_layernorm(kv_src, t, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
-    nn_linear_packed(m->lx, t, &b->wkv, b->bkv, m->kv);
     const float *q = b->q_const;
     if (!q) {
         nn_layernorm(x, nq, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
@@ -595,6 +609,14 @@ static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const floa
     attention(m, q, d, nq, m->kv, m->kv + d, 2 * d, t, m->s, m->o);
     nn_linear_packed_acc(m->o, nq, &b->wo, b->bo, x);
     mlp_residual(m, b, x, nq);
+}
+
+static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const float *kv_src,
+                        int t)
+{
+    nn_layernorm(kv_src, t, m->d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
+    nn_linear_packed(m->lx, t, &b->wkv, b->bkv, m->kv);
+    cross_attend(m, b, x, nq, t);
 }
 
 static void self_block(pac_t *m, const block_t *b, float *x, int n)
@@ -667,7 +689,7 @@ static void conv_gemm(const conv_t *c, const float *cols, float *out)
     nn_linear_packed(cols, c->hout * c->wout, &c->w, c->b, out);
 }
 
-/* Camera encoder: image -> tokens rows of m->x. */
+/* Camera encoder: image -> its token rows of the encoder's K/V (m->kv). */
 static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
 {
     float *cur = m->fa, *tmp = m->fb, *tmp2 = m->fc;
@@ -703,9 +725,22 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
         else
             nn_activation(m->img_act, cur, n);
     }
-    float *x = m->x + (size_t)cam->row0 * m->d;
-    memcpy(x, cam->tok_add, (size_t)p * m->d * sizeof(float));
-    nn_linear_packed_acc(cur, p, &cam->proj_w, NULL, x);
+    /* K/V rows of the encoder cross-attention (enc_kv_plan) */
+    int d = m->d, d2 = 2 * d, d3 = 3 * d;
+    nn_linear_packed(cur, p, &cam->kv3, NULL, m->y);
+    for (int t = 0; t < p; t++) {
+        const float *yr = m->y + (size_t)t * d3, *ca = cam->tok_ca + (size_t)t * d;
+        const float *e = cam->tok_e + (size_t)t * d2;
+        float ss = 0.0f;
+        for (int j = 0; j < d; j++) {
+            float c = yr[d2 + j] + ca[j];
+            ss += c * c;
+        }
+        float inv = 1.0f / sqrtf(ss / (float)d + PAC_LN_EPS);
+        float *kv = m->kv + (size_t)(cam->row0 + t) * d2;
+        for (int r = 0; r < d2; r++)
+            kv[r] = (yr[r] + e[r]) * inv + m->enc_c0[r];
+    }
 }
 
 /* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
@@ -728,6 +763,134 @@ static double rng_normal(uint64_t *s)
 {
     double u1 = rng_unit(s), u2 = rng_unit(s);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Encoder cross-attention K/V without the input tokens.
+ *
+ * Every input token reaches the model only through ln_kv and the fused K/V
+ * projection: kv(x) = LN(x) Wkv^T + bkv. With C the centring map
+ * (Cx = x - mean(x)), Wg = Wkv diag(gamma_kv) and c0 = beta_kv Wkv^T + bkv,
+ *   kv(x) = Wg Cx / sigma(x) + c0,  sigma(x) = sqrt(|Cx|^2 / d + eps),
+ * exactly (LayerNorm's biased variance is |Cx|^2 / d). Both token kinds are
+ * affine in what the step knows:
+ *  - proprioception i (value v, normalised): x = v w_i + a_i, so
+ *    kv = (v A_i + B_i) / sigma + c0 with A_i = Wg Cw_i, B_i = Wg Ca_i and
+ *    sigma^2 = (v^2 |Cw_i|^2 + 2 v Cw_i.Ca_i + |Ca_i|^2) / d + eps:
+ *    O(d) per token instead of a d x 2d product;
+ *  - camera cell t (features f_t, channels c): x = P f_t + a_t, so with
+ *    P' = C P, kv = (Wg P' f_t + Wg Ca_t) / sigma + c0 and Cx = P' f_t + Ca_t:
+ *    one [c -> 3d] product (K/V from c-wide features, plus Cx for sigma)
+ *    replaces the [c -> d] projection and the [d -> 2d] K/V product.
+ * Products are formed in double at load. Init-only. */
+static void enc_kv_plan(ld_t *L)
+{
+    pac_t *m = L->m;
+    const block_t *b = &m->enc_cross;
+    int d = m->d, d2 = 2 * d;
+    if (L->rc)
+        return;
+    double *wg = malloc(sizeof(double) * (size_t)d2 * d);
+    double *cv = malloc(sizeof(double) * (size_t)d * 2);
+    m->enc_c0 = wnew(L, (size_t)d2);
+    if (!wg || !cv || L->rc) {
+        free(wg);
+        free(cv);
+        if (!L->rc) {
+            policy_errf(L->err, L->errlen, "%s: out of memory", L->path);
+            L->rc = -ENOMEM;
+        }
+        return;
+    }
+    for (int r = 0; r < d2; r++) {
+        double c = b->bkv[r];
+        for (int j = 0; j < d; j++) {
+            double w = b->wkv_raw[(size_t)r * d + j];
+            wg[(size_t)r * d + j] = w * b->ln_kv_w[j];
+            c += w * b->ln_kv_b[j];
+        }
+        m->enc_c0[r] = (float)c;
+    }
+    /* centre a d-vector (float in) into out (double) */
+#define CENTRE(src, out)                                                        \
+    do {                                                                        \
+        double mu_ = 0.0;                                                       \
+        for (int j_ = 0; j_ < d; j_++)                                          \
+            mu_ += (src)[j_];                                                   \
+        mu_ /= d;                                                               \
+        for (int j_ = 0; j_ < d; j_++)                                          \
+            (out)[j_] = (double)(src)[j_] - mu_;                                \
+    } while (0)
+    /* dst[r] = sum_j wg[r, j] v[j] for r < 2d */
+#define WG_TIMES(v, dst, stride)                                                \
+    for (int r_ = 0; r_ < d2; r_++) {                                           \
+        double a_ = 0.0;                                                        \
+        const double *w_ = wg + (size_t)r_ * d;                                 \
+        for (int j_ = 0; j_ < d; j_++)                                          \
+            a_ += w_[j_] * (v)[j_];                                             \
+        (dst)[(size_t)r_ * (stride)] = (float)a_;                               \
+    }
+    if (m->obs_dim > 0) {
+        m->prop_kv = wnew(L, (size_t)m->obs_dim * 2 * d2);
+        m->prop_q = (double *)(void *)wnew(L, (size_t)m->obs_dim * 3 * 2);
+        for (int i = 0; !L->rc && i < m->obs_dim; i++) {
+            double *cw = cv, *ca = cv + d;
+            CENTRE(m->prop_w + (size_t)i * d, cw);
+            CENTRE(m->prop_add + (size_t)i * d, ca);
+            float *A = m->prop_kv + (size_t)i * 2 * d2, *B = A + d2;
+            WG_TIMES(cw, A, 1);
+            WG_TIMES(ca, B, 1);
+            double ww = 0.0, wa = 0.0, aa = 0.0;
+            for (int j = 0; j < d; j++) {
+                ww += cw[j] * cw[j];
+                wa += cw[j] * ca[j];
+                aa += ca[j] * ca[j];
+            }
+            m->prop_q[3 * i] = ww;
+            m->prop_q[3 * i + 1] = wa;
+            m->prop_q[3 * i + 2] = aa;
+        }
+    }
+    for (int ci = 0; !L->rc && ci < m->n_cams; ci++) {
+        camera_t *cam = &m->cams[ci];
+        int ch = cam->channels, p = cam->grid_h * cam->grid_w;
+        float *w3 = wnew(L, (size_t)3 * d * ch);
+        cam->tok_ca = wnew(L, (size_t)p * d);
+        cam->tok_e = wnew(L, (size_t)p * d2);
+        double *col = malloc(sizeof(double) * (size_t)d);
+        if (L->rc || !col) {
+            free(col);
+            if (!L->rc) {
+                policy_errf(L->err, L->errlen, "%s: out of memory", L->path);
+                L->rc = -ENOMEM;
+            }
+            break;
+        }
+        for (int c = 0; c < ch; c++) {
+            /* column c of P' = C P, then column c of Wg P' */
+            double mu = 0.0;
+            for (int j = 0; j < d; j++)
+                mu += cam->proj_raw[(size_t)j * ch + c];
+            mu /= d;
+            for (int j = 0; j < d; j++) {
+                col[j] = cam->proj_raw[(size_t)j * ch + c] - mu;
+                w3[((size_t)d2 + j) * ch + c] = (float)col[j];
+            }
+            WG_TIMES(col, w3 + c, ch);
+        }
+        for (int t = 0; t < p; t++) {
+            double *ca = cv;
+            CENTRE(cam->tok_add + (size_t)t * d, ca);
+            for (int j = 0; j < d; j++)
+                cam->tok_ca[(size_t)t * d + j] = (float)ca[j];
+            WG_TIMES(ca, cam->tok_e + (size_t)t * d2, 1);
+        }
+        free(col);
+        pk(L, w3, 3 * d, ch, &cam->kv3);
+    }
+#undef CENTRE
+#undef WG_TIMES
+    free(wg);
+    free(cv);
 }
 
 /* ---- load -------------------------------------------------------------- */
@@ -876,8 +1039,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         cam->row0 = m->n_tokens;
         int p = h * w;
         m->n_tokens += p;
-        float *pw = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
-        pk(&L, pw, d, c, &cam->proj_w);
+        cam->proj_raw = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
         float *pb = rdf(&L, 1, d, 0, "cameras.%d.proj.bias", ci);
         float *pr = rdf(&L, 2, h, d, "cameras.%d.pos_row", ci);
         float *pc = rdf(&L, 2, w, d, "cameras.%d.pos_col", ci);
@@ -918,6 +1080,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     m->latents = rd(&L, "encoder.latents", 2, m->n_lat, d, 0, 0);
     load_block(&L, &m->enc_cross, "encoder.cross", 0);
     const_queries(&L, &m->enc_cross, m->latents, m->n_lat);
+    enc_kv_plan(&L);
     if (m->n_blocks) {
         m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
         if (!m->blocks) {
@@ -1004,7 +1167,13 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     m->o_fa = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
     m->o_fb = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
     m->o_fc = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
-    if (m->o_fc == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
+    size_t max_y = 1;
+    for (int c = 0; c < m->n_cams; c++) {
+        size_t py = (size_t)m->cams[c].grid_h * m->cams[c].grid_w * 3 * D;
+        max_y = py > max_y ? py : max_y;
+    }
+    m->o_y = nn_arena_reserve(m->arena, max_y);
+    if (m->o_fc == (size_t)-1 || m->o_y == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
         policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
                     nn_arena_bytes(m->arena));
         L.rc = -ENOMEM;
@@ -1012,7 +1181,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     }
 #define P(f) m->f = nn_arena_ptr(m->arena, m->o_##f)
     P(x); P(lx); P(kv); P(s); P(o); P(lat); P(lq); P(q); P(h); P(z);
-    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc);
+    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc); P(y);
     m->logits = nn_arena_ptr(m->arena, m->o_log);
     m->cl = nn_arena_ptr(m->arena, m->o_cl);
 #undef P
@@ -1148,13 +1317,17 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
                 return -EDOM;
     }
     m->have_logits = 0;
-    /* proprioception tokens */
+    /* encoder K/V rows, token by token (enc_kv_plan); proprioception first */
+    int d2 = 2 * d;
     for (int i = 0; i < m->obs_dim; i++) {
         float xn = (o[i] - m->mean[i]) / m->std[i];
-        const float *w = m->prop_w + (size_t)i * d, *ad = m->prop_add + (size_t)i * d;
-        float *x = m->x + (size_t)i * d;
-        for (int j = 0; j < d; j++)
-            x[j] = xn * w[j] + ad[j];
+        const double *qd = m->prop_q + 3 * i;
+        double var = ((double)xn * xn * qd[0] + 2.0 * xn * qd[1] + qd[2]) / d + PAC_LN_EPS;
+        float inv = (float)(1.0 / sqrt(var)), s1 = xn * inv;
+        const float *A = m->prop_kv + (size_t)i * 2 * d2, *B = A + d2;
+        float *kv = m->kv + (size_t)i * d2;
+        for (int r = 0; r < d2; r++)
+            kv[r] = s1 * A[r] + inv * B[r] + m->enc_c0[r];
     }
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
@@ -1167,9 +1340,15 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m->task_dim, 1.0f, m->task_w, m->task_dim,
                     obs->task_vector, 1, 1.0f, x, 1);
     }
+    if (m->task_kind) {
+        const block_t *b = &m->enc_cross;
+        float *x = m->x + (size_t)m->task_row * d;
+        nn_layernorm(x, 1, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
+        nn_linear_packed(m->lx, 1, &b->wkv, b->bkv, m->kv + (size_t)m->task_row * d2);
+    }
     /* encoder */
     memcpy(m->lat, m->latents, (size_t)m->n_lat * d * sizeof(float));
-    cross_block(m, &m->enc_cross, m->lat, m->n_lat, m->x, m->n_tokens);
+    cross_attend(m, &m->enc_cross, m->lat, m->n_lat, m->n_tokens);
     for (int i = 0; i < m->n_blocks; i++)
         self_block(m, &m->blocks[i], m->lat, m->n_lat);
     /* policy decoder */
