@@ -102,7 +102,7 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
  * arrays live in registers. */
 AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                           const float *bp, const size_t ldb, const int bmask, const float *bias, int ncols,
-                          int acc, float *y, size_t ldy)
+                          int acc, float *y, size_t ldy, const float *pf)
 {
     const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1u);
     const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff
@@ -141,6 +141,10 @@ AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const
         c1[0] = _mm512_add_ps(_mm512_add_ps(c1[0], d1), _mm512_add_ps(e1, f1));
     } else {
         for (int k = 0; k < K; k++) {
+            if (pf) {   /* pull the next panel towards L1 while this one computes */
+                _mm_prefetch((const char *)(pf + (size_t)k * NR), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + (size_t)k * NR + 16), _MM_HINT_T0);
+            }
             const __m512 b0 = LB(bp + (size_t)k * ldb, 0);
             const __m512 b1 = LB(bp + (size_t)k * ldb, 16);
             for (int i = 0; i < mr; i++) {
@@ -169,9 +173,10 @@ AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const
 }
 
 AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const float *bp,
-                        const float *bias, int ncols, int acc, float *y, size_t ldy)
+                        const float *bias, int ncols, int acc, float *y, size_t ldy,
+                        const float *pf)
 {
-    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy);
+    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy, pf);
 }
 
 AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed_t *p,
@@ -183,20 +188,21 @@ AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed
         const float *bias = b ? b + pi * NR : NULL;
         const int nc = out - pi * NR < NR ? out - pi * NR : NR;
         int r = 0;
+        const float *pf = pi + 1 < panels ? bp + (size_t)in * NR : NULL;
         for (; r + MR <= n; r += MR)
             tile(MR, in, x + (size_t)r * in, (size_t)in, bp, bias, nc, acc,
-                 y + (size_t)r * out + pi * NR, (size_t)out);
+                 y + (size_t)r * out + pi * NR, (size_t)out, r == 0 ? pf : NULL);
         const float *xr = x + (size_t)r * in;
         float *yr = y + (size_t)r * out + pi * NR;
         switch (n - r) {
         case 0: break;
-        case 1: tile(1, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        case 2: tile(2, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        case 3: tile(3, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        case 4: tile(4, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        case 5: tile(5, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        case 6: tile(6, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
-        default: tile(7, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out); break;
+        case 1: tile(1, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 2: tile(2, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 3: tile(3, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 4: tile(4, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 5: tile(5, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 6: tile(6, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        default: tile(7, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
         }
     }
 }
@@ -252,16 +258,16 @@ AVX512_FN static void softmax_cols(float *st, int t, int nq, int ld)
     do {                                                                            \
         int r_ = 0;                                                                 \
         for (; r_ + MR <= (n); r_ += MR)                                            \
-            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); \
+            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); \
         switch ((n) - r_) {                                                         \
         case 0: break;                                                              \
-        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
-        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY); break; \
+        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
         }                                                                           \
     } while (0)
 
