@@ -689,6 +689,73 @@ static void conv_gemm(const conv_t *c, const float *cols, float *out)
     nn_linear_packed(cols, c->hout * c->wout, &c->w, c->b, out);
 }
 
+/* ---- encoder K/V rows (enc_kv_plan), vectorised per CPU ------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PAC_X86 1
+#else
+#define PAC_X86 0
+#endif
+#define PAC_LANES 16
+
+/* Camera cells: Y = [K/V part | centred token part] from the kv3 product. */
+static inline __attribute__((always_inline)) void cam_kv_body(pac_t *m, const camera_t *cam,
+                                                              int p)
+{
+    const int d = m->d, d2 = 2 * d, d3 = 3 * d, dv = d / PAC_LANES * PAC_LANES;
+    for (int t = 0; t < p; t++) {
+        const float *yr = m->y + (size_t)t * d3, *ca = cam->tok_ca + (size_t)t * d;
+        const float *yc = yr + d2, *e = cam->tok_e + (size_t)t * d2;
+        float acc[PAC_LANES] = { 0 };
+        for (int j = 0; j < dv; j += PAC_LANES)
+            for (int l = 0; l < PAC_LANES; l++) {
+                float c = yc[j + l] + ca[j + l];
+                acc[l] += c * c;
+            }
+        double ss = 0.0;
+        for (int l = 0; l < PAC_LANES; l++)
+            ss += acc[l];
+        for (int j = dv; j < d; j++) {
+            float c = yc[j] + ca[j];
+            ss += (double)c * c;
+        }
+        const float inv = (float)(1.0 / sqrt(ss / d + (double)PAC_LN_EPS));
+        float *kv = m->kv + (size_t)(cam->row0 + t) * d2;
+        const float *c0 = m->enc_c0;
+        for (int r = 0; r < d2; r++)
+            kv[r] = (yr[r] + e[r]) * inv + c0[r];
+    }
+}
+
+/* Proprioception values: kv_i = (v A_i + B_i) / sigma_i(v) + c0. */
+static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const float *o)
+{
+    const int d = m->d, d2 = 2 * d;
+    for (int i = 0; i < m->obs_dim; i++) {
+        const float xn = (o[i] - m->mean[i]) / m->std[i];
+        const double *qd = m->prop_q + 3 * i;
+        const double var = ((double)xn * xn * qd[0] + 2.0 * xn * qd[1] + qd[2]) / d + PAC_LN_EPS;
+        const float inv = (float)(1.0 / sqrt(var)), s1 = xn * inv;
+        const float *A = m->prop_kv + (size_t)i * 2 * d2, *B = A + d2, *c0 = m->enc_c0;
+        float *kv = m->kv + (size_t)i * d2;
+        for (int r = 0; r < d2; r++)
+            kv[r] = s1 * A[r] + inv * B[r] + c0[r];
+    }
+}
+
+#if PAC_X86
+__attribute__((target("avx512f"))) static void cam_kv_avx512(pac_t *m, const camera_t *cam,
+                                                             int p)
+{
+    cam_kv_body(m, cam, p);
+}
+
+__attribute__((target("avx512f"))) static void prop_kv_avx512(pac_t *m, const float *o)
+{
+    prop_kv_body(m, o);
+}
+#endif
+
 /* Camera encoder: image -> its token rows of the encoder's K/V (m->kv). */
 static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
 {
@@ -726,21 +793,13 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
             nn_activation(m->img_act, cur, n);
     }
     /* K/V rows of the encoder cross-attention (enc_kv_plan) */
-    int d = m->d, d2 = 2 * d, d3 = 3 * d;
     nn_linear_packed(cur, p, &cam->kv3, NULL, m->y);
-    for (int t = 0; t < p; t++) {
-        const float *yr = m->y + (size_t)t * d3, *ca = cam->tok_ca + (size_t)t * d;
-        const float *e = cam->tok_e + (size_t)t * d2;
-        float ss = 0.0f;
-        for (int j = 0; j < d; j++) {
-            float c = yr[d2 + j] + ca[j];
-            ss += c * c;
-        }
-        float inv = 1.0f / sqrtf(ss / (float)d + PAC_LN_EPS);
-        float *kv = m->kv + (size_t)(cam->row0 + t) * d2;
-        for (int r = 0; r < d2; r++)
-            kv[r] = (yr[r] + e[r]) * inv + m->enc_c0[r];
-    }
+#if PAC_X86
+    if (m->gk == NN_GEMM_AVX512)
+        cam_kv_avx512(m, cam, p);
+    else
+#endif
+        cam_kv_body(m, cam, p);
 }
 
 /* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
@@ -1319,16 +1378,12 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
     m->have_logits = 0;
     /* encoder K/V rows, token by token (enc_kv_plan); proprioception first */
     int d2 = 2 * d;
-    for (int i = 0; i < m->obs_dim; i++) {
-        float xn = (o[i] - m->mean[i]) / m->std[i];
-        const double *qd = m->prop_q + 3 * i;
-        double var = ((double)xn * xn * qd[0] + 2.0 * xn * qd[1] + qd[2]) / d + PAC_LN_EPS;
-        float inv = (float)(1.0 / sqrt(var)), s1 = xn * inv;
-        const float *A = m->prop_kv + (size_t)i * 2 * d2, *B = A + d2;
-        float *kv = m->kv + (size_t)i * d2;
-        for (int r = 0; r < d2; r++)
-            kv[r] = s1 * A[r] + inv * B[r] + m->enc_c0[r];
-    }
+#if PAC_X86
+    if (m->gk == NN_GEMM_AVX512)
+        prop_kv_avx512(m, o);
+    else
+#endif
+        prop_kv_body(m, o);
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
     if (m->task_kind == 1) {

@@ -284,6 +284,53 @@ static void test_groupnorm(void **state)
     }
 }
 
+/* GroupNorm over the shapes that take every path: positions beyond one
+ * block of 64, channels beyond one chunk of 256 (groups split across
+ * chunks), groups wider than a chunk, and ReLU / identity / GELU. */
+static void test_groupnorm_shapes(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 1, 4, 1 }, { 200, 32, 8 }, { 64, 512, 8 }, { 7, 600, 2 },
+                              { 130, 96, 3 }, { 3, 300, 100 } };
+    const nn_act_t acts[3] = { NN_ACT_RELU, NN_ACT_IDENTITY, NN_ACT_GELU };
+    unsigned s = 5;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int P = shapes[k][0], C = shapes[k][1], G = shapes[k][2], cg = C / G;
+        float *x = malloc(sizeof(float) * (size_t)P * C), *y = malloc(sizeof(float) * (size_t)P * C);
+        float *gamma = malloc(sizeof(float) * (size_t)C), *beta = malloc(sizeof(float) * (size_t)C);
+        assert_true(x && y && gamma && beta);
+        for (int i = 0; i < P * C; i++)
+            x[i] = 2.0f * frand(&s) + (float)(i % C) * 0.01f + 5.0f;   /* mean far from 0 */
+        for (int c = 0; c < C; c++) {
+            gamma[c] = 1.0f + frand(&s);
+            beta[c] = frand(&s);
+        }
+        nn_act_t act = acts[k % 3];
+        nn_groupnorm_hwc(x, P, C, G, gamma, beta, 1e-5f, act, y);
+        for (int g = 0; g < G; g++) {
+            double mean = 0, var = 0;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++)
+                    mean += x[p * C + c];
+            mean /= (double)P * cg;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++)
+                    var += (x[p * C + c] - mean) * (x[p * C + c] - mean);
+            var /= (double)P * cg;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++) {
+                    double v = (x[p * C + c] - mean) / sqrt(var + 1e-5) * gamma[c] + beta[c];
+                    if (act == NN_ACT_RELU)
+                        v = v > 0 ? v : 0;
+                    else if (act == NN_ACT_GELU)
+                        v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+                    assert_float_equal(y[p * C + c], v, 2e-5 * (1 + fabs(v)));
+                }
+        }
+        free(x); free(y); free(gamma); free(beta);
+    }
+}
+
 static void test_arena(void **state)
 {
     (void)state;
@@ -337,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_erf_gelu),
         cmocka_unit_test(test_groupnorm),
+        cmocka_unit_test(test_groupnorm_shapes),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_threads_and_core),
     };
