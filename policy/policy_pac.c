@@ -629,58 +629,77 @@ static void self_block(pac_t *m, const block_t *b, float *x, int n)
     mlp_residual(m, b, x, n);
 }
 
+/* The kernel columns [kx0, kx1) of output column ox that fall inside the
+ * input (the others are padding): their pixels are contiguous channels-last,
+ * so each kernel row is one run of (kx1 - kx0) * cin values. */
+static inline void conv_kx_range(const conv_t *c, int ox, int *kx0, int *kx1)
+{
+    int ix = ox * c->stride - c->pad;
+    *kx0 = ix < 0 ? -ix : 0;
+    *kx1 = c->win - ix < c->k ? c->win - ix : c->k;
+    if (*kx1 < *kx0)
+        *kx1 = *kx0;
+}
+
 /* im2col of a channels-last float map in[hin, win, cin] -> cols[hout*wout, k*k*cin] */
 static void im2col_f(const conv_t *c, const float *in, float *cols)
 {
-    int k = c->k, ci = c->cin;
-    size_t K = (size_t)k * k * ci;
-    for (int oy = 0; oy < c->hout; oy++)
-        for (int ox = 0; ox < c->wout; ox++) {
+    const int k = c->k, ci = c->cin;
+    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;
+    for (int ox = 0; ox < c->wout; ox++) {
+        int kx0, kx1;
+        conv_kx_range(c, ox, &kx0, &kx1);
+        const int ix0 = ox * c->stride - c->pad + kx0;
+        for (int oy = 0; oy < c->hout; oy++) {
             float *row = cols + ((size_t)oy * c->wout + ox) * K;
             for (int ky = 0; ky < k; ky++) {
-                int iy = oy * c->stride - c->pad + ky;
-                float *dst = row + (size_t)ky * k * ci;
-                if (iy < 0 || iy >= c->hin) {
-                    memset(dst, 0, (size_t)k * ci * sizeof(float));
+                const int iy = oy * c->stride - c->pad + ky;
+                float *dst = row + (size_t)ky * krow;
+                if (iy < 0 || iy >= c->hin || kx1 == kx0) {
+                    memset(dst, 0, krow * sizeof(float));
                     continue;
                 }
-                for (int kx = 0; kx < k; kx++) {
-                    int ix = ox * c->stride - c->pad + kx;
-                    if (ix < 0 || ix >= c->win)
-                        memset(dst + kx * ci, 0, (size_t)ci * sizeof(float));
-                    else
-                        memcpy(dst + kx * ci, in + ((size_t)iy * c->win + ix) * ci,
-                               (size_t)ci * sizeof(float));
-                }
+                if (kx0 > 0)
+                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));
+                memcpy(dst + (size_t)kx0 * ci, in + ((size_t)iy * c->win + ix0) * ci,
+                       (size_t)(kx1 - kx0) * ci * sizeof(float));
+                if (kx1 < k)
+                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float));
             }
         }
+    }
 }
 
 /* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
 static void im2col_u8(const conv_t *c, const uint8_t *in, float *cols)
 {
-    int k = c->k, ci = c->cin;
-    size_t K = (size_t)k * k * ci;
-    for (int oy = 0; oy < c->hout; oy++)
-        for (int ox = 0; ox < c->wout; ox++) {
+    const int k = c->k, ci = c->cin;
+    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;
+    for (int ox = 0; ox < c->wout; ox++) {
+        int kx0, kx1;
+        conv_kx_range(c, ox, &kx0, &kx1);
+        const int ix0 = ox * c->stride - c->pad + kx0;
+        const int run = (kx1 - kx0) * ci;
+        for (int oy = 0; oy < c->hout; oy++) {
             float *row = cols + ((size_t)oy * c->wout + ox) * K;
             for (int ky = 0; ky < k; ky++) {
-                int iy = oy * c->stride - c->pad + ky;
-                float *dst = row + (size_t)ky * k * ci;
-                for (int kx = 0; kx < k; kx++) {
-                    int ix = ox * c->stride - c->pad + kx;
-                    float *dd = dst + kx * ci;
-                    if (iy < 0 || iy >= c->hin || ix < 0 || ix >= c->win) {
-                        for (int j = 0; j < ci; j++)
-                            dd[j] = 0.0f;
-                    } else {
-                        const uint8_t *src = in + ((size_t)iy * c->win + ix) * ci;
-                        for (int j = 0; j < ci; j++)
-                            dd[j] = (float)src[j];
-                    }
+                const int iy = oy * c->stride - c->pad + ky;
+                float *dst = row + (size_t)ky * krow;
+                if (iy < 0 || iy >= c->hin || run == 0) {
+                    memset(dst, 0, krow * sizeof(float));
+                    continue;
                 }
+                if (kx0 > 0)
+                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));
+                const uint8_t *src = in + ((size_t)iy * c->win + ix0) * ci;
+                float *dd = dst + (size_t)kx0 * ci;
+                for (int j = 0; j < run; j++)
+                    dd[j] = (float)src[j];
+                if (kx1 < k)
+                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float));
             }
         }
+    }
 }
 
 /* conv + bias into out[hout*wout, cout] from cols */
