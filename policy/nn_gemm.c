@@ -102,7 +102,7 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
  * arrays live in registers. */
 AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                           const float *bp, const size_t ldb, const int bmask, const float *bias, int ncols,
-                          int acc, float *y, size_t ldy, const float *pf)
+                          int acc, float *y, size_t ldy, const float *pf, int pfn)
 {
     const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1u);
     const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff
@@ -123,6 +123,11 @@ AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const
         int k = 0;
         for (; k + 4 <= K; k += 4) {
             const float *b = bp + (size_t)k * ldb;
+            if (pf && k < pfn)
+                for (int j = 0; j < 4 && k + j < pfn; j++) {
+                    _mm_prefetch((const char *)(pf + (size_t)(k + j) * NR), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(pf + (size_t)(k + j) * NR + 16), _MM_HINT_T0);
+                }
             c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 0), c0[0]);
             c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 16), c1[0]);
             d0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 1) * ldxk]), LB(b + ldb, 0), d0);
@@ -141,7 +146,7 @@ AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const
         c1[0] = _mm512_add_ps(_mm512_add_ps(c1[0], d1), _mm512_add_ps(e1, f1));
     } else {
         for (int k = 0; k < K; k++) {
-            if (pf) {   /* pull the next panel towards L1 while this one computes */
+            if (pf && k < pfn) {   /* pull rows of the next panel towards L1 */
                 _mm_prefetch((const char *)(pf + (size_t)k * NR), _MM_HINT_T0);
                 _mm_prefetch((const char *)(pf + (size_t)k * NR + 16), _MM_HINT_T0);
             }
@@ -174,36 +179,47 @@ AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const
 
 AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const float *bp,
                         const float *bias, int ncols, int acc, float *y, size_t ldy,
-                        const float *pf)
+                        const float *pf, int pfn)
 {
-    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy, pf);
+    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy, pf, pfn);
 }
 
+/* Panels outer, blocks of MR rows inner. The next panel is prefetched while
+ * this one computes, spread over the row blocks: block b of nb pulls in
+ * rows [b in / nb, (b + 1) in / nb) of it during its first iterations. */
 AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed_t *p,
                                   const float *b, int acc, float *y)
 {
-    const int out = p->out, panels = (out + NR - 1) / NR;
+    const int out = p->out, panels = (out + NR - 1) / NR, nb = (n + MR - 1) / MR;
     for (int pi = 0; pi < panels; pi++) {
         const float *bp = p->w + (size_t)pi * in * NR;
         const float *bias = b ? b + pi * NR : NULL;
         const int nc = out - pi * NR < NR ? out - pi * NR : NR;
-        int r = 0;
-        const float *pf = pi + 1 < panels ? bp + (size_t)in * NR : NULL;
-        for (; r + MR <= n; r += MR)
+        const float *next = pi + 1 < panels ? bp + (size_t)in * NR : NULL;
+        int r = 0, bi = 0;
+        for (; r + MR <= n; r += MR, bi++) {
+            const int k0 = (int)((long)bi * in / nb), k1 = (int)((long)(bi + 1) * in / nb);
             tile(MR, in, x + (size_t)r * in, (size_t)in, bp, bias, nc, acc,
-                 y + (size_t)r * out + pi * NR, (size_t)out, r == 0 ? pf : NULL);
+                 y + (size_t)r * out + pi * NR, (size_t)out,
+                 next ? next + (size_t)k0 * NR : NULL, k1 - k0);
+        }
         const float *xr = x + (size_t)r * in;
         float *yr = y + (size_t)r * out + pi * NR;
+        const int k0 = (int)((long)bi * in / nb);
+        const float *pf = next && r < n ? next + (size_t)k0 * NR : NULL;
+        const int pfn = in - k0;
+#define TAIL(m) tile(m, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, pf, pfn)
         switch (n - r) {
         case 0: break;
-        case 1: tile(1, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        case 2: tile(2, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        case 3: tile(3, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        case 4: tile(4, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        case 5: tile(5, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        case 6: tile(6, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
-        default: tile(7, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, NULL); break;
+        case 1: TAIL(1); break;
+        case 2: TAIL(2); break;
+        case 3: TAIL(3); break;
+        case 4: TAIL(4); break;
+        case 5: TAIL(5); break;
+        case 6: TAIL(6); break;
+        default: TAIL(7); break;
         }
+#undef TAIL
     }
 }
 /* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
@@ -258,16 +274,16 @@ AVX512_FN static void softmax_cols(float *st, int t, int nq, int ld)
     do {                                                                            \
         int r_ = 0;                                                                 \
         for (; r_ + MR <= (n); r_ += MR)                                            \
-            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); \
+            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); \
         switch ((n) - r_) {                                                         \
         case 0: break;                                                              \
-        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
-        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL); break; \
+        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
+        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
         }                                                                           \
     } while (0)
 
