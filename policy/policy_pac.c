@@ -26,6 +26,13 @@
 #include "policy_impl.h"
 #include "policy_nn.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PAC_X86 1
+#include <immintrin.h>
+#else
+#define PAC_X86 0
+#endif
+
 #define PAC_MAX_WIDTH 4096
 #define PAC_MAX_HEADS 64
 #define PAC_MAX_LATENTS 1024
@@ -670,37 +677,84 @@ static void im2col_f(const conv_t *c, const float *in, float *cols)
     }
 }
 
-/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
-static void im2col_u8(const conv_t *c, const uint8_t *in, float *cols)
+/* Convert a run of n uint8 values to float. */
+static inline __attribute__((always_inline)) void u8_run_scalar(const uint8_t *src, int n,
+                                                                float *dst, const uint8_t *end)
 {
-    const int k = c->k, ci = c->cin;
-    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;
-    for (int ox = 0; ox < c->wout; ox++) {
-        int kx0, kx1;
-        conv_kx_range(c, ox, &kx0, &kx1);
-        const int ix0 = ox * c->stride - c->pad + kx0;
-        const int run = (kx1 - kx0) * ci;
-        for (int oy = 0; oy < c->hout; oy++) {
-            float *row = cols + ((size_t)oy * c->wout + ox) * K;
-            for (int ky = 0; ky < k; ky++) {
-                const int iy = oy * c->stride - c->pad + ky;
-                float *dst = row + (size_t)ky * krow;
-                if (iy < 0 || iy >= c->hin || run == 0) {
-                    memset(dst, 0, krow * sizeof(float));
-                    continue;
-                }
-                if (kx0 > 0)
-                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));
-                const uint8_t *src = in + ((size_t)iy * c->win + ix0) * ci;
-                float *dd = dst + (size_t)kx0 * ci;
-                for (int j = 0; j < run; j++)
-                    dd[j] = (float)src[j];
-                if (kx1 < k)
-                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float));
-            }
+    (void)end;
+    for (int j = 0; j < n; j++)
+        dst[j] = (float)src[j];
+}
+
+#if PAC_X86
+/* The same, 16 at a time (never reading at or past `end`). */
+__attribute__((target("avx512f"), always_inline)) static inline void u8_run_avx512(
+    const uint8_t *src, int n, float *dst, const uint8_t *end)
+{
+    for (int j = 0; j < n; j += 16) {
+        const int c = n - j < 16 ? n - j : 16;
+        __m128i b;
+        if (end - (src + j) >= 16) {
+            b = _mm_loadu_si128((const __m128i *)(const void *)(src + j));
+        } else {
+            uint8_t tmp[16] = { 0 };
+            memcpy(tmp, src + j, (size_t)c);
+            b = _mm_loadu_si128((const __m128i *)(const void *)tmp);
         }
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
+        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << c) - 1u), f);
     }
 }
+#endif
+
+/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
+#define IM2COL_U8_BODY(RUN)                                                               \
+    const int k = c->k, ci = c->cin;                                                      \
+    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;                           \
+    const uint8_t *end = in + (size_t)c->hin * c->win * ci;                               \
+    for (int ox = 0; ox < c->wout; ox++) {                                                \
+        int kx0, kx1;                                                                     \
+        conv_kx_range(c, ox, &kx0, &kx1);                                                 \
+        const int ix0 = ox * c->stride - c->pad + kx0;                                    \
+        const int run = (kx1 - kx0) * ci;                                                 \
+        for (int oy = 0; oy < c->hout; oy++) {                                            \
+            float *row = cols + ((size_t)oy * c->wout + ox) * K;                          \
+            for (int ky = 0; ky < k; ky++) {                                              \
+                const int iy = oy * c->stride - c->pad + ky;                              \
+                float *dst = row + (size_t)ky * krow;                                     \
+                if (iy < 0 || iy >= c->hin || run == 0) {                                 \
+                    memset(dst, 0, krow * sizeof(float));                                 \
+                    continue;                                                             \
+                }                                                                         \
+                if (kx0 > 0)                                                              \
+                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));                     \
+                RUN(in + ((size_t)iy * c->win + ix0) * ci, run, dst + (size_t)kx0 * ci, end); \
+                if (kx1 < k)                                                              \
+                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float)); \
+            }                                                                             \
+        }                                                                                 \
+    }
+
+#if PAC_X86
+__attribute__((target("avx512f"))) static void im2col_u8_avx512(const conv_t *c,
+                                                                const uint8_t *in, float *cols)
+{
+    IM2COL_U8_BODY(u8_run_avx512)
+}
+#endif
+
+static void im2col_u8(const pac_t *m, const conv_t *c, const uint8_t *in, float *cols)
+{
+#if PAC_X86
+    if (m->gk == NN_GEMM_AVX512) {
+        im2col_u8_avx512(c, in, cols);
+        return;
+    }
+#endif
+    (void)m;
+    IM2COL_U8_BODY(u8_run_scalar)
+}
+#undef IM2COL_U8_BODY
 
 /* conv + bias into out[hout*wout, cout] from cols */
 static void conv_gemm(const conv_t *c, const float *cols, float *out)
@@ -710,11 +764,6 @@ static void conv_gemm(const conv_t *c, const float *cols, float *out)
 
 /* ---- encoder K/V rows (enc_kv_plan), vectorised per CPU ------------------ */
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define PAC_X86 1
-#else
-#define PAC_X86 0
-#endif
 #define PAC_LANES 16
 
 /* Camera cells: Y = [K/V part | centred token part] from the kv3 product. */
@@ -782,7 +831,7 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     for (int l = 0; l < cam->n_convs; l++) {
         const conv_t *c = &cam->convs[l];
         if (l == 0)
-            im2col_u8(c, img, m->cols);
+            im2col_u8(m, c, img, m->cols);
         else
             im2col_f(c, cur, m->cols);
         conv_gemm(c, m->cols, tmp);
