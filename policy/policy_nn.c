@@ -10,6 +10,10 @@
 
 #include <cblas.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 struct nn_arena {
     size_t top;      /* planning stack top, bytes */
     size_t peak;     /* high-water mark, bytes */
@@ -325,9 +329,39 @@ static inline __attribute__((always_inline)) void gelu_loop(float *x, size_t cou
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* 16 lanes with intrinsics: the same polynomials, and p / q as p * (1/q)
+ * with 1/q from rcp14 and one Newton step (relative error ~1e-7 instead of
+ * the 0.5 ulp of a division, at a fraction of vdivps' cost). */
 __attribute__((target("avx512f"))) static void gelu_avx512(float *x, size_t count)
 {
-    gelu_loop(x, count);
+    static const float pc[7] = { -2.72614225801306e-10f, 2.77068142495902e-08f,
+        -2.10102402082508e-06f, -5.69250639462346e-05f, -7.34990630326855e-04f,
+        -2.95459980854025e-03f, -1.60960333262415e-02f };
+    static const float qc[5] = { -1.45660718464996e-05f, -2.13374055278905e-04f,
+        -1.68282697438203e-03f, -7.37332916720468e-03f, -1.42647390514189e-02f };
+    const __m512 lo = _mm512_set1_ps(-4.0f), hi = _mm512_set1_ps(4.0f);
+    const __m512 s2 = _mm512_set1_ps((float)M_SQRT1_2), half = _mm512_set1_ps(0.5f);
+    const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+    size_t i = 0;
+    for (; i < count; i += 16) {
+        const __mmask16 mk = count - i >= 16 ? (__mmask16)0xffff
+                                            : (__mmask16)((1u << (count - i)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+        const __m512 a = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, s2), lo), hi);
+        const __m512 a2 = _mm512_mul_ps(a, a);
+        __m512 p = _mm512_set1_ps(pc[0]);
+        for (int k = 1; k < 7; k++)
+            p = _mm512_fmadd_ps(p, a2, _mm512_set1_ps(pc[k]));
+        p = _mm512_mul_ps(p, a);
+        __m512 q = _mm512_set1_ps(qc[0]);
+        for (int k = 1; k < 5; k++)
+            q = _mm512_fmadd_ps(q, a2, _mm512_set1_ps(qc[k]));
+        __m512 r = _mm512_rcp14_ps(q);
+        r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, two));   /* Newton: r (2 - q r) */
+        const __m512 erf = _mm512_mul_ps(p, r);
+        const __m512 y = _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf));
+        _mm512_mask_storeu_ps(x + i, mk, y);
+    }
 }
 
 __attribute__((target("avx2"))) static void gelu_avx2(float *x, size_t count)

@@ -250,6 +250,19 @@ static void test_erf_gelu(void **state)
     const double in[5] = { -3.0, -1.0, 0.0, 0.5, 4.0 };
     for (int i = 0; i < 5; i++)
         assert_true(fabs(g[i] - 0.5 * in[i] * (1.0 + erf(in[i] / sqrt(2.0)))) < 1e-6);
+    /* the vector path over a dense range, a count that is not a multiple of 16 */
+    enum { NG = 2003 };
+    float *v = malloc(sizeof(float) * NG);
+    assert_non_null(v);
+    for (int i = 0; i < NG; i++)
+        v[i] = -7.0f + 14.0f * (float)i / (NG - 1);
+    nn_gelu(v, NG);
+    for (int i = 0; i < NG; i++) {
+        double t = (double)(-7.0f + 14.0f * (float)i / (NG - 1));
+        double want = 0.5 * t * (1.0 + erf(t / sqrt(2.0)));
+        assert_float_equal(v[i], want, 1e-6 * (1.0 + fabs(want)));
+    }
+    free(v);
 }
 
 /* GroupNorm over channels-last [p, c] against a direct computation */
