@@ -334,8 +334,73 @@ AVX512_FN static void attention_avx512(const float *q, int ldq, int nq, const fl
         }
     }
 }
+/* C[m, n] = A^T B with A stored [k, m] (lda), B [k, n] (ldb): A read
+ * transposed and B read in place, 32 columns at a time. */
+AVX512_FN static void gemm_tn_avx512(const float *a, int lda, int m, int k, const float *b,
+                                     int ldb, int n, float *c, int ldc)
+{
+    int K_ = k;
+    for (int c0 = 0; c0 < n; c0 += NR) {
+        const float *bp = b + c0;
+        const int nc = n - c0 < NR ? n - c0 : NR;
+#define XA(r) (a + (r))
+#define YC(r) (c + (size_t)(r) * ldc + c0)
+        if (nc == NR)
+            ROWS_LOOP(m, XA, 1, (size_t)lda, bp, (size_t)ldb, 0, NR, YC, (size_t)ldc);
+        else
+            ROWS_LOOP(m, XA, 1, (size_t)lda, bp, (size_t)ldb, 1, nc, YC, (size_t)ldc);
+#undef XA
+#undef YC
+    }
+}
 #undef ROWS_LOOP
 #endif
+
+void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
+{
+    if (t <= 0 || ncols <= 0)
+        return;
+#if NN_HAVE_AVX512
+    if (kind == NN_GEMM_AVX512) {
+        softmax_cols(st, t, ncols, ld);
+        return;
+    }
+#endif
+    for (int j = 0; j < ncols; j++) {
+        float mx = st[j];
+        for (int r = 1; r < t; r++)
+            mx = st[(size_t)r * ld + j] > mx ? st[(size_t)r * ld + j] : mx;
+        double sum = 0.0;
+        for (int r = 0; r < t; r++) {
+            float e = expf(st[(size_t)r * ld + j] - mx);
+            st[(size_t)r * ld + j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int r = 0; r < t; r++)
+            st[(size_t)r * ld + j] *= inv;
+    }
+}
+
+void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
+                int ldb, int n, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        for (int i = 0; i < m; i++)
+            memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+#if NN_HAVE_AVX512
+    if (kind == NN_GEMM_AVX512) {
+        gemm_tn_avx512(a, lda, m, k, b, ldb, n, c, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
+                c, ldc);
+}
 
 size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh)
 {

@@ -185,4 +185,14 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
                   const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
                   float *scratch);
 
+/* Softmax down each of the first ncols columns of st[t, ld] in place (column
+ * j: one query's scores over t keys; max-subtracted). NN_GEMM_AVX512 uses 16
+ * columns per vector and nn_attention's exp. RT-safe. */
+void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld);
+
+/* c[m, n] = a^T b with a stored [k, m] (row stride lda) and b [k, n] (ldb);
+ * c has row stride ldc and must not overlap a or b. RT-safe. */
+void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
+                int ldb, int n, float *c, int ldc);
+
 #endif

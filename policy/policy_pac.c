@@ -121,6 +121,9 @@ typedef struct {
     int bins;
     float *queries;      /* [n_q, d] */
     block_t dec;
+    int dec_fast;        /* dec_plan applies */
+    nn_packed_t dec_u;   /* [heads * n_q, d]: Wk_h^T q_h,i (see dec_plan) */
+    nn_packed_t dec_wv[PAC_MAX_HEADS];   /* [dh, d] each: Wv rows of head h */
     float *dec_ln_w, *dec_ln_b, *dec_out_b;
     nn_packed_t dec_out_w;
     float low[POLICY_MAX_ACTION], high[POLICY_MAX_ACTION];
@@ -141,9 +144,9 @@ typedef struct {
     /* plan */
     nn_arena_t *arena;
     size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
-    size_t o_cols, o_fa, o_fb, o_fc, o_y;
+    size_t o_cols, o_fa, o_fb, o_fc, o_y, o_dz;
     float *x, *lx, *kv, *s, *o, *lat, *lq, *q, *h, *z, *logits, *cl, *xn, *zc;
-    float *cols, *fa, *fb, *fc, *y;
+    float *cols, *fa, *fb, *fc, *y, *dz;
     int have_logits;
 } pac_t;
 
@@ -626,6 +629,27 @@ static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const floa
     cross_attend(m, b, x, nq, t);
 }
 
+/* The policy decoder's cross block by dec_plan: m->z holds the queries on
+ * entry, the block output on exit. */
+static void dec_block(pac_t *m)
+{
+    const block_t *b = &m->dec;
+    const int d = m->d, H = m->heads, dh = m->dh, nq = m->n_q, N = m->n_lat, hq = H * nq;
+    nn_layernorm(m->lat, N, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
+    nn_linear_packed(m->lx, N, &m->dec_u, NULL, m->s);          /* scores^T [N, hq] */
+    nn_softmax_cols(m->gk, m->s, N, hq, hq);
+    nn_gemm_tn(m->gk, m->s, hq, hq, N, m->lx, d, d, m->dz, d);   /* [hq, d] */
+    for (int h = 0; h < H; h++) {
+        nn_linear_packed(m->dz + (size_t)h * nq * d, nq, &m->dec_wv[h], b->bkv + d + h * dh,
+                         m->q);
+        for (int i = 0; i < nq; i++)
+            memcpy(m->o + (size_t)i * d + (size_t)h * dh, m->q + (size_t)i * dh,
+                   (size_t)dh * sizeof(float));
+    }
+    nn_linear_packed_acc(m->o, nq, &b->wo, b->bo, m->z);
+    mlp_residual(m, b, m->z, nq);
+}
+
 static void self_block(pac_t *m, const block_t *b, float *x, int n)
 {
     int d = m->d;
@@ -1020,6 +1044,46 @@ static void enc_kv_plan(ld_t *L)
     free(cv);
 }
 
+/* Policy decoder attention without K or V over the latents.
+ *
+ * Its queries are constants (q_h,i for head h, query i, scaled, from
+ * const_queries), so with l_t = LN_kv(latent t):
+ *   score[h, i, t] = q_h,i . (Wk_h l_t + bk_h) = l_t . u_h,i + q_h,i . bk_h,
+ * u_h,i = Wk_h^T q_h,i precomputed, and the last term is the same for every
+ * t, which the softmax ignores. The attention output is
+ *   o_h,i = sum_t a_h,i,t (Wv_h l_t + bv_h) = Wv_h (sum_t a_h,i,t l_t) + bv_h
+ * as each softmax row sums to 1. So a step does [N, d] x [d, heads * n_q]
+ * for the scores, [heads * n_q, N] x [N, d] for the weighted latents and
+ * heads products [n_q, d] x [d, dh], instead of the [N, d] x [d, 2d] K/V
+ * product: exact up to float rounding. Used when heads * n_q <= d.
+ * Init-only. */
+static void dec_plan(ld_t *L)
+{
+    pac_t *m = L->m;
+    const block_t *b = &m->dec;
+    const int d = m->d, H = m->heads, dh = m->dh, nq = m->n_q, hq = H * nq;
+    if (L->rc || hq > d || !b->q_const || !b->wkv_raw)
+        return;
+    float *u = wnew(L, (size_t)hq * d);
+    if (L->rc)
+        return;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < nq; i++) {
+            const float *q = b->q_const + (size_t)i * d + (size_t)h * dh;
+            float *ur = u + ((size_t)h * nq + i) * d;
+            for (int j = 0; j < d; j++) {
+                double acc = 0.0;
+                for (int c = 0; c < dh; c++)
+                    acc += (double)q[c] * b->wkv_raw[((size_t)h * dh + c) * d + j];
+                ur[j] = (float)acc;
+            }
+        }
+    pk(L, u, hq, d, &m->dec_u);
+    for (int h = 0; h < H; h++)
+        pk(L, b->wkv_raw + ((size_t)d + (size_t)h * dh) * d, dh, d, &m->dec_wv[h]);
+    m->dec_fast = !L->rc;
+}
+
 /* ---- load -------------------------------------------------------------- */
 
 static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
@@ -1225,6 +1289,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     m->queries = rd(&L, "policy.queries", 2, m->n_q, d, 0, 0);
     load_block(&L, &m->dec, "policy.cross", 0);
     const_queries(&L, &m->dec, m->queries, m->n_q);
+    dec_plan(&L);
     m->dec_ln_w = rd(&L, "policy.ln.weight", 1, d, 0, 0, 0);
     m->dec_ln_b = rd(&L, "policy.ln.bias", 1, d, 0, 0, 0);
     pk(&L, rd(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0), m->out_cols, d,
@@ -1268,6 +1333,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     s_max = s_b > s_max ? s_b : s_max;
     s_b = nn_attention_scratch_floats(m->gk, 1, (int)N, m->dh);
     s_max = s_b > s_max ? s_b : s_max;
+    size_t hq = (size_t)m->heads * Q;
+    s_max = N * hq > s_max ? N * hq : s_max;
     size_t kv_max = T * 2 * D > N * 3 * D ? T * 2 * D : N * 3 * D;
     size_t lx_max = T > N ? T * D : N * D;
     m->arena = nn_arena_new();
@@ -1300,7 +1367,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         max_y = py > max_y ? py : max_y;
     }
     m->o_y = nn_arena_reserve(m->arena, max_y);
-    if (m->o_fc == (size_t)-1 || m->o_y == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
+    m->o_dz = nn_arena_reserve(m->arena, m->dec_fast ? hq * D : 1);
+    if (m->o_fc == (size_t)-1 || m->o_y == (size_t)-1 || m->o_dz == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
         policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
                     nn_arena_bytes(m->arena));
         L.rc = -ENOMEM;
@@ -1308,7 +1376,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     }
 #define P(f) m->f = nn_arena_ptr(m->arena, m->o_##f)
     P(x); P(lx); P(kv); P(s); P(o); P(lat); P(lq); P(q); P(h); P(z);
-    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc); P(y);
+    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc); P(y); P(dz);
     m->logits = nn_arena_ptr(m->arena, m->o_log);
     m->cl = nn_arena_ptr(m->arena, m->o_cl);
 #undef P
@@ -1476,7 +1544,10 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
         self_block(m, &m->blocks[i], m->lat, m->n_lat);
     /* policy decoder */
     memcpy(m->z, m->queries, (size_t)m->n_q * d * sizeof(float));
-    cross_block(m, &m->dec, m->z, m->n_q, m->lat, m->n_lat);
+    if (m->dec_fast)
+        dec_block(m);
+    else
+        cross_block(m, &m->dec, m->z, m->n_q, m->lat, m->n_lat);
     nn_layernorm(m->z, m->n_q, d, m->dec_ln_w, m->dec_ln_b, PAC_LN_EPS, m->z);
     nn_linear_packed(m->z, m->n_q, &m->dec_out_w, m->dec_out_b, m->logits);
     float a[POLICY_MAX_ACTION];

@@ -170,6 +170,58 @@ static void test_attention_matches_loop(void **state)
         }
 }
 
+/* nn_gemm_tn (a read transposed, b in place, column tails masked) and
+ * nn_softmax_cols, both kernels, against double-precision loops. */
+static void test_gemm_tn_and_softmax_cols(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 40, 32, 256 }, { 1, 1, 1 }, { 9, 13, 33 }, { 8, 64, 32 },
+                              { 17, 5, 70 } };   /* m, k, n */
+    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
+    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+    unsigned s = 21;
+    for (int ki = 0; ki < n_kinds; ki++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int m = shapes[c][0], k = shapes[c][1], n = shapes[c][2];
+            int lda = m + 2, ldb = n + 3, ldc = n + 1;
+            float *a = malloc(sizeof(float) * (size_t)k * lda);
+            float *a0 = malloc(sizeof(float) * (size_t)k * lda);
+            float *b = malloc(sizeof(float) * (size_t)k * ldb);
+            float *cc = malloc(sizeof(float) * (size_t)m * ldc);
+            assert_true(a && a0 && b && cc);
+            for (int i = 0; i < k * lda; i++) a0[i] = a[i] = 20.0f * frand(&s);
+            for (int i = 0; i < k * ldb; i++) b[i] = frand(&s);
+            for (int i = 0; i < m * ldc; i++) cc[i] = 555.0f;
+            /* softmax down the first m columns of a[k, lda] */
+            nn_softmax_cols(kinds[ki], a, k, m, lda);
+            for (int j = 0; j < m; j++) {
+                double mx = -1e300, sum = 0.0;
+                for (int r = 0; r < k; r++)
+                    mx = a0[r * lda + j] > mx ? a0[r * lda + j] : mx;
+                for (int r = 0; r < k; r++)
+                    sum += exp(a0[r * lda + j] - mx);
+                for (int r = 0; r < k; r++) {
+                    double want = exp(a0[r * lda + j] - mx) / sum;
+                    assert_float_equal(a[r * lda + j], want, 1e-6 + 1e-5 * want);
+                }
+            }
+            for (int r = 0; r < k; r++)   /* columns past m untouched */
+                for (int j = m; j < lda; j++)
+                    assert_true(a[r * lda + j] == a0[r * lda + j]);
+            nn_gemm_tn(kinds[ki], a, lda, m, k, b, ldb, n, cc, ldc);
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double e = 0.0;
+                    for (int r = 0; r < k; r++)
+                        e += (double)a[r * lda + i] * b[r * ldb + j];
+                    assert_float_equal(cc[i * ldc + j], e, 1e-5 * (1 + fabs(e)));
+                }
+                assert_true(cc[i * ldc + n] == 555.0f);
+            }
+            free(a); free(a0); free(b); free(cc);
+        }
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -392,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
         cmocka_unit_test(test_attention_matches_loop),
+        cmocka_unit_test(test_gemm_tn_and_softmax_cols),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),
