@@ -5,12 +5,19 @@
  * Every size comes from the checkpoint metadata. Plan at load: all weights are
  * converted to F32 and laid out for the step (conv weights reordered to
  * channels-last patches with the 1/255 image scale folded into the first
- * layer, K/V and Q/K/V projections fused, the constant queries of the encoder
- * and the policy decoder projected once), the worst-case scratch arena is
- * reserved and one warm-up step runs. policy_step then only uses the arena.
+ * layer, 3x3 stride-1 convolutions transformed for Winograd F(2x2, 3x3), K/V
+ * and Q/K/V projections fused, the constant queries of the encoder and the
+ * policy decoder projected once, every matrix packed for the kernel chosen
+ * by nn_gemm_best: AVX-512 panels with one thread, OpenBLAS otherwise), the
+ * exact algebraic shortcuts planned (enc_kv_plan: the encoder's K/V straight
+ * from proprioception values and camera features; dec_plan: the policy
+ * decoder's attention without K/V over the latents), the worst-case scratch
+ * arena is reserved and one warm-up step runs. policy_step then only uses
+ * the arena.
  *
  * Layout: token matrices are [tokens, width] row-major; feature maps are
- * channels-last [H * W, C]; attention scores one head at a time [nq, t].
+ * channels-last [H * W, C]; attention scores one head at a time, transposed
+ * [t, nq] on the AVX-512 path (nn_attention).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -1511,14 +1518,14 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     size_t hq = (size_t)m->heads * Q;
     s_max = N * hq > s_max ? N * hq : s_max;
     size_t kv_max = T * 2 * D > N * 3 * D ? T * 2 * D : N * 3 * D;
-    size_t lx_max = T > N ? T * D : N * D;
+    size_t lx_max = N * D;   /* LN of the latents (decoder, critic) or of the task token */
     m->arena = nn_arena_new();
     if (!m->arena) {
         policy_errf(err, errlen, "%s: out of memory", path);
         L.rc = -ENOMEM;
         goto fail;
     }
-    m->o_x = nn_arena_reserve(m->arena, T * D);
+    m->o_x = nn_arena_reserve(m->arena, D);   /* the task token (the others: enc_kv_plan) */
     m->o_lx = nn_arena_reserve(m->arena, lx_max);
     m->o_kv = nn_arena_reserve(m->arena, kv_max);
     m->o_s = nn_arena_reserve(m->arena, s_max);
@@ -1701,17 +1708,17 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
     if (m->task_kind == 1) {
-        memcpy(m->x + (size_t)m->task_row * d, m->task_tab + (size_t)obs->task_id * d,
+        memcpy(m->x, m->task_tab + (size_t)obs->task_id * d,
                (size_t)d * sizeof(float));
     } else if (m->task_kind == 2) {
-        float *x = m->x + (size_t)m->task_row * d;
+        float *x = m->x;
         memcpy(x, m->task_add, (size_t)d * sizeof(float));
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m->task_dim, 1.0f, m->task_w, m->task_dim,
                     obs->task_vector, 1, 1.0f, x, 1);
     }
     if (m->task_kind) {
         const block_t *b = &m->enc_cross;
-        float *x = m->x + (size_t)m->task_row * d;
+        float *x = m->x;
         nn_layernorm(x, 1, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
         nn_linear_packed(m->lx, 1, &b->wkv, b->bkv, m->kv + (size_t)m->task_row * d2);
     }
