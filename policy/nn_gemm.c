@@ -358,6 +358,7 @@ AVX512_FN static void gemm_tn_avx512(const float *a, int lda, int m, int k, cons
 
 void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 {
+    (void)kind;   /* only the AVX-512 build looks at it */
     if (t <= 0 || ncols <= 0)
         return;
 #if NN_HAVE_AVX512
@@ -385,6 +386,7 @@ void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
                 int ldb, int n, float *c, int ldc)
 {
+    (void)kind;   /* only the AVX-512 build looks at it */
     if (m <= 0 || n <= 0)
         return;
     if (k <= 0) {
@@ -417,6 +419,7 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
                   const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
                   float *scratch)
 {
+    (void)kind;   /* only the AVX-512 build looks at it */
     if (nq <= 0 || t <= 0 || heads <= 0 || dh <= 0)
         return;
 #if NN_HAVE_AVX512
