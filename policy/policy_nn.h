@@ -122,4 +122,77 @@ void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gam
 /* BLAS self-check (see policy_blas_selfcheck in policy.h). Init-only. */
 int nn_blas_selfcheck(char *report, size_t n);
 
+/* ---- Packed linear layers (policy/nn_gemm.c) ----------------------------
+ * A linear layer's weights W[out, in] (nn.Linear layout) are packed once at
+ * load into the layout the chosen kernel reads; every step then multiplies
+ * without copying W (OpenBLAS repacks W at every sgemm call).
+ *   NN_GEMM_BLAS    W kept as [out, in]; calls go to nn_linear/nn_linear_acc
+ *                   (any CPU, any BLAS thread count).
+ *   NN_GEMM_AVX512  panels of 32 output columns, [ceil(out/32)][in][32], zero
+ *                   padded; a hand-written AVX-512 kernel, one thread. Sums
+ *                   over k in order with FMAs, so results differ from sgemm
+ *                   only by float rounding. */
+typedef enum { NN_GEMM_BLAS = 0, NN_GEMM_AVX512 = 1 } nn_gemm_kind_t;
+
+/* Packed weights: a view of caller-owned memory (nn_pack fills it). */
+typedef struct {
+    nn_gemm_kind_t kind;
+    int out, in;
+    const float *w;      /* nn_pack_floats(kind, out, in) floats, 64-byte aligned */
+} nn_packed_t;
+
+/* 1 when this CPU runs the AVX-512 kernel (avx512f), else 0. Init-only. */
+int nn_gemm_cpu_has_avx512(void);
+
+/* The kernel to use with `threads` BLAS threads: NN_GEMM_AVX512 when the CPU
+ * has AVX-512 and threads <= 1 (the kernel is single-threaded), else
+ * NN_GEMM_BLAS. Init-only. */
+nn_gemm_kind_t nn_gemm_best(int threads);
+
+/* "avx512-packed" or "blas". */
+const char *nn_gemm_name(nn_gemm_kind_t kind);
+
+/* Floats of packed storage for W[out, in] (0 when out or in <= 0). */
+size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in);
+
+/* Pack W[out, in] into `packed` (nn_pack_floats floats, NN_ARENA_ALIGN
+ * aligned; may equal w for NN_GEMM_BLAS) and describe it in *p. Returns 0,
+ * -EINVAL (NULL pointers, out <= 0, in < 0) or -ENOTSUP (AVX-512 asked for on
+ * a CPU without it). Init-only. */
+int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
+            nn_packed_t *p);
+
+/* y[n, out] = x[n, in] W^T + b[out] (b may be NULL), W packed in *p. x and y
+ * must not overlap. RT-safe. */
+void nn_linear_packed(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
+
+/* y[n, out] += x[n, in] W^T + b[out] (residual connections). RT-safe. */
+void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
+
+/* Scratch floats nn_attention needs for nq queries, t keys, head width dh. */
+size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh);
+
+/* Multi-head scaled-dot-product attention core: for every head h,
+ *   o[:, h dh : (h+1) dh] = softmax_rows(q_h k_h^T) v_h
+ * q [nq, ldq] (already scaled by 1/sqrt(dh)), k and v [t, ldkv], o [nq, ldo],
+ * head h at column h * dh of each. scratch: nn_attention_scratch_floats
+ * floats, NN_ARENA_ALIGN aligned. NN_GEMM_AVX512 computes the scores
+ * transposed (keys down, queries across) so nothing is transposed or copied
+ * but q_h, and exp is a degree-7 polynomial (relative error below 1e-7 after
+ * the max is subtracted); NN_GEMM_BLAS uses sgemm and nn_softmax. o must not
+ * overlap q, k, v or scratch. RT-safe. */
+void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const float *k,
+                  const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
+                  float *scratch);
+
+/* Softmax down each of the first ncols columns of st[t, ld] in place (column
+ * j: one query's scores over t keys; max-subtracted). NN_GEMM_AVX512 uses 16
+ * columns per vector and nn_attention's exp. RT-safe. */
+void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld);
+
+/* c[m, n] = a^T b with a stored [k, m] (row stride lda) and b [k, n] (ldb);
+ * c has row stride ldc and must not overlap a or b. RT-safe. */
+void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
+                int ldb, int n, float *c, int ldc);
+
 #endif

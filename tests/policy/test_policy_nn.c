@@ -51,6 +51,177 @@ static void test_linear_matches_loop(void **state)
     }
 }
 
+/* Packed linear layers, both kernels (AVX-512 only where the CPU has it),
+ * against a double-precision loop: row counts around the 8-row register
+ * block, column counts around the 32-column panels (masked tails), with and
+ * without bias, overwrite and accumulate. */
+static void test_linear_packed_matches_loop(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 1, 7, 5 }, { 8, 64, 32 }, { 9, 31, 17 }, { 13, 40, 65 },
+                              { 5, 256, 101 }, { 32, 3, 48 }, { 1, 257, 33 }, { 2, 1, 1 },
+                              { 16, 18, 16 }, { 7, 5, 31 } };
+    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
+    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+    unsigned s = 7;
+    for (int ki = 0; ki < n_kinds; ki++) {
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            int n = shapes[k][0], in = shapes[k][1], out = shapes[k][2];
+            float *x = malloc(sizeof(float) * (size_t)(n * in));
+            float *w = malloc(sizeof(float) * (size_t)(out * in));
+            float *b = malloc(sizeof(float) * (size_t)out);
+            float *y = malloc(sizeof(float) * (size_t)(n * out) + 64);
+            float *y0 = malloc(sizeof(float) * (size_t)(n * out));
+            size_t pf = nn_pack_floats(kinds[ki], out, in);
+            assert_true(pf >= (size_t)out * in);
+            float *pw = aligned_alloc(NN_ARENA_ALIGN, (pf * sizeof(float) + 63) / 64 * 64);
+            assert_non_null(pw);
+            for (int i = 0; i < n * in; i++) x[i] = frand(&s);
+            for (int i = 0; i < out * in; i++) w[i] = frand(&s);
+            for (int i = 0; i < out; i++) b[i] = frand(&s);
+            for (int i = 0; i < n * out; i++) y0[i] = frand(&s);
+            nn_packed_t p;
+            assert_int_equal(nn_pack(kinds[ki], w, out, in, pw, &p), 0);
+            for (int mode = 0; mode < 4; mode++) {
+                int with_bias = mode & 1, acc = mode >> 1;
+                for (int i = 0; i < n * out; i++) y[i] = acc ? y0[i] : NAN;
+                y[n * out] = 1234.5f;   /* the element after y stays untouched */
+                if (acc)
+                    nn_linear_packed_acc(x, n, &p, with_bias ? b : NULL, y);
+                else
+                    nn_linear_packed(x, n, &p, with_bias ? b : NULL, y);
+                assert_true(y[n * out] == 1234.5f);
+                for (int r = 0; r < n; r++)
+                    for (int o = 0; o < out; o++) {
+                        double e = (with_bias ? b[o] : 0.0) + (acc ? y0[r * out + o] : 0.0);
+                        for (int i = 0; i < in; i++)
+                            e += (double)x[r * in + i] * w[o * in + i];
+                        assert_float_equal(y[r * out + o], e, 1e-5 * (1 + fabs(e)));
+                    }
+            }
+            free(x); free(w); free(b); free(y); free(y0); free(pw);
+        }
+    }
+    /* bad arguments */
+    nn_packed_t p;
+    float w1[4] = { 0 }, pw1[4];
+    assert_int_equal(nn_pack(NN_GEMM_BLAS, w1, 0, 4, pw1, &p), -EINVAL);
+    assert_int_equal(nn_pack(NN_GEMM_BLAS, NULL, 1, 4, pw1, &p), -EINVAL);
+    assert_int_equal(nn_pack(NN_GEMM_BLAS, w1, 1, 4, pw1, NULL), -EINVAL);
+    if (!nn_gemm_cpu_has_avx512())
+        assert_int_equal(nn_pack(NN_GEMM_AVX512, w1, 1, 4, pw1, &p), -ENOTSUP);
+    assert_int_equal(nn_gemm_best(2), NN_GEMM_BLAS);
+}
+
+/* nn_attention, both kernels, against a double-precision loop: query counts
+ * around the 8-row blocks and 32-query panels, head widths below, at and
+ * above 32 (masked V reads), strided q/k/v/o as the PAC blocks use them,
+ * and scores (up to ~200) that would overflow an unstabilised softmax. */
+static void test_attention_matches_loop(void **state)
+{
+    (void)state;
+    const int shapes[][4] = { /* nq, t, heads, dh */
+        { 1, 7, 1, 4 }, { 5, 32, 8, 32 }, { 32, 210, 8, 32 }, { 33, 9, 2, 48 },
+        { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 } };
+    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
+    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+    unsigned s = 11;
+    for (int ki = 0; ki < n_kinds; ki++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int nq = shapes[c][0], t = shapes[c][1], heads = shapes[c][2], dh = shapes[c][3];
+            int d = heads * dh, ldq = d + 3, ldkv = 2 * d, ldo = d + 1;
+            float *q = malloc(sizeof(float) * (size_t)nq * ldq);
+            float *kv = malloc(sizeof(float) * (size_t)t * ldkv);
+            float *o = malloc(sizeof(float) * (size_t)nq * ldo);
+            size_t sf = nn_attention_scratch_floats(kinds[ki], nq, t, dh);
+            float *sc = aligned_alloc(NN_ARENA_ALIGN, (sf * sizeof(float) + 63) / 64 * 64);
+            double *p = malloc(sizeof(double) * (size_t)t);
+            assert_true(q && kv && o && sc && p);
+            for (int i = 0; i < nq * ldq; i++) q[i] = 4.0f * frand(&s);
+            for (int i = 0; i < t * ldkv; i++) kv[i] = (c == 2 ? 10.0f : 1.0f) * frand(&s);
+            for (int i = 0; i < nq * ldo; i++) o[i] = 777.0f;
+            nn_attention(kinds[ki], q, ldq, nq, kv, kv + d, ldkv, t, heads, dh, o, ldo, sc);
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < nq; i++) {
+                    double mx = -1e300, sum = 0.0, amax = 0.0;
+                    for (int j = 0; j < t; j++) {
+                        double a = 0.0;
+                        for (int e = 0; e < dh; e++)
+                            a += (double)q[i * ldq + h * dh + e] * kv[j * ldkv + h * dh + e];
+                        p[j] = a;
+                        mx = a > mx ? a : mx;
+                        amax = fabs(a) > amax ? fabs(a) : amax;
+                    }
+                    for (int j = 0; j < t; j++)
+                        sum += p[j] = exp(p[j] - mx);
+                    for (int e = 0; e < dh; e++) {
+                        double acc = 0.0;
+                        for (int j = 0; j < t; j++)
+                            acc += p[j] / sum * kv[j * ldkv + d + h * dh + e];
+                        /* float scores carry ~1e-7 relative error, so the
+                         * tolerance grows with their magnitude */
+                        double tol = 2e-5 * (1 + fabs(acc)) * (amax > 10.0 ? amax / 10.0 : 1.0);
+                        assert_float_equal(o[i * ldo + h * dh + e], acc, tol);
+                    }
+                }
+            for (int i = 0; i < nq; i++)   /* the padding column is not written */
+                assert_true(o[i * ldo + d] == 777.0f);
+            free(q); free(kv); free(o); free(sc); free(p);
+        }
+}
+
+/* nn_gemm_tn (a read transposed, b in place, column tails masked) and
+ * nn_softmax_cols, both kernels, against double-precision loops. */
+static void test_gemm_tn_and_softmax_cols(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 40, 32, 256 }, { 1, 1, 1 }, { 9, 13, 33 }, { 8, 64, 32 },
+                              { 17, 5, 70 } };   /* m, k, n */
+    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
+    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+    unsigned s = 21;
+    for (int ki = 0; ki < n_kinds; ki++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int m = shapes[c][0], k = shapes[c][1], n = shapes[c][2];
+            int lda = m + 2, ldb = n + 3, ldc = n + 1;
+            float *a = malloc(sizeof(float) * (size_t)k * lda);
+            float *a0 = malloc(sizeof(float) * (size_t)k * lda);
+            float *b = malloc(sizeof(float) * (size_t)k * ldb);
+            float *cc = malloc(sizeof(float) * (size_t)m * ldc);
+            assert_true(a && a0 && b && cc);
+            for (int i = 0; i < k * lda; i++) a0[i] = a[i] = 20.0f * frand(&s);
+            for (int i = 0; i < k * ldb; i++) b[i] = frand(&s);
+            for (int i = 0; i < m * ldc; i++) cc[i] = 555.0f;
+            /* softmax down the first m columns of a[k, lda] */
+            nn_softmax_cols(kinds[ki], a, k, m, lda);
+            for (int j = 0; j < m; j++) {
+                double mx = -1e300, sum = 0.0;
+                for (int r = 0; r < k; r++)
+                    mx = a0[r * lda + j] > mx ? a0[r * lda + j] : mx;
+                for (int r = 0; r < k; r++)
+                    sum += exp(a0[r * lda + j] - mx);
+                for (int r = 0; r < k; r++) {
+                    double want = exp(a0[r * lda + j] - mx) / sum;
+                    assert_float_equal(a[r * lda + j], want, 1e-6 + 1e-5 * want);
+                }
+            }
+            for (int r = 0; r < k; r++)   /* columns past m untouched */
+                for (int j = m; j < lda; j++)
+                    assert_true(a[r * lda + j] == a0[r * lda + j]);
+            nn_gemm_tn(kinds[ki], a, lda, m, k, b, ldb, n, cc, ldc);
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double e = 0.0;
+                    for (int r = 0; r < k; r++)
+                        e += (double)a[r * lda + i] * b[r * ldb + j];
+                    assert_float_equal(cc[i * ldc + j], e, 1e-5 * (1 + fabs(e)));
+                }
+                assert_true(cc[i * ldc + n] == 555.0f);
+            }
+            free(a); free(a0); free(b); free(cc);
+        }
+}
+
 static void test_activations(void **state)
 {
     (void)state;
@@ -131,6 +302,19 @@ static void test_erf_gelu(void **state)
     const double in[5] = { -3.0, -1.0, 0.0, 0.5, 4.0 };
     for (int i = 0; i < 5; i++)
         assert_true(fabs(g[i] - 0.5 * in[i] * (1.0 + erf(in[i] / sqrt(2.0)))) < 1e-6);
+    /* the vector path over a dense range, a count that is not a multiple of 16 */
+    enum { NG = 2003 };
+    float *v = malloc(sizeof(float) * NG);
+    assert_non_null(v);
+    for (int i = 0; i < NG; i++)
+        v[i] = -7.0f + 14.0f * (float)i / (NG - 1);
+    nn_gelu(v, NG);
+    for (int i = 0; i < NG; i++) {
+        double t = (double)(-7.0f + 14.0f * (float)i / (NG - 1));
+        double want = 0.5 * t * (1.0 + erf(t / sqrt(2.0)));
+        assert_float_equal(v[i], want, 1e-6 * (1.0 + fabs(want)));
+    }
+    free(v);
 }
 
 /* GroupNorm over channels-last [p, c] against a direct computation */
@@ -162,6 +346,53 @@ static void test_groupnorm(void **state)
                 want = want > 0 ? want : 0;
                 assert_true(fabs(y[p * C + c] - want) < 1e-4);
             }
+    }
+}
+
+/* GroupNorm over the shapes that take every path: positions beyond one
+ * block of 64, channels beyond one chunk of 256 (groups split across
+ * chunks), groups wider than a chunk, and ReLU / identity / GELU. */
+static void test_groupnorm_shapes(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 1, 4, 1 }, { 200, 32, 8 }, { 64, 512, 8 }, { 7, 600, 2 },
+                              { 130, 96, 3 }, { 3, 300, 100 } };
+    const nn_act_t acts[3] = { NN_ACT_RELU, NN_ACT_IDENTITY, NN_ACT_GELU };
+    unsigned s = 5;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int P = shapes[k][0], C = shapes[k][1], G = shapes[k][2], cg = C / G;
+        float *x = malloc(sizeof(float) * (size_t)P * C), *y = malloc(sizeof(float) * (size_t)P * C);
+        float *gamma = malloc(sizeof(float) * (size_t)C), *beta = malloc(sizeof(float) * (size_t)C);
+        assert_true(x && y && gamma && beta);
+        for (int i = 0; i < P * C; i++)
+            x[i] = 2.0f * frand(&s) + (float)(i % C) * 0.01f + 5.0f;   /* mean far from 0 */
+        for (int c = 0; c < C; c++) {
+            gamma[c] = 1.0f + frand(&s);
+            beta[c] = frand(&s);
+        }
+        nn_act_t act = acts[k % 3];
+        nn_groupnorm_hwc(x, P, C, G, gamma, beta, 1e-5f, act, y);
+        for (int g = 0; g < G; g++) {
+            double mean = 0, var = 0;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++)
+                    mean += x[p * C + c];
+            mean /= (double)P * cg;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++)
+                    var += (x[p * C + c] - mean) * (x[p * C + c] - mean);
+            var /= (double)P * cg;
+            for (int p = 0; p < P; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++) {
+                    double v = (x[p * C + c] - mean) / sqrt(var + 1e-5) * gamma[c] + beta[c];
+                    if (act == NN_ACT_RELU)
+                        v = v > 0 ? v : 0;
+                    else if (act == NN_ACT_GELU)
+                        v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+                    assert_float_equal(y[p * C + c], v, 2e-5 * (1 + fabs(v)));
+                }
+        }
+        free(x); free(y); free(gamma); free(beta);
     }
 }
 
@@ -211,11 +442,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_loop),
+        cmocka_unit_test(test_linear_packed_matches_loop),
+        cmocka_unit_test(test_attention_matches_loop),
+        cmocka_unit_test(test_gemm_tn_and_softmax_cols),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_erf_gelu),
         cmocka_unit_test(test_groupnorm),
+        cmocka_unit_test(test_groupnorm_shapes),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_threads_and_core),
     };

@@ -184,6 +184,42 @@ static void test_sampling(void **state)
     fx_destroy(d);
 }
 
+/* threads 1 picks the packed AVX-512 kernels where the CPU has AVX-512,
+ * threads 2 the OpenBLAS path (policy_nn.h "Packed linear layers"): both
+ * compute the same model, so logits agree to float rounding, actions and Q
+ * exactly or nearly. (On a CPU without AVX-512 both are the BLAS path.) */
+static void test_kernels_agree(void **state)
+{
+    (void)state;
+    policy_options_t o1 = { .threads = 1 }, o2 = { .threads = 2 };
+    fx_t *f1 = fx_new(&o1), *f2 = fx_new(&o2);
+    const policy_spec_t *s = policy_spec(f1->p);
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < s->obs_dim; i++)
+            f1->values[i] = f2->values[i] = cosf((float)(i + 5 * step)) * 2.0f;
+        for (int k = 0; k < s->n_images; k++)
+            for (int j = 0; j < 64; j++)
+                f1->img[k][j * 31] = f2->img[k][j * 31] = (uint8_t)(j * step * 11);
+        float a1[POLICY_MAX_ACTION], a2[POLICY_MAX_ACTION];
+        policy_extra_t e1, e2;
+        assert_int_equal(policy_step(f1->p, &f1->obs, a1, &e1), 0);
+        assert_int_equal(policy_step(f2->p, &f2->obs, a2, &e2), 0);
+        const float *l1, *l2;
+        int r1, c1, r2, c2;
+        assert_int_equal(policy_logits(f1->p, &l1, &r1, &c1), 0);
+        assert_int_equal(policy_logits(f2->p, &l2, &r2, &c2), 0);
+        assert_int_equal(r1, r2);
+        assert_int_equal(c1, c2);
+        for (int i = 0; i < r1 * c1; i++)
+            assert_float_equal(l1[i], l2[i], 1e-4);
+        for (int j = 0; j < s->action_dim; j++)
+            assert_float_equal(a1[j], a2[j], 1e-6);
+        assert_float_equal(e1.q_value, e2.q_value, 1e-4);
+    }
+    fx_destroy(f1);
+    fx_destroy(f2);
+}
+
 static void test_blas_selfcheck(void **state)
 {
     (void)state;
@@ -206,6 +242,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_step_allocates_nothing),
         cmocka_unit_test(test_bad_observation),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_blas_selfcheck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
