@@ -253,6 +253,15 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 0, 99, &l))
             return fail(p, section, key, value, "expected 0 (normal) or a SCHED_FIFO priority 1..99");
         c->physics_rt_priority = (int)l;
+    } else if (KEY("robot", "gripper")) {
+        if (!strcmp(value, "auto"))
+            c->robot_gripper = CONFIG_GRIPPER_AUTO;
+        else if (!strcmp(value, "yes"))
+            c->robot_gripper = CONFIG_GRIPPER_YES;
+        else if (!strcmp(value, "no"))
+            c->robot_gripper = CONFIG_GRIPPER_NO;
+        else
+            return fail(p, section, key, value, "expected auto, yes or no");
     } else if (KEY("robot", "publish_state")) {
         if (parse_bool(value, &c->publish_state))
             return fail(p, section, key, value, "expected true or false");

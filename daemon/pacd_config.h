@@ -12,6 +12,13 @@
 #define CONFIG_PATH 512
 #define CONFIG_NAME 64
 
+/* [robot] gripper: which description of the arm pacd plans for.
+ * AUTO: control mode drives what the backend reports (mujoco: the gripper
+ * variant in a scene with the gripper); shadow mode and --check-config use
+ * the description's default (hal_robot_find). YES: the gripper variant
+ * (hal_robot_variant(robot, 1)). NO: the description without a gripper. */
+enum { CONFIG_GRIPPER_AUTO = 0, CONFIG_GRIPPER_YES = 1, CONFIG_GRIPPER_NO = 2 };
+
 typedef struct {
     char name[CONFIG_NAME];   /* [camera.NAME] */
     int width, height;        /* pixels the frames must have */
@@ -45,6 +52,7 @@ typedef struct {
     unsigned long long sim_seed;  /* mujoco: seed of the reset randomisation */
     int publish_state;            /* mujoco: publish robot_state + reward to state_bind */
     int physics_rt_priority;      /* mujoco: SCHED_FIFO priority of the physics thread, 0 = normal */
+    int robot_gripper;            /* [robot] gripper: CONFIG_GRIPPER_AUTO / _YES / _NO */
     /* [safety] */
     double out_of_spec_factor;
     double limit_margin_rad;

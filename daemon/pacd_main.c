@@ -41,8 +41,12 @@ static void connect_endpoint(const char *bind, char *out, size_t n)
         snprintf(out, n, "%s", bind);
 }
 
-/* Load the config and the checkpoint and check that they fit the robot. */
-static int load_checked(const char *path, config_t *cfg, policy_t **policy,
+/* Load the config and the checkpoint and pick the robot description: the
+ * default of [robot] name, or its variant with/without a gripper for
+ * [robot] gripper = yes/no. With `probe` (--check-config, shadow mode) also
+ * plan the loop against that description; in control mode the loop is
+ * planned against what the backend reports it drives (hal->robot). */
+static int load_checked(const char *path, int probe, config_t *cfg, policy_t **policy,
                         const hal_robot_t **robot, char *err, size_t errlen)
 {
     if (config_load(cfg, path, err, errlen) != 0)
@@ -53,6 +57,17 @@ static int load_checked(const char *path, config_t *cfg, policy_t **policy,
                  cfg->robot);
         return -EINVAL;
     }
+    if (cfg->robot_gripper != CONFIG_GRIPPER_AUTO) {
+        int want = cfg->robot_gripper == CONFIG_GRIPPER_YES;
+        const hal_robot_t *v = hal_robot_variant(*robot, want);
+        if (!v) {
+            snprintf(err, errlen, "%s: [robot] gripper = %s: pacd has no description of the %s "
+                     "%s a gripper; set [robot] gripper = auto",
+                     path, want ? "yes" : "no", cfg->robot, want ? "with" : "without");
+            return -EINVAL;
+        }
+        *robot = v;
+    }
     policy_options_t po = {.threads = cfg->policy_threads,
                            .sample = cfg->policy_sample,
                            .temperature = (float)cfg->policy_temperature,
@@ -60,13 +75,24 @@ static int load_checked(const char *path, config_t *cfg, policy_t **policy,
     *policy = policy_load(cfg->checkpoint, &po, err, errlen);
     if (!*policy)
         return -EINVAL;
+    if (!probe && !cfg->shadow)
+        return 0;
     /* plan the loop against a HAL stand-in: checks fields, cameras, action */
-    hal_t probe = {.robot = *robot};
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe,
+    hal_t probe_hal = {.robot = *robot};
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe_hal,
                       .checkpoint_sha256 = policy_spec(*policy)->sha256};
     loop_t *l = loop_new(&ld, err, errlen);
-    if (!l)
+    if (!l) {
+        size_t n = strlen(err);
+        if (cfg->robot_gripper == CONFIG_GRIPPER_AUTO && !(*robot)->has_gripper &&
+            hal_robot_variant(*robot, 1) &&
+            policy_spec(*policy)->action_space == POLICY_ACTION_JOINT_VELOCITY_GRIPPER &&
+            n + 1 < errlen)
+            snprintf(err + n, errlen - n, " (the default %s description has no gripper; "
+                     "set [robot] gripper = yes for the %s with its gripper, as the mujoco "
+                     "backend drives it in the robosuite scenes)", cfg->robot, cfg->robot);
         return -EINVAL;
+    }
     loop_destroy(&l);
     return 0;
 }
@@ -130,7 +156,7 @@ int main(int argc, char **argv)
     config_t cfg;
     policy_t *policy = NULL;
     const hal_robot_t *robot = NULL;
-    if (load_checked(config_path, &cfg, &policy, &robot, err, sizeof err) != 0) {
+    if (load_checked(config_path, check_only, &cfg, &policy, &robot, err, sizeof err) != 0) {
         fprintf(stderr, SD_ERR "pacd: %s\n", err);
         policy_destroy(&policy);
         config_free(&cfg);
@@ -138,9 +164,12 @@ int main(int argc, char **argv)
     }
     const policy_spec_t *spec = policy_spec(policy);
     if (check_only) {
-        printf("%s: ok (robot %s, backend %s, checkpoint %s: %s, %d observation values, "
+        char grip[48] = "no gripper";
+        if (robot->has_gripper)
+            snprintf(grip, sizeof grip, "gripper %.4g m", robot->gripper_max);
+        printf("%s: ok (robot %s, %s, backend %s, checkpoint %s: %s, %d observation values, "
                "%d images, action dim %d, sha256 %s)\n",
-               config_path, cfg.robot, cfg.backend, cfg.checkpoint, spec->architecture,
+               config_path, cfg.robot, grip, cfg.backend, cfg.checkpoint, spec->architecture,
                spec->obs_dim, spec->n_images, spec->action_dim, spec->sha256);
         policy_destroy(&policy);
         config_free(&cfg);
@@ -188,11 +217,20 @@ int main(int argc, char **argv)
         .render_rate_hz = cfg.rate_hz,
         .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
         .physics_rt_priority = cfg.physics_rt_priority,
+        .fixed_robot = cfg.robot_gripper != CONFIG_GRIPPER_AUTO,
     };
     if (!cfg.shadow) {
         hal = hal_new(robot, &ho, err, sizeof err);
         if (!hal)
             goto out;
+        robot = hal->robot; /* what the backend drives: plan the loop for it */
+        if (robot->has_gripper)
+            fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s with a gripper "
+                    "(%.4g m open, %.3g m/s)\n", cfg.backend, robot->name,
+                    robot->gripper_max, robot->gripper_speed);
+        else
+            fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s without a gripper\n",
+                    cfg.backend, robot->name);
     } else if (!cfg.state_bind[0]) {
         snprintf(err, sizeof err, "%s: [pacd] mode = shadow needs [ingest] state_bind: the robot "
                  "state comes from there", config_path);

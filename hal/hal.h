@@ -40,6 +40,17 @@ typedef struct {
  * free). Init-only by convention (RT-safe in fact: no allocation). */
 const hal_robot_t *hal_robot_find(const char *name);
 
+/* The description of the same arm (same name, joints, limits and FK) with
+ * (has_gripper != 0) or without (0) a gripper: robot itself when it already
+ * matches; for "sawyer" the Sawyer with the Rethink two-finger electric
+ * gripper of the robosuite scenes (gripper_max 0.046 m: the finger joint
+ * ranges of SawyerLift model_1.xml within their actuators' ctrlrange;
+ * gripper_speed 0.1 m/s assumed: docs/hal.md) and back. NULL
+ * when pacd has no such description (a Panda without its hand) or robot is
+ * NULL. The result points to constant static data (do not free). Init-only by
+ * convention (RT-safe in fact: no allocation). */
+const hal_robot_t *hal_robot_variant(const hal_robot_t *robot, int has_gripper);
+
 /* Forward kinematics of the end effector in the robot's base frame.
  * q: robot->n_joints joint positions, rad (not checked against the limits).
  * pose: x y z (m), then the orientation as a unit quaternion qw qx qy qz with
@@ -129,6 +140,12 @@ typedef struct {
 
 struct hal {
     const hal_ops_t *ops;
+    /* The description the backend actually drives, set by hal_new: the robot
+     * given to hal_new, or a variant of it (hal_robot_variant) the backend
+     * picked to match the hardware (mujoco: the gripper variant when the
+     * scene has the gripper's actuators, unless options->fixed_robot). Plan
+     * the control loop (action space, safety filter) against this one.
+     * Constant static data, never NULL after hal_new. */
     const hal_robot_t *robot;
     void *impl;                      /* backend's own state */
 };
@@ -164,13 +181,23 @@ typedef struct {
     const char *ee_site;      /* model site reported as ee_pose; NULL = the
                                  first of grip_site, attachment_site found,
                                  else hal_robot_fk() */
+    int fixed_robot;          /* 0: the backend may drive (and report in
+                                 hal->robot) a variant of the description
+                                 that matches the hardware (mujoco: the
+                                 gripper variant in a scene with the
+                                 gripper's actuators); 1: drive exactly the
+                                 given description (mujoco: fingers held
+                                 open when it has no gripper) */
 } hal_options_t;
 
 /* Create and start a backend for `robot`. Init-only. Caller owns the result
  * (free with hal_destroy). NULL with a message in err (when err != NULL) on
  * failure: NULL or invalid robot, unknown backend, option out of range,
  * initial_q outside the joint limits, backend/API version mismatch, thread
- * start failure. The arm starts at rest, holding, until the first command. */
+ * start failure, (mujoco) a description with a gripper on a scene without
+ * one. The arm starts at rest, holding, until the first command. The result's
+ * ->robot is the description actually driven (see struct hal): use it, not
+ * `robot`, for the loop. */
 hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options,
                char *err, size_t errlen);
 

@@ -129,6 +129,10 @@ static double uniform(uint64_t *x, double lo, double hi)
     return lo + (hi - lo) * (double)(splitmix64(x) >> 11) / (double)(1ULL << 53);
 }
 
+/* Full opening the scene's fingers can be driven to: each finger joint's
+ * range, within its own position actuator's ctrlrange when it has one
+ * (robosuite: the servos stop the fingers 0.023 m from closed, short of the
+ * joint range). */
 static double gripper_open_travel(const mj_t *mj)
 {
     const mjModel *m = mj->m;
@@ -138,8 +142,16 @@ static double gripper_open_travel(const mj_t *mj)
         for (int k = 0; k < m->njnt; k++)
             if (m->jnt_qposadr[k] == mj->map.finger_qpos[f])
                 j = k;
-        if (j >= 0)
-            travel += m->jnt_range[2 * j + 1] - m->jnt_range[2 * j];
+        if (j < 0)
+            continue;
+        double lo = m->jnt_range[2 * j], hi = m->jnt_range[2 * j + 1];
+        int a = mj->map.gripper_act_fingers[f];
+        if (a >= 0 && m->actuator_ctrllimited[a]) {
+            lo = fmax(lo, m->actuator_ctrlrange[2 * a]);
+            hi = fmin(hi, m->actuator_ctrlrange[2 * a + 1]);
+        }
+        if (hi > lo)
+            travel += hi - lo;
     }
     return travel;
 }
@@ -657,6 +669,22 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     mj->period_ns = llround(mj->m->opt.timestep * 1e9);
     if (hal_mjmap_init(&mj->map, mj->m, r, o->ee_site, err, errlen) != 0)
         goto fail;
+    /* the description this scene is: a gripper the backend can drive makes
+     * a gripper-less description its gripper variant (robosuite Sawyer) */
+    int scene_gripper = mj->map.has_gripper &&
+                        (mj->map.gripper_act >= 0 || (mj->map.gripper_act_fingers[0] >= 0 &&
+                                                      mj->map.gripper_act_fingers[1] >= 0));
+    if (!r->has_gripper && scene_gripper && !o->fixed_robot && hal_robot_variant(r, 1))
+        r = hal_robot_variant(r, 1);
+    if (r->has_gripper && !scene_gripper) {
+        hal_set_error(err, errlen, "hal mujoco: robot %s is described with a gripper but the "
+                                   "scene '%s' has no gripper pacd can drive (finger joints and "
+                                   "their actuators); use a scene with the gripper or the "
+                                   "description without one ([robot] gripper = auto or no)",
+                      r->name, o->scene);
+        goto fail;
+    }
+    mj->robot = r;
     if (parse_cameras(mj, o->cameras, err, errlen) != 0)
         goto fail;
     if (!o->camera_endpoint)
@@ -723,6 +751,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     mj->physics_started = 1;
     hal->ops = &mj_ops;
     hal->impl = mj;
+    hal->robot = r;
     return 0;
 fail:
     mj_stop(mj);

@@ -53,7 +53,40 @@ static const hal_robot_t sawyer = {
                 "(0.0245 m along z, Rz(pi))",
 };
 
-static const hal_robot_t *const robots[] = {&panda, &sawyer};
+/* Rethink Sawyer with the Rethink two-finger electric parallel gripper, as in
+ * the robosuite Sawyer scenes (e.g. SawyerLift models/model_1.xml). Arm: the
+ * `sawyer` description above, unchanged.
+ * gripper_max: the opening the model's finger servos can reach. Each finger
+ * slide joint's range (r_gripper_l_finger_joint -0.0115..0.020833 m,
+ * r_gripper_r_finger_joint -0.020833..0.0115 m: 0.0647 m together)
+ * intersected with its position actuator's ctrlrange (-0.020833..0.0115 m and
+ * -0.0115..0.020833 m) leaves -0.0115..0.0115 m, 0.023 m per finger: 0.046 m
+ * fully open. The recorded SawyerLift demonstrations agree (largest opening
+ * in demo_1's states: 0.0465 m).
+ * gripper_speed: ASSUMED 0.1 m/s of total opening (no Rethink datasheet figure
+ * at hand; the Franka Hand's figure: about 0.5 s from open to closed). */
+static const hal_robot_t sawyer_gripper = {
+    .name = "sawyer",
+    .limits_source = "sawyer_description/urdf/sawyer_base.urdf.xacro (q, dq); "
+                     "sawyer_moveit_config joint_limits.yaml (ddq 2.0); "
+                     "home: MuJoCo Menagerie sawyer.xml keyframe 'home'; "
+                     "gripper: robosuite SawyerLift model_1.xml finger joint ranges within "
+                     "their actuators' ctrlrange (0.046 m); speed 0.1 m/s assumed",
+    .n_joints = 7,
+    .q_min = {-3.0503, -3.8095, -3.0426, -3.0439, -2.9761, -2.9761, -4.7124},
+    .q_max = {3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124},
+    .dq_max = {1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545},
+    .ddq_max = {2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0},
+    .q_home = {0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161},
+    .has_gripper = 1,
+    .gripper_max = 0.046,
+    .gripper_speed = 0.1,
+    .ee_frame = "flange: menagerie sawyer.xml site 'attachment_site' on right_l6 "
+                "(0.0245 m along z, Rz(pi))",
+};
+
+/* hal_robot_find returns the first description of a name: the default. */
+static const hal_robot_t *const robots[] = {&panda, &sawyer, &sawyer_gripper};
 
 const hal_robot_t *hal_robot_find(const char *name)
 {
@@ -61,6 +94,19 @@ const hal_robot_t *hal_robot_find(const char *name)
         return NULL;
     for (size_t i = 0; i < sizeof robots / sizeof robots[0]; i++)
         if (strcmp(robots[i]->name, name) == 0)
+            return robots[i];
+    return NULL;
+}
+
+const hal_robot_t *hal_robot_variant(const hal_robot_t *robot, int has_gripper)
+{
+    if (!robot || !robot->name)
+        return NULL;
+    if (!robot->has_gripper == !has_gripper)
+        return robot;
+    for (size_t i = 0; i < sizeof robots / sizeof robots[0]; i++)
+        if (strcmp(robots[i]->name, robot->name) == 0 &&
+            !robots[i]->has_gripper == !has_gripper)
             return robots[i];
     return NULL;
 }

@@ -72,6 +72,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hal-mujoco-tool: %s\n", err);
         return 1;
     }
+    r = h->robot; /* the description the backend drives (pacd's loop does the same) */
     hal_state_t first, s;
     while (hal_read_state(h, &first) != 0)
         ;

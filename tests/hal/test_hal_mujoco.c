@@ -239,6 +239,79 @@ static void test_panda_gripper_follows_commands(void **st)
     hal_destroy(&h);
 }
 
+/* Total opening the Rethink gripper's servos reach in the robosuite Sawyer
+ * scenes: in SawyerLift model_1.xml, r_gripper_l_finger_joint has range
+ * -0.0115..0.020833 and its actuator ctrlrange -0.020833..0.0115 (m); the
+ * right finger mirrors it: -0.0115..0.0115 m per finger. */
+#define LIFT_GRIPPER_OPENING ((0.0115 + 0.0115) * 2)
+
+/* Lift scene: the backend drives the Sawyer with its gripper (hal->robot is
+ * the gripper variant); it starts open, closes on -1, opens again on +1. */
+static void test_lift_gripper_follows_commands(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("sawyer", lift_scene, NULL);
+    const hal_robot_t *r = h->robot;
+    assert_ptr_not_equal(r, hal_robot_find("sawyer"));
+    assert_ptr_equal(r, hal_robot_variant(hal_robot_find("sawyer"), 1));
+    assert_string_equal(r->name, "sawyer");
+    assert_true(r->has_gripper);
+    assert_double_equal(r->gripper_max, LIFT_GRIPPER_OPENING, 1e-4);
+    hal_state_t a = run_for(h, NULL, 0.2);
+    assert_double_equal(a.gripper_position, LIFT_GRIPPER_OPENING, 0.005);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
+    cmd.values[7] = -1.0; /* close at gripper_speed 0.1 m/s: 0.46 s to closed */
+    hal_state_t b = run_for(h, &cmd, 1.5);
+    if (!(b.gripper_position < 0.01))
+        fail_msg("gripper at %g m after closing for 1.5 s", b.gripper_position);
+    cmd.values[7] = 0.0; /* 0 = stay */
+    hal_state_t b2 = run_for(h, &cmd, 0.5);
+    assert_double_equal(b2.gripper_position, b.gripper_position, 0.003);
+    cmd.values[7] = 1.0;
+    hal_state_t c = run_for(h, &cmd, 1.5);
+    if (!(c.gripper_position > LIFT_GRIPPER_OPENING - 0.01))
+        fail_msg("gripper at %g m after opening for 1.5 s", c.gripper_position);
+    /* the arm held still meanwhile */
+    for (int i = 0; i < r->n_joints; i++)
+        assert_double_equal(c.q[i], a.q[i], 0.05);
+    hal_destroy(&h);
+}
+
+/* fixed_robot: the Lift scene driven with the gripper-less description keeps
+ * it; gripper commands are refused and the fingers stay open. */
+static void test_lift_fixed_robot_keeps_description(void **st)
+{
+    (void)st;
+    hal_options_t o = {.fixed_robot = 1};
+    hal_t *h = open_scene("sawyer", lift_scene, &o);
+    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
+    assert_false(h->robot->has_gripper);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
+    cmd.values[7] = -1.0;
+    assert_int_equal(hal_command(h, &cmd), -EINVAL);
+    hal_state_t a = run_for(h, NULL, 0.5);
+    assert_double_equal(a.gripper_position, LIFT_GRIPPER_OPENING, 0.005);
+    hal_destroy(&h);
+}
+
+/* The menagerie Sawyer has no gripper: the default description stays, and
+ * the gripper variant is refused with a message. */
+static void test_gripper_description_needs_scene_gripper(void **st)
+{
+    (void)st;
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
+    hal_destroy(&h);
+    char err[512] = "";
+    hal_options_t o = {.backend = "mujoco", .scene = sawyer_scene};
+    assert_null(hal_new(hal_robot_variant(hal_robot_find("sawyer"), 1), &o, err, sizeof err));
+    assert_non_null(strstr(err, "no gripper"));
+    /* the Panda keeps its own description (it has its hand) */
+    hal_t *p = open_scene("panda", panda_scene, NULL);
+    assert_ptr_equal(p->robot, hal_robot_find("panda"));
+    hal_destroy(&p);
+}
+
 /* One command, then silence: the watchdog holds once and the arm stops. */
 static void test_watchdog_holds_without_commands(void **st)
 {
@@ -428,6 +501,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_never_past_a_limit),
         cmocka_unit_test(test_cartesian_moves_ee),
         cmocka_unit_test(test_panda_gripper_follows_commands),
+        cmocka_unit_test(test_lift_gripper_follows_commands),
+        cmocka_unit_test(test_lift_fixed_robot_keeps_description),
+        cmocka_unit_test(test_gripper_description_needs_scene_gripper),
         cmocka_unit_test(test_watchdog_holds_without_commands),
         cmocka_unit_test(test_bad_command_holds),
         cmocka_unit_test(test_bad_options_fail_with_message),

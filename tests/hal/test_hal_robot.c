@@ -120,6 +120,44 @@ static void test_fk_quaternion_unit_and_bad_input_nan(void **state)
     hal_robot_fk(hal_robot_find("panda"), hal_robot_find("panda")->q_home, NULL);
 }
 
+/* hal_robot_variant: the Sawyer with the robosuite gripper is the same arm
+ * (limits, FK) with a gripper; the Panda has no gripper-less description. */
+static void test_sawyer_gripper_variant(void **state)
+{
+    (void)state;
+    const hal_robot_t *s = hal_robot_find("sawyer");
+    const hal_robot_t *g = hal_robot_variant(s, 1);
+    assert_non_null(g);
+    assert_ptr_not_equal(g, s);
+    assert_string_equal(g->name, "sawyer");
+    assert_true(g->has_gripper);
+    /* robosuite SawyerLift model_1.xml: each finger's joint range within its
+     * servo's ctrlrange is -0.0115..0.0115 m */
+    assert_true(fabs(g->gripper_max - 2 * (0.0115 + 0.0115)) < 1e-5);
+    assert_true(g->gripper_speed > 0);
+    assert_int_equal(g->n_joints, s->n_joints);
+    for (int i = 0; i < s->n_joints; i++) {
+        assert_true(g->q_min[i] == s->q_min[i] && g->q_max[i] == s->q_max[i]);
+        assert_true(g->dq_max[i] == s->dq_max[i] && g->ddq_max[i] == s->ddq_max[i]);
+        assert_true(g->q_home[i] == s->q_home[i]);
+    }
+    double a[7], b[7];
+    hal_robot_fk(s, s->q_home, a);
+    hal_robot_fk(g, g->q_home, b);
+    for (int i = 0; i < 7; i++)
+        assert_true(fabs(a[i] - b[i]) < 1e-12);
+    /* round trips, identity when it already matches */
+    assert_ptr_equal(hal_robot_variant(g, 0), s);
+    assert_ptr_equal(hal_robot_variant(s, 0), s);
+    assert_ptr_equal(hal_robot_variant(g, 1), g);
+    /* the default stays gripper-less */
+    assert_ptr_equal(hal_robot_find("sawyer"), s);
+    const hal_robot_t *p = hal_robot_find("panda");
+    assert_ptr_equal(hal_robot_variant(p, 1), p);
+    assert_null(hal_robot_variant(p, 0));
+    assert_null(hal_robot_variant(NULL, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_panda_zero_pose_from_dh_table),
         cmocka_unit_test(test_joint1_rotates_about_base_z),
         cmocka_unit_test(test_fk_quaternion_unit_and_bad_input_nan),
+        cmocka_unit_test(test_sawyer_gripper_variant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

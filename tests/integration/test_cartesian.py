@@ -16,9 +16,12 @@ pb = pacd_client.pb
 sys.path.insert(0, os.path.join(SRC, "policy", "torch"))
 
 
-def constant_cartesian_checkpoint(path, velocity, space="cartesian_velocity"):
+def constant_cartesian_checkpoint(path, velocity, space="cartesian_velocity", robot="panda"):
     """An MLP whose action is `velocity` whatever it observes (zero weights,
-    head bias = atanh of the wanted tanh output)."""
+    head bias = atanh of the wanted tanh output). One value more than the
+    space's 4 (cartesian_velocity) or 6 (cartesian_twist) is the gripper in
+    [-1 close, 1 open]; a value at a bound is reached exactly (bias 20:
+    tanh(20) is 1 in float32)."""
     import torch
     from pacd_torch.export import export
     from pacd_torch.mlp import MLPActor
@@ -27,6 +30,8 @@ def constant_cartesian_checkpoint(path, velocity, space="cartesian_velocity"):
         low, high = [-0.07, -0.07, -0.07, -1.0], [0.07, 0.07, 0.07, 1.0]
     else:
         low, high = [-0.1] * 3 + [-0.5] * 3, [0.1] * 3 + [0.5] * 3
+    if len(velocity) == len(low) + 1:
+        low, high = low + [-1.0], high + [1.0]
     n = len(low)
     obs = [{"name": "end_effector_pose", "source": "end_effector_pose", "shape": [7], "history": 1}]
     model = MLPActor(7, n, [8], activation="relu", head="tanh", low=low, high=high)
@@ -35,8 +40,8 @@ def constant_cartesian_checkpoint(path, velocity, space="cartesian_velocity"):
             p.zero_()
         for i, v in enumerate(velocity):
             t = 2 * (v - low[i]) / (high[i] - low[i]) - 1
-            model.head.bias[i] = math.atanh(t)
-    export(model, str(path), "panda", obs, {"space": space, "dim": n, "low": low, "high": high})
+            model.head.bias[i] = math.atanh(t) if abs(t) < 1 else math.copysign(20.0, t)
+    export(model, str(path), robot, obs, {"space": space, "dim": n, "low": low, "high": high})
     return str(path)
 
 
