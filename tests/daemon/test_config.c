@@ -71,6 +71,34 @@ static void test_relative_paths_and_defaults(void **state)
     config_free(&c);
 }
 
+static void test_later_keys(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("k.conf",
+                              "[pacd]\nmode = shadow\n[policy]\ncheckpoint = x\nsample = yes\n"
+                              "temperature = 0.5\nseed = 42\nblas_coretype = SkylakeX\n"
+                              "[robot]\nname = sawyer\ngripper = yes\nphysics_rt_priority = 70\n"
+                              "[safety]\nworkspace_min = 0.1, -0.2, 0.3\n"
+                              "workspace_max = 0.4, 0.2, 0.6\n[episode]\nreset_on_start = true\n"
+                              "task_id = 3\n[camera.wrist]\nresize = true\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_true(c.shadow);
+    assert_true(c.policy_sample && c.policy_temperature == 0.5 && c.policy_seed == 42);
+    assert_string_equal(c.policy_sampling, "sample temperature=0.5 seed=42");
+    assert_string_equal(c.blas_coretype, "SkylakeX");
+    assert_int_equal(c.robot_gripper, CONFIG_GRIPPER_YES);
+    assert_int_equal(c.physics_rt_priority, 70);
+    assert_int_equal(c.has_workspace, 3);
+    assert_true(c.workspace_min[1] == -0.2 && c.workspace_max[2] == 0.6);
+    assert_true(c.reset_on_start);
+    assert_int_equal(c.task_id, 3);
+    assert_int_equal(c.n_cameras, 1);
+    assert_true(c.cameras[0].resize);
+    config_free(&c);
+}
+
 static void expect_error(const char *text, int want_rc, const char *needle)
 {
     char err[512] = "";
@@ -105,6 +133,15 @@ static void test_bad_values(void **state)
     BAD("[episode]\nautostart = maybe\n", "true or false");
     BAD("[telemetry]\nrate_hz = 100\n", "twice");
     BAD("[pacd]\nthis line is no key value\n", "syntax error");
+    BAD("[pacd]\nmode = dry-run\n", "control or shadow");
+    BAD("[policy]\ntemperature = 0\n", "temperature");
+    BAD("[policy]\nseed = -1\n", "unsigned");
+    BAD("[policy]\nblas_coretype = ../../x\n", "core name");
+    BAD("[safety]\nworkspace_min = 1, 2\n", "x, y, z");
+    BAD("[safety]\nworkspace_min = 0, 0, 0\n", "go together");
+    BAD("[safety]\nworkspace_min = 1, 0, 0\nworkspace_max = 0, 1, 1\n", "below");
+    BAD("[robot]\nbackend = mujoco\n", "scene");
+    BAD("[robot]\ngripper = maybe\n", "gripper");
 #undef BAD
     expect_error("[pacd]\nrate_hz = 20\n", -EINVAL, "checkpoint is missing");
 }
@@ -124,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_example_config_parses),
         cmocka_unit_test(test_relative_paths_and_defaults),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_later_keys),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
