@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what pacd needs to build, test and benchmark on Debian 12 (run as root).
 set -eu
+cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
