@@ -841,8 +841,10 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
     self->st.action_dim = cmd.n;
     for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)
         self->st.last_action[i] = hold ? 0.0f : (float)cmd.values[i];
-    self->st.has_q_value = has_q;
-    self->st.q_value = q;
+    if (inference_ns > 0) { /* keep the last Q the policy reported */
+        self->st.has_q_value = has_q;
+        self->st.q_value = q;
+    }
     return inference_ns;
 }
 

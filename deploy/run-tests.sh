@@ -20,7 +20,7 @@ meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
 # ThreadSanitizer: libzmq's own lock-free internals are suppressed (tests/tsan.supp)
 [ -f build-tsan/build.ninja ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
 ninja -C build-tsan
-TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
+PACD_SANITIZER=thread TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
   meson test -C build-tsan --print-errorlogs --num-processes 2 || status=1
 
 exit $status

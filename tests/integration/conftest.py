@@ -22,6 +22,13 @@ PY = "/usr/bin/python3"
 import pacd_client  # noqa: E402
 
 PACD = os.path.join(BUILD, "daemon", "pacd")
+
+# Tests whose assertions need the loop to keep real time (PAC inference,
+# rendering at 20 Hz): a ThreadSanitizer build runs 5-20x slower and misses
+# every deadline, so they are skipped there (deploy/run-tests.sh sets
+# PACD_SANITIZER=thread); the plain and ASan builds run them.
+realtime = pytest.mark.skipif(os.environ.get("PACD_SANITIZER") == "thread",
+                              reason="needs real-time speed; ThreadSanitizer build is too slow")
 PACCTL = os.path.join(BUILD, "clients", "pacctl")
 
 

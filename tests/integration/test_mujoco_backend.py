@@ -164,6 +164,7 @@ def test_lift_scene_task_signal():
     assert len(rewards) >= 10 and all(r.reward == 0.0 for r in rewards)
 
 
+@conftest.realtime
 def test_rendered_frames_reach_pacd_and_land_in_the_log(daemon):
     """pacd (sim arm, camera `front`) fed by the backend's rendered camera:
     every step of an episode uses a rendered frame, and the frames are logged."""

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import pacd_client
-from conftest import PY, SRC, FrameFeeder
+from conftest import PY, SRC, FrameFeeder, realtime
 from test_daemon import cat_steps, node_read
 
 pb = pacd_client.pb
@@ -36,6 +36,7 @@ class TwoCameras:
             f()
 
 
+@realtime
 def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"))
     feed = TwoCameras(d)
@@ -72,6 +73,7 @@ def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_c
     assert meta["policy_sampling"] == "deterministic"
 
 
+@realtime
 def test_pac_sampling_is_seeded_and_logged(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"),
                extra="[policy]\nsample = true\ntemperature = 0.5\nseed = 11\n")
