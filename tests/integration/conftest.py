@@ -90,34 +90,50 @@ class Daemon:
     """A running pacd process with clients bound to its ports."""
 
     def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None):
-        self.ports = {k: free_port() for k in ("camera", "state", "telemetry", "control")}
         self.logdir = str(tmp_path / "episodes")
-        self.config = write_config(str(tmp_path / "pacd.conf"), checkpoint, self.logdir, self.ports,
-                                   cameras, extra)
+        self._config_args = (str(tmp_path / "pacd.conf"), checkpoint, self.logdir, cameras, extra)
+        self._new_ports()
         self.stderr_path = str(tmp_path / "pacd.stderr")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self.client = None
         self.pubs = []
 
+    def _new_ports(self):
+        path, checkpoint, logdir, cameras, extra = self._config_args
+        self.ports = {k: free_port() for k in ("camera", "state", "telemetry", "control")}
+        self.config = write_config(path, checkpoint, logdir, self.ports, cameras, extra)
+
     def ep(self, name):
         return "tcp://127.0.0.1:%d" % self.ports[name]
 
     def start(self, wait=True):
-        self._err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err, env=self.env)
-        self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000)
-        if wait:
+        # a port free_port() found can be taken by another socket before pacd
+        # binds it: then pacd exits with "Address already in use"; retry with
+        # new ports (only when waiting, where the exit is seen)
+        for attempt in range(3):
+            self._err = open(self.stderr_path, "w")
+            self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err,
+                                         env=self.env)
+            self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000)
+            if not wait:
+                return self
             deadline = time.monotonic() + 20
             while True:
                 if self.proc.poll() is not None:
-                    raise RuntimeError("pacd exited with %s: %s" % (self.proc.returncode, self.stderr()))
+                    err = self.stderr()
+                    if "Address already in use" in err and attempt < 2:
+                        break
+                    raise RuntimeError("pacd exited with %s: %s" % (self.proc.returncode, err))
                 try:
                     self.client.status()
-                    break
+                    return self
                 except pacd_client.PacdError:
                     if time.monotonic() > deadline:
                         raise
+            self.client.close()
+            self._err.close()
+            self._new_ports()
         return self
 
     def stderr(self):
