@@ -43,15 +43,7 @@
 #define MJ_VEL_POS_GAIN 10.0 /* 1/s: velocity actuators track the integrated position */
 #define LIFT_XY_RANGE_M 0.03 /* robosuite 0.1 Lift: UniformRandomSampler +-0.03 m */
 
-typedef struct {
-    uint64_t seq;
-    int64_t time_mono_ns;
-    uint64_t hold_seen;
-    int32_t has_gripper;
-    int32_t pad;
-    double dq[HAL_MAX_JOINTS];
-    double gripper;
-} mj_cmd_t;
+typedef hal_backend_cmd_t mj_cmd_t;
 
 typedef struct {
     double cube_height; /* m, NaN without cube */
@@ -405,30 +397,14 @@ static int mjb_hold(hal_t *self)
 static int mjb_command(hal_t *self, const hal_command_t *cmd)
 {
     mj_t *mj = self->impl;
-    const hal_robot_t *r = mj->robot;
-    int n = r->n_joints, ok = 0;
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY)
-        ok = cmd->n == n;
-    else if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER)
-        ok = r->has_gripper && cmd->n == n + 1;
-    for (int i = 0; ok && i < cmd->n; i++)
-        ok = isfinite(cmd->values[i]);
-    if (!ok) {
+    mj_cmd_t c;
+    uint64_t hold_seen = atomic_load_explicit(&mj->hold_requests, memory_order_acquire);
+    if (hal_backend_command(mj->robot, cmd, hold_seen, &c) != 0) {
         count(&mj->n_bad_commands);
         mjb_hold(self);
         return -EINVAL;
     }
-    mj_cmd_t c;
-    memset(&c, 0, sizeof c);
     c.seq = ++mj->cmd_seq;
-    c.time_mono_ns = now_ns(CLOCK_MONOTONIC);
-    c.hold_seen = atomic_load_explicit(&mj->hold_requests, memory_order_acquire);
-    for (int i = 0; i < n; i++)
-        c.dq[i] = cmd->values[i];
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER) {
-        c.has_gripper = 1;
-        c.gripper = cmd->values[n];
-    }
     hal_seqbox_write(&mj->cmd_box, &c, sizeof c);
     count(&mj->n_commands);
     return 0;

@@ -33,16 +33,7 @@
 
 #define NS_PER_S 1000000000LL
 
-/* A command as the sim thread sees it. Size a multiple of 8 bytes. */
-typedef struct {
-    uint64_t seq;          /* 1, 2, ... per valid command; 0 = none yet */
-    int64_t time_mono_ns;  /* when hal_command() was called */
-    uint64_t hold_seen;    /* hold_requests when it was sent: later holds win */
-    int32_t has_gripper;   /* 1: gripper value present */
-    int32_t pad;
-    double dq[HAL_MAX_JOINTS]; /* rad/s */
-    double gripper;        /* -1 close .. 1 open (fraction of gripper_speed) */
-} sim_cmd_t;
+typedef hal_backend_cmd_t sim_cmd_t;
 
 _Static_assert(sizeof(sim_cmd_t) <= 8 * HAL_SEQBOX_WORDS, "sim_cmd_t fits a seqbox");
 _Static_assert(sizeof(hal_state_t) <= 8 * HAL_SEQBOX_WORDS, "hal_state_t fits a seqbox");
@@ -250,32 +241,14 @@ static int sim_hold(hal_t *self)
 static int sim_command(hal_t *self, const hal_command_t *cmd)
 {
     sim_t *sim = self->impl;
-    const hal_robot_t *r = sim->robot;
-    int n = r->n_joints;
-    int ok = 0;
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY)
-        ok = cmd->n == n;
-    else if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER)
-        ok = r->has_gripper && cmd->n == n + 1;
-    for (int i = 0; ok && i < cmd->n; i++)
-        ok = isfinite(cmd->values[i]);
-    if (!ok) {
+    sim_cmd_t c;
+    uint64_t hold_seen = atomic_load_explicit(&sim->hold_requests, memory_order_acquire);
+    if (hal_backend_command(sim->robot, cmd, hold_seen, &c) != 0) {
         count(&sim->n_bad_commands);
         sim_hold(self);
         return -EINVAL;
     }
-
-    sim_cmd_t c;
-    memset(&c, 0, sizeof c);
     c.seq = ++sim->cmd_seq;
-    c.time_mono_ns = now_ns(CLOCK_MONOTONIC);
-    c.hold_seen = atomic_load_explicit(&sim->hold_requests, memory_order_acquire);
-    for (int i = 0; i < n; i++)
-        c.dq[i] = cmd->values[i];
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER) {
-        c.has_gripper = 1;
-        c.gripper = cmd->values[n];
-    }
     hal_seqbox_write(&sim->cmd_box, &c, sizeof c);
     count(&sim->n_commands);
     return 0;
