@@ -61,6 +61,7 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
 def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
     d = daemon()
     feed = FrameFeeder(d.camera())
+    d.wait_for(lambda s: s.frames_received >= 2, feed=feed, what="frames flowing")
     reply = d.client.start_episode(max_steps=40)
     assert reply.ok and reply.episode_id
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, feed=feed, what="40 steps")

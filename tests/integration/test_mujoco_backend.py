@@ -175,8 +175,11 @@ def test_rendered_frames_reach_pacd_and_land_in_the_log(daemon):
     tool = subprocess.Popen([TOOL, "panda", PANDA, "joint", "0.3,0,0,0,0,0,0", "8", "front", "128x128",
                              d.ep("camera"), junk_state], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        d.wait_for(lambda s: True, timeout=2)
-        time.sleep(1.0)  # frames flowing
+        # the tool loads MuJoCo and EGL first (seconds under ASan on a loaded
+        # machine): start the episode only once rendered frames are flowing
+        first = d.wait_for(lambda s: s.frames_received >= 1, timeout=30, what="first rendered frame")
+        d.wait_for(lambda s: s.frames_received >= first.frames_received + 10, timeout=30,
+                   what="rendered frames flowing")
         reply = d.client.start_episode(max_steps=40)
         assert reply.ok
         st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, timeout=20, what="40 steps")

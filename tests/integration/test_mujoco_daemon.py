@@ -26,7 +26,8 @@ def mujoco_extra(scene=PANDA_SCENE, cameras="front"):
 def test_mujoco_panda_closed_loop_with_rendered_camera(daemon):
     assert os.path.exists(PANDA_SCENE), "../shared/data must be beside the repository"
     d = daemon(extra=mujoco_extra())
-    # nobody publishes frames but the backend's renderer
+    # nobody publishes frames but the backend's renderer; start once it renders
+    d.wait_for(lambda s: s.frames_received >= 5, timeout=30, what="rendered frames")
     d.client.start_episode(max_steps=40)
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, timeout=60, what="40 steps")
     assert st.backend == "mujoco"

@@ -40,6 +40,7 @@ class TwoCameras:
 def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"))
     feed = TwoCameras(d)
+    d.wait_for(lambda s: s.frames_received >= 4, feed=feed, what="frames of both cameras")
     d.client.start_episode(max_steps=30)
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 30, feed=feed, timeout=30,
                     what="30 PAC steps")
