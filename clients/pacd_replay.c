@@ -15,7 +15,12 @@
  *                    above the table, else 0).
  * All messages of one state carry the same time (now, CLOCK_REALTIME) and
  * seq (row index + 1); the robot state is sent last (--state-lag-us after
- * the rest), as it commits a step in pacd's shadow mode. See docs/mujoco.md. */
+ * the rest), as it commits a step in pacd's shadow mode.
+ * --lockstep CONTROL_EP: after each state, ask pacd (Command STATUS on its
+ * REP socket) until its tick_count shows the step made from that state, so a
+ * pacd that falls behind (a loaded machine, a sanitizer build) loses no
+ * recorded state: the way to turn demonstrations into a complete dataset.
+ * See docs/mujoco.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <hdf5.h>
@@ -45,6 +50,8 @@ typedef struct {
     int connect_wait_ms;
     int state_lag_us;
     const char *robot;
+    const char *lockstep;   /* pacd's control endpoint, or NULL */
+    int lockstep_timeout_ms;
 } replay_opts_t;
 
 typedef struct {
@@ -74,12 +81,16 @@ static void usage(FILE *f)
             "                   [--size WxH] [--rate HZ|recorded|max] [--camera-endpoint EP]\n"
             "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
             "                   [--state-lag-us US] [--loop]\n"
+            "                   [--lockstep CONTROL_EP [--lockstep-timeout-ms MS]]\n"
             "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
             "frames, robot states, the human's actions and the Lift reward over ZeroMQ.\n"
             "Defaults: episode 1, cameras agentview, 128x128, rate 20 Hz (one recorded\n"
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
             "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
-            "robot state, which commits a step in pacd's shadow mode, goes last).\n");
+            "robot state, which commits a step in pacd's shadow mode, goes last).\n"
+            "--lockstep: after each state, wait (up to --lockstep-timeout-ms, default\n"
+            "2000) until pacd in shadow mode has made the step from it (its status on the\n"
+            "control endpoint), so none is lost when pacd falls behind.\n");
 }
 
 /* Read a 2-D float64 dataset (1-D read as N x 1). */
@@ -175,13 +186,78 @@ static void *connect_pub(void *ctx, const char *ep)
     return s;
 }
 
+/* Lockstep with pacd: its tick_count from a STATUS command on its control
+ * (REP) endpoint. *req is a REQ socket, reopened after a timeout (a REQ socket
+ * that missed its reply cannot send again). Returns 0 and sets *ticks, or -1
+ * (no answer within timeout_ms, or not a pacd.v1.Reply). */
+static int pacd_tick_count(void *ctx, const char *ep, void **req, int timeout_ms,
+                           uint64_t *ticks)
+{
+    if (!*req) {
+        *req = zmq_socket(ctx, ZMQ_REQ);
+        int linger = 0;
+        zmq_setsockopt(*req, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(*req, ep) != 0) {
+            fprintf(stderr, "pacd-replay: cannot connect to pacd's control endpoint %s: %s\n",
+                    ep, zmq_strerror(zmq_errno()));
+            zmq_close(*req);
+            *req = NULL;
+            return -1;
+        }
+    }
+    zmq_setsockopt(*req, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    Pacd__V1__Command cmd = PACD__V1__COMMAND__INIT;
+    cmd.type = PACD__V1__COMMAND__TYPE__STATUS;
+    cmd.client = "pacd-replay";
+    uint8_t buf[64];
+    size_t n = pacd__v1__command__get_packed_size(&cmd);
+    if (n > sizeof buf)
+        return -1;
+    pacd__v1__command__pack(&cmd, buf);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = -1;
+    if (zmq_send(*req, buf, n, 0) == (int)n && zmq_msg_recv(&m, *req, 0) >= 0) {
+        Pacd__V1__Reply *r = pacd__v1__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        if (r && r->status) {
+            *ticks = r->status->tick_count;
+            rc = 0;
+        }
+        if (r)
+            pacd__v1__reply__free_unpacked(r, NULL);
+    }
+    zmq_msg_close(&m);
+    if (rc != 0) {
+        zmq_close(*req);
+        *req = NULL;
+    }
+    return rc;
+}
+
+/* Wait until pacd's tick_count reaches `want` or timeout_ms passes. Returns 1
+ * when it did, 0 when not (pacd idle, gone or too slow). */
+static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms, uint64_t want)
+{
+    int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        uint64_t ticks;
+        int64_t left_ms = (deadline - now_ns(CLOCK_MONOTONIC)) / 1000000;
+        if (left_ms <= 0 || stop_requested)
+            return 0;
+        if (pacd_tick_count(ctx, ep, req, (int)left_ms, &ticks) == 0 && ticks >= want)
+            return 1;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 500000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static int parse_args(int argc, char **argv, replay_opts_t *o)
 {
     *o = (replay_opts_t){.episode = 1, .cameras = "agentview", .width = 128, .height = 128,
                          .rate_hz = 20, .camera_endpoint = "tcp://127.0.0.1:5555",
                          .state_endpoint = "tcp://127.0.0.1:5556", .connect_wait_ms = 500,
-                         .state_lag_us = 2000,
-                         .robot = "sawyer"};
+                         .state_lag_us = 2000, .robot = "sawyer",
+                         .lockstep_timeout_ms = 2000};
     static const struct option longopts[] = {
         {"demo", required_argument, NULL, 'd'},
         {"episode", required_argument, NULL, 'e'},
@@ -194,6 +270,8 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
         {"connect-wait-ms", required_argument, NULL, 'w'},
         {"state-lag-us", required_argument, NULL, 'L'},
         {"loop", no_argument, NULL, 'l'},
+        {"lockstep", required_argument, NULL, 'K'},
+        {"lockstep-timeout-ms", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -249,6 +327,14 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
             }
             break;
         case 'l': o->loop = 1; break;
+        case 'K': o->lockstep = optarg; break;
+        case 'T':
+            o->lockstep_timeout_ms = (int)strtol(optarg, &end, 10);
+            if (*end || o->lockstep_timeout_ms < 1 || o->lockstep_timeout_ms > 600000) {
+                fprintf(stderr, "pacd-replay: --lockstep-timeout-ms wants 1..600000\n");
+                return -1;
+            }
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -278,7 +364,7 @@ int main(int argc, char **argv)
     mjModel *m = NULL;
     mjData *d = NULL;
     hal_mjrender_t *rend = NULL;
-    void *zctx = NULL, *cam_sock = NULL, *state_sock = NULL;
+    void *zctx = NULL, *cam_sock = NULL, *state_sock = NULL, *req = NULL;
     uint8_t *rgb = NULL, *pack = NULL;
 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages */
@@ -406,8 +492,15 @@ int main(int argc, char **argv)
             o.demo, env[0] ? env : "?", group, states.rows, rec_dt,
             period_ns > 0 ? "a fixed rate" : "full speed");
 
-    uint64_t seq = 0, frame_seq = 0;
-    long published = 0, frames = 0;
+    uint64_t seq = 0, frame_seq = 0, ticks0 = 0;
+    long published = 0, frames = 0, unacknowledged = 0;
+    /* the first answer also waits for the TCP connection: at least 1 s */
+    const int first_ms = o.lockstep_timeout_ms > 1000 ? o.lockstep_timeout_ms : 1000;
+    if (o.lockstep && pacd_tick_count(zctx, o.lockstep, &req, first_ms, &ticks0) != 0) {
+        fprintf(stderr, "pacd-replay: --lockstep: pacd did not answer at %s within %d ms\n",
+                o.lockstep, first_ms);
+        goto out;
+    }
     double height = NAN;
     int64_t t = now_ns(CLOCK_MONOTONIC);
     do {
@@ -461,17 +554,31 @@ int main(int argc, char **argv)
             st.seq = seq;
             hal_mjpub_state(state_sock, robot->name, &st);
             published++;
+            if (o.lockstep && !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms,
+                                             ticks0 + (uint64_t)published)) {
+                if (unacknowledged++ == 0)
+                    fprintf(stderr, "pacd-replay: --lockstep: pacd made no step from state %llu "
+                                    "within %d ms (is an episode running in shadow mode?)\n",
+                            (unsigned long long)seq, o.lockstep_timeout_ms);
+                /* carry on from where pacd is */
+                uint64_t ticks;
+                if (pacd_tick_count(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks) == 0)
+                    ticks0 = ticks - (uint64_t)published;
+            }
         }
     } while (o.loop && !stop_requested);
 
     /* machine-readable summary on stdout */
     printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "
-           "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f}\n",
+           "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f, "
+           "\"unacknowledged\": %ld}\n",
            o.demo, o.episode, states.rows, published, frames, isfinite(height) ? height : -1.0,
-           rec_dt);
+           rec_dt, unacknowledged);
     fflush(stdout);
-    rc = 0;
+    rc = unacknowledged ? 3 : 0;
 out:
+    if (req)
+        zmq_close(req);
     if (cam_sock)
         zmq_close(cam_sock);
     if (state_sock)

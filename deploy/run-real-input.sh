@@ -58,7 +58,8 @@ PACD=$!
 trap 'kill $PACD 2>/dev/null || true' EXIT
 wait_ready
 "$PACCTL" episode start --max-steps "$T"
-"$BUILD/clients/pacd-replay" --demo "$DEMO" --episode 1 --cameras agentview --rate 20
+"$BUILD/clients/pacd-replay" --demo "$DEMO" --episode 1 --cameras agentview --rate 20 \
+  --lockstep tcp://127.0.0.1:5558
 wait_idle "$T"
 kill -TERM $PACD; wait $PACD
 LOG=$(ls "$OUT"/shadow/*.mcap)

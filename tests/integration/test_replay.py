@@ -194,6 +194,16 @@ def test_replay_rejects_bad_input(tmp_path):
         assert msg in p.stderr, p.stderr
 
 
+def test_lockstep_without_pacd_fails_with_a_message():
+    p = subprocess.run([REPLAY, "--demo", DEMO, "--cameras", "", "--connect-wait-ms", "0",
+                        "--state-endpoint", "tcp://127.0.0.1:%d" % free_port(),
+                        "--lockstep", "tcp://127.0.0.1:%d" % free_port(),
+                        "--lockstep-timeout-ms", "20"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "pacd did not answer" in p.stderr, p.stderr
+    assert p.stdout == ""
+
+
 @pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
 def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
     """pacd (Sawyer checkpoint, shadow mode, camera agentview) on the replayed
@@ -214,11 +224,23 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
     assert reply.ok
     p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
                         "--size", "128x128", "--rate", "50", "--camera-endpoint", d.ep("camera"),
-                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "1000"],
+                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "1000",
+                        "--lockstep", d.ep("control")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["unacknowledged"] == 0
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == T, timeout=30, what="%d shadow steps" % T)
     assert st.mode == "shadow"
+    # with no episode running pacd makes no step: lockstep says so for every
+    # state and exits 3
+    p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "", "--rate", "max",
+                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "0",
+                        "--lockstep", d.ep("control"), "--lockstep-timeout-ms", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3, p.stderr
+    assert json.loads(p.stdout)["unacknowledged"] == T
+    assert "made no step from state 1 " in p.stderr
+    assert d.client.status().tick_count == st.tick_count
     d.stop()
     logs = d.logs()
     assert len(logs) == 1
