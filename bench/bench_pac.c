@@ -1,10 +1,13 @@
 /* bench_pac — time pacd's PAC policy_step at batch 1 (prints figures, asserts nothing).
  *
- *   bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS]
+ *   bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] [KERNEL]
  *
+ * KERNEL: auto (default) | avx512 | avx2 | blas (policy_options_t.kernel);
+ * exit status 3 (and a message) when this CPU lacks it.
  * OBS.bin: float32 rows of obs_dim; IMG.bin: uint8 rows holding every camera
  * field's [H, W, 3] frame in field order (rows cycled). Prints one JSON line:
- * {"engine": "pacd", "us_per_step": median, "p99_us", "corename", "blas",
+ * {"engine": "pacd", "kernel": the kernel in use, "us_per_step": median,
+ *  "p99_us", "corename", "blas",
  *  "sgemm_gflops": an sgemm of 64 x 512 x 512 (the pac-m block shape) timed
  *  in the same process} and, with PACD_BENCH_LOGITS=FILE, writes the logits
  * of the first 4 rows there (for the driver's cross-engine check). */
@@ -82,7 +85,8 @@ static double sgemm_gflops(int m, int n, int k)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS]\n");
+        fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] "
+                "[auto|avx512|avx2|blas]\n");
         return 2;
     }
     int iters = argc > 4 ? atoi(argv[4]) : 200;
@@ -91,9 +95,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_pac: ITERS and THREADS must be >= 1\n");
         return 2;
     }
+    policy_kernel_t kernel = POLICY_KERNEL_AUTO;
+    if (argc > 6 && policy_kernel_parse(argv[6], &kernel) != 0) {
+        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2 or blas\n");
+        return 2;
+    }
+    if (!policy_kernel_supported(kernel)) {
+        fprintf(stderr, "bench_pac: this CPU lacks the %s kernel\n", argv[6]);
+        return 3;
+    }
     char err[512], blas[512];
     int self_ok = policy_blas_selfcheck(blas, sizeof blas);
-    policy_options_t opt = { .threads = threads };
+    policy_options_t opt = { .threads = threads, .kernel = kernel };
     policy_t *p = policy_load(argv[1], &opt, err, sizeof err);
     if (!p) {
         fprintf(stderr, "bench_pac: %s\n", err);
@@ -160,9 +173,11 @@ int main(int argc, char **argv)
         sum += t[i];
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
     double gf = sgemm_gflops(64, 512, 512);
-    printf("{\"engine\": \"pacd\", \"iters\": %d, \"threads\": %d, \"us_per_step\": %.3f, "
+    printf("{\"engine\": \"pacd\", \"kernel\": \"%s\", \"iters\": %d, \"threads\": %d, "
+           "\"us_per_step\": %.3f, "
            "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
-           "\"sgemm_gflops\": %.2f, \"blas_selfcheck\": %s}\n", iters, threads, t[iters / 2],
+           "\"sgemm_gflops\": %.2f, \"blas_selfcheck\": %s}\n", policy_kernel(p), iters, threads,
+           t[iters / 2],
            sum / iters, t[(size_t)(iters * 0.99)], policy_arena_bytes(p), nn_blas_corename(),
            gf, self_ok == 0 ? "true" : "false");
     free(t);

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "policy.h"
+
 #define CONFIG_MAX_CAMERAS 4
 #define CONFIG_PATH 512
 #define CONFIG_NAME 64
@@ -36,6 +38,7 @@ typedef struct {
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;
+    policy_kernel_t policy_kernel;   /* [policy] kernel: auto | avx512 | avx2 | blas */
     char blas_coretype[CONFIG_NAME]; /* OPENBLAS_CORETYPE to run with, "" = as loaded */
     int policy_sample;            /* 1: sample actions instead of argmax / mean */
     double policy_temperature;    /* logits / T (categorical), std * T (Gaussian) */

@@ -69,6 +69,7 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
         *robot = v;
     }
     policy_options_t po = {.threads = cfg->policy_threads,
+                           .kernel = cfg->policy_kernel,
                            .sample = cfg->policy_sample,
                            .temperature = (float)cfg->policy_temperature,
                            .seed = cfg->policy_seed};
@@ -168,17 +169,18 @@ int main(int argc, char **argv)
         if (robot->has_gripper)
             snprintf(grip, sizeof grip, "gripper %.4g m", robot->gripper_max);
         printf("%s: ok (robot %s, %s, backend %s, checkpoint %s: %s, %d observation values, "
-               "%d images, action dim %d, sha256 %s)\n",
+               "%d images, action dim %d, sha256 %s, kernel %s)\n",
                config_path, cfg.robot, grip, cfg.backend, cfg.checkpoint, spec->architecture,
-               spec->obs_dim, spec->n_images, spec->action_dim, spec->sha256);
+               spec->obs_dim, spec->n_images, spec->action_dim, spec->sha256,
+               policy_kernel(policy));
         policy_destroy(&policy);
         config_free(&cfg);
         return 0;
     }
 
     fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
-            "%.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
-            spec->architecture, spec->sha256, cfg.rate_hz);
+            "kernel %s, %.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
+            spec->architecture, spec->sha256, policy_kernel(policy), cfg.rate_hz);
 
     /* SIGTERM/SIGINT are taken by sigwait in this thread only */
     sigset_t sigs;

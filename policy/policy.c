@@ -23,6 +23,7 @@ struct policy {
     policy_spec_t spec;
     const policy_arch_t *arch;
     void *impl;
+    const char *kernel;   /* nn_gemm_name of the kernel in use */
 };
 
 static const policy_arch_t *const archs[] = { &policy_arch_mlp, &policy_arch_pac };
@@ -354,10 +355,80 @@ static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
     return 0;
 }
 
+static const char *const kernel_names[] = { "auto", "avx512", "avx2", "blas" };
+
+int policy_kernel_parse(const char *name, policy_kernel_t *out)
+{
+    for (size_t i = 0; name && i < sizeof kernel_names / sizeof kernel_names[0]; i++)
+        if (strcmp(name, kernel_names[i]) == 0) {
+            if (out)
+                *out = (policy_kernel_t)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *policy_kernel_option_name(policy_kernel_t kernel)
+{
+    return (unsigned)kernel < sizeof kernel_names / sizeof kernel_names[0]
+               ? kernel_names[kernel] : "?";
+}
+
+int policy_kernel_supported(policy_kernel_t kernel)
+{
+    switch (kernel) {
+    case POLICY_KERNEL_AUTO:
+    case POLICY_KERNEL_BLAS: return 1;
+    case POLICY_KERNEL_AVX512: return nn_gemm_cpu_has_avx512();
+    case POLICY_KERNEL_AVX2: return nn_gemm_cpu_has_avx2();
+    }
+    return 0;
+}
+
+nn_gemm_kind_t policy_gemm_kind(const policy_options_t *options)
+{
+    switch (options ? options->kernel : POLICY_KERNEL_AUTO) {
+    case POLICY_KERNEL_AVX512: return NN_GEMM_AVX512;
+    case POLICY_KERNEL_AVX2: return NN_GEMM_AVX2;
+    case POLICY_KERNEL_BLAS: return NN_GEMM_BLAS;
+    case POLICY_KERNEL_AUTO: break;
+    }
+    return nn_gemm_best(options && options->threads > 0 ? options->threads : 1);
+}
+
+/* Refuse a forced kernel the CPU lacks before anything is read. */
+static int check_kernel(const char *path, const policy_options_t *opt, char *err, size_t errlen)
+{
+    policy_kernel_t k = opt ? opt->kernel : POLICY_KERNEL_AUTO;
+    if ((unsigned)k >= sizeof kernel_names / sizeof kernel_names[0]) {
+        policy_errf(err, errlen, "%s: unknown matrix kernel %d (known: auto, avx512, avx2, "
+                    "blas)", path, (int)k);
+        return -EINVAL;
+    }
+    if (policy_kernel_supported(k))
+        return 0;
+    char have[64] = "auto";
+    for (int i = POLICY_KERNEL_AVX512; i <= POLICY_KERNEL_BLAS; i++)
+        if (policy_kernel_supported((policy_kernel_t)i)) {
+            size_t n = strlen(have);
+            snprintf(have + n, sizeof have - n, ", %s", kernel_names[i]);
+        }
+    policy_errf(err, errlen, "%s: matrix kernel %s asked for, but this CPU lacks %s; it runs "
+                "%s", path, kernel_names[k],
+                k == POLICY_KERNEL_AVX512 ? "AVX-512 (avx512f)" : "AVX2 and FMA (avx2, fma)",
+                have);
+    return -ENOTSUP;
+}
+
 policy_t *policy_load(const char *path, const policy_options_t *options,
                       char *err, size_t errlen)
 {
     policy_errf(err, errlen, "no error");
+    int krc = check_kernel(path, options, err, errlen);
+    if (krc) {
+        errno = -krc;
+        return NULL;
+    }
     ckpt_t *ck = ckpt_open(path, err, errlen);
     if (!ck)
         return NULL;
@@ -381,6 +452,7 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
     nn_set_threads(opt->threads);
     if (self->arch->load(ck, &self->spec, opt, &self->impl, err, errlen) != 0)
         goto fail;
+    self->kernel = self->arch->kernel ? self->arch->kernel(self->impl) : nn_gemm_name(NN_GEMM_BLAS);
     ckpt_destroy(&ck);
     return self;
 fail:
@@ -412,6 +484,11 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
         (!obs->images && self->spec.n_images > 0))
         return -EINVAL;
     return self->arch->step(self->impl, obs, action, extra);
+}
+
+const char *policy_kernel(const policy_t *self)
+{
+    return self ? self->kernel : NULL;
 }
 
 size_t policy_arena_bytes(const policy_t *self)

@@ -71,8 +71,32 @@ typedef struct {
     int task_dim;
 } policy_spec_t;
 
+/* The matrix kernel of the forward pass (policy_nn.h "Packed linear layers").
+ * AUTO (the default) takes the fastest this CPU runs with `threads`:
+ * avx512 with one thread where the CPU has AVX-512 (avx512f), else avx2
+ * where it has AVX2 and FMA, else blas; blas with more threads. The others
+ * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
+ * The packed kernels run on one thread whatever `threads` says. The mlp
+ * architecture always runs on BLAS (it accepts every kernel the CPU has). */
+typedef enum {
+    POLICY_KERNEL_AUTO = 0,
+    POLICY_KERNEL_AVX512 = 1,   /* AVX-512 packed panels */
+    POLICY_KERNEL_AVX2 = 2,     /* AVX2 + FMA packed panels */
+    POLICY_KERNEL_BLAS = 3,     /* OpenBLAS sgemm/sgemv */
+} policy_kernel_t;
+
+/* Parse "auto" | "avx512" | "avx2" | "blas". Returns 0 or -EINVAL. */
+int policy_kernel_parse(const char *name, policy_kernel_t *out);
+
+/* "auto", "avx512", "avx2", "blas", or "?". */
+const char *policy_kernel_option_name(policy_kernel_t kernel);
+
+/* 1 when this CPU runs `kernel` (auto and blas: always), else 0. Init-only. */
+int policy_kernel_supported(policy_kernel_t kernel);
+
 typedef struct {
     int threads;        /* BLAS threads, >= 1; 1 is the default */
+    policy_kernel_t kernel;   /* matrix kernel; AUTO (0) is the default */
     /* Stochastic actions (pac only; the mlp ignores them). sample = 0 (the
      * default) deploys the deterministic action (argmax bin / Gaussian mean).
      * sample = 1 draws from the policy's distribution with the logits divided
@@ -110,7 +134,8 @@ typedef struct {
  * that the BLAS library's first-call set-up happens here, not in the loop.
  * Returns the policy (caller owns it; free with policy_destroy) or NULL with
  * a message in err (errlen bytes) that names the file and the offending
- * tensor or metadata key, e.g. "model.safetensors: tensor 'mlp.0.weight':
+ * tensor or metadata key (or, when options->kernel names a kernel this CPU
+ * lacks, that kernel and the instructions missing; errno is then ENOTSUP), e.g. "model.safetensors: tensor 'mlp.0.weight':
  * data_offsets [0, 4096) end past the data section (3000 bytes)". */
 policy_t *policy_load(const char *path, const policy_options_t *options,
                       char *err, size_t errlen);
@@ -131,6 +156,10 @@ const policy_spec_t *policy_spec(const policy_t *self);
  * `extra` may be NULL. */
 int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
                 policy_extra_t *extra);
+
+/* The matrix kernel the policy runs on, chosen at load: "avx512-packed",
+ * "avx2-packed" or "blas" (nn_gemm_name). Valid until destroy. RT-safe. */
+const char *policy_kernel(const policy_t *self);
 
 /* Scratch arena size in bytes planned at load (for telemetry/benchmarks). */
 size_t policy_arena_bytes(const policy_t *self);

@@ -2,7 +2,8 @@
  *
  *   pacd-policy-eval --spec CHECKPOINT
  *       print the observation/action spec as JSON on stdout
- *   pacd-policy-eval [--input FILE] [--output FILE] [--threads N] CHECKPOINT
+ *   pacd-policy-eval [--input FILE] [--output FILE] [--threads N]
+ *                    [--kernel auto|avx512|avx2|blas] CHECKPOINT
  *       read observations (rows of obs_dim float32, little-endian) from FILE
  *       or stdin, write one action row (action_dim float32) per observation
  *       to FILE or stdout.
@@ -11,9 +12,11 @@
  *   --logits FILE writes each step's logits (policy_logits, float32 rows);
  *   --q-values FILE each step's Q value (float32; NaN without a critic);
  *   --task-id N / --task-vectors FILE (rows of task_dim float32) condition a
- *   task; --sample [--temperature T] [--seed S] draw stochastic actions.
+ *   task; --sample [--temperature T] [--seed S] draw stochastic actions;
+ *   --kernel forces the matrix kernel (policy_options_t.kernel; --spec
+ *   reports the one in use as "kernel").
  * Exit status 0 on success, 1 on a load or I/O error (message on stderr),
- * 2 on a usage error. Used by tests/integration/test_policy_parity.py. */
+ * 2 on a usage error, 3 when --kernel names a kernel this CPU lacks. Used by tests/integration/test_policy_parity.py. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -35,6 +38,7 @@ static void usage(FILE *out)
             "  --input FILE    observations, float32 rows of obs_dim (default: stdin)\n"
             "  --output FILE   actions, float32 rows of action_dim (default: stdout)\n"
             "  --threads N     BLAS threads (default 1)\n"
+            "  --kernel K      matrix kernel: auto (default), avx512, avx2 or blas\n"
             "  --images FILE   uint8 rows: every camera field's [H, W, 3] frame, field order\n"
             "  --logits FILE   write each step's logits (float32 rows)\n"
             "  --q-values FILE write each step's critic Q value (float32; NaN without critic)\n"
@@ -83,6 +87,7 @@ static int print_spec(const policy_t *p)
         "space", space_name(s->action_space), "dim", s->action_dim, "low", low, "high", high));
     json_object_set_new(root, "arena_bytes", json_integer((json_int_t)policy_arena_bytes(p)));
     json_object_set_new(root, "blas_core", json_string(nn_blas_corename()));
+    json_object_set_new(root, "kernel", json_string(policy_kernel(p)));
     json_object_set_new(root, "has_critic", json_boolean(s->has_critic));
     json_object_set_new(root, "task_kind", json_integer(s->task_kind));
     json_object_set_new(root, "task_count", json_integer(s->task_count));
@@ -109,9 +114,11 @@ int main(int argc, char **argv)
         { "sample", no_argument, NULL, 'S' },
         { "temperature", required_argument, NULL, 'E' },
         { "seed", required_argument, NULL, 'D' },
+        { "kernel", required_argument, NULL, 'K' },
         { NULL, 0, NULL, 0 },
     };
     int spec = 0, threads = 1, sample = 0, task_id = 0;
+    policy_kernel_t kernel = POLICY_KERNEL_AUTO;
     float temperature = 1.0f;
     unsigned long long seed = 0;
     const char *in_path = NULL, *out_path = NULL, *img_path = NULL, *log_path = NULL;
@@ -137,6 +144,12 @@ int main(int argc, char **argv)
         case 'S': sample = 1; break;
         case 'E': temperature = strtof(optarg, NULL); break;
         case 'D': seed = strtoull(optarg, NULL, 0); break;
+        case 'K':
+            if (policy_kernel_parse(optarg, &kernel) != 0) {
+                fprintf(stderr, "pacd-policy-eval: --kernel must be auto, avx512, avx2 or blas\n");
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -146,12 +159,14 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[512];
-    policy_options_t options = { .threads = threads, .sample = sample,
+    policy_options_t options = { .threads = threads, .kernel = kernel, .sample = sample,
                                  .temperature = temperature, .seed = seed };
+    errno = 0;
     policy_t *p = policy_load(argv[optind], &options, err, sizeof err);
     if (!p) {
+        int unsupported = errno == ENOTSUP;
         fprintf(stderr, "pacd-policy-eval: %s\n", err);
-        return 1;
+        return unsupported ? 3 : 1;
     }
     int status = 0;
     if (spec) {

@@ -7,6 +7,7 @@
 
 #include "policy.h"
 #include "policy_ckpt.h"
+#include "policy_nn.h"
 
 /* Driver table of one architecture. Every entry is required unless marked
  * optional. */
@@ -26,7 +27,14 @@ typedef struct {
     void (*destroy)(void **impl_p);
     /* Optional (NULL: -ENOTSUP): the last step's logits, see policy_logits. */
     int (*logits)(const void *impl, const float **logits, int *rows, int *cols);
+    /* Optional (NULL: "blas"): the matrix kernel in use, see policy_kernel. */
+    const char *(*kernel)(const void *impl);
 } policy_arch_t;
+
+/* The matrix kernel options ask for: the forced one, or with
+ * POLICY_KERNEL_AUTO (or NULL options) nn_gemm_best(threads). policy_load has
+ * already checked that the CPU runs it. Init-only. */
+nn_gemm_kind_t policy_gemm_kind(const policy_options_t *options);
 
 extern const policy_arch_t policy_arch_mlp;
 extern const policy_arch_t policy_arch_pac;

@@ -129,10 +129,14 @@ int nn_blas_selfcheck(char *report, size_t n);
  *   NN_GEMM_BLAS    W kept as [out, in]; calls go to nn_linear/nn_linear_acc
  *                   (any CPU, any BLAS thread count).
  *   NN_GEMM_AVX512  panels of 32 output columns, [ceil(out/32)][in][32], zero
- *                   padded; a hand-written AVX-512 kernel, one thread. Sums
- *                   over k in order with FMAs, so results differ from sgemm
- *                   only by float rounding. */
-typedef enum { NN_GEMM_BLAS = 0, NN_GEMM_AVX512 = 1 } nn_gemm_kind_t;
+ *                   padded; a hand-written AVX-512 kernel (8 x 32 register
+ *                   tiles), one thread.
+ *   NN_GEMM_AVX2    the same design for AVX2 + FMA CPUs (e.g. Intel consumer
+ *                   parts without AVX-512): panels of 16 columns,
+ *                   [ceil(out/16)][in][16], 6 x 16 register tiles, one thread.
+ * The packed kernels sum over k in order with FMAs, so results differ from
+ * sgemm only by float rounding. */
+typedef enum { NN_GEMM_BLAS = 0, NN_GEMM_AVX512 = 1, NN_GEMM_AVX2 = 2 } nn_gemm_kind_t;
 
 /* Packed weights: a view of caller-owned memory (nn_pack fills it). */
 typedef struct {
@@ -144,12 +148,19 @@ typedef struct {
 /* 1 when this CPU runs the AVX-512 kernel (avx512f), else 0. Init-only. */
 int nn_gemm_cpu_has_avx512(void);
 
-/* The kernel to use with `threads` BLAS threads: NN_GEMM_AVX512 when the CPU
- * has AVX-512 and threads <= 1 (the kernel is single-threaded), else
- * NN_GEMM_BLAS. Init-only. */
+/* 1 when this CPU runs the AVX2 kernel (avx2 and fma), else 0. Init-only. */
+int nn_gemm_cpu_has_avx2(void);
+
+/* 1 when this CPU runs `kind` (always for NN_GEMM_BLAS), else 0. Init-only. */
+int nn_gemm_cpu_has(nn_gemm_kind_t kind);
+
+/* The kernel to use with `threads` BLAS threads: with threads <= 1 (the
+ * packed kernels are single-threaded) NN_GEMM_AVX512 when the CPU has
+ * AVX-512, else NN_GEMM_AVX2 when it has AVX2 + FMA, else NN_GEMM_BLAS;
+ * NN_GEMM_BLAS with more threads. Init-only. */
 nn_gemm_kind_t nn_gemm_best(int threads);
 
-/* "avx512-packed" or "blas". */
+/* "avx512-packed", "avx2-packed" or "blas". */
 const char *nn_gemm_name(nn_gemm_kind_t kind);
 
 /* Floats of packed storage for W[out, in] (0 when out or in <= 0). */
@@ -157,8 +168,8 @@ size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in);
 
 /* Pack W[out, in] into `packed` (nn_pack_floats floats, NN_ARENA_ALIGN
  * aligned; may equal w for NN_GEMM_BLAS) and describe it in *p. Returns 0,
- * -EINVAL (NULL pointers, out <= 0, in < 0) or -ENOTSUP (AVX-512 asked for on
- * a CPU without it). Init-only. */
+ * -EINVAL (NULL pointers, out <= 0, in < 0, unknown kind) or -ENOTSUP (a
+ * packed kind the CPU lacks, see nn_gemm_cpu_has). Init-only. */
 int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
             nn_packed_t *p);
 
@@ -176,18 +187,20 @@ size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh);
  *   o[:, h dh : (h+1) dh] = softmax_rows(q_h k_h^T) v_h
  * q [nq, ldq] (already scaled by 1/sqrt(dh)), k and v [t, ldkv], o [nq, ldo],
  * head h at column h * dh of each. scratch: nn_attention_scratch_floats
- * floats, NN_ARENA_ALIGN aligned. NN_GEMM_AVX512 computes the scores
+ * floats, NN_ARENA_ALIGN aligned. The packed kinds compute the scores
  * transposed (keys down, queries across) so nothing is transposed or copied
  * but q_h, and exp is a degree-7 polynomial (relative error below 1e-7 after
- * the max is subtracted); NN_GEMM_BLAS uses sgemm and nn_softmax. o must not
+ * the max is subtracted; the same in both); NN_GEMM_BLAS uses sgemm and
+ * nn_softmax. o must not
  * overlap q, k, v or scratch. RT-safe. */
 void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const float *k,
                   const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
                   float *scratch);
 
 /* Softmax down each of the first ncols columns of st[t, ld] in place (column
- * j: one query's scores over t keys; max-subtracted). NN_GEMM_AVX512 uses 16
- * columns per vector and nn_attention's exp. RT-safe. */
+ * j: one query's scores over t keys; max-subtracted). The packed kinds use
+ * one vector of columns at a time (16 AVX-512, 8 AVX2) and nn_attention's
+ * exp. RT-safe. */
 void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld);
 
 /* c[m, n] = a^T b with a stored [k, m] (row stride lda) and b [k, n] (ldb);

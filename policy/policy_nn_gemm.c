@@ -1,14 +1,19 @@
 /* nn_gemm — linear layers over weights packed once at load (see policy_nn.h,
  * "Packed linear layers").
  *
- * NN_GEMM_AVX512: the weights W[out, in] are stored as panels of 32 output
- * columns, panel p holding W[32p + j, k] at [p][k][j] (zero rows pad the
- * last panel). A micro-kernel keeps an (up to) 8-row x 32-column block of y
- * in 16 zmm accumulators and walks k, so one step does 2 aligned panel
- * loads, up to 8 broadcasts of x and 16 FMAs. Panels are the outer loop:
- * each one is read from memory once and reused from L1/L2 by every block of
- * rows. Nothing is copied per call (OpenBLAS repacks W at every sgemm call,
- * a quarter of the PAC actor's time at batch 1).
+ * Packed kernels (NN_GEMM_AVX512, NN_GEMM_AVX2): the weights W[out, in] are
+ * stored as panels of NR output columns (two vectors: 32 for AVX-512, 16 for
+ * AVX2), panel p holding W[NR p + j, k] at [p][k][j] (zero rows pad the last
+ * panel). A micro-kernel keeps an (up to) MR-row x NR-column block of y in
+ * 2 MR vector accumulators (AVX-512: 8 x 32 in 16 zmm; AVX2: 6 x 16 in 12 of
+ * the 16 ymm) and walks k, so one step does 2 aligned panel loads, up to MR
+ * broadcasts of x and 2 MR FMAs. Panels are the outer loop: each one is read
+ * from memory once and reused from L1/L2 by every block of rows, and the next
+ * one is prefetched meanwhile. Nothing is copied per call (OpenBLAS repacks W
+ * at every sgemm call, a quarter of the PAC actor's time at batch 1).
+ *
+ * Both instruction sets share one source: policy_nn_gemm_simd.h is included
+ * once per set with the vector width and intrinsics as macros.
  *
  * NN_GEMM_BLAS: W is kept as is and the calls go to nn_linear/nn_linear_acc.
  */
@@ -16,23 +21,21 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define NN_HAVE_AVX512 1
+#define NN_HAVE_X86 1
 #else
-#define NN_HAVE_AVX512 0
+#define NN_HAVE_X86 0
 #endif
-
-#define NR 32   /* columns per panel: two zmm */
-#define MR 8    /* rows per register block */
 
 int nn_gemm_cpu_has_avx512(void)
 {
-#if NN_HAVE_AVX512
+#if NN_HAVE_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") != 0;
 #else
@@ -40,22 +43,57 @@ int nn_gemm_cpu_has_avx512(void)
 #endif
 }
 
+int nn_gemm_cpu_has_avx2(void)
+{
+#if NN_HAVE_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int nn_gemm_cpu_has(nn_gemm_kind_t kind)
+{
+    switch (kind) {
+    case NN_GEMM_BLAS: return 1;
+    case NN_GEMM_AVX512: return nn_gemm_cpu_has_avx512();
+    case NN_GEMM_AVX2: return nn_gemm_cpu_has_avx2();
+    }
+    return 0;
+}
+
 nn_gemm_kind_t nn_gemm_best(int threads)
 {
-    return threads <= 1 && nn_gemm_cpu_has_avx512() ? NN_GEMM_AVX512 : NN_GEMM_BLAS;
+    if (threads > 1)
+        return NN_GEMM_BLAS;
+    return nn_gemm_cpu_has_avx512() ? NN_GEMM_AVX512
+         : nn_gemm_cpu_has_avx2() ? NN_GEMM_AVX2 : NN_GEMM_BLAS;
 }
 
 const char *nn_gemm_name(nn_gemm_kind_t kind)
 {
-    return kind == NN_GEMM_AVX512 ? "avx512-packed" : "blas";
+    switch (kind) {
+    case NN_GEMM_BLAS: return "blas";
+    case NN_GEMM_AVX512: return "avx512-packed";
+    case NN_GEMM_AVX2: return "avx2-packed";
+    }
+    return "?";
+}
+
+/* Columns per panel of a packed kind, 0 for BLAS. */
+static int panel_cols(nn_gemm_kind_t kind)
+{
+    return kind == NN_GEMM_AVX512 ? 32 : kind == NN_GEMM_AVX2 ? 16 : 0;
 }
 
 size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in)
 {
     if (out <= 0 || in <= 0)
         return 0;
-    if (kind == NN_GEMM_AVX512)
-        return (size_t)((out + NR - 1) / NR) * NR * (size_t)in;
+    const int nr = panel_cols(kind);
+    if (nr)
+        return (size_t)((out + nr - 1) / nr) * nr * (size_t)in;
     return (size_t)out * (size_t)in;
 }
 
@@ -64,7 +102,9 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
 {
     if (!p || out <= 0 || in < 0 || (in > 0 && (!w || !packed)))
         return -EINVAL;
-    if (kind == NN_GEMM_AVX512 && !nn_gemm_cpu_has_avx512())
+    if (kind != NN_GEMM_BLAS && kind != NN_GEMM_AVX512 && kind != NN_GEMM_AVX2)
+        return -EINVAL;
+    if (!nn_gemm_cpu_has(kind))
         return -ENOTSUP;
     p->kind = kind;
     p->out = out;
@@ -72,300 +112,108 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
     p->w = packed;
     if (in == 0)
         return 0;
-    if (kind != NN_GEMM_AVX512) {
+    const int nr = panel_cols(kind);
+    if (!nr) {
         if (packed != w)
             memmove(packed, w, (size_t)out * in * sizeof(float));
         return 0;
     }
-    int panels = (out + NR - 1) / NR;
+    int panels = (out + nr - 1) / nr;
     for (int pi = 0; pi < panels; pi++)
         for (int k = 0; k < in; k++)
-            for (int j = 0; j < NR; j++) {
-                int o = pi * NR + j;
-                packed[((size_t)pi * in + k) * NR + j] = o < out ? w[(size_t)o * in + k] : 0.0f;
+            for (int j = 0; j < nr; j++) {
+                int o = pi * nr + j;
+                packed[((size_t)pi * in + k) * nr + j] = o < out ? w[(size_t)o * in + k] : 0.0f;
             }
     return 0;
 }
 
-#if NN_HAVE_AVX512
-#define AVX512_FN __attribute__((target("avx512f,fma")))
-#define AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline)) static inline
+#if NN_HAVE_X86
+/* ---- AVX-512: 16 floats per zmm, masks in k registers ---- */
+#define SFX avx512
+#define TGT "avx512f,fma"
+#define VL 16
+#define NR 32
+#define MR 8
+#define VT __m512
+#define VMT __mmask16
+#define VCT __mmask16
+#define VZERO() _mm512_setzero_ps()
+#define VSET1(f) _mm512_set1_ps(f)
+#define VLOADA(p) _mm512_load_ps(p)
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VMUL _mm512_mul_ps
+#define VDIV _mm512_div_ps
+#define VMIN _mm512_min_ps
+#define VMAX _mm512_max_ps
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, m, full) ((void)(full), _mm512_maskz_loadu_ps((m), (p)))
+#define VSTOREM(p, m, v, full) ((void)(full), _mm512_mask_storeu_ps((p), (m), (v)))
+#define VROUND(v) _mm512_roundscale_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VCMPLT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
+#define VEXP2_ZERO(p, n, c) _mm512_maskz_scalef_ps((__mmask16)~(c), (p), (n))
+#include "policy_nn_gemm_simd.h"
 
-/* y[mr, ncols] (=|+=) x[mr, K] . panel[K, 32] + bias, ncols <= 32; mr is a
- * compile-time constant at every call site (switch below), so the
- * accumulator arrays live in registers. */
-/* y[mr, ncols] (=|+=) x[mr, K] . B[K, 32] + bias, ncols <= 32, x[i, k] at
- * x[i * ldx + k * ldxk] (ldxk 1: row-major; ldx 1: x read transposed), B's rows
- * ldb floats apart: the packed panels (ldb 32, aligned) or a matrix read in
- * place (bmask: only its first ncols columns are loaded). mr, ldb == NR and
- * bmask are compile-time constants at every call site, so the accumulator
- * arrays live in registers. */
-AVX512_INLINE void tile_b(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
-                          const float *bp, const size_t ldb, const int bmask, const float *bias, int ncols,
-                          int acc, float *y, size_t ldy, const float *pf, int pfn)
-{
-    const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ncols) - 1u);
-    const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xffff
-                       : ncols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (ncols - 16)) - 1u);
-#define LB(ptr, off) (bmask ? _mm512_maskz_loadu_ps((off) ? m1 : m0, (ptr) + (off)) \
-                            : ldb == NR ? _mm512_load_ps((ptr) + (off)) \
-                                        : _mm512_loadu_ps((ptr) + (off)))
-    __m512 c0[MR], c1[MR];
-    for (int i = 0; i < mr; i++) {
-        c0[i] = _mm512_setzero_ps();
-        c1[i] = _mm512_setzero_ps();
-    }
-    if (mr == 1) {
-        /* one row: four independent chains so the FMA latency is hidden */
-        __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps();
-        __m512 e0 = _mm512_setzero_ps(), e1 = _mm512_setzero_ps();
-        __m512 f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps();
-        int k = 0;
-        for (; k + 4 <= K; k += 4) {
-            const float *b = bp + (size_t)k * ldb;
-            if (pf && k < pfn)
-                for (int j = 0; j < 4 && k + j < pfn; j++) {
-                    _mm_prefetch((const char *)(pf + (size_t)(k + j) * NR), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(pf + (size_t)(k + j) * NR + 16), _MM_HINT_T0);
-                }
-            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 0), c0[0]);
-            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 16), c1[0]);
-            d0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 1) * ldxk]), LB(b + ldb, 0), d0);
-            d1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 1) * ldxk]), LB(b + ldb, 16), d1);
-            e0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 2) * ldxk]), LB(b + 2 * ldb, 0), e0);
-            e1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 2) * ldxk]), LB(b + 2 * ldb, 16), e1);
-            f0 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 3) * ldxk]), LB(b + 3 * ldb, 0), f0);
-            f1 = _mm512_fmadd_ps(_mm512_set1_ps(x[(k + 3) * ldxk]), LB(b + 3 * ldb, 16), f1);
-        }
-        for (; k < K; k++) {
-            const float *b = bp + (size_t)k * ldb;
-            c0[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 0), c0[0]);
-            c1[0] = _mm512_fmadd_ps(_mm512_set1_ps(x[k * ldxk]), LB(b, 16), c1[0]);
-        }
-        c0[0] = _mm512_add_ps(_mm512_add_ps(c0[0], d0), _mm512_add_ps(e0, f0));
-        c1[0] = _mm512_add_ps(_mm512_add_ps(c1[0], d1), _mm512_add_ps(e1, f1));
-    } else {
-        for (int k = 0; k < K; k++) {
-            if (pf && k < pfn) {   /* pull rows of the next panel towards L1 */
-                _mm_prefetch((const char *)(pf + (size_t)k * NR), _MM_HINT_T0);
-                _mm_prefetch((const char *)(pf + (size_t)k * NR + 16), _MM_HINT_T0);
-            }
-            const __m512 b0 = LB(bp + (size_t)k * ldb, 0);
-            const __m512 b1 = LB(bp + (size_t)k * ldb, 16);
-            for (int i = 0; i < mr; i++) {
-                const __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + (size_t)k * ldxk]);
-                c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-            }
-        }
-    }
-    __m512 bb0 = _mm512_setzero_ps(), bb1 = _mm512_setzero_ps();
-    if (bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int i = 0; i < mr; i++) {
-        float *yr = y + (size_t)i * ldy;
-        __m512 v0 = _mm512_add_ps(c0[i], bb0), v1 = _mm512_add_ps(c1[i], bb1);
-        if (acc) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, yr));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, yr + 16));
-        }
-        _mm512_mask_storeu_ps(yr, m0, v0);
-        _mm512_mask_storeu_ps(yr + 16, m1, v1);
-    }
-#undef LB
-}
-
-AVX512_INLINE void tile(const int mr, int K, const float *x, size_t ldx, const float *bp,
-                        const float *bias, int ncols, int acc, float *y, size_t ldy,
-                        const float *pf, int pfn)
-{
-    tile_b(mr, K, x, ldx, 1, bp, NR, 0, bias, ncols, acc, y, ldy, pf, pfn);
-}
-
-/* Panels outer, blocks of MR rows inner. The next panel is prefetched while
- * this one computes, spread over the row blocks: block b of nb pulls in
- * rows [b in / nb, (b + 1) in / nb) of it during its first iterations. */
-AVX512_FN static void gemm_avx512(const float *x, int n, int in, const nn_packed_t *p,
-                                  const float *b, int acc, float *y)
-{
-    const int out = p->out, panels = (out + NR - 1) / NR, nb = (n + MR - 1) / MR;
-    for (int pi = 0; pi < panels; pi++) {
-        const float *bp = p->w + (size_t)pi * in * NR;
-        const float *bias = b ? b + pi * NR : NULL;
-        const int nc = out - pi * NR < NR ? out - pi * NR : NR;
-        const float *next = pi + 1 < panels ? bp + (size_t)in * NR : NULL;
-        int r = 0, bi = 0;
-        for (; r + MR <= n; r += MR, bi++) {
-            const int k0 = (int)((long)bi * in / nb), k1 = (int)((long)(bi + 1) * in / nb);
-            tile(MR, in, x + (size_t)r * in, (size_t)in, bp, bias, nc, acc,
-                 y + (size_t)r * out + pi * NR, (size_t)out,
-                 next ? next + (size_t)k0 * NR : NULL, k1 - k0);
-        }
-        const float *xr = x + (size_t)r * in;
-        float *yr = y + (size_t)r * out + pi * NR;
-        const int k0 = (int)((long)bi * in / nb);
-        const float *pf = next && r < n ? next + (size_t)k0 * NR : NULL;
-        const int pfn = in - k0;
-#define TAIL(m) tile(m, in, xr, (size_t)in, bp, bias, nc, acc, yr, (size_t)out, pf, pfn)
-        switch (n - r) {
-        case 0: break;
-        case 1: TAIL(1); break;
-        case 2: TAIL(2); break;
-        case 3: TAIL(3); break;
-        case 4: TAIL(4); break;
-        case 5: TAIL(5); break;
-        case 6: TAIL(6); break;
-        default: TAIL(7); break;
-        }
-#undef TAIL
-    }
-}
-/* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
- * to 88): x = n ln2 + r, |r| <= ln2 / 2, e^r by its Taylor series to degree 7
- * (truncation below 1e-8 relative), times 2^n. Below -87 the result is 0. */
-AVX512_INLINE __m512 exp_avx512(__m512 x)
-{
-    const __m512 lo = _mm512_set1_ps(-87.0f);
-    const __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), lo);
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
-}
-
-/* Softmax down the columns of st[t, ld] (column j < nq is one query's
- * scores over the t keys), 16 queries per vector. */
-AVX512_FN static void softmax_cols(float *st, int t, int nq, int ld)
-{
-    for (int j = 0; j < nq; j += 16) {
-        const __mmask16 mk = nq - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nq - j)) - 1u);
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int r = 0; r < t; r++)
-            mx = _mm512_max_ps(mx, _mm512_maskz_loadu_ps(mk, st + (size_t)r * ld + j));
-        __m512 sum = _mm512_setzero_ps();
-        for (int r = 0; r < t; r++) {
-            float *row = st + (size_t)r * ld + j;
-            __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, row), mx));
-            sum = _mm512_add_ps(sum, e);
-            _mm512_mask_storeu_ps(row, mk, e);
-        }
-        const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-        for (int r = 0; r < t; r++) {
-            float *row = st + (size_t)r * ld + j;
-            _mm512_mask_storeu_ps(row, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row), inv));
-        }
-    }
-}
-
-/* Rows [0, n) of y = x . B in register blocks of MR rows (see tile_b). */
-#define ROWS_LOOP(n, X_AT, LDX, LDXK, BP, LDB, BMASK, NC, Y_AT, LDY)                  \
-    do {                                                                            \
-        int r_ = 0;                                                                 \
-        for (; r_ + MR <= (n); r_ += MR)                                            \
-            tile_b(MR, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); \
-        switch ((n) - r_) {                                                         \
-        case 0: break;                                                              \
-        case 1: tile_b(1, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        case 2: tile_b(2, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        case 3: tile_b(3, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        case 4: tile_b(4, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        case 5: tile_b(5, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        case 6: tile_b(6, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        default: tile_b(7, K_, X_AT(r_), LDX, LDXK, BP, LDB, BMASK, NULL, NC, 0, Y_AT(r_), LDY, NULL, 0); break; \
-        }                                                                           \
+/* ---- AVX2 + FMA: 8 floats per ymm; masks are vectors of 0 / -1 (from a
+ * sliding window over avx2_lanes), masked loads never touch masked-off
+ * lanes; 2^n is built in the exponent field ---- */
+static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+#define SFX avx2
+#define TGT "avx2,fma"
+#define VL 8
+#define NR 16
+#define MR 6
+#define VT __m256
+#define VMT __m256i
+#define VCT __m256
+#define VZERO() _mm256_setzero_ps()
+#define VSET1(f) _mm256_set1_ps(f)
+#define VLOADA(p) _mm256_load_ps(p)
+#define VLOADU(p) _mm256_loadu_ps(p)
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VMUL _mm256_mul_ps
+#define VDIV _mm256_div_ps
+#define VMIN _mm256_min_ps
+#define VMAX _mm256_max_ps
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VMASK(n) _mm256_loadu_si256((const __m256i *)(const void *)(avx2_lanes + 8 - (n)))
+#define VLOADM(p, m, full) ((full) ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), (m)))
+#define VSTOREM(p, m, v, full)                                                            \
+    do {                                                                                  \
+        if (full)                                                                         \
+            _mm256_storeu_ps((p), (v));                                                   \
+        else                                                                              \
+            _mm256_maskstore_ps((p), (m), (v));                                           \
     } while (0)
-
-/* One head at a time: S^T[t, nq] = K_h Q_h^T (Q_h^T packed into 32-query
- * panels, so neither K nor the scores are transposed), softmax down the
- * columns, then O_h[nq, dh] = S V_h reading S^T transposed and V_h in place. */
-AVX512_FN static void attention_avx512(const float *q, int ldq, int nq, const float *k,
-                                       const float *v, int ldkv, int t, int heads, int dh,
-                                       float *o, int ldo, float *scratch)
-{
-    const int qpanels = (nq + NR - 1) / NR, ld = qpanels * NR;
-    float *qp = scratch;                                 /* [qpanels][dh][32] */
-    float *st = scratch + (size_t)qpanels * NR * dh;     /* [t][ld] */
-    for (int h = 0; h < heads; h++) {
-        const float *qh = q + (size_t)h * dh;
-        for (int pi = 0; pi < qpanels; pi++)
-            for (int c = 0; c < dh; c++) {
-                float *dst = qp + ((size_t)pi * dh + c) * NR;
-                for (int j = 0; j < NR; j++) {
-                    int i = pi * NR + j;
-                    dst[j] = i < nq ? qh[(size_t)i * ldq + c] : 0.0f;
-                }
-            }
-        const float *kh = k + (size_t)h * dh;
-        int K_ = dh;
-        for (int pi = 0; pi < qpanels; pi++) {
-            const int nc = nq - pi * NR < NR ? nq - pi * NR : NR;
-            const float *bp = qp + (size_t)pi * dh * NR;
-#define XK(r) (kh + (size_t)(r) * ldkv)
-#define YS(r) (st + (size_t)(r) * ld + pi * NR)
-            ROWS_LOOP(t, XK, (size_t)ldkv, 1, bp, NR, 0, nc, YS, (size_t)ld);
-#undef XK
-#undef YS
-        }
-        softmax_cols(st, t, nq, ld);
-        K_ = t;
-        for (int c0 = 0; c0 < dh; c0 += NR) {
-            const float *vh = v + (size_t)h * dh + c0;
-            const int nc = dh - c0 < NR ? dh - c0 : NR;
-#define XS(r) (st + (r))
-#define YO(r) (o + (size_t)(r) * ldo + (size_t)h * dh + c0)
-            if (nc == NR)
-                ROWS_LOOP(nq, XS, 1, (size_t)ld, vh, (size_t)ldkv, 0, NR, YO, (size_t)ldo);
-            else
-                ROWS_LOOP(nq, XS, 1, (size_t)ld, vh, (size_t)ldkv, 1, nc, YO, (size_t)ldo);
-#undef XS
-#undef YO
-        }
-    }
-}
-/* C[m, n] = A^T B with A stored [k, m] (lda), B [k, n] (ldb): A read
- * transposed and B read in place, 32 columns at a time. */
-AVX512_FN static void gemm_tn_avx512(const float *a, int lda, int m, int k, const float *b,
-                                     int ldb, int n, float *c, int ldc)
-{
-    int K_ = k;
-    for (int c0 = 0; c0 < n; c0 += NR) {
-        const float *bp = b + c0;
-        const int nc = n - c0 < NR ? n - c0 : NR;
-#define XA(r) (a + (r))
-#define YC(r) (c + (size_t)(r) * ldc + c0)
-        if (nc == NR)
-            ROWS_LOOP(m, XA, 1, (size_t)lda, bp, (size_t)ldb, 0, NR, YC, (size_t)ldc);
-        else
-            ROWS_LOOP(m, XA, 1, (size_t)lda, bp, (size_t)ldb, 1, nc, YC, (size_t)ldc);
-#undef XA
-#undef YC
-    }
-}
-#undef ROWS_LOOP
+#define VROUND(v) _mm256_round_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VCMPLT(a, b) _mm256_cmp_ps((a), (b), _CMP_LT_OQ)
+#define VEXP2_ZERO(p, n, c)                                                               \
+    _mm256_andnot_ps((c), _mm256_mul_ps((p), _mm256_castsi256_ps(_mm256_slli_epi32(       \
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))))
+#include "policy_nn_gemm_simd.h"
 #endif
 
 void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 {
-    (void)kind;   /* only the AVX-512 build looks at it */
     if (t <= 0 || ncols <= 0)
         return;
-#if NN_HAVE_AVX512
+#if NN_HAVE_X86
     if (kind == NN_GEMM_AVX512) {
-        softmax_cols(st, t, ncols, ld);
+        softmax_cols_avx512(st, t, ncols, ld);
         return;
     }
+    if (kind == NN_GEMM_AVX2) {
+        softmax_cols_avx2(st, t, ncols, ld);
+        return;
+    }
+#else
+    (void)kind;
 #endif
     for (int j = 0; j < ncols; j++) {
         float mx = st[j];
@@ -386,7 +234,6 @@ void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
                 int ldb, int n, float *c, int ldc)
 {
-    (void)kind;   /* only the AVX-512 build looks at it */
     if (m <= 0 || n <= 0)
         return;
     if (k <= 0) {
@@ -394,11 +241,17 @@ void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, cons
             memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
         return;
     }
-#if NN_HAVE_AVX512
+#if NN_HAVE_X86
     if (kind == NN_GEMM_AVX512) {
         gemm_tn_avx512(a, lda, m, k, b, ldb, n, c, ldc);
         return;
     }
+    if (kind == NN_GEMM_AVX2) {
+        gemm_tn_avx2(a, lda, m, k, b, ldb, n, c, ldc);
+        return;
+    }
+#else
+    (void)kind;
 #endif
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
                 c, ldc);
@@ -408,8 +261,9 @@ size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh)
 {
     if (nq <= 0 || t <= 0 || dh <= 0)
         return 1;
-    if (kind == NN_GEMM_AVX512) {
-        size_t ld = (size_t)(nq + NR - 1) / NR * NR;
+    const int nr = panel_cols(kind);
+    if (nr) {
+        size_t ld = (size_t)(nq + nr - 1) / nr * nr;
         return ld * (size_t)dh + (size_t)t * ld;
     }
     return (size_t)nq * t;
@@ -419,14 +273,19 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
                   const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
                   float *scratch)
 {
-    (void)kind;   /* only the AVX-512 build looks at it */
     if (nq <= 0 || t <= 0 || heads <= 0 || dh <= 0)
         return;
-#if NN_HAVE_AVX512
+#if NN_HAVE_X86
     if (kind == NN_GEMM_AVX512) {
         attention_avx512(q, ldq, nq, k, v, ldkv, t, heads, dh, o, ldo, scratch);
         return;
     }
+    if (kind == NN_GEMM_AVX2) {
+        attention_avx2(q, ldq, nq, k, v, ldkv, t, heads, dh, o, ldo, scratch);
+        return;
+    }
+#else
+    (void)kind;
 #endif
     for (int h = 0; h < heads; h++) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, t, dh, 1.0f, q + h * dh, ldq,
@@ -449,9 +308,13 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
                                             (b ? b[o] : 0.0f);
         return;
     }
-#if NN_HAVE_AVX512
+#if NN_HAVE_X86
     if (p->kind == NN_GEMM_AVX512) {
         gemm_avx512(x, n, p->in, p, b, acc, y);
+        return;
+    }
+    if (p->kind == NN_GEMM_AVX2) {
+        gemm_avx2(x, n, p->in, p, b, acc, y);
         return;
     }
 #endif

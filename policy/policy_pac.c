@@ -7,9 +7,11 @@
  * channels-last patches with the 1/255 image scale folded into the first
  * layer, 3x3 stride-1 convolutions transformed for Winograd F(2x2, 3x3), K/V
  * and Q/K/V projections fused, the constant queries of the encoder and the
- * policy decoder projected once, every matrix packed for the kernel chosen
- * by nn_gemm_best: AVX-512 panels with one thread, OpenBLAS otherwise), the
- * exact algebraic shortcuts planned (enc_kv_plan: the encoder's K/V straight
+ * policy decoder projected once, every matrix packed for the matrix kernel
+ * (policy_options_t.kernel; "auto" takes nn_gemm_best: AVX-512 panels with
+ * one thread where the CPU has AVX-512, else AVX2 panels where it has AVX2 +
+ * FMA, OpenBLAS otherwise or with more threads), the exact algebraic
+ * shortcuts planned (enc_kv_plan: the encoder's K/V straight
  * from proprioception values and camera features; dec_plan: the policy
  * decoder's attention without K/V over the latents), the worst-case scratch
  * arena is reserved and one warm-up step runs. policy_step then only uses
@@ -17,7 +19,8 @@
  *
  * Layout: token matrices are [tokens, width] row-major; feature maps are
  * channels-last [H * W, C]; attention scores one head at a time, transposed
- * [t, nq] on the AVX-512 path (nn_attention).
+ * [t, nq] on the packed (AVX-512 / AVX2) paths (nn_attention). Element-wise
+ * loops run as clones for the chosen kernel's instruction set (PAC_CLONES).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -38,6 +41,29 @@
 #include <immintrin.h>
 #else
 #define PAC_X86 0
+#endif
+
+/* Element-wise and gather loops are written once as always-inline bodies and
+ * compiled again for the instruction set of the matrix kernel chosen at load
+ * (m->gk): PAC_CLONES(name, body, (params), (args)) defines name_avx512
+ * (target avx512f) and name_avx2 (target avx2,fma) calling body; PAC_PICK
+ * calls the clone for m->gk, or the baseline body for NN_GEMM_BLAS. */
+#if PAC_X86
+#define PAC_CLONES(name, body, params, args)                                              \
+    __attribute__((target("avx512f"))) static void name##_avx512 params { body args; }    \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { body args; }
+#define PAC_PICK(m, name, body, args)                                                     \
+    do {                                                                                  \
+        if ((m)->gk == NN_GEMM_AVX512)                                                    \
+            name##_avx512 args;                                                           \
+        else if ((m)->gk == NN_GEMM_AVX2)                                                 \
+            name##_avx2 args;                                                             \
+        else                                                                              \
+            body args;                                                                    \
+    } while (0)
+#else
+#define PAC_CLONES(name, body, params, args)
+#define PAC_PICK(m, name, body, args) body args
 #endif
 
 #define PAC_MAX_WIDTH 4096
@@ -763,6 +789,26 @@ __attribute__((target("avx512f"), always_inline)) static inline void u8_run_avx5
         _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << c) - 1u), f);
     }
 }
+
+/* The same, 8 per ymm; whole groups lie inside the run, the rest is scalar. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void u8_run_avx2(
+    const uint8_t *src, int n, float *dst, const uint8_t *end)
+{
+    (void)end;
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + j));
+        _mm256_storeu_ps(dst + j, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)));
+        _mm256_storeu_ps(dst + j + 8,
+                         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))));
+    }
+    for (; j + 8 <= n; j += 8) {
+        const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(src + j));
+        _mm256_storeu_ps(dst + j, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)));
+    }
+    for (; j < n; j++)
+        dst[j] = (float)src[j];
+}
 #endif
 
 /* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
@@ -799,18 +845,22 @@ __attribute__((target("avx512f"))) static void im2col_u8_avx512(const conv_t *c,
 {
     IM2COL_U8_BODY(u8_run_avx512)
 }
+
+__attribute__((target("avx2,fma"))) static void im2col_u8_avx2(const conv_t *c,
+                                                               const uint8_t *in, float *cols)
+{
+    IM2COL_U8_BODY(u8_run_avx2)
+}
 #endif
+
+static void im2col_u8_scalar(const conv_t *c, const uint8_t *in, float *cols)
+{
+    IM2COL_U8_BODY(u8_run_scalar)
+}
 
 static void im2col_u8(const pac_t *m, const conv_t *c, const uint8_t *in, float *cols)
 {
-#if PAC_X86
-    if (m->gk == NN_GEMM_AVX512) {
-        im2col_u8_avx512(c, in, cols);
-        return;
-    }
-#endif
-    (void)m;
-    IM2COL_U8_BODY(u8_run_scalar)
+    PAC_PICK(m, im2col_u8, im2col_u8_scalar, (c, in, cols));
 }
 #undef IM2COL_U8_BODY
 
@@ -907,19 +957,9 @@ static inline __attribute__((always_inline)) void wino_out_body(const conv_t *c,
         }
 }
 
-#if PAC_X86
-__attribute__((target("avx512f"))) static void wino_in_avx512(const conv_t *c, const float *in,
-                                                              const float *zero, float *V)
-{
-    wino_in_body(c, in, zero, V);
-}
-
-__attribute__((target("avx512f"))) static void wino_out_avx512(const conv_t *c, const float *M,
-                                                               float *out)
-{
-    wino_out_body(c, M, out);
-}
-#endif
+PAC_CLONES(wino_in, wino_in_body,
+           (const conv_t *c, const float *in, const float *zero, float *V), (c, in, zero, V))
+PAC_CLONES(wino_out, wino_out_body, (const conv_t *c, const float *M, float *out), (c, M, out))
 
 /* Scratch floats of wino_conv (V then M). */
 static size_t wino_floats(const conv_t *c)
@@ -933,21 +973,11 @@ static void wino_conv(pac_t *m, const conv_t *c, const float *in, float *out)
 {
     const int nt = (c->hin + 1) / 2 * ((c->win + 1) / 2);
     float *V = m->wv, *M = m->wv + (size_t)16 * nt * c->cin;
-#if PAC_X86
-    if (m->gk == NN_GEMM_AVX512)
-        wino_in_avx512(c, in, m->wz, V);
-    else
-#endif
-        wino_in_body(c, in, m->wz, V);
+    PAC_PICK(m, wino_in, wino_in_body, (c, in, m->wz, V));
     for (int xi = 0; xi < 16; xi++)
         nn_linear_packed(V + (size_t)xi * nt * c->cin, nt, &c->wu[xi], NULL,
                          M + (size_t)xi * nt * c->cout);
-#if PAC_X86
-    if (m->gk == NN_GEMM_AVX512)
-        wino_out_avx512(c, M, out);
-    else
-#endif
-        wino_out_body(c, M, out);
+    PAC_PICK(m, wino_out, wino_out_body, (c, M, out));
 }
 
 /* A float-input convolution (+ bias) into out[hout * wout, cout]. */
@@ -1010,18 +1040,8 @@ static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const f
     }
 }
 
-#if PAC_X86
-__attribute__((target("avx512f"))) static void cam_kv_avx512(pac_t *m, const camera_t *cam,
-                                                             int p)
-{
-    cam_kv_body(m, cam, p);
-}
-
-__attribute__((target("avx512f"))) static void prop_kv_avx512(pac_t *m, const float *o)
-{
-    prop_kv_body(m, o);
-}
-#endif
+PAC_CLONES(cam_kv, cam_kv_body, (pac_t *m, const camera_t *cam, int p), (m, cam, p))
+PAC_CLONES(prop_kv, prop_kv_body, (pac_t *m, const float *o), (m, o))
 
 /* Camera encoder: image -> its token rows of the encoder's K/V (m->kv). */
 static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
@@ -1060,12 +1080,7 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     }
     /* K/V rows of the encoder cross-attention (enc_kv_plan) */
     nn_linear_packed(cur, p, &cam->kv3, NULL, m->y);
-#if PAC_X86
-    if (m->gk == NN_GEMM_AVX512)
-        cam_kv_avx512(m, cam, p);
-    else
-#endif
-        cam_kv_body(m, cam, p);
+    PAC_PICK(m, cam_kv, cam_kv_body, (m, cam, p));
 }
 
 /* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
@@ -1270,7 +1285,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         return -ENOMEM;
     }
     ld_t L = { .m = m, .ck = ck, .path = path, .err = err, .errlen = errlen };
-    m->gk = nn_gemm_best(options && options->threads > 0 ? options->threads : 1);
+    m->gk = policy_gemm_kind(options);
     img_cfg_t img = { 0 };
     if (parse_model(&L, ckpt_metadata(ck, "pacd.model"), spec, &img))
         goto fail;
@@ -1699,12 +1714,7 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
     m->have_logits = 0;
     /* encoder K/V rows, token by token (enc_kv_plan); proprioception first */
     int d2 = 2 * d;
-#if PAC_X86
-    if (m->gk == NN_GEMM_AVX512)
-        prop_kv_avx512(m, o);
-    else
-#endif
-        prop_kv_body(m, o);
+    PAC_PICK(m, prop_kv, prop_kv_body, (m, o));
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
     if (m->task_kind == 1) {
@@ -1783,6 +1793,11 @@ static int pac_logits(const void *impl, const float **logits, int *rows, int *co
     return 0;
 }
 
+static const char *pac_kernel(const void *impl)
+{
+    return nn_gemm_name(((const pac_t *)impl)->gk);
+}
+
 const policy_arch_t policy_arch_pac = {
     .name = "pac",
     .load = pac_load,
@@ -1790,4 +1805,5 @@ const policy_arch_t policy_arch_pac = {
     .arena_bytes = pac_arena_bytes,
     .destroy = pac_destroy,
     .logits = pac_logits,
+    .kernel = pac_kernel,
 };

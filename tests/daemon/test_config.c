@@ -68,6 +68,7 @@ static void test_relative_paths_and_defaults(void **state)
     assert_true(c.rate_hz == 20.0);
     assert_int_equal(c.n_cameras, 0);
     assert_int_equal(c.policy_threads, 1);
+    assert_int_equal(c.policy_kernel, POLICY_KERNEL_AUTO);
     config_free(&c);
 }
 
@@ -78,7 +79,7 @@ static void test_later_keys(void **state)
     config_t c;
     const char *p = write_tmp("k.conf",
                               "[pacd]\nmode = shadow\n[policy]\ncheckpoint = x\nsample = yes\n"
-                              "temperature = 0.5\nseed = 42\nblas_coretype = SkylakeX\n"
+                              "temperature = 0.5\nseed = 42\nblas_coretype = SkylakeX\nkernel = avx2\n"
                               "[robot]\nname = sawyer\ngripper = yes\nphysics_rt_priority = 70\n"
                               "[safety]\nworkspace_min = 0.1, -0.2, 0.3\n"
                               "workspace_max = 0.4, 0.2, 0.6\n[episode]\nreset_on_start = true\n"
@@ -88,6 +89,7 @@ static void test_later_keys(void **state)
     assert_true(c.policy_sample && c.policy_temperature == 0.5 && c.policy_seed == 42);
     assert_string_equal(c.policy_sampling, "sample temperature=0.5 seed=42");
     assert_string_equal(c.blas_coretype, "SkylakeX");
+    assert_int_equal(c.policy_kernel, POLICY_KERNEL_AVX2);
     assert_int_equal(c.robot_gripper, CONFIG_GRIPPER_YES);
     assert_int_equal(c.physics_rt_priority, 70);
     assert_int_equal(c.has_workspace, 3);
@@ -137,6 +139,8 @@ static void test_bad_values(void **state)
     BAD("[policy]\ntemperature = 0\n", "temperature");
     BAD("[policy]\nseed = -1\n", "unsigned");
     BAD("[policy]\nblas_coretype = ../../x\n", "core name");
+    BAD("[policy]\nkernel = avx3\n", "expected auto, avx512, avx2 or blas");
+    BAD("[policy]\nkernel = AVX2\n", "[policy] kernel");
     BAD("[safety]\nworkspace_min = 1, 2\n", "x, y, z");
     BAD("[safety]\nworkspace_min = 0, 0, 0\n", "go together");
     BAD("[safety]\nworkspace_min = 1, 0, 0\nworkspace_max = 0, 1, 1\n", "below");

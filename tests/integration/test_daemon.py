@@ -403,6 +403,18 @@ def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoin
     ok = write_config(str(tmp_path / "ok.conf"), example_checkpoint, str(tmp_path), ports)
     r = subprocess.run([PACD, "--check-config", ok], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    # [policy] kernel: a known name passes (the mlp always runs on BLAS), an unknown one fails
+    flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo")
+                  if ln.startswith("flags")), [])
+    if "avx2" in flags and "fma" in flags:
+        k = write_config(str(tmp_path / "k.conf"), example_checkpoint, str(tmp_path), ports,
+                         extra="[policy]\nkernel = avx2\n")
+        r = subprocess.run([PACD, "--check-config", k], capture_output=True, text=True)
+        assert r.returncode == 0 and "kernel blas" in r.stdout, r.stderr
+    k = write_config(str(tmp_path / "k3.conf"), example_checkpoint, str(tmp_path), ports,
+                     extra="[policy]\nkernel = avx3\n")
+    r = subprocess.run([PACD, "--check-config", k], capture_output=True, text=True)
+    assert r.returncode != 0 and "[policy] kernel = avx3" in r.stderr, r.stderr
     # a truncated checkpoint: clear message naming the file, non-zero exit, no READY=1
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes(open(example_checkpoint, "rb").read()[:100])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import pacd_client
-from conftest import PY, SRC, FrameFeeder, realtime
+from conftest import PACD, PY, SRC, FrameFeeder, realtime
 from test_daemon import cat_steps, node_read
 
 pb = pacd_client.pb
@@ -36,9 +36,36 @@ class TwoCameras:
             f()
 
 
+def cpu_kernels():
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags, "blas": True}
+
+
+@pytest.mark.parametrize("kernel", ["avx2", "avx512", "blas"])
+def test_check_config_names_the_forced_kernel(tmp_path, pac_checkpoint, kernel):
+    from conftest import write_config
+    ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
+    cfg = write_config(str(tmp_path / "k.conf"), pac_checkpoint, str(tmp_path), ports,
+                       cameras=("front", "wrist"), extra=f"[policy]\nkernel = {kernel}\n")
+    r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True, timeout=120)
+    if not cpu_kernels()[kernel]:
+        assert r.returncode != 0 and "lacks" in r.stderr, r.stderr
+        pytest.skip(f"this CPU lacks the {kernel} kernel")
+    assert r.returncode == 0, r.stderr
+    name = "blas" if kernel == "blas" else kernel + "-packed"
+    assert f"kernel {name})" in r.stdout, r.stdout
+
+
 @realtime
 def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"))
+    have = cpu_kernels()
+    best = "avx512-packed" if have["avx512"] else "avx2-packed" if have["avx2"] else "blas"
+    assert f"kernel {best}, 20.0 Hz" in d.stderr()   # the start-up line names the kernel
     feed = TwoCameras(d)
     d.wait_for(lambda s: s.frames_received >= 4, feed=feed, what="frames of both cameras")
     d.client.start_episode(max_steps=30)

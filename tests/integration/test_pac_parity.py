@@ -5,7 +5,9 @@ pacd-policy-eval (under $PACD_BUILD_DIR, default ./build) runs checkpoints
 exported by pacd_torch.export on the same observations, images and tasks as
 the twin; logits must agree within 1e-4, categorical actions exactly, Gaussian
 actions and Q values within 1e-5 / 1e-4. For F16/BF16 checkpoints the twin uses
-the same rounded weights.
+the same rounded weights. Every case runs with each matrix kernel (--kernel
+auto, avx512, avx2, blas); kernels this CPU lacks are skipped, after checking
+that forcing them fails with a message.
 
 Run: PACD_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_pac_parity.py
 """
@@ -28,6 +30,22 @@ from pacd_torch import make_pac, safetensors  # noqa: E402
 from pacd_torch.pac import PACActor, randomize_  # noqa: E402
 
 LOGIT_TOL = 1e-4
+KERNELS = ["auto", "avx512", "avx2", "blas"]
+
+
+def cpu_flags():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has(kernel):
+    flags = cpu_flags()
+    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags}.get(kernel, True)
 
 
 def build_dir():
@@ -107,11 +125,12 @@ def make_case(name, seed):
     return model, observation, action, dtype, task, cams
 
 
-def run_eval(exe, ckpt, tmp, values, images, task=None, task_id=0):
+def run_eval(exe, ckpt, tmp, values, images, task=None, task_id=0, kernel="auto"):
     n = values.shape[0]
     values.numpy().astype("<f4").tofile(tmp / "obs.bin")
     args = [str(exe), "--input", str(tmp / "obs.bin"), "--output", str(tmp / "act.bin"),
-            "--logits", str(tmp / "logits.bin"), "--q-values", str(tmp / "q.bin")]
+            "--logits", str(tmp / "logits.bin"), "--q-values", str(tmp / "q.bin"),
+            "--kernel", kernel]
     if images:
         np.concatenate([im.reshape(n, -1).numpy() for im in images], 1).tofile(tmp / "img.bin")
         args += ["--images", str(tmp / "img.bin")]
@@ -127,12 +146,34 @@ def run_eval(exe, ckpt, tmp, values, images, task=None, task_id=0):
     return act, logits, q
 
 
+def check_kernel(exe, ckpt, kernel):
+    """The kernel --spec reports for `kernel`; skips (after checking the
+    refusal) when this CPU lacks it."""
+    r = subprocess.run([str(exe), "--spec", "--kernel", kernel, str(ckpt)], capture_output=True)
+    if not cpu_has(kernel):
+        msg = r.stderr.decode()
+        assert r.returncode == 3 and kernel in msg and "lacks" in msg, msg
+        pytest.skip(f"this CPU lacks the {kernel} kernel")
+    assert r.returncode == 0, r.stderr.decode()
+    got = json.loads(r.stdout)["kernel"]
+    want = {"avx512": "avx512-packed", "avx2": "avx2-packed", "blas": "blas"}.get(kernel)
+    if want:
+        assert got == want
+    else:
+        assert got in ("avx512-packed", "avx2-packed", "blas")
+        assert got == ("avx512-packed" if cpu_has("avx512") else
+                       "avx2-packed" if cpu_has("avx2") else "blas")
+    return got
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_parity(tmp_path, eval_exe, name):
+def test_parity(tmp_path, eval_exe, name, kernel):
     seed = list(CASES).index(name) + 11
     model, observation, action, dtype, task, cams = make_case(name, seed)
     path = tmp_path / "pac.safetensors"
     pexport.export(model, path, "panda", observation, action, dtype=dtype)
+    check_kernel(eval_exe, path, kernel)
     ref = PACActor(observation, action, model.cfg).eval()
     ref.load_state_dict(pexport.round_weights(model, dtype))
     n = 4 if name.startswith("pac-s") else 12
@@ -148,7 +189,7 @@ def test_parity(tmp_path, eval_exe, name):
                                  task_id=torch.full((n,), task_id, dtype=torch.long),
                                  task_vector=task_vec)
     got_act, got_logits, got_q = run_eval(eval_exe, path, tmp_path, values, images,
-                                          task_vec, task_id)
+                                          task_vec, task_id, kernel)
     want_logits = logits.reshape(n, -1).numpy()
     err = np.abs(got_logits - want_logits).max()
     assert err <= LOGIT_TOL, f"max |C - torch| logits = {err}"

@@ -19,6 +19,18 @@ static float frand(unsigned *s)
     return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 
+/* Every matrix kernel this CPU runs (BLAS always, the packed ones where the
+ * CPU has their instructions); returns how many were written to kinds[3]. */
+static int cpu_kinds(nn_gemm_kind_t kinds[3])
+{
+    const nn_gemm_kind_t all[3] = { NN_GEMM_BLAS, NN_GEMM_AVX512, NN_GEMM_AVX2 };
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (nn_gemm_cpu_has(all[i]))
+            kinds[n++] = all[i];
+    return n;
+}
+
 /* nn_linear for batch 1 (sgemv) and batch > 1 (sgemm), with and without bias,
  * against a double-precision loop over the [out, in] weight layout. */
 static void test_linear_matches_loop(void **state)
@@ -51,18 +63,19 @@ static void test_linear_matches_loop(void **state)
     }
 }
 
-/* Packed linear layers, both kernels (AVX-512 only where the CPU has it),
- * against a double-precision loop: row counts around the 8-row register
- * block, column counts around the 32-column panels (masked tails), with and
+/* Packed linear layers, every kernel the CPU runs, against a double-precision
+ * loop: row counts around the register blocks (8 rows AVX-512, 6 AVX2),
+ * column counts around the panels (32 / 16 columns; masked tails), with and
  * without bias, overwrite and accumulate. */
 static void test_linear_packed_matches_loop(void **state)
 {
     (void)state;
     const int shapes[][3] = { { 1, 7, 5 }, { 8, 64, 32 }, { 9, 31, 17 }, { 13, 40, 65 },
                               { 5, 256, 101 }, { 32, 3, 48 }, { 1, 257, 33 }, { 2, 1, 1 },
-                              { 16, 18, 16 }, { 7, 5, 31 } };
-    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
-    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+                              { 16, 18, 16 }, { 7, 5, 31 }, { 6, 20, 16 }, { 11, 9, 15 },
+                              { 12, 33, 47 }, { 5, 4, 8 }, { 18, 17, 9 }, { 25, 64, 24 } };
+    nn_gemm_kind_t kinds[3];
+    int n_kinds = cpu_kinds(kinds);
     unsigned s = 7;
     for (int ki = 0; ki < n_kinds; ki++) {
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
@@ -108,23 +121,36 @@ static void test_linear_packed_matches_loop(void **state)
     assert_int_equal(nn_pack(NN_GEMM_BLAS, w1, 0, 4, pw1, &p), -EINVAL);
     assert_int_equal(nn_pack(NN_GEMM_BLAS, NULL, 1, 4, pw1, &p), -EINVAL);
     assert_int_equal(nn_pack(NN_GEMM_BLAS, w1, 1, 4, pw1, NULL), -EINVAL);
+    assert_int_equal(nn_pack((nn_gemm_kind_t)7, w1, 1, 4, pw1, &p), -EINVAL);
     if (!nn_gemm_cpu_has_avx512())
         assert_int_equal(nn_pack(NN_GEMM_AVX512, w1, 1, 4, pw1, &p), -ENOTSUP);
+    if (!nn_gemm_cpu_has_avx2())
+        assert_int_equal(nn_pack(NN_GEMM_AVX2, w1, 1, 4, pw1, &p), -ENOTSUP);
     assert_int_equal(nn_gemm_best(2), NN_GEMM_BLAS);
+    assert_int_equal(nn_gemm_best(1), nn_gemm_cpu_has_avx512() ? NN_GEMM_AVX512
+                                      : nn_gemm_cpu_has_avx2() ? NN_GEMM_AVX2 : NN_GEMM_BLAS);
+    assert_int_equal(nn_pack_floats(NN_GEMM_AVX512, 33, 3), 64 * 3);
+    assert_int_equal(nn_pack_floats(NN_GEMM_AVX2, 33, 3), 48 * 3);
+    assert_int_equal(nn_pack_floats(NN_GEMM_BLAS, 33, 3), 33 * 3);
+    assert_string_equal(nn_gemm_name(NN_GEMM_AVX2), "avx2-packed");
+    assert_string_equal(nn_gemm_name(NN_GEMM_AVX512), "avx512-packed");
+    assert_string_equal(nn_gemm_name(NN_GEMM_BLAS), "blas");
 }
 
-/* nn_attention, both kernels, against a double-precision loop: query counts
- * around the 8-row blocks and 32-query panels, head widths below, at and
- * above 32 (masked V reads), strided q/k/v/o as the PAC blocks use them,
- * and scores (up to ~200) that would overflow an unstabilised softmax. */
+/* nn_attention, every kernel the CPU runs, against a double-precision loop:
+ * query counts around the 8- and 6-row blocks and 32- and 16-query panels,
+ * head widths below, at and above 32 and 16 (masked V reads), strided q/k/v/o
+ * as the PAC blocks use them, and scores (up to ~200) that would overflow an
+ * unstabilised softmax. */
 static void test_attention_matches_loop(void **state)
 {
     (void)state;
     const int shapes[][4] = { /* nq, t, heads, dh */
         { 1, 7, 1, 4 }, { 5, 32, 8, 32 }, { 32, 210, 8, 32 }, { 33, 9, 2, 48 },
-        { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 } };
-    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
-    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+        { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 }, { 17, 13, 2, 24 },
+        { 6, 6, 4, 16 }, { 16, 7, 3, 8 }, { 11, 50, 1, 17 } };
+    nn_gemm_kind_t kinds[3];
+    int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
     for (int ki = 0; ki < n_kinds; ki++)
         for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
@@ -171,14 +197,17 @@ static void test_attention_matches_loop(void **state)
 }
 
 /* nn_gemm_tn (a read transposed, b in place, column tails masked) and
- * nn_softmax_cols, both kernels, against double-precision loops. */
+ * nn_softmax_cols, every kernel the CPU runs, against double-precision loops;
+ * ldb = 16 / 32 with b not 64-byte aligned (only packed panels may be read
+ * with aligned loads). */
 static void test_gemm_tn_and_softmax_cols(void **state)
 {
     (void)state;
     const int shapes[][3] = { { 40, 32, 256 }, { 1, 1, 1 }, { 9, 13, 33 }, { 8, 64, 32 },
-                              { 17, 5, 70 } };   /* m, k, n */
-    nn_gemm_kind_t kinds[2] = { NN_GEMM_BLAS, NN_GEMM_AVX512 };
-    int n_kinds = nn_gemm_cpu_has_avx512() ? 2 : 1;
+                              { 17, 5, 70 }, { 6, 7, 16 }, { 13, 3, 29 }, { 7, 9, 13 },
+                              { 12, 24, 8 }, { 5, 11, 23 } };   /* m, k, n */
+    nn_gemm_kind_t kinds[3];
+    int n_kinds = cpu_kinds(kinds);
     unsigned s = 21;
     for (int ki = 0; ki < n_kinds; ki++)
         for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
@@ -186,7 +215,9 @@ static void test_gemm_tn_and_softmax_cols(void **state)
             int lda = m + 2, ldb = n + 3, ldc = n + 1;
             float *a = malloc(sizeof(float) * (size_t)k * lda);
             float *a0 = malloc(sizeof(float) * (size_t)k * lda);
-            float *b = malloc(sizeof(float) * (size_t)k * ldb);
+            /* b one float past a 64-byte boundary */
+            float *b_mem = aligned_alloc(64, (sizeof(float) * ((size_t)k * ldb + 1) + 63) / 64 * 64);
+            float *b = b_mem ? b_mem + 1 : NULL;
             float *cc = malloc(sizeof(float) * (size_t)m * ldc);
             assert_true(a && a0 && b && cc);
             for (int i = 0; i < k * lda; i++) a0[i] = a[i] = 20.0f * frand(&s);
@@ -218,8 +249,54 @@ static void test_gemm_tn_and_softmax_cols(void **state)
                 }
                 assert_true(cc[i * ldc + n] == 555.0f);
             }
-            free(a); free(a0); free(b); free(cc);
+            free(a); free(a0); free(b_mem); free(cc);
         }
+}
+
+/* The packed kernels' exp (degree-7 polynomial after range reduction; AVX2
+ * builds 2^n in the exponent field, AVX-512 uses scalef) through
+ * nn_softmax_cols on scores spread over [-120, 10] (the < -87 lanes flush to
+ * 0): each within 2e-6 relative of a double-precision softmax, and the two
+ * instruction sets agree to 1 ulp where both run. */
+static void test_packed_exp_accuracy(void **state)
+{
+    (void)state;
+    enum { T = 64, NC = 37, LD = 40 };
+    static float st0[T * LD], st[3][T * LD];
+    unsigned s = 5;
+    for (int i = 0; i < T * LD; i++)
+        st0[i] = 65.0f * frand(&s) - 55.0f;
+    st0[3 * LD + 2] = 10.0f;   /* column 2: the others far below its max */
+    for (int r = 0; r < T; r++)
+        if (r != 3)
+            st0[r * LD + 2] = -110.0f + (float)r * 0.01f;
+    nn_gemm_kind_t kinds[3];
+    int n_kinds = cpu_kinds(kinds), n_packed = 0;
+    for (int ki = 0; ki < n_kinds; ki++) {
+        if (kinds[ki] == NN_GEMM_BLAS)
+            continue;
+        float *x = st[n_packed++];
+        memcpy(x, st0, sizeof st0);
+        nn_softmax_cols(kinds[ki], x, T, NC, LD);
+        for (int j = 0; j < NC; j++) {
+            double mx = -1e300, sum = 0.0;
+            for (int r = 0; r < T; r++)
+                mx = st0[r * LD + j] > mx ? st0[r * LD + j] : mx;
+            for (int r = 0; r < T; r++)
+                sum += exp((double)st0[r * LD + j] - mx);
+            for (int r = 0; r < T; r++) {
+                double d = (double)st0[r * LD + j] - mx;
+                double want = exp(d) / sum;
+                if (d < -87.5)
+                    assert_true(x[r * LD + j] == 0.0f);
+                else if (d > -80.0)
+                    assert_float_equal(x[r * LD + j], want, 2e-6 * want + 1e-37);
+            }
+        }
+    }
+    for (int i = 1; i < n_packed; i++)
+        for (int e = 0; e < T * LD; e++)
+            assert_float_equal(st[i][e], st[0][e], 1.2e-7 * fabsf(st[0][e]) + 1e-38);
 }
 
 static void test_activations(void **state)
@@ -445,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_linear_packed_matches_loop),
         cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_gemm_tn_and_softmax_cols),
+        cmocka_unit_test(test_packed_exp_accuracy),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "policy.h"
+#include "policy_nn.h"
 
 /* ---- allocation counters (-Wl,--wrap=...) over the code linked statically ---- */
 void *__real_malloc(size_t n);
@@ -184,40 +185,70 @@ static void test_sampling(void **state)
     fx_destroy(d);
 }
 
-/* threads 1 picks the packed AVX-512 kernels where the CPU has AVX-512,
- * threads 2 the OpenBLAS path (policy_nn.h "Packed linear layers"): both
- * compute the same model, so logits agree to float rounding, actions and Q
- * exactly or nearly. (On a CPU without AVX-512 both are the BLAS path.) */
+/* The PAC model with every matrix kernel this CPU runs forced in turn (and
+ * auto: the best with one thread; threads 2: BLAS): all compute the same
+ * model, so logits agree with the BLAS run to float rounding, actions and Q
+ * exactly or nearly. A kernel the CPU lacks fails to load with ENOTSUP and a
+ * message naming it. */
 static void test_kernels_agree(void **state)
 {
     (void)state;
-    policy_options_t o1 = { .threads = 1 }, o2 = { .threads = 2 };
-    fx_t *f1 = fx_new(&o1), *f2 = fx_new(&o2);
-    const policy_spec_t *s = policy_spec(f1->p);
-    for (int step = 0; step < 3; step++) {
-        for (int i = 0; i < s->obs_dim; i++)
-            f1->values[i] = f2->values[i] = cosf((float)(i + 5 * step)) * 2.0f;
-        for (int k = 0; k < s->n_images; k++)
-            for (int j = 0; j < 64; j++)
-                f1->img[k][j * 31] = f2->img[k][j * 31] = (uint8_t)(j * step * 11);
-        float a1[POLICY_MAX_ACTION], a2[POLICY_MAX_ACTION];
-        policy_extra_t e1, e2;
-        assert_int_equal(policy_step(f1->p, &f1->obs, a1, &e1), 0);
-        assert_int_equal(policy_step(f2->p, &f2->obs, a2, &e2), 0);
-        const float *l1, *l2;
-        int r1, c1, r2, c2;
-        assert_int_equal(policy_logits(f1->p, &l1, &r1, &c1), 0);
-        assert_int_equal(policy_logits(f2->p, &l2, &r2, &c2), 0);
-        assert_int_equal(r1, r2);
-        assert_int_equal(c1, c2);
-        for (int i = 0; i < r1 * c1; i++)
-            assert_float_equal(l1[i], l2[i], 1e-4);
-        for (int j = 0; j < s->action_dim; j++)
-            assert_float_equal(a1[j], a2[j], 1e-6);
-        assert_float_equal(e1.q_value, e2.q_value, 1e-4);
+    const struct { policy_options_t o; const char *want; } runs[] = {
+        { { .threads = 1, .kernel = POLICY_KERNEL_BLAS }, "blas" },
+        { { .threads = 1, .kernel = POLICY_KERNEL_AVX512 }, "avx512-packed" },
+        { { .threads = 1, .kernel = POLICY_KERNEL_AVX2 }, "avx2-packed" },
+        { { .threads = 1, .kernel = POLICY_KERNEL_AUTO }, NULL },
+        { { .threads = 2, .kernel = POLICY_KERNEL_AUTO }, "blas" },
+    };
+    const char *best = nn_gemm_name(nn_gemm_best(1));
+    fx_t *ref = fx_new(&runs[0].o);
+    assert_string_equal(policy_kernel(ref->p), "blas");
+    const policy_spec_t *s = policy_spec(ref->p);
+    int n_runs = 0;
+    for (size_t ri = 1; ri < sizeof runs / sizeof runs[0]; ri++) {
+        if (!policy_kernel_supported(runs[ri].o.kernel)) {
+            char err[512];
+            errno = 0;
+            assert_null(policy_load(ckpt_path, &runs[ri].o, err, sizeof err));
+            assert_int_equal(errno, ENOTSUP);
+            assert_non_null(strstr(err, policy_kernel_option_name(runs[ri].o.kernel)));
+            assert_non_null(strstr(err, "lacks"));
+            continue;
+        }
+        fx_t *f = fx_new(&runs[ri].o);
+        assert_string_equal(policy_kernel(f->p), runs[ri].want ? runs[ri].want : best);
+        n_runs++;
+        for (int step = 0; step < 3; step++) {
+            for (int i = 0; i < s->obs_dim; i++)
+                ref->values[i] = f->values[i] = cosf((float)(i + 5 * step)) * 2.0f;
+            for (int k = 0; k < s->n_images; k++)
+                for (int j = 0; j < 64; j++)
+                    ref->img[k][j * 31] = f->img[k][j * 31] = (uint8_t)(j * step * 11);
+            float a1[POLICY_MAX_ACTION], a2[POLICY_MAX_ACTION];
+            policy_extra_t e1, e2;
+            assert_int_equal(policy_step(ref->p, &ref->obs, a1, &e1), 0);
+            assert_int_equal(policy_step(f->p, &f->obs, a2, &e2), 0);
+            const float *l1, *l2;
+            int r1, c1, r2, c2;
+            assert_int_equal(policy_logits(ref->p, &l1, &r1, &c1), 0);
+            assert_int_equal(policy_logits(f->p, &l2, &r2, &c2), 0);
+            assert_int_equal(r1, r2);
+            assert_int_equal(c1, c2);
+            for (int i = 0; i < r1 * c1; i++)
+                assert_float_equal(l1[i], l2[i], 1e-4);
+            for (int j = 0; j < s->action_dim; j++)
+                assert_float_equal(a1[j], a2[j], 1e-6);
+            assert_float_equal(e1.q_value, e2.q_value, 1e-4);
+        }
+        fx_destroy(f);
     }
-    fx_destroy(f1);
-    fx_destroy(f2);
+    assert_true(n_runs >= 2);   /* auto and threads 2 run everywhere */
+    /* an out-of-range kernel value is refused */
+    policy_options_t bad = { .threads = 1, .kernel = (policy_kernel_t)9 };
+    char err[512];
+    assert_null(policy_load(ckpt_path, &bad, err, sizeof err));
+    assert_non_null(strstr(err, "unknown matrix kernel"));
+    fx_destroy(ref);
 }
 
 static void test_blas_selfcheck(void **state)
