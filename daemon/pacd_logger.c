@@ -755,6 +755,28 @@ static void publish_seq(logger_t *self, uint64_t seq)
     atomic_store_explicit(&self->published, seq, memory_order_release);
 }
 
+/* Producer: the record's sequence number and a free slot of ring for it, or
+ * NULL when the ring is full: the record is dropped (counted in *dropped
+ * when given), the loop does not wait. Always followed by push_done. */
+static void *push_claim(logger_t *self, spsc_t *ring, _Atomic uint64_t *dropped, uint64_t *seq)
+{
+    *seq = ++self->next_seq;
+    void *slot = spsc_claim(ring);
+    if (!slot && dropped)
+        count(dropped, 1);
+    return slot;
+}
+
+/* Producer: publish the filled slot (when there was one), then the sequence
+ * number up to which the writer merges the rings. 0, or -ENOSPC (dropped). */
+static int push_done(logger_t *self, spsc_t *ring, const void *slot, uint64_t seq)
+{
+    if (slot)
+        spsc_publish(ring);
+    publish_seq(self, seq);
+    return slot ? 0 : -ENOSPC;
+}
+
 static int valid_episode(const logger_episode_t *ep)
 {
     const char *id = ep->episode_id;
@@ -784,20 +806,15 @@ static int valid_episode(const logger_episode_t *ep)
 
 static int push_ctl(logger_t *self, int kind, const void *payload, size_t size)
 {
-    uint64_t seq = ++self->next_seq;
-    ctl_item_t *it = spsc_claim(&self->ctl);
-    int rc = 0;
+    uint64_t seq;
+    ctl_item_t *it = push_claim(self, &self->ctl, NULL, &seq);
     if (it) {
         it->seq = seq;
         it->kind = kind;
         if (size)
             memcpy(&it->u, payload, size);
-        spsc_publish(&self->ctl);
-    } else {
-        rc = -ENOSPC;
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->ctl, it, seq);
 }
 
 int logger_begin_episode(logger_t *self, const logger_episode_t *episode)
@@ -832,9 +849,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
         count(&self->steps_dropped, 1);
         return -EINVAL;
     }
-    uint64_t seq = ++self->next_seq;
-    ctl_item_t *it = spsc_claim(&self->ctl);
-    int rc = 0;
+    uint64_t seq;
+    ctl_item_t *it = push_claim(self, &self->ctl, &self->steps_dropped, &seq);
     if (it) {
         it->seq = seq;
         it->kind = ITEM_STEP;
@@ -842,13 +858,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
         /* the writer relies on terminated camera names */
         for (int i = 0; i < step->n_frames; i++)
             it->u.step.frames[i].camera[LOGGER_NAME - 1] = '\0';
-        spsc_publish(&self->ctl);
-    } else {
-        rc = -ENOSPC;
-        count(&self->steps_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->ctl, it, seq);
 }
 
 int logger_push_frame(logger_t *self, const logger_frame_t *frame)
@@ -864,9 +875,8 @@ int logger_push_frame(logger_t *self, const logger_frame_t *frame)
         count(&self->frames_dropped, 1);
         return -EMSGSIZE;
     }
-    uint64_t seq = ++self->next_seq;
-    frame_item_t *it = spsc_claim(&self->frames);
-    int rc = 0;
+    uint64_t seq;
+    frame_item_t *it = push_claim(self, &self->frames, &self->frames_dropped, &seq);
     if (it) {
         it->seq = seq;
         memcpy(it->camera, frame->camera, strlen(frame->camera) + 1);
@@ -878,13 +888,8 @@ int logger_push_frame(logger_t *self, const logger_frame_t *frame)
         it->size = frame->size;
         if (frame->size)
             memcpy((uint8_t *)it + FRAME_DATA_OFFSET, frame->data, frame->size);
-        spsc_publish(&self->frames);
-    } else {
-        rc = -ENOSPC;
-        count(&self->frames_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->frames, it, seq);
 }
 
 int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state)
@@ -895,19 +900,13 @@ int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state)
         count(&self->states_dropped, 1);
         return -EINVAL;
     }
-    uint64_t seq = ++self->next_seq;
-    state_item_t *it = spsc_claim(&self->states);
-    int rc = 0;
+    uint64_t seq;
+    state_item_t *it = push_claim(self, &self->states, &self->states_dropped, &seq);
     if (it) {
         it->seq = seq;
         it->state = *state;
-        spsc_publish(&self->states);
-    } else {
-        rc = -ENOSPC;
-        count(&self->states_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->states, it, seq);
 }
 
 void logger_get_stats(logger_t *self, logger_stats_t *stats)
