@@ -1,7 +1,8 @@
 /* logger — episode logs as MCAP files (pacd_logger.h, docs/episode-log.md).
  *
  * Producer side (the control loop): three single-producer/single-consumer
- * rings of fixed-size slots, allocated in logger_new. Every push takes the
+ * rings of fixed-size slots (pacd_spsc.h, zero-copy: records are built in
+ * the slot and read from it), allocated in logger_new. Every push takes the
  * next value of a producer-owned sequence counter and, after the slot is
  * published (or the record dropped), stores it in `published` (release). The
  * writer thread reads `published` first and then merges the ring heads in
@@ -29,6 +30,7 @@
 
 #include "pacd_mcap.h"
 #include "pacd_proto.h"
+#include "pacd_spsc.h"
 
 #ifndef PACD_VERSION
 #define PACD_VERSION "0.0.0"
@@ -44,61 +46,6 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2,
 /* Schema and channel ids inside every episode file (docs/episode-log.md). */
 enum { SCHEMA_STEP = 1, SCHEMA_FRAME = 2, SCHEMA_STATE = 3 };
 enum { CHANNEL_STEP = 1, CHANNEL_STATE = 2, CHANNEL_CAMERA0 = 3 };
-
-/* ------------------------------------------------------------------ */
-/* SPSC ring of fixed-size slots                                        */
-/* ------------------------------------------------------------------ */
-
-typedef struct {
-    _Alignas(64) atomic_size_t tail;   /* next slot the producer fills */
-    _Alignas(64) atomic_size_t head;   /* next slot the consumer reads */
-    _Alignas(64) uint8_t *slots;
-    size_t capacity, stride;
-} ring_t;
-
-static int ring_init(ring_t *r, size_t capacity, size_t slot_bytes)
-{
-    r->capacity = capacity;
-    r->stride = (slot_bytes + 63) & ~(size_t)63;
-    atomic_init(&r->tail, 0);
-    atomic_init(&r->head, 0);
-    if (capacity == 0 || r->stride > SIZE_MAX / capacity)
-        return -ENOMEM;
-    r->slots = aligned_alloc(64, capacity * r->stride);
-    return r->slots ? 0 : -ENOMEM;
-}
-
-/* Producer: the free slot, or NULL when full. */
-static void *ring_claim(ring_t *r)
-{
-    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    size_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (t - h >= r->capacity)
-        return NULL;
-    return r->slots + (t % r->capacity) * r->stride;
-}
-
-static void ring_publish(ring_t *r)
-{
-    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
-}
-
-/* Consumer: the oldest slot, or NULL when empty. */
-static void *ring_peek(ring_t *r)
-{
-    size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
-    if (h == t)
-        return NULL;
-    return r->slots + (h % r->capacity) * r->stride;
-}
-
-static void ring_release(ring_t *r)
-{
-    size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    atomic_store_explicit(&r->head, h + 1, memory_order_release);
-}
 
 /* ------------------------------------------------------------------ */
 /* Ring records                                                          */
@@ -152,7 +99,7 @@ typedef struct {
 struct logger {
     char directory[512];
     logger_config_t cfg;
-    ring_t ctl, frames, states;
+    spsc_t ctl, frames, states;
 
     /* producer-owned */
     uint64_t next_seq;
@@ -637,9 +584,9 @@ static void write_state(logger_t *self, const logger_robot_state_t *s)
 /* Writer thread                                                        */
 /* ------------------------------------------------------------------ */
 
-static uint64_t head_seq(ring_t *r, void **slot)
+static uint64_t head_seq(spsc_t *r, void **slot)
 {
-    *slot = ring_peek(r);
+    *slot = spsc_peek(r);
     return *slot ? *(const uint64_t *)*slot : UINT64_MAX;
 }
 
@@ -667,19 +614,19 @@ static int drain(logger_t *self, uint64_t upto)
                 write_step(self, &it->u.step);
             else
                 count(&self->steps_dropped, 1);
-            ring_release(&self->ctl);
+            spsc_release(&self->ctl);
         } else if (m == sf) {
             if (self->file.open)
                 write_frame(self, fr);
             else
                 count(&self->frames_dropped, 1);
-            ring_release(&self->frames);
+            spsc_release(&self->frames);
         } else {
             if (self->file.open)
                 write_state(self, &((const state_item_t *)st)->state);
             else
                 count(&self->states_dropped, 1);
-            ring_release(&self->states);
+            spsc_release(&self->states);
         }
         const uint8_t *d;
         size_t n;
@@ -765,9 +712,9 @@ logger_t *logger_new(const logger_config_t *config, char *err, size_t errlen)
     self->pack = malloc(self->pack_cap);
     self->mcap = mcap_writer_new(LOGGER_BATCH_BYTES + self->pack_cap + 65536);
     if (self->cfg.max_frame_bytes > MCAP_MAX_RECORD_LEN / 2 || !self->pack || !self->mcap ||
-        ring_init(&self->ctl, self->cfg.ring_steps, sizeof(ctl_item_t)) ||
-        ring_init(&self->frames, self->cfg.ring_frames, frame_slot) ||
-        ring_init(&self->states, self->cfg.ring_steps, sizeof(state_item_t))) {
+        spsc_init(&self->ctl, sizeof(ctl_item_t), self->cfg.ring_steps) ||
+        spsc_init(&self->frames, frame_slot, self->cfg.ring_frames) ||
+        spsc_init(&self->states, sizeof(state_item_t), self->cfg.ring_steps)) {
         snprintf(err, errlen, "logger: cannot allocate the rings (%zu steps, %zu frames of %zu bytes); "
                  "lower [logger] ring sizes or max_frame_bytes",
                  self->cfg.ring_steps, self->cfg.ring_frames, self->cfg.max_frame_bytes);
@@ -795,9 +742,9 @@ void logger_destroy(logger_t **self_p)
     }
     mcap_writer_destroy(&self->mcap);
     free(self->pack);
-    free(self->ctl.slots);
-    free(self->frames.slots);
-    free(self->states.slots);
+    spsc_free(&self->ctl);
+    spsc_free(&self->frames);
+    spsc_free(&self->states);
     pthread_mutex_destroy(&self->text_lock);
     free(self);
     *self_p = NULL;
@@ -806,6 +753,28 @@ void logger_destroy(logger_t **self_p)
 static void publish_seq(logger_t *self, uint64_t seq)
 {
     atomic_store_explicit(&self->published, seq, memory_order_release);
+}
+
+/* Producer: the record's sequence number and a free slot of ring for it, or
+ * NULL when the ring is full: the record is dropped (counted in *dropped
+ * when given), the loop does not wait. Always followed by push_done. */
+static void *push_claim(logger_t *self, spsc_t *ring, _Atomic uint64_t *dropped, uint64_t *seq)
+{
+    *seq = ++self->next_seq;
+    void *slot = spsc_claim(ring);
+    if (!slot && dropped)
+        count(dropped, 1);
+    return slot;
+}
+
+/* Producer: publish the filled slot (when there was one), then the sequence
+ * number up to which the writer merges the rings. 0, or -ENOSPC (dropped). */
+static int push_done(logger_t *self, spsc_t *ring, const void *slot, uint64_t seq)
+{
+    if (slot)
+        spsc_publish(ring);
+    publish_seq(self, seq);
+    return slot ? 0 : -ENOSPC;
 }
 
 static int valid_episode(const logger_episode_t *ep)
@@ -837,20 +806,15 @@ static int valid_episode(const logger_episode_t *ep)
 
 static int push_ctl(logger_t *self, int kind, const void *payload, size_t size)
 {
-    uint64_t seq = ++self->next_seq;
-    ctl_item_t *it = ring_claim(&self->ctl);
-    int rc = 0;
+    uint64_t seq;
+    ctl_item_t *it = push_claim(self, &self->ctl, NULL, &seq);
     if (it) {
         it->seq = seq;
         it->kind = kind;
         if (size)
             memcpy(&it->u, payload, size);
-        ring_publish(&self->ctl);
-    } else {
-        rc = -ENOSPC;
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->ctl, it, seq);
 }
 
 int logger_begin_episode(logger_t *self, const logger_episode_t *episode)
@@ -885,9 +849,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
         count(&self->steps_dropped, 1);
         return -EINVAL;
     }
-    uint64_t seq = ++self->next_seq;
-    ctl_item_t *it = ring_claim(&self->ctl);
-    int rc = 0;
+    uint64_t seq;
+    ctl_item_t *it = push_claim(self, &self->ctl, &self->steps_dropped, &seq);
     if (it) {
         it->seq = seq;
         it->kind = ITEM_STEP;
@@ -895,13 +858,8 @@ int logger_push_step(logger_t *self, const logger_step_t *step)
         /* the writer relies on terminated camera names */
         for (int i = 0; i < step->n_frames; i++)
             it->u.step.frames[i].camera[LOGGER_NAME - 1] = '\0';
-        ring_publish(&self->ctl);
-    } else {
-        rc = -ENOSPC;
-        count(&self->steps_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->ctl, it, seq);
 }
 
 int logger_push_frame(logger_t *self, const logger_frame_t *frame)
@@ -917,9 +875,8 @@ int logger_push_frame(logger_t *self, const logger_frame_t *frame)
         count(&self->frames_dropped, 1);
         return -EMSGSIZE;
     }
-    uint64_t seq = ++self->next_seq;
-    frame_item_t *it = ring_claim(&self->frames);
-    int rc = 0;
+    uint64_t seq;
+    frame_item_t *it = push_claim(self, &self->frames, &self->frames_dropped, &seq);
     if (it) {
         it->seq = seq;
         memcpy(it->camera, frame->camera, strlen(frame->camera) + 1);
@@ -931,13 +888,8 @@ int logger_push_frame(logger_t *self, const logger_frame_t *frame)
         it->size = frame->size;
         if (frame->size)
             memcpy((uint8_t *)it + FRAME_DATA_OFFSET, frame->data, frame->size);
-        ring_publish(&self->frames);
-    } else {
-        rc = -ENOSPC;
-        count(&self->frames_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->frames, it, seq);
 }
 
 int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state)
@@ -948,19 +900,13 @@ int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state)
         count(&self->states_dropped, 1);
         return -EINVAL;
     }
-    uint64_t seq = ++self->next_seq;
-    state_item_t *it = ring_claim(&self->states);
-    int rc = 0;
+    uint64_t seq;
+    state_item_t *it = push_claim(self, &self->states, &self->states_dropped, &seq);
     if (it) {
         it->seq = seq;
         it->state = *state;
-        ring_publish(&self->states);
-    } else {
-        rc = -ENOSPC;
-        count(&self->states_dropped, 1);
     }
-    publish_seq(self, seq);
-    return rc;
+    return push_done(self, &self->states, it, seq);
 }
 
 void logger_get_stats(logger_t *self, logger_stats_t *stats)

@@ -1,70 +1,184 @@
 /* spsc — a bounded lock-free single-producer/single-consumer queue of
- * fixed-size elements (C11 atomics). One thread pushes, one thread pops.
+ * fixed-size slots (C11 atomics). One thread produces, one thread consumes;
+ * the control loop may be either side.
  *
- * spsc_init/spsc_free are init-only (they allocate); spsc_push/spsc_pop are
- * RT-safe and never wait.
+ * Two ways to use it, freely mixed:
+ *   - copying: spsc_push (producer) / spsc_pop (consumer);
+ *   - zero-copy: the producer fills a slot in place (spsc_claim, then
+ *     spsc_publish), the consumer reads it in place (spsc_peek, then
+ *     spsc_release). Records reach the consumer exactly once, in the order
+ *     they were published.
+ *
+ * Capacity is exactly the `cap` given to spsc_init: cap slots can be
+ * published and not yet released at once; one more claim/push fails (the
+ * queue never waits, the caller decides: drop and count, retry later).
+ *
+ * Memory: one block of cap slots of `stride` bytes, allocated in spsc_init
+ * (aligned_alloc, not zeroed: a slot is read only after it was published).
+ * Each slot starts on a 64-byte boundary and the stride is elem rounded up
+ * to 64 bytes, so the slot the producer is filling and the slot the
+ * consumer is reading never share a cache line. The producer's index and
+ * the consumer's index sit in separate cache lines too (64-byte padding
+ * between them, so the queue needs no over-aligned allocation when embedded
+ * in a calloc'ed struct), and each side keeps a private copy of the other
+ * side's index, re-reading the shared one only when the copy says full or
+ * empty.
+ *
+ * Threads:
+ *   init-only (allocate/free; no other thread may be using the queue):
+ *     spsc_init, spsc_free;
+ *   producer thread only: spsc_claim, spsc_publish, spsc_push;
+ *   consumer thread only: spsc_peek, spsc_release, spsc_pop;
+ *   any thread: spsc_capacity.
+ * Every producer and consumer call is RT-safe, safe in the control loop: no
+ * allocation, no lock, no system call, never waits; O(1) (push/pop: plus a
+ * memcpy of elem bytes).
  */
 #ifndef PACD_SPSC_H
 #define PACD_SPSC_H
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define SPSC_CACHE_LINE 64
+#define SPSC_MAX_CAP ((size_t)1 << 30)
+
 typedef struct {
-    unsigned char *buf;
-    size_t elem;                 /* bytes per element */
-    size_t cap;                  /* capacity, elements (a power of two) */
-    _Atomic size_t head;         /* next to pop (consumer) */
-    _Atomic size_t tail;         /* next to push (producer) */
+    /* constant after spsc_init */
+    unsigned char *buf;          /* cap slots, 64-byte aligned */
+    size_t elem;                 /* bytes of a record */
+    size_t stride;               /* bytes per slot: elem rounded up to 64 */
+    size_t cap;                  /* capacity, slots (exact) */
+
+    char pad_p[SPSC_CACHE_LINE];
+    /* producer's cache line */
+    _Atomic size_t tail;         /* slots ever published */
+    size_t tail_slot;            /* index of the next slot to fill (tail % cap) */
+    size_t head_seen;            /* producer's copy of head */
+
+    char pad_c[SPSC_CACHE_LINE];
+    /* consumer's cache line */
+    _Atomic size_t head;         /* slots ever released */
+    size_t head_slot;            /* index of the oldest slot (head % cap) */
+    size_t tail_seen;            /* consumer's copy of tail */
+
+    char pad_end[SPSC_CACHE_LINE];
 } spsc_t;
 
-/* Allocate room for at least `cap` elements of `elem` bytes. 0 or -ENOMEM / -EINVAL. */
+/* Allocate exactly cap slots for records of elem bytes, each slot 64-byte
+ * aligned. Init-only. 0; -EINVAL when elem or cap is 0 or cap > 2^30 (*q
+ * untouched); -ENOMEM when the block cannot be had (q->buf NULL). */
 static inline int spsc_init(spsc_t *q, size_t elem, size_t cap)
 {
-    size_t c = 1;
-    if (elem == 0 || cap == 0 || cap > ((size_t)1 << 30))
+    if (elem == 0 || cap == 0 || cap > SPSC_MAX_CAP)
         return -EINVAL;
-    while (c < cap)
-        c <<= 1;
-    q->buf = calloc(c, elem);
+    memset(q, 0, sizeof *q);
+    if (elem > SIZE_MAX - (SPSC_CACHE_LINE - 1))
+        return -ENOMEM;
+    size_t stride = (elem + SPSC_CACHE_LINE - 1) & ~(size_t)(SPSC_CACHE_LINE - 1);
+    if (stride > SIZE_MAX / cap)
+        return -ENOMEM;
+    q->buf = aligned_alloc(SPSC_CACHE_LINE, stride * cap);
     if (!q->buf)
         return -ENOMEM;
     q->elem = elem;
-    q->cap = c;
-    atomic_init(&q->head, 0);
+    q->stride = stride;
+    q->cap = cap;
     atomic_init(&q->tail, 0);
+    atomic_init(&q->head, 0);
     return 0;
 }
 
+/* Free the slots. Init-only; safe on a zeroed or already freed queue. */
 static inline void spsc_free(spsc_t *q)
 {
     free(q->buf);
     q->buf = NULL;
 }
 
-/* Producer: copy *v in. 0, or -ENOSPC when full (nothing written). */
-static inline int spsc_push(spsc_t *q, const void *v)
+/* Capacity in slots (exactly the cap given to spsc_init). Any thread. */
+static inline size_t spsc_capacity(const spsc_t *q)
+{
+    return q->cap;
+}
+
+/* Producer: the next free slot (elem writable bytes, 64-byte aligned), or
+ * NULL when cap slots are published and not yet released. The slot is the
+ * producer's until spsc_publish; claiming again before publishing returns
+ * the same slot (a claimed slot that is never published costs nothing).
+ * RT-safe. */
+static inline void *spsc_claim(spsc_t *q)
 {
     size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    size_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    if (t - h == q->cap)
-        return -ENOSPC;
-    memcpy(q->buf + (t & (q->cap - 1)) * q->elem, v, q->elem);
+    if (t - q->head_seen >= q->cap) {
+        /* acquire: the consumer is done with the slot it released */
+        q->head_seen = atomic_load_explicit(&q->head, memory_order_acquire);
+        if (t - q->head_seen >= q->cap)
+            return NULL;
+    }
+    return q->buf + q->tail_slot * q->stride;
+}
+
+/* Producer: hand the slot from the last successful spsc_claim to the
+ * consumer. Only after a claim that returned a slot. RT-safe. */
+static inline void spsc_publish(spsc_t *q)
+{
+    size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    q->tail_slot = q->tail_slot + 1 == q->cap ? 0 : q->tail_slot + 1;
+    /* release: the slot's contents are visible before the new tail */
     atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+}
+
+/* Producer: copy elem bytes from *v in. 0, or -ENOSPC when full (nothing
+ * written). RT-safe. */
+static inline int spsc_push(spsc_t *q, const void *v)
+{
+    void *slot = spsc_claim(q);
+    if (!slot)
+        return -ENOSPC;
+    memcpy(slot, v, q->elem);
+    spsc_publish(q);
     return 0;
 }
 
-/* Consumer: copy the oldest element to *v. 1 if one was there, 0 if empty. */
-static inline int spsc_pop(spsc_t *q, void *v)
+/* Consumer: the oldest published slot (read in place), or NULL when empty.
+ * It stays the consumer's, unchanged, until spsc_release; peeking again
+ * returns the same slot. RT-safe. */
+static inline void *spsc_peek(spsc_t *q)
 {
     size_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    size_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-    if (h == t)
-        return 0;
-    memcpy(v, q->buf + (h & (q->cap - 1)) * q->elem, q->elem);
+    if (h == q->tail_seen) {
+        /* acquire: the slot's contents as the producer published them */
+        q->tail_seen = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (h == q->tail_seen)
+            return NULL;
+    }
+    return q->buf + q->head_slot * q->stride;
+}
+
+/* Consumer: give the oldest slot (the one spsc_peek returned) back to the
+ * producer; the next peek returns the record after it. Only after a peek
+ * that returned a slot. RT-safe. */
+static inline void spsc_release(spsc_t *q)
+{
+    size_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    q->head_slot = q->head_slot + 1 == q->cap ? 0 : q->head_slot + 1;
+    /* release: done reading before the producer may reuse the slot */
     atomic_store_explicit(&q->head, h + 1, memory_order_release);
+}
+
+/* Consumer: copy the oldest record to *v (elem bytes) and release it. 1 if
+ * one was there, 0 if empty. RT-safe. */
+static inline int spsc_pop(spsc_t *q, void *v)
+{
+    const void *slot = spsc_peek(q);
+    if (!slot)
+        return 0;
+    memcpy(v, slot, q->elem);
+    spsc_release(q);
     return 1;
 }
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define HAL_DEFAULT_SIM_RATE_HZ 1000.0
 #define HAL_DEFAULT_COMMAND_TIMEOUT_S 0.2 /* Sawyer motor controller (DESIGN.md) */
@@ -224,30 +223,4 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
 const char *hal_backend_names(void)
 {
     return HAL_BACKEND_NAMES;
-}
-
-int hal_backend_command(const hal_robot_t *robot, const hal_command_t *cmd, uint64_t hold_seen,
-                        hal_backend_cmd_t *out)
-{
-    int n = robot->n_joints, ok = 0;
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY)
-        ok = cmd->n == n;
-    else if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER)
-        ok = robot->has_gripper && cmd->n == n + 1;
-    for (int i = 0; ok && i < cmd->n; i++)
-        ok = isfinite(cmd->values[i]);
-    if (!ok)
-        return -EINVAL;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    memset(out, 0, sizeof *out);
-    out->time_mono_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    out->hold_seen = hold_seen;
-    for (int i = 0; i < n; i++)
-        out->dq[i] = cmd->values[i];
-    if (cmd->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER) {
-        out->has_gripper = 1;
-        out->gripper = cmd->values[n];
-    }
-    return 0;
 }

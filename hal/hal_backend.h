@@ -1,4 +1,5 @@
-/* hal_backend — internal: how hal.c reaches the backends.
+/* hal_backend — internal: how hal.c reaches the backends, and the core the
+ * simulated backends share (hal_backend.c).
  *
  * A backend's open function fills hal->ops (a static const table) and
  * hal->impl, starts whatever it needs, and returns 0; or returns -errno with
@@ -8,6 +9,12 @@
 #define PACD_HAL_BACKEND_H
 
 #include "hal.h"
+#include "hal_seqbox.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
 
 /* Writes "what went wrong; what to do" into err (if err && errlen). */
 void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
@@ -25,11 +32,144 @@ typedef struct {
     double gripper;        /* -1 close .. 1 open (fraction of gripper_speed) */
 } hal_backend_cmd_t;
 
-/* Check cmd against robot (joint space of the robot's shape, gripper only
- * when it has one, finite values) and fill *out (seq left 0, time now).
- * 0, or -EINVAL when the command is refused. RT-safe. */
-int hal_backend_command(const hal_robot_t *robot, const hal_command_t *cmd, uint64_t hold_seen,
-                        hal_backend_cmd_t *out);
+/* ---- the backend core: what the sim and mujoco backends share ----
+ *
+ * A backend that simulates the arm in its own thread embeds a
+ * hal_backend_core_t as the FIRST member of its impl struct (hal->impl points
+ * at both) and fills hal_backend_hooks_t with what differs (kinematic
+ * integration or mj_step, what its state holds, extra mailboxes). The core
+ * owns the rest:
+ *   - the thread loop (hal_backend_run): absolute CLOCK_MONOTONIC deadlines
+ *     every period_ns; a wake-up a whole period late or more counts an overrun
+ *     and runs the missed periods (at most catchup_ns of them, then simulated
+ *     time jumps); pending resets first (hooks->reset, then counted and
+ *     acknowledged); a new command takes effect from its own time on (when
+ *     catching up, the periods before it still run the previous one); the
+ *     state is published once per wake-up;
+ *   - the hold decision per period (hal_backend_holding): no command yet, a
+ *     hold requested after the command was sent, or the command is older than
+ *     timeout_ns (watchdog; counted once per command). A holding step
+ *     decelerates within the acceleration limits and stops (stop category 2);
+ *   - the mailboxes (state and command seqboxes, hal_seqbox.h), the hold and
+ *     reset request counters and the event counters (hal_counters_t);
+ *   - the hal_ops_t entries read_state, command, hold, reset and counters
+ *     (hal_backend_read_state ... below); the backend gives only destroy.
+ * Threads: "caller" is the thread calling hal_command/hal_hold (the control
+ * loop, one at a time); "backend thread" is the one hal_backend_start made. */
+typedef struct hal_backend_core hal_backend_core_t;
+
+typedef struct {
+    /* required: back to the home pose (core->robot->q_home) after a
+     * hal_reset. Backend thread. */
+    void (*reset)(hal_backend_core_t *core);
+    /* required: advance one period ending at simulated time t (ns,
+     * CLOCK_MONOTONIC) running core->cmd, or decelerating to rest when
+     * holding (1). Counts core->n_limit_stops. Backend thread. */
+    void (*step)(hal_backend_core_t *core, int64_t t, int holding);
+    /* required: fill everything of *st but time_mono_ns, time_unix_ns and
+     * seq (st comes zeroed). Backend thread, or before hal_backend_start. */
+    void (*fill_state)(hal_backend_core_t *core, hal_state_t *st);
+    /* optional (NULL): called after each state publication with that state
+     * (mujoco: the task mailbox, the render snapshot). Must not wait. */
+    void (*published)(hal_backend_core_t *core, const hal_state_t *st);
+} hal_backend_hooks_t;
+
+struct hal_backend_core {
+    /* Set by hal_backend_init, constant while the thread runs. */
+    const hal_robot_t *robot;
+    const hal_backend_hooks_t *hooks;
+    int64_t period_ns;     /* one step of simulated time */
+    int64_t timeout_ns;    /* watchdog: hold when the command is older */
+    int64_t catchup_ns;    /* most simulated time run after a late wake-up */
+    int64_t reset_wait_ns; /* hal_reset gives up (-ETIMEDOUT) after this */
+
+    pthread_t thread;
+    int started;           /* thread running (init thread only) */
+    atomic_int running;    /* 0: the backend's threads return */
+
+    hal_seqbox_t state_box; /* written by the backend thread */
+    hal_seqbox_t cmd_box;   /* written by the caller */
+    uint64_t cmd_seq;       /* owned by the caller */
+
+    _Atomic uint64_t hold_requests, reset_requests, reset_done;
+    _Atomic uint64_t n_ticks, n_overruns, n_commands, n_bad_commands, n_holds,
+        n_watchdog_holds, n_limit_stops, n_resets;
+
+    /* Owned by the backend thread after hal_backend_start. */
+    hal_backend_cmd_t cmd;  /* the command being run */
+    uint64_t watchdog_seq;  /* command whose timeout was already counted */
+    uint64_t resets_seen;
+    uint64_t state_seq;
+};
+
+/* CLOCK_MONOTONIC / CLOCK_REALTIME now, ns. RT-safe. */
+static inline int64_t hal_backend_now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Count one event (relaxed). RT-safe, any thread. */
+static inline void hal_backend_count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Sleep until CLOCK_MONOTONIC reaches t_mono_ns (absolute; signals do not
+ * shorten it). Backend threads. */
+void hal_backend_sleep_until(int64_t t_mono_ns);
+
+/* Set up *core (zeroed by the caller, e.g. calloc): mailboxes, running = 1,
+ * the fields above. period_ns > 0. Init-only, before the first
+ * hal_backend_publish. */
+void hal_backend_init(hal_backend_core_t *core, const hal_robot_t *robot,
+                      const hal_backend_hooks_t *hooks, int64_t period_ns, int64_t timeout_ns,
+                      int64_t catchup_ns, int64_t reset_wait_ns);
+
+/* Publish the state at simulated time t_mono_ns (ns, CLOCK_MONOTONIC): time,
+ * seq, hooks->fill_state, the state mailbox, hooks->published. Backend
+ * thread, or init before hal_backend_start (readers see a valid state before
+ * the first tick). */
+void hal_backend_publish(hal_backend_core_t *core, int64_t t_mono_ns);
+
+/* Whether the period ending at t holds instead of running core->cmd (see
+ * above); counts a watchdog hold once per command. Backend thread. */
+int hal_backend_holding(hal_backend_core_t *core, int64_t t);
+
+/* The thread loop (arg: the core). Runs until core->running is 0. */
+void *hal_backend_run(void *arg);
+
+/* Start a thread with all signals blocked (they go to the daemon's main
+ * thread), named name, SCHED_FIFO at rt_priority when > 0. 0 or the
+ * pthread error number (positive; EPERM: no CAP_SYS_NICE). Init-only. */
+int hal_backend_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, const char *name,
+                             int rt_priority);
+
+/* Start hal_backend_run on core's thread (hal_backend_thread_start). 0 or the
+ * pthread error number. Init-only. */
+int hal_backend_start(hal_backend_core_t *core, const char *name, int rt_priority);
+
+/* running = 0 and join the core's thread if it was started. Safe on a zeroed
+ * core. Other threads reading core->running are the backend's to join.
+ * Init-only (destroy). */
+void hal_backend_stop(hal_backend_core_t *core);
+
+/* hal_ops_t entries for a backend whose impl starts with a core. */
+/* Latest published state. RT-safe. 0 or -EAGAIN (seqbox). */
+int hal_backend_read_state(hal_t *self, hal_state_t *state);
+/* Check cmd against core->robot (joint space of the robot's shape, gripper
+ * only when it has one, finite values) and send it to the backend thread.
+ * RT-safe, caller only. 0, or -EINVAL: refused, counted, held instead. */
+int hal_backend_command(hal_t *self, const hal_command_t *cmd);
+/* Hold request: later periods decelerate to rest until a newer command.
+ * RT-safe, any thread. 0. */
+int hal_backend_hold(hal_t *self);
+/* Hold, then wait until the backend thread has gone home. Not RT-safe (polls
+ * every 1 ms). 0 or -ETIMEDOUT after core->reset_wait_ns. */
+int hal_backend_reset(hal_t *self);
+/* Event counters. RT-safe. 0. */
+int hal_backend_counters(hal_t *self, hal_counters_t *out);
 
 /* The in-process kinematic arm (hal_sim.c). options is complete (defaults
  * filled in by hal_new). */

@@ -17,6 +17,9 @@
  *   - state published lock-free (hal_seqbox.h) after every step; a snapshot
  *     of qpos/qvel for the render thread under a mutex the physics thread
  *     only try-locks (it never waits).
+ * The thread loop, the hold/watchdog decision, mailboxes, counters and the
+ * ops other than destroy are the shared backend core (hal_backend.c); the
+ * hooks here set the controls and step MuJoCo.
  * Render thread (render_rate_hz, default 20 Hz): copies the latest snapshot,
  * runs the kinematics, renders each camera (EGL surfaceless), publishes
  * CameraFrame on the camera endpoint and RobotState + Reward on the state
@@ -29,8 +32,8 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,21 +46,18 @@
 #define MJ_VEL_POS_GAIN 10.0 /* 1/s: velocity actuators track the integrated position */
 #define LIFT_XY_RANGE_M 0.03 /* robosuite 0.1 Lift: UniformRandomSampler +-0.03 m */
 
-typedef hal_backend_cmd_t mj_cmd_t;
-
 typedef struct {
     double cube_height; /* m, NaN without cube */
     int64_t time_mono_ns;
 } mj_task_t;
 
 typedef struct {
-    const hal_robot_t *robot;
+    hal_backend_core_t core; /* first: hal->impl points at both; core.robot
+                                is the description driven */
     hal_mjmap_t map;
     mjModel *m;
     mjData *d;  /* physics thread */
     mjData *rd; /* render thread */
-    int64_t period_ns;
-    int64_t timeout_ns;
     int64_t render_period_ns;
     double initial_q[HAL_MAX_JOINTS];
     uint64_t seed;
@@ -70,23 +70,18 @@ typedef struct {
     uint8_t *rgb, *pack;
     size_t pack_cap;
 
-    pthread_t physics, render;
-    int physics_started, render_started;
-    atomic_int running;
+    pthread_t render;
+    int render_started;
     atomic_int render_status; /* 0 starting, 1 ok, <0 failed */
     char render_err[256];
 
-    hal_seqbox_t state_box, cmd_box, task_box;
-    uint64_t cmd_seq;
-    _Atomic uint64_t hold_requests, reset_requests, reset_done;
-    _Atomic uint64_t n_ticks, n_overruns, n_commands, n_bad_commands, n_holds,
-        n_watchdog_holds, n_limit_stops, n_resets, n_frames;
+    hal_seqbox_t task_box;
+    _Atomic uint64_t n_frames;
 
     /* physics thread */
     double q_ref[HAL_MAX_JOINTS], v[HAL_MAX_JOINTS];
     double g_target;
-    mj_cmd_t cmd;
-    uint64_t watchdog_seq, resets_seen, state_seq, n_resets_done;
+    uint64_t n_resets_done;
     int at_limit[HAL_MAX_JOINTS];
 
     /* snapshot for the render thread */
@@ -96,17 +91,7 @@ typedef struct {
     uint64_t snap_count;
 } mj_t;
 
-static int64_t now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
+_Static_assert(offsetof(mj_t, core) == 0, "the core comes first");
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -155,7 +140,7 @@ static void set_gripper_ctrl(mj_t *mj)
         return;
     if (map->gripper_act >= 0) {
         double top = mj->m->actuator_ctrlrange[2 * map->gripper_act + 1];
-        double full = mj->robot->has_gripper ? mj->robot->gripper_max : gripper_open_travel(mj);
+        double full = mj->core.robot->has_gripper ? mj->core.robot->gripper_max : gripper_open_travel(mj);
         mj->d->ctrl[map->gripper_act] = full > 0 ? mj->g_target / full * top : top;
     }
     for (int f = 0; f < 2; f++)
@@ -184,7 +169,7 @@ static void mj_go_home(mj_t *mj, const double *q)
         int a = mj->map.act[i];
         d->ctrl[a] = mj->map.act_kind[i] == HAL_MJ_ACT_POSITION ? q[i] : 0.0;
     }
-    mj->g_target = mj->robot->has_gripper ? mj->robot->gripper_max : gripper_open_travel(mj);
+    mj->g_target = mj->core.robot->has_gripper ? mj->core.robot->gripper_max : gripper_open_travel(mj);
     if (mj->map.has_gripper)
         for (int f = 0; f < 2; f++)
             d->qpos[mj->map.finger_qpos[f]] =
@@ -204,44 +189,46 @@ static void mj_go_home(mj_t *mj, const double *q)
     mj_forward(m, d);
 }
 
-static void mj_publish(mj_t *mj, int64_t t_mono)
+static void mj_reset(hal_backend_core_t *core)
 {
-    hal_state_t st;
-    memset(&st, 0, sizeof st);
-    st.time_mono_ns = t_mono;
-    st.time_unix_ns = now_ns(CLOCK_REALTIME) - (now_ns(CLOCK_MONOTONIC) - t_mono);
-    st.seq = ++mj->state_seq;
-    hal_mjmap_read(&mj->map, mj->m, mj->d, mj->robot, &st);
-    hal_seqbox_write(&mj->state_box, &st, sizeof st);
-    mj_task_t task = {hal_mjmap_cube_height(&mj->map, mj->d), t_mono};
+    mj_t *mj = (mj_t *)core;
+    mj->n_resets_done++;
+    mj_go_home(mj, core->robot->q_home);
+}
+
+static void mj_fill_state(hal_backend_core_t *core, hal_state_t *st)
+{
+    mj_t *mj = (mj_t *)core;
+    hal_mjmap_read(&mj->map, mj->m, mj->d, core->robot, st);
+}
+
+/* After each state: the task mailbox, and the render thread's snapshot
+ * (try-locked: the physics thread never waits). */
+static void mj_published(hal_backend_core_t *core, const hal_state_t *st)
+{
+    mj_t *mj = (mj_t *)core;
+    mj_task_t task = {hal_mjmap_cube_height(&mj->map, mj->d), st->time_mono_ns};
     hal_seqbox_write(&mj->task_box, &task, sizeof task);
     if (pthread_mutex_trylock(&mj->snap_mu) == 0) {
         memcpy(mj->snap_qpos, mj->d->qpos, sizeof(mjtNum) * mj->m->nq);
         memcpy(mj->snap_qvel, mj->d->qvel, sizeof(mjtNum) * mj->m->nv);
-        mj->snap_state = st;
+        mj->snap_state = *st;
         mj->snap_count++;
         pthread_mutex_unlock(&mj->snap_mu);
     }
 }
 
 /* One physics step ending at t. */
-static void mj_tick(mj_t *mj, int64_t t)
+static void mj_tick(hal_backend_core_t *core, int64_t t, int holding)
 {
-    const hal_robot_t *r = mj->robot;
+    (void)t;
+    mj_t *mj = (mj_t *)core;
+    const hal_robot_t *r = core->robot;
     const mjModel *m = mj->m;
     mjData *d = mj->d;
     const double dt = m->opt.timestep;
-    const mj_cmd_t *c = &mj->cmd;
+    const hal_backend_cmd_t *c = &core->cmd;
 
-    int holding = c->seq == 0 ||
-                  atomic_load_explicit(&mj->hold_requests, memory_order_acquire) > c->hold_seen;
-    if (!holding && t - c->time_mono_ns > mj->timeout_ns) {
-        holding = 1;
-        if (mj->watchdog_seq != c->seq) {
-            mj->watchdog_seq = c->seq;
-            count(&mj->n_watchdog_holds);
-        }
-    }
     for (int i = 0; i < mj->map.n_joints; i++) {
         double target = holding ? 0.0 : fmin(fmax(c->dq[i], -r->dq_max[i]), r->dq_max[i]);
         double a = r->ddq_max[i];
@@ -258,7 +245,7 @@ static void mj_tick(mj_t *mj, int64_t t)
             stopped = vmax == 0.0;
         }
         if (stopped && !mj->at_limit[i])
-            count(&mj->n_limit_stops);
+            hal_backend_count(&core->n_limit_stops);
         mj->at_limit[i] = stopped;
         mj->v[i] = v;
         mj->q_ref[i] = fmin(fmax(mj->q_ref[i] + v * dt, r->q_min[i]), r->q_max[i]);
@@ -278,52 +265,12 @@ static void mj_tick(mj_t *mj, int64_t t)
     mj_step(m, d);
 }
 
-static void *physics_thread(void *arg)
-{
-    mj_t *mj = arg;
-    const int64_t max_steps = (int64_t)(MJ_CATCHUP_S * NS_PER_S) / mj->period_ns + 1;
-    int64_t t = now_ns(CLOCK_MONOTONIC);
-    while (atomic_load_explicit(&mj->running, memory_order_acquire)) {
-        t += mj->period_ns;
-        struct timespec deadline = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
-            ;
-        int64_t late = now_ns(CLOCK_MONOTONIC) - t;
-        int64_t steps = 1;
-        if (late >= mj->period_ns) {
-            count(&mj->n_overruns);
-            steps += late / mj->period_ns;
-            if (steps > max_steps) {
-                t += (steps - max_steps) * mj->period_ns;
-                steps = max_steps;
-            }
-        }
-        uint64_t resets = atomic_load_explicit(&mj->reset_requests, memory_order_acquire);
-        if (resets != mj->resets_seen) {
-            mj->resets_seen = resets;
-            mj->n_resets_done++;
-            mj_go_home(mj, mj->robot->q_home);
-            count(&mj->n_resets);
-            atomic_store_explicit(&mj->reset_done, resets, memory_order_release);
-        }
-        mj_cmd_t c;
-        int fresh = hal_seqbox_read(&mj->cmd_box, &c, sizeof c) == 0 && c.seq != mj->cmd.seq;
-        for (int64_t k = 0; k < steps; k++) {
-            if (k > 0)
-                t += mj->period_ns;
-            if (fresh && t >= c.time_mono_ns) {
-                mj->cmd = c;
-                fresh = 0;
-            }
-            mj_tick(mj, t);
-            count(&mj->n_ticks);
-        }
-        if (fresh)
-            mj->cmd = c;
-        mj_publish(mj, t);
-    }
-    return NULL;
-}
+static const hal_backend_hooks_t mj_hooks = {
+    .reset = mj_reset,
+    .step = mj_tick,
+    .fill_state = mj_fill_state,
+    .published = mj_published,
+};
 
 static void *render_thread(void *arg)
 {
@@ -339,15 +286,13 @@ static void *render_thread(void *arg)
     }
     atomic_store_explicit(&mj->render_status, 1, memory_order_release);
     uint64_t frame_seq = 0, last_snap = 0;
-    int64_t t = now_ns(CLOCK_MONOTONIC);
-    while (atomic_load_explicit(&mj->running, memory_order_acquire)) {
+    int64_t t = hal_backend_now_ns(CLOCK_MONOTONIC);
+    while (atomic_load_explicit(&mj->core.running, memory_order_acquire)) {
         t += mj->render_period_ns;
-        int64_t now = now_ns(CLOCK_MONOTONIC);
+        int64_t now = hal_backend_now_ns(CLOCK_MONOTONIC);
         if (now - t > mj->render_period_ns)
             t = now; /* fell behind (slow rendering): no burst of frames */
-        struct timespec deadline = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
-            ;
+        hal_backend_sleep_until(t);
         hal_state_t st;
         pthread_mutex_lock(&mj->snap_mu);
         uint64_t snap = mj->snap_count;
@@ -365,10 +310,10 @@ static void *render_thread(void *arg)
             if (hal_mjrender_rgb(rend, mj->m, mj->rd, mj->cam_id[c], mj->rgb) == 0) {
                 hal_mjpub_camera(mj->cam_sock, mj->cam_name[c], mj->width, mj->height, mj->rgb,
                                  st.time_unix_ns, frame_seq, mj->pack, mj->pack_cap);
-                count(&mj->n_frames);
+                hal_backend_count(&mj->n_frames);
             }
         }
-        hal_mjpub_state(mj->state_sock, mj->robot->name, &st);
+        hal_mjpub_state(mj->state_sock, mj->core.robot->name, &st);
         double h = hal_mjmap_cube_height(&mj->map, mj->rd);
         if (isfinite(h))
             hal_mjpub_reward(mj->state_sock, h > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f, 0,
@@ -379,65 +324,6 @@ static void *render_thread(void *arg)
 }
 
 /* ---- ops ---- */
-
-static int mjb_read_state(hal_t *self, hal_state_t *state)
-{
-    mj_t *mj = self->impl;
-    return hal_seqbox_read(&mj->state_box, state, sizeof *state);
-}
-
-static int mjb_hold(hal_t *self)
-{
-    mj_t *mj = self->impl;
-    atomic_fetch_add_explicit(&mj->hold_requests, 1, memory_order_release);
-    count(&mj->n_holds);
-    return 0;
-}
-
-static int mjb_command(hal_t *self, const hal_command_t *cmd)
-{
-    mj_t *mj = self->impl;
-    mj_cmd_t c;
-    uint64_t hold_seen = atomic_load_explicit(&mj->hold_requests, memory_order_acquire);
-    if (hal_backend_command(mj->robot, cmd, hold_seen, &c) != 0) {
-        count(&mj->n_bad_commands);
-        mjb_hold(self);
-        return -EINVAL;
-    }
-    c.seq = ++mj->cmd_seq;
-    hal_seqbox_write(&mj->cmd_box, &c, sizeof c);
-    count(&mj->n_commands);
-    return 0;
-}
-
-static int mjb_reset(hal_t *self)
-{
-    mj_t *mj = self->impl;
-    mjb_hold(self);
-    uint64_t want = atomic_fetch_add_explicit(&mj->reset_requests, 1, memory_order_acq_rel) + 1;
-    int64_t give_up = now_ns(CLOCK_MONOTONIC) + 2 * NS_PER_S;
-    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
-    while (atomic_load_explicit(&mj->reset_done, memory_order_acquire) < want) {
-        if (now_ns(CLOCK_MONOTONIC) > give_up)
-            return -ETIMEDOUT;
-        nanosleep(&pause, NULL);
-    }
-    return 0;
-}
-
-static int mjb_counters(hal_t *self, hal_counters_t *out)
-{
-    mj_t *mj = self->impl;
-    out->ticks = atomic_load_explicit(&mj->n_ticks, memory_order_relaxed);
-    out->overruns = atomic_load_explicit(&mj->n_overruns, memory_order_relaxed);
-    out->commands = atomic_load_explicit(&mj->n_commands, memory_order_relaxed);
-    out->bad_commands = atomic_load_explicit(&mj->n_bad_commands, memory_order_relaxed);
-    out->holds = atomic_load_explicit(&mj->n_holds, memory_order_relaxed);
-    out->watchdog_holds = atomic_load_explicit(&mj->n_watchdog_holds, memory_order_relaxed);
-    out->limit_stops = atomic_load_explicit(&mj->n_limit_stops, memory_order_relaxed);
-    out->resets = atomic_load_explicit(&mj->n_resets, memory_order_relaxed);
-    return 0;
-}
 
 static void mj_free(mj_t *mj)
 {
@@ -465,12 +351,10 @@ static void mj_free(mj_t *mj)
 
 static void mj_stop(mj_t *mj)
 {
-    atomic_store_explicit(&mj->running, 0, memory_order_release);
-    if (mj->physics_started)
-        pthread_join(mj->physics, NULL);
+    hal_backend_stop(&mj->core); /* running = 0, join physics */
     if (mj->render_started)
         pthread_join(mj->render, NULL);
-    mj->physics_started = mj->render_started = 0;
+    mj->render_started = 0;
 }
 
 static void mjb_destroy(hal_t *self)
@@ -509,12 +393,12 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
 static const hal_ops_t mj_ops = {
     .api_version = HAL_API_VERSION,
     .name = "mujoco",
-    .read_state = mjb_read_state,
-    .command = mjb_command,
-    .hold = mjb_hold,
-    .reset = mjb_reset,
+    .read_state = hal_backend_read_state,
+    .command = hal_backend_command,
+    .hold = hal_backend_hold,
+    .reset = hal_backend_reset,
     .destroy = mjb_destroy,
-    .counters = mjb_counters,
+    .counters = hal_backend_counters,
 };
 
 static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
@@ -571,28 +455,6 @@ static void *open_pub(mj_t *mj, const char *endpoint, char *err, size_t errlen)
     return s;
 }
 
-static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg, const char *name,
-                        int rt_priority)
-{
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    if (rt_priority > 0) {
-        struct sched_param sp = {.sched_priority = rt_priority};
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-        pthread_attr_setschedparam(&attr, &sp);
-    }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(th, &attr, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc == 0)
-        pthread_setname_np(*th, name);
-    return rc;
-}
-
 int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen)
 {
     const hal_robot_t *r = hal->robot;
@@ -624,11 +486,9 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
         return -ENOMEM;
     }
     pthread_mutex_init(&mj->snap_mu, NULL);
-    mj->robot = r;
     mj->width = w;
     mj->height = h;
     mj->seed = o->seed;
-    mj->timeout_ns = llround(o->command_timeout_s * 1e9);
     mj->render_period_ns = llround(1e9 / (o->render_rate_hz ? o->render_rate_hz : 20.0));
     char mjerr[512] = "";
     mj->m = mj_loadXML(o->scene, NULL, mjerr, sizeof mjerr);
@@ -642,7 +502,6 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
                       mj->m->opt.timestep);
         goto fail;
     }
-    mj->period_ns = llround(mj->m->opt.timestep * 1e9);
     if (hal_mjmap_init(&mj->map, mj->m, r, o->ee_site, err, errlen) != 0)
         goto fail;
     /* the description this scene is: a gripper the backend can drive makes
@@ -660,7 +519,6 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
                       r->name, o->scene);
         goto fail;
     }
-    mj->robot = r;
     if (parse_cameras(mj, o->cameras, err, errlen) != 0)
         goto fail;
     if (!o->camera_endpoint)
@@ -679,11 +537,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     const double *q0 = o->initial_q ? o->initial_q : r->q_home;
     for (int i = 0; i < r->n_joints; i++)
         mj->initial_q[i] = q0[i];
-    mj_go_home(mj, mj->initial_q);
-    hal_seqbox_init(&mj->state_box);
-    hal_seqbox_init(&mj->cmd_box);
+    /* Catch-up of missed steps up to MJ_CATCHUP_S; a reset waits 2 s. */
+    hal_backend_init(&mj->core, r, &mj_hooks, llround(mj->m->opt.timestep * 1e9),
+                     llround(o->command_timeout_s * 1e9), (int64_t)(MJ_CATCHUP_S * NS_PER_S),
+                     2 * NS_PER_S);
     hal_seqbox_init(&mj->task_box);
-    mj_publish(mj, now_ns(CLOCK_MONOTONIC));
+    mj_go_home(mj, mj->initial_q);
+    hal_backend_publish(&mj->core, hal_backend_now_ns(CLOCK_MONOTONIC));
 
     if (o->camera_endpoint || o->state_endpoint) {
         mj->zctx = zmq_ctx_new();
@@ -697,10 +557,9 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
             goto fail;
     }
 
-    atomic_init(&mj->running, 1);
     atomic_init(&mj->render_status, 0);
     if (mj->n_cameras > 0 || mj->state_sock) {
-        int rc = start_thread(&mj->render, render_thread, mj, "pacd-hal-render", 0);
+        int rc = hal_backend_thread_start(&mj->render, render_thread, mj, "pacd-hal-render", 0);
         if (rc != 0) {
             hal_set_error(err, errlen, "hal mujoco: cannot start the render thread: %s",
                           strerror(rc));
@@ -715,8 +574,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
             goto fail;
         }
     }
-    int rc = start_thread(&mj->physics, physics_thread, mj, "pacd-hal-mujoco",
-                          o->physics_rt_priority);
+    int rc = hal_backend_start(&mj->core, "pacd-hal-mujoco", o->physics_rt_priority);
     if (rc != 0) {
         hal_set_error(err, errlen,
                       "hal mujoco: cannot start the physics thread%s: %s%s",
@@ -724,7 +582,6 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
                       rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
         goto fail;
     }
-    mj->physics_started = 1;
     hal->ops = &mj_ops;
     hal->impl = mj;
     hal->robot = r;

@@ -34,23 +34,29 @@ static const hal_robot_t panda = {
  * velocities); accelerations 2.0 rad/s^2 from
  * sawyer_moveit_config/config/joint_limits.yaml.
  * Home: MuJoCo Menagerie rethink_robotics_sawyer/sawyer.xml keyframe "home".
- * The menagerie model has no gripper. */
+ * The menagerie model has no gripper.
+ * SAWYER_ARM: the arm (joints, limits, home, flange), the same in both
+ * Sawyer descriptions below. */
+#define SAWYER_ARM                                                                               \
+    .name = "sawyer", .n_joints = 7,                                                             \
+    .q_min = {-3.0503, -3.8095, -3.0426, -3.0439, -2.9761, -2.9761, -4.7124},                    \
+    .q_max = {3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124},                           \
+    .dq_max = {1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545},                                  \
+    .ddq_max = {2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0},                                              \
+    .q_home = {0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161},                                        \
+    .ee_frame = "flange: menagerie sawyer.xml site 'attachment_site' on right_l6 "               \
+                "(0.0245 m along z, Rz(pi))"
+#define SAWYER_LIMITS_SOURCE                                                                     \
+    "sawyer_description/urdf/sawyer_base.urdf.xacro (q, dq); "                                   \
+    "sawyer_moveit_config joint_limits.yaml (ddq 2.0); "                                         \
+    "home: MuJoCo Menagerie sawyer.xml keyframe 'home'"
+
 static const hal_robot_t sawyer = {
-    .name = "sawyer",
-    .limits_source = "sawyer_description/urdf/sawyer_base.urdf.xacro (q, dq); "
-                     "sawyer_moveit_config joint_limits.yaml (ddq 2.0); "
-                     "home: MuJoCo Menagerie sawyer.xml keyframe 'home'",
-    .n_joints = 7,
-    .q_min = {-3.0503, -3.8095, -3.0426, -3.0439, -2.9761, -2.9761, -4.7124},
-    .q_max = {3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124},
-    .dq_max = {1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545},
-    .ddq_max = {2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0},
-    .q_home = {0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161},
+    .limits_source = SAWYER_LIMITS_SOURCE,
+    SAWYER_ARM,
     .has_gripper = 0,
     .gripper_max = 0.0,
     .gripper_speed = 0.0,
-    .ee_frame = "flange: menagerie sawyer.xml site 'attachment_site' on right_l6 "
-                "(0.0245 m along z, Rz(pi))",
 };
 
 /* Rethink Sawyer with the Rethink two-finger electric parallel gripper, as in
@@ -66,23 +72,13 @@ static const hal_robot_t sawyer = {
  * gripper_speed: ASSUMED 0.1 m/s of total opening (no Rethink datasheet figure
  * at hand; the Franka Hand's figure: about 0.5 s from open to closed). */
 static const hal_robot_t sawyer_gripper = {
-    .name = "sawyer",
-    .limits_source = "sawyer_description/urdf/sawyer_base.urdf.xacro (q, dq); "
-                     "sawyer_moveit_config joint_limits.yaml (ddq 2.0); "
-                     "home: MuJoCo Menagerie sawyer.xml keyframe 'home'; "
+    .limits_source = SAWYER_LIMITS_SOURCE "; "
                      "gripper: robosuite SawyerLift model_1.xml finger joint ranges within "
                      "their actuators' ctrlrange (0.046 m); speed 0.1 m/s assumed",
-    .n_joints = 7,
-    .q_min = {-3.0503, -3.8095, -3.0426, -3.0439, -2.9761, -2.9761, -4.7124},
-    .q_max = {3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124},
-    .dq_max = {1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545},
-    .ddq_max = {2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0},
-    .q_home = {0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161},
+    SAWYER_ARM,
     .has_gripper = 1,
     .gripper_max = 0.046,
     .gripper_speed = 0.1,
-    .ee_frame = "flange: menagerie sawyer.xml site 'attachment_site' on right_l6 "
-                "(0.0245 m along z, Rz(pi))",
 };
 
 /* hal_robot_find returns the first description of a name: the default. */
