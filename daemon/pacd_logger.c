@@ -686,7 +686,11 @@ logger_t *logger_new(const logger_config_t *config, char *err, size_t errlen)
                  config->directory, strerror(rc ? -rc : errno));
         return NULL;
     }
-    logger_t *self = calloc(1, sizeof *self);
+    /* aligned: logger_t has 64-byte aligned (cache-line) members */
+    size_t size = (sizeof(logger_t) + 63) / 64 * 64;
+    logger_t *self = aligned_alloc(64, size);
+    if (self)
+        memset(self, 0, size);
     if (!self) {
         snprintf(err, errlen, "logger: out of memory");
         return NULL;
