@@ -15,42 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cblas.h>
 
+#include "bench_util.h"
 #include "policy.h"
 #include "policy_nn.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void *read_all(const char *path, long *bytes)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = *bytes > 0 ? malloc((size_t)*bytes) : NULL;
-    if (buf && fread(buf, 1, (size_t)*bytes, f) != (size_t)*bytes) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
 
 /* GFLOP/s of a single-precision GEMM C[m, n] = A[m, k] B[n, k]^T, best of 5 runs */
 static double sgemm_gflops(int m, int n, int k)
@@ -69,11 +39,11 @@ static double sgemm_gflops(int m, int n, int k)
         b[i] = (float)(i % 7) * 0.01f;
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         for (int i = 0; i < 20; i++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f,
                         c, n);
-        double t = (now_us() - t0) / 20;
+        double t = (bench_now_us() - t0) / 20;
         best = t < best ? t : best;
     }
     free(a);
@@ -118,8 +88,8 @@ int main(int argc, char **argv)
         if (s->fields[i].is_image)
             img_row += (size_t)s->fields[i].size;
     long ob = 0, ib = 0;
-    float *obs = read_all(argv[2], &ob);
-    uint8_t *img = read_all(argv[3], &ib);
+    float *obs = bench_read_all(argv[2], &ob);
+    uint8_t *img = bench_read_all(argv[3], &ib);
     long rows = s->obs_dim ? ob / (long)(sizeof(float) * (size_t)s->obs_dim) : 1 << 20;
     if (img_row)
         rows = ib / (long)img_row < rows ? ib / (long)img_row : rows;
@@ -164,21 +134,17 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < iters; i++) {
         ROW(i % rows);
-        double t0 = now_us();
+        double t0 = bench_now_us();
         policy_step(p, &o, action, NULL);
-        t[i] = now_us() - t0;
+        t[i] = bench_now_us() - t0;
     }
-    double sum = 0;
-    for (int i = 0; i < iters; i++)
-        sum += t[i];
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    bench_stats_t st = bench_stats(t, iters);
     double gf = sgemm_gflops(64, 512, 512);
     printf("{\"engine\": \"pacd\", \"kernel\": \"%s\", \"iters\": %d, \"threads\": %d, "
            "\"us_per_step\": %.3f, "
            "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
            "\"sgemm_gflops\": %.2f, \"blas_selfcheck\": %s}\n", policy_kernel(p), iters, threads,
-           t[iters / 2],
-           sum / iters, t[(size_t)(iters * 0.99)], policy_arena_bytes(p), nn_blas_corename(),
+           st.median_us, st.mean_us, st.p99_us, policy_arena_bytes(p), nn_blas_corename(),
            gf, self_ok == 0 ? "true" : "false");
     free(t);
     free(obs);

@@ -14,7 +14,6 @@
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy" / "torch"))
 from pacd_torch import make_pac  # noqa: E402
 from pacd_torch.export import export  # noqa: E402
+from bench_timing import time_calls  # noqa: E402
 from pacd_torch.pac import PACDeploy, flops  # noqa: E402
 
 SIZES = ("pac-s", "pac-m")
@@ -84,20 +84,7 @@ def time_models(out, iters):
         m, _, _ = build(size)
         n = v.numel() // info["obs_dim"]
         xs = [split(v, img, info["obs_dim"], i) for i in range(n)]
-        with torch.inference_mode():
-            for i in range(20):
-                m.act(xs[i % n][0], xs[i % n][1])
-            t = np.empty(iters)
-            for i in range(iters):
-                x, fr = xs[i % n]
-                t0 = time.perf_counter()
-                m.act(x, fr)
-                t[i] = (time.perf_counter() - t0) * 1e6
-        print(json.dumps({"engine": "torch", "model": size, "iters": iters, "threads": 1,
-                          "torch": torch.__version__,
-                          "us_per_step": round(float(np.median(t)), 3),
-                          "mean_us": round(float(t.mean()), 3),
-                          "p99_us": round(float(np.percentile(t, 99)), 3)}), flush=True)
+        time_calls("torch", size, m.act, xs, iters, warmup=20)
 
 
 def main(argv):

@@ -10,23 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "policy.h"
 #include "policy_nn.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -48,26 +35,16 @@ int main(int argc, char **argv)
         return 1;
     }
     const policy_spec_t *s = policy_spec(p);
-    FILE *f = fopen(argv[2], "rb");
-    if (!f) {
-        fprintf(stderr, "bench_policy: %s: %s\n", argv[2], strerror(errno));
-        policy_destroy(&p);
-        return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
+    long bytes = 0;
+    float *obs = bench_read_all(argv[2], &bytes);
     long rows = bytes / (long)(sizeof(float) * (size_t)s->obs_dim);
-    float *obs = rows > 0 ? malloc((size_t)bytes) : NULL;
-    if (!obs || fread(obs, 1, (size_t)bytes, f) != (size_t)bytes) {
+    if (!obs || rows < 1) {
         fprintf(stderr, "bench_policy: %s: cannot read observation rows of %d floats\n",
                 argv[2], s->obs_dim);
-        fclose(f);
         free(obs);
         policy_destroy(&p);
         return 1;
     }
-    fclose(f);
     double *t = malloc(sizeof(double) * (size_t)iters);
     float action[POLICY_MAX_ACTION];
     const char *apath = getenv("PACD_BENCH_ACTIONS");
@@ -87,18 +64,15 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < iters; i++) {
         policy_observation_t o = { .values = obs + (i % rows) * s->obs_dim };
-        double t0 = now_us();
+        double t0 = bench_now_us();
         policy_step(p, &o, action, NULL);
-        t[i] = now_us() - t0;
+        t[i] = bench_now_us() - t0;
     }
-    double sum = 0;
-    for (int i = 0; i < iters; i++)
-        sum += t[i];
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    bench_stats_t st = bench_stats(t, iters);
     printf("{\"engine\": \"pacd\", \"checkpoint\": \"%s\", \"iters\": %d, \"threads\": %d, "
            "\"us_per_step\": %.3f, \"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, "
-           "\"corename\": \"%s\"}\n", argv[1], iters, threads, t[iters / 2], sum / iters,
-           t[(size_t)(iters * 0.99)], policy_arena_bytes(p), nn_blas_corename());
+           "\"corename\": \"%s\"}\n", argv[1], iters, threads, st.median_us, st.mean_us,
+           st.p99_us, policy_arena_bytes(p), nn_blas_corename());
     free(t);
     free(obs);
     policy_destroy(&p);

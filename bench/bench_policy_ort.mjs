@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { oneThreadSession, timeRuns } from './bench_ort_timing.mjs';
 
 const dir = process.argv[2];
 const iters = Number(process.argv[3] ?? 2000);
@@ -19,10 +20,7 @@ const raw = readFileSync(join(dir, 'obs.bin'));
 const obs = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
 
 for (const [name, info] of Object.entries(models)) {
-  const session = await ort.InferenceSession.create(join(dir, `${name}.onnx`), {
-    intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+  const session = await oneThreadSession(join(dir, `${name}.onnx`));
   const d = info.obs_dim;
   const rows = obs.length / d;
   const feeds = [];
@@ -32,19 +30,6 @@ for (const [name, info] of Object.entries(models)) {
   for (let r = 0; r < Math.min(64, rows); r++)
     first.push(...(await session.run(feeds[r])).action.data);
   writeFileSync(join(dir, `${name}.ort_actions.bin`), Buffer.from(new Float32Array(first).buffer));
-  for (let i = 0; i < 200; i++) await session.run(feeds[i % rows]);
-  const t = new Float64Array(iters);
-  for (let i = 0; i < iters; i++) {
-    const t0 = process.hrtime.bigint();
-    await session.run(feeds[i % rows]);
-    t[i] = Number(process.hrtime.bigint() - t0) / 1e3;
-  }
-  const sorted = Array.from(t).sort((a, b) => a - b);
-  const mean = sorted.reduce((a, b) => a + b, 0) / iters;
-  console.log(JSON.stringify({
-    engine: 'onnxruntime-node', model: name, iters, threads: 1,
-    us_per_step: +sorted[Math.floor(iters / 2)].toFixed(3), mean_us: +mean.toFixed(3),
-    p99_us: +sorted[Math.floor(iters * 0.99)].toFixed(3),
-  }));
+  await timeRuns(session, name, feeds, iters, 200);
   await session.release();
 }

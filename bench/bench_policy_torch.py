@@ -16,7 +16,6 @@ joint velocities, gripper position/velocity, grasp, end-effector pose
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy" / "torch"))
 from pacd_torch.export import export, obs_dim_of  # noqa: E402
 from pacd_torch.mlp import MLPActor  # noqa: E402
+from bench_timing import time_calls  # noqa: E402
 
 WIDTHS = (256, 1024)
 DEPTH = 3
@@ -87,21 +87,8 @@ def time_models(out, iters):
     for name, info in models.items():
         m = build(info["width"], WIDTHS.index(info["width"]))
         rows = obs.reshape(-1, info["obs_dim"])
-        xs = [rows[i:i + 1] for i in range(rows.shape[0])]
-        with torch.inference_mode():
-            for i in range(200):
-                m(xs[i % len(xs)])
-            t = np.empty(iters)
-            for i in range(iters):
-                x = xs[i % len(xs)]
-                t0 = time.perf_counter()
-                m(x)
-                t[i] = (time.perf_counter() - t0) * 1e6
-        print(json.dumps({"engine": "torch", "model": name, "iters": iters, "threads": 1,
-                          "torch": torch.__version__,
-                          "us_per_step": round(float(np.median(t)), 3),
-                          "mean_us": round(float(t.mean()), 3),
-                          "p99_us": round(float(np.percentile(t, 99)), 3)}), flush=True)
+        xs = [(rows[i:i + 1],) for i in range(rows.shape[0])]
+        time_calls("torch", name, m, xs, iters, warmup=200)
 
 
 def main(argv):

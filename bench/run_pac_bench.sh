@@ -10,22 +10,9 @@
 # is printed; this script never sets it). To compare kernels, run it under
 # another value yourself, e.g. OPENBLAS_CORETYPE=SkylakeX bench/run_pac_bench.sh.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-build="${1:-$here/../build}"
-iters="${2:-200}"
-py=/usr/bin/python3
-work="$(mktemp -d /tmp/pacd-pac-bench-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-
-[ -x "$build/bench/bench_pac" ] || { echo "build first: ninja -C $build" >&2; exit 1; }
+BENCH_EXE=bench_pac BENCH_ITERS=200 BENCH_TMP=/tmp/pacd-pac-bench-XXXXXX
+. "$(dirname "$0")/bench_peers.sh"
 "$py" "$here/bench_pac_torch.py" make "$work" >/dev/null 2>&1
-have_ort=0
-if command -v node >/dev/null; then
-  if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
-    (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || true
-  fi
-  [ -d "$here/node_modules/onnxruntime-node" ] && have_ort=1
-fi
 
 results="$work/results.jsonl"
 for k in avx512 avx2 blas; do

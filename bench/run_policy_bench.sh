@@ -6,22 +6,9 @@
 # Needs: a build (ninja -C BUILD_DIR), /usr/bin/python3 with torch, node + npm
 # (onnxruntime-node is installed into bench/node_modules on first run).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-build="${1:-$here/../build}"
-iters="${2:-2000}"
-py=/usr/bin/python3
-work="$(mktemp -d /tmp/pacd-bench-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-
-[ -x "$build/bench/bench_policy" ] || { echo "build first: ninja -C $build" >&2; exit 1; }
+BENCH_EXE=bench_policy BENCH_ITERS=2000 BENCH_TMP=/tmp/pacd-bench-XXXXXX
+. "$(dirname "$0")/bench_peers.sh"
 "$py" "$here/bench_policy_torch.py" make "$work" >/dev/null 2>&1
-have_ort=0
-if command -v node >/dev/null; then
-  if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
-    (cd "$here" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) || true
-  fi
-  [ -d "$here/node_modules/onnxruntime-node" ] && have_ort=1
-fi
 
 results="$work/results.jsonl"
 for m in mlp_3x256 mlp_3x1024; do
