@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy" / "torch"))
 from pacd_torch import make_pac  # noqa: E402
 from pacd_torch.export import export  # noqa: E402
-from bench_timing import time_calls  # noqa: E402
+from bench_timing import main, time_calls  # noqa: E402
 from pacd_torch.pac import PACDeploy, flops  # noqa: E402
 
 SIZES = ("pac-s", "pac-m")
@@ -87,16 +87,5 @@ def time_models(out, iters):
         time_calls("torch", size, m.act, xs, iters, warmup=20)
 
 
-def main(argv):
-    if len(argv) < 2 or argv[0] not in ("make", "time"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    if argv[0] == "make":
-        make(argv[1])
-    else:
-        time_models(argv[1], int(argv[2]) if len(argv) > 2 else 200)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(__doc__, make, time_models, sys.argv[1:], default_iters=200))

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy" / "torch"))
 from pacd_torch.export import export, obs_dim_of  # noqa: E402
 from pacd_torch.mlp import MLPActor  # noqa: E402
-from bench_timing import time_calls  # noqa: E402
+from bench_timing import main, time_calls  # noqa: E402
 
 WIDTHS = (256, 1024)
 DEPTH = 3
@@ -91,16 +91,5 @@ def time_models(out, iters):
         time_calls("torch", name, m, xs, iters, warmup=200)
 
 
-def main(argv):
-    if len(argv) < 2 or argv[0] not in ("make", "time"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    if argv[0] == "make":
-        make(argv[1])
-    else:
-        time_models(argv[1], int(argv[2]) if len(argv) > 2 else 2000)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(__doc__, make, time_models, sys.argv[1:], default_iters=2000))

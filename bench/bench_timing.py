@@ -2,6 +2,7 @@
 batch 1 and print the JSON line the drivers collect (benchmarks only)."""
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -26,3 +27,15 @@ def time_calls(engine, model, call, inputs, iters, warmup):
                       "us_per_step": round(float(np.median(t)), 3),
                       "mean_us": round(float(t.mean()), 3),
                       "p99_us": round(float(np.percentile(t, 99)), 3)}), flush=True)
+
+
+def main(doc, make, time_models, argv, default_iters):
+    """The command line of a PyTorch side: `make DIR` or `time DIR [ITERS]`."""
+    if len(argv) < 2 or argv[0] not in ("make", "time"):
+        print(doc, file=sys.stderr)
+        return 2
+    if argv[0] == "make":
+        make(argv[1])
+    else:
+        time_models(argv[1], int(argv[2]) if len(argv) > 2 else default_iters)
+    return 0
