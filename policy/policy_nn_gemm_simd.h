@@ -30,11 +30,13 @@
 #define TFN __attribute__((target(TGT)))
 #define TINLINE __attribute__((target(TGT), always_inline)) static inline
 
-/* Prefetch row k of a panel (NR floats, one or two cache lines). */
+/* Prefetch row k of a panel (NR floats, one or two cache lines) into L2
+ * (prefetcht1): the next panel waits there while this one is reread from L1
+ * by every row block, without evicting it. */
 #define PF_ROW(pf, k)                                                                   \
     do {                                                                                \
         for (int l_ = 0; l_ < NR; l_ += 16)                                             \
-            _mm_prefetch((const char *)((pf) + (size_t)(k) * NR + l_), _MM_HINT_T0);    \
+            _mm_prefetch((const char *)((pf) + (size_t)(k) * NR + l_), _MM_HINT_T1);    \
     } while (0)
 
 /* y[mr, ncols] (=|+=) x[mr, K] . B[K, NR] + bias, ncols <= NR, x[i, k] at
@@ -42,7 +44,9 @@
  * ldb floats apart: the packed panels (bpack: ldb NR, aligned) or a matrix
  * read in place (bmask: only its first ncols columns are loaded). mr, bpack
  * and bmask are compile-time constants at every call site, so the
- * accumulator arrays live in registers. pf/pfn: rows of the next panel to prefetch. */
+ * accumulator arrays live in registers. pf/pfn: rows of the next panel to
+ * prefetch, spread evenly over the K steps (one row every K / pfn steps), so
+ * the requests to L3 / memory stay few at a time and far ahead. */
 TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                         const float *bp, const size_t ldb, const int bpack, const int bmask,
                         const float *bias,
@@ -61,12 +65,12 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
     if (mr == 1) {
         /* one row: four independent chains so the FMA latency is hidden */
         VT d0 = VZERO(), d1 = VZERO(), e0 = VZERO(), e1 = VZERO(), f0 = VZERO(), f1 = VZERO();
-        int k = 0;
+        int k = 0, pj = 0, pacc = 0;
         for (; k + 4 <= K; k += 4) {
             const float *b = bp + (size_t)k * ldb;
-            if (pf && k < pfn)
-                for (int j = 0; j < 4 && k + j < pfn; j++)
-                    PF_ROW(pf, k + j);
+            if (pf)
+                for (pacc += 4 * pfn; pacc >= K && pj < pfn; pacc -= K)
+                    PF_ROW(pf, pj++);
             c0[0] = VFMA(VSET1(x[k * ldxk]), LB(b, 0), c0[0]);
             c1[0] = VFMA(VSET1(x[k * ldxk]), LB(b, VL), c1[0]);
             d0 = VFMA(VSET1(x[(k + 1) * ldxk]), LB(b + ldb, 0), d0);
@@ -84,9 +88,13 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
         c0[0] = VADD(VADD(c0[0], d0), VADD(e0, f0));
         c1[0] = VADD(VADD(c1[0], d1), VADD(e1, f1));
     } else {
+        int pj = 0, pacc = 0;
         for (int k = 0; k < K; k++) {
-            if (pf && k < pfn)   /* pull rows of the next panel towards L1 */
-                PF_ROW(pf, k);
+            if (pf && (pacc += pfn) >= K) {   /* row pj of the next panel to L2 */
+                pacc -= K;
+                PF_ROW(pf, pj);
+                pj++;
+            }
             const VT b0 = LB(bp + (size_t)k * ldb, 0);
             const VT b1 = LB(bp + (size_t)k * ldb, VL);
             for (int i = 0; i < mr; i++) {
@@ -133,9 +141,9 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
 #error "policy_nn_gemm_simd.h: MR must be 6 or 8"
 #endif
 
-/* Panels outer, blocks of MR rows inner. The next panel is prefetched while
- * this one computes, spread over the row blocks: block b of nb pulls in
- * rows [b in / nb, (b + 1) in / nb) of it during its first iterations. */
+/* Panels outer, blocks of MR rows inner. The next panel is prefetched into
+ * L2 while this one computes, spread over the row blocks: block b of nb
+ * pulls in rows [b in / nb, (b + 1) in / nb) of it, evenly over its steps. */
 TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
                          int acc, float *y)
 {
