@@ -20,6 +20,7 @@
  *   VCMPLT(a, b)   a < b per lane (VCT)
  *   VEXP2_ZERO(p, n, c)    p 2^n, 0 in the lanes where c holds (n integral
  *                          in [-126, 127])
+ *   VRDIV(p, q)    p / q in the GELU's erf (see gelu)
  * and this file #undefs all of them at its end.
  *
  * Layouts and algorithms: see policy_nn_gemm.c and policy_nn.h. */
@@ -39,18 +40,43 @@
             _mm_prefetch((const char *)((pf) + (size_t)(k) * NR + l_), _MM_HINT_T1);    \
     } while (0)
 
+/* GELU of one vector, as nn_gelu: 0.5 v (1 + erf(v / sqrt 2)), erf by Eigen's
+ * rational approximation on [-4, 4] (odd numerator p, even denominator q),
+ * p / q as VRDIV (AVX-512: p times rcp14(q) refined by one Newton step, the
+ * operations of nn_gelu; AVX2: a division). */
+TINLINE VT FN(gelu)(VT v)
+{
+    const VT a = VMIN(VMAX(VMUL(v, VSET1(0.70710678118654752f)), VSET1(-4.0f)), VSET1(4.0f));
+    const VT a2 = VMUL(a, a);
+    VT p = VSET1(-2.72614225801306e-10f);
+    p = VFMA(p, a2, VSET1(2.77068142495902e-08f));
+    p = VFMA(p, a2, VSET1(-2.10102402082508e-06f));
+    p = VFMA(p, a2, VSET1(-5.69250639462346e-05f));
+    p = VFMA(p, a2, VSET1(-7.34990630326855e-04f));
+    p = VFMA(p, a2, VSET1(-2.95459980854025e-03f));
+    p = VFMA(p, a2, VSET1(-1.60960333262415e-02f));
+    p = VMUL(p, a);
+    VT q = VSET1(-1.45660718464996e-05f);
+    q = VFMA(q, a2, VSET1(-2.13374055278905e-04f));
+    q = VFMA(q, a2, VSET1(-1.68282697438203e-03f));
+    q = VFMA(q, a2, VSET1(-7.37332916720468e-03f));
+    q = VFMA(q, a2, VSET1(-1.42647390514189e-02f));
+    return VMUL(VMUL(VSET1(0.5f), v), VADD(VSET1(1.0f), VRDIV(p, q)));
+}
+
 /* y[mr, ncols] (=|+=) x[mr, K] . B[K, NR] + bias, ncols <= NR, x[i, k] at
  * x[i * ldx + k * ldxk] (ldxk 1: row-major; ldx 1: x read transposed), B's rows
  * ldb floats apart: the packed panels (bpack: ldb NR, aligned) or a matrix
  * read in place (bmask: only its first ncols columns are loaded). mr, bpack
  * and bmask are compile-time constants at every call site, so the
- * accumulator arrays live in registers. pf/pfn: rows of the next panel to
+ * accumulator arrays live in registers. gelu (a constant too): GELU of the
+ * result before it is stored. pf/pfn: rows of the next panel to
  * prefetch, spread evenly over the K steps (one row every K / pfn steps), so
  * the requests to L3 / memory stay few at a time and far ahead. */
 TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                         const float *bp, const size_t ldb, const int bpack, const int bmask,
-                        const float *bias,
-                        int ncols, int acc, float *y, size_t ldy, const float *pf, int pfn)
+                        const float *bias, int ncols, int acc, const int gelu,
+                        float *y, size_t ldy, const float *pf, int pfn)
 {
     const int full0 = ncols >= VL, full1 = ncols >= NR;
     const VMT m0 = VMASK(full0 ? VL : ncols);
@@ -116,6 +142,10 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
             v0 = VADD(v0, VLOADM(yr, m0, full0));
             v1 = VADD(v1, VLOADM(yr + VL, m1, full1));
         }
+        if (gelu) {
+            v0 = FN(gelu)(v0);
+            v1 = FN(gelu)(v1);
+        }
         VSTOREM(yr, m0, v0, full0);
         VSTOREM(yr + VL, m1, v1, full1);
     }
@@ -144,8 +174,8 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
 /* Panels outer, blocks of MR rows inner. The next panel is prefetched into
  * L2 while this one computes, spread over the row blocks: block b of nb
  * pulls in rows [b in / nb, (b + 1) in / nb) of it, evenly over its steps. */
-TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
-                         int acc, float *y)
+TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
+                           int acc, const int gelu, float *y)
 {
     const int out = p->out, panels = (out + NR - 1) / NR, nb = (n + MR - 1) / MR;
     for (int pi = 0; pi < panels; pi++) {
@@ -156,7 +186,7 @@ TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, co
         int r = 0, bi = 0;
         for (; r + MR <= n; r += MR, bi++) {
             const int k0 = (int)((long)bi * in / nb), k1 = (int)((long)(bi + 1) * in / nb);
-            FN(tile_b)(MR, in, x + (size_t)r * in, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc,
+            FN(tile_b)(MR, in, x + (size_t)r * in, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu,
                        y + (size_t)r * out + pi * NR, (size_t)out,
                        next ? next + (size_t)k0 * NR : NULL, k1 - k0);
         }
@@ -165,11 +195,21 @@ TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, co
         const int k0 = (int)((long)bi * in / nb);
         const float *pf = next && r < n ? next + (size_t)k0 * NR : NULL;
         const int pfn = in - k0;
-#define TAIL(m) FN(tile_b)(m, in, xr, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, yr,      \
+#define TAIL(m) FN(tile_b)(m, in, xr, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu, yr,      \
                            (size_t)out, pf, pfn)
         NNG_TAIL_SWITCH(n - r, TAIL)
 #undef TAIL
     }
+}
+
+/* y (=|+=) x W^T + b; gelu (only with acc 0): y = GELU(x W^T + b) */
+TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
+                         int acc, int gelu, float *y)
+{
+    if (gelu)
+        FN(gemm_body)(x, n, in, p, b, 0, 1, y);
+    else
+        FN(gemm_body)(x, n, in, p, b, acc, 0, y);
 }
 
 /* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
@@ -228,9 +268,9 @@ TINLINE void FN(rows)(int n, int K, const float *x, size_t ldx, size_t ldxk, con
 {
     int r = 0;
     for (; r + MR <= n; r += MR)
-        FN(tile_b)(MR, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, y + r * ldy,
+        FN(tile_b)(MR, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, 0, y + r * ldy,
                    ldy, NULL, 0);
-#define TAIL(m) FN(tile_b)(m, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0,       \
+#define TAIL(m) FN(tile_b)(m, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, 0,    \
                            y + r * ldy, ldy, NULL, 0)
     NNG_TAIL_SWITCH(n - r, TAIL)
 #undef TAIL
@@ -263,9 +303,9 @@ TFN static void FN(attention)(const float *q, int ldq, int nq, const float *k, c
             int r = 0;
             for (; r + MR <= t; r += MR)
                 FN(tile_b)(MR, dh, kh + (size_t)r * ldkv, (size_t)ldkv, 1, bp, NR, 1, 0, NULL,
-                           nc, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0);
+                           nc, 0, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0);
 #define TAIL(m) FN(tile_b)(m, dh, kh + (size_t)r * ldkv, (size_t)ldkv, 1, bp, NR, 1, 0, NULL,  \
-                           nc, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0)
+                           nc, 0, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0)
             NNG_TAIL_SWITCH(t - r, TAIL)
 #undef TAIL
         }
@@ -330,3 +370,4 @@ TFN static void FN(gemm_tn)(const float *a, int lda, int m, int k, const float *
 #undef VROUND
 #undef VCMPLT
 #undef VEXP2_ZERO
+#undef VRDIV

@@ -712,10 +712,9 @@ static void attention(const pac_t *m, const float *q, int ldq, int nq, const flo
 /* x[nq, d] += mlp(LN(x)) */
 static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
 {
-    int d = m->d, hd = d * m->ratio;
+    int d = m->d;
     nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, m->lq);
-    nn_linear_packed(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);
-    nn_gelu(m->h, (size_t)nq * hd);
+    nn_linear_packed_gelu(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);   /* GELU fused */
     nn_linear_packed_acc(m->h, nq, &b->fc2_w, b->fc2_b, x);
 }
 
