@@ -180,6 +180,14 @@ void nn_linear_packed(const float *x, int n, const nn_packed_t *p, const float *
 /* y[n, out] += x[n, in] W^T + b[out] (residual connections). RT-safe. */
 void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
 
+/* y[n, out] = GELU(x[n, in] W^T + b[out]) (b may be NULL; GELU as nn_gelu):
+ * the packed kernels apply it to each register tile before storing it
+ * (AVX-512: nn_gelu's operations, so the same floats; AVX2: its p / q by a
+ * division), BLAS runs nn_linear then nn_gelu. x and y must not overlap.
+ * RT-safe. */
+void nn_linear_packed_gelu(const float *x, int n, const nn_packed_t *p, const float *b,
+                           float *y);
+
 /* Scratch floats nn_attention needs for nq queries, t keys, head width dh. */
 size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh);
 

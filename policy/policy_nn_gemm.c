@@ -156,6 +156,13 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
 #define VROUND(v) _mm512_roundscale_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VCMPLT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
 #define VEXP2_ZERO(p, n, c) _mm512_maskz_scalef_ps((__mmask16)~(c), (p), (n))
+#define VRDIV(p, q) _mm512_mul_ps((p), nng_recip_avx512(q))
+/* 1 / q: rcp14 and one Newton step r (2 - q r), as nn_gelu */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 nng_recip_avx512(__m512 q)
+{
+    const __m512 r = _mm512_rcp14_ps(q);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
+}
 #include "policy_nn_gemm_simd.h"
 
 /* ---- AVX2 + FMA: 8 floats per ymm; masks are vectors of 0 / -1 (from a
@@ -196,6 +203,7 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
 #define VEXP2_ZERO(p, n, c)                                                               \
     _mm256_andnot_ps((c), _mm256_mul_ps((p), _mm256_castsi256_ps(_mm256_slli_epi32(       \
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))))
+#define VRDIV(p, q) _mm256_div_ps((p), (q))
 #include "policy_nn_gemm_simd.h"
 #endif
 
@@ -297,7 +305,7 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
 }
 
 static void linear_packed(const float *x, int n, const nn_packed_t *p, const float *b,
-                          int acc, float *y)
+                          int acc, int gelu, float *y)
 {
     if (n <= 0 || !p || p->out <= 0)
         return;
@@ -306,15 +314,17 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
             for (int o = 0; o < p->out; o++)
                 y[(size_t)r * p->out + o] = (acc ? y[(size_t)r * p->out + o] : 0.0f) +
                                             (b ? b[o] : 0.0f);
+        if (gelu)
+            nn_gelu(y, (size_t)n * p->out);
         return;
     }
 #if NN_HAVE_X86
     if (p->kind == NN_GEMM_AVX512) {
-        gemm_avx512(x, n, p->in, p, b, acc, y);
+        gemm_avx512(x, n, p->in, p, b, acc, gelu, y);
         return;
     }
     if (p->kind == NN_GEMM_AVX2) {
-        gemm_avx2(x, n, p->in, p, b, acc, y);
+        gemm_avx2(x, n, p->in, p, b, acc, gelu, y);
         return;
     }
 #endif
@@ -322,14 +332,21 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
         nn_linear_acc(x, n, p->in, p->w, b, p->out, y);
     else
         nn_linear(x, n, p->in, p->w, b, p->out, y);
+    if (gelu)
+        nn_gelu(y, (size_t)n * p->out);
 }
 
 void nn_linear_packed(const float *x, int n, const nn_packed_t *p, const float *b, float *y)
 {
-    linear_packed(x, n, p, b, 0, y);
+    linear_packed(x, n, p, b, 0, 0, y);
 }
 
 void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const float *b, float *y)
 {
-    linear_packed(x, n, p, b, 1, y);
+    linear_packed(x, n, p, b, 1, 0, y);
+}
+
+void nn_linear_packed_gelu(const float *x, int n, const nn_packed_t *p, const float *b, float *y)
+{
+    linear_packed(x, n, p, b, 0, 1, y);
 }

@@ -20,6 +20,7 @@
  *   VCMPLT(a, b)   a < b per lane (VCT)
  *   VEXP2_ZERO(p, n, c)    p 2^n, 0 in the lanes where c holds (n integral
  *                          in [-126, 127])
+ *   VRDIV(p, q)    p / q in the GELU's erf (see gelu)
  * and this file #undefs all of them at its end.
  *
  * Layouts and algorithms: see policy_nn_gemm.c and policy_nn.h. */
@@ -30,23 +31,52 @@
 #define TFN __attribute__((target(TGT)))
 #define TINLINE __attribute__((target(TGT), always_inline)) static inline
 
-/* Prefetch row k of a panel (NR floats, one or two cache lines). */
+/* Prefetch row k of a panel (NR floats, one or two cache lines) into L2
+ * (prefetcht1): the next panel waits there while this one is reread from L1
+ * by every row block, without evicting it. */
 #define PF_ROW(pf, k)                                                                   \
     do {                                                                                \
         for (int l_ = 0; l_ < NR; l_ += 16)                                             \
-            _mm_prefetch((const char *)((pf) + (size_t)(k) * NR + l_), _MM_HINT_T0);    \
+            _mm_prefetch((const char *)((pf) + (size_t)(k) * NR + l_), _MM_HINT_T1);    \
     } while (0)
+
+/* GELU of one vector, as nn_gelu: 0.5 v (1 + erf(v / sqrt 2)), erf by Eigen's
+ * rational approximation on [-4, 4] (odd numerator p, even denominator q),
+ * p / q as VRDIV (AVX-512: p times rcp14(q) refined by one Newton step, the
+ * operations of nn_gelu; AVX2: a division). */
+TINLINE VT FN(gelu)(VT v)
+{
+    const VT a = VMIN(VMAX(VMUL(v, VSET1(0.70710678118654752f)), VSET1(-4.0f)), VSET1(4.0f));
+    const VT a2 = VMUL(a, a);
+    VT p = VSET1(-2.72614225801306e-10f);
+    p = VFMA(p, a2, VSET1(2.77068142495902e-08f));
+    p = VFMA(p, a2, VSET1(-2.10102402082508e-06f));
+    p = VFMA(p, a2, VSET1(-5.69250639462346e-05f));
+    p = VFMA(p, a2, VSET1(-7.34990630326855e-04f));
+    p = VFMA(p, a2, VSET1(-2.95459980854025e-03f));
+    p = VFMA(p, a2, VSET1(-1.60960333262415e-02f));
+    p = VMUL(p, a);
+    VT q = VSET1(-1.45660718464996e-05f);
+    q = VFMA(q, a2, VSET1(-2.13374055278905e-04f));
+    q = VFMA(q, a2, VSET1(-1.68282697438203e-03f));
+    q = VFMA(q, a2, VSET1(-7.37332916720468e-03f));
+    q = VFMA(q, a2, VSET1(-1.42647390514189e-02f));
+    return VMUL(VMUL(VSET1(0.5f), v), VADD(VSET1(1.0f), VRDIV(p, q)));
+}
 
 /* y[mr, ncols] (=|+=) x[mr, K] . B[K, NR] + bias, ncols <= NR, x[i, k] at
  * x[i * ldx + k * ldxk] (ldxk 1: row-major; ldx 1: x read transposed), B's rows
  * ldb floats apart: the packed panels (bpack: ldb NR, aligned) or a matrix
  * read in place (bmask: only its first ncols columns are loaded). mr, bpack
  * and bmask are compile-time constants at every call site, so the
- * accumulator arrays live in registers. pf/pfn: rows of the next panel to prefetch. */
+ * accumulator arrays live in registers. gelu (a constant too): GELU of the
+ * result before it is stored. pf/pfn: rows of the next panel to
+ * prefetch, spread evenly over the K steps (one row every K / pfn steps), so
+ * the requests to L3 / memory stay few at a time and far ahead. */
 TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                         const float *bp, const size_t ldb, const int bpack, const int bmask,
-                        const float *bias,
-                        int ncols, int acc, float *y, size_t ldy, const float *pf, int pfn)
+                        const float *bias, int ncols, int acc, const int gelu,
+                        float *y, size_t ldy, const float *pf, int pfn)
 {
     const int full0 = ncols >= VL, full1 = ncols >= NR;
     const VMT m0 = VMASK(full0 ? VL : ncols);
@@ -61,12 +91,12 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
     if (mr == 1) {
         /* one row: four independent chains so the FMA latency is hidden */
         VT d0 = VZERO(), d1 = VZERO(), e0 = VZERO(), e1 = VZERO(), f0 = VZERO(), f1 = VZERO();
-        int k = 0;
+        int k = 0, pj = 0, pacc = 0;
         for (; k + 4 <= K; k += 4) {
             const float *b = bp + (size_t)k * ldb;
-            if (pf && k < pfn)
-                for (int j = 0; j < 4 && k + j < pfn; j++)
-                    PF_ROW(pf, k + j);
+            if (pf)
+                for (pacc += 4 * pfn; pacc >= K && pj < pfn; pacc -= K)
+                    PF_ROW(pf, pj++);
             c0[0] = VFMA(VSET1(x[k * ldxk]), LB(b, 0), c0[0]);
             c1[0] = VFMA(VSET1(x[k * ldxk]), LB(b, VL), c1[0]);
             d0 = VFMA(VSET1(x[(k + 1) * ldxk]), LB(b + ldb, 0), d0);
@@ -84,9 +114,13 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
         c0[0] = VADD(VADD(c0[0], d0), VADD(e0, f0));
         c1[0] = VADD(VADD(c1[0], d1), VADD(e1, f1));
     } else {
+        int pj = 0, pacc = 0;
         for (int k = 0; k < K; k++) {
-            if (pf && k < pfn)   /* pull rows of the next panel towards L1 */
-                PF_ROW(pf, k);
+            if (pf && (pacc += pfn) >= K) {   /* row pj of the next panel to L2 */
+                pacc -= K;
+                PF_ROW(pf, pj);
+                pj++;
+            }
             const VT b0 = LB(bp + (size_t)k * ldb, 0);
             const VT b1 = LB(bp + (size_t)k * ldb, VL);
             for (int i = 0; i < mr; i++) {
@@ -107,6 +141,10 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
         if (acc) {
             v0 = VADD(v0, VLOADM(yr, m0, full0));
             v1 = VADD(v1, VLOADM(yr + VL, m1, full1));
+        }
+        if (gelu) {
+            v0 = FN(gelu)(v0);
+            v1 = FN(gelu)(v1);
         }
         VSTOREM(yr, m0, v0, full0);
         VSTOREM(yr + VL, m1, v1, full1);
@@ -133,11 +171,11 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
 #error "policy_nn_gemm_simd.h: MR must be 6 or 8"
 #endif
 
-/* Panels outer, blocks of MR rows inner. The next panel is prefetched while
- * this one computes, spread over the row blocks: block b of nb pulls in
- * rows [b in / nb, (b + 1) in / nb) of it during its first iterations. */
-TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
-                         int acc, float *y)
+/* Panels outer, blocks of MR rows inner. The next panel is prefetched into
+ * L2 while this one computes, spread over the row blocks: block b of nb
+ * pulls in rows [b in / nb, (b + 1) in / nb) of it, evenly over its steps. */
+TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
+                           int acc, const int gelu, float *y)
 {
     const int out = p->out, panels = (out + NR - 1) / NR, nb = (n + MR - 1) / MR;
     for (int pi = 0; pi < panels; pi++) {
@@ -148,7 +186,7 @@ TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, co
         int r = 0, bi = 0;
         for (; r + MR <= n; r += MR, bi++) {
             const int k0 = (int)((long)bi * in / nb), k1 = (int)((long)(bi + 1) * in / nb);
-            FN(tile_b)(MR, in, x + (size_t)r * in, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc,
+            FN(tile_b)(MR, in, x + (size_t)r * in, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu,
                        y + (size_t)r * out + pi * NR, (size_t)out,
                        next ? next + (size_t)k0 * NR : NULL, k1 - k0);
         }
@@ -157,11 +195,21 @@ TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, co
         const int k0 = (int)((long)bi * in / nb);
         const float *pf = next && r < n ? next + (size_t)k0 * NR : NULL;
         const int pfn = in - k0;
-#define TAIL(m) FN(tile_b)(m, in, xr, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, yr,      \
+#define TAIL(m) FN(tile_b)(m, in, xr, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu, yr,      \
                            (size_t)out, pf, pfn)
         NNG_TAIL_SWITCH(n - r, TAIL)
 #undef TAIL
     }
+}
+
+/* y (=|+=) x W^T + b; gelu (only with acc 0): y = GELU(x W^T + b) */
+TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
+                         int acc, int gelu, float *y)
+{
+    if (gelu)
+        FN(gemm_body)(x, n, in, p, b, 0, 1, y);
+    else
+        FN(gemm_body)(x, n, in, p, b, acc, 0, y);
 }
 
 /* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
@@ -220,9 +268,9 @@ TINLINE void FN(rows)(int n, int K, const float *x, size_t ldx, size_t ldxk, con
 {
     int r = 0;
     for (; r + MR <= n; r += MR)
-        FN(tile_b)(MR, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, y + r * ldy,
+        FN(tile_b)(MR, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, 0, y + r * ldy,
                    ldy, NULL, 0);
-#define TAIL(m) FN(tile_b)(m, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0,       \
+#define TAIL(m) FN(tile_b)(m, K, x + r * ldx, ldx, ldxk, b, ldb, 0, bmask, NULL, nc, 0, 0,    \
                            y + r * ldy, ldy, NULL, 0)
     NNG_TAIL_SWITCH(n - r, TAIL)
 #undef TAIL
@@ -255,9 +303,9 @@ TFN static void FN(attention)(const float *q, int ldq, int nq, const float *k, c
             int r = 0;
             for (; r + MR <= t; r += MR)
                 FN(tile_b)(MR, dh, kh + (size_t)r * ldkv, (size_t)ldkv, 1, bp, NR, 1, 0, NULL,
-                           nc, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0);
+                           nc, 0, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0);
 #define TAIL(m) FN(tile_b)(m, dh, kh + (size_t)r * ldkv, (size_t)ldkv, 1, bp, NR, 1, 0, NULL,  \
-                           nc, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0)
+                           nc, 0, 0, st + (size_t)r * ld + pi * NR, (size_t)ld, NULL, 0)
             NNG_TAIL_SWITCH(t - r, TAIL)
 #undef TAIL
         }
@@ -322,3 +370,4 @@ TFN static void FN(gemm_tn)(const float *a, int lda, int m, int k, const float *
 #undef VROUND
 #undef VCMPLT
 #undef VEXP2_ZERO
+#undef VRDIV

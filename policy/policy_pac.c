@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cblas.h>
 
@@ -176,6 +177,8 @@ typedef struct {
     /* weights storage */
     float **allocs;
     int n_allocs, cap_allocs;
+    float *slab;         /* packed weights: the current huge-page slab (see pk_alloc) */
+    size_t slab_left, slab_bytes;   /* floats left in it; its size */
     /* plan */
     nn_arena_t *arena;
     size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
@@ -271,13 +274,64 @@ static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ..
     return rd(L, name, ndim, d0, d1, 0, 0);
 }
 
+/* Memory for packed weights. A step reads about all of them once (pac-s
+ * ~15 MB, pac-m ~110 MB: more than L2), so every step streams them from L3
+ * or memory, and with 4 KB pages nearly every 4 KB of that stream costs a
+ * TLB miss. So they are carved, in load order (about the step's order), out
+ * of slabs that are 2 MB aligned and marked MADV_HUGEPAGE before they are
+ * first touched: with transparent huge pages ("madvise" or "always" in
+ * /sys/kernel/mm/transparent_hugepage/enabled) one TLB entry covers 2 MB.
+ * Elsewhere the advice is ignored and they are ordinary pages. Slabs double
+ * from 2 MB up to PAC_SLAB_MAX (a larger matrix gets a slab of its own), so
+ * at most about one slab's size is left unused. Init-only. */
+#define PAC_HUGE ((size_t)2 << 20)
+#define PAC_SLAB_MAX ((size_t)16 << 20)
+static float *pk_alloc(ld_t *L, size_t n)
+{
+    pac_t *m = L->m;
+    const size_t bytes = (n * sizeof(float) + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN *
+                         NN_ARENA_ALIGN;
+    if (L->rc)
+        return NULL;
+    if (!m->slab || bytes > m->slab_left * sizeof(float)) {
+        size_t sb = m->slab_bytes ? 2 * m->slab_bytes : PAC_HUGE;
+        sb = sb > PAC_SLAB_MAX ? PAC_SLAB_MAX : sb;
+        sb = bytes > sb ? (bytes + PAC_HUGE - 1) / PAC_HUGE * PAC_HUGE : sb;
+        if (m->n_allocs == m->cap_allocs) {
+            int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
+            float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
+            if (!a)
+                goto oom;
+            m->allocs = a;
+            m->cap_allocs = cap;
+        }
+        float *p = aligned_alloc(PAC_HUGE, sb);
+        if (!p)
+            goto oom;
+        (void)madvise(p, sb, MADV_HUGEPAGE);   /* advice: fine when refused */
+        memset(p, 0, sb);
+        m->allocs[m->n_allocs++] = p;
+        m->slab = p;
+        m->slab_left = sb / sizeof(float);
+        m->slab_bytes = sb;
+    }
+    float *p = m->slab;
+    m->slab += bytes / sizeof(float);
+    m->slab_left -= bytes / sizeof(float);
+    return p;
+oom:
+    policy_errf(L->err, L->errlen, "%s: out of memory for %zu packed weights", L->path, n);
+    L->rc = -ENOMEM;
+    return NULL;
+}
+
 /* Pack w[out, in] for the step's kernel into new memory (in place for BLAS). */
 static void pk(ld_t *L, float *w, int out, int in, nn_packed_t *p)
 {
     if (L->rc)
         return;
     float *dst = w;
-    if (L->m->gk != NN_GEMM_BLAS && !(dst = wnew(L, nn_pack_floats(L->m->gk, out, in))))
+    if (L->m->gk != NN_GEMM_BLAS && !(dst = pk_alloc(L, nn_pack_floats(L->m->gk, out, in))))
         return;
     int rc = nn_pack(L->m->gk, w, out, in, dst, p);
     if (rc) {
@@ -658,10 +712,9 @@ static void attention(const pac_t *m, const float *q, int ldq, int nq, const flo
 /* x[nq, d] += mlp(LN(x)) */
 static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
 {
-    int d = m->d, hd = d * m->ratio;
+    int d = m->d;
     nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, m->lq);
-    nn_linear_packed(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);
-    nn_gelu(m->h, (size_t)nq * hd);
+    nn_linear_packed_gelu(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);   /* GELU fused */
     nn_linear_packed_acc(m->h, nq, &b->fc2_w, b->fc2_b, x);
 }
 

@@ -515,11 +515,52 @@ static void test_threads_and_core(void **state)
     assert_true(strlen(core) > 0);
 }
 
+/* nn_linear_packed_gelu (GELU in the tile's store) against nn_linear_packed
+ * then nn_gelu: the same floats with the AVX-512 kernel (nn_gelu's
+ * operations), within float rounding with the others (AVX2 divides). */
+static void test_linear_packed_gelu(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 1, 7, 5 }, { 32, 64, 128 }, { 13, 40, 65 }, { 25, 33, 47 } };
+    nn_gemm_kind_t kinds[3];
+    int n_kinds = cpu_kinds(kinds);
+    unsigned s = 11;
+    for (int ki = 0; ki < n_kinds; ki++) {
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            int n = shapes[k][0], in = shapes[k][1], out = shapes[k][2];
+            float *x = malloc(sizeof(float) * (size_t)(n * in));
+            float *w = malloc(sizeof(float) * (size_t)(out * in));
+            float *b = malloc(sizeof(float) * (size_t)out);
+            float *y = malloc(sizeof(float) * (size_t)(n * out));
+            float *y0 = malloc(sizeof(float) * (size_t)(n * out));
+            size_t pf = nn_pack_floats(kinds[ki], out, in);
+            float *pw = aligned_alloc(NN_ARENA_ALIGN, (pf * sizeof(float) + 63) / 64 * 64);
+            assert_non_null(pw);
+            for (int i = 0; i < n * in; i++) x[i] = 3.0f * frand(&s);
+            for (int i = 0; i < out * in; i++) w[i] = frand(&s);
+            for (int i = 0; i < out; i++) b[i] = frand(&s);
+            nn_packed_t p;
+            assert_int_equal(nn_pack(kinds[ki], w, out, in, pw, &p), 0);
+            nn_linear_packed(x, n, &p, b, y0);
+            nn_gelu(y0, (size_t)n * out);
+            nn_linear_packed_gelu(x, n, &p, b, y);
+            for (int i = 0; i < n * out; i++) {
+                if (kinds[ki] == NN_GEMM_AVX512)
+                    assert_true(y[i] == y0[i]);
+                else
+                    assert_float_equal(y[i], y0[i], 1e-5 * (1 + fabs(y0[i])));
+            }
+            free(x); free(w); free(b); free(y); free(y0); free(pw);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
+        cmocka_unit_test(test_linear_packed_gelu),
         cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_gemm_tn_and_softmax_cols),
         cmocka_unit_test(test_packed_exp_accuracy),
