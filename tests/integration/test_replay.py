@@ -176,8 +176,11 @@ def test_replay_paces_at_the_requested_rate():
     rs = [pb.RobotState.FromString(b) for t, b in col.msgs if t == "robot_state"]
     assert len(rs) == summary["states"] == len(states)
     span_s = (rs[-1].time_unix_ns - rs[0].time_unix_ns) * 1e-9
-    # the pacing is by absolute deadlines: (T-1)/100 s, give or take scheduling
-    assert span_s == pytest.approx((len(rs) - 1) / 100.0, rel=0.05)
+    # paced by absolute deadlines: (T-1)/100 s, less the first wake-up's
+    # lateness, plus the last's; the 3x bound only rules out gross errors
+    # (a loaded machine can make a wake-up late, not the pacing faster)
+    want = (len(rs) - 1) / 100.0
+    assert 0.95 * want <= span_s < 3 * want, span_s
 
 
 def test_replay_rejects_bad_input(tmp_path):
