@@ -216,19 +216,27 @@ typedef struct {
     int rc;
 } ld_t;
 
+/* Room for one more entry in m->allocs (freed by pac_destroy): 0 or -1. */
+static int allocs_reserve(pac_t *m)
+{
+    if (m->n_allocs < m->cap_allocs)
+        return 0;
+    int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
+    float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
+    if (!a)
+        return -1;
+    m->allocs = a;
+    m->cap_allocs = cap;
+    return 0;
+}
+
 static float *wnew(ld_t *L, size_t n)
 {
     if (L->rc)
         return NULL;
     pac_t *m = L->m;
-    if (m->n_allocs == m->cap_allocs) {
-        int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
-        float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
-        if (!a)
-            goto oom;
-        m->allocs = a;
-        m->cap_allocs = cap;
-    }
+    if (allocs_reserve(m) != 0)
+        goto oom;
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
     float *p = aligned_alloc(NN_ARENA_ALIGN, bytes);
@@ -297,14 +305,8 @@ static float *pk_alloc(ld_t *L, size_t n)
         size_t sb = m->slab_bytes ? 2 * m->slab_bytes : PAC_HUGE;
         sb = sb > PAC_SLAB_MAX ? PAC_SLAB_MAX : sb;
         sb = bytes > sb ? (bytes + PAC_HUGE - 1) / PAC_HUGE * PAC_HUGE : sb;
-        if (m->n_allocs == m->cap_allocs) {
-            int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
-            float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
-            if (!a)
-                goto oom;
-            m->allocs = a;
-            m->cap_allocs = cap;
-        }
+        if (allocs_reserve(m) != 0)
+            goto oom;
         float *p = aligned_alloc(PAC_HUGE, sb);
         if (!p)
             goto oom;
