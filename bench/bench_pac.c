@@ -2,7 +2,7 @@
  *
  *   bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] [KERNEL]
  *
- * KERNEL: auto (default) | avx512 | avx2 | blas (policy_options_t.kernel);
+ * KERNEL: auto (default) | avx512 | avx2 | blas | amx (policy_options_t.kernel);
  * exit status 3 (and a message) when this CPU lacks it.
  * OBS.bin: float32 rows of obs_dim; IMG.bin: uint8 rows holding every camera
  * field's [H, W, 3] frame in field order (rows cycled). Prints one JSON line:
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] "
-                "[auto|avx512|avx2|blas]\n");
+                "[auto|avx512|avx2|blas|amx]\n");
         return 2;
     }
     int iters = argc > 4 ? atoi(argv[4]) : 200;
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     }
     policy_kernel_t kernel = POLICY_KERNEL_AUTO;
     if (argc > 6 && policy_kernel_parse(argv[6], &kernel) != 0) {
-        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2 or blas\n");
+        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2, blas or amx\n");
         return 2;
     }
     if (!policy_kernel_supported(kernel)) {

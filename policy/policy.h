@@ -76,6 +76,9 @@ typedef struct {
  * avx512 with one thread where the CPU has AVX-512 (avx512f), else avx2
  * where it has AVX2 and FMA, else blas; blas with more threads. The others
  * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
+ * AMX (Intel Sapphire Rapids and later) is never chosen by AUTO: it computes
+ * each float product as three bf16 products (policy_nn.h NN_GEMM_AMX; logits
+ * within ~1e-5 relative of float), so it is taken only on purpose.
  * The packed kernels run on one thread whatever `threads` says. The mlp
  * architecture always runs on BLAS (it accepts every kernel the CPU has). */
 typedef enum {
@@ -83,12 +86,13 @@ typedef enum {
     POLICY_KERNEL_AVX512 = 1,   /* AVX-512 packed panels */
     POLICY_KERNEL_AVX2 = 2,     /* AVX2 + FMA packed panels */
     POLICY_KERNEL_BLAS = 3,     /* OpenBLAS sgemm/sgemv */
+    POLICY_KERNEL_AMX = 4,      /* AMX bf16x3 tiles (linear layers, convolutions) */
 } policy_kernel_t;
 
-/* Parse "auto" | "avx512" | "avx2" | "blas". Returns 0 or -EINVAL. */
+/* Parse "auto" | "avx512" | "avx2" | "blas" | "amx". Returns 0 or -EINVAL. */
 int policy_kernel_parse(const char *name, policy_kernel_t *out);
 
-/* "auto", "avx512", "avx2", "blas", or "?". */
+/* "auto", "avx512", "avx2", "blas", "amx", or "?". */
 const char *policy_kernel_option_name(policy_kernel_t kernel);
 
 /* 1 when this CPU runs `kernel` (auto and blas: always), else 0. Init-only. */

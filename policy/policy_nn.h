@@ -134,9 +134,21 @@ int nn_blas_selfcheck(char *report, size_t n);
  *   NN_GEMM_AVX2    the same design for AVX2 + FMA CPUs (e.g. Intel consumer
  *                   parts without AVX-512): panels of 16 columns,
  *                   [ceil(out/16)][in][16], 6 x 16 register tiles, one thread.
- * The packed kernels sum over k in order with FMAs, so results differ from
- * sgemm only by float rounding. */
-typedef enum { NN_GEMM_BLAS = 0, NN_GEMM_AVX512 = 1, NN_GEMM_AVX2 = 2 } nn_gemm_kind_t;
+ *   NN_GEMM_AMX     Intel AMX tiles (Sapphire Rapids and later): each float
+ *                   split into bf16 hi + lo, a b ~ a_hi b_hi + a_hi b_lo +
+ *                   a_lo b_hi summed in float ("bf16x3"): relative error of
+ *                   a dot product ~1e-5, not float's ~1e-7; chosen only on
+ *                   purpose (nn_gemm_best never returns it). Panels of 32
+ *                   columns of bf16 pair tiles, K padded to 32; attention,
+ *                   softmax and nn_gemm_tn run the AVX-512 kernels.
+ * The float packed kernels sum over k in order with FMAs, so results differ
+ * from sgemm only by float rounding. */
+typedef enum {
+    NN_GEMM_BLAS = 0,
+    NN_GEMM_AVX512 = 1,
+    NN_GEMM_AVX2 = 2,
+    NN_GEMM_AMX = 3,
+} nn_gemm_kind_t;
 
 /* Packed weights: a view of caller-owned memory (nn_pack fills it). */
 typedef struct {
@@ -151,6 +163,11 @@ int nn_gemm_cpu_has_avx512(void);
 /* 1 when this CPU runs the AVX2 kernel (avx2 and fma), else 0. Init-only. */
 int nn_gemm_cpu_has_avx2(void);
 
+/* 1 when this CPU and kernel run the AMX kernel: avx512f, avx512bf16,
+ * amx-tile and amx-bf16, and Linux granted the tile state (arch_prctl
+ * ARCH_REQ_XCOMP_PERM, asked once per process). Init-only. */
+int nn_gemm_cpu_has_amx(void);
+
 /* 1 when this CPU runs `kind` (always for NN_GEMM_BLAS), else 0. Init-only. */
 int nn_gemm_cpu_has(nn_gemm_kind_t kind);
 
@@ -160,7 +177,7 @@ int nn_gemm_cpu_has(nn_gemm_kind_t kind);
  * NN_GEMM_BLAS with more threads. Init-only. */
 nn_gemm_kind_t nn_gemm_best(int threads);
 
-/* "avx512-packed", "avx2-packed" or "blas". */
+/* "avx512-packed", "avx2-packed", "amx-bf16x3" or "blas". */
 const char *nn_gemm_name(nn_gemm_kind_t kind);
 
 /* Floats of packed storage for W[out, in] (0 when out or in <= 0). */

@@ -27,7 +27,10 @@
 #include <cblas.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define NN_HAVE_X86 1
 #else
 #define NN_HAVE_X86 0
@@ -59,6 +62,7 @@ int nn_gemm_cpu_has(nn_gemm_kind_t kind)
     case NN_GEMM_BLAS: return 1;
     case NN_GEMM_AVX512: return nn_gemm_cpu_has_avx512();
     case NN_GEMM_AVX2: return nn_gemm_cpu_has_avx2();
+    case NN_GEMM_AMX: return nn_gemm_cpu_has_amx();
     }
     return 0;
 }
@@ -77,20 +81,34 @@ const char *nn_gemm_name(nn_gemm_kind_t kind)
     case NN_GEMM_BLAS: return "blas";
     case NN_GEMM_AVX512: return "avx512-packed";
     case NN_GEMM_AVX2: return "avx2-packed";
+    case NN_GEMM_AMX: return "amx-bf16x3";
     }
     return "?";
 }
 
-/* Columns per panel of a packed kind, 0 for BLAS. */
+#if NN_HAVE_X86
+static void pack_amx(const float *w, int out, int in, uint16_t *dst);
+#endif
+
+/* Columns per panel of a packed float kind, 0 for BLAS. AMX's attention,
+ * softmax and A^T B run on the AVX-512 kernels (simd_kind). */
 static int panel_cols(nn_gemm_kind_t kind)
 {
-    return kind == NN_GEMM_AVX512 ? 32 : kind == NN_GEMM_AVX2 ? 16 : 0;
+    return kind == NN_GEMM_AVX512 || kind == NN_GEMM_AMX ? 32 : kind == NN_GEMM_AVX2 ? 16 : 0;
+}
+
+/* The float SIMD kernel that runs everything but the linear layers. */
+static nn_gemm_kind_t simd_kind(nn_gemm_kind_t kind)
+{
+    return kind == NN_GEMM_AMX ? NN_GEMM_AVX512 : kind;
 }
 
 size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in)
 {
     if (out <= 0 || in <= 0)
         return 0;
+    if (kind == NN_GEMM_AMX)   /* hi and lo bf16: one float's bytes per weight */
+        return (size_t)((out + 31) / 32) * 32 * (size_t)((in + 31) / 32) * 32;
     const int nr = panel_cols(kind);
     if (nr)
         return (size_t)((out + nr - 1) / nr) * nr * (size_t)in;
@@ -102,7 +120,8 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
 {
     if (!p || out <= 0 || in < 0 || (in > 0 && (!w || !packed)))
         return -EINVAL;
-    if (kind != NN_GEMM_BLAS && kind != NN_GEMM_AVX512 && kind != NN_GEMM_AVX2)
+    if (kind != NN_GEMM_BLAS && kind != NN_GEMM_AVX512 && kind != NN_GEMM_AVX2 &&
+        kind != NN_GEMM_AMX)
         return -EINVAL;
     if (!nn_gemm_cpu_has(kind))
         return -ENOTSUP;
@@ -112,6 +131,12 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
     p->w = packed;
     if (in == 0)
         return 0;
+#if NN_HAVE_X86
+    if (kind == NN_GEMM_AMX) {
+        pack_amx(w, out, in, (uint16_t *)(void *)packed);
+        return 0;
+    }
+#endif
     const int nr = panel_cols(kind);
     if (!nr) {
         if (packed != w)
@@ -205,10 +230,274 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))))
 #define VRDIV(p, q) _mm256_div_ps((p), (q))
 #include "policy_nn_gemm_simd.h"
+
+/* ---- AMX (bf16x3): Intel Advanced Matrix Extensions, tiles of bfloat16 ----
+ *
+ * Every float is split into two bfloat16 values, hi = bf16(x) and lo =
+ * bf16(x - hi) (round to nearest even), so hi + lo keeps 16 of its 24
+ * significand bits, and a b ~ a_hi b_hi + a_hi b_lo + a_lo b_hi: the dropped
+ * a_lo b_lo and the rounding of the lo parts are below 2^-16 |a b|. AMX forms
+ * each bf16 product exactly and sums in float (TDPBF16PS), so a dot product
+ * carries a relative error of order 1e-5 instead of float's 1e-7 (the
+ * "bf16x3" emulation of float matmul that oneDNN offers). It runs 3 bf16
+ * tile products per float product, 16 x 16 x 32 each.
+ *
+ * Weights: panels of 32 output columns with K padded to a multiple of 32 by
+ * zeros; panel p holds, per block kb of 32 k, four 1 KiB B tiles: hi of its
+ * columns 0-15, hi of 16-31, lo of 0-15, lo of 16-31, each in AMX's pair
+ * layout (row r: k = 2r, 2r + 1; bf16 [r][j][e] = W[32 p + 16 t + j][32 kb +
+ * 2 r + e]). Storage: ceil(out/32) 32 x ceil(in/32) 32 floats' worth.
+ *
+ * Activations: a block of 32 rows of x is split into hi and lo bf16 rows on
+ * the stack (NN_AMX_KC columns of k at a time, 64 KiB), then every panel
+ * multiplies it with 2 x 2 float C tiles (32 rows x 32 columns): per kb 6
+ * tile loads and 12 TDPBF16PS. The C tiles go through a small float buffer
+ * to the epilogue (bias, residual sum, GELU; AVX-512), which writes only the
+ * valid rows and columns of y. A K longer than NN_AMX_KC runs in chunks, the
+ * later ones summing onto y. */
+#define NN_AMX_KC 512
+
+/* Linux: the process must ask for the tile data state before using it
+ * (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18). */
+static int amx_permitted(void)
+{
+    static int state;   /* 0 not asked, 1 granted, -1 refused */
+    if (state == 0) {
+        long rc = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18);
+        __atomic_store_n(&state, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == 1;
+}
+
+int nn_gemm_cpu_has_amx(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bf16"))
+        return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    (void)a, (void)b, (void)c;
+    const unsigned amx_bf16 = 1u << 22, amx_tile = 1u << 24;
+    if ((d & (amx_bf16 | amx_tile)) != (amx_bf16 | amx_tile))
+        return 0;
+    return amx_permitted();
+}
+
+/* The AMX tile configuration (palette 1): every tile 16 rows x 64 bytes. */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed, aligned(64))) amx_cfg_t;
+
+#define AMX_TGT "avx512f,avx512bw,avx512bf16,fma,amx-tile,amx-bf16"
+
+/* bf16 of 16 floats (round to nearest even) and the float of that bf16. */
+__attribute__((target(AMX_TGT), always_inline)) static inline __m256i
+amx_split(__m512 v, __m512 *back)
+{
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    *back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return h;
+}
+
+/* hi / lo bf16 of x[rows, k0 .. k0 + kc) into ahi / alo [16 or 32][kcp]
+ * (zeros past the rows, up to 16 or 32, and past `in`). */
+__attribute__((target(AMX_TGT))) static void amx_split_rows(const float *x, int rows, int in,
+                                                            int k0, int kc, int kcp,
+                                                            uint16_t *ahi, uint16_t *alo)
+{
+    for (int i = 0; i < (rows > 16 ? 32 : 16); i++) {
+        uint16_t *h = ahi + (size_t)i * kcp, *l = alo + (size_t)i * kcp;
+        if (i >= rows) {
+            memset(h, 0, (size_t)kcp * 2);
+            memset(l, 0, (size_t)kcp * 2);
+            continue;
+        }
+        const float *xr = x + (size_t)i * in + k0;
+        for (int k = 0; k < kcp; k += 16) {
+            const int n = kc - k >= 16 ? 16 : kc - k > 0 ? kc - k : 0;
+            const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), xr + k);
+            __m512 back;
+            const __m256i hv = amx_split(v, &back);
+            __m512 unused;
+            const __m256i lv = amx_split(_mm512_sub_ps(v, back), &unused);
+            _mm256_storeu_si256((__m256i *)(void *)(h + k), hv);
+            _mm256_storeu_si256((__m256i *)(void *)(l + k), lv);
+        }
+    }
+}
+
+/* y[rows, nc] (=|+=) c[rows][32] + bias, then GELU (see gemm_avx512). */
+__attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int rows, int nc,
+                                                          const float *bias, int acc, int gelu,
+                                                          float *y, size_t ldy)
+{
+    const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
+    const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1u);
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++) {
+        float *yr = y + (size_t)i * ldy;
+        __m512 v0 = _mm512_add_ps(_mm512_load_ps(c + i * 32), b0);
+        __m512 v1 = _mm512_add_ps(_mm512_load_ps(c + i * 32 + 16), b1);
+        if (acc) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, yr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, yr + 16));
+        }
+        if (gelu) {
+            v0 = gelu_avx512(v0);
+            v1 = gelu_avx512(v1);
+        }
+        _mm512_mask_storeu_ps(yr, m0, v0);
+        _mm512_mask_storeu_ps(yr + 16, m1, v1);
+    }
+}
+
+/* cbuf[32][32] = rows 0-31 of a (hi, lo: [32][lda bytes]) times panel
+ * columns bp over kcp k: 2 x 2 C tiles, per kb 6 tile loads, 12 products. */
+__attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
+                                                         size_t lda, int kcp, const uint16_t *bp,
+                                                         float *cbuf)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const size_t a16 = lda * 8;   /* row 16, in bf16 */
+    for (int kb = 0; kb < kcp; kb += 32, bp += 2048) {
+        _tile_loadd(4, ahi + kb, lda);
+        _tile_loadd(5, ahi + a16 + kb, lda);
+        _tile_loadd(6, bp + 1024, 64);   /* lo, columns 0-15 */
+        _tile_loadd(7, bp + 1536, 64);   /* lo, columns 16-31 */
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(6, bp, 64);          /* hi, columns 0-15 */
+        _tile_loadd(7, bp + 512, 64);    /* hi, columns 16-31 */
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, alo + kb, lda);
+        _tile_loadd(5, alo + a16 + kb, lda);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, cbuf, 128);
+    _tile_stored(1, cbuf + 16, 128);
+    _tile_stored(2, cbuf + 16 * 32, 128);
+    _tile_stored(3, cbuf + 16 * 32 + 16, 128);
+}
+
+/* The same for rows 0-15 only (a block of at most 16 rows): 1 x 2 C tiles,
+ * the hi and lo A tiles and all four B tiles resident, 6 products per kb. */
+__attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, const uint16_t *alo,
+                                                         size_t lda, int kcp, const uint16_t *bp,
+                                                         float *cbuf)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int kb = 0; kb < kcp; kb += 32, bp += 2048) {
+        _tile_loadd(2, ahi + kb, lda);
+        _tile_loadd(3, alo + kb, lda);
+        _tile_loadd(4, bp, 64);
+        _tile_loadd(5, bp + 512, 64);
+        _tile_loadd(6, bp + 1024, 64);
+        _tile_loadd(7, bp + 1536, 64);
+        _tile_dpbf16ps(0, 2, 6);
+        _tile_dpbf16ps(1, 2, 7);
+        _tile_dpbf16ps(0, 2, 4);
+        _tile_dpbf16ps(1, 2, 5);
+        _tile_dpbf16ps(0, 3, 4);
+        _tile_dpbf16ps(1, 3, 5);
+    }
+    _tile_stored(0, cbuf, 128);
+    _tile_stored(1, cbuf + 16, 128);
+}
+
+/* y (=|+=) x W^T + b, W packed for AMX in *p; gelu only with acc 0. */
+__attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int in,
+                                                      const nn_packed_t *p, const float *b,
+                                                      int acc, int gelu, float *y)
+{
+    _Alignas(64) uint16_t ahi[32 * NN_AMX_KC], alo[32 * NN_AMX_KC];
+    _Alignas(64) float cbuf[32 * 32];
+    amx_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    if (n < 16)   /* one short block: C and A tiles of n rows (amx_block16) */
+        for (int t = 0; t < 4; t++)
+            cfg.rows[t] = (uint8_t)n;
+    _tile_loadconfig(&cfg);
+    const int out = p->out, panels = (out + 31) / 32, kp = (in + 31) / 32 * 32;
+    const size_t panel_bf16 = (size_t)kp * 64;   /* 32 columns x kp x (hi, lo) */
+    const uint16_t *wb = (const uint16_t *)(const void *)p->w;
+    for (int r0 = 0; r0 < n; r0 += 32) {
+        const int rows = n - r0 < 32 ? n - r0 : 32;
+        for (int k0 = 0; k0 < kp; k0 += NN_AMX_KC) {
+            const int kcp = kp - k0 < NN_AMX_KC ? kp - k0 : NN_AMX_KC;
+            const int first = k0 == 0, last = k0 + kcp >= kp;
+            amx_split_rows(x + (size_t)r0 * in, rows, in, k0, in - k0 < kcp ? in - k0 : kcp, kcp,
+                           ahi, alo);
+            const size_t lda = (size_t)kcp * 2;
+            for (int pi = 0; pi < panels; pi++) {
+                const uint16_t *bp = wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * 2048;
+                if (rows > 16)
+                    amx_block32(ahi, alo, lda, kcp, bp, cbuf);
+                else
+                    amx_block16(ahi, alo, lda, kcp, bp, cbuf);
+                const int nc = out - pi * 32 < 32 ? out - pi * 32 : 32;
+                amx_epilogue(cbuf, rows, nc, first && b ? b + pi * 32 : NULL, acc || !first,
+                             gelu && last, y + (size_t)r0 * out + pi * 32, (size_t)out);
+            }
+        }
+    }
+    _tile_release();
+}
+
+/* Pack W[out, in] for gemm_amx (layout above). */
+__attribute__((target(AMX_TGT))) static void pack_amx(const float *w, int out, int in,
+                                                      uint16_t *dst)
+{
+    const int panels = (out + 31) / 32, kbs = (in + 31) / 32;
+    for (int pi = 0; pi < panels; pi++)
+        for (int kb = 0; kb < kbs; kb++) {
+            uint16_t *t = dst + ((size_t)pi * kbs + kb) * 2048;
+            for (int half = 0; half < 2; half++)
+                for (int r = 0; r < 16; r++)
+                    for (int j = 0; j < 16; j++)
+                        for (int e = 0; e < 2; e++) {
+                            const int o = pi * 32 + half * 16 + j, k = kb * 32 + 2 * r + e;
+                            const float v = o < out && k < in ? w[(size_t)o * in + k] : 0.0f;
+                            __m512 back;
+                            const __m256i hv = amx_split(_mm512_set1_ps(v), &back);
+                            __m512 unused;
+                            const __m256i lv = amx_split(_mm512_sub_ps(_mm512_set1_ps(v), back),
+                                                         &unused);
+                            const size_t at = (size_t)r * 32 + (size_t)j * 2 + e;
+                            t[half * 512 + at] = (uint16_t)_mm256_extract_epi16(hv, 0);
+                            t[1024 + half * 512 + at] = (uint16_t)_mm256_extract_epi16(lv, 0);
+                        }
+        }
+}
+#else
+int nn_gemm_cpu_has_amx(void)
+{
+    return 0;
+}
 #endif
 
 void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 {
+    kind = simd_kind(kind);
     if (t <= 0 || ncols <= 0)
         return;
 #if NN_HAVE_X86
@@ -242,6 +531,7 @@ void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, const float *b,
                 int ldb, int n, float *c, int ldc)
 {
+    kind = simd_kind(kind);
     if (m <= 0 || n <= 0)
         return;
     if (k <= 0) {
@@ -267,6 +557,7 @@ void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, cons
 
 size_t nn_attention_scratch_floats(nn_gemm_kind_t kind, int nq, int t, int dh)
 {
+    kind = simd_kind(kind);
     if (nq <= 0 || t <= 0 || dh <= 0)
         return 1;
     const int nr = panel_cols(kind);
@@ -281,6 +572,7 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
                   const float *v, int ldkv, int t, int heads, int dh, float *o, int ldo,
                   float *scratch)
 {
+    kind = simd_kind(kind);
     if (nq <= 0 || t <= 0 || heads <= 0 || dh <= 0)
         return;
 #if NN_HAVE_X86
@@ -304,6 +596,34 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
     }
 }
 
+#ifdef NN_AMX_PROF
+#include <stdio.h>
+#include <stdlib.h>
+static struct { int n, in, out; long calls; unsigned long long cyc; } prof[256];
+static int nprof;
+static void prof_dump(void)
+{
+    for (int i = 0; i < nprof; i++)
+        fprintf(stderr, "n=%5d in=%5d out=%5d calls=%7ld cyc/call=%9.0f GF=%.0f\n", prof[i].n,
+                prof[i].in, prof[i].out, prof[i].calls, (double)prof[i].cyc / prof[i].calls,
+                2.0 * prof[i].n * prof[i].in * prof[i].out / ((double)prof[i].cyc / prof[i].calls / 2.6));
+}
+static void prof_add(int n, int in, int out, unsigned long long c)
+{
+    int i = 0;
+    for (; i < nprof; i++)
+        if (prof[i].n == n && prof[i].in == in && prof[i].out == out)
+            break;
+    if (i == nprof) {
+        if (nprof == 256) return;
+        if (nprof == 0) atexit(prof_dump);
+        prof[nprof].n = n; prof[nprof].in = in; prof[nprof].out = out; nprof++;
+    }
+    prof[i].calls++;
+    prof[i].cyc += c;
+}
+#endif
+
 static void linear_packed(const float *x, int n, const nn_packed_t *p, const float *b,
                           int acc, int gelu, float *y)
 {
@@ -325,6 +645,16 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
     }
     if (p->kind == NN_GEMM_AVX2) {
         gemm_avx2(x, n, p->in, p, b, acc, gelu, y);
+        return;
+    }
+    if (p->kind == NN_GEMM_AMX) {
+#ifdef NN_AMX_PROF
+        unsigned long long t0 = __rdtsc();
+#endif
+        gemm_amx(x, n, p->in, p, b, acc, gelu, y);
+#ifdef NN_AMX_PROF
+        prof_add(n, p->in, p->out, __rdtsc() - t0);
+#endif
         return;
     }
 #endif

@@ -48,14 +48,15 @@
  * compiled again for the instruction set of the matrix kernel chosen at load
  * (m->gk): PAC_CLONES(name, body, (params), (args)) defines name_avx512
  * (target avx512f) and name_avx2 (target avx2,fma) calling body; PAC_PICK
- * calls the clone for m->gk, or the baseline body for NN_GEMM_BLAS. */
+ * calls the clone for m->gk (the AVX-512 one for NN_GEMM_AMX), or the
+ * baseline body for NN_GEMM_BLAS. */
 #if PAC_X86
 #define PAC_CLONES(name, body, params, args)                                              \
     __attribute__((target("avx512f"))) static void name##_avx512 params { body args; }    \
     __attribute__((target("avx2,fma"))) static void name##_avx2 params { body args; }
 #define PAC_PICK(m, name, body, args)                                                     \
     do {                                                                                  \
-        if ((m)->gk == NN_GEMM_AVX512)                                                    \
+        if ((m)->gk == NN_GEMM_AVX512 || (m)->gk == NN_GEMM_AMX)                          \
             name##_avx512 args;                                                           \
         else if ((m)->gk == NN_GEMM_AVX2)                                                 \
             name##_avx2 args;                                                             \

@@ -42,10 +42,11 @@ def cpu_kernels():
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags, "blas": True}
+    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags, "blas": True,
+            "amx": {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"} <= flags}
 
 
-@pytest.mark.parametrize("kernel", ["avx2", "avx512", "blas"])
+@pytest.mark.parametrize("kernel", ["avx2", "avx512", "blas", "amx"])
 def test_check_config_names_the_forced_kernel(tmp_path, pac_checkpoint, kernel):
     from conftest import write_config
     ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
@@ -56,7 +57,7 @@ def test_check_config_names_the_forced_kernel(tmp_path, pac_checkpoint, kernel):
         assert r.returncode != 0 and "lacks" in r.stderr, r.stderr
         pytest.skip(f"this CPU lacks the {kernel} kernel")
     assert r.returncode == 0, r.stderr
-    name = "blas" if kernel == "blas" else kernel + "-packed"
+    name = {"blas": "blas", "amx": "amx-bf16x3"}.get(kernel, kernel + "-packed")
     assert f"kernel {name})" in r.stdout, r.stdout
 
 

@@ -6,7 +6,7 @@ exported by pacd_torch.export on the same observations, images and tasks as
 the twin; logits must agree within 1e-4, categorical actions exactly, Gaussian
 actions and Q values within 1e-5 / 1e-4. For F16/BF16 checkpoints the twin uses
 the same rounded weights. Every case runs with each matrix kernel (--kernel
-auto, avx512, avx2, blas); kernels this CPU lacks are skipped, after checking
+auto, avx512, avx2, blas, amx); kernels this CPU lacks are skipped, after checking
 that forcing them fails with a message.
 
 Run: PACD_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_pac_parity.py
@@ -30,7 +30,7 @@ from pacd_torch import make_pac, safetensors  # noqa: E402
 from pacd_torch.pac import PACActor, randomize_  # noqa: E402
 
 LOGIT_TOL = 1e-4
-KERNELS = ["auto", "avx512", "avx2", "blas"]
+KERNELS = ["auto", "avx512", "avx2", "blas", "amx"]
 
 
 def cpu_flags():
@@ -45,7 +45,8 @@ def cpu_flags():
 
 def cpu_has(kernel):
     flags = cpu_flags()
-    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags}.get(kernel, True)
+    return {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags,
+            "amx": {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"} <= flags}.get(kernel, True)
 
 
 def build_dir():
@@ -156,7 +157,8 @@ def check_kernel(exe, ckpt, kernel):
         pytest.skip(f"this CPU lacks the {kernel} kernel")
     assert r.returncode == 0, r.stderr.decode()
     got = json.loads(r.stdout)["kernel"]
-    want = {"avx512": "avx512-packed", "avx2": "avx2-packed", "blas": "blas"}.get(kernel)
+    want = {"avx512": "avx512-packed", "avx2": "avx2-packed", "blas": "blas",
+            "amx": "amx-bf16x3"}.get(kernel)
     if want:
         assert got == want
     else:

@@ -20,12 +20,12 @@ static float frand(unsigned *s)
 }
 
 /* Every matrix kernel this CPU runs (BLAS always, the packed ones where the
- * CPU has their instructions); returns how many were written to kinds[3]. */
-static int cpu_kinds(nn_gemm_kind_t kinds[3])
+ * CPU has their instructions); returns how many were written to kinds[4]. */
+static int cpu_kinds(nn_gemm_kind_t kinds[4])
 {
-    const nn_gemm_kind_t all[3] = { NN_GEMM_BLAS, NN_GEMM_AVX512, NN_GEMM_AVX2 };
+    const nn_gemm_kind_t all[4] = { NN_GEMM_BLAS, NN_GEMM_AVX512, NN_GEMM_AVX2, NN_GEMM_AMX };
     int n = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (nn_gemm_cpu_has(all[i]))
             kinds[n++] = all[i];
     return n;
@@ -64,17 +64,20 @@ static void test_linear_matches_loop(void **state)
 }
 
 /* Packed linear layers, every kernel the CPU runs, against a double-precision
- * loop: row counts around the register blocks (8 rows AVX-512, 6 AVX2),
- * column counts around the panels (32 / 16 columns; masked tails), with and
- * without bias, overwrite and accumulate. */
+ * loop: row counts around the register blocks (8 rows AVX-512, 6 AVX2; AMX
+ * 16 and 32), column counts around the panels (32 / 16 columns; masked
+ * tails), K past AMX's 512-column chunks, with and without bias, overwrite
+ * and accumulate. Float kernels: within float rounding; AMX (bf16x3): each
+ * product within 2^-15 of |x w|, so the sum within 2^-15 sum |x w|. */
 static void test_linear_packed_matches_loop(void **state)
 {
     (void)state;
     const int shapes[][3] = { { 1, 7, 5 }, { 8, 64, 32 }, { 9, 31, 17 }, { 13, 40, 65 },
                               { 5, 256, 101 }, { 32, 3, 48 }, { 1, 257, 33 }, { 2, 1, 1 },
                               { 16, 18, 16 }, { 7, 5, 31 }, { 6, 20, 16 }, { 11, 9, 15 },
-                              { 12, 33, 47 }, { 5, 4, 8 }, { 18, 17, 9 }, { 25, 64, 24 } };
-    nn_gemm_kind_t kinds[3];
+                              { 12, 33, 47 }, { 5, 4, 8 }, { 18, 17, 9 }, { 25, 64, 24 },
+                              { 33, 600, 40 }, { 17, 1100, 33 }, { 32, 256, 64 } };
+    nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 7;
     for (int ki = 0; ki < n_kinds; ki++) {
@@ -107,9 +110,15 @@ static void test_linear_packed_matches_loop(void **state)
                 for (int r = 0; r < n; r++)
                     for (int o = 0; o < out; o++) {
                         double e = (with_bias ? b[o] : 0.0) + (acc ? y0[r * out + o] : 0.0);
-                        for (int i = 0; i < in; i++)
+                        double mag = 0.0;
+                        for (int i = 0; i < in; i++) {
                             e += (double)x[r * in + i] * w[o * in + i];
-                        assert_float_equal(y[r * out + o], e, 1e-5 * (1 + fabs(e)));
+                            mag += fabs((double)x[r * in + i] * w[o * in + i]);
+                        }
+                        double tol = 1e-5 * (1 + fabs(e));
+                        if (kinds[ki] == NN_GEMM_AMX)
+                            tol += mag / 32768.0;
+                        assert_float_equal(y[r * out + o], e, tol);
                     }
             }
             free(x); free(w); free(b); free(y); free(y0); free(pw);
@@ -126,12 +135,16 @@ static void test_linear_packed_matches_loop(void **state)
         assert_int_equal(nn_pack(NN_GEMM_AVX512, w1, 1, 4, pw1, &p), -ENOTSUP);
     if (!nn_gemm_cpu_has_avx2())
         assert_int_equal(nn_pack(NN_GEMM_AVX2, w1, 1, 4, pw1, &p), -ENOTSUP);
+    if (!nn_gemm_cpu_has_amx())
+        assert_int_equal(nn_pack(NN_GEMM_AMX, w1, 1, 4, pw1, &p), -ENOTSUP);
     assert_int_equal(nn_gemm_best(2), NN_GEMM_BLAS);
     assert_int_equal(nn_gemm_best(1), nn_gemm_cpu_has_avx512() ? NN_GEMM_AVX512
                                       : nn_gemm_cpu_has_avx2() ? NN_GEMM_AVX2 : NN_GEMM_BLAS);
     assert_int_equal(nn_pack_floats(NN_GEMM_AVX512, 33, 3), 64 * 3);
     assert_int_equal(nn_pack_floats(NN_GEMM_AVX2, 33, 3), 48 * 3);
     assert_int_equal(nn_pack_floats(NN_GEMM_BLAS, 33, 3), 33 * 3);
+    assert_int_equal(nn_pack_floats(NN_GEMM_AMX, 33, 3), 64 * 32);   /* K padded to 32 */
+    assert_string_equal(nn_gemm_name(NN_GEMM_AMX), "amx-bf16x3");
     assert_string_equal(nn_gemm_name(NN_GEMM_AVX2), "avx2-packed");
     assert_string_equal(nn_gemm_name(NN_GEMM_AVX512), "avx512-packed");
     assert_string_equal(nn_gemm_name(NN_GEMM_BLAS), "blas");
@@ -149,7 +162,7 @@ static void test_attention_matches_loop(void **state)
         { 1, 7, 1, 4 }, { 5, 32, 8, 32 }, { 32, 210, 8, 32 }, { 33, 9, 2, 48 },
         { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 }, { 17, 13, 2, 24 },
         { 6, 6, 4, 16 }, { 16, 7, 3, 8 }, { 11, 50, 1, 17 } };
-    nn_gemm_kind_t kinds[3];
+    nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
     for (int ki = 0; ki < n_kinds; ki++)
@@ -206,7 +219,7 @@ static void test_gemm_tn_and_softmax_cols(void **state)
     const int shapes[][3] = { { 40, 32, 256 }, { 1, 1, 1 }, { 9, 13, 33 }, { 8, 64, 32 },
                               { 17, 5, 70 }, { 6, 7, 16 }, { 13, 3, 29 }, { 7, 9, 13 },
                               { 12, 24, 8 }, { 5, 11, 23 } };   /* m, k, n */
-    nn_gemm_kind_t kinds[3];
+    nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 21;
     for (int ki = 0; ki < n_kinds; ki++)
@@ -270,7 +283,7 @@ static void test_packed_exp_accuracy(void **state)
     for (int r = 0; r < T; r++)
         if (r != 3)
             st0[r * LD + 2] = -110.0f + (float)r * 0.01f;
-    nn_gemm_kind_t kinds[3];
+    nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds), n_packed = 0;
     for (int ki = 0; ki < n_kinds; ki++) {
         if (kinds[ki] == NN_GEMM_BLAS)
@@ -516,13 +529,13 @@ static void test_threads_and_core(void **state)
 }
 
 /* nn_linear_packed_gelu (GELU in the tile's store) against nn_linear_packed
- * then nn_gelu: the same floats with the AVX-512 kernel (nn_gelu's
+ * then nn_gelu: the same floats with the AVX-512 and AMX kernels (nn_gelu's
  * operations), within float rounding with the others (AVX2 divides). */
 static void test_linear_packed_gelu(void **state)
 {
     (void)state;
     const int shapes[][3] = { { 1, 7, 5 }, { 32, 64, 128 }, { 13, 40, 65 }, { 25, 33, 47 } };
-    nn_gemm_kind_t kinds[3];
+    nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
     for (int ki = 0; ki < n_kinds; ki++) {
@@ -545,7 +558,7 @@ static void test_linear_packed_gelu(void **state)
             nn_gelu(y0, (size_t)n * out);
             nn_linear_packed_gelu(x, n, &p, b, y);
             for (int i = 0; i < n * out; i++) {
-                if (kinds[ki] == NN_GEMM_AVX512)
+                if (kinds[ki] == NN_GEMM_AVX512 || kinds[ki] == NN_GEMM_AMX)
                     assert_true(y[i] == y0[i]);
                 else
                     assert_float_equal(y[i], y0[i], 1e-5 * (1 + fabs(y0[i])));

@@ -187,8 +187,8 @@ static void test_sampling(void **state)
 
 /* The PAC model with every matrix kernel this CPU runs forced in turn (and
  * auto: the best with one thread; threads 2: BLAS): all compute the same
- * model, so logits agree with the BLAS run to float rounding, actions and Q
- * exactly or nearly. A kernel the CPU lacks fails to load with ENOTSUP and a
+ * model, so logits agree with the BLAS run to float rounding (AMX: to its
+ * bf16x3 products, within 1e-4 too), actions and Q exactly or nearly. A kernel the CPU lacks fails to load with ENOTSUP and a
  * message naming it. */
 static void test_kernels_agree(void **state)
 {
@@ -197,6 +197,7 @@ static void test_kernels_agree(void **state)
         { { .threads = 1, .kernel = POLICY_KERNEL_BLAS }, "blas" },
         { { .threads = 1, .kernel = POLICY_KERNEL_AVX512 }, "avx512-packed" },
         { { .threads = 1, .kernel = POLICY_KERNEL_AVX2 }, "avx2-packed" },
+        { { .threads = 1, .kernel = POLICY_KERNEL_AMX }, "amx-bf16x3" },
         { { .threads = 1, .kernel = POLICY_KERNEL_AUTO }, NULL },
         { { .threads = 2, .kernel = POLICY_KERNEL_AUTO }, "blas" },
     };
