@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PAC benchmark driver: pac-s and pac-m at batch 1, one thread, same weights and
-# inputs: pacd's engine, once per matrix kernel this CPU runs (avx512, avx2,
-# blas; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
+# inputs: pacd's engine, once per matrix kernel this CPU runs (avx512, amx,
+# avx2, blas; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
 # Runtime (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
 # GFLOP/s each engine reaches and, as the yardstick, an sgemm (64 x 512 x 512)
 # measured in the same run with pacd's BLAS. Asserts nothing.
@@ -15,7 +15,7 @@ BENCH_EXE=bench_pac BENCH_ITERS=200 BENCH_TMP=/tmp/pacd-pac-bench-XXXXXX
 "$py" "$here/bench_pac_torch.py" make "$work" >/dev/null 2>&1
 
 results="$work/results.jsonl"
-for k in avx512 avx2 blas; do
+for k in avx512 amx avx2 blas; do
   for m in pac-s pac-m; do
     rc=0
     PACD_BENCH_LOGITS="$work/$m.pacd-$k.logits.bin" \

@@ -434,6 +434,16 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
         errno = -krc;
         return NULL;
     }
+    if (policy_gemm_kind(options) == NN_GEMM_AMX) {
+        /* bf16x3 is not float: check it is within its bound before trusting it */
+        char rep[256];
+        int src = nn_gemm_selfcheck(NN_GEMM_AMX, rep, sizeof rep);
+        if (src) {
+            policy_errf(err, errlen, "%s: %s", path, rep);
+            errno = -src;
+            return NULL;
+        }
+    }
     ckpt_t *ck = ckpt_open(path, err, errlen);
     if (!ck)
         return NULL;

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -679,4 +681,70 @@ void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const flo
 void nn_linear_packed_gelu(const float *x, int n, const nn_packed_t *p, const float *b, float *y)
 {
     linear_packed(x, n, p, b, 0, 1, y);
+}
+
+int nn_gemm_selfcheck(nn_gemm_kind_t kind, char *report, size_t n)
+{
+    /* 37 x 600 x 45: both AMX row blocks (32 + 5), two K chunks, a column
+     * tail; values in [-1, 1] with full mantissas */
+    enum { M = 37, K = 600, N = 45 };
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K);
+    float *b = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * M * N);
+    size_t pf = nn_pack_floats(kind, N, K);
+    float *pw = aligned_alloc(NN_ARENA_ALIGN, (pf * sizeof(float) + 63) / 64 * 64);
+    int rc = 0;
+    if (!x || !w || !b || !y || !pw) {
+        rc = -ENOMEM;
+        if (report && n)
+            snprintf(report, n, "%s self-check: out of memory", nn_gemm_name(kind));
+        goto out;
+    }
+    uint32_t s = 4242u;
+    for (int i = 0; i < M * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((double)(s >> 8) / 8388608.0 - 1.0);
+    }
+    for (int i = 0; i < N * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        w[i] = (float)((double)(s >> 8) / 8388608.0 - 1.0);
+    }
+    for (int i = 0; i < N; i++)
+        b[i] = (float)i / N - 0.5f;
+    nn_packed_t p;
+    if ((rc = nn_pack(kind, w, N, K, pw, &p)) != 0) {
+        if (report && n)
+            snprintf(report, n, "%s self-check: pack failed (%d)", nn_gemm_name(kind), rc);
+        goto out;
+    }
+    nn_linear_packed(x, M, &p, b, y);
+    /* float kernels: float rounding; AMX: each product within 2^-15 |x w| */
+    const double rel = kind == NN_GEMM_AMX ? 1.0 / 32768.0 : 1e-6;
+    double worst = 0.0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double e = b[j], mag = 0.0;
+            for (int k = 0; k < K; k++) {
+                e += (double)x[i * K + k] * w[j * K + k];
+                mag += fabs((double)x[i * K + k] * w[j * K + k]);
+            }
+            double r = fabs(y[i * N + j] - e) / (rel * mag + 1e-6);
+            if (!(r <= worst))   /* NaN counts as worst */
+                worst = isnan(r) ? INFINITY : r;
+        }
+    if (!(worst <= 1.0)) {
+        rc = -EIO;
+        if (report && n)
+            snprintf(report, n, "%s self-check FAILED: a %dx%dx%d product is off by %.3g times "
+                     "its bound; refusing to run on it", nn_gemm_name(kind), M, K, N, worst);
+    } else if (report && n) {
+        snprintf(report, n, "%s self-check ok (%dx%dx%d, worst error %.2f of its bound)",
+                 nn_gemm_name(kind), M, K, N, worst);
+    }
+out:
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(pw);
+    return rc;
 }

@@ -568,11 +568,29 @@ static void test_linear_packed_gelu(void **state)
     }
 }
 
+/* nn_gemm_selfcheck passes on every kernel this CPU runs (the load-time
+ * check the AMX kernel must pass) and refuses one it lacks. */
+static void test_gemm_selfcheck(void **state)
+{
+    (void)state;
+    nn_gemm_kind_t kinds[4];
+    int n_kinds = cpu_kinds(kinds);
+    char rep[256];
+    for (int ki = 0; ki < n_kinds; ki++) {
+        assert_int_equal(nn_gemm_selfcheck(kinds[ki], rep, sizeof rep), 0);
+        assert_non_null(strstr(rep, "self-check ok"));
+        assert_non_null(strstr(rep, nn_gemm_name(kinds[ki])));
+    }
+    if (!nn_gemm_cpu_has_amx())
+        assert_int_equal(nn_gemm_selfcheck(NN_GEMM_AMX, rep, sizeof rep), -ENOTSUP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
+        cmocka_unit_test(test_gemm_selfcheck),
         cmocka_unit_test(test_linear_packed_gelu),
         cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_gemm_tn_and_softmax_cols),
