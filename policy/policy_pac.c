@@ -10,7 +10,9 @@
  * policy decoder projected once, every matrix packed for the matrix kernel
  * (policy_options_t.kernel; "auto" takes nn_gemm_best: AVX-512 panels with
  * one thread where the CPU has AVX-512, else AVX2 panels where it has AVX2 +
- * FMA, OpenBLAS otherwise or with more threads), the exact algebraic
+ * FMA, OpenBLAS otherwise or with more threads; "amx", only on request, runs
+ * the linear layers and convolutions on AMX bf16x3 tiles and the rest on
+ * AVX-512), the exact algebraic
  * shortcuts planned (enc_kv_plan: the encoder's K/V straight
  * from proprioception values and camera features; dec_plan: the policy
  * decoder's attention without K/V over the latents), the worst-case scratch
