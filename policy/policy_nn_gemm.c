@@ -356,6 +356,10 @@ __attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int ro
     }
 }
 
+/* B tiles are read once per call: loaded with the streaming hint
+ * (TILELOADDT1), so they do not evict the A rows every panel rereads. */
+#define AMX_LOADB(t, p) _tile_stream_loadd(t, p, 64)
+
 /* cbuf[32][32] = rows 0-31 of a (hi, lo: [32][lda bytes]) times panel
  * columns bp over kcp k: 2 x 2 C tiles, per kb 6 tile loads, 12 products. */
 __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
@@ -370,14 +374,14 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
     for (int kb = 0; kb < kcp; kb += 32, bp += 2048) {
         _tile_loadd(4, ahi + kb, lda);
         _tile_loadd(5, ahi + a16 + kb, lda);
-        _tile_loadd(6, bp + 1024, 64);   /* lo, columns 0-15 */
-        _tile_loadd(7, bp + 1536, 64);   /* lo, columns 16-31 */
+        AMX_LOADB(6, bp + 1024);   /* lo, columns 0-15 */
+        AMX_LOADB(7, bp + 1536);   /* lo, columns 16-31 */
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(6, bp, 64);          /* hi, columns 0-15 */
-        _tile_loadd(7, bp + 512, 64);    /* hi, columns 16-31 */
+        AMX_LOADB(6, bp);          /* hi, columns 0-15 */
+        AMX_LOADB(7, bp + 512);    /* hi, columns 16-31 */
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -406,10 +410,10 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
     for (int kb = 0; kb < kcp; kb += 32, bp += 2048) {
         _tile_loadd(2, ahi + kb, lda);
         _tile_loadd(3, alo + kb, lda);
-        _tile_loadd(4, bp, 64);
-        _tile_loadd(5, bp + 512, 64);
-        _tile_loadd(6, bp + 1024, 64);
-        _tile_loadd(7, bp + 1536, 64);
+        AMX_LOADB(4, bp);
+        AMX_LOADB(5, bp + 512);
+        AMX_LOADB(6, bp + 1024);
+        AMX_LOADB(7, bp + 1536);
         _tile_dpbf16ps(0, 2, 6);
         _tile_dpbf16ps(1, 2, 7);
         _tile_dpbf16ps(0, 2, 4);
@@ -598,33 +602,6 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
     }
 }
 
-#ifdef NN_AMX_PROF
-#include <stdio.h>
-#include <stdlib.h>
-static struct { int n, in, out; long calls; unsigned long long cyc; } prof[256];
-static int nprof;
-static void prof_dump(void)
-{
-    for (int i = 0; i < nprof; i++)
-        fprintf(stderr, "n=%5d in=%5d out=%5d calls=%7ld cyc/call=%9.0f GF=%.0f\n", prof[i].n,
-                prof[i].in, prof[i].out, prof[i].calls, (double)prof[i].cyc / prof[i].calls,
-                2.0 * prof[i].n * prof[i].in * prof[i].out / ((double)prof[i].cyc / prof[i].calls / 2.6));
-}
-static void prof_add(int n, int in, int out, unsigned long long c)
-{
-    int i = 0;
-    for (; i < nprof; i++)
-        if (prof[i].n == n && prof[i].in == in && prof[i].out == out)
-            break;
-    if (i == nprof) {
-        if (nprof == 256) return;
-        if (nprof == 0) atexit(prof_dump);
-        prof[nprof].n = n; prof[nprof].in = in; prof[nprof].out = out; nprof++;
-    }
-    prof[i].calls++;
-    prof[i].cyc += c;
-}
-#endif
 
 static void linear_packed(const float *x, int n, const nn_packed_t *p, const float *b,
                           int acc, int gelu, float *y)
@@ -650,13 +627,7 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
         return;
     }
     if (p->kind == NN_GEMM_AMX) {
-#ifdef NN_AMX_PROF
-        unsigned long long t0 = __rdtsc();
-#endif
         gemm_amx(x, n, p->in, p, b, acc, gelu, y);
-#ifdef NN_AMX_PROF
-        prof_add(n, p->in, p->out, __rdtsc() - t0);
-#endif
         return;
     }
 #endif
