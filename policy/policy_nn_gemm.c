@@ -304,11 +304,14 @@ amx_split(__m512 v, __m512 *back)
 }
 
 /* hi / lo bf16 of x[rows, k0 .. k0 + kc) into ahi / alo [16 or 32][kcp]
- * (zeros past the rows, up to 16 or 32, and past `in`). */
-__attribute__((target(AMX_TGT))) static void amx_split_rows(const float *x, int rows, int in,
+ * (zeros past the rows, up to 16 or 32, and past `in`). Returns 0 when every
+ * lo is zero (x already bf16, e.g. the 0..255 pixel values of an image), so
+ * the a_lo products can be skipped, else 1. */
+__attribute__((target(AMX_TGT))) static int amx_split_rows(const float *x, int rows, int in,
                                                             int k0, int kc, int kcp,
                                                             uint16_t *ahi, uint16_t *alo)
 {
+    __m256i any = _mm256_setzero_si256();
     for (int i = 0; i < (rows > 16 ? 32 : 16); i++) {
         uint16_t *h = ahi + (size_t)i * kcp, *l = alo + (size_t)i * kcp;
         if (i >= rows) {
@@ -326,8 +329,10 @@ __attribute__((target(AMX_TGT))) static void amx_split_rows(const float *x, int 
             const __m256i lv = amx_split(_mm512_sub_ps(v, back), &unused);
             _mm256_storeu_si256((__m256i *)(void *)(h + k), hv);
             _mm256_storeu_si256((__m256i *)(void *)(l + k), lv);
+            any = _mm256_or_si256(any, lv);
         }
     }
+    return !_mm256_testz_si256(any, any);
 }
 
 /* y[rows, nc] (=|+=) c[rows][32] + bias, then GELU (see gemm_avx512). */
@@ -364,7 +369,7 @@ __attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int ro
  * columns bp over kcp k: 2 x 2 C tiles, per kb 6 tile loads, 12 products. */
 __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
-                                                         float *cbuf)
+                                                         int use_lo, float *cbuf)
 {
     _tile_zero(0);
     _tile_zero(1);
@@ -386,6 +391,8 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
+        if (!use_lo)
+            continue;
         _tile_loadd(4, alo + kb, lda);
         _tile_loadd(5, alo + a16 + kb, lda);
         _tile_dpbf16ps(0, 4, 6);
@@ -403,13 +410,12 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
  * the hi and lo A tiles and all four B tiles resident, 6 products per kb. */
 __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
-                                                         float *cbuf)
+                                                         int use_lo, float *cbuf)
 {
     _tile_zero(0);
     _tile_zero(1);
     for (int kb = 0; kb < kcp; kb += 32, bp += 2048) {
         _tile_loadd(2, ahi + kb, lda);
-        _tile_loadd(3, alo + kb, lda);
         AMX_LOADB(4, bp);
         AMX_LOADB(5, bp + 512);
         AMX_LOADB(6, bp + 1024);
@@ -418,6 +424,9 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
         _tile_dpbf16ps(1, 2, 7);
         _tile_dpbf16ps(0, 2, 4);
         _tile_dpbf16ps(1, 2, 5);
+        if (!use_lo)
+            continue;
+        _tile_loadd(3, alo + kb, lda);
         _tile_dpbf16ps(0, 3, 4);
         _tile_dpbf16ps(1, 3, 5);
     }
@@ -451,15 +460,15 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
         for (int k0 = 0; k0 < kp; k0 += NN_AMX_KC) {
             const int kcp = kp - k0 < NN_AMX_KC ? kp - k0 : NN_AMX_KC;
             const int first = k0 == 0, last = k0 + kcp >= kp;
-            amx_split_rows(x + (size_t)r0 * in, rows, in, k0, in - k0 < kcp ? in - k0 : kcp, kcp,
-                           ahi, alo);
+            const int use_lo = amx_split_rows(x + (size_t)r0 * in, rows, in, k0,
+                                              in - k0 < kcp ? in - k0 : kcp, kcp, ahi, alo);
             const size_t lda = (size_t)kcp * 2;
             for (int pi = 0; pi < panels; pi++) {
                 const uint16_t *bp = wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * 2048;
                 if (rows > 16)
-                    amx_block32(ahi, alo, lda, kcp, bp, cbuf);
+                    amx_block32(ahi, alo, lda, kcp, bp, use_lo, cbuf);
                 else
-                    amx_block16(ahi, alo, lda, kcp, bp, cbuf);
+                    amx_block16(ahi, alo, lda, kcp, bp, use_lo, cbuf);
                 const int nc = out - pi * 32 < 32 ? out - pi * 32 : 32;
                 amx_epilogue(cbuf, rows, nc, first && b ? b + pi * 32 : NULL, acc || !first,
                              gelu && last, y + (size_t)r0 * out + pi * 32, (size_t)out);

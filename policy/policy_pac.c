@@ -869,17 +869,19 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void u8_run_avx
 }
 #endif
 
-/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights) */
+/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights).
+ * Output rows are written in order (oy outer, ox inner), so the stores stream
+ * through one region instead of striding a whole row of patches apart. */
 #define IM2COL_U8_BODY(RUN)                                                               \
     const int k = c->k, ci = c->cin;                                                      \
     const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;                           \
     const uint8_t *end = in + (size_t)c->hin * c->win * ci;                               \
-    for (int ox = 0; ox < c->wout; ox++) {                                                \
-        int kx0, kx1;                                                                     \
-        conv_kx_range(c, ox, &kx0, &kx1);                                                 \
-        const int ix0 = ox * c->stride - c->pad + kx0;                                    \
-        const int run = (kx1 - kx0) * ci;                                                 \
-        for (int oy = 0; oy < c->hout; oy++) {                                            \
+    for (int oy = 0; oy < c->hout; oy++) {                                                \
+        for (int ox = 0; ox < c->wout; ox++) {                                            \
+            int kx0, kx1;                                                                 \
+            conv_kx_range(c, ox, &kx0, &kx1);                                             \
+            const int ix0 = ox * c->stride - c->pad + kx0;                                \
+            const int run = (kx1 - kx0) * ci;                                             \
             float *row = cols + ((size_t)oy * c->wout + ox) * K;                          \
             for (int ky = 0; ky < k; ky++) {                                              \
                 const int iy = oy * c->stride - c->pad + ky;                              \

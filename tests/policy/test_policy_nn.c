@@ -568,6 +568,42 @@ static void test_linear_packed_gelu(void **state)
     }
 }
 
+/* AMX skips the a_lo products of a block whose inputs are all exact bf16
+ * (pixel values 0..255): the result must stay right with such inputs, and a
+ * single non-bf16 input in the block must still get its a_lo products. */
+static void test_amx_bf16_exact_inputs(void **state)
+{
+    (void)state;
+    if (!nn_gemm_cpu_has_amx())
+        skip();
+    enum { N = 40, IN = 48, OUT = 33 };
+    static float x[N * IN], w[OUT * IN], y[N * OUT];
+    unsigned s = 3;
+    for (int i = 0; i < N * IN; i++)
+        x[i] = (float)(i * 37 % 256);
+    for (int i = 0; i < OUT * IN; i++)
+        w[i] = frand(&s) / 255.0f;
+    float *pw = aligned_alloc(NN_ARENA_ALIGN, nn_pack_floats(NN_GEMM_AMX, OUT, IN) * 4);
+    assert_non_null(pw);
+    nn_packed_t p;
+    assert_int_equal(nn_pack(NN_GEMM_AMX, w, OUT, IN, pw, &p), 0);
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant)
+            x[5 * IN + 7] = 100.3f;   /* not a bf16: row 5's block needs a_lo */
+        nn_linear_packed(x, N, &p, NULL, y);
+        for (int r = 0; r < N; r++)
+            for (int o = 0; o < OUT; o++) {
+                double e = 0.0, mag = 0.0;
+                for (int i = 0; i < IN; i++) {
+                    e += (double)x[r * IN + i] * w[o * IN + i];
+                    mag += fabs((double)x[r * IN + i] * w[o * IN + i]);
+                }
+                assert_float_equal(y[r * OUT + o], e, mag / 32768.0 + 1e-6);
+            }
+    }
+    free(pw);
+}
+
 /* nn_gemm_selfcheck passes on every kernel this CPU runs (the load-time
  * check the AMX kernel must pass) and refuses one it lacks. */
 static void test_gemm_selfcheck(void **state)
@@ -591,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
         cmocka_unit_test(test_gemm_selfcheck),
+        cmocka_unit_test(test_amx_bf16_exact_inputs),
         cmocka_unit_test(test_linear_packed_gelu),
         cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_gemm_tn_and_softmax_cols),
