@@ -98,6 +98,11 @@ static void test_later_keys(void **state)
     assert_int_equal(c.task_id, 3);
     assert_int_equal(c.n_cameras, 1);
     assert_true(c.cameras[0].resize);
+    /* the opt-in AMX kernel parses too (whether the CPU has it is checked at load) */
+    config_free(&c);
+    p = write_tmp("k2.conf", "[policy]\ncheckpoint = x\nkernel = amx\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.policy_kernel, POLICY_KERNEL_AMX);
     config_free(&c);
 }
 
@@ -139,7 +144,7 @@ static void test_bad_values(void **state)
     BAD("[policy]\ntemperature = 0\n", "temperature");
     BAD("[policy]\nseed = -1\n", "unsigned");
     BAD("[policy]\nblas_coretype = ../../x\n", "core name");
-    BAD("[policy]\nkernel = avx3\n", "expected auto, avx512, avx2 or blas");
+    BAD("[policy]\nkernel = avx3\n", "expected auto, avx512, avx2, blas or amx");
     BAD("[policy]\nkernel = AVX2\n", "[policy] kernel");
     BAD("[safety]\nworkspace_min = 1, 2\n", "x, y, z");
     BAD("[safety]\nworkspace_min = 0, 0, 0\n", "go together");
