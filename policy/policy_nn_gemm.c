@@ -264,7 +264,7 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
 static int amx_permitted(void)
 {
     static int state;   /* 0 not asked, 1 granted, -1 refused */
-    if (state == 0) {
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == 0) {
         long rc = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18);
         __atomic_store_n(&state, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
     }
@@ -311,7 +311,7 @@ __attribute__((target(AMX_TGT))) static int amx_split_rows(const float *x, int r
                                                             int k0, int kc, int kcp,
                                                             uint16_t *ahi, uint16_t *alo)
 {
-    __m256i any = _mm256_setzero_si256();
+    __m512i any = _mm512_setzero_si512();
     for (int i = 0; i < (rows > 16 ? 32 : 16); i++) {
         uint16_t *h = ahi + (size_t)i * kcp, *l = alo + (size_t)i * kcp;
         if (i >= rows) {
@@ -320,19 +320,25 @@ __attribute__((target(AMX_TGT))) static int amx_split_rows(const float *x, int r
             continue;
         }
         const float *xr = x + (size_t)i * in + k0;
-        for (int k = 0; k < kcp; k += 16) {
-            const int n = kc - k >= 16 ? 16 : kc - k > 0 ? kc - k : 0;
-            const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), xr + k);
-            __m512 back;
-            const __m256i hv = amx_split(v, &back);
-            __m512 unused;
-            const __m256i lv = amx_split(_mm512_sub_ps(v, back), &unused);
-            _mm256_storeu_si256((__m256i *)(void *)(h + k), hv);
-            _mm256_storeu_si256((__m256i *)(void *)(l + k), lv);
-            any = _mm256_or_si256(any, lv);
+        for (int k = 0; k < kcp; k += 32) {   /* kcp is a multiple of 32 */
+            const int n0 = kc - k >= 16 ? 16 : kc - k > 0 ? kc - k : 0;
+            const int n1 = kc - k - 16 >= 16 ? 16 : kc - k - 16 > 0 ? kc - k - 16 : 0;
+            const __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)((1u << n0) - 1u), xr + k);
+            const __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)((1u << n1) - 1u), xr + k + 16);
+            /* 32 bf16 at once: lanes 0-15 from v0, 16-31 from v1 */
+            const __m512i hv = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+            const __m512 b0 = _mm512_castsi512_ps(
+                _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(hv)), 16));
+            const __m512 b1 = _mm512_castsi512_ps(
+                _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(hv, 1)), 16));
+            const __m512i lv =
+                (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(v1, b1), _mm512_sub_ps(v0, b0));
+            _mm512_storeu_si512((void *)(h + k), hv);
+            _mm512_storeu_si512((void *)(l + k), lv);
+            any = _mm512_or_si512(any, lv);
         }
     }
-    return !_mm256_testz_si256(any, any);
+    return _mm512_test_epi64_mask(any, any) != 0;
 }
 
 /* y[rows, nc] (=|+=) c[rows][32] + bias, then GELU (see gemm_avx512). */
