@@ -446,7 +446,7 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
                                                       int acc, int gelu, float *y)
 {
     _Alignas(64) uint16_t ahi[32 * NN_AMX_KC], alo[32 * NN_AMX_KC];
-    _Alignas(64) float cbuf[32 * 32];
+    _Alignas(64) float cbuf[2][32 * 32];
     amx_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -469,15 +469,24 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
             const int use_lo = amx_split_rows(x + (size_t)r0 * in, rows, in, k0,
                                               in - k0 < kcp ? in - k0 : kcp, kcp, ahi, alo);
             const size_t lda = (size_t)kcp * 2;
-            for (int pi = 0; pi < panels; pi++) {
-                const uint16_t *bp = wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * 2048;
-                if (rows > 16)
-                    amx_block32(ahi, alo, lda, kcp, bp, use_lo, cbuf);
-                else
-                    amx_block16(ahi, alo, lda, kcp, bp, use_lo, cbuf);
-                const int nc = out - pi * 32 < 32 ? out - pi * 32 : 32;
-                amx_epilogue(cbuf, rows, nc, first && b ? b + pi * 32 : NULL, acc || !first,
-                             gelu && last, y + (size_t)r0 * out + pi * 32, (size_t)out);
+            /* software-pipelined: panel pi's tile products are issued before
+             * panel pi - 1's epilogue, which then runs on the vector units
+             * while the tile unit works */
+            for (int pi = 0; pi <= panels; pi++) {
+                if (pi < panels) {
+                    const uint16_t *bp =
+                        wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * 2048;
+                    if (rows > 16)
+                        amx_block32(ahi, alo, lda, kcp, bp, use_lo, cbuf[pi & 1]);
+                    else
+                        amx_block16(ahi, alo, lda, kcp, bp, use_lo, cbuf[pi & 1]);
+                }
+                if (pi > 0) {
+                    const int pe = pi - 1, nc = out - pe * 32 < 32 ? out - pe * 32 : 32;
+                    amx_epilogue(cbuf[pe & 1], rows, nc, first && b ? b + pe * 32 : NULL,
+                                 acc || !first, gelu && last, y + (size_t)r0 * out + pe * 32,
+                                 (size_t)out);
+                }
             }
         }
     }
