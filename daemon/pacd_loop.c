@@ -864,6 +864,8 @@ static void *loop_thread(void *arg)
     int64_t next = time_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
+    if (self->d.policy)   /* AMX: take the tile unit's first-use trap before the first tick */
+        (void)policy_prepare_thread(self->d.policy);
     publish_status(self);
     for (;;) {
         struct timespec ts = time_ts(next);

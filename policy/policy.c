@@ -501,6 +501,13 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
     return self->arch->step(self->impl, obs, action, extra);
 }
 
+int policy_prepare_thread(const policy_t *self)
+{
+    if (!self || !self->kernel || strcmp(self->kernel, nn_gemm_name(NN_GEMM_AMX)) != 0)
+        return 0;
+    return nn_gemm_prepare_thread(NN_GEMM_AMX);
+}
+
 const char *policy_kernel(const policy_t *self)
 {
     return self ? self->kernel : NULL;

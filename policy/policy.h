@@ -162,8 +162,16 @@ int policy_step(policy_t *self, const policy_observation_t *obs, float *action,
                 policy_extra_t *extra);
 
 /* The matrix kernel the policy runs on, chosen at load: "avx512-packed",
- * "avx2-packed" or "blas" (nn_gemm_name). Valid until destroy. RT-safe. */
+ * "avx2-packed", "amx-bf16x3" or "blas" (nn_gemm_name). Valid until destroy. RT-safe. */
 const char *policy_kernel(const policy_t *self);
+
+/* Prepare the calling thread to step this policy: with the AMX kernel, takes
+ * the per-thread first-use trap of the tile unit and faults in the stack its
+ * kernel uses (nn_gemm_prepare_thread), so the first policy_step of a control
+ * loop does not pay them; nothing for the other kernels. Call once from the
+ * stepping thread before its first tick. Returns 0 or -ENOTSUP. Not RT-safe
+ * itself (it may fault pages in). */
+int policy_prepare_thread(const policy_t *self);
 
 /* Scratch arena size in bytes planned at load (for telemetry/benchmarks). */
 size_t policy_arena_bytes(const policy_t *self);

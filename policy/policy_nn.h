@@ -136,11 +136,17 @@ int nn_blas_selfcheck(char *report, size_t n);
  *                   [ceil(out/16)][in][16], 6 x 16 register tiles, one thread.
  *   NN_GEMM_AMX     Intel AMX tiles (Sapphire Rapids and later): each float
  *                   split into bf16 hi + lo, a b ~ a_hi b_hi + a_hi b_lo +
- *                   a_lo b_hi summed in float ("bf16x3"): relative error of
- *                   a dot product ~1e-5, not float's ~1e-7; chosen only on
+ *                   a_lo b_hi summed in float ("bf16x3"): each product within
+ *                   ~2^-16 of |a b|, so an output within about 2^-15 sum |x w|
+ *                   (float's is ~2^-24 per term; with cancellation the
+ *                   relative error can be large, as for any kernel). bf16
+ *                   conversion and the tile unit flush denormals (|v| below
+ *                   ~1.2e-38) to zero, and an infinite input gives NaN where
+ *                   the float kernels give an infinity. Chosen only on
  *                   purpose (nn_gemm_best never returns it). Panels of 32
  *                   columns of bf16 pair tiles, K padded to 32; attention,
- *                   softmax and nn_gemm_tn run the AVX-512 kernels.
+ *                   softmax and nn_gemm_tn run the AVX-512 kernels. A thread
+ *                   should call nn_gemm_prepare_thread before its first use.
  * The float packed kernels sum over k in order with FMAs, so results differ
  * from sgemm only by float rounding. */
 typedef enum {
@@ -167,6 +173,15 @@ int nn_gemm_cpu_has_avx2(void);
  * amx-tile and amx-bf16, and Linux granted the tile state (arch_prctl
  * ARCH_REQ_XCOMP_PERM, asked once per process). Init-only. */
 int nn_gemm_cpu_has_amx(void);
+
+/* Prepare the calling thread to run `kind`: for NN_GEMM_AMX, execute one tile
+ * instruction (Linux enables the tile state per thread at its first use, a
+ * trap that allocates the thread's larger register save area, ~60 us) and
+ * touch the stack the AMX kernel uses (~80 KiB), so the first real call
+ * neither traps nor faults; nothing for the other kinds. Call once from each
+ * thread that will run the kernel, before its time-critical work. Returns 0
+ * or -ENOTSUP (AMX asked for, not available). Not RT-safe itself. */
+int nn_gemm_prepare_thread(nn_gemm_kind_t kind);
 
 /* 1 when this CPU runs `kind` (always for NN_GEMM_BLAS), else 0. Init-only. */
 int nn_gemm_cpu_has(nn_gemm_kind_t kind);
@@ -201,13 +216,15 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
  * must not overlap. RT-safe. */
 void nn_linear_packed(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
 
-/* y[n, out] += x[n, in] W^T + b[out] (residual connections). RT-safe. */
+/* y[n, out] += x[n, in] W^T + b[out] (residual connections). x and y must
+ * not overlap. RT-safe. */
 void nn_linear_packed_acc(const float *x, int n, const nn_packed_t *p, const float *b, float *y);
 
 /* y[n, out] = GELU(x[n, in] W^T + b[out]) (b may be NULL; GELU as nn_gelu):
  * the packed kernels apply it to each register tile before storing it
- * (AVX-512: nn_gelu's operations, so the same floats; AVX2: its p / q by a
- * division), BLAS runs nn_linear then nn_gelu. x and y must not overlap.
+ * (AVX-512 and AMX: nn_gelu's operations, so the same floats as
+ * nn_linear_packed then nn_gelu; AVX2: its p / q by a division), BLAS runs
+ * nn_linear then nn_gelu. x and y must not overlap.
  * RT-safe. */
 void nn_linear_packed_gelu(const float *x, int n, const nn_packed_t *p, const float *b,
                            float *y);

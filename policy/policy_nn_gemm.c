@@ -285,6 +285,19 @@ int nn_gemm_cpu_has_amx(void)
     return amx_permitted();
 }
 
+/* LDTILECFG with the whole 64-byte configuration as the asm's input (GCC 12's
+ * _tile_loadconfig names only its first 8 bytes, so the compiler may drop the
+ * stores that fill the rest). */
+#define AMX_LOAD_CONFIG(cfg) __asm__ volatile("ldtilecfg %0" ::"m"(*(cfg)))
+
+/* Touch 96 KiB of stack below the caller (gemm_amx uses ~74 KiB). */
+__attribute__((noinline)) static void amx_touch_stack(void)
+{
+    volatile unsigned char buf[96 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        buf[i] = 0;
+}
+
 /* The AMX tile configuration (palette 1): every tile 16 rows x 64 bytes. */
 typedef struct {
     uint8_t palette, start_row, reserved[14];
@@ -457,7 +470,7 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
     if (n < 16)   /* one short block: C and A tiles of n rows (amx_block16) */
         for (int t = 0; t < 4; t++)
             cfg.rows[t] = (uint8_t)n;
-    _tile_loadconfig(&cfg);
+    AMX_LOAD_CONFIG(&cfg);
     const int out = p->out, panels = (out + 31) / 32, kp = (in + 31) / 32 * 32;
     const size_t panel_bf16 = (size_t)kp * 64;   /* 32 columns x kp x (hi, lo) */
     const uint16_t *wb = (const uint16_t *)(const void *)p->w;
@@ -468,6 +481,9 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
             const int first = k0 == 0, last = k0 + kcp >= kp;
             const int use_lo = amx_split_rows(x + (size_t)r0 * in, rows, in, k0,
                                               in - k0 < kcp ? in - k0 : kcp, kcp, ahi, alo);
+            /* GCC's tile loads are asm without memory operands: make the
+             * stores to ahi / alo visible to them */
+            __asm__ volatile("" ::: "memory");
             const size_t lda = (size_t)kcp * 2;
             /* software-pipelined: panel pi's tile products are issued before
              * panel pi - 1's epilogue, which then runs on the vector units
@@ -490,6 +506,19 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
             }
         }
     }
+    _tile_release();
+}
+
+/* One tile instruction, so Linux enables this thread's tile state now. */
+__attribute__((target(AMX_TGT))) static void amx_first_use(void)
+{
+    amx_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.colsb[0] = 64;
+    cfg.rows[0] = 16;
+    AMX_LOAD_CONFIG(&cfg);
+    _tile_zero(0);
     _tile_release();
 }
 
@@ -524,6 +553,21 @@ int nn_gemm_cpu_has_amx(void)
     return 0;
 }
 #endif
+
+int nn_gemm_prepare_thread(nn_gemm_kind_t kind)
+{
+    if (kind != NN_GEMM_AMX)
+        return 0;
+#if NN_HAVE_X86
+    if (!nn_gemm_cpu_has_amx())
+        return -ENOTSUP;
+    amx_first_use();
+    amx_touch_stack();
+    return 0;
+#else
+    return -ENOTSUP;
+#endif
+}
 
 void nn_softmax_cols(nn_gemm_kind_t kind, float *st, int t, int ncols, int ld)
 {

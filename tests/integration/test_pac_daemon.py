@@ -56,6 +56,9 @@ def test_check_config_names_the_forced_kernel(tmp_path, pac_checkpoint, kernel):
     if not cpu_kernels()[kernel]:
         assert r.returncode != 0 and "lacks" in r.stderr, r.stderr
         pytest.skip(f"this CPU lacks the {kernel} kernel")
+    if kernel == "amx" and r.returncode != 0 and "lacks" in r.stderr:
+        # the CPU has AMX but the OS refused this process the tile state
+        pytest.skip("AMX present but not granted by the kernel (arch_prctl)")
     assert r.returncode == 0, r.stderr
     name = {"blas": "blas", "amx": "amx-bf16x3"}.get(kernel, kernel + "-packed")
     assert f"kernel {name})" in r.stdout, r.stdout

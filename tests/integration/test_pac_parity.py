@@ -155,6 +155,9 @@ def check_kernel(exe, ckpt, kernel):
         msg = r.stderr.decode()
         assert r.returncode == 3 and kernel in msg and "lacks" in msg, msg
         pytest.skip(f"this CPU lacks the {kernel} kernel")
+    if kernel == "amx" and r.returncode == 3 and b"lacks" in r.stderr:
+        # the CPU has AMX but the OS refused this process the tile state
+        pytest.skip("AMX present but not granted by the kernel (arch_prctl)")
     assert r.returncode == 0, r.stderr.decode()
     got = json.loads(r.stdout)["kernel"]
     want = {"avx512": "avx512-packed", "avx2": "avx2-packed", "blas": "blas",

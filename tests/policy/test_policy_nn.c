@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -604,6 +605,47 @@ static void test_amx_bf16_exact_inputs(void **state)
     free(pw);
 }
 
+/* A fresh thread prepared with nn_gemm_prepare_thread runs every kernel;
+ * AMX where the CPU lacks it is refused. */
+struct prep_arg {
+    nn_gemm_kind_t kind;
+    int rc;
+    float y[4];
+};
+
+static void *prep_thread(void *p)
+{
+    struct prep_arg *a = p;
+    a->rc = nn_gemm_prepare_thread(a->kind);
+    if (a->rc == 0) {
+        const float w[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, x[4] = { 1, -1, 0.5f, 2 };
+        _Alignas(64) float pw[64 * 32];
+        nn_packed_t pk;
+        if (nn_pack(a->kind, w, 2, 4, pw, &pk) == 0)
+            nn_linear_packed(x, 1, &pk, NULL, a->y);
+    }
+    return NULL;
+}
+
+static void test_prepare_thread(void **state)
+{
+    (void)state;
+    nn_gemm_kind_t kinds[4];
+    int n_kinds = cpu_kinds(kinds);
+    for (int ki = 0; ki < n_kinds; ki++) {
+        struct prep_arg a = { .kind = kinds[ki] };
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, prep_thread, &a), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(a.rc, 0);
+        /* x . w rows: 1 - 2 + 1.5 + 8 = 8.5; 5 - 6 + 3.5 + 16 = 18.5 (exact in bf16x3) */
+        assert_float_equal(a.y[0], 8.5f, 1e-6);
+        assert_float_equal(a.y[1], 18.5f, 1e-6);
+    }
+    if (!nn_gemm_cpu_has_amx())
+        assert_int_equal(nn_gemm_prepare_thread(NN_GEMM_AMX), -ENOTSUP);
+}
+
 /* nn_gemm_selfcheck passes on every kernel this CPU runs (the load-time
  * check the AMX kernel must pass) and refuses one it lacks. */
 static void test_gemm_selfcheck(void **state)
@@ -628,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_linear_packed_matches_loop),
         cmocka_unit_test(test_gemm_selfcheck),
         cmocka_unit_test(test_amx_bf16_exact_inputs),
+        cmocka_unit_test(test_prepare_thread),
         cmocka_unit_test(test_linear_packed_gelu),
         cmocka_unit_test(test_attention_matches_loop),
         cmocka_unit_test(test_gemm_tn_and_softmax_cols),

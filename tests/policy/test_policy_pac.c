@@ -226,6 +226,7 @@ static void test_kernels_agree(void **state)
         }
         fx_t *f = fx_new(&runs[ri].o);
         assert_string_equal(policy_kernel(f->p), runs[ri].want ? runs[ri].want : best);
+        assert_int_equal(policy_prepare_thread(f->p), 0);
         n_runs++;
         for (int step = 0; step < 3; step++) {
             for (int i = 0; i < s->obs_dim; i++)
