@@ -197,7 +197,8 @@ const char *nn_gemm_name(nn_gemm_kind_t kind);
 
 /* Run a 37 x 600 x 45 linear layer through `kind` against a double loop:
  * float kernels within 1e-6 of sum |x w| per output, AMX within 2^-15 of it
- * (its bf16x3 bound). Writes a one-line report. Returns 0, -EIO (off: the
+ * (bf16x3's per-product bound; the float summation adds well under it in
+ * practice, though not provably for long K). Writes a one-line report. Returns 0, -EIO (off: the
  * kernel must not run), -ENOTSUP (the CPU lacks it) or -ENOMEM. Init-only
  * (allocates). */
 int nn_gemm_selfcheck(nn_gemm_kind_t kind, char *report, size_t n);
