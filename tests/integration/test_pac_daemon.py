@@ -106,6 +106,29 @@ def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_c
 
 
 @realtime
+def test_pac_runs_on_the_amx_kernel_in_the_loop(daemon, pac_checkpoint):
+    # kernel = amx end to end: the loop thread prepares the tile unit
+    # (policy_prepare_thread) and steps; Q and actions are logged and finite
+    if not cpu_kernels()["amx"]:
+        pytest.skip("this CPU lacks AMX")
+    d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"),
+               extra="[policy]\nkernel = amx\n")
+    assert "kernel amx-bf16x3, 20.0 Hz" in d.stderr()
+    feed = TwoCameras(d)
+    d.wait_for(lambda s: s.frames_received >= 4, feed=feed, what="frames of both cameras")
+    d.client.start_episode(max_steps=10)
+    st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 10, feed=feed, timeout=30,
+                    what="10 PAC steps on AMX")
+    assert st.has_q_value
+    d.stop()
+    steps = cat_steps(d.logs()[0])
+    assert len(steps) == 10
+    for s in steps:
+        assert s["q_value"] == s["q_value"]   # not NaN
+        assert all(v == v for v in s["policy_action"])
+
+
+@realtime
 def test_pac_sampling_is_seeded_and_logged(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"),
                extra="[policy]\nsample = true\ntemperature = 0.5\nseed = 11\n")
