@@ -16,10 +16,12 @@
  * All messages of one state carry the same time (now, CLOCK_REALTIME) and
  * seq (row index + 1); the robot state is sent last (--state-lag-us after
  * the rest), as it commits a step in pacd's shadow mode.
- * --lockstep CONTROL_EP: after each state, ask pacd (Command STATUS on its
- * REP socket) until its tick_count shows the step made from that state, so a
- * pacd that falls behind (a loaded machine, a sanitizer build) loses no
- * recorded state: the way to turn demonstrations into a complete dataset.
+ * --lockstep CONTROL_EP: before each state, ask pacd (Command STATUS on its
+ * REP socket) until its frames_received + frames_dropped show the state's
+ * camera frames handled, and after it, until its tick_count shows the step
+ * made from that state, so a pacd that falls behind (a loaded machine, a
+ * sanitizer build) loses no recorded state and every step carries its own
+ * frame: the way to turn demonstrations into a complete dataset.
  * See docs/mujoco.md. */
 #include <errno.h>
 #include <getopt.h>
@@ -88,9 +90,10 @@ static void usage(FILE *f)
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
             "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
             "robot state, which commits a step in pacd's shadow mode, goes last).\n"
-            "--lockstep: after each state, wait (up to --lockstep-timeout-ms, default\n"
-            "2000) until pacd in shadow mode has made the step from it (its status on the\n"
-            "control endpoint), so none is lost when pacd falls behind.\n");
+            "--lockstep: before each state, wait until pacd has received its camera\n"
+            "frames, and after it, until pacd in shadow mode has made the step from it\n"
+            "(its status on the control endpoint; each wait up to --lockstep-timeout-ms,\n"
+            "default 2000), so no state or frame is lost when pacd falls behind.\n");
 }
 
 /* Read a 2-D float64 dataset (1-D read as N x 1). */
@@ -186,12 +189,14 @@ static void *connect_pub(void *ctx, const char *ep)
     return s;
 }
 
-/* Lockstep with pacd: its tick_count from a STATUS command on its control
- * (REP) endpoint. *req is a REQ socket, reopened after a timeout (a REQ socket
- * that missed its reply cannot send again). Returns 0 and sets *ticks, or -1
- * (no answer within timeout_ms, or not a pacd.v1.Reply). */
-static int pacd_tick_count(void *ctx, const char *ep, void **req, int timeout_ms,
-                           uint64_t *ticks)
+/* Lockstep with pacd: its tick_count and the camera frames it has handled
+ * (frames_received + frames_dropped: every frame ends in one of them) from a
+ * STATUS command on its control (REP) endpoint. *req is a REQ socket, reopened
+ * after a timeout (a REQ socket that missed its reply cannot send again).
+ * Returns 0 and sets *ticks (and *frames when not NULL), or -1 (no answer
+ * within timeout_ms, or not a pacd.v1.Reply). */
+static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, uint64_t *ticks,
+                       uint64_t *frames)
 {
     if (!*req) {
         *req = zmq_socket(ctx, ZMQ_REQ);
@@ -221,6 +226,8 @@ static int pacd_tick_count(void *ctx, const char *ep, void **req, int timeout_ms
         Pacd__V1__Reply *r = pacd__v1__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         if (r && r->status) {
             *ticks = r->status->tick_count;
+            if (frames)
+                *frames = r->status->frames_received + r->status->frames_dropped;
             rc = 0;
         }
         if (r)
@@ -234,17 +241,20 @@ static int pacd_tick_count(void *ctx, const char *ep, void **req, int timeout_ms
     return rc;
 }
 
-/* Wait until pacd's tick_count reaches `want` or timeout_ms passes. Returns 1
- * when it did, 0 when not (pacd idle, gone or too slow). */
-static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms, uint64_t want)
+/* Wait until pacd's tick_count reaches want_ticks and its handled camera
+ * frames reach want_frames, or timeout_ms passes. Returns 1 when they did, 0
+ * when not (pacd idle, gone, too slow, or a frame lost on the way). */
+static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms,
+                         uint64_t want_ticks, uint64_t want_frames)
 {
     int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000;
     for (;;) {
-        uint64_t ticks;
+        uint64_t ticks, handled;
         int64_t left_ms = (deadline - now_ns(CLOCK_MONOTONIC)) / 1000000;
         if (left_ms <= 0 || stop_requested)
             return 0;
-        if (pacd_tick_count(ctx, ep, req, (int)left_ms, &ticks) == 0 && ticks >= want)
+        if (pacd_counts(ctx, ep, req, (int)left_ms, &ticks, &handled) == 0 &&
+            ticks >= want_ticks && handled >= want_frames)
             return 1;
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 500000};
         nanosleep(&pause, NULL);
@@ -492,11 +502,11 @@ int main(int argc, char **argv)
             o.demo, env[0] ? env : "?", group, states.rows, rec_dt,
             period_ns > 0 ? "a fixed rate" : "full speed");
 
-    uint64_t seq = 0, frame_seq = 0, ticks0 = 0;
-    long published = 0, frames = 0, unacknowledged = 0;
+    uint64_t seq = 0, frame_seq = 0, ticks0 = 0, frames0 = 0;
+    long published = 0, frames = 0, unacknowledged = 0, frames_unacknowledged = 0;
     /* the first answer also waits for the TCP connection: at least 1 s */
     const int first_ms = o.lockstep_timeout_ms > 1000 ? o.lockstep_timeout_ms : 1000;
-    if (o.lockstep && pacd_tick_count(zctx, o.lockstep, &req, first_ms, &ticks0) != 0) {
+    if (o.lockstep && pacd_counts(zctx, o.lockstep, &req, first_ms, &ticks0, &frames0) != 0) {
         fprintf(stderr, "pacd-replay: --lockstep: pacd did not answer at %s within %d ms\n",
                 o.lockstep, first_ms);
         goto out;
@@ -529,8 +539,20 @@ int main(int argc, char **argv)
             }
             /* The robot state goes last: in pacd's shadow mode it commits the
              * step, which then carries this row's frame, action and reward.
-             * Frames travel on another connection: --state-lag-us gives them
-             * a head start. */
+             * Frames travel on another connection: in lockstep the state waits
+             * until pacd has handled them, else --state-lag-us gives them a
+             * head start. */
+            if (o.lockstep && n_cam > 0 &&
+                !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, 0,
+                               frames0 + (uint64_t)frames)) {
+                if (frames_unacknowledged++ == 0)
+                    fprintf(stderr, "pacd-replay: --lockstep: pacd did not receive the frame(s) "
+                                    "of state %llu within %d ms\n",
+                            (unsigned long long)seq, o.lockstep_timeout_ms);
+                uint64_t ticks, handled;
+                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks, &handled) == 0)
+                    frames0 = handled - (uint64_t)frames;
+            }
             float act[HAL_MAX_JOINTS + 1];
             for (int j = 0; j < jv.cols; j++)
                 act[j] = (float)jv.data[(size_t)row * jv.cols + j];
@@ -555,14 +577,14 @@ int main(int argc, char **argv)
             hal_mjpub_state(state_sock, robot->name, &st);
             published++;
             if (o.lockstep && !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms,
-                                             ticks0 + (uint64_t)published)) {
+                                             ticks0 + (uint64_t)published, 0)) {
                 if (unacknowledged++ == 0)
                     fprintf(stderr, "pacd-replay: --lockstep: pacd made no step from state %llu "
                                     "within %d ms (is an episode running in shadow mode?)\n",
                             (unsigned long long)seq, o.lockstep_timeout_ms);
                 /* carry on from where pacd is */
                 uint64_t ticks;
-                if (pacd_tick_count(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks) == 0)
+                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks, NULL) == 0)
                     ticks0 = ticks - (uint64_t)published;
             }
         }
@@ -571,11 +593,11 @@ int main(int argc, char **argv)
     /* machine-readable summary on stdout */
     printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "
            "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f, "
-           "\"unacknowledged\": %ld}\n",
+           "\"unacknowledged\": %ld, \"frames_unacknowledged\": %ld}\n",
            o.demo, o.episode, states.rows, published, frames, isfinite(height) ? height : -1.0,
-           rec_dt, unacknowledged);
+           rec_dt, unacknowledged, frames_unacknowledged);
     fflush(stdout);
-    rc = unacknowledged ? 3 : 0;
+    rc = unacknowledged || frames_unacknowledged ? 3 : 0;
 out:
     if (req)
         zmq_close(req);
