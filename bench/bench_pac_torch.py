@@ -6,7 +6,10 @@
         critic) as pacd checkpoints DIR/<size>.safetensors and ONNX
         DIR/<size>.onnx (action + logits, from torch.onnx.export), the inputs
         DIR/obs.bin (float32 rows) and DIR/img.bin (uint8 rows: both frames),
-        the twin's logits for the first rows and DIR/models.json (with FLOPs)
+        the twin's logits for the first rows and DIR/models.json (with FLOPs);
+        also pac-s-bf16 and pac-m-bf16: the same models with every weight
+        rounded to bf16, stored as a BF16 checkpoint for pacd while PyTorch
+        and ONNX Runtime compute in float32 with the same (rounded) values
     /usr/bin/python3 bench/bench_pac_torch.py time DIR [ITERS]
         time the twin at batch 1 with torch.set_num_threads(1) (inference
         mode), one JSON line per model
@@ -21,18 +24,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy" / "torch"))
 from pacd_torch import make_pac  # noqa: E402
-from pacd_torch.export import export  # noqa: E402
+from pacd_torch.export import export, round_weights  # noqa: E402
 from bench_timing import main, time_calls  # noqa: E402
 from pacd_torch.pac import PACDeploy, flops  # noqa: E402
 
 SIZES = ("pac-s", "pac-m")
+MODELS = SIZES + tuple(s + "-bf16" for s in SIZES)
 CAMERAS = ["front", "wrist"]
 N_ROWS = 16
 CHECK_ROWS = 4
 
 
-def build(size):
+def build(name):
+    """The model called `name`: a size, or a size + "-bf16" (weights rounded
+    to bf16 values, float32 compute)."""
+    size = name[:-len("-bf16")] if name.endswith("-bf16") else name
     m, obs, act = make_pac.build(size, CAMERAS, "cartesian_velocity", seed=SIZES.index(size))
+    if name != size:   # what pacd computes with from the BF16 checkpoint
+        m.load_state_dict(round_weights(m, "bf16"))
     return m, obs, act
 
 
@@ -53,9 +62,10 @@ def make(out):
     out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(42)
     models = {}
-    for size in SIZES:
+    for size in MODELS:
         m, obs, act = build(size)
-        export(m, out / f"{size}.safetensors", "sawyer", obs, act, "f32")
+        export(m, out / f"{size}.safetensors", "sawyer", obs, act,
+               "bf16" if size.endswith("-bf16") else "f32")
         if not (out / "obs.bin").exists():
             (torch.randn(N_ROWS, m.obs_dim, generator=g)).numpy().astype("<f4").tofile(
                 out / "obs.bin")

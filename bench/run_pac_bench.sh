@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # PAC benchmark driver: pac-s and pac-m at batch 1, one thread, same weights and
-# inputs: pacd's engine, once per matrix kernel this CPU runs (avx512, amx,
+# inputs (each also as -bf16: the weights rounded to bf16 and stored as a BF16
+# checkpoint for pacd, float32 compute in PyTorch and ONNX Runtime): pacd's engine, once per matrix kernel this CPU runs (avx512, amx,
 # avx2, blas; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
 # Runtime (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
 # GFLOP/s each engine reaches and, as the yardstick, an sgemm (64 x 512 x 512)
@@ -16,7 +17,7 @@ BENCH_EXE=bench_pac BENCH_ITERS=200 BENCH_TMP=/tmp/pacd-pac-bench-XXXXXX
 
 results="$work/results.jsonl"
 for k in avx512 amx avx2 blas; do
-  for m in pac-s pac-m; do
+  for m in pac-s pac-m pac-s-bf16 pac-m-bf16; do
     rc=0
     PACD_BENCH_LOGITS="$work/$m.pacd-$k.logits.bin" \
       "$build/bench/bench_pac" "$work/$m.safetensors" "$work/obs.bin" "$work/img.bin" "$iters" 1 "$k" \
@@ -49,7 +50,7 @@ print(f"OpenBLAS core: {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORET
       f"sgemm 64x512x512 in this run: {sg:.1f} GFLOP/s")
 print("batch 1, one thread, median ms/step (p99); GFLOP/s = model FLOPs / median time "
       "(% of the sgemm); ratio = peer / pacd (>1: pacd faster); one row per pacd kernel")
-hdr = f"{'model':<6} {'GFLOP':>6} {'kernel':<14} {'pacd':>22} {'torch':>22} {'onnxruntime':>22} {'torch/pacd':>10} {'ort/pacd':>8}  max|logit diff| vs pacd (torch, ort)"
+hdr = f"{'model':<10} {'GFLOP':>6} {'kernel':<14} {'pacd':>22} {'torch':>22} {'onnxruntime':>22} {'torch/pacd':>10} {'ort/pacd':>8}  max|logit diff| vs pacd (torch, ort)"
 print(hdr)
 for m, info in models.items():
     fl = info["flops"] / 1e9
@@ -72,5 +73,5 @@ for m, info in models.items():
             else:
                 diffs.append("-")
         kern = p["kernel"] if p else "-"
-        print(f"{m:<6} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>10} {ratio(o):>8}  {', '.join(diffs)}")
+        print(f"{m:<10} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>10} {ratio(o):>8}  {', '.join(diffs)}")
 PYEOF

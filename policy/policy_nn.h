@@ -147,6 +147,10 @@ int nn_blas_selfcheck(char *report, size_t n);
  *                   columns of bf16 pair tiles, K padded to 32; attention,
  *                   softmax and nn_gemm_tn run the AVX-512 kernels. A thread
  *                   should call nn_gemm_prepare_thread before its first use.
+ *                   When every weight of W is exactly a bf16 (a BF16
+ *                   checkpoint: b_lo = 0), only the hi half is stored
+ *                   (nn_pack_floats_w: half the bytes) and the a_hi b_lo
+ *                   products are skipped; the result is the same.
  * The float packed kernels sum over k in order with FMAs, so results differ
  * from sgemm only by float rounding. */
 typedef enum {
@@ -160,7 +164,9 @@ typedef enum {
 typedef struct {
     nn_gemm_kind_t kind;
     int out, in;
-    const float *w;      /* nn_pack_floats(kind, out, in) floats, 64-byte aligned */
+    const float *w;      /* nn_pack_floats_w(kind, W, out, in) floats, 64-byte aligned */
+    int lo;              /* NN_GEMM_AMX: 1 when the lo bf16 halves are stored, 0 when
+                            every weight is exactly a bf16 (hi only); else 0 */
 } nn_packed_t;
 
 /* 1 when this CPU runs the AVX-512 kernel (avx512f), else 0. Init-only. */
@@ -195,18 +201,30 @@ nn_gemm_kind_t nn_gemm_best(int threads);
 /* "avx512-packed", "avx2-packed", "amx-bf16x3" or "blas". */
 const char *nn_gemm_name(nn_gemm_kind_t kind);
 
-/* Run a 37 x 600 x 45 linear layer through `kind` against a double loop:
- * float kernels within 1e-6 of sum |x w| per output, AMX within 2^-15 of it
- * (bf16x3's per-product bound; the float summation adds well under it in
- * practice, though not provably for long K). Writes a one-line report. Returns 0, -EIO (off: the
+/* Run a 37 x 600 x 45 linear layer through `kind` against a double loop,
+ * with float weights and again with them truncated to bf16 (AMX's hi-only
+ * path): float kernels within 1e-6 of sum |x w| per output, AMX within 2^-15
+ * of it (bf16x3's per-product bound; the float summation adds well under it
+ * in practice, though not provably for long K). Writes a one-line report
+ * (the worse pass). Returns 0, -EIO (off: the
  * kernel must not run), -ENOTSUP (the CPU lacks it) or -ENOMEM. Init-only
  * (allocates). */
 int nn_gemm_selfcheck(nn_gemm_kind_t kind, char *report, size_t n);
 
-/* Floats of packed storage for W[out, in] (0 when out or in <= 0). */
+/* Floats of packed storage for any W[out, in] (0 when out or in <= 0): the
+ * worst case over W's values. Init-only. */
 size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in);
 
-/* Pack W[out, in] into `packed` (nn_pack_floats floats, NN_ARENA_ALIGN
+/* Floats of packed storage for this W[out, in] (row-major; NULL when in is
+ * 0): nn_pack_floats, or half of it for NN_GEMM_AMX when every weight is
+ * exactly a bf16 (low 16 bits of each float zero). Init-only. */
+size_t nn_pack_floats_w(nn_gemm_kind_t kind, const float *w, int out, int in);
+
+/* 1 when every w[i] (n floats) is exactly a bf16 (its low 16 bits are
+ * zero), else 0. Init-only. */
+int nn_all_bf16(const float *w, size_t n);
+
+/* Pack W[out, in] into `packed` (nn_pack_floats_w floats, NN_ARENA_ALIGN
  * aligned; may equal w for NN_GEMM_BLAS) and describe it in *p. Returns 0,
  * -EINVAL (NULL pointers, out <= 0, in < 0, unknown kind) or -ENOTSUP (a
  * packed kind the CPU lacks, see nn_gemm_cpu_has). Init-only. */

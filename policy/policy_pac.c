@@ -336,7 +336,7 @@ static void pk(ld_t *L, float *w, int out, int in, nn_packed_t *p)
     if (L->rc)
         return;
     float *dst = w;
-    if (L->m->gk != NN_GEMM_BLAS && !(dst = pk_alloc(L, nn_pack_floats(L->m->gk, out, in))))
+    if (L->m->gk != NN_GEMM_BLAS && !(dst = pk_alloc(L, nn_pack_floats_w(L->m->gk, w, out, in))))
         return;
     int rc = nn_pack(L->m->gk, w, out, in, dst, p);
     if (rc) {
@@ -453,6 +453,12 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
         c->gn_w = rd(L, gwname, 1, co, 0, 0, 0);
         c->gn_b = rd(L, gbname, 1, co, 0, 0, 0);
     }
+    /* AMX with weights that are all bf16 (a BF16 checkpoint): im2col keeps
+     * them bf16, so they are stored and streamed at 2 bytes each (9 per
+     * channel pair, against Winograd's 16 transformed floats, which are not
+     * bf16 any more) */
+    if (c->wino && w && L->m->gk == NN_GEMM_AMX && nn_all_bf16(w, (size_t)co * ci * k * k))
+        c->wino = 0;
     if (c->wino) {
         /* U = G g G^T per (out, in) channel pair, G = [1 0 0; .5 .5 .5;
          * .5 -.5 .5; 0 0 1] (Lavin & Gray 2016, F(2x2, 3x3)), in double */

@@ -102,6 +102,11 @@ CASES = {
         dict(make_pac.SIZES["pac-s"], head={"type": "categorical", "bins": 101},
              critic={"value_bins": 51, "value_min": 0.0, "value_max": 1.0}),
         [(128, 128), (128, 128)], "cartesian_velocity", "f32", None),
+    # BF16 weights at full size: AMX keeps only their hi halves and runs the
+    # residual convolutions by im2col (their Winograd transforms are not bf16)
+    "pac-s-bf16": (
+        dict(make_pac.SIZES["pac-s"], head={"type": "categorical", "bins": 101}),
+        [(128, 128), (128, 128)], "cartesian_velocity", "bf16", None),
 }
 
 

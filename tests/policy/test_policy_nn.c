@@ -605,6 +605,65 @@ static void test_amx_bf16_exact_inputs(void **state)
     free(pw);
 }
 
+/* Weights that are all exactly bf16 (a BF16 checkpoint): AMX stores only the
+ * hi tiles (half the floats of nn_pack_floats) and must still be right across
+ * 16- and 32-row blocks, K chunks and column tails; one weight with low bits
+ * set brings the lo tiles back. The float kernels' sizes do not change. */
+static void test_amx_bf16_weights(void **state)
+{
+    (void)state;
+    const int shapes[][3] = { { 5, 600, 45 }, { 37, 600, 45 }, { 32, 1030, 70 }, { 16, 33, 33 } };
+    nn_gemm_kind_t kinds[4];
+    int n_kinds = cpu_kinds(kinds);
+    unsigned s = 29;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int n = shapes[k][0], in = shapes[k][1], out = shapes[k][2];
+        float *x = malloc(sizeof(float) * (size_t)(n * in));
+        float *w = malloc(sizeof(float) * (size_t)(out * in));
+        float *y = malloc(sizeof(float) * (size_t)(n * out));
+        assert_true(x && w && y);
+        for (int i = 0; i < n * in; i++)
+            x[i] = frand(&s);
+        for (int i = 0; i < out * in; i++) {
+            float v = frand(&s);
+            uint32_t u;
+            memcpy(&u, &v, sizeof u);
+            u &= 0xffff0000u;
+            memcpy(&w[i], &u, sizeof u);
+        }
+        for (int ki = 0; ki < n_kinds; ki++)
+            if (kinds[ki] != NN_GEMM_AMX)
+                assert_int_equal(nn_pack_floats_w(kinds[ki], w, out, in),
+                                 nn_pack_floats(kinds[ki], out, in));
+        if (nn_gemm_cpu_has_amx()) {
+            const size_t full = nn_pack_floats(NN_GEMM_AMX, out, in);
+            for (int variant = 0; variant < 2; variant++) {
+                if (variant)
+                    w[out * in - 1] += 1e-4f;   /* no longer a bf16 */
+                const size_t pf = nn_pack_floats_w(NN_GEMM_AMX, w, out, in);
+                assert_int_equal(pf, variant ? full : full / 2);
+                float *pw = aligned_alloc(NN_ARENA_ALIGN, (pf * sizeof(float) + 63) / 64 * 64);
+                assert_non_null(pw);
+                nn_packed_t p;
+                assert_int_equal(nn_pack(NN_GEMM_AMX, w, out, in, pw, &p), 0);
+                assert_int_equal(p.lo, variant);
+                nn_linear_packed(x, n, &p, NULL, y);
+                for (int r = 0; r < n; r++)
+                    for (int o = 0; o < out; o++) {
+                        double e = 0.0, mag = 0.0;
+                        for (int i = 0; i < in; i++) {
+                            e += (double)x[r * in + i] * w[o * in + i];
+                            mag += fabs((double)x[r * in + i] * w[o * in + i]);
+                        }
+                        assert_float_equal(y[r * out + o], e, mag / 32768.0 + 1e-6);
+                    }
+                free(pw);
+            }
+        }
+        free(x); free(w); free(y);
+    }
+}
+
 /* A fresh thread prepared with nn_gemm_prepare_thread runs every kernel;
  * AMX where the CPU lacks it is refused. */
 struct prep_arg {
@@ -670,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_linear_packed_matches_loop),
         cmocka_unit_test(test_gemm_selfcheck),
         cmocka_unit_test(test_amx_bf16_exact_inputs),
+        cmocka_unit_test(test_amx_bf16_weights),
         cmocka_unit_test(test_prepare_thread),
         cmocka_unit_test(test_linear_packed_gelu),
         cmocka_unit_test(test_attention_matches_loop),
