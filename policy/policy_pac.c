@@ -121,7 +121,9 @@ typedef struct {
     float *ln_q_w, *ln_q_b, *ln_kv_w, *ln_kv_b;
     nn_packed_t wq;      /* [d, d] pre-scaled by 1/sqrt(dh) (cross, non-constant queries) */
     nn_packed_t wkv;     /* [2d, d]: k then v (cross) */
-    nn_packed_t wqkv;    /* [3d, d]: q (pre-scaled), k, v (self) */
+    nn_packed_t wqkv;    /* [3d, d]: q (pre-scaled unless q_scale != 1), k, v (self) */
+    float q_scale;       /* self: 1, or 1/sqrt(dh) applied to q after wqkv (AMX with
+                            bf16 weights: pre-scaling would make them inexact) */
     nn_packed_t wo, fc1_w, fc2_w;
     float *bq, *bkv, *bqkv, *bo;
     float *ln_m_w, *ln_m_b;
@@ -390,10 +392,19 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
     if (L->rc)
         return;
     size_t dd = (size_t)d * d;
-    for (size_t i = 0; i < dd; i++)
-        wq[i] *= scale;
-    for (int i = 0; i < d; i++)
-        bq[i] *= scale;
+    /* AMX keeps bf16 weights at half the bytes only while they stay bf16:
+     * then a scale that is not a power of two goes onto q after the product */
+    int e2;
+    b->q_scale = 1.0f;
+    if (self && m->gk == NN_GEMM_AMX && frexpf(scale, &e2) != 0.5f && nn_all_bf16(wq, dd) &&
+        nn_all_bf16(wk, dd) && nn_all_bf16(wv, dd))
+        b->q_scale = scale;
+    if (b->q_scale == 1.0f) {
+        for (size_t i = 0; i < dd; i++)
+            wq[i] *= scale;
+        for (int i = 0; i < d; i++)
+            bq[i] *= scale;
+    }
     if (self) {
         float *wqkv = wnew(L, 3 * dd);
         b->bqkv = wnew(L, 3 * (size_t)d);
@@ -779,6 +790,10 @@ static void self_block(pac_t *m, const block_t *b, float *x, int n)
     int d = m->d;
     nn_layernorm(x, n, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
     nn_linear_packed(m->lq, n, &b->wqkv, b->bqkv, m->kv);
+    if (b->q_scale != 1.0f)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < d; j++)
+                m->kv[(size_t)i * 3 * d + j] *= b->q_scale;
     attention(m, m->kv, 3 * d, n, m->kv + d, m->kv + 2 * d, 3 * d, n, m->s, m->o);
     nn_linear_packed_acc(m->o, n, &b->wo, b->bo, x);
     mlp_residual(m, b, x, n);
