@@ -77,8 +77,9 @@ typedef struct {
  * where it has AVX2 and FMA, else blas; blas with more threads. The others
  * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
  * AMX (Intel Sapphire Rapids and later) is never chosen by AUTO: it computes
- * each float product as three bf16 products (policy_nn.h NN_GEMM_AMX; logits
- * within ~1e-5 relative of float), so it is taken only on purpose.
+ * each float product as three bf16 products (two when the weights are bf16,
+ * as in a BF16 checkpoint; policy_nn.h NN_GEMM_AMX; logits within ~1e-5
+ * relative of float), so it is taken only on purpose.
  * The packed kernels run on one thread whatever `threads` says. The mlp
  * architecture always runs on BLAS (it accepts every kernel the CPU has). */
 typedef enum {
