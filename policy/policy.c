@@ -425,6 +425,22 @@ static int check_kernel(const char *path, const policy_options_t *opt, char *err
     return -ENOTSUP;
 }
 
+/* 1 when the checkpoint's matrices (every tensor of 2 or more dimensions)
+ * are all BF16, and there is at least one. */
+static int ckpt_matrices_bf16(const ckpt_t *ck)
+{
+    int n = 0;
+    for (int i = 0; i < ckpt_tensor_count(ck); i++) {
+        const ckpt_tensor_t *t = ckpt_tensor_at(ck, i);
+        if (t->ndim < 2)
+            continue;
+        if (t->dtype != CKPT_BF16)
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
 policy_t *policy_load(const char *path, const policy_options_t *options,
                       char *err, size_t errlen)
 {
@@ -462,8 +478,16 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
                     "does not run (known: mlp, pac)", path, ckpt_metadata(ck, "pacd.architecture"));
         goto fail;
     }
-    policy_options_t defaults = { .threads = 1 };
-    const policy_options_t *opt = options ? options : &defaults;
+    policy_options_t eff = options ? *options : (policy_options_t){ .threads = 1 };
+    const policy_options_t *opt = &eff;
+    /* auto on one thread takes AMX for a PAC checkpoint whose matrices are
+     * BF16: its weights stay bf16 there (hi only), and the ~2^-17 relative
+     * error of its products is far below the 2^-9 rounding the weights
+     * already carry. Only when the self-check passes; else the float kernel. */
+    if (eff.kernel == POLICY_KERNEL_AUTO && (eff.threads <= 1) &&
+        strcmp(self->spec.architecture, "pac") == 0 && ckpt_matrices_bf16(ck) &&
+        nn_gemm_cpu_has_amx() && nn_gemm_selfcheck(NN_GEMM_AMX, NULL, 0) == 0)
+        eff.kernel = POLICY_KERNEL_AMX;
     nn_set_threads(opt->threads);
     if (self->arch->load(ck, &self->spec, opt, &self->impl, err, errlen) != 0)
         goto fail;

@@ -76,10 +76,12 @@ typedef struct {
  * avx512 with one thread where the CPU has AVX-512 (avx512f), else avx2
  * where it has AVX2 and FMA, else blas; blas with more threads. The others
  * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
- * AMX (Intel Sapphire Rapids and later) is never chosen by AUTO: it computes
- * each float product as three bf16 products (two when the weights are bf16,
- * as in a BF16 checkpoint; policy_nn.h NN_GEMM_AMX; logits within ~1e-5
- * relative of float), so it is taken only on purpose.
+ * AMX (Intel Sapphire Rapids and later) computes each float product as
+ * three bf16 products (two when the weights are bf16; policy_nn.h
+ * NN_GEMM_AMX; logits within ~1e-5 relative of float), so AUTO takes it only
+ * for a PAC checkpoint whose matrices are all BF16 (their own rounding,
+ * 2^-9, dwarfs its 2^-17), with one thread, where the CPU has it and its
+ * self-check passes; otherwise it is taken only on purpose.
  * The packed kernels run on one thread whatever `threads` says. The mlp
  * architecture always runs on BLAS (it accepts every kernel the CPU has). */
 typedef enum {

@@ -142,8 +142,9 @@ int nn_blas_selfcheck(char *report, size_t n);
  *                   relative error can be large, as for any kernel). bf16
  *                   conversion and the tile unit flush denormals (|v| below
  *                   ~1.2e-38) to zero, and an infinite input gives NaN where
- *                   the float kernels give an infinity. Chosen only on
- *                   purpose (nn_gemm_best never returns it). Panels of 32
+ *                   the float kernels give an infinity. nn_gemm_best
+ *                   never returns it (policy_load's auto takes it for
+ *                   BF16 PAC checkpoints only). Panels of 32
  *                   columns of bf16 pair tiles, K padded to 32; attention,
  *                   softmax and nn_gemm_tn run the AVX-512 kernels. A thread
  *                   should call nn_gemm_prepare_thread before its first use.

@@ -64,6 +64,34 @@ def test_check_config_names_the_forced_kernel(tmp_path, pac_checkpoint, kernel):
     assert f"kernel {name})" in r.stdout, r.stdout
 
 
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_check_config_auto_kernel_by_weight_dtype(tmp_path, dtype):
+    """kernel = auto: the float kernel for F32 weights; AMX for a BF16 PAC
+    checkpoint where the CPU has it and the OS grants the tile state."""
+    from conftest import write_config
+    ckpt = str(tmp_path / f"pac-{dtype}.safetensors")
+    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
+    subprocess.run([PY, "-m", "pacd_torch.make_pac", "--size", "pac-s", "--robot", "panda",
+                    "--cameras", "front,wrist", "--action-space", "joint_velocity_gripper",
+                    "--dtype", dtype, "--seed", "4", "--out", ckpt],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
+
+    def kernel_line(kernel):
+        cfg = write_config(str(tmp_path / f"{kernel}.conf"), ckpt, str(tmp_path), ports,
+                           cameras=("front", "wrist"), extra=f"[policy]\nkernel = {kernel}\n")
+        return subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True,
+                              timeout=120)
+
+    have = cpu_kernels()
+    amx = have["amx"] and kernel_line("amx").returncode == 0
+    best = "avx512-packed" if have["avx512"] else "avx2-packed" if have["avx2"] else "blas"
+    want = "amx-bf16x3" if dtype == "bf16" and amx else best
+    r = kernel_line("auto")
+    assert r.returncode == 0, r.stderr
+    assert f"kernel {want})" in r.stdout, r.stdout
+
+
 @realtime
 def test_pac_checkpoint_drives_the_sim_arm_with_cameras_and_logs_q(daemon, pac_checkpoint):
     d = daemon(checkpoint=pac_checkpoint, cameras=("front", "wrist"))
