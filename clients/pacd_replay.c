@@ -18,10 +18,13 @@
  * the rest), as it commits a step in pacd's shadow mode.
  * --lockstep CONTROL_EP: before each state, ask pacd (Command STATUS on its
  * REP socket) until its frames_received + frames_dropped show the state's
- * camera frames handled, and after it, until its tick_count shows the step
- * made from that state, so a pacd that falls behind (a loaded machine, a
- * sanitizer build) loses no recorded state and every step carries its own
- * frame: the way to turn demonstrations into a complete dataset.
+ * camera frames handled (a frame it refused is counted as rejected), and
+ * after it, until its tick_count shows the step made from that state, so a
+ * pacd that falls behind (a loaded machine, a sanitizer build) loses no
+ * recorded state and every step carries its own frame: the way to turn
+ * demonstrations into a complete dataset. After a timeout the targets are
+ * taken again from pacd's status; three states in a row whose frames pacd
+ * never saw stop the run (a wrong camera endpoint).
  * See docs/mujoco.md. */
 #include <errno.h>
 #include <getopt.h>
@@ -90,10 +93,11 @@ static void usage(FILE *f)
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
             "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
             "robot state, which commits a step in pacd's shadow mode, goes last).\n"
-            "--lockstep: before each state, wait until pacd has received its camera\n"
+            "--lockstep: before each state, wait until pacd has handled its camera\n"
             "frames, and after it, until pacd in shadow mode has made the step from it\n"
             "(its status on the control endpoint; each wait up to --lockstep-timeout-ms,\n"
-            "default 2000), so no state or frame is lost when pacd falls behind.\n");
+            "default 2000), so no state or frame is lost when pacd falls behind. Frames\n"
+            "pacd refused, late frames or steps: exit 3 (counted in the JSON summary).\n");
 }
 
 /* Read a 2-D float64 dataset (1-D read as N x 1). */
@@ -189,14 +193,21 @@ static void *connect_pub(void *ctx, const char *ep)
     return s;
 }
 
-/* Lockstep with pacd: its tick_count and the camera frames it has handled
- * (frames_received + frames_dropped: every frame ends in one of them) from a
- * STATUS command on its control (REP) endpoint. *req is a REQ socket, reopened
- * after a timeout (a REQ socket that missed its reply cannot send again).
- * Returns 0 and sets *ticks (and *frames when not NULL), or -1 (no answer
- * within timeout_ms, or not a pacd.v1.Reply). */
-static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, uint64_t *ticks,
-                       uint64_t *frames)
+/* pacd's counters lockstep follows (its Telemetry, as STATUS returns it). */
+typedef struct {
+    uint64_t ticks;      /* tick_count: one per step */
+    uint64_t received;   /* frames_received: frames it accepted */
+    uint64_t handled;    /* frames_received + frames_dropped: frames it accepted or
+                            refused (malformed, oversized, mis-shaped); frames lost
+                            before that (no connection yet, a full receive queue, a
+                            message over max_message_bytes) are in neither */
+} pacd_counts_t;
+
+/* Lockstep with pacd: its counters from a STATUS command on its control (REP)
+ * endpoint. *req is a REQ socket, reopened after a timeout (a REQ socket that
+ * missed its reply cannot send again). Returns 0 and fills *c, or -1 (no
+ * answer within timeout_ms, or not a pacd.v1.Reply). */
+static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, pacd_counts_t *c)
 {
     if (!*req) {
         *req = zmq_socket(ctx, ZMQ_REQ);
@@ -225,9 +236,9 @@ static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, ui
     if (zmq_send(*req, buf, n, 0) == (int)n && zmq_msg_recv(&m, *req, 0) >= 0) {
         Pacd__V1__Reply *r = pacd__v1__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         if (r && r->status) {
-            *ticks = r->status->tick_count;
-            if (frames)
-                *frames = r->status->frames_received + r->status->frames_dropped;
+            c->ticks = r->status->tick_count;
+            c->received = r->status->frames_received;
+            c->handled = r->status->frames_received + r->status->frames_dropped;
             rc = 0;
         }
         if (r)
@@ -241,22 +252,27 @@ static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, ui
     return rc;
 }
 
-/* Wait until pacd's tick_count reaches want_ticks and its handled camera
- * frames reach want_frames, or timeout_ms passes. Returns 1 when they did, 0
- * when not (pacd idle, gone, too slow, or a frame lost on the way). */
+/* Wait until pacd's tick_count reaches want_ticks and its handled frames reach
+ * want_handled, or timeout_ms passes. *last gets the last answer (unchanged
+ * when there was none). Returns 1 when they did, 0 when not (pacd idle, gone,
+ * too slow, a frame lost on the way, or Ctrl-C). */
 static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms,
-                         uint64_t want_ticks, uint64_t want_frames)
+                         uint64_t want_ticks, uint64_t want_handled, pacd_counts_t *last)
 {
     int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000;
     for (;;) {
-        uint64_t ticks, handled;
         int64_t left_ms = (deadline - now_ns(CLOCK_MONOTONIC)) / 1000000;
         if (left_ms <= 0 || stop_requested)
             return 0;
-        if (pacd_counts(ctx, ep, req, (int)left_ms, &ticks, &handled) == 0 &&
-            ticks >= want_ticks && handled >= want_frames)
-            return 1;
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = 500000};
+        pacd_counts_t c;
+        if (pacd_counts(ctx, ep, req, (int)left_ms, &c) == 0) {
+            *last = c;
+            if (c.ticks >= want_ticks && c.handled >= want_handled)
+                return 1;
+        }
+        /* each STATUS makes pacd's service thread build its telemetry: poll
+         * gently, pacd may be a sanitizer build on a small machine */
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
         nanosleep(&pause, NULL);
     }
 }
@@ -502,11 +518,18 @@ int main(int argc, char **argv)
             o.demo, env[0] ? env : "?", group, states.rows, rec_dt,
             period_ns > 0 ? "a fixed rate" : "full speed");
 
-    uint64_t seq = 0, frame_seq = 0, ticks0 = 0, frames0 = 0;
+    uint64_t seq = 0, frame_seq = 0;
     long published = 0, frames = 0, unacknowledged = 0, frames_unacknowledged = 0;
+    long frames_rejected = 0;
+    /* lockstep targets in pacd's own counters, taken from its status at the
+     * start and again after any timeout (a late frame or step must not leave
+     * the targets one behind for the rest of the run) */
+    pacd_counts_t now_c = {0};
+    uint64_t want_ticks = 0, want_handled = 0, dropped = 0;
+    int resync = 1, stuck = 0, aborted = 0;   /* resync: no valid targets */
     /* the first answer also waits for the TCP connection: at least 1 s */
     const int first_ms = o.lockstep_timeout_ms > 1000 ? o.lockstep_timeout_ms : 1000;
-    if (o.lockstep && pacd_counts(zctx, o.lockstep, &req, first_ms, &ticks0, &frames0) != 0) {
+    if (o.lockstep && pacd_counts(zctx, o.lockstep, &req, first_ms, &now_c) != 0) {
         fprintf(stderr, "pacd-replay: --lockstep: pacd did not answer at %s within %d ms\n",
                 o.lockstep, first_ms);
         goto out;
@@ -514,7 +537,7 @@ int main(int argc, char **argv)
     double height = NAN;
     int64_t t = now_ns(CLOCK_MONOTONIC);
     do {
-        for (int row = 0; row < states.rows && !stop_requested; row++) {
+        for (int row = 0; row < states.rows && !stop_requested && !aborted; row++) {
             const double *s = states.data + (size_t)row * states.cols;
             d->time = s[0];
             memcpy(d->qpos, s + 1, sizeof(double) * m->nq);
@@ -527,31 +550,63 @@ int main(int argc, char **argv)
                        !stop_requested)
                     ;
             }
+            if (o.lockstep && resync) {
+                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &now_c) == 0) {
+                    want_ticks = now_c.ticks;
+                    want_handled = now_c.handled;
+                    dropped = now_c.handled - now_c.received;
+                    resync = 0;
+                }
+            }
             int64_t now = now_ns(CLOCK_REALTIME);
             seq++;
             frame_seq++;
+            int sent = 0;
             for (int c = 0; c < n_cam; c++) {
                 if (hal_mjrender_rgb(rend, m, d, cam_id[c], rgb) != 0)
                     continue;
                 if (hal_mjpub_camera(cam_sock, cam_name[c], o.width, o.height, rgb, now,
                                      frame_seq, pack, pack_cap) == 0)
-                    frames++;
+                    sent++;
             }
+            frames += sent;
             /* The robot state goes last: in pacd's shadow mode it commits the
              * step, which then carries this row's frame, action and reward.
              * Frames travel on another connection: in lockstep the state waits
-             * until pacd has handled them, else --state-lag-us gives them a
-             * head start. */
-            if (o.lockstep && n_cam > 0 &&
-                !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, 0,
-                               frames0 + (uint64_t)frames)) {
-                if (frames_unacknowledged++ == 0)
-                    fprintf(stderr, "pacd-replay: --lockstep: pacd did not receive the frame(s) "
-                                    "of state %llu within %d ms\n",
-                            (unsigned long long)seq, o.lockstep_timeout_ms);
-                uint64_t ticks, handled;
-                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks, &handled) == 0)
-                    frames0 = handled - (uint64_t)frames;
+             * until pacd has handled them (and a frame pacd refused counts as
+             * rejected), else --state-lag-us gives them a head start. */
+            int frames_late = 0;
+            if (o.lockstep && sent > 0 && !resync) {
+                const uint64_t handled0 = now_c.handled;
+                want_handled += (uint64_t)sent;
+                if (lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, 0, want_handled,
+                                  &now_c)) {
+                    stuck = 0;
+                    if (now_c.handled - now_c.received > dropped) {
+                        if (frames_rejected == 0)
+                            fprintf(stderr, "pacd-replay: --lockstep: pacd refused the frame(s) "
+                                            "of state %llu (see its frames_malformed / "
+                                            "frames_oversized / frames_misshaped: camera name "
+                                            "or --size not as its [camera] config?)\n",
+                                    (unsigned long long)seq);
+                        frames_rejected++;
+                        dropped = now_c.handled - now_c.received;
+                    }
+                } else if (!stop_requested) {
+                    if (frames_unacknowledged++ == 0)
+                        fprintf(stderr, "pacd-replay: --lockstep: pacd did not receive the "
+                                        "frame(s) of state %llu within %d ms\n",
+                                (unsigned long long)seq, o.lockstep_timeout_ms);
+                    frames_late = 1;
+                    if (now_c.handled == handled0 && ++stuck >= 3) {
+                        fprintf(stderr, "pacd-replay: --lockstep: pacd received none of the "
+                                        "frames of %d states in a row: is %s pacd's camera "
+                                        "endpoint? stopping\n",
+                                stuck, o.camera_endpoint);
+                        aborted = 1;
+                        break;
+                    }
+                }
             }
             float act[HAL_MAX_JOINTS + 1];
             for (int j = 0; j < jv.cols; j++)
@@ -564,7 +619,7 @@ int main(int argc, char **argv)
             if (isfinite(height))
                 hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
                                  0, now, height);
-            if (o.state_lag_us > 0) {
+            if (o.state_lag_us > 0 && !(o.lockstep && sent > 0)) {
                 struct timespec lag = {.tv_sec = 0, .tv_nsec = o.state_lag_us * 1000L};
                 nanosleep(&lag, NULL);
             }
@@ -576,28 +631,41 @@ int main(int argc, char **argv)
             st.seq = seq;
             hal_mjpub_state(state_sock, robot->name, &st);
             published++;
-            if (o.lockstep && !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms,
-                                             ticks0 + (uint64_t)published, 0)) {
-                if (unacknowledged++ == 0)
-                    fprintf(stderr, "pacd-replay: --lockstep: pacd made no step from state %llu "
-                                    "within %d ms (is an episode running in shadow mode?)\n",
-                            (unsigned long long)seq, o.lockstep_timeout_ms);
-                /* carry on from where pacd is */
-                uint64_t ticks;
-                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &ticks, NULL) == 0)
-                    ticks0 = ticks - (uint64_t)published;
+            if (o.lockstep) {
+                want_ticks++;
+                if (resync ||
+                    !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, want_ticks, 0,
+                                   &now_c)) {
+                    if (stop_requested)
+                        break;
+                    if (resync)   /* pacd did not answer: wait the timeout, count the state */
+                        nanosleep(&(struct timespec){.tv_sec = o.lockstep_timeout_ms / 1000,
+                                                     .tv_nsec = (o.lockstep_timeout_ms % 1000) *
+                                                                1000000L},
+                                  NULL);
+                    if (unacknowledged++ == 0)
+                        fprintf(stderr, "pacd-replay: --lockstep: pacd made no step from state "
+                                        "%llu within %d ms (is an episode running in shadow "
+                                        "mode?)\n",
+                                (unsigned long long)seq, o.lockstep_timeout_ms);
+                    resync = 1;   /* carry on from where pacd is */
+                }
+                if (frames_late)   /* the late frame may still come: rebase */
+                    resync = 1;
             }
         }
-    } while (o.loop && !stop_requested);
+    } while (o.loop && !stop_requested && !aborted);
 
     /* machine-readable summary on stdout */
     printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "
            "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f, "
-           "\"unacknowledged\": %ld, \"frames_unacknowledged\": %ld}\n",
+           "\"unacknowledged\": %ld, \"frames_unacknowledged\": %ld, "
+           "\"frames_rejected\": %ld, \"stopped\": %s}\n",
            o.demo, o.episode, states.rows, published, frames, isfinite(height) ? height : -1.0,
-           rec_dt, unacknowledged, frames_unacknowledged);
+           rec_dt, unacknowledged, frames_unacknowledged, frames_rejected,
+           aborted ? "true" : "false");
     fflush(stdout);
-    rc = unacknowledged || frames_unacknowledged ? 3 : 0;
+    rc = unacknowledged || frames_unacknowledged || frames_rejected || aborted ? 3 : 0;
 out:
     if (req)
         zmq_close(req);

@@ -216,9 +216,10 @@ int nn_gemm_selfcheck(nn_gemm_kind_t kind, char *report, size_t n);
  * worst case over W's values. Init-only. */
 size_t nn_pack_floats(nn_gemm_kind_t kind, int out, int in);
 
-/* Floats of packed storage for this W[out, in] (row-major; NULL when in is
- * 0): nn_pack_floats, or half of it for NN_GEMM_AMX when every weight is
- * exactly a bf16 (low 16 bits of each float zero). Init-only. */
+/* Floats of packed storage for this W[out, in] (row-major; w may be NULL
+ * when in is 0): nn_pack_floats, or half of it for NN_GEMM_AMX when every
+ * weight is exactly a bf16 (low 16 bits of each float zero). Pass the same
+ * W to nn_pack, which decides from the values. Init-only. */
 size_t nn_pack_floats_w(nn_gemm_kind_t kind, const float *w, int out, int in);
 
 /* 1 when every w[i] (n floats) is exactly a bf16 (its low 16 bits are

@@ -277,8 +277,9 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
  *
  * Activations: a block of 32 rows of x is split into hi and lo bf16 rows on
  * the stack (NN_AMX_KC columns of k at a time, 64 KiB), then every panel
- * multiplies it with 2 x 2 float C tiles (32 rows x 32 columns): per kb 6
- * tile loads and 12 TDPBF16PS. The C tiles go through a small float buffer
+ * multiplies it with 2 x 2 float C tiles (32 rows x 32 columns): per kb 8
+ * tile loads and 12 TDPBF16PS (6 and 8 when the lo weights are not stored;
+ * the a_lo loads and products drop out when the block's inputs are bf16). The C tiles go through a small float buffer
  * to the epilogue (bias, residual sum, GELU; AVX-512), which writes only the
  * valid rows and columns of y. A K longer than NN_AMX_KC runs in chunks, the
  * later ones summing onto y. */
@@ -410,8 +411,9 @@ __attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int ro
 #define AMX_LOADB(t, p) _tile_stream_loadd(t, p, 64)
 
 /* cbuf[32][32] = rows 0-31 of a (hi, lo: [32][lda bytes]) times panel
- * columns bp over kcp k: 2 x 2 C tiles, per kb 6 tile loads, 12 products
- * (b_lo stored, blo 1), or 4 and 8 (blo 0: kb blocks of 2 tiles). */
+ * columns bp over kcp k: 2 x 2 C tiles, per kb 8 tile loads, 12 products
+ * (b_lo stored, blo 1), or 6 and 8 (blo 0: kb blocks of 2 tiles); 2 loads
+ * and 4 products fewer without use_lo. */
 __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
                                                          int use_lo, int blo, float *cbuf)

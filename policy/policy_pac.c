@@ -1496,8 +1496,9 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
                 snprintf(ga, sizeof ga, "cameras.%d.res.%d.norm%d.weight", ci, r, j + 1);
                 snprintf(gb, sizeof gb, "cameras.%d.res.%d.norm%d.bias", ci, r, j + 1);
                 cv->wino = 1;
-                load_conv(&L, cv, 1.0f, a, b, ga, gb);
-                max_wino = wino_floats(cv) > max_wino ? wino_floats(cv) : max_wino;
+                load_conv(&L, cv, 1.0f, a, b, ga, gb);   /* may turn wino off */
+                if (cv->wino)
+                    max_wino = wino_floats(cv) > max_wino ? wino_floats(cv) : max_wino;
                 max_cin = (size_t)c > max_cin ? (size_t)c : max_cin;
                 size_t P = (size_t)h * w, K = (size_t)9 * c;
                 max_cols = P * K > max_cols ? P * K : max_cols;

@@ -207,8 +207,53 @@ def test_lockstep_without_pacd_fails_with_a_message():
     assert p.stdout == ""
 
 
+@pytest.fixture(scope="module")
+def sawyer_ckpt(tmp_path_factory):
+    ckpt = str(tmp_path_factory.mktemp("sawyer") / "example-sawyer.safetensors")
+    env = dict(os.environ, PYTHONPATH=os.path.join(conftest.SRC, "policy", "torch"))
+    subprocess.run([conftest.PY, "-m", "pacd_torch.make_example", "--robot", "sawyer", "--out", ckpt],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return ckpt
+
+
 @pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
-def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
+def test_lockstep_counts_frames_pacd_refuses_and_stops_when_none_arrive(daemon, sawyer_ckpt):
+    """Lockstep does not take a frame pacd refused for one it used: frames of
+    another size than pacd's [camera] (64x64 against 128x128, no resize) are
+    counted as rejected and the run exits 3; frames sent where pacd does not
+    listen stop the run after three states with a message, not after every
+    state's timeout."""
+    d = daemon(checkpoint=sawyer_ckpt, cameras=("agentview",),
+               extra="[pacd]\nmode = shadow\n[robot]\nname = sawyer\n")
+    states, _, _ = recorded(1)
+    assert d.client.start_episode(max_steps=len(states)).ok
+    p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
+                        "--size", "64x64", "--rate", "max", "--camera-endpoint", d.ep("camera"),
+                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "1000",
+                        "--lockstep", d.ep("control")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["frames_rejected"] == len(states), summary
+    assert summary["unacknowledged"] == 0 and summary["frames_unacknowledged"] == 0
+    assert "pacd refused the frame(s) of state 1 " in p.stderr, p.stderr
+    assert d.client.status().frames_misshaped == len(states)
+
+    p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
+                        "--rate", "max", "--camera-endpoint", "tcp://127.0.0.1:%d" % free_port(),
+                        "--state-endpoint", d.ep("state"), "--connect-wait-ms", "0",
+                        "--lockstep", d.ep("control"), "--lockstep-timeout-ms", "100"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["stopped"] is True and summary["published"] == 2, summary
+    assert summary["frames_unacknowledged"] == 3
+    assert "received none of the frames of 3 states in a row" in p.stderr, p.stderr
+    d.stop()
+
+
+@pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
+def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, sawyer_ckpt):
     """pacd (Sawyer checkpoint, shadow mode, camera agentview) on the replayed
     SawyerLift demo_1: one step per recorded state, each with that state's
     joint positions, the human's action, the reward of the recorded cube
@@ -217,11 +262,7 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
 
     states, jv, grip = recorded(1)
     T = len(states)
-    ckpt = str(tmp_path / "example-sawyer.safetensors")
-    env = dict(os.environ, PYTHONPATH=os.path.join(conftest.SRC, "policy", "torch"))
-    subprocess.run([conftest.PY, "-m", "pacd_torch.make_example", "--robot", "sawyer", "--out", ckpt],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    d = daemon(checkpoint=ckpt, cameras=("agentview",),
+    d = daemon(checkpoint=sawyer_ckpt, cameras=("agentview",),
                extra="[pacd]\nmode = shadow\n[robot]\nname = sawyer\n")
     reply = d.client.start_episode(max_steps=T)
     assert reply.ok
@@ -233,6 +274,7 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, tmp_path):
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
     assert summary["unacknowledged"] == 0 and summary["frames_unacknowledged"] == 0
+    assert summary["frames_rejected"] == 0 and summary["stopped"] is False
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == T, timeout=30, what="%d shadow steps" % T)
     assert st.mode == "shadow"
     # with no episode running pacd makes no step: lockstep says so for every
