@@ -52,6 +52,7 @@ typedef struct {
     double rate_hz; /* 0 = recorded, < 0 = as fast as possible */
     const char *camera_endpoint, *state_endpoint;
     int loop;
+    long max_states;        /* stop after this many states, 0 = no limit */
     int connect_wait_ms;
     int state_lag_us;
     const char *robot;
@@ -85,7 +86,7 @@ static void usage(FILE *f)
             "usage: pacd-replay --demo FILE [--episode N] [--cameras agentview[,..]]\n"
             "                   [--size WxH] [--rate HZ|recorded|max] [--camera-endpoint EP]\n"
             "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
-            "                   [--state-lag-us US] [--loop]\n"
+            "                   [--state-lag-us US] [--loop] [--max-states N]\n"
             "                   [--lockstep CONTROL_EP [--lockstep-timeout-ms MS]]\n"
             "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
             "frames, robot states, the human's actions and the Lift reward over ZeroMQ.\n"
@@ -93,6 +94,7 @@ static void usage(FILE *f)
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
             "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
             "robot state, which commits a step in pacd's shadow mode, goes last).\n"
+            "--max-states N: stop after N states (with --loop, N in all).\n"
             "--lockstep: before each state, wait until pacd has handled its camera\n"
             "frames, and after it, until pacd in shadow mode has made the step from it\n"
             "(its status on the control endpoint; each wait up to --lockstep-timeout-ms,\n"
@@ -296,6 +298,7 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
         {"connect-wait-ms", required_argument, NULL, 'w'},
         {"state-lag-us", required_argument, NULL, 'L'},
         {"loop", no_argument, NULL, 'l'},
+        {"max-states", required_argument, NULL, 'N'},
         {"lockstep", required_argument, NULL, 'K'},
         {"lockstep-timeout-ms", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
@@ -353,6 +356,13 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
             }
             break;
         case 'l': o->loop = 1; break;
+        case 'N':
+            o->max_states = strtol(optarg, &end, 10);
+            if (*end || o->max_states < 1) {
+                fprintf(stderr, "pacd-replay: --max-states wants a positive count\n");
+                return -1;
+            }
+            break;
         case 'K': o->lockstep = optarg; break;
         case 'T':
             o->lockstep_timeout_ms = (int)strtol(optarg, &end, 10);
@@ -537,7 +547,9 @@ int main(int argc, char **argv)
     double height = NAN;
     int64_t t = now_ns(CLOCK_MONOTONIC);
     do {
-        for (int row = 0; row < states.rows && !stop_requested && !aborted; row++) {
+        for (int row = 0; row < states.rows && !stop_requested && !aborted &&
+                          (!o.max_states || published < o.max_states);
+             row++) {
             const double *s = states.data + (size_t)row * states.cols;
             d->time = s[0];
             memcpy(d->qpos, s + 1, sizeof(double) * m->nq);
@@ -654,7 +666,7 @@ int main(int argc, char **argv)
                     resync = 1;
             }
         }
-    } while (o.loop && !stop_requested && !aborted);
+    } while (o.loop && !stop_requested && !aborted && (!o.max_states || published < o.max_states));
 
     /* machine-readable summary on stdout */
     printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "

@@ -190,6 +190,7 @@ def test_replay_rejects_bad_input(tmp_path):
                       (["--demo", DEMO, "--episode", "9"], "no episode"),
                       (["--demo", DEMO, "--cameras", "nosuch"], "no camera 'nosuch'"),
                       (["--demo", DEMO, "--size", "0x0"], "--size"),
+                      (["--demo", DEMO, "--max-states", "0"], "--max-states"),
                       ([], "--demo FILE is required")]:
         p = subprocess.run([REPLAY, *args, "--connect-wait-ms", "0"], capture_output=True, text=True,
                            timeout=60)
@@ -225,19 +226,20 @@ def test_lockstep_counts_frames_pacd_refuses_and_stops_when_none_arrive(daemon, 
     state's timeout."""
     d = daemon(checkpoint=sawyer_ckpt, cameras=("agentview",),
                extra="[pacd]\nmode = shadow\n[robot]\nname = sawyer\n")
-    states, _, _ = recorded(1)
-    assert d.client.start_episode(max_steps=len(states)).ok
+    n = 40   # the first 40 states (--max-states) are enough
+    assert d.client.start_episode(max_steps=n).ok
     p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
                         "--size", "64x64", "--rate", "max", "--camera-endpoint", d.ep("camera"),
                         "--state-endpoint", d.ep("state"), "--connect-wait-ms", "1000",
-                        "--lockstep", d.ep("control")],
+                        "--lockstep", d.ep("control"), "--max-states", str(n)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 3, p.stderr
     summary = json.loads(p.stdout)
-    assert summary["frames_rejected"] == len(states), summary
+    assert summary["published"] == n and summary["frames_rejected"] == n, summary
     assert summary["unacknowledged"] == 0 and summary["frames_unacknowledged"] == 0
     assert "pacd refused the frame(s) of state 1 " in p.stderr, p.stderr
-    assert d.client.status().frames_misshaped == len(states)
+    st = d.client.status()
+    assert st.frames_misshaped == n and st.step == n
 
     p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
                         "--rate", "max", "--camera-endpoint", "tcp://127.0.0.1:%d" % free_port(),
