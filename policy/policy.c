@@ -479,17 +479,16 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
         goto fail;
     }
     policy_options_t eff = options ? *options : (policy_options_t){ .threads = 1 };
-    const policy_options_t *opt = &eff;
     /* auto on one thread takes AMX for a PAC checkpoint whose matrices are
      * BF16: its weights stay bf16 there (hi only), and the ~2^-17 relative
      * error of its products is far below the 2^-9 rounding the weights
      * already carry. Only when the self-check passes; else the float kernel. */
-    if (eff.kernel == POLICY_KERNEL_AUTO && (eff.threads <= 1) &&
+    if (eff.kernel == POLICY_KERNEL_AUTO && eff.threads <= 1 &&
         strcmp(self->spec.architecture, "pac") == 0 && ckpt_matrices_bf16(ck) &&
         nn_gemm_cpu_has_amx() && nn_gemm_selfcheck(NN_GEMM_AMX, NULL, 0) == 0)
         eff.kernel = POLICY_KERNEL_AMX;
-    nn_set_threads(opt->threads);
-    if (self->arch->load(ck, &self->spec, opt, &self->impl, err, errlen) != 0)
+    nn_set_threads(eff.threads);
+    if (self->arch->load(ck, &self->spec, &eff, &self->impl, err, errlen) != 0)
         goto fail;
     self->kernel = self->arch->kernel ? self->arch->kernel(self->impl) : nn_gemm_name(NN_GEMM_BLAS);
     ckpt_destroy(&ck);

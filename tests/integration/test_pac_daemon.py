@@ -14,15 +14,21 @@ from test_daemon import cat_steps, node_read
 pb = pacd_client.pb
 
 
-@pytest.fixture(scope="module")
-def pac_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pac") / "pac-s.safetensors"
+def make_pac_s(out, *args):
+    """A pac-s Panda checkpoint (cameras front and wrist) at `out`; args go to
+    pacd_torch.make_pac (e.g. --critic, --dtype, --seed)."""
     env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
     subprocess.run([PY, "-m", "pacd_torch.make_pac", "--size", "pac-s", "--robot", "panda",
                     "--cameras", "front,wrist", "--action-space", "joint_velocity_gripper",
-                    "--critic", "--seed", "3", "--out", str(out)],
+                    *args, "--out", str(out)],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def pac_checkpoint(tmp_path_factory):
+    return make_pac_s(tmp_path_factory.mktemp("pac") / "pac-s.safetensors", "--critic",
+                      "--seed", "3")
 
 
 class TwoCameras:
@@ -69,12 +75,7 @@ def test_check_config_auto_kernel_by_weight_dtype(tmp_path, dtype):
     """kernel = auto: the float kernel for F32 weights; AMX for a BF16 PAC
     checkpoint where the CPU has it and the OS grants the tile state."""
     from conftest import write_config
-    ckpt = str(tmp_path / f"pac-{dtype}.safetensors")
-    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
-    subprocess.run([PY, "-m", "pacd_torch.make_pac", "--size", "pac-s", "--robot", "panda",
-                    "--cameras", "front,wrist", "--action-space", "joint_velocity_gripper",
-                    "--dtype", dtype, "--seed", "4", "--out", ckpt],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    ckpt = make_pac_s(tmp_path / f"pac-{dtype}.safetensors", "--dtype", dtype, "--seed", "4")
     ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
 
     def kernel_line(kernel):

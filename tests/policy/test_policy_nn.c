@@ -569,6 +569,22 @@ static void test_linear_packed_gelu(void **state)
     }
 }
 
+/* y[n, out] = x[n, in] W^T (no bias) within AMX's bf16x3 bound, 2^-15 sum
+ * |x w| per output, of a double-precision loop. */
+static void assert_amx_product(const float *x, const float *w, const float *y, int n, int in,
+                               int out)
+{
+    for (int r = 0; r < n; r++)
+        for (int o = 0; o < out; o++) {
+            double e = 0.0, mag = 0.0;
+            for (int i = 0; i < in; i++) {
+                e += (double)x[r * in + i] * w[o * in + i];
+                mag += fabs((double)x[r * in + i] * w[o * in + i]);
+            }
+            assert_float_equal(y[r * out + o], e, mag / 32768.0 + 1e-6);
+        }
+}
+
 /* AMX skips the a_lo products of a block whose inputs are all exact bf16
  * (pixel values 0..255): the result must stay right with such inputs, and a
  * single non-bf16 input in the block must still get its a_lo products. */
@@ -592,15 +608,7 @@ static void test_amx_bf16_exact_inputs(void **state)
         if (variant)
             x[5 * IN + 7] = 100.3f;   /* not a bf16: row 5's block needs a_lo */
         nn_linear_packed(x, N, &p, NULL, y);
-        for (int r = 0; r < N; r++)
-            for (int o = 0; o < OUT; o++) {
-                double e = 0.0, mag = 0.0;
-                for (int i = 0; i < IN; i++) {
-                    e += (double)x[r * IN + i] * w[o * IN + i];
-                    mag += fabs((double)x[r * IN + i] * w[o * IN + i]);
-                }
-                assert_float_equal(y[r * OUT + o], e, mag / 32768.0 + 1e-6);
-            }
+        assert_amx_product(x, w, y, N, IN, OUT);
     }
     free(pw);
 }
@@ -648,15 +656,7 @@ static void test_amx_bf16_weights(void **state)
                 assert_int_equal(nn_pack(NN_GEMM_AMX, w, out, in, pw, &p), 0);
                 assert_int_equal(p.lo, variant);
                 nn_linear_packed(x, n, &p, NULL, y);
-                for (int r = 0; r < n; r++)
-                    for (int o = 0; o < out; o++) {
-                        double e = 0.0, mag = 0.0;
-                        for (int i = 0; i < in; i++) {
-                            e += (double)x[r * in + i] * w[o * in + i];
-                            mag += fabs((double)x[r * in + i] * w[o * in + i]);
-                        }
-                        assert_float_equal(y[r * out + o], e, mag / 32768.0 + 1e-6);
-                    }
+                assert_amx_product(x, w, y, n, in, out);
                 free(pw);
             }
         }
