@@ -411,17 +411,22 @@ __attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int ro
 #define AMX_LOADB(t, p) _tile_stream_loadd(t, p, 64)
 
 /* Software prefetch into L2 of one kb block (kb_bf16 bf16) of the panel
- * that runs next: the hardware prefetchers lose the weight stream at every
- * 4 KiB page, and a tile load cannot issue ahead of the products that still
- * read its tile register, so without this the tile unit waits on L3 at each
- * page. Used for hi-only weights (BF16 checkpoints): pac-s-bf16 about 10%
- * and pac-m-bf16 about 30% faster per step on a Xeon with AMX; on float
- * weights (twice the lines per kb) it measured no gain in the model. */
+ * that runs next. A tile load cannot issue ahead of the products that still
+ * read its tile register, and the L2 streamer restarts at every 4 KiB page,
+ * so without this the tile unit waits on L3 at every kb block. Hi-only
+ * weights (2 KiB per kb) get one prefetch per cache line; hi + lo weights
+ * (4 KiB per kb, more than L3 delivers in the 12 products' time) one per
+ * 1 KiB tile, which starts the streamer on each page without flooding the
+ * miss queue: per line there measured slower than none, one per tile 16-19
+ * vs 12-13 GB/s in a kernel microbenchmark. Measured on a Xeon with AMX
+ * (interleaved medians): pac-s-bf16 1.50 -> 1.37 ms, pac-m-bf16 16.0 ->
+ * 11.3 ms, pac-s 2.06 -> 1.96 ms, pac-m 28.8 -> 26.5 ms. */
 __attribute__((target(AMX_TGT), always_inline)) static inline void
 amx_prefetch_kb(const uint16_t *next, size_t kb_bf16)
 {
     const char *q = (const char *)(const void *)next;
-    for (size_t o = 0; o < kb_bf16 * 2; o += 64)
+    const size_t step = kb_bf16 == 1024 ? 64 : 1024;
+    for (size_t o = 0; o < kb_bf16 * 2; o += step)
         _mm_prefetch(q + o, _MM_HINT_T2);
 }
 
@@ -551,7 +556,7 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
                 if (pi < panels) {
                     const uint16_t *bp =
                         wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * kb_bf16;
-                    const uint16_t *next = !blo && pi + 1 < panels ? bp + panel_bf16 : NULL;
+                    const uint16_t *next = pi + 1 < panels ? bp + panel_bf16 : NULL;
                     if (rows > 16)
                         amx_block32(ahi, alo, lda, kcp, bp, use_lo, blo, next, cbuf[pi & 1]);
                     else
