@@ -6,7 +6,11 @@
 # Runtime (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
 # GFLOP/s each engine reaches and, as the yardstick, an sgemm (64 x 512 x 512)
 # measured in the same run with pacd's BLAS. Asserts nothing.
-#   bench/run_pac_bench.sh [BUILD_DIR] [ITERS]
+#   bench/run_pac_bench.sh [BUILD_DIR] [ITERS] [ROUNDS]
+# ROUNDS (default 3): the engines run in turn, pacd, PyTorch, ONNX Runtime, that
+# many times over; each figure is the median over the rounds and each ratio the
+# median of the rounds' ratios, with their range, so that a machine whose speed
+# drifts (a shared VM) moves both sides of a ratio alike.
 # The OpenBLAS kernel is whatever the environment selects (OPENBLAS_CORETYPE
 # is printed; this script never sets it). To compare kernels, run it under
 # another value yourself, e.g. OPENBLAS_CORETYPE=SkylakeX bench/run_pac_bench.sh.
@@ -16,24 +20,28 @@ BENCH_EXE=bench_pac BENCH_ITERS=200 BENCH_TMP=/tmp/pacd-pac-bench-XXXXXX
 "$py" "$here/bench_pac_torch.py" make "$work" >/dev/null 2>&1
 
 results="$work/results.jsonl"
-for k in avx512 amx avx2 blas; do
-  for m in pac-s pac-m pac-s-bf16 pac-m-bf16; do
-    rc=0
-    PACD_BENCH_LOGITS="$work/$m.pacd-$k.logits.bin" \
-      "$build/bench/bench_pac" "$work/$m.safetensors" "$work/obs.bin" "$work/img.bin" "$iters" 1 "$k" \
-      >"$work/one.json" 2>"$work/one.err" || rc=$?
-    if [ "$rc" = 3 ]; then
-      echo "pacd kernel $k: skipped, this CPU lacks it" >&2
-      break
-    fi
-    [ "$rc" = 0 ] || { cat "$work/one.err" >&2; exit 1; }
-    sed "s/^{/{\"model\": \"$m\", \"option\": \"$k\", /" "$work/one.json" >>"$results"
+rounds="${3:-3}"
+tag() { sed "s/^{/{\"round\": $1, /"; }
+for r in $(seq "$rounds"); do
+  for k in avx512 amx avx2 blas; do
+    for m in pac-s pac-m pac-s-bf16 pac-m-bf16; do
+      rc=0
+      PACD_BENCH_LOGITS="$work/$m.pacd-$k.logits.bin" \
+        "$build/bench/bench_pac" "$work/$m.safetensors" "$work/obs.bin" "$work/img.bin" "$iters" 1 "$k" \
+        >"$work/one.json" 2>"$work/one.err" || rc=$?
+      if [ "$rc" = 3 ]; then
+        [ "$r" = 1 ] && echo "pacd kernel $k: skipped, this CPU lacks it" >&2
+        break
+      fi
+      [ "$rc" = 0 ] || { cat "$work/one.err" >&2; exit 1; }
+      sed "s/^{/{\"model\": \"$m\", \"option\": \"$k\", /" "$work/one.json" | tag "$r" >>"$results"
+    done
   done
+  "$py" "$here/bench_pac_torch.py" time "$work" "$iters" | tag "$r" >>"$results"
+  if [ "$have_ort" = 1 ]; then
+    { node "$here/bench_pac_ort.mjs" "$work" "$iters" || echo "onnxruntime-node run failed" >&2; } | tag "$r" >>"$results"
+  fi
 done
-"$py" "$here/bench_pac_torch.py" time "$work" "$iters" >>"$results"
-if [ "$have_ort" = 1 ]; then
-  node "$here/bench_pac_ort.mjs" "$work" "$iters" >>"$results" || echo "onnxruntime-node run failed" >&2
-fi
 
 "$py" - "$work" "$results" <<'PYEOF'
 import json, sys, os
@@ -41,30 +49,45 @@ import numpy as np
 work, path = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 models = json.load(open(os.path.join(work, "models.json")))
-by = {(r["engine"], r["model"]): r for r in rows if r["engine"] != "pacd"}
+rounds = sorted({r["round"] for r in rows})
+def key(r):
+    return (r["engine"], r["model"], r.get("option", ""))
+runs = {}
+for r in rows:
+    runs.setdefault(key(r), {})[r["round"]] = r
 pacd = [r for r in rows if r["engine"] == "pacd"]
 core = pacd[0]["corename"] if pacd else "?"
-sg = max((r["sgemm_gflops"] for r in pacd), default=0.0)
+sg = float(np.median([r["sgemm_gflops"] for r in pacd])) if pacd else 0.0
 print(f"OpenBLAS core: {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
       f"BLAS self-check {'ok' if all(r['blas_selfcheck'] for r in pacd) else 'FAILED'}; "
-      f"sgemm 64x512x512 in this run: {sg:.1f} GFLOP/s")
-print("batch 1, one thread, median ms/step (p99); GFLOP/s = model FLOPs / median time "
-      "(% of the sgemm); ratio = peer / pacd (>1: pacd faster); one row per pacd kernel")
-hdr = f"{'model':<10} {'GFLOP':>6} {'kernel':<14} {'pacd':>22} {'torch':>22} {'onnxruntime':>22} {'torch/pacd':>10} {'ort/pacd':>8}  max|logit diff| vs pacd (torch, ort)"
+      f"sgemm 64x512x512 in this run: {sg:.1f} GFLOP/s (median)")
+print(f"batch 1, one thread, {len(rounds)} rounds (pacd, torch, onnxruntime in turn); median over "
+      "the rounds of each engine's median ms/step (p99); GFLOP/s = model FLOPs / median time "
+      "(% of the sgemm); ratio = peer / pacd (>1: pacd faster), the median of the rounds' "
+      "ratios [lowest-highest]; one row per pacd kernel")
+hdr = f"{'model':<10} {'GFLOP':>6} {'kernel':<14} {'pacd':>22} {'torch':>22} {'onnxruntime':>22} {'torch/pacd':>17} {'ort/pacd':>17}  max|logit diff| vs pacd (torch, ort)"
 print(hdr)
+def med(by_round, field):
+    return float(np.median([r[field] for r in by_round.values()]))
 for m, info in models.items():
     fl = info["flops"] / 1e9
-    t, o = by.get(("torch", m)), by.get(("onnxruntime-node", m))
-    def fmt(r):
-        if not r:
+    t, o = runs.get(("torch", m, "")), runs.get(("onnxruntime-node", m, ""))
+    def fmt(br):
+        if not br:
             return "-"
-        ms = r["us_per_step"] / 1e3
+        ms = med(br, "us_per_step") / 1e3
         gf = fl / ms * 1e3
-        return f"{ms:.2f} ({r['p99_us'] / 1e3:.2f}) {gf:.0f}GF {100 * gf / sg:.0f}%" if sg else f"{ms:.2f}"
-    for p in [r for r in pacd if r["model"] == m] or [None]:
-        ratio = lambda r: f"{r['us_per_step'] / p['us_per_step']:.2f}" if r and p else "-"
+        return f"{ms:.2f} ({med(br, 'p99_us') / 1e3:.2f}) {gf:.0f}GF {100 * gf / sg:.0f}%" if sg else f"{ms:.2f}"
+    opts = [k[2] for k in runs if k[0] == "pacd" and k[1] == m]
+    for opt in opts or [None]:
+        p = runs.get(("pacd", m, opt)) if opt else None
+        def ratio(peer):
+            if not peer or not p:
+                return "-"
+            rs = [peer[i]["us_per_step"] / p[i]["us_per_step"] for i in p if i in peer]
+            return f"{np.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]" if rs else "-"
         diffs = []
-        a = os.path.join(work, f"{m}.pacd-{p['option']}.logits.bin") if p else ""
+        a = os.path.join(work, f"{m}.pacd-{opt}.logits.bin") if opt else ""
         for peer in ("torch", "ort"):
             b = os.path.join(work, f"{m}.{peer}_logits.bin")
             if os.path.exists(a) and os.path.exists(b):
@@ -72,6 +95,6 @@ for m, info in models.items():
                 diffs.append(f"{np.abs(x - y).max():.1e}" if x.shape == y.shape else "shape?")
             else:
                 diffs.append("-")
-        kern = p["kernel"] if p else "-"
-        print(f"{m:<10} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>10} {ratio(o):>8}  {', '.join(diffs)}")
+        kern = next(iter(p.values()))["kernel"] if p else "-"
+        print(f"{m:<10} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>17} {ratio(o):>17}  {', '.join(diffs)}")
 PYEOF
