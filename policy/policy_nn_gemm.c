@@ -279,9 +279,11 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
  * the stack (NN_AMX_KC columns of k at a time, 64 KiB), then every panel
  * multiplies it with 2 x 2 float C tiles (32 rows x 32 columns): per kb 8
  * tile loads and 12 TDPBF16PS (6 and 8 when the lo weights are not stored;
- * the a_lo loads and products drop out when the block's inputs are bf16). The C tiles go through a small float buffer
- * to the epilogue (bias, residual sum, GELU; AVX-512), which writes only the
- * valid rows and columns of y. A K longer than NN_AMX_KC runs in chunks, the
+ * the a_lo loads and products drop out when the block's inputs are bf16).
+ * The C tiles go through a small float buffer to the epilogue (bias,
+ * residual sum, GELU; AVX-512), which writes only the valid rows and columns
+ * of y and runs a few rows at a time among the next panel's tile products
+ * (pac-s 5%, pac-s-bf16 8%, pac-m-bf16 14% faster per step than after them). A K longer than NN_AMX_KC runs in chunks, the
  * later ones summing onto y. */
 #define NN_AMX_KC 512
 
@@ -380,24 +382,33 @@ __attribute__((target(AMX_TGT))) static int amx_split_rows(const float *x, int r
     return _mm512_test_epi64_mask(any, any) != 0;
 }
 
-/* y[rows, nc] (=|+=) c[rows][32] + bias, then GELU (see gemm_avx512). */
-__attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int rows, int nc,
-                                                          const float *bias, int acc, int gelu,
-                                                          float *y, size_t ldy)
+/* The epilogue of one panel: y[rows, nc] (=|+=) c[rows][32] + bias, then
+ * GELU (see gemm_avx512). c NULL: nothing to do. */
+typedef struct {
+    const float *c, *bias;
+    int rows, nc, acc, gelu;
+    float *y;
+    size_t ldy;
+} amx_epi_t;
+
+/* Rows [r0, r1) of the epilogue e. */
+__attribute__((target(AMX_TGT))) static inline void amx_epilogue_rows(const amx_epi_t *e, int r0,
+                                                                      int r1)
 {
+    const int nc = e->nc;
     const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
     const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffffu : nc <= 16 ? 0u : (1u << (nc - 16)) - 1u);
-    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++) {
-        float *yr = y + (size_t)i * ldy;
-        __m512 v0 = _mm512_add_ps(_mm512_load_ps(c + i * 32), b0);
-        __m512 v1 = _mm512_add_ps(_mm512_load_ps(c + i * 32 + 16), b1);
-        if (acc) {
+    const __m512 b0 = e->bias ? _mm512_maskz_loadu_ps(m0, e->bias) : _mm512_setzero_ps();
+    const __m512 b1 = e->bias ? _mm512_maskz_loadu_ps(m1, e->bias + 16) : _mm512_setzero_ps();
+    for (int i = r0; i < r1; i++) {
+        float *yr = e->y + (size_t)i * e->ldy;
+        __m512 v0 = _mm512_add_ps(_mm512_load_ps(e->c + i * 32), b0);
+        __m512 v1 = _mm512_add_ps(_mm512_load_ps(e->c + i * 32 + 16), b1);
+        if (e->acc) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, yr));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, yr + 16));
         }
-        if (gelu) {
+        if (e->gelu) {
             v0 = gelu_avx512(v0);
             v1 = gelu_avx512(v1);
         }
@@ -405,6 +416,19 @@ __attribute__((target(AMX_TGT))) static void amx_epilogue(const float *c, int ro
         _mm512_mask_storeu_ps(yr + 16, m1, v1);
     }
 }
+
+/* The previous panel's epilogue spread over a block's kb loop: a share of
+ * its rows after each kb's tile products are issued, so the vector units
+ * run it while the tile unit works (run after the loop, it would wait for
+ * the last products and stall the next panel behind it). */
+#define AMX_EPI_STEP(e, done, per)                                                        \
+    do {                                                                                  \
+        if ((e)->c && (done) < (e)->rows) {                                               \
+            const int r1_ = (done) + (per) < (e)->rows ? (done) + (per) : (e)->rows;      \
+            amx_epilogue_rows((e), (done), r1_);                                          \
+            (done) = r1_;                                                                 \
+        }                                                                                 \
+    } while (0)
 
 /* B tiles are read once per call: loaded with the streaming hint
  * (TILELOADDT1), so they do not evict the A rows every panel rereads. */
@@ -434,12 +458,16 @@ amx_prefetch_kb(const uint16_t *next, size_t kb_bf16)
  * columns bp over kcp k: 2 x 2 C tiles, per kb 8 tile loads, 12 products
  * (b_lo stored, blo 1), or 6 and 8 (blo 0: kb blocks of 2 tiles); 2 loads
  * and 4 products fewer without use_lo. next: the same k range of the panel
- * that runs next, prefetched as this one runs (amx_prefetch_kb), or NULL. */
+ * that runs next, prefetched as this one runs (amx_prefetch_kb), or NULL;
+ * epi: the previous panel's epilogue, run meanwhile (AMX_EPI_STEP). */
 __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
                                                          int use_lo, int blo,
-                                                         const uint16_t *next, float *cbuf)
+                                                         const uint16_t *next,
+                                                         const amx_epi_t *epi, float *cbuf)
 {
+    const int per = (epi->rows + kcp / 32 - 1) / (kcp / 32);
+    int done = 0;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -465,14 +493,15 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
-        if (!use_lo)
-            continue;
-        _tile_loadd(4, alo + kb, lda);
-        _tile_loadd(5, alo + a16 + kb, lda);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        if (use_lo) {
+            _tile_loadd(4, alo + kb, lda);
+            _tile_loadd(5, alo + a16 + kb, lda);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        AMX_EPI_STEP(epi, done, per);
     }
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
@@ -486,8 +515,11 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
 __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
                                                          int use_lo, int blo,
-                                                         const uint16_t *next, float *cbuf)
+                                                         const uint16_t *next,
+                                                         const amx_epi_t *epi, float *cbuf)
 {
+    const int per = (epi->rows + kcp / 32 - 1) / (kcp / 32);
+    int done = 0;
     _tile_zero(0);
     _tile_zero(1);
     const size_t kb_bf16 = blo ? 2048 : 1024;
@@ -505,11 +537,12 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
         }
         _tile_dpbf16ps(0, 2, 4);
         _tile_dpbf16ps(1, 2, 5);
-        if (!use_lo)
-            continue;
-        _tile_loadd(3, alo + kb, lda);
-        _tile_dpbf16ps(0, 3, 4);
-        _tile_dpbf16ps(1, 3, 5);
+        if (use_lo) {
+            _tile_loadd(3, alo + kb, lda);
+            _tile_dpbf16ps(0, 3, 4);
+            _tile_dpbf16ps(1, 3, 5);
+        }
+        AMX_EPI_STEP(epi, done, per);
     }
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
@@ -549,24 +582,33 @@ __attribute__((target(AMX_TGT))) static void gemm_amx(const float *x, int n, int
              * stores to ahi / alo visible to them */
             __asm__ volatile("" ::: "memory");
             const size_t lda = (size_t)kcp * 2;
-            /* software-pipelined: panel pi's tile products are issued before
-             * panel pi - 1's epilogue, which then runs on the vector units
-             * while the tile unit works */
+            /* software-pipelined: panel pi's tile products are issued first,
+             * then panel pi - 1's epilogue runs in pieces among them */
             for (int pi = 0; pi <= panels; pi++) {
+                amx_epi_t epi = {0};
+                if (pi > 0) {
+                    const int pe = pi - 1;
+                    epi.c = cbuf[pe & 1];
+                    epi.bias = first && b ? b + pe * 32 : NULL;
+                    epi.rows = rows;
+                    epi.nc = out - pe * 32 < 32 ? out - pe * 32 : 32;
+                    epi.acc = acc || !first;
+                    epi.gelu = gelu && last;
+                    epi.y = y + (size_t)r0 * out + pe * 32;
+                    epi.ldy = (size_t)out;
+                }
                 if (pi < panels) {
                     const uint16_t *bp =
                         wb + (size_t)pi * panel_bf16 + (size_t)(k0 / 32) * kb_bf16;
                     const uint16_t *next = pi + 1 < panels ? bp + panel_bf16 : NULL;
                     if (rows > 16)
-                        amx_block32(ahi, alo, lda, kcp, bp, use_lo, blo, next, cbuf[pi & 1]);
+                        amx_block32(ahi, alo, lda, kcp, bp, use_lo, blo, next, &epi,
+                                    cbuf[pi & 1]);
                     else
-                        amx_block16(ahi, alo, lda, kcp, bp, use_lo, blo, next, cbuf[pi & 1]);
-                }
-                if (pi > 0) {
-                    const int pe = pi - 1, nc = out - pe * 32 < 32 ? out - pe * 32 : 32;
-                    amx_epilogue(cbuf[pe & 1], rows, nc, first && b ? b + pe * 32 : NULL,
-                                 acc || !first, gelu && last, y + (size_t)r0 * out + pe * 32,
-                                 (size_t)out);
+                        amx_block16(ahi, alo, lda, kcp, bp, use_lo, blo, next, &epi,
+                                    cbuf[pi & 1]);
+                } else if (epi.c) {
+                    amx_epilogue_rows(&epi, 0, epi.rows);
                 }
             }
         }
