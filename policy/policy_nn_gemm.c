@@ -283,8 +283,9 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
  * The C tiles go through a small float buffer to the epilogue (bias,
  * residual sum, GELU; AVX-512), which writes only the valid rows and columns
  * of y and runs a few rows at a time among the next panel's tile products
- * (pac-s 5%, pac-s-bf16 8%, pac-m-bf16 14% faster per step than after them). A K longer than NN_AMX_KC runs in chunks, the
- * later ones summing onto y. */
+ * (pac-s 5%, pac-s-bf16 8%, pac-m-bf16 14% faster per step than after
+ * them). A K longer than NN_AMX_KC runs in chunks, the later ones summing
+ * onto y. */
 #define NN_AMX_KC 512
 
 /* Linux: the process must ask for the tile data state before using it
