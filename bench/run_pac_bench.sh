@@ -21,6 +21,9 @@ BENCH_EXE=bench_pac BENCH_ITERS=200 BENCH_TMP=/tmp/pacd-pac-bench-XXXXXX
 
 results="$work/results.jsonl"
 rounds="${3:-3}"
+case "$rounds" in
+  ""|*[!0-9]*|0) echo "ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2 ;;
+esac
 tag() { sed "s/^{/{\"round\": $1, /"; }
 for r in $(seq "$rounds"); do
   for k in avx512 amx avx2 blas; do
@@ -85,7 +88,8 @@ for m, info in models.items():
             if not peer or not p:
                 return "-"
             rs = [peer[i]["us_per_step"] / p[i]["us_per_step"] for i in p if i in peer]
-            return f"{np.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]" if rs else "-"
+            short = f" ({len(rs)}/{len(rounds)} rounds)" if len(rs) < len(rounds) else ""
+            return f"{np.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]{short}" if rs else "-"
         diffs = []
         a = os.path.join(work, f"{m}.pacd-{opt}.logits.bin") if opt else ""
         for peer in ("torch", "ort"):

@@ -421,7 +421,10 @@ __attribute__((target(AMX_TGT))) static inline void amx_epilogue_rows(const amx_
 /* The previous panel's epilogue spread over a block's kb loop: a share of
  * its rows after each kb's tile products are issued, so the vector units
  * run it while the tile unit works (run after the loop, it would wait for
- * the last products and stall the next panel behind it). */
+ * the last products and stall the next panel behind it). It reads the cbuf
+ * half that the block before stored: GCC's tilestored asm clobbers memory,
+ * which keeps those reads after that store and before this block's store
+ * into the other half. */
 #define AMX_EPI_STEP(e, done, per)                                                        \
     do {                                                                                  \
         if ((e)->c && (done) < (e)->rows) {                                               \
@@ -504,6 +507,8 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
         }
         AMX_EPI_STEP(epi, done, per);
     }
+    if (epi->c && done < epi->rows)   /* by the share above, never; kept as a guard */
+        amx_epilogue_rows(epi, done, epi->rows);
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
     _tile_stored(2, cbuf + 16 * 32, 128);
@@ -545,6 +550,8 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
         }
         AMX_EPI_STEP(epi, done, per);
     }
+    if (epi->c && done < epi->rows)   /* by the share above, never; kept as a guard */
+        amx_epilogue_rows(epi, done, epi->rows);
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
 }

@@ -68,8 +68,9 @@ static void test_linear_matches_loop(void **state)
  * loop: row counts around the register blocks (8 rows AVX-512, 6 AVX2; AMX
  * 16 and 32), column counts around the panels (32 / 16 columns; masked
  * tails), K past AMX's 512-column chunks, with and without bias, overwrite
- * and accumulate. Float kernels: within float rounding; AMX (bf16x3): each
- * product within 2^-15 of |x w|, so the sum within 2^-15 sum |x w|. */
+ * and accumulate. Float kernels: within float rounding (1e-5 relative plus
+ * 2^-20 sum |x w|); AMX (bf16x3): each product within 2^-15 of |x w|, so the
+ * sum within 2^-15 sum |x w| more. */
 static void test_linear_packed_matches_loop(void **state)
 {
     (void)state;
@@ -77,7 +78,13 @@ static void test_linear_packed_matches_loop(void **state)
                               { 5, 256, 101 }, { 32, 3, 48 }, { 1, 257, 33 }, { 2, 1, 1 },
                               { 16, 18, 16 }, { 7, 5, 31 }, { 6, 20, 16 }, { 11, 9, 15 },
                               { 12, 33, 47 }, { 5, 4, 8 }, { 18, 17, 9 }, { 25, 64, 24 },
-                              { 33, 600, 40 }, { 17, 1100, 33 }, { 32, 256, 64 } };
+                              { 33, 600, 40 }, { 17, 1100, 33 }, { 32, 256, 64 },
+                              /* AMX's epilogue among the next panel's products: one-kb
+                               * chunks after full ones, 16/17/31/32-row blocks, several
+                               * panels and chunks */
+                              { 33, 544, 65 }, { 48, 600, 65 }, { 49, 96, 65 }, { 31, 96, 65 },
+                              { 64, 64, 96 }, { 16, 600, 65 }, { 15, 64, 70 }, { 9, 31, 65 },
+                              { 25, 20, 70 }, { 40, 1100, 101 } };
     nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 7;
@@ -116,7 +123,8 @@ static void test_linear_packed_matches_loop(void **state)
                             e += (double)x[r * in + i] * w[o * in + i];
                             mag += fabs((double)x[r * in + i] * w[o * in + i]);
                         }
-                        double tol = 1e-5 * (1 + fabs(e));
+                        /* float: also 2^-20 sum |x w| (long sums that cancel, e.g. K 1100) */
+                        double tol = 1e-5 * (1 + fabs(e)) + mag / 1048576.0;
                         if (kinds[ki] == NN_GEMM_AMX)
                             tol += mag / 32768.0;
                         assert_float_equal(y[r * out + o], e, tol);
@@ -535,7 +543,9 @@ static void test_threads_and_core(void **state)
 static void test_linear_packed_gelu(void **state)
 {
     (void)state;
-    const int shapes[][3] = { { 1, 7, 5 }, { 32, 64, 128 }, { 13, 40, 65 }, { 25, 33, 47 } };
+    const int shapes[][3] = { { 1, 7, 5 },    { 32, 64, 128 },  { 13, 40, 65 },
+                              { 25, 33, 47 }, { 33, 600, 65 },  { 17, 1100, 70 },
+                              { 48, 544, 96 }, { 9, 31, 65 } };
     nn_gemm_kind_t kinds[4];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
