@@ -418,21 +418,19 @@ __attribute__((target(AMX_TGT))) static inline void amx_epilogue_rows(const amx_
     }
 }
 
-/* The previous panel's epilogue spread over a block's kb loop: a share of
- * its rows after each kb's tile products are issued, so the vector units
- * run it while the tile unit works (run after the loop, it would wait for
- * the last products and stall the next panel behind it). It reads the cbuf
- * half that the block before stored: GCC's tilestored asm clobbers memory,
- * which keeps those reads after that store and before this block's store
- * into the other half. */
-#define AMX_EPI_STEP(e, done, per)                                                        \
-    do {                                                                                  \
-        if ((e)->c && (done) < (e)->rows) {                                               \
-            const int r1_ = (done) + (per) < (e)->rows ? (done) + (per) : (e)->rows;      \
-            amx_epilogue_rows((e), (done), r1_);                                          \
-            (done) = r1_;                                                                 \
-        }                                                                                 \
-    } while (0)
+/* The previous panel's epilogue spread over a block's kb loop: after kb
+ * block i of nkb, rows [rows i / nkb, rows (i + 1) / nkb), so the loop
+ * covers each row once and the vector units run it while the tile unit
+ * works (run after the loop, it would wait for the last products and stall
+ * the next panel behind it). It reads the cbuf half that the block before
+ * stored: GCC's tilestored asm clobbers memory, which keeps those reads
+ * after that store and before this block's store into the other half. */
+__attribute__((target(AMX_TGT))) static inline void amx_epilogue_share(const amx_epi_t *e, int i,
+                                                                       int nkb)
+{
+    if (e->c)
+        amx_epilogue_rows(e, e->rows * i / nkb, e->rows * (i + 1) / nkb);
+}
 
 /* B tiles are read once per call: loaded with the streaming hint
  * (TILELOADDT1), so they do not evict the A rows every panel rereads. */
@@ -463,15 +461,13 @@ amx_prefetch_kb(const uint16_t *next, size_t kb_bf16)
  * (b_lo stored, blo 1), or 6 and 8 (blo 0: kb blocks of 2 tiles); 2 loads
  * and 4 products fewer without use_lo. next: the same k range of the panel
  * that runs next, prefetched as this one runs (amx_prefetch_kb), or NULL;
- * epi: the previous panel's epilogue, run meanwhile (AMX_EPI_STEP). */
+ * epi: the previous panel's epilogue, run meanwhile (amx_epilogue_share). */
 __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, const uint16_t *alo,
                                                          size_t lda, int kcp, const uint16_t *bp,
                                                          int use_lo, int blo,
                                                          const uint16_t *next,
                                                          const amx_epi_t *epi, float *cbuf)
 {
-    const int per = (epi->rows + kcp / 32 - 1) / (kcp / 32);
-    int done = 0;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -505,10 +501,8 @@ __attribute__((target(AMX_TGT))) static void amx_block32(const uint16_t *ahi, co
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
         }
-        AMX_EPI_STEP(epi, done, per);
+        amx_epilogue_share(epi, kb / 32, kcp / 32);
     }
-    if (epi->c && done < epi->rows)   /* by the share above, never; kept as a guard */
-        amx_epilogue_rows(epi, done, epi->rows);
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
     _tile_stored(2, cbuf + 16 * 32, 128);
@@ -524,8 +518,6 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
                                                          const uint16_t *next,
                                                          const amx_epi_t *epi, float *cbuf)
 {
-    const int per = (epi->rows + kcp / 32 - 1) / (kcp / 32);
-    int done = 0;
     _tile_zero(0);
     _tile_zero(1);
     const size_t kb_bf16 = blo ? 2048 : 1024;
@@ -548,10 +540,8 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
             _tile_dpbf16ps(0, 3, 4);
             _tile_dpbf16ps(1, 3, 5);
         }
-        AMX_EPI_STEP(epi, done, per);
+        amx_epilogue_share(epi, kb / 32, kcp / 32);
     }
-    if (epi->c && done < epi->rows)   /* by the share above, never; kept as a guard */
-        amx_epilogue_rows(epi, done, epi->rows);
     _tile_stored(0, cbuf, 128);
     _tile_stored(1, cbuf + 16, 128);
 }
