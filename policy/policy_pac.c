@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cblas.h>
 
@@ -90,6 +93,13 @@
 
 typedef enum { HEAD_CATEGORICAL = 1, HEAD_GAUSSIAN = 2 } pac_head_t;
 
+/* A chain of huge-page slabs that load-time allocations are carved from
+ * (slab_alloc). */
+typedef struct {
+    float *next;         /* first free float of the current slab */
+    size_t left, bytes;  /* floats left in it; its size */
+} pac_slab_t;
+
 typedef struct {
     int cin, cout, k, stride, pad;
     int hin, win, hout, wout;
@@ -106,8 +116,9 @@ typedef struct {
     conv_t convs[PAC_MAX_CONVS];
     conv_t res[PAC_MAX_RES][2];
     int grid_h, grid_w, channels;
-    float *proj_raw;     /* [d, channels] (load only) */
-    float *tok_add;      /* [grid_h * grid_w, d]: proj bias + pos_row + pos_col + modality */
+    float *proj_raw;     /* [d, channels] (load only: NULL after) */
+    float *tok_add;      /* [grid_h * grid_w, d]: proj bias + pos_row + pos_col + modality
+                            (load only: NULL after) */
     /* encoder cross-attention K/V straight from the features (see enc_kv_plan) */
     nn_packed_t kv3;     /* [3d, channels]: Wg P' (K then V), then P' */
     float *tok_ca;       /* [grid_h * grid_w, d]: centred tok_add */
@@ -128,7 +139,7 @@ typedef struct {
     float *bq, *bkv, *bqkv, *bo;
     float *ln_m_w, *ln_m_b;
     float *fc1_b, *fc2_b;
-    float *wkv_raw;      /* [2d, d] k then v, unpacked (load only) */
+    float *wkv_raw;      /* [2d, d] k then v, unpacked (load only: NULL after) */
     float *q_const;      /* [nq, d] projected constant queries (pre-scaled), or NULL */
 } block_t;
 
@@ -139,8 +150,8 @@ typedef struct {
     int n_tokens;
     /* observation */
     float *mean, *std;
-    float *prop_w;       /* [obs_dim, d] */
-    float *prop_add;     /* [obs_dim, d]: bias + pos + modality */
+    float *prop_w;       /* [obs_dim, d] (load only: NULL after) */
+    float *prop_add;     /* [obs_dim, d]: bias + pos + modality (load only: NULL after) */
     float *prop_kv;      /* [obs_dim, 2, 2d]: A_i, B_i (see enc_kv_plan) */
     double *prop_q;      /* [obs_dim, 3]: |Cw_i|^2, Cw_i.Ca_i, |Ca_i|^2 */
     float *enc_c0;       /* [2d]: beta_kv Wkv^T + bkv */
@@ -182,8 +193,8 @@ typedef struct {
     /* weights storage */
     float **allocs;
     int n_allocs, cap_allocs;
-    float *slab;         /* packed weights: the current huge-page slab (see pk_alloc) */
-    size_t slab_left, slab_bytes;   /* floats left in it; its size */
+    pac_slab_t wslab;    /* packed weights (pk_alloc) */
+    pac_slab_t cslab;    /* the other tables a step reads (wnew) */
     /* plan */
     nn_arena_t *arena;
     size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
@@ -219,6 +230,8 @@ typedef struct {
     char *err;
     size_t errlen;
     int rc;
+    float **tmp;         /* load-only memory (tnew), freed when pac_load returns */
+    int n_tmp, cap_tmp;
 } ld_t;
 
 /* Room for one more entry in m->allocs (freed by pac_destroy): 0 or -1. */
@@ -235,20 +248,28 @@ static int allocs_reserve(pac_t *m)
     return 0;
 }
 
-static float *wnew(ld_t *L, size_t n)
+/* Load-only memory of n floats, zeroed (raw weights before packing, transforms):
+ * freed when pac_load returns (ld_free_tmp). NULL and L->rc = -ENOMEM when out
+ * of memory. Init-only. */
+static float *tnew(ld_t *L, size_t n)
 {
     if (L->rc)
         return NULL;
-    pac_t *m = L->m;
-    if (allocs_reserve(m) != 0)
-        goto oom;
+    if (L->n_tmp == L->cap_tmp) {
+        int cap = L->cap_tmp ? L->cap_tmp * 2 : 64;
+        float **t = realloc(L->tmp, sizeof *t * (size_t)cap);
+        if (!t)
+            goto oom;
+        L->tmp = t;
+        L->cap_tmp = cap;
+    }
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
     float *p = aligned_alloc(NN_ARENA_ALIGN, bytes);
     if (!p)
         goto oom;
     memset(p, 0, bytes);
-    m->allocs[m->n_allocs++] = p;
+    L->tmp[L->n_tmp++] = p;
     return p;
 oom:
     policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
@@ -256,58 +277,45 @@ oom:
     return NULL;
 }
 
-/* Read tensor `name` of the given shape into new F32 memory. */
-static float *rd(ld_t *L, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
-                 int64_t d3)
+static void ld_free_tmp(ld_t *L)
 {
-    if (L->rc)
-        return NULL;
-    int64_t shape[4] = { d0, d1, d2, d3 };
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= (size_t)shape[i];
-    float *p = wnew(L, n);
-    if (!p)
-        return NULL;
-    int rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
-    if (rc)
-        L->rc = rc;
-    return rc ? NULL : p;
+    for (int i = 0; i < L->n_tmp; i++)
+        free(L->tmp[i]);
+    free(L->tmp);
+    L->tmp = NULL;
+    L->n_tmp = L->cap_tmp = 0;
+#if defined(__GLIBC__)
+    /* glibc keeps freed heap pages mapped (its mmap threshold grows with
+     * every large free): give the raw weights' pages back to the system */
+    (void)malloc_trim(0);
+#endif
 }
 
-static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-{
-    char name[192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return rd(L, name, ndim, d0, d1, 0, 0);
-}
-
-/* Memory for packed weights. A step reads about all of them once (pac-s
- * ~15 MB, pac-m ~110 MB: more than L2), so every step streams them from L3
- * or memory, and with 4 KB pages nearly every 4 KB of that stream costs a
- * TLB miss. So they are carved, in load order (about the step's order), out
- * of slabs that are 2 MB aligned and marked MADV_HUGEPAGE before they are
- * first touched: with transparent huge pages ("madvise" or "always" in
+/* Memory that steps read. Every step reads the packed weights (pac-s ~23 MB
+ * with AMX's hi + lo halves, pac-m ~130 MB) and some MB of other tables
+ * (biases, norms, the encoder's K/V tables of enc_kv_plan), more than L2,
+ * so each step brings them from L3 or memory, and with 4 KB pages about
+ * every 4 KB of that costs a TLB miss (in a VM a nested page walk). So they
+ * are carved, in load order (about the step's order), out of slabs that are
+ * 2 MB aligned and marked MADV_HUGEPAGE before they are first touched: with
+ * transparent huge pages ("madvise" or "always" in
  * /sys/kernel/mm/transparent_hugepage/enabled) one TLB entry covers 2 MB.
  * Elsewhere the advice is ignored and they are ordinary pages. Slabs double
- * from 2 MB up to PAC_SLAB_MAX (a larger matrix gets a slab of its own), so
- * at most about one slab's size is left unused. Init-only. */
+ * from 2 MB up to PAC_SLAB_MAX (a larger request gets a slab of its own), so
+ * at most about one slab's size is left unused per chain. Two chains, packed
+ * weights and the other tables, so that each stays contiguous. The floats
+ * come zeroed. NULL and L->rc = -ENOMEM when out of memory. Init-only. */
 #define PAC_HUGE ((size_t)2 << 20)
 #define PAC_SLAB_MAX ((size_t)16 << 20)
-static float *pk_alloc(ld_t *L, size_t n)
+static float *slab_alloc(ld_t *L, pac_slab_t *s, size_t n)
 {
     pac_t *m = L->m;
-    const size_t bytes = (n * sizeof(float) + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN *
+    const size_t bytes = ((n ? n : 1) * sizeof(float) + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN *
                          NN_ARENA_ALIGN;
     if (L->rc)
         return NULL;
-    if (!m->slab || bytes > m->slab_left * sizeof(float)) {
-        size_t sb = m->slab_bytes ? 2 * m->slab_bytes : PAC_HUGE;
+    if (!s->next || bytes > s->left * sizeof(float)) {
+        size_t sb = s->bytes ? 2 * s->bytes : PAC_HUGE;
         sb = sb > PAC_SLAB_MAX ? PAC_SLAB_MAX : sb;
         sb = bytes > sb ? (bytes + PAC_HUGE - 1) / PAC_HUGE * PAC_HUGE : sb;
         if (allocs_reserve(m) != 0)
@@ -318,27 +326,104 @@ static float *pk_alloc(ld_t *L, size_t n)
         (void)madvise(p, sb, MADV_HUGEPAGE);   /* advice: fine when refused */
         memset(p, 0, sb);
         m->allocs[m->n_allocs++] = p;
-        m->slab = p;
-        m->slab_left = sb / sizeof(float);
-        m->slab_bytes = sb;
+        s->next = p;
+        s->left = sb / sizeof(float);
+        s->bytes = sb;
     }
-    float *p = m->slab;
-    m->slab += bytes / sizeof(float);
-    m->slab_left -= bytes / sizeof(float);
+    float *p = s->next;
+    s->next += bytes / sizeof(float);
+    s->left -= bytes / sizeof(float);
     return p;
 oom:
-    policy_errf(L->err, L->errlen, "%s: out of memory for %zu packed weights", L->path, n);
+    policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
     L->rc = -ENOMEM;
     return NULL;
 }
 
-/* Pack w[out, in] for the step's kernel into new memory (in place for BLAS). */
+/* n floats (zeroed) that steps read, other than packed weights. */
+static float *wnew(ld_t *L, size_t n)
+{
+    return slab_alloc(L, &L->m->cslab, n);
+}
+
+/* n floats for packed weights. */
+static float *pk_alloc(ld_t *L, size_t n)
+{
+    return slab_alloc(L, &L->m->wslab, n);
+}
+
+/* Read tensor `name` of the given shape into new F32 memory: memory steps
+ * read (wnew) or, tmp 1, load-only memory (tnew). */
+static float *rd_mem(ld_t *L, int tmp, const char *name, int ndim, int64_t d0, int64_t d1,
+                     int64_t d2, int64_t d3)
+{
+    if (L->rc)
+        return NULL;
+    int64_t shape[4] = { d0, d1, d2, d3 };
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *p = tmp ? tnew(L, n) : wnew(L, n);
+    if (!p)
+        return NULL;
+    int rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
+    if (rc)
+        L->rc = rc;
+    return rc ? NULL : p;
+}
+
+/* A tensor that steps read / one read only while loading. */
+static float *rd(ld_t *L, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                 int64_t d3)
+{
+    return rd_mem(L, 0, name, ndim, d0, d1, d2, d3);
+}
+
+static float *rdt(ld_t *L, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                  int64_t d3)
+{
+    return rd_mem(L, 1, name, ndim, d0, d1, d2, d3);
+}
+
+/* rd / rdt of a tensor named by a format (at most 2 dimensions). */
+static float *rdf_mem(ld_t *L, int tmp, int ndim, int64_t d0, int64_t d1, const char *fmt,
+                      va_list ap)
+{
+    char name[192];
+    vsnprintf(name, sizeof name, fmt, ap);
+    return rd_mem(L, tmp, name, ndim, d0, d1, 0, 0);
+}
+
+static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = rdf_mem(L, 0, ndim, d0, d1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static float *rdft(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static float *rdft(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = rdf_mem(L, 1, ndim, d0, d1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* Pack w[out, in] for the step's kernel into new memory (a copy for BLAS),
+ * so that w itself can be load-only. */
 static void pk(ld_t *L, float *w, int out, int in, nn_packed_t *p)
 {
     if (L->rc)
         return;
-    float *dst = w;
-    if (L->m->gk != NN_GEMM_BLAS && !(dst = pk_alloc(L, nn_pack_floats_w(L->m->gk, w, out, in))))
+    float *dst = pk_alloc(L, nn_pack_floats_w(L->m->gk, w, out, in));
+    if (!dst)
         return;
     int rc = nn_pack(L->m->gk, w, out, in, dst, p);
     if (rc) {
@@ -352,7 +437,7 @@ static float *rdpk(ld_t *L, nn_packed_t *p, int out, int in, const char *fmt, co
 {
     char name[192];
     snprintf(name, sizeof name, fmt, pre);
-    float *w = rd(L, name, 2, out, in, 0, 0);
+    float *w = rdt(L, name, 2, out, in, 0, 0);
     pk(L, w, out, in, p);
     return w;
 }
@@ -377,11 +462,11 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
         b->ln_m_w = rdf(L, 1, d, 0, "%s.ln_mlp.weight", pre);
         b->ln_m_b = rdf(L, 1, d, 0, "%s.ln_mlp.bias", pre);
     }
-    float *wq = rdf(L, 2, d, d, "%s.attn.q.weight", pre);
+    float *wq = rdft(L, 2, d, d, "%s.attn.q.weight", pre);
     float *bq = rdf(L, 1, d, 0, "%s.attn.q.bias", pre);
-    float *wk = rdf(L, 2, d, d, "%s.attn.k.weight", pre);
+    float *wk = rdft(L, 2, d, d, "%s.attn.k.weight", pre);
     float *bk = rdf(L, 1, d, 0, "%s.attn.k.bias", pre);
-    float *wv = rdf(L, 2, d, d, "%s.attn.v.weight", pre);
+    float *wv = rdft(L, 2, d, d, "%s.attn.v.weight", pre);
     float *bv = rdf(L, 1, d, 0, "%s.attn.v.bias", pre);
     (void)rdpk(L, &b->wo, d, d, "%s.attn.o.weight", pre);
     b->bo = rdf(L, 1, d, 0, "%s.attn.o.bias", pre);
@@ -406,7 +491,7 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
             bq[i] *= scale;
     }
     if (self) {
-        float *wqkv = wnew(L, 3 * dd);
+        float *wqkv = tnew(L, 3 * dd);
         b->bqkv = wnew(L, 3 * (size_t)d);
         if (L->rc)
             return;
@@ -420,22 +505,14 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
     } else {
         pk(L, wq, d, d, &b->wq);
         b->bq = bq;
-        float *wkv = wnew(L, 2 * dd);
+        float *wkv = tnew(L, 2 * dd);
         b->bkv = wnew(L, 2 * (size_t)d);
         if (L->rc)
             return;
         memcpy(wkv, wk, dd * sizeof(float));
         memcpy(wkv + dd, wv, dd * sizeof(float));
         b->wkv_raw = wkv;
-        if (L->m->gk != NN_GEMM_BLAS) {
-            pk(L, wkv, 2 * d, d, &b->wkv);
-        } else {   /* packing in place would leave no raw copy */
-            float *c = wnew(L, 2 * dd);
-            if (c) {
-                memcpy(c, wkv, 2 * dd * sizeof(float));
-                pk(L, c, 2 * d, d, &b->wkv);
-            }
-        }
+        pk(L, wkv, 2 * d, d, &b->wkv);
         memcpy(b->bkv, bk, (size_t)d * sizeof(float));
         memcpy(b->bkv + d, bv, (size_t)d * sizeof(float));
     }
@@ -445,7 +522,7 @@ static void load_block(ld_t *L, block_t *b, const char *pre, int self)
 static void const_queries(ld_t *L, block_t *b, const float *q0, int nq)
 {
     pac_t *m = L->m;
-    float *t = wnew(L, (size_t)nq * m->d);
+    float *t = tnew(L, (size_t)nq * m->d);
     b->q_const = wnew(L, (size_t)nq * m->d);
     if (L->rc)
         return;
@@ -458,7 +535,7 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
                       const char *gwname, const char *gbname)
 {
     int k = c->k, ci = c->cin, co = c->cout;
-    float *w = rd(L, wname, 4, co, ci, k, k);
+    float *w = rdt(L, wname, 4, co, ci, k, k);
     c->b = rd(L, bname, 1, co, 0, 0, 0);
     if (gwname) {
         c->gn_w = rd(L, gwname, 1, co, 0, 0, 0);
@@ -475,7 +552,7 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
          * .5 -.5 .5; 0 0 1] (Lavin & Gray 2016, F(2x2, 3x3)), in double */
         static const double G[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 },
                                         { 0, 0, 1 } };
-        float *u = wnew(L, (size_t)16 * co * ci);
+        float *u = tnew(L, (size_t)16 * co * ci);
         if (L->rc)
             return;
         for (int o = 0; o < co; o++)
@@ -495,7 +572,7 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
             pk(L, u + (size_t)xi * co * ci, co, ci, &c->wu[xi]);
         return;
     }
-    float *cw = wnew(L, (size_t)co * k * k * ci);
+    float *cw = tnew(L, (size_t)co * k * k * ci);
     if (L->rc)
         return;
     for (int o = 0; o < co; o++)
@@ -1274,7 +1351,7 @@ static void enc_kv_plan(ld_t *L)
     for (int ci = 0; !L->rc && ci < m->n_cams; ci++) {
         camera_t *cam = &m->cams[ci];
         int ch = cam->channels, p = cam->grid_h * cam->grid_w;
-        float *w3 = wnew(L, (size_t)3 * d * ch);
+        float *w3 = tnew(L, (size_t)3 * d * ch);
         cam->tok_ca = wnew(L, (size_t)p * d);
         cam->tok_e = wnew(L, (size_t)p * d2);
         double *col = malloc(sizeof(double) * (size_t)d);
@@ -1334,7 +1411,7 @@ static void dec_plan(ld_t *L)
     const int d = m->d, H = m->heads, dh = m->dh, nq = m->n_q, hq = H * nq;
     if (L->rc || hq > d || !b->q_const || !b->wkv_raw)
         return;
-    float *u = wnew(L, (size_t)hq * d);
+    float *u = tnew(L, (size_t)hq * d);
     if (L->rc)
         return;
     for (int h = 0; h < H; h++)
@@ -1355,6 +1432,15 @@ static void dec_plan(ld_t *L)
 }
 
 /* ---- load -------------------------------------------------------------- */
+
+/* Forget the load-only tables (tnew memory) before ld_free_tmp frees them. */
+static void pac_drop_tmp(pac_t *m)
+{
+    m->prop_w = m->prop_add = NULL;
+    for (int c = 0; c < m->n_cams; c++)
+        m->cams[c].proj_raw = m->cams[c].tok_add = NULL;
+    m->enc_cross.wkv_raw = m->dec.wkv_raw = m->crit.wkv_raw = NULL;
+}
 
 static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
                     void **impl_out, char *err, size_t errlen)
@@ -1395,16 +1481,16 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     int g_cam0 = has_prop + has_prev;
     int g_task = g_cam0 + spec->n_images;
     int n_groups = g_task + (m->task_kind ? 1 : 0);
-    float *modality = rd(&L, "modality", 2, n_groups, d, 0, 0);
+    float *modality = rdt(&L, "modality", 2, n_groups, d, 0, 0);
 
     /* proprioception tokens */
     m->n_tokens = m->obs_dim;
     if (m->obs_dim > 0) {
         m->mean = rd(&L, "obs_norm.mean", 1, m->obs_dim, 0, 0, 0);
         m->std = rd(&L, "obs_norm.std", 1, m->obs_dim, 0, 0, 0);
-        m->prop_w = rd(&L, "proprio.weight", 2, m->obs_dim, d, 0, 0);
-        float *pb = rd(&L, "proprio.bias", 1, d, 0, 0, 0);
-        m->prop_add = rd(&L, "proprio.pos", 2, m->obs_dim, d, 0, 0);
+        m->prop_w = rdt(&L, "proprio.weight", 2, m->obs_dim, d, 0, 0);
+        float *pb = rdt(&L, "proprio.bias", 1, d, 0, 0, 0);
+        m->prop_add = rdt(&L, "proprio.pos", 2, m->obs_dim, d, 0, 0);
         if (L.rc)
             goto fail;
         for (int i = 0; i < m->obs_dim; i++) {
@@ -1509,11 +1595,11 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         cam->row0 = m->n_tokens;
         int p = h * w;
         m->n_tokens += p;
-        cam->proj_raw = rdf(&L, 2, d, c, "cameras.%d.proj.weight", ci);
-        float *pb = rdf(&L, 1, d, 0, "cameras.%d.proj.bias", ci);
-        float *pr = rdf(&L, 2, h, d, "cameras.%d.pos_row", ci);
-        float *pc = rdf(&L, 2, w, d, "cameras.%d.pos_col", ci);
-        cam->tok_add = wnew(&L, (size_t)p * d);
+        cam->proj_raw = rdft(&L, 2, d, c, "cameras.%d.proj.weight", ci);
+        float *pb = rdft(&L, 1, d, 0, "cameras.%d.proj.bias", ci);
+        float *pr = rdft(&L, 2, h, d, "cameras.%d.pos_row", ci);
+        float *pc = rdft(&L, 2, w, d, "cameras.%d.pos_col", ci);
+        cam->tok_add = tnew(&L, (size_t)p * d);
         if (L.rc)
             goto fail;
         const float *mod = modality + (size_t)(g_cam0 + ci) * d;
@@ -1571,7 +1657,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     dec_plan(&L);
     m->dec_ln_w = rd(&L, "policy.ln.weight", 1, d, 0, 0, 0);
     m->dec_ln_b = rd(&L, "policy.ln.bias", 1, d, 0, 0, 0);
-    pk(&L, rd(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0), m->out_cols, d,
+    pk(&L, rdt(&L, "policy.out.weight", 2, m->out_cols, d, 0, 0), m->out_cols, d,
        &m->dec_out_w);
     m->dec_out_b = rd(&L, "policy.out.bias", 1, m->out_cols, 0, 0, 0);
     /* critic */
@@ -1582,7 +1668,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         load_block(&L, &m->crit, "critic.cross", 0);
         m->c_ln_w = rd(&L, "critic.ln.weight", 1, d, 0, 0, 0);
         m->c_ln_b = rd(&L, "critic.ln.bias", 1, d, 0, 0, 0);
-        pk(&L, rd(&L, "critic.out.weight", 2, m->v_bins, d, 0, 0), m->v_bins, d,
+        pk(&L, rdt(&L, "critic.out.weight", 2, m->v_bins, d, 0, 0), m->v_bins, d,
            &m->c_out_w);
         m->c_out_b = rd(&L, "critic.out.bias", 1, m->v_bins, 0, 0, 0);
         m->support = wnew(&L, (size_t)m->v_bins);
@@ -1696,12 +1782,15 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         m->have_logits = 0;
     }
     *impl_out = m;
+    pac_drop_tmp(m);
+    ld_free_tmp(&L);
     return 0;
 fail:
     {
         void *v = m;
         pac_destroy(&v);
     }
+    ld_free_tmp(&L);
     return L.rc ? L.rc : -EINVAL;
 }
 
