@@ -93,7 +93,7 @@
 
 typedef enum { HEAD_CATEGORICAL = 1, HEAD_GAUSSIAN = 2 } pac_head_t;
 
-/* A chain of huge-page slabs that load-time allocations are carved from
+/* A chain of huge-page slabs that the memory steps read is carved from
  * (slab_alloc). */
 typedef struct {
     float *next;         /* first free float of the current slab */
@@ -277,6 +277,8 @@ oom:
     return NULL;
 }
 
+/* Free the tnew memory (pac_load, on every return). Init-only: malloc_trim
+ * walks the heap. */
 static void ld_free_tmp(ld_t *L)
 {
     for (int i = 0; i < L->n_tmp; i++)
@@ -291,8 +293,9 @@ static void ld_free_tmp(ld_t *L)
 #endif
 }
 
-/* Memory that steps read. Every step reads the packed weights (pac-s ~23 MB
- * with AMX's hi + lo halves, pac-m ~130 MB) and some MB of other tables
+/* Memory that steps read. Every step reads nearly all the packed weights
+ * (pac-s ~23 MB with AMX's hi + lo halves, pac-m ~130 MB; a few serve only
+ * the load, e.g. the projections of constant queries) and some MB of other tables
  * (biases, norms, the encoder's K/V tables of enc_kv_plan), more than L2,
  * so each step brings them from L3 or memory, and with 4 KB pages about
  * every 4 KB of that costs a TLB miss (in a VM a nested page walk). So they
@@ -301,8 +304,8 @@ static void ld_free_tmp(ld_t *L)
  * transparent huge pages ("madvise" or "always" in
  * /sys/kernel/mm/transparent_hugepage/enabled) one TLB entry covers 2 MB.
  * Elsewhere the advice is ignored and they are ordinary pages. Slabs double
- * from 2 MB up to PAC_SLAB_MAX (a larger request gets a slab of its own), so
- * at most about one slab's size is left unused per chain. Two chains, packed
+ * from 2 MB up to PAC_SLAB_MAX (a larger request gets a slab of its own); the
+ * tail of a slab that a request did not fit stays unused. Two chains, packed
  * weights and the other tables, so that each stays contiguous. The floats
  * come zeroed. NULL and L->rc = -ENOMEM when out of memory. Init-only. */
 #define PAC_HUGE ((size_t)2 << 20)
@@ -340,20 +343,24 @@ oom:
     return NULL;
 }
 
-/* n floats (zeroed) that steps read, other than packed weights. */
+/* n floats (zeroed) that steps read, other than packed weights; NULL and
+ * L->rc = -ENOMEM when out of memory. Init-only. */
 static float *wnew(ld_t *L, size_t n)
 {
     return slab_alloc(L, &L->m->cslab, n);
 }
 
-/* n floats for packed weights. */
+/* n floats for packed weights (as wnew). Init-only. */
 static float *pk_alloc(ld_t *L, size_t n)
 {
     return slab_alloc(L, &L->m->wslab, n);
 }
 
 /* Read tensor `name` of the given shape into new F32 memory: memory steps
- * read (wnew) or, tmp 1, load-only memory (tnew). */
+ * read (wnew) or, tmp 1, load-only memory (tnew). NULL with L->rc set (and
+ * the message in L->err) when the tensor is missing, has another shape or
+ * dtype, holds a non-finite value (ckpt_read_f32), or memory runs out.
+ * Init-only. */
 static float *rd_mem(ld_t *L, int tmp, const char *name, int ndim, int64_t d0, int64_t d1,
                      int64_t d2, int64_t d3)
 {
@@ -1433,7 +1440,8 @@ static void dec_plan(ld_t *L)
 
 /* ---- load -------------------------------------------------------------- */
 
-/* Forget the load-only tables (tnew memory) before ld_free_tmp frees them. */
+/* Forget the load-only tables (tnew memory) before ld_free_tmp frees them.
+ * Init-only. */
 static void pac_drop_tmp(pac_t *m)
 {
     m->prop_w = m->prop_add = NULL;

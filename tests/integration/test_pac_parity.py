@@ -98,6 +98,13 @@ CASES = {
          "head": {"type": "categorical", "bins": 51},
          "critic": {"value_bins": 21, "value_min": -1.0, "value_max": 1.0}},
         [(32, 32), (32, 32)], "cartesian_velocity", "bf16", None),
+    # heads x queries (8 x 7) > width: the decoder's general cross block
+    # (K/V of the latents) instead of dec_plan's folded one
+    "w32-h8-cat-7q-nocam-critic-f32": (
+        {"width": 32, "heads": 8, "latents": 6, "blocks": 1, "mlp_ratio": 2,
+         "head": {"type": "categorical", "bins": 11},
+         "critic": {"value_bins": 9, "value_min": -1.0, "value_max": 1.0}},
+        [], "joint_velocity", "f32", None),
     "pac-s-critic-f32": (
         dict(make_pac.SIZES["pac-s"], head={"type": "categorical", "bins": 101},
              critic={"value_bins": 51, "value_min": 0.0, "value_max": 1.0}),
