@@ -234,17 +234,18 @@ typedef struct {
     int n_tmp, cap_tmp;
 } ld_t;
 
-/* Room for one more entry in m->allocs (freed by pac_destroy): 0 or -1. */
-static int allocs_reserve(pac_t *m)
+/* Room for one more entry in a list of n of *cap pointers (m->allocs, freed
+ * by pac_destroy; ld_t.tmp, by ld_free_tmp): 0 or -1. Init-only. */
+static int list_reserve(float ***list, int n, int *cap)
 {
-    if (m->n_allocs < m->cap_allocs)
+    if (n < *cap)
         return 0;
-    int cap = m->cap_allocs ? m->cap_allocs * 2 : 256;
-    float **a = realloc(m->allocs, sizeof *a * (size_t)cap);
+    int c = *cap ? *cap * 2 : 64;
+    float **a = realloc(*list, sizeof *a * (size_t)c);
     if (!a)
         return -1;
-    m->allocs = a;
-    m->cap_allocs = cap;
+    *list = a;
+    *cap = c;
     return 0;
 }
 
@@ -255,14 +256,8 @@ static float *tnew(ld_t *L, size_t n)
 {
     if (L->rc)
         return NULL;
-    if (L->n_tmp == L->cap_tmp) {
-        int cap = L->cap_tmp ? L->cap_tmp * 2 : 64;
-        float **t = realloc(L->tmp, sizeof *t * (size_t)cap);
-        if (!t)
-            goto oom;
-        L->tmp = t;
-        L->cap_tmp = cap;
-    }
+    if (list_reserve(&L->tmp, L->n_tmp, &L->cap_tmp) != 0)
+        goto oom;
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
     float *p = aligned_alloc(NN_ARENA_ALIGN, bytes);
@@ -321,7 +316,7 @@ static float *slab_alloc(ld_t *L, pac_slab_t *s, size_t n)
         size_t sb = s->bytes ? 2 * s->bytes : PAC_HUGE;
         sb = sb > PAC_SLAB_MAX ? PAC_SLAB_MAX : sb;
         sb = bytes > sb ? (bytes + PAC_HUGE - 1) / PAC_HUGE * PAC_HUGE : sb;
-        if (allocs_reserve(m) != 0)
+        if (list_reserve(&m->allocs, m->n_allocs, &m->cap_allocs) != 0)
             goto oom;
         float *p = aligned_alloc(PAC_HUGE, sb);
         if (!p)
@@ -392,36 +387,21 @@ static float *rdt(ld_t *L, const char *name, int ndim, int64_t d0, int64_t d1, i
     return rd_mem(L, 1, name, ndim, d0, d1, d2, d3);
 }
 
-/* rd / rdt of a tensor named by a format (at most 2 dimensions). */
-static float *rdf_mem(ld_t *L, int tmp, int ndim, int64_t d0, int64_t d1, const char *fmt,
-                      va_list ap)
+/* rd_mem of a tensor named by a format (at most 2 dimensions); rdf: memory
+ * steps read, rdft: load-only. */
+static float *rdf_mem(ld_t *L, int tmp, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static float *rdf_mem(ld_t *L, int tmp, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
 {
     char name[192];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
     return rd_mem(L, tmp, name, ndim, d0, d1, 0, 0);
 }
-
-static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static float *rdf(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    float *p = rdf_mem(L, 0, ndim, d0, d1, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-static float *rdft(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static float *rdft(ld_t *L, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    float *p = rdf_mem(L, 1, ndim, d0, d1, fmt, ap);
-    va_end(ap);
-    return p;
-}
+#define rdf(L, ...) rdf_mem((L), 0, __VA_ARGS__)
+#define rdft(L, ...) rdf_mem((L), 1, __VA_ARGS__)
 
 /* Pack w[out, in] for the step's kernel into new memory (a copy for BLAS),
  * so that w itself can be load-only. */
