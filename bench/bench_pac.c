@@ -9,7 +9,10 @@
  * {"engine": "pacd", "kernel": the kernel in use, "us_per_step": median,
  *  "p99_us", "corename", "blas",
  *  "sgemm_gflops": an sgemm of 64 x 512 x 512 (the pac-m block shape) timed
- *  in the same process} and, with PACD_BENCH_LOGITS=FILE, writes the logits
+ *  in the same process, "fma_peak_gflops": this core's float32 FMA peak on
+ *  the widest vector ISA it has (bench_fma_peak_gflops), "packed_gflops":
+ *  pacd's packed kernel of this run on a warm 32 x 256 -> 1024 layer (the
+ *  pac-s MLP shape; 0 for blas and amx)} and, with PACD_BENCH_LOGITS=FILE, writes the logits
  * of the first 4 rows there (for the driver's cross-engine check). */
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +53,38 @@ static double sgemm_gflops(int m, int n, int k)
     free(b);
     free(c);
     return 2.0 * m * n * k / best / 1e3;
+}
+
+/* GFLOP/s of the packed kernel `kind` on a warm y[n, out] = x[n, in] W^T,
+ * best of 5 runs of 50 calls; 0 when it cannot be packed. */
+static double packed_gflops(nn_gemm_kind_t kind, int n, int in, int out)
+{
+    size_t pf = nn_pack_floats(kind, out, in);
+    float *w = calloc((size_t)out * in, sizeof(float)), *x = calloc((size_t)n * in, sizeof(float));
+    float *y = calloc((size_t)n * out, sizeof(float));
+    float *pk = aligned_alloc(NN_ARENA_ALIGN, (pf * sizeof(float) + NN_ARENA_ALIGN - 1) /
+                                                  NN_ARENA_ALIGN * NN_ARENA_ALIGN);
+    nn_packed_t p;
+    double best = 1e30;
+    if (w && x && y && pk) {
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            w[i] = (float)(i % 7) * 0.01f - 0.03f;
+        for (size_t i = 0; i < (size_t)n * in; i++)
+            x[i] = (float)(i % 13) * 0.01f - 0.06f;
+        if (nn_pack(kind, w, out, in, pk, &p) == 0)
+            for (int r = 0; r < 5; r++) {
+                double t0 = bench_now_us();
+                for (int i = 0; i < 50; i++)
+                    nn_linear_packed(x, n, &p, NULL, y);
+                double t = (bench_now_us() - t0) / 50;
+                best = t < best ? t : best;
+            }
+    }
+    free(w);
+    free(x);
+    free(y);
+    free(pk);
+    return best < 1e30 ? 2.0 * n * in * out / best / 1e3 : 0.0;
 }
 
 int main(int argc, char **argv)
@@ -139,13 +174,23 @@ int main(int argc, char **argv)
         t[i] = bench_now_us() - t0;
     }
     bench_stats_t st = bench_stats(t, iters);
-    double gf = sgemm_gflops(64, 512, 512);
+    double gf = sgemm_gflops(64, 512, 512), peak = 0.0, pgf = 0.0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nn_gemm_cpu_has_avx512())
+        peak = bench_fma_peak_gflops(512);
+    else if (nn_gemm_cpu_has_avx2())
+        peak = bench_fma_peak_gflops(256);
+#endif
+    for (nn_gemm_kind_t k = NN_GEMM_AVX512; k <= NN_GEMM_AVX2; k++)
+        if (strcmp(policy_kernel(p), nn_gemm_name(k)) == 0)
+            pgf = packed_gflops(k, 32, 256, 1024);
     printf("{\"engine\": \"pacd\", \"kernel\": \"%s\", \"iters\": %d, \"threads\": %d, "
            "\"us_per_step\": %.3f, "
            "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
-           "\"sgemm_gflops\": %.2f, \"blas_selfcheck\": %s}\n", policy_kernel(p), iters, threads,
+           "\"sgemm_gflops\": %.2f, \"fma_peak_gflops\": %.1f, \"packed_gflops\": %.1f, "
+           "\"blas_selfcheck\": %s}\n", policy_kernel(p), iters, threads,
            st.median_us, st.mean_us, st.p99_us, policy_arena_bytes(p), nn_blas_corename(),
-           gf, self_ok == 0 ? "true" : "false");
+           gf, peak, pgf, self_ok == 0 ? "true" : "false");
     free(t);
     free(obs);
     free(img);

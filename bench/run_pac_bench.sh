@@ -4,8 +4,10 @@
 # checkpoint for pacd, float32 compute in PyTorch and ONNX Runtime): pacd's engine, once per matrix kernel this CPU runs (avx512, amx,
 # avx2, blas; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
 # Runtime (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
-# GFLOP/s each engine reaches and, as the yardstick, an sgemm (64 x 512 x 512)
-# measured in the same run with pacd's BLAS. Asserts nothing.
+# GFLOP/s each engine reaches and, as yardsticks, an sgemm (64 x 512 x 512)
+# measured in the same run with pacd's BLAS, the core's float32 FMA peak and
+# pacd's packed kernel on a warm layer (how near the step is to what this CPU
+# can do in float32). Asserts nothing.
 #   bench/run_pac_bench.sh [BUILD_DIR] [ITERS] [ROUNDS]
 # ROUNDS (default 3): the engines run in turn, pacd, PyTorch, ONNX Runtime, that
 # many times over; each figure is the median over the rounds and each ratio the
@@ -64,6 +66,16 @@ sg = float(np.median([r["sgemm_gflops"] for r in pacd])) if pacd else 0.0
 print(f"OpenBLAS core: {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
       f"BLAS self-check {'ok' if all(r['blas_selfcheck'] for r in pacd) else 'FAILED'}; "
       f"sgemm 64x512x512 in this run: {sg:.1f} GFLOP/s (median)")
+peak = float(np.median([r.get("fma_peak_gflops", 0.0) for r in pacd])) if pacd else 0.0
+if peak:
+    kern = {}
+    for r in pacd:
+        if r.get("packed_gflops"):
+            kern.setdefault(r["kernel"], []).append(r["packed_gflops"])
+    print(f"float32 FMA peak of one core (12 vfmadd231ps chains, widest vector ISA): {peak:.1f} GFLOP/s; "
+          "pacd's packed kernel on a warm 32x256->1024 layer: " +
+          (", ".join(f"{k} {np.median(v):.1f} GFLOP/s ({100 * np.median(v) / peak:.0f}% of the peak)"
+                     for k, v in sorted(kern.items())) or "-"))
 print(f"batch 1, one thread, {len(rounds)} rounds (pacd, torch, onnxruntime in turn); median over "
       "the rounds of each engine's median ms/step (p99); GFLOP/s = model FLOPs / median time "
       "(% of the sgemm); ratio = peer / pacd (>1: pacd faster), the median of the rounds' "
