@@ -162,12 +162,17 @@ typedef enum {
 } nn_gemm_kind_t;
 
 /* Packed weights: a view of caller-owned memory (nn_pack fills it). */
-typedef struct {
+typedef struct nn_packed {
     nn_gemm_kind_t kind;
     int out, in;
     const float *w;      /* nn_pack_floats_w(kind, W, out, in) floats, 64-byte aligned */
     int lo;              /* NN_GEMM_AMX: 1 when the lo bf16 halves are stored, 0 when
                             every weight is exactly a bf16 (hi only); else 0 */
+    const struct nn_packed *then;   /* the layer that runs next, or NULL (nn_pack
+                            sets NULL; the caller may link its plan): the AVX-512 and
+                            AVX2 kernels prefetch its first panel into L2 while this
+                            layer's last panel runs, as they do panel to panel within
+                            a layer; only a hint, results do not depend on it */
 } nn_packed_t;
 
 /* 1 when this CPU runs the AVX-512 kernel (avx512f), else 0. Init-only. */

@@ -151,6 +151,7 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
     p->in = in;
     p->w = packed;
     p->lo = 0;
+    p->then = NULL;
     if (in == 0)
         return 0;
 #if NN_HAVE_X86

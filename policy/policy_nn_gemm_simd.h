@@ -182,19 +182,26 @@ TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, 
         const float *bp = p->w + (size_t)pi * in * NR;
         const float *bias = b ? b + pi * NR : NULL;
         const int nc = out - pi * NR < NR ? out - pi * NR : NR;
+        /* the next panel: this layer's, or the first of the layer linked to
+         * run after it (p->then, same kind; nin rows) */
         const float *next = pi + 1 < panels ? bp + (size_t)in * NR : NULL;
+        int nin = in;
+        if (!next && p->then && p->then->kind == p->kind && p->then->in > 0) {
+            next = p->then->w;
+            nin = p->then->in;
+        }
         int r = 0, bi = 0;
         for (; r + MR <= n; r += MR, bi++) {
-            const int k0 = (int)((long)bi * in / nb), k1 = (int)((long)(bi + 1) * in / nb);
+            const int k0 = (int)((long)bi * nin / nb), k1 = (int)((long)(bi + 1) * nin / nb);
             FN(tile_b)(MR, in, x + (size_t)r * in, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu,
                        y + (size_t)r * out + pi * NR, (size_t)out,
                        next ? next + (size_t)k0 * NR : NULL, k1 - k0);
         }
         const float *xr = x + (size_t)r * in;
         float *yr = y + (size_t)r * out + pi * NR;
-        const int k0 = (int)((long)bi * in / nb);
+        const int k0 = (int)((long)bi * nin / nb);
         const float *pf = next && r < n ? next + (size_t)k0 * NR : NULL;
-        const int pfn = in - k0;
+        const int pfn = nin - k0;
 #define TAIL(m) FN(tile_b)(m, in, xr, (size_t)in, 1, bp, NR, 1, 0, bias, nc, acc, gelu, yr,      \
                            (size_t)out, pf, pfn)
         NNG_TAIL_SWITCH(n - r, TAIL)

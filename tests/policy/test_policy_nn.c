@@ -159,6 +159,72 @@ static void test_linear_packed_matches_loop(void **state)
     assert_string_equal(nn_gemm_name(NN_GEMM_BLAS), "blas");
 }
 
+/* nn_packed_t.then (the next layer's first panel prefetched during this
+ * layer's last panel) is a hint: with it linked to layers of other shapes
+ * (K smaller and larger than this one's, one panel and several) or of
+ * another kind, every result is bit-identical to the unlinked one, for the
+ * plain, accumulating and GELU entry points and row counts below, at and
+ * above the register block. */
+static void test_linear_packed_then(void **state)
+{
+    (void)state;
+    nn_gemm_kind_t kinds[4];
+    int n_kinds = cpu_kinds(kinds);
+    const int rows[] = { 1, 5, 8, 13, 32 };
+    const int next_in[] = { 3, 64, 1100 };
+    unsigned s = 11;
+    for (int ki = 0; ki < n_kinds; ki++) {
+        const int in = 96, out = 70;
+        float *w = malloc(sizeof(float) * out * in), *x = malloc(sizeof(float) * 32 * in);
+        float *b = malloc(sizeof(float) * out);
+        float *y0 = malloc(sizeof(float) * 32 * out), *y1 = malloc(sizeof(float) * 32 * out);
+        float *pw = aligned_alloc(NN_ARENA_ALIGN,
+                                  (nn_pack_floats(kinds[ki], out, in) * sizeof(float) + 63) / 64 *
+                                      64);
+        assert_non_null(pw);
+        for (int i = 0; i < out * in; i++) w[i] = frand(&s);
+        for (int i = 0; i < 32 * in; i++) x[i] = frand(&s);
+        for (int i = 0; i < out; i++) b[i] = frand(&s);
+        nn_packed_t p;
+        assert_int_equal(nn_pack(kinds[ki], w, out, in, pw, &p), 0);
+        assert_null(p.then);
+        for (size_t j = 0; j < sizeof next_in / sizeof next_in[0]; j++)
+            for (int other = 0; other < 2; other++) {
+                /* the next layer: same kind, or BLAS (another kind: ignored) */
+                nn_gemm_kind_t nk = other ? NN_GEMM_BLAS : kinds[ki];
+                const int nin = next_in[j], nout = 40;
+                float *nw = calloc((size_t)nout * nin, sizeof(float));
+                float *npw = aligned_alloc(NN_ARENA_ALIGN,
+                                           (nn_pack_floats(nk, nout, nin) * sizeof(float) + 63) /
+                                               64 * 64);
+                assert_non_null(npw);
+                nn_packed_t q;
+                assert_int_equal(nn_pack(nk, nw, nout, nin, npw, &q), 0);
+                for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+                    for (int mode = 0; mode < 3; mode++) {
+                        const int n = rows[r];
+                        for (int link = 0; link < 2; link++) {
+                            float *y = link ? y1 : y0;
+                            p.then = link ? &q : NULL;
+                            for (int i = 0; i < n * out; i++)
+                                y[i] = (float)i * 0.25f;
+                            if (mode == 0)
+                                nn_linear_packed(x, n, &p, b, y);
+                            else if (mode == 1)
+                                nn_linear_packed_acc(x, n, &p, b, y);
+                            else
+                                nn_linear_packed_gelu(x, n, &p, b, y);
+                        }
+                        assert_memory_equal(y0, y1, sizeof(float) * (size_t)n * out);
+                    }
+                p.then = NULL;
+                free(nw);
+                free(npw);
+            }
+        free(w); free(x); free(b); free(y0); free(y1); free(pw);
+    }
+}
+
 /* nn_attention, every kernel the CPU runs, against a double-precision loop:
  * query counts around the 8- and 6-row blocks and 32- and 16-query panels,
  * head widths below, at and above 32 and 16 (masked V reads), strided q/k/v/o
@@ -737,6 +803,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_loop),
         cmocka_unit_test(test_linear_packed_matches_loop),
+        cmocka_unit_test(test_linear_packed_then),
         cmocka_unit_test(test_gemm_selfcheck),
         cmocka_unit_test(test_amx_bf16_exact_inputs),
         cmocka_unit_test(test_amx_bf16_weights),
