@@ -169,10 +169,14 @@ typedef struct nn_packed {
     int lo;              /* NN_GEMM_AMX: 1 when the lo bf16 halves are stored, 0 when
                             every weight is exactly a bf16 (hi only); else 0 */
     const struct nn_packed *then;   /* the layer that runs next, or NULL (nn_pack
-                            sets NULL; the caller may link its plan): the AVX-512 and
-                            AVX2 kernels prefetch its first panel into L2 while this
-                            layer's last panel runs, as they do panel to panel within
-                            a layer; only a hint, results do not depend on it */
+                            sets NULL; the caller may link its plan, init-only): the
+                            AVX-512 and AVX2 kernels prefetch the first min(then->in,
+                            in) rows (32 or 16 floats each) of its first panel into L2
+                            while this layer's last panel runs, as they do panel to
+                            panel within a layer; ignored unless then->kind equals kind
+                            and then->in > 0 (AMX and BLAS never read it). Results do
+                            not depend on it, but every call reads *then: it must be
+                            NULL or outlive every use of this layer. */
 } nn_packed_t;
 
 /* 1 when this CPU runs the AVX-512 kernel (avx512f), else 0. Init-only. */

@@ -71,8 +71,9 @@ TINLINE VT FN(gelu)(VT v)
  * and bmask are compile-time constants at every call site, so the
  * accumulator arrays live in registers. gelu (a constant too): GELU of the
  * result before it is stored. pf/pfn: rows of the next panel to
- * prefetch, spread evenly over the K steps (one row every K / pfn steps), so
- * the requests to L3 / memory stay few at a time and far ahead. */
+ * prefetch, spread evenly over the K steps (one row every K / pfn steps;
+ * pfn <= K, so pacc stays below 2 K, or 4 K + 4 pfn with one row), so the
+ * requests to L3 / memory stay few at a time and far ahead. */
 TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const size_t ldxk,
                         const float *bp, const size_t ldb, const int bpack, const int bmask,
                         const float *bias, int ncols, int acc, const int gelu,
@@ -173,7 +174,11 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
 
 /* Panels outer, blocks of MR rows inner. The next panel is prefetched into
  * L2 while this one computes, spread over the row blocks: block b of nb
- * pulls in rows [b in / nb, (b + 1) in / nb) of it, evenly over its steps. */
+ * pulls in rows [b nin / nb, (b + 1) nin / nb) of it, evenly over its steps;
+ * the next panel of the last one is the first of p->then, of which the first
+ * nin = min(then->in, in) rows are fetched, so at most one row per step (a
+ * loop issuing several a step, to fetch all of a deeper panel, made the
+ * pac-s step 6% slower). */
 TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
                            int acc, const int gelu, float *y)
 {
@@ -188,7 +193,7 @@ TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, 
         int nin = in;
         if (!next && p->then && p->then->kind == p->kind && p->then->in > 0) {
             next = p->then->w;
-            nin = p->then->in;
+            nin = p->then->in < in ? p->then->in : in;
         }
         int r = 0, bi = 0;
         for (; r + MR <= n; r += MR, bi++) {

@@ -1787,12 +1787,14 @@ fail:
 
 /* Link every packed layer to the one pac_step runs after it (nn_packed_t.then),
  * so the kernel prefetches the next layer's first panel while this one's last
- * panel runs: the order below is pac_step's. A hint only (the results do not
- * depend on it). Init-only. */
+ * panel runs: the order below is pac_step's (a new nn_linear_packed* call in
+ * the step needs its link here, or only the prefetch is lost). A hint only
+ * (the results do not depend on it). Init-only. */
 static void link_one(nn_packed_t **prev, nn_packed_t *p)
 {
     if (!p->w || p->in <= 0 || p->out <= 0)
-        return;   /* not packed (a layer this plan does not run) */
+        return;   /* not packed; layers packed but not run (wq with constant
+                     queries) are left out by the callers */
     if (*prev)
         (*prev)->then = p;
     *prev = p;
