@@ -77,27 +77,22 @@ static inline bench_stats_t bench_stats(double *t, int n)
     "vfmadd231ps %%" reg "12, %%" reg "13, %%" reg "9\n\t"                                 \
     "vfmadd231ps %%" reg "12, %%" reg "13, %%" reg "10\n\t"                                \
     "vfmadd231ps %%" reg "12, %%" reg "13, %%" reg "11\n\t"
+#define BENCH_FMA_LOOP(reg, n)                                                            \
+    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"                                 \
+                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"                                 \
+                     "1:\n\t" BENCH_FMA12(reg) "dec %0\n\t"                                \
+                     "jnz 1b\n\t"                                                           \
+                     : "+r"(n)                                                              \
+                     :                                                                      \
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",      \
+                       "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc")
 __attribute__((target("avx512f"))) static inline void bench_fma_loop_512(long n)
 {
-    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
-                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BENCH_FMA12("zmm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+    BENCH_FMA_LOOP("zmm", n);
 }
 __attribute__((target("avx2,fma"))) static inline void bench_fma_loop_256(long n)
 {
-    __asm__ volatile("vxorps %%xmm12, %%xmm12, %%xmm12\n\t"
-                     "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
-                     "1:\n\t" BENCH_FMA12("ymm") "dec %0\n\t"
-                     "jnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+    BENCH_FMA_LOOP("ymm", n);
 }
 static inline double bench_fma_peak_gflops(int width)
 {

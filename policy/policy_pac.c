@@ -1418,9 +1418,77 @@ static void dec_plan(ld_t *L)
     m->dec_fast = !L->rc;
 }
 
-/* ---- load -------------------------------------------------------------- */
+/* Link every packed layer to the one pac_step runs after it (nn_packed_t.then),
+ * so the kernel prefetches the next layer's first panel while this one's last
+ * panel runs: the order below is pac_step's (a new nn_linear_packed* call in
+ * the step needs its link here, or only the prefetch is lost). A hint only
+ * (the results do not depend on it). Init-only. */
+static void link_one(nn_packed_t **prev, nn_packed_t *p)
+{
+    if (!p->w || p->in <= 0 || p->out <= 0)
+        return;   /* not packed; layers packed but not run (wq with constant
+                     queries) are left out by the callers */
+    if (*prev)
+        (*prev)->then = p;
+    *prev = p;
+}
 
-static void pac_link_plan(pac_t *m);
+static void link_conv(nn_packed_t **prev, conv_t *c)
+{
+    if (c->wino)
+        for (int xi = 0; xi < 16; xi++)
+            link_one(prev, &c->wu[xi]);
+    else
+        link_one(prev, &c->w);
+}
+
+static void link_block(nn_packed_t **prev, block_t *b, int self, int kv)
+{
+    if (self)
+        link_one(prev, &b->wqkv);
+    if (kv)
+        link_one(prev, &b->wkv);
+    if (!self && !b->q_const)
+        link_one(prev, &b->wq);
+    link_one(prev, &b->wo);
+    link_one(prev, &b->fc1_w);
+    link_one(prev, &b->fc2_w);
+}
+
+static void pac_link_plan(pac_t *m)
+{
+    nn_packed_t *prev = NULL;
+    for (int c = 0; c < m->n_cams; c++) {
+        camera_t *cam = &m->cams[c];
+        for (int l = 0; l < cam->n_convs; l++)
+            link_conv(&prev, &cam->convs[l]);
+        for (int r = 0; r < cam->n_res; r++) {
+            link_conv(&prev, &cam->res[r][0]);
+            link_conv(&prev, &cam->res[r][1]);
+        }
+        link_one(&prev, &cam->kv3);
+    }
+    if (m->task_kind)
+        link_one(&prev, &m->enc_cross.wkv);
+    link_block(&prev, &m->enc_cross, 0, 0);
+    for (int i = 0; i < m->n_blocks; i++)
+        link_block(&prev, &m->blocks[i], 1, 0);
+    if (m->dec_fast) {
+        link_one(&prev, &m->dec_u);
+        for (int h = 0; h < m->heads; h++)
+            link_one(&prev, &m->dec_wv[h]);
+        link_block(&prev, &m->dec, 0, 0);
+    } else {
+        link_block(&prev, &m->dec, 0, 1);
+    }
+    link_one(&prev, &m->dec_out_w);
+    if (m->has_critic) {
+        link_block(&prev, &m->crit, 0, 1);
+        link_one(&prev, &m->c_out_w);
+    }
+}
+
+/* ---- load -------------------------------------------------------------- */
 
 /* Forget the load-only tables (tnew memory) before ld_free_tmp frees them.
  * Init-only. */
@@ -1783,76 +1851,6 @@ fail:
     }
     ld_free_tmp(&L);
     return L.rc ? L.rc : -EINVAL;
-}
-
-/* Link every packed layer to the one pac_step runs after it (nn_packed_t.then),
- * so the kernel prefetches the next layer's first panel while this one's last
- * panel runs: the order below is pac_step's (a new nn_linear_packed* call in
- * the step needs its link here, or only the prefetch is lost). A hint only
- * (the results do not depend on it). Init-only. */
-static void link_one(nn_packed_t **prev, nn_packed_t *p)
-{
-    if (!p->w || p->in <= 0 || p->out <= 0)
-        return;   /* not packed; layers packed but not run (wq with constant
-                     queries) are left out by the callers */
-    if (*prev)
-        (*prev)->then = p;
-    *prev = p;
-}
-
-static void link_conv(nn_packed_t **prev, conv_t *c)
-{
-    if (c->wino)
-        for (int xi = 0; xi < 16; xi++)
-            link_one(prev, &c->wu[xi]);
-    else
-        link_one(prev, &c->w);
-}
-
-static void link_block(nn_packed_t **prev, block_t *b, int self, int kv)
-{
-    if (self)
-        link_one(prev, &b->wqkv);
-    if (kv)
-        link_one(prev, &b->wkv);
-    if (!self && !b->q_const)
-        link_one(prev, &b->wq);
-    link_one(prev, &b->wo);
-    link_one(prev, &b->fc1_w);
-    link_one(prev, &b->fc2_w);
-}
-
-static void pac_link_plan(pac_t *m)
-{
-    nn_packed_t *prev = NULL;
-    for (int c = 0; c < m->n_cams; c++) {
-        camera_t *cam = &m->cams[c];
-        for (int l = 0; l < cam->n_convs; l++)
-            link_conv(&prev, &cam->convs[l]);
-        for (int r = 0; r < cam->n_res; r++) {
-            link_conv(&prev, &cam->res[r][0]);
-            link_conv(&prev, &cam->res[r][1]);
-        }
-        link_one(&prev, &cam->kv3);
-    }
-    if (m->task_kind)
-        link_one(&prev, &m->enc_cross.wkv);
-    link_block(&prev, &m->enc_cross, 0, 0);
-    for (int i = 0; i < m->n_blocks; i++)
-        link_block(&prev, &m->blocks[i], 1, 0);
-    if (m->dec_fast) {
-        link_one(&prev, &m->dec_u);
-        for (int h = 0; h < m->heads; h++)
-            link_one(&prev, &m->dec_wv[h]);
-        link_block(&prev, &m->dec, 0, 0);
-    } else {
-        link_block(&prev, &m->dec, 0, 1);
-    }
-    link_one(&prev, &m->dec_out_w);
-    if (m->has_critic) {
-        link_block(&prev, &m->crit, 0, 1);
-        link_one(&prev, &m->c_out_w);
-    }
 }
 
 /* ---- step -------------------------------------------------------------- */
