@@ -8,7 +8,7 @@
         time the PyTorch twin at batch 1 with torch.set_num_threads(1);
         one JSON line per model
 
-Observation: a PAC-like proprioception vector (DESIGN.md): joint positions,
+Observation: a PAC-like proprioception vector (the PAC paper's RGB-stacking setup): joint positions,
 joint velocities, gripper position/velocity, grasp, end-effector pose
 (24 values) stacked 3 deep, plus the previous 7-D action 2 deep: 86 floats.
 """

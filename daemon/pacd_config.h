@@ -31,7 +31,7 @@ typedef struct {
 
 typedef struct {
     /* [pacd] */
-    double rate_hz;               /* control rate, Hz (20: DESIGN.md, PAC paper) */
+    double rate_hz;               /* control rate, Hz (20: the PAC paper's control period, 50 ms) */
     int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling */
     int lock_memory;              /* mlockall at start-up */
     int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */

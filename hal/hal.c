@@ -10,7 +10,9 @@
 #include <string.h>
 
 #define HAL_DEFAULT_SIM_RATE_HZ 1000.0
-#define HAL_DEFAULT_COMMAND_TIMEOUT_S 0.2 /* Sawyer motor controller (DESIGN.md) */
+/* The Sawyer's motor controller leaves its control mode after 0.2 s without a
+ * command (Intera's joint_command_timeout, 0.2 s as usually set). */
+#define HAL_DEFAULT_COMMAND_TIMEOUT_S 0.2
 
 typedef struct {
     const char *name;

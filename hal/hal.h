@@ -303,7 +303,7 @@ int hal_safety_filter(const hal_robot_t *robot, const hal_safety_config_t *confi
 typedef struct {
     double period_s;     /* control period, s; 0 = 0.05 */
     double v_max;        /* translation speed bound, m/s; 0 = 0.07 (RGB
-                            stacking, DESIGN.md) for CARTESIAN_VELOCITY, 1.7
+                            stacking, PAC paper) for CARTESIAN_VELOCITY, 1.7
                             (Franka Cartesian limit) for CARTESIAN_TWIST */
     double w_max;        /* rotation speed bound, rad/s; 0 = 1.0 (RGB stacking)
                             / 2.5 (Franka Cartesian limit) */

@@ -8,10 +8,10 @@
 
 #define CART_DEFAULT_PERIOD_S 0.05
 #define CART_DEFAULT_DAMPING 0.02
-/* RGB stacking (DESIGN.md): 0.07 m/s, 1.0 rad/s, 0.25 x 0.25 x 0.2 m box. */
+/* RGB stacking (PAC paper, Springenberg et al. 2024, Sawyer setup): 0.07 m/s, 1.0 rad/s, 0.25 x 0.25 x 0.2 m box. */
 #define CART_VEL_V_MAX 0.07
 #define CART_VEL_W_MAX 1.0
-/* Franka Cartesian limits (DESIGN.md appendix): 1.7 m/s, 2.5 rad/s. */
+/* Franka Cartesian limits (Franka docs, Cartesian control parameters): 1.7 m/s, 2.5 rad/s. */
 #define CART_TWIST_V_MAX 1.7
 #define CART_TWIST_W_MAX 2.5
 static const double box_half[3] = {0.125, 0.125, 0.1};

@@ -51,7 +51,7 @@ typedef enum {
 } policy_action_space_t;
 
 typedef struct {
-    char architecture[POLICY_MAX_NAME]; /* "mlp" (and later "pac") */
+    char architecture[POLICY_MAX_NAME]; /* "mlp" or "pac" */
     int n_fields;
     policy_field_t fields[POLICY_MAX_FIELDS];
     int obs_dim;       /* float values in the observation vector (non-image fields, with history) */

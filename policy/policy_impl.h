@@ -1,5 +1,5 @@
 /* Internal interface between policy.c (spec, dispatch) and the architectures
- * (policy_mlp.c; later the PAC actor). Not installed, not public. */
+ * (policy_mlp.c, policy_pac.c). Not installed, not public. */
 #ifndef PACD_POLICY_IMPL_H
 #define PACD_POLICY_IMPL_H
 

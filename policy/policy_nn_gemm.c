@@ -283,9 +283,8 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
  * the a_lo loads and products drop out when the block's inputs are bf16).
  * The C tiles go through a small float buffer to the epilogue (bias,
  * residual sum, GELU; AVX-512), which writes only the valid rows and columns
- * of y and runs a few rows at a time among the next panel's tile products
- * (pac-s 5%, pac-s-bf16 8%, pac-m-bf16 14% faster per step than after
- * them). A K longer than NN_AMX_KC runs in chunks, the later ones summing
+ * of y and runs a few rows at a time among the next panel's tile products,
+ * so the vector units work while the tile unit does. A K longer than NN_AMX_KC runs in chunks, the later ones summing
  * onto y. */
 #define NN_AMX_KC 512
 
@@ -444,10 +443,8 @@ __attribute__((target(AMX_TGT))) static inline void amx_epilogue_share(const amx
  * weights (2 KiB per kb) get one prefetch per cache line; hi + lo weights
  * (4 KiB per kb, more than L3 delivers in the 12 products' time) one per
  * 1 KiB tile, which starts the streamer on each page without flooding the
- * miss queue: per line there measured slower than none, one per tile 16-19
- * vs 12-13 GB/s in a kernel microbenchmark. Measured on a Xeon with AMX
- * (interleaved medians): pac-s-bf16 1.50 -> 1.37 ms, pac-m-bf16 16.0 ->
- * 11.3 ms, pac-s 2.06 -> 1.96 ms, pac-m 28.8 -> 26.5 ms. */
+ * miss queue (docs/performance.md has the measurements behind both
+ * choices). */
 __attribute__((target(AMX_TGT), always_inline)) static inline void
 amx_prefetch_kb(const uint16_t *next, size_t kb_bf16)
 {

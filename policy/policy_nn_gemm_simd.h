@@ -176,9 +176,9 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
  * L2 while this one computes, spread over the row blocks: block b of nb
  * pulls in rows [b nin / nb, (b + 1) nin / nb) of it, evenly over its steps;
  * the next panel of the last one is the first of p->then, of which the first
- * nin = min(then->in, in) rows are fetched, so at most one row per step (a
- * loop issuing several a step, to fetch all of a deeper panel, made the
- * pac-s step 6% slower). */
+ * nin = min(then->in, in) rows are fetched, so at most one row per step
+ * (fetching all of a deeper panel would issue several a step, which costs
+ * more than it saves; see docs/performance.md). */
 TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
                            int acc, const int gelu, float *y)
 {

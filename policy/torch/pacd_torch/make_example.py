@@ -7,7 +7,7 @@ Expert: action = clip(gain * (q_goal - q), -vmax, vmax) (joint velocities,
 rad/s), with q_goal a pose inside the robot's joint limits. Observation:
 joint_positions (7, rad) + joint_velocities (7, rad/s). Action space
 joint_velocity, bounds +-vmax. Training states are drawn uniformly inside the
-joint limits (DESIGN.md appendix), velocities uniformly in +-vmax.
+joint limits (Franka control-parameters-joint-panda.csv, Sawyer sawyer_base.urdf.xacro), velocities uniformly in +-vmax.
 """
 
 import argparse
@@ -20,7 +20,7 @@ from .export import export
 from .mlp import MLPActor
 
 # Joint limits (rad). Panda: Franka docs, control-parameters-joint-panda.csv.
-# Sawyer: sawyer_base.urdf.xacro. (Copied from /work/shared/DESIGN.md appendix.)
+# Sawyer: sawyer_base.urdf.xacro.
 ROBOTS = {
     "panda": {
         "q_min": [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973],

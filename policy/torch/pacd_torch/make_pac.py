@@ -3,7 +3,7 @@
     python3 -m pacd_torch.make_pac --size pac-s --robot panda --cameras front,wrist \\
         --action-space joint_velocity --out pac-s.safetensors
 
-Observation (DESIGN.md, the RGB-stacking setup): joint_positions 7, joint_velocities 7,
+Observation (the PAC paper's RGB-stacking setup): joint_positions 7, joint_velocities 7,
 grasp 1, gripper_position 1, gripper_velocity 1, end_effector_pose 7 (24 values)
 stacked --history deep (3), previous_action stacked --action-history deep (2), and
 one uint8 [S, S, 3] field "camera/<name>" per camera (S = --image-size, 128).
@@ -25,7 +25,7 @@ from .pac import SIZES, PACActor, randomize_
 
 PROPRIO = [("joint_positions", 7), ("joint_velocities", 7), ("grasp", 1),
            ("gripper_position", 1), ("gripper_velocity", 1), ("end_effector_pose", 7)]
-JOINT_VMAX = 0.5   # rad/s, well inside both arms' velocity limits (DESIGN.md appendix)
+JOINT_VMAX = 0.5   # rad/s, well inside both arms' velocity limits (docs/hal.md)
 ACTION_SPACES = {
     "cartesian_velocity": {"dim": 5, "low": [-0.07, -0.07, -0.07, -1.0, -1.0],
                            "high": [0.07, 0.07, 0.07, 1.0, 1.0]},
