@@ -952,22 +952,6 @@ int logger_flush(logger_t *self, int timeout_ms)
     return 0;
 }
 
-/* Proleptic Gregorian date of a day count since 1970-01-01 (the standard
- * era-based conversion: 400-year eras of 146097 days, years starting in
- * March so the leap day ends the year). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
-    unsigned mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const char *robot,
                       uint32_t counter)
 {
@@ -976,12 +960,11 @@ int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const c
     out[0] = '\0';
     if (time_unix_ns < 0)
         return -EINVAL;
-    int64_t secs = time_unix_ns / 1000000000LL;
-    int64_t days = secs / 86400, rem = secs % 86400;
-    int64_t year;
-    unsigned month, day;
-    civil_from_days(days, &year, &month, &day);
-    if (year > 9999)
+    time_t secs = (time_t)(time_unix_ns / 1000000000LL);
+    struct tm tm;
+    char stamp[32];
+    if (!gmtime_r(&secs, &tm) ||
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) != 16)
         return -EINVAL;
     char name[17];
     size_t n = 0;
@@ -992,8 +975,6 @@ int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const c
         name[n++] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') ? c : '_';
     }
     name[n] = '\0';
-    int len = snprintf(out, LOGGER_EPISODE_ID, "%04d%02u%02uT%02d%02d%02dZ-%s-%04u", (int)year, month,
-                       day, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
-                       n ? name : "robot", counter);
+    int len = snprintf(out, LOGGER_EPISODE_ID, "%s-%s-%04u", stamp, n ? name : "robot", counter);
     return len > 0 && len < LOGGER_EPISODE_ID ? 0 : -EINVAL;
 }

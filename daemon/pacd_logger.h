@@ -21,9 +21,9 @@
  * same second apart. Allowed characters: A-Z a-z 0-9 - _ . (not first '.').
  *
  * Threading: logger_new/logger_destroy are init-only. logger_begin_episode,
- * logger_push_*, logger_end_episode and logger_episode_id are RT-safe and
- * the first four must all be called from one producer thread (the control
- * loop). logger_get_stats is safe from any thread but not RT-safe (it takes
+ * logger_push_* and logger_end_episode are RT-safe and must all be called
+ * from one producer thread (the control loop); logger_episode_id belongs to
+ * the service thread. logger_get_stats is safe from any thread but not RT-safe (it takes
  * a mutex the writer holds for short string copies).
  *
  * Memory: allocated once in logger_new: ring_steps step slots (~2.7 KiB
@@ -204,8 +204,8 @@ void logger_get_stats(logger_t *self, logger_stats_t *stats);
 /* Format an episode id into out: "<UTC time of time_unix_ns as
  * YYYYMMDDTHHMMSSZ>-<robot>-<counter as %04u>", robot reduced to
  * [a-z0-9_] (other characters become '_', at most 16 kept; "robot" when
- * empty or NULL). RT-safe (pure arithmetic, no locale or time zone lookups).
- * 0, or -EINVAL when out is NULL or the time is before 1970 or after 9999. */
+ * empty or NULL). Service thread (gmtime_r and strftime); not called from the
+ * control loop. 0, or -EINVAL when out is NULL or the time is before 1970. */
 int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const char *robot,
                       uint32_t counter);
 

@@ -902,22 +902,19 @@ static void test_episode_id_format(void **state)
     assert_int_equal(logger_episode_id(id, -1, "panda", 0), -EINVAL);
     assert_int_equal(logger_episode_id(NULL, 0, "panda", 0), -EINVAL);
 
-    /* agrees with libc's gmtime_r over many times, and sorts by time */
-    srand(99);
-    char prev[LOGGER_EPISODE_ID] = "";
-    int64_t t = 0;
-    for (int i = 0; i < 2000; i++) {
-        t += (int64_t)(rand() % 5000000) * 1000000000LL + rand();
-        assert_int_equal(logger_episode_id(id, t, "sawyer", 7), 0);
-        time_t secs = (time_t)(t / 1000000000LL);
-        struct tm tm;
-        assert_non_null(gmtime_r(&secs, &tm));
-        char want[64];
-        strftime(want, sizeof want, "%Y%m%dT%H%M%SZ-sawyer-0007", &tm);
-        assert_string_equal(id, want);
-        assert_true(strcmp(prev, id) <= 0);
-        snprintf(prev, sizeof prev, "%s", id);
-    }
+    /* dates checked by hand: a leap day, the last second of a leap year, the
+     * year 2038 boundary of 32-bit time_t; ids sort by time */
+    assert_int_equal(logger_episode_id(id, 1709164800LL * 1000000000LL, "sawyer", 7), 0);
+    assert_string_equal(id, "20240229T000000Z-sawyer-0007");
+    assert_int_equal(logger_episode_id(id, 1735689599LL * 1000000000LL, "sawyer", 7), 0);
+    assert_string_equal(id, "20241231T235959Z-sawyer-0007");
+    char later[LOGGER_EPISODE_ID];
+    assert_int_equal(logger_episode_id(later, 2147483648LL * 1000000000LL, "sawyer", 7), 0);
+    assert_string_equal(later, "20380119T031408Z-sawyer-0007");
+    assert_true(strcmp(id, later) < 0);
+    /* the largest time an int64 of ns holds (year 2262) still formats */
+    assert_int_equal(logger_episode_id(id, INT64_MAX, "sawyer", 7), 0);
+    assert_string_equal(id, "22620411T234716Z-sawyer-0007");
     /* the logger accepts what it formats and names the file after it */
     f->lg = make_logger(f, "ids", 8, 2, FRAME_BYTES);
     assert_int_equal(logger_episode_id(id, 1700000000LL * 1000000000LL, "Panda Arm/1", 3), 0);
