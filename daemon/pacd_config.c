@@ -147,8 +147,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 
     if (!strncmp(section, "camera.", 7)) {
         const char *name = section + 7;
-        if (!*name || strlen(name) >= CONFIG_NAME || strchr(name, '/'))
-            return fail(p, section, key, value, "camera names are 1-63 characters without '/'");
+        int printable = 1;
+        for (const char *ch = name; *ch; ch++)
+            printable &= *ch >= 0x20 && *ch < 0x7f;
+        if (!*name || strlen(name) >= CONFIG_NAME || strchr(name, '/') || !printable)
+            return fail(p, section, key, value,
+                        "camera names are 1-63 printable ASCII characters without '/'");
         config_camera_t *cam = camera_for(p, name);
         if (!cam)
             return fail(p, section, key, value, "too many cameras (at most 4)");

@@ -63,7 +63,9 @@ typedef struct {
 
 /* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),
  * set ZMQ_MAXMSGSIZE = cfg->max_message_bytes, allocate three frame buffers
- * per configured camera and start the thread. `n_joints` is the arm's joint
+ * per configured camera (and, when a camera has resize = true, one decode
+ * buffer of cfg->max_frame_pixels * 3 bytes; nothing grows later) and start
+ * the thread. `n_joints` is the arm's joint
  * count (robot states with another count are rejected). zmq_ctx is shared,
  * not owned. Init-only. Caller owns the result; NULL + message in err when a
  * socket cannot be bound (e.g. address in use) or memory is short. */

@@ -136,6 +136,7 @@ static void test_bad_values(void **state)
     BAD("[nonsense]\nx = 1\n", "[nonsense] x");
     BAD("[camera.front]\nwidth = -4\n", "[camera.front] width");
     BAD("[camera.front]\ncolour = red\n", "unknown key");
+    BAD("[camera.fr\x1bont]\nwidth = 8\n", "printable ASCII");
     BAD("[camera.a]\nwidth = 8\n[camera.b]\nwidth = 8\n[camera.c]\nwidth = 8\n"
         "[camera.d]\nwidth = 8\n[camera.e]\nwidth = 8\n", "too many cameras");
     BAD("[episode]\nautostart = maybe\n", "true or false");
