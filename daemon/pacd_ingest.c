@@ -1,7 +1,6 @@
 #include "pacd_ingest.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
