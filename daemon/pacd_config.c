@@ -37,6 +37,7 @@ void config_defaults(config_t *cfg)
     snprintf(cfg->camera_bind, sizeof cfg->camera_bind, "tcp://127.0.0.1:5555");
     snprintf(cfg->state_bind, sizeof cfg->state_bind, "tcp://127.0.0.1:5556");
     cfg->max_message_bytes = 4u << 20;
+    cfg->max_frame_pixels = 2048 * 2048;
     cfg->max_steps = 400;
     cfg->autostart = 0;
     snprintf(cfg->log_directory, sizeof cfg->log_directory, "/var/lib/pacd/episodes");
@@ -146,8 +147,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 
     if (!strncmp(section, "camera.", 7)) {
         const char *name = section + 7;
-        if (!*name || strlen(name) >= CONFIG_NAME || strchr(name, '/'))
-            return fail(p, section, key, value, "camera names are 1-63 characters without '/'");
+        int printable = 1;
+        for (const char *ch = name; *ch; ch++)
+            printable &= *ch >= 0x20 && *ch < 0x7f;
+        if (!*name || strlen(name) >= CONFIG_NAME || strchr(name, '/') || !printable)
+            return fail(p, section, key, value,
+                        "camera names are 1-63 printable ASCII characters without '/'");
         config_camera_t *cam = camera_for(p, name);
         if (!cam)
             return fail(p, section, key, value, "too many cameras (at most 4)");
@@ -301,6 +306,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 1024, 256L << 20, &l))
             return fail(p, section, key, value, "expected 1024..268435456 bytes");
         c->max_message_bytes = (size_t)l;
+    } else if (KEY("ingest", "max_frame_pixels")) {
+        if (parse_long(value, 1, 8192L * 8192, &l))
+            return fail(p, section, key, value, "expected 1..67108864 pixels (width x height)");
+        c->max_frame_pixels = (size_t)l;
     } else if (KEY("episode", "max_steps")) {
         if (parse_long(value, 0, 100000000, &l))
             return fail(p, section, key, value, "expected 0 (unlimited) or a step count");
@@ -432,6 +441,16 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         config_free(cfg);
         return -EINVAL;
     }
+    for (int i = 0; i < cfg->n_cameras; i++)
+        if ((size_t)cfg->cameras[i].width * (size_t)cfg->cameras[i].height >
+            cfg->max_frame_pixels) {
+            snprintf(err, errlen, "%s: [camera.%s] %dx%d is above [ingest] max_frame_pixels = "
+                     "%zu: raise max_frame_pixels or make the camera smaller", path,
+                     cfg->cameras[i].name, cfg->cameras[i].width, cfg->cameras[i].height,
+                     cfg->max_frame_pixels);
+            config_free(cfg);
+            return -EINVAL;
+        }
     if (cfg->policy_sample)
         snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling,
                  "sample temperature=%g seed=%llu", cfg->policy_temperature, cfg->policy_seed);

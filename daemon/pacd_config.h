@@ -65,6 +65,7 @@ typedef struct {
     char camera_bind[CONFIG_PATH];   /* SUB socket for CameraFrame; "" = none */
     char state_bind[CONFIG_PATH];    /* SUB socket for RobotState / Reward */
     size_t max_message_bytes;        /* ZMQ_MAXMSGSIZE of both sockets */
+    size_t max_frame_pixels;         /* largest width x height a camera frame may declare */
     /* [camera.NAME] */
     int n_cameras;
     config_camera_t cameras[CONFIG_MAX_CAMERAS];

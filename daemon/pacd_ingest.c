@@ -1,26 +1,23 @@
 #include "pacd_ingest.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libswscale/swscale.h>
-#include <turbojpeg.h>
 #include <zmq.h>
 
 #include "pacd_proto.h"
 #include "pacd_tbuf.h"
 #include "pacd_time.h"
+#include "pacd_validate.h"
 
 typedef struct {
     ingest_frame_t meta[3];
     uint8_t *pixels[3];
     tbuf_t tb;
     size_t bytes;              /* width * height * 3 */
-    struct SwsContext *sws;    /* resize = true: area averaging to the configured size */
 } camera_slot_t;
 
 typedef struct {
@@ -28,11 +25,6 @@ typedef struct {
     tbuf_t tb;
 } state_slot_t;
 
-typedef struct {
-    float reward, discount;
-    int is_terminal;
-    ingest_task_info_t info;
-} reward_t;
 
 struct ingest {
     const config_t *cfg;
@@ -43,7 +35,7 @@ struct ingest {
     camera_slot_t cameras[CONFIG_MAX_CAMERAS];
     state_slot_t state;
     struct {
-        reward_t value[3];
+        validate_reward_t value[3];
         tbuf_t tb;
     } reward;
     struct {
@@ -52,15 +44,14 @@ struct ingest {
         uint64_t seq[3];
         tbuf_t tb;
     } teleop;
-    tjhandle jpeg;
-    uint8_t *scratch;          /* a decoded frame of another size, before resizing */
-    size_t scratch_bytes;
+    frame_decoder_t *decoder;  /* JPEG, resizing; owned by the ingest thread */
     pthread_t thread;
     int thread_started;
     atomic_int stop;
     _Atomic uint64_t frames_received, frames_malformed, frames_oversized, frames_misshaped;
     _Atomic uint64_t states_received, states_rejected, rewards_received, peers_disconnected;
     _Atomic uint64_t frames_resized, teleop_received;
+    _Atomic uint64_t frames_too_large, names_refused, values_rejected, rewards_rejected;
 };
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
@@ -99,224 +90,109 @@ static void *open_sub(void *ctx, const char *endpoint, size_t max_bytes, void **
     return s;
 }
 
-static int camera_index(const ingest_t *self, const char *name)
+/* Count a refused message by its validate_* code (pacd_validate.h). */
+static void count_frame_error(ingest_t *self, int rc)
 {
-    for (int i = 0; i < self->n_cameras; i++)
-        if (!strcmp(self->cfg->cameras[i].name, name))
-            return i;
-    return -1;
+    switch (rc) {
+    case -EILSEQ:
+        count(&self->names_refused);
+        count(&self->frames_malformed);
+        break;
+    case -ERANGE:
+        count(&self->values_rejected);
+        count(&self->frames_misshaped);
+        break;
+    case -E2BIG:
+        count(&self->frames_too_large);
+        count(&self->frames_oversized);
+        break;
+    case -EMSGSIZE: count(&self->frames_oversized); break;
+    case -EINVAL: count(&self->frames_misshaped); break;
+    default: count(&self->frames_malformed); break;
+    }
 }
 
-/* Make the frame's pixels: RGB8 at the configured size, decoding JPEG and
- * (when the camera has resize = true) area-averaging another size.
- * 0, -EBADMSG (malformed), -EMSGSIZE (oversized), -EINVAL (mis-shaped). */
-static int decode_frame(ingest_t *self, const config_camera_t *cc, camera_slot_t *slot,
-                        const Pacd__V1__CameraFrame *f, uint8_t *dst)
+static void count_state_error(ingest_t *self, int rc)
 {
-    int same = f->width == (uint32_t)cc->width && f->height == (uint32_t)cc->height;
-    if (!same && (!cc->resize || f->width == 0 || f->height == 0 || f->width > 8192 ||
-                  f->height > 8192))
-        return -EINVAL;
-    size_t src_bytes = (size_t)f->width * f->height * 3;
-    const uint8_t *src;
-    if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__RGB8) {
-        if (f->data.len > src_bytes)
-            return -EMSGSIZE;
-        if (f->data.len != src_bytes)
-            return -EINVAL;
-        if (same) {
-            memcpy(dst, f->data.data, src_bytes);
-            return 0;
-        }
-        src = f->data.data;
-    } else if (f->encoding == PACD__V1__CAMERA_FRAME__ENCODING__JPEG) {
-        /* a JPEG is never larger than its raw pixels plus headers */
-        if (f->data.len > src_bytes + 65536)
-            return -EMSGSIZE;
-        int w = 0, h = 0, subsamp = 0, cs = 0;
-        if (!self->jpeg ||
-            tjDecompressHeader3(self->jpeg, f->data.data, (unsigned long)f->data.len, &w, &h,
-                                &subsamp, &cs) != 0 || w <= 0 || h <= 0)
-            return -EBADMSG;
-        if ((uint32_t)w != f->width || (uint32_t)h != f->height)
-            return -EINVAL;
-        uint8_t *out = dst;
-        if (!same) {
-            if (self->scratch_bytes < src_bytes) {
-                uint8_t *n = realloc(self->scratch, src_bytes);
-                if (!n)
-                    return -EMSGSIZE;
-                self->scratch = n;
-                self->scratch_bytes = src_bytes;
-            }
-            out = self->scratch;
-        }
-        if (tjDecompress2(self->jpeg, f->data.data, (unsigned long)f->data.len, out, w, 0, h,
-                          TJPF_RGB, TJFLAG_ACCURATEDCT) != 0)
-            return -EBADMSG;
-        if (same)
-            return 0;
-        src = self->scratch;
-    } else {
-        return -EBADMSG;
-    }
-    /* area averaging (libswscale SWS_AREA) to the configured size */
-    slot->sws = sws_getCachedContext(slot->sws, (int)f->width, (int)f->height, AV_PIX_FMT_RGB24,
-                                     cc->width, cc->height, AV_PIX_FMT_RGB24, SWS_AREA, NULL,
-                                     NULL, NULL);
-    if (!slot->sws)
-        return -EINVAL;
-    const uint8_t *src_planes[1] = {src};
-    int src_stride[1] = {(int)f->width * 3};
-    uint8_t *dst_planes[1] = {dst};
-    int dst_stride[1] = {cc->width * 3};
-    if (sws_scale(slot->sws, src_planes, src_stride, 0, (int)f->height, dst_planes, dst_stride) !=
-        cc->height)
-        return -EINVAL;
-    count(&self->frames_resized);
-    return 0;
+    if (rc == -EILSEQ)
+        count(&self->names_refused);
+    else if (rc == -ERANGE)
+        count(&self->values_rejected);
+    count(&self->states_rejected);
 }
 
 static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
                           const uint8_t *data, size_t len)
 {
-    if (topic_len < 8 || memcmp(topic, "camera/", 7)) {
-        count(&self->frames_malformed);
-        return;
-    }
-    Pacd__V1__CameraFrame *f = pacd__v1__camera_frame__unpack(NULL, len, data);
-    if (!f) {
-        count(&self->frames_malformed);
-        return;
-    }
-    if (!f->camera || !f->camera[0]) {
-        /* no camera name: protobuf-c accepted bytes that are no CameraFrame */
-        count(&self->frames_malformed);
-        goto out;
-    }
-    int idx = camera_index(self, f->camera);
-    /* the topic must name the same camera as the message */
-    if (idx < 0 || strlen(f->camera) != topic_len - 7 ||
-        memcmp(topic + 7, f->camera, topic_len - 7)) {
-        count(&self->frames_misshaped);
-        goto out;
-    }
-    const config_camera_t *cc = &self->cfg->cameras[idx];
-    camera_slot_t *slot = &self->cameras[idx];
-    unsigned b = tbuf_back(&slot->tb);
-    int rc = decode_frame(self, cc, slot, f, slot->pixels[b]);
+    uint8_t *dst[CONFIG_MAX_CAMERAS] = {0};
+    for (int i = 0; i < self->n_cameras; i++)
+        dst[i] = self->cameras[i].pixels[tbuf_back(&self->cameras[i].tb)];
+    frame_info_t fi;
+    int rc = frame_decode_message(self->decoder, self->cfg->cameras, self->n_cameras,
+                                  (const uint8_t *)topic, topic_len, data, len, dst, &fi, NULL);
     if (rc != 0) {
-        count(rc == -EMSGSIZE ? &self->frames_oversized
-              : rc == -EBADMSG ? &self->frames_malformed
-                               : &self->frames_misshaped);
-        goto out;
+        count_frame_error(self, rc);
+        return;
     }
+    const config_camera_t *cc = &self->cfg->cameras[fi.camera];
+    camera_slot_t *slot = &self->cameras[fi.camera];
+    unsigned b = tbuf_back(&slot->tb);
     ingest_frame_t *m = &slot->meta[b];
     m->pixels = slot->pixels[b];
     m->width = (uint32_t)cc->width;
     m->height = (uint32_t)cc->height;
-    m->seq = f->seq;
-    m->capture_time_unix_ns = f->capture_time_unix_ns;
+    m->seq = fi.seq;
+    m->capture_time_unix_ns = fi.capture_time_unix_ns;
     m->arrival_mono_ns = time_mono_ns();
-    m->encoding = f->encoding;
+    m->encoding = fi.encoding;
     tbuf_publish(&slot->tb);
+    if (fi.resized)
+        count(&self->frames_resized);
     count(&self->frames_received);
-out:
-    pacd__v1__camera_frame__free_unpacked(f, NULL);
-}
-
-static int all_finite(const double *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return 0;
-    return 1;
 }
 
 static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
                          const uint8_t *data, size_t len)
 {
+    int rc;
     if (topic_len == 6 && !memcmp(topic, "reward", 6)) {
-        Pacd__V1__Reward *r = pacd__v1__reward__unpack(NULL, len, data);
-        if (!r || !isfinite(r->reward) || !isfinite(r->discount)) {
-            count(&self->states_rejected);
-        } else {
-            unsigned b = tbuf_back(&self->reward.tb);
-            reward_t *v = &self->reward.value[b];
-            v->reward = r->reward;
-            v->discount = r->discount;
-            v->is_terminal = r->is_terminal;
-            v->info.n = 0;
-            for (size_t i = 0; i < r->n_info && v->info.n < INGEST_MAX_TASK_INFO; i++) {
-                const Pacd__V1__TaskValue *t = r->info[i];
-                if (!t->name || !t->name[0] || !isfinite(t->value))
-                    continue;
-                snprintf(v->info.name[v->info.n], INGEST_TASK_NAME, "%s", t->name);
-                v->info.value[v->info.n++] = t->value;
-            }
-            tbuf_publish(&self->reward.tb);
-            count(&self->rewards_received);
+        unsigned b = tbuf_back(&self->reward.tb);
+        rc = validate_reward(data, len, &self->reward.value[b], NULL);
+        if (rc) {
+            count(&self->rewards_rejected);
+            count_state_error(self, rc);
+            return;
         }
-        if (r)
-            pacd__v1__reward__free_unpacked(r, NULL);
+        tbuf_publish(&self->reward.tb);
+        count(&self->rewards_received);
         return;
     }
     if (topic_len == 13 && !memcmp(topic, "teleop_action", 13)) {
-        Pacd__V1__Action *a = pacd__v1__action__unpack(NULL, len, data);
-        int ok = a && a->n_values > 0 && a->n_values <= INGEST_MAX_TELEOP;
-        for (size_t i = 0; ok && i < a->n_values; i++)
-            ok = isfinite(a->values[i]);
-        if (!ok) {
-            count(&self->states_rejected);
-        } else {
-            unsigned b = tbuf_back(&self->teleop.tb);
-            memcpy(self->teleop.values[b], a->values, sizeof(float) * a->n_values);
-            self->teleop.n[b] = (int)a->n_values;
-            self->teleop.seq[b] = a->seq;
-            tbuf_publish(&self->teleop.tb);
-            count(&self->teleop_received);
+        unsigned b = tbuf_back(&self->teleop.tb);
+        rc = validate_teleop_action(data, len, self->teleop.values[b], INGEST_MAX_TELEOP,
+                                    &self->teleop.n[b], &self->teleop.seq[b], NULL);
+        if (rc) {
+            count_state_error(self, rc);
+            return;
         }
-        if (a)
-            pacd__v1__action__free_unpacked(a, NULL);
+        tbuf_publish(&self->teleop.tb);
+        count(&self->teleop_received);
         return;
     }
     if (topic_len != 11 || memcmp(topic, "robot_state", 11)) {
         count(&self->states_rejected);
         return;
     }
-    Pacd__V1__RobotState *s = pacd__v1__robot_state__unpack(NULL, len, data);
-    if (!s) {
-        count(&self->states_rejected);
-        return;
-    }
-    if (s->n_joint_positions != (size_t)self->n_joints ||
-        s->n_joint_velocities != (size_t)self->n_joints ||
-        !all_finite(s->joint_positions, s->n_joint_positions) ||
-        !all_finite(s->joint_velocities, s->n_joint_velocities)) {
-        count(&self->states_rejected);
-        pacd__v1__robot_state__free_unpacked(s, NULL);
-        return;
-    }
     unsigned b = tbuf_back(&self->state.tb);
     hal_state_t *h = &self->state.value[b];
-    memset(h, 0, sizeof *h);
-    h->n_joints = self->n_joints;
-    memcpy(h->q, s->joint_positions, sizeof(double) * (size_t)self->n_joints);
-    memcpy(h->dq, s->joint_velocities, sizeof(double) * (size_t)self->n_joints);
-    h->gripper_position = s->gripper_position;
-    h->gripper_velocity = s->gripper_velocity;
-    h->grasp = s->grasp;
-    if (s->end_effector) {
-        const Pacd__V1__Pose *p = s->end_effector;
-        double pose[7] = {p->x, p->y, p->z, p->qw, p->qx, p->qy, p->qz};
-        memcpy(h->ee_pose, pose, sizeof pose);
+    rc = validate_robot_state(data, len, self->n_joints, h, NULL);
+    if (rc) {
+        count_state_error(self, rc);
+        return;
     }
-    h->time_unix_ns = s->time_unix_ns;
     h->time_mono_ns = time_mono_ns();
-    h->seq = s->seq;
     tbuf_publish(&self->state.tb);
     count(&self->states_received);
-    pacd__v1__robot_state__free_unpacked(s, NULL);
 }
 
 /* Receive one multipart message; dispatch if it is [topic, payload]. */
@@ -467,7 +343,16 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err
             }
         }
     }
-    self->jpeg = tjInitDecompress();
+    int any_resize = 0;
+    for (int i = 0; i < cfg->n_cameras; i++)
+        any_resize |= cfg->cameras[i].resize;
+    self->decoder = frame_decoder_new(cfg->max_frame_pixels, any_resize);
+    if (!self->decoder) {
+        snprintf(err, errlen, "out of memory for the frame decoder ([ingest] max_frame_pixels "
+                 "= %zu)", cfg->max_frame_pixels);
+        ingest_destroy(&self);
+        return NULL;
+    }
     char mon[64];
     if (cfg->camera_bind[0]) {
         snprintf(mon, sizeof mon, "inproc://pacd-ingest-camera-mon-%p", (void *)self);
@@ -520,11 +405,8 @@ void ingest_destroy(ingest_t **self_p)
     for (int i = 0; i < CONFIG_MAX_CAMERAS; i++) {
         for (int k = 0; k < 3; k++)
             free(self->cameras[i].pixels[k]);
-        sws_freeContext(self->cameras[i].sws);
     }
-    free(self->scratch);
-    if (self->jpeg)
-        tjDestroy(self->jpeg);
+    frame_decoder_destroy(&self->decoder);
     free(self);
     *self_p = NULL;
 }
@@ -595,4 +477,8 @@ void ingest_get_stats(ingest_t *self, ingest_stats_t *s)
     s->peers_disconnected = atomic_load(&self->peers_disconnected);
     s->frames_resized = atomic_load(&self->frames_resized);
     s->teleop_actions_received = atomic_load(&self->teleop_received);
+    s->frames_too_large = atomic_load(&self->frames_too_large);
+    s->names_refused = atomic_load(&self->names_refused);
+    s->values_rejected = atomic_load(&self->values_rejected);
+    s->rewards_rejected = atomic_load(&self->rewards_rejected);
 }

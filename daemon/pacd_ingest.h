@@ -3,7 +3,8 @@
  * One thread owns two SUB sockets (docs/protocol.md): the camera socket
  * (topic "camera/<name>", pacd.v1.CameraFrame) and the state socket (topic
  * "robot_state", pacd.v1.RobotState; topic "reward", pacd.v1.Reward). Each
- * message is validated; a malformed, oversized or mis-shaped one is dropped
+ * message is decoded and validated by pacd_validate.h (field limits of
+ * docs/protocol.md); a malformed, oversized or mis-shaped one is dropped
  * and counted, never fatal. Accepted values land in per-stream triple
  * buffers, stamped with their CLOCK_MONOTONIC arrival time, which the control
  * loop reads without locks.
@@ -43,6 +44,10 @@ typedef struct {
     uint64_t teleop_actions_received;
     uint64_t peers_disconnected; /* connections libzmq dropped (e.g. over ZMQ_MAXMSGSIZE) */
     uint64_t frames_resized;     /* accepted after area-averaging to the configured size */
+    uint64_t frames_too_large;   /* declared width x height above max_frame_pixels (in oversized) */
+    uint64_t names_refused;      /* names with NUL / control bytes (in malformed / rejected) */
+    uint64_t values_rejected;    /* a number non-finite or outside docs/protocol.md's limits */
+    uint64_t rewards_rejected;   /* Reward messages refused (in states_rejected) */
 } ingest_stats_t;
 
 #define INGEST_MAX_TELEOP 16
@@ -58,7 +63,9 @@ typedef struct {
 
 /* Bind the sockets named in cfg (camera_bind, state_bind; "" = not bound),
  * set ZMQ_MAXMSGSIZE = cfg->max_message_bytes, allocate three frame buffers
- * per configured camera and start the thread. `n_joints` is the arm's joint
+ * per configured camera (and, when a camera has resize = true, one decode
+ * buffer of cfg->max_frame_pixels * 3 bytes; nothing grows later) and start
+ * the thread. `n_joints` is the arm's joint
  * count (robot states with another count are rejected). zmq_ctx is shared,
  * not owned. Init-only. Caller owns the result; NULL + message in err when a
  * socket cannot be bound (e.g. address in use) or memory is short. */
@@ -88,8 +95,8 @@ int ingest_take_state(ingest_t *self, hal_state_t *state);
 int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq);
 
 /* If a Reward arrived since the last call, store it (and its info, names cut
- * to 31 bytes, at most 8, non-finite values dropped; info may be NULL) and
- * return 1; else 0.
+ * to 31 bytes, at most 8; info may be NULL) and return 1; else 0. Rewards
+ * with a value outside docs/protocol.md's field limits never arrive here.
  * RT-safe. */
 int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal,
                        ingest_task_info_t *info);

@@ -12,6 +12,7 @@
 
 #include "pacd_proto.h"
 #include "pacd_time.h"
+#include "pacd_validate.h"
 
 #define MAX_REQUEST_BYTES 4096
 
@@ -27,6 +28,7 @@ struct service {
     uint64_t episode_counter;
     loop_state_t last_state;
     char last_status[256];
+    uint64_t commands_invalid;  /* refused by validate_command_fields (service thread only) */
 };
 
 static const char *state_name(loop_state_t s)
@@ -112,6 +114,10 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->peers_disconnected = is.peers_disconnected;
     t->frames_resized = is.frames_resized;
     t->teleop_actions_received = is.teleop_actions_received;
+    t->frames_too_large = is.frames_too_large;
+    t->names_refused = is.names_refused;
+    t->values_rejected = is.values_rejected + self->commands_invalid;
+    t->rewards_rejected = is.rewards_rejected;
     hal_counters_t hc;
     if (self->d.hal && hal_counters(self->d.hal, &hc) == 0) {
         t->hal_watchdog_holds = hc.watchdog_holds;
@@ -139,7 +145,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->q_value = st->q_value;
     t->episodes = st->episodes;
     t->fault = st->fault;
-    t->commands_rejected = st->commands_rejected;
+    t->commands_rejected = st->commands_rejected + self->commands_invalid;
     t->hal_errors = st->hal_errors;
 }
 
@@ -236,6 +242,14 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
                         char *error, size_t errlen, char *episode_id)
 {
     loop_cmd_t lc = {0};
+    const char *why = NULL;
+    if (validate_command_fields(c, &why) != 0) {
+        /* NaN / Inf / absurd numbers never reach the loop or the logs */
+        snprintf(error, errlen, "%s (docs/protocol.md, \"Field limits\")", why);
+        self->commands_invalid++;
+        r->ok = 0;
+        return;
+    }
     switch (c->type) {
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;

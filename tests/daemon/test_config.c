@@ -47,6 +47,7 @@ static void test_example_config_parses(void **state)
     assert_string_equal(c.cameras[0].name, "front");
     assert_int_equal(c.cameras[0].width, 128);
     assert_int_equal(c.max_steps, 400);
+    assert_int_equal(c.max_frame_pixels, 2048 * 2048);
     assert_string_equal(c.checkpoint, "/var/lib/pacd/checkpoints/actor.safetensors");
     assert_non_null(strstr(c.text, "[logger]"));
     config_free(&c);
@@ -135,6 +136,7 @@ static void test_bad_values(void **state)
     BAD("[nonsense]\nx = 1\n", "[nonsense] x");
     BAD("[camera.front]\nwidth = -4\n", "[camera.front] width");
     BAD("[camera.front]\ncolour = red\n", "unknown key");
+    BAD("[camera.fr\x1bont]\nwidth = 8\n", "printable ASCII");
     BAD("[camera.a]\nwidth = 8\n[camera.b]\nwidth = 8\n[camera.c]\nwidth = 8\n"
         "[camera.d]\nwidth = 8\n[camera.e]\nwidth = 8\n", "too many cameras");
     BAD("[episode]\nautostart = maybe\n", "true or false");
@@ -155,6 +157,30 @@ static void test_bad_values(void **state)
     expect_error("[pacd]\nrate_hz = 20\n", -EINVAL, "checkpoint is missing");
 }
 
+/* [ingest] max_frame_pixels: default 2048 x 2048, range, and every camera must fit */
+static void test_max_frame_pixels(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("mfp.conf", "[policy]\ncheckpoint = x\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.max_frame_pixels, 2048 * 2048);
+    config_free(&c);
+    p = write_tmp("mfp2.conf", "[policy]\ncheckpoint = x\n[ingest]\nmax_frame_pixels = 65536\n"
+                               "[camera.front]\nwidth = 256\nheight = 256\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.max_frame_pixels, 65536);
+    config_free(&c);
+    expect_error("[policy]\ncheckpoint = x\n[ingest]\nmax_frame_pixels = 0\n", -EINVAL,
+                 "[ingest] max_frame_pixels");
+    expect_error("[policy]\ncheckpoint = x\n[ingest]\nmax_frame_pixels = 67108865\n", -EINVAL,
+                 "1..67108864");
+    expect_error("[policy]\ncheckpoint = x\n[ingest]\nmax_frame_pixels = 10000\n"
+                 "[camera.front]\nwidth = 128\nheight = 128\n", -EINVAL,
+                 "[camera.front] 128x128 is above [ingest] max_frame_pixels");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -171,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_relative_paths_and_defaults),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_later_keys),
+        cmocka_unit_test(test_max_frame_pixels),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
