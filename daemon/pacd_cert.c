@@ -129,13 +129,6 @@ int cert_load(const char *path, int want_secret, cert_t *out, char *err, size_t 
         close(fd);
         return -EINVAL;
     }
-    if (want_secret && (st.st_mode & 077)) {
-        snprintf(err, errlen, "the secret key file %s has mode %04o: group or others can read "
-                 "or change it; run chmod 600 %s (and keep it owned by the user pacd runs as)",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return -EACCES;
-    }
     if (st.st_size > CERT_MAX_FILE_BYTES) {
         snprintf(err, errlen, "%s is %lld bytes: too large for a certificate", path,
                  (long long)st.st_size);
@@ -171,6 +164,13 @@ int cert_load(const char *path, int want_secret, cert_t *out, char *err, size_t 
         snprintf(err, errlen, "%s has no secret-key: give the NAME_secret file that `pacctl "
                  "keygen NAME` wrote, not the public certificate", path);
         return -EINVAL;
+    }
+    if (want_secret && (st.st_mode & 077)) {
+        memset(out, 0, sizeof *out);
+        snprintf(err, errlen, "the secret key file %s has mode %04o: group or others can read "
+                 "or change it; run chmod 600 %s (and keep it owned by the user that uses it)",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -EACCES;
     }
     return 0;
 }
