@@ -281,3 +281,15 @@ def test_keygen_writes_a_private_secret(tmp_path):
     r = pacctl("--key", str(tmp_path / "alice_secret"), "--server-key", str(tmp_path / "alice"),
                "status")
     assert r.returncode == 1 and "chmod 600" in r.stderr
+
+
+def test_mujoco_backend_publishes_with_pacds_own_key(daemon, cell):
+    """The mujoco backend renders to pacd's own (CURVE) ingest sockets: it
+    connects with pacd's key, which the ingest endpoints admit."""
+    from test_mujoco_daemon import PANDA_SCENE, mujoco_extra, version
+    if "mujoco" not in version:
+        pytest.skip("pacd was built without MuJoCo (install libmujoco-dev)")
+    assert os.path.exists(PANDA_SCENE), "../shared/data must be beside the repository"
+    d = daemon(extra=mujoco_extra() + cell["extra"], client_keys=cell["keys"]["operator"])
+    st = d.wait_for(lambda s: s.frames_received >= 3, timeout=60, what="rendered frames")
+    assert st.curve and st.auth_denied == 0, st
