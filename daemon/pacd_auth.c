@@ -135,10 +135,17 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
         e = errno;
     else if (!S_ISDIR(st.st_mode))
         e = ENOTDIR;
-    if (e) {
+    if (!e && (st.st_mode & 022)) {
+        snprintf(err, errlen, "[security] %s = %s has mode %04o: group or others could add "
+                 "keys to it; run chmod go-w %s", what, kd->path,
+                 (unsigned)(st.st_mode & 07777), kd->path);
+        e = EPERM;
+    } else if (e) {
         snprintf(err, errlen, "[security] %s = %s: cannot read the directory: %s; create it "
                  "(mkdir -m 755) and put the public certificates of the allowed clients in it",
                  what, kd->path, strerror(e));
+    }
+    if (e) {
         if (!kd->unreadable && kd->loaded)
             fprintf(stderr, SD_WARNING "pacd: %s: every key it held is revoked\n", err);
         kd->unreadable = 1;
@@ -181,6 +188,14 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
         snprintf(path, sizeof path, "%s/%s", kd->path, de->d_name);
         cert_t c;
         char why[512];
+        struct stat fst;
+        if (stat(path, &fst) == 0 && (fst.st_mode & 022)) {
+            if (warn)
+                fprintf(stderr, SD_WARNING "pacd: %s: skipped %s: group or others may change "
+                        "it (mode %04o); chmod go-w it\n", what, shown,
+                        (unsigned)(fst.st_mode & 07777));
+            continue;
+        }
         if (cert_load(path, 0, &c, why, sizeof why) != 0) {
             if (warn)
                 fprintf(stderr, SD_WARNING "pacd: %s: skipped (%s)\n", what, why);

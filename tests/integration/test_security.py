@@ -34,9 +34,11 @@ def cell(tmp_path):
     for role, names in (("operators", ["operator"]), ("monitors", ["monitor", "revokee"]),
                         ("publishers", ["publisher"])):
         dirs[role] = tmp_path / role
-        dirs[role].mkdir()
+        dirs[role].mkdir(mode=0o755)
+        os.chmod(dirs[role], 0o755)  # whatever the umask: pacd refuses a group-writable list
         for n in names:
             shutil.copy(k[n][1], dirs[role] / n)
+            os.chmod(dirs[role] / n, 0o644)
     server_pub = k["pacd"][1]
     extra = f"""
 [security]
@@ -205,6 +207,15 @@ def test_world_readable_secret_key_is_refused(daemon, cell):
     assert r.returncode == 1 and "chmod 600" in r.stderr, r.stderr
 
 
+def test_group_writable_allow_list_is_refused(daemon, cell):
+    d = daemon(start=False, extra=cell["extra"])
+    r = subprocess.run([PACD, "--check-config", d.config], capture_output=True, text=True)
+    assert "chmod" not in r.stderr, r.stderr
+    os.chmod(cell["dirs"]["operators"], 0o775)
+    r = subprocess.run([PACD, "--check-config", d.config], capture_output=True, text=True)
+    assert r.returncode == 1 and "chmod go-w" in r.stderr, r.stderr
+
+
 def test_non_loopback_bind_needs_curve_or_insecure(daemon):
     d = daemon(start=False)
     with open(d.config) as f:
@@ -228,9 +239,11 @@ def test_non_loopback_bind_needs_curve_or_insecure(daemon):
     assert r.returncode == 0 and "INSECURE" in r.stdout, r.stdout + r.stderr
 
 
-def test_ipc_endpoint_gets_mode_0660(daemon, tmp_path):
+def test_ipc_endpoint_gets_mode_0660(daemon, tmp_path, cell):
+    """ipc:// carries no CURVE (the file mode guards it), also when the tcp
+    endpoints use keys."""
     sock = tmp_path / "ctl.sock"
-    d = daemon(start=False)
+    d = daemon(start=False, extra=cell["extra"])
     with open(d.config) as f:
         text = f.read()
     text = text.replace("bind = tcp://127.0.0.1:%d" % d.ports["control"], "bind = ipc://%s" % sock)
@@ -256,6 +269,7 @@ def test_ipc_endpoint_gets_mode_0660(daemon, tmp_path):
     st = os.stat(sock)
     assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
     assert st.st_gid == os.getegid()
+    assert telemetry(d, cell["keys"]["monitor"]).curve
 
 
 def test_keygen_writes_a_private_secret(tmp_path):
