@@ -56,7 +56,7 @@ def start(daemon, cell, **kw):
     return daemon(extra=cell["extra"], client_keys=cell["keys"]["operator"], **kw)
 
 
-def telemetry(d, who, timeout_s=5):
+def telemetry(d, who, timeout_s=20):
     return next(pacd_client.watch(d.ep("telemetry"), count=1, timeout_s=timeout_s,
                                   **who))
 
