@@ -25,6 +25,7 @@
 #define PACD_AUTH_H
 
 #include <stdint.h>
+#include <zmq.h>
 
 #include "pacd_config.h"
 

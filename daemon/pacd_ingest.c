@@ -81,7 +81,8 @@ static void *open_sub(void *ctx, auth_t *auth, auth_domain_t domain, const char 
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-    if (zmq_socket_monitor(s, monitor_name, ZMQ_EVENT_DISCONNECTED | AUTH_HANDSHAKE_EVENTS) == 0) {
+    if (zmq_socket_monitor(s, monitor_name,
+                           ZMQ_EVENT_DISCONNECTED | AUTH_HANDSHAKE_EVENTS) == 0) {
         *mon = zmq_socket(ctx, ZMQ_PAIR);
         if (*mon && zmq_connect(*mon, monitor_name) != 0) {
             zmq_close(*mon);
