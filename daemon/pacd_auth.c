@@ -525,6 +525,9 @@ auth_t *auth_new(const config_t *cfg, void *zmq_ctx, char *err, size_t errlen)
                 self->dirs[DIR_MONITOR].n,
                 self->dirs[DIR_PUBLISHER].path[0] ? self->dirs[DIR_PUBLISHER].path : "(none)",
                 self->dirs[DIR_PUBLISHER].n);
+        if (cfg->security_insecure)
+            fprintf(stderr, SD_NOTICE "pacd: [security] insecure = true has no effect: CURVE "
+                    "is on\n");
     } else if (self->insecure) {
         fprintf(stderr, SD_WARNING "pacd: INSECURE: [security] insecure = true and no CURVE "
                 "keys: any host that reaches the tcp:// endpoints can start and end episodes, "
