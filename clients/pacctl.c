@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "pacd_cert.h"
 #include "pacctl_json.h"
 #include "pacctl_log.h"
 #include "pacd_proto.h"
@@ -18,6 +19,9 @@ typedef struct {
     const char *telemetry;
     int timeout_ms;
     int json;
+    const char *key;            /* --key: our secret certificate (NAME_secret) */
+    const char *server_key;     /* --server-key: pacd's public certificate */
+    cert_t client_cert, server_cert;
 } opts_t;
 
 static void usage(FILE *f)
@@ -32,8 +36,13 @@ static void usage(FILE *f)
             "  estop | clear-estop        latched stop of the arm / release it\n"
             "  log verify [--strict] [--json] FILE\n"
             "  log cat FILE               steps as JSON lines\n"
+            "  keygen NAME                write a CURVE key pair: NAME (public certificate)\n"
+            "                             and NAME_secret (mode 0600)\n"
             "Defaults: --control tcp://127.0.0.1:5558 --telemetry tcp://127.0.0.1:5557\n"
-            "(or $PACD_CONTROL, $PACD_TELEMETRY); --timeout 3000.\n");
+            "(or $PACD_CONTROL, $PACD_TELEMETRY); --timeout 3000.\n"
+            "CURVE (docs/security.md): --key SECRET_CERT --server-key PUBLIC_CERT\n"
+            "(or $PACD_KEY, $PACD_SERVER_KEY): this client's NAME_secret and pacd's public\n"
+            "certificate.\n");
 }
 
 static const char *state_name(Pacd__V1__State s)
@@ -78,6 +87,15 @@ static void print_telemetry(const Pacd__V1__Telemetry *t, int json)
     printf("safety     holds %llu  clamps %llu   log: steps written %llu, dropped %llu\n",
            (unsigned long long)t->safety_holds, (unsigned long long)t->safety_clamps,
            (unsigned long long)t->log_steps_written, (unsigned long long)t->log_steps_dropped);
+    if (t->insecure)
+        printf("security   INSECURE: tcp endpoints without CURVE ([security] insecure = true)\n");
+    else
+        printf("security   %s   admitted %llu  denied %llu (unknown key %llu, wrong role %llu, "
+               "handshake failed %llu)\n", t->curve ? "CURVE" : "local only (no CURVE)",
+               (unsigned long long)t->auth_admitted, (unsigned long long)t->auth_denied,
+               (unsigned long long)t->auth_denied_unknown_key,
+               (unsigned long long)t->auth_denied_wrong_role,
+               (unsigned long long)t->auth_handshake_failed);
     printf("action    ");
     for (size_t i = 0; i < t->n_last_action; i++)
         printf(" %+.4f", t->last_action[i]);
@@ -88,6 +106,42 @@ static void print_telemetry(const Pacd__V1__Telemetry *t, int json)
         printf("log        %s\n", t->log_path);
 }
 
+/* CURVE client options from --key / --server-key; 0 or -1 (printed). */
+static int set_curve(const opts_t *o, void *s)
+{
+    if (!o->key)
+        return 0;
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, o->server_cert.public_key, CERT_KEY_BYTES) ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, o->client_cert.public_key, CERT_KEY_BYTES) ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, o->client_cert.secret_key, CERT_KEY_BYTES)) {
+        fprintf(stderr, "pacctl: cannot use CURVE: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+static int keygen(const char *name)
+{
+    cert_t c;
+    char err[512];
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    if (!*base) {
+        fprintf(stderr, "pacctl keygen: give a file name, e.g. pacctl keygen operator-alice\n");
+        return 2;
+    }
+    if (cert_generate(name, base, &c, err, sizeof err) != 0) {
+        fprintf(stderr, "pacctl keygen: %s\n", err);
+        return 1;
+    }
+    printf("public key %s\n"
+           "wrote %s (public certificate: copy it into pacd's allow-list directory, or give\n"
+           "      it to clients as --server-key when this is pacd's own key)\n"
+           "wrote %s_secret (mode 0600: keep it on this machine; clients use it as --key,\n"
+           "      pacd as [security] server_secret_key)\n", c.public_z85, name, name);
+    memset(&c, 0, sizeof c);
+    return 0;
+}
+
 static int request(const opts_t *o, const Pacd__V1__Command *cmd)
 {
     void *ctx = zmq_ctx_new();
@@ -96,6 +150,8 @@ static int request(const opts_t *o, const Pacd__V1__Command *cmd)
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &o->timeout_ms, sizeof o->timeout_ms);
     int rc = 1;
+    if (set_curve(o, s) != 0)
+        goto out;
     if (zmq_connect(s, o->control) != 0) {
         fprintf(stderr, "pacctl: cannot connect to %s: %s\n", o->control,
                 zmq_strerror(zmq_errno()));
@@ -110,7 +166,10 @@ static int request(const opts_t *o, const Pacd__V1__Command *cmd)
     zmq_msg_init(&m);
     if (zmq_msg_recv(&m, s, 0) < 0) {
         fprintf(stderr, "pacd did not answer at %s within %d ms: is it running? "
-                "(systemctl status pacd)\n", o->control, o->timeout_ms);
+                "(systemctl status pacd)%s\n", o->control, o->timeout_ms,
+                o->key ? "; is this key in pacd's operator_keys and --server-key pacd's "
+                         "public certificate?"
+                       : "; if pacd uses CURVE, give --key and --server-key");
         zmq_msg_close(&m);
         goto out;
     }
@@ -163,7 +222,7 @@ static int watch(const opts_t *o, long count)
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, "telemetry", 9);
-    if (zmq_connect(s, o->telemetry) != 0) {
+    if (set_curve(o, s) != 0 || zmq_connect(s, o->telemetry) != 0) {
         fprintf(stderr, "pacctl: cannot connect to %s\n", o->telemetry);
         return 1;
     }
@@ -216,6 +275,9 @@ int main(int argc, char **argv)
         .control = getenv("PACD_CONTROL") ? getenv("PACD_CONTROL") : "tcp://127.0.0.1:5558",
         .telemetry = getenv("PACD_TELEMETRY") ? getenv("PACD_TELEMETRY") : "tcp://127.0.0.1:5557",
         .timeout_ms = 3000,
+        .key = getenv("PACD_KEY") && *getenv("PACD_KEY") ? getenv("PACD_KEY") : NULL,
+        .server_key = getenv("PACD_SERVER_KEY") && *getenv("PACD_SERVER_KEY")
+                          ? getenv("PACD_SERVER_KEY") : NULL,
     };
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -226,6 +288,10 @@ int main(int argc, char **argv)
             o.control = argv[++i];
         } else if (!strcmp(argv[i], "--telemetry") && i + 1 < argc) {
             o.telemetry = argv[++i];
+        } else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
+            o.key = argv[++i];
+        } else if (!strcmp(argv[i], "--server-key") && i + 1 < argc) {
+            o.server_key = argv[++i];
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             o.timeout_ms = atoi(argv[++i]);
         } else {
@@ -240,6 +306,30 @@ int main(int argc, char **argv)
     const char *cmd = argv[i];
     if (!strcmp(cmd, "log"))
         return pacctl_log_main(argc - i, argv + i);
+    if (!strcmp(cmd, "keygen")) {
+        if (argc - i != 2) {
+            usage(stderr);
+            return 2;
+        }
+        return keygen(argv[i + 1]);
+    }
+    if (!o.key != !o.server_key) {
+        fprintf(stderr, "pacctl: --key and --server-key go together (this client's NAME_secret "
+                "and pacd's public certificate)\n");
+        return 2;
+    }
+    if (o.key) {
+        char err[1024];
+        if (!zmq_has("curve")) {
+            fprintf(stderr, "pacctl: this libzmq has no CURVE support: --key cannot be used\n");
+            return 1;
+        }
+        if (cert_load(o.key, 1, &o.client_cert, err, sizeof err) != 0 ||
+            cert_load(o.server_key, 0, &o.server_cert, err, sizeof err) != 0) {
+            fprintf(stderr, "pacctl: %s\n", err);
+            return 1;
+        }
+    }
 
     Pacd__V1__Command c;
     pacd__v1__command__init(&c);

@@ -8,11 +8,17 @@
     pub = pacd_client.CameraPublisher("front", 128, 128)
     pub.send(rgb_bytes)                       # or pub.send_jpeg(...)
 
+With CURVE (docs/security.md) every class and watch() take key= (this
+client's NAME_secret certificate) and server_key= (pacd's public certificate),
+or $PACD_KEY / $PACD_SERVER_KEY:
+    c = pacd_client.Client(key="alice_secret", server_key="pacd.pub")
+
 The generated protobuf module (pacd_pb2) comes from the meson build:
 set PACD_BUILD_DIR to the build directory (default: ./build).
 
 Command line (a synthetic camera, used by the main job and the tests):
     pacd_client.py camera [--camera front] [--size 128x128] [--rate 20] [--seconds S]
+                          [--key NAME_secret --server-key PACD_PUBLIC_CERT]
 """
 import argparse
 import os
@@ -41,24 +47,56 @@ CONTROL = os.environ.get("PACD_CONTROL", "tcp://127.0.0.1:5558")
 TELEMETRY = os.environ.get("PACD_TELEMETRY", "tcp://127.0.0.1:5557")
 CAMERA = os.environ.get("PACD_CAMERA", "tcp://127.0.0.1:5555")
 STATE = os.environ.get("PACD_STATE", "tcp://127.0.0.1:5556")
+KEY = os.environ.get("PACD_KEY") or None
+SERVER_KEY = os.environ.get("PACD_SERVER_KEY") or None
 
 
 class PacdError(RuntimeError):
     pass
 
 
+def load_keys(key, server_key):
+    """(public, secret, server public) Z85 keys from CZMQ certificate files
+    (key: NAME_secret, mode 0600; server_key: pacd's public certificate),
+    or None when key is None."""
+    if key is None and server_key is None:
+        return None
+    if key is None or server_key is None:
+        raise PacdError("key and server_key go together (this client's NAME_secret and "
+                        "pacd's public certificate)")
+    import stat
+    import zmq.auth
+    mode = os.stat(key).st_mode
+    if mode & 0o077:
+        raise PacdError("the secret key file %s has mode %04o: run chmod 600 %s"
+                        % (key, stat.S_IMODE(mode), key))
+    public, secret = zmq.auth.load_certificate(key)
+    if not secret:
+        raise PacdError("%s has no secret-key: give the NAME_secret file" % key)
+    server, _ = zmq.auth.load_certificate(server_key)
+    return public, secret, server
+
+
+def _curve(sock, keys):
+    if keys:
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = keys
+
+
 class Client:
     """Synchronous control client (one REQ socket). Each call returns the
     pacd.v1.Reply; a refused command raises PacdError unless check=False."""
 
-    def __init__(self, endpoint=CONTROL, timeout_ms=3000, ctx=None):
+    def __init__(self, endpoint=CONTROL, timeout_ms=3000, ctx=None, key=KEY,
+                 server_key=SERVER_KEY):
         self.ctx = ctx or zmq.Context.instance()
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
+        self.keys = load_keys(key, server_key)
         self._open()
 
     def _open(self):
         self.sock = self.ctx.socket(zmq.REQ)
+        _curve(self.sock, self.keys)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
         self.sock.connect(self.endpoint)
@@ -112,10 +150,13 @@ class Client:
         return self.call(pb.Command.CLEAR_ESTOP, check=check)
 
 
-def watch(endpoint=TELEMETRY, count=None, timeout_s=5.0, ctx=None):
+def watch(endpoint=TELEMETRY, count=None, timeout_s=5.0, ctx=None, key=KEY,
+          server_key=SERVER_KEY):
     """Yield pacd.v1.Telemetry messages from the PUB socket."""
     ctx = ctx or zmq.Context.instance()
+    keys = load_keys(key, server_key)
     s = ctx.socket(zmq.SUB)
+    _curve(s, keys)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.SUBSCRIBE, b"telemetry")
     s.connect(endpoint)
@@ -136,9 +177,11 @@ def watch(endpoint=TELEMETRY, count=None, timeout_s=5.0, ctx=None):
 
 
 class _Publisher:
-    def __init__(self, endpoint, ctx=None):
+    def __init__(self, endpoint, ctx=None, key=KEY, server_key=SERVER_KEY):
         self.ctx = ctx or zmq.Context.instance()
+        keys = load_keys(key, server_key)
         self.sock = self.ctx.socket(zmq.PUB)
+        _curve(self.sock, keys)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 4)
         self.sock.connect(endpoint)
@@ -154,8 +197,9 @@ class _Publisher:
 class CameraPublisher(_Publisher):
     """Publishes pacd.v1.CameraFrame on topic camera/<name> to pacd's camera socket."""
 
-    def __init__(self, camera="front", width=128, height=128, endpoint=CAMERA, ctx=None):
-        super().__init__(endpoint, ctx)
+    def __init__(self, camera="front", width=128, height=128, endpoint=CAMERA, ctx=None,
+                 key=KEY, server_key=SERVER_KEY):
+        super().__init__(endpoint, ctx, key, server_key)
         self.camera, self.width, self.height = camera, width, height
 
     def frame(self, data, encoding=None, width=None, height=None):
@@ -177,8 +221,8 @@ class CameraPublisher(_Publisher):
 class StatePublisher(_Publisher):
     """Publishes pacd.v1.RobotState (topic robot_state) and pacd.v1.Reward (topic reward)."""
 
-    def __init__(self, endpoint=STATE, ctx=None):
-        super().__init__(endpoint, ctx)
+    def __init__(self, endpoint=STATE, ctx=None, key=KEY, server_key=SERVER_KEY):
+        super().__init__(endpoint, ctx, key, server_key)
 
     def send_reward(self, reward, discount=1.0, is_terminal=False):
         r = pb.Reward(reward=reward, discount=discount, is_terminal=is_terminal,
@@ -205,7 +249,8 @@ def synthetic_image(width, height, t):
 
 def _camera_main(args):
     w, h = (int(v) for v in args.size.split("x"))
-    pub = CameraPublisher(args.camera, w, h, endpoint=args.endpoint)
+    pub = CameraPublisher(args.camera, w, h, endpoint=args.endpoint, key=args.key,
+                          server_key=args.server_key)
     period = 1.0 / args.rate
     start = time.monotonic()
     n = 0
@@ -227,6 +272,8 @@ def main(argv=None):
     cam.add_argument("--rate", type=float, default=20.0)
     cam.add_argument("--seconds", type=float, default=0.0, help="0 = until killed")
     cam.add_argument("--endpoint", default=CAMERA)
+    cam.add_argument("--key", default=KEY, help="this publisher's NAME_secret certificate (CURVE)")
+    cam.add_argument("--server-key", default=SERVER_KEY, help="pacd's public certificate")
     args = ap.parse_args(argv)
     if args.cmd == "camera":
         return _camera_main(args)

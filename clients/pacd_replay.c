@@ -39,6 +39,7 @@
 
 #include "hal.h"
 #include "hal_mujoco_util.h"
+#include "pacd_cert.h"
 #include "pacd_proto.h"
 
 #define NS_PER_S 1000000000LL
@@ -58,7 +59,15 @@ typedef struct {
     const char *robot;
     const char *lockstep;   /* pacd's control endpoint, or NULL */
     int lockstep_timeout_ms;
+    const char *key, *server_key; /* CURVE: our NAME_secret, pacd's public certificate */
 } replay_opts_t;
+
+/* The ZeroMQ context and, with --key, the CURVE keys every socket uses. */
+typedef struct {
+    void *ctx;
+    int curve;
+    cert_t client, server;
+} net_t;
 
 typedef struct {
     int rows, cols;
@@ -88,6 +97,7 @@ static void usage(FILE *f)
             "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
             "                   [--state-lag-us US] [--loop] [--max-states N]\n"
             "                   [--lockstep CONTROL_EP [--lockstep-timeout-ms MS]]\n"
+            "                   [--key SECRET_CERT --server-key PUBLIC_CERT]\n"
             "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
             "frames, robot states, the human's actions and the Lift reward over ZeroMQ.\n"
             "Defaults: episode 1, cameras agentview, 128x128, rate 20 Hz (one recorded\n"
@@ -99,7 +109,10 @@ static void usage(FILE *f)
             "frames, and after it, until pacd in shadow mode has made the step from it\n"
             "(its status on the control endpoint; each wait up to --lockstep-timeout-ms,\n"
             "default 2000), so no state or frame is lost when pacd falls behind. Frames\n"
-            "pacd refused, late frames or steps: exit 3 (counted in the JSON summary).\n");
+            "pacd refused, late frames or steps: exit 3 (counted in the JSON summary).\n"
+            "--key/--server-key: CURVE (docs/security.md): this publisher's NAME_secret\n"
+            "(its public certificate in pacd's publisher_keys, and in operator_keys too\n"
+            "for --lockstep) and pacd's public certificate.\n");
 }
 
 /* Read a 2-D float64 dataset (1-D read as N x 1). */
@@ -179,9 +192,28 @@ static int read_string_attr(hid_t obj, const char *name, char *buf, size_t cap)
     return rc;
 }
 
-static void *connect_pub(void *ctx, const char *ep)
+/* CURVE client options when --key was given; 0 or -1 (printed). */
+static int set_curve(const net_t *net, void *s)
 {
-    void *s = zmq_socket(ctx, ZMQ_PUB);
+    if (!net->curve)
+        return 0;
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, net->server.public_key, CERT_KEY_BYTES) ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, net->client.public_key, CERT_KEY_BYTES) ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, net->client.secret_key, CERT_KEY_BYTES)) {
+        fprintf(stderr, "pacd-replay: cannot use CURVE: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+static void *connect_pub(const net_t *net, const char *ep)
+{
+    void *s = zmq_socket(net->ctx, ZMQ_PUB);
+    if (!s || set_curve(net, s) != 0) {
+        if (s)
+            zmq_close(s);
+        return NULL;
+    }
     int linger = 1000, hwm = 1000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -209,13 +241,14 @@ typedef struct {
  * endpoint. *req is a REQ socket, reopened after a timeout (a REQ socket that
  * missed its reply cannot send again). Returns 0 and fills *c, or -1 (no
  * answer within timeout_ms, or not a pacd.v1.Reply). */
-static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, pacd_counts_t *c)
+static int pacd_counts(const net_t *net, const char *ep, void **req, int timeout_ms,
+                       pacd_counts_t *c)
 {
     if (!*req) {
-        *req = zmq_socket(ctx, ZMQ_REQ);
+        *req = zmq_socket(net->ctx, ZMQ_REQ);
         int linger = 0;
         zmq_setsockopt(*req, ZMQ_LINGER, &linger, sizeof linger);
-        if (zmq_connect(*req, ep) != 0) {
+        if (set_curve(net, *req) != 0 || zmq_connect(*req, ep) != 0) {
             fprintf(stderr, "pacd-replay: cannot connect to pacd's control endpoint %s: %s\n",
                     ep, zmq_strerror(zmq_errno()));
             zmq_close(*req);
@@ -258,7 +291,7 @@ static int pacd_counts(void *ctx, const char *ep, void **req, int timeout_ms, pa
  * want_handled, or timeout_ms passes. *last gets the last answer (unchanged
  * when there was none). Returns 1 when they did, 0 when not (pacd idle, gone,
  * too slow, a frame lost on the way, or Ctrl-C). */
-static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms,
+static int lockstep_wait(const net_t *net, const char *ep, void **req, int timeout_ms,
                          uint64_t want_ticks, uint64_t want_handled, pacd_counts_t *last)
 {
     int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000;
@@ -267,7 +300,7 @@ static int lockstep_wait(void *ctx, const char *ep, void **req, int timeout_ms,
         if (left_ms <= 0 || stop_requested)
             return 0;
         pacd_counts_t c;
-        if (pacd_counts(ctx, ep, req, (int)left_ms, &c) == 0) {
+        if (pacd_counts(net, ep, req, (int)left_ms, &c) == 0) {
             *last = c;
             if (c.ticks >= want_ticks && c.handled >= want_handled)
                 return 1;
@@ -301,6 +334,8 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
         {"max-states", required_argument, NULL, 'N'},
         {"lockstep", required_argument, NULL, 'K'},
         {"lockstep-timeout-ms", required_argument, NULL, 'T'},
+        {"key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -371,6 +406,8 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
                 return -1;
             }
             break;
+        case 'k': o->key = optarg; break;
+        case 'P': o->server_key = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -378,6 +415,11 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
     if (!o->demo) {
         fprintf(stderr, "pacd-replay: --demo FILE is required\n");
         usage(stderr);
+        return -1;
+    }
+    if (!o->key != !o->server_key) {
+        fprintf(stderr, "pacd-replay: --key and --server-key go together (this publisher's "
+                "NAME_secret and pacd's public certificate)\n");
         return -1;
     }
     return 0;
@@ -401,6 +443,7 @@ int main(int argc, char **argv)
     mjData *d = NULL;
     hal_mjrender_t *rend = NULL;
     void *zctx = NULL, *cam_sock = NULL, *state_sock = NULL, *req = NULL;
+    net_t net = {0};
     uint8_t *rgb = NULL, *pack = NULL;
 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages */
@@ -507,8 +550,18 @@ int main(int argc, char **argv)
     zctx = zmq_ctx_new();
     if (!rgb || !pack || !zctx)
         goto out;
-    if (!(cam_sock = connect_pub(zctx, o.camera_endpoint)) ||
-        !(state_sock = connect_pub(zctx, o.state_endpoint)))
+    net.ctx = zctx;
+    if (o.key) {
+        char kerr[1024];
+        if (cert_load(o.key, 1, &net.client, kerr, sizeof kerr) != 0 ||
+            cert_load(o.server_key, 0, &net.server, kerr, sizeof kerr) != 0) {
+            fprintf(stderr, "pacd-replay: %s\n", kerr);
+            goto out;
+        }
+        net.curve = 1;
+    }
+    if (!(cam_sock = connect_pub(&net, o.camera_endpoint)) ||
+        !(state_sock = connect_pub(&net, o.state_endpoint)))
         goto out;
 
     struct sigaction sa = {.sa_handler = on_signal};
@@ -539,7 +592,7 @@ int main(int argc, char **argv)
     int resync = 1, stuck = 0, aborted = 0;   /* resync: no valid targets */
     /* the first answer also waits for the TCP connection: at least 1 s */
     const int first_ms = o.lockstep_timeout_ms > 1000 ? o.lockstep_timeout_ms : 1000;
-    if (o.lockstep && pacd_counts(zctx, o.lockstep, &req, first_ms, &now_c) != 0) {
+    if (o.lockstep && pacd_counts(&net, o.lockstep, &req, first_ms, &now_c) != 0) {
         fprintf(stderr, "pacd-replay: --lockstep: pacd did not answer at %s within %d ms\n",
                 o.lockstep, first_ms);
         goto out;
@@ -563,7 +616,7 @@ int main(int argc, char **argv)
                     ;
             }
             if (o.lockstep && resync) {
-                if (pacd_counts(zctx, o.lockstep, &req, o.lockstep_timeout_ms, &now_c) == 0) {
+                if (pacd_counts(&net, o.lockstep, &req, o.lockstep_timeout_ms, &now_c) == 0) {
                     want_ticks = now_c.ticks;
                     want_handled = now_c.handled;
                     dropped = now_c.handled - now_c.received;
@@ -591,7 +644,7 @@ int main(int argc, char **argv)
             if (o.lockstep && sent > 0 && !resync) {
                 const uint64_t handled0 = now_c.handled;
                 want_handled += (uint64_t)sent;
-                if (lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, 0, want_handled,
+                if (lockstep_wait(&net, o.lockstep, &req, o.lockstep_timeout_ms, 0, want_handled,
                                   &now_c)) {
                     stuck = 0;
                     if (now_c.handled - now_c.received > dropped) {
@@ -646,7 +699,7 @@ int main(int argc, char **argv)
             if (o.lockstep) {
                 want_ticks++;
                 if (resync ||
-                    !lockstep_wait(zctx, o.lockstep, &req, o.lockstep_timeout_ms, want_ticks, 0,
+                    !lockstep_wait(&net, o.lockstep, &req, o.lockstep_timeout_ms, want_ticks, 0,
                                    &now_c)) {
                     if (stop_requested)
                         break;

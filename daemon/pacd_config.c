@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "pacd_auth.h"
+
 typedef struct {
     config_t *cfg;
     char dir[CONFIG_PATH];
@@ -346,6 +348,17 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 10, 100000, &l))
             return fail(p, section, key, value, "expected 10..100000 ticks");
         c->telemetry_window_ticks = (int)l;
+    } else if (KEY("security", "server_secret_key") || KEY("security", "operator_keys") ||
+               KEY("security", "monitor_keys") || KEY("security", "publisher_keys")) {
+        char *dst = !strcmp(key, "server_secret_key") ? c->security_server_secret_key
+                    : !strcmp(key, "operator_keys")   ? c->security_operator_keys
+                    : !strcmp(key, "monitor_keys")    ? c->security_monitor_keys
+                                                      : c->security_publisher_keys;
+        if (set_path(p, dst, CONFIG_PATH, value))
+            return fail(p, section, key, value, "path too long");
+    } else if (KEY("security", "insecure")) {
+        if (parse_bool(value, &c->security_insecure))
+            return fail(p, section, key, value, "expected true or false");
     } else if (KEY("control", "bind")) {
         if (set_str(c->control_bind, sizeof c->control_bind, value))
             return fail(p, section, key, value, "endpoint too long");
@@ -391,6 +404,41 @@ static char *read_file(const char *path, int *err)
     if (buf)
         buf[len] = '\0';
     return buf;
+}
+
+/* [security]: allow-lists need CURVE; a non-loopback tcp:// endpoint needs
+ * CURVE or insecure = true (pure checks: the files are read by auth). */
+static int check_security(const config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    int curve = cfg->security_server_secret_key[0] != '\0';
+    if (!curve && (cfg->security_operator_keys[0] || cfg->security_monitor_keys[0] ||
+                   cfg->security_publisher_keys[0])) {
+        snprintf(err, errlen, "%s: [security] operator_keys, monitor_keys and publisher_keys "
+                 "need [security] server_secret_key (pacd's own secret certificate, made with "
+                 "`pacctl keygen`)", path);
+        return -EINVAL;
+    }
+    if (curve || cfg->security_insecure)
+        return 0;
+    const struct {
+        const char *key, *ep;
+    } eps[] = {{"[telemetry] bind", cfg->telemetry_bind}, {"[control] bind", cfg->control_bind},
+               {"[ingest] camera_bind", cfg->camera_bind}, {"[ingest] state_bind", cfg->state_bind}};
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        auth_endpoint_kind_t k = eps[i].ep[0] ? auth_endpoint_kind(eps[i].ep) : AUTH_EP_IPC;
+        if (k == AUTH_EP_NETWORK || k == AUTH_EP_OTHER) {
+            snprintf(err, errlen, "%s: %s = %s is not a loopback or ipc:// endpoint and there "
+                     "are no CURVE keys: anyone who reaches it could %s. Configure [security] "
+                     "server_secret_key and the allow-lists (docs/security.md), bind to "
+                     "127.0.0.1 or ipc://, or, on a network you trust, set [security] insecure "
+                     "= true", path, eps[i].key, eps[i].ep,
+                     i == 1 ? "start episodes and clear an e-stop"
+                     : i == 0 ? "read the robot's telemetry"
+                              : "feed forged inputs and rewards to the policy");
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -456,6 +504,10 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
                  "sample temperature=%g seed=%llu", cfg->policy_temperature, cfg->policy_seed);
     else
         snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling, "deterministic");
+    if (check_security(cfg, path, err, errlen) != 0) {
+        config_free(cfg);
+        return -EINVAL;
+    }
     if (cfg->telemetry_rate_hz > cfg->rate_hz * 2) {
         snprintf(err, errlen, "%s: [telemetry] rate_hz = %g is above twice [pacd] rate_hz = %g",
                  path, cfg->telemetry_rate_hz, cfg->rate_hz);

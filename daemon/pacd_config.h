@@ -86,6 +86,12 @@ typedef struct {
     int telemetry_window_ticks;   /* ticks the percentiles cover */
     /* [control] */
     char control_bind[CONFIG_PATH];
+    /* [security] (docs/security.md) */
+    char security_server_secret_key[CONFIG_PATH]; /* pacd's secret certificate; "" = no CURVE */
+    char security_operator_keys[CONFIG_PATH];  /* allow-list directories; "" = none */
+    char security_monitor_keys[CONFIG_PATH];
+    char security_publisher_keys[CONFIG_PATH];
+    int security_insecure;        /* 1: non-loopback tcp:// without CURVE allowed */
 
     char path[CONFIG_PATH];       /* file it came from */
     char *text;                   /* the whole file, for the episode metadata */

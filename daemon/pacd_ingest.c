@@ -28,6 +28,7 @@ typedef struct {
 
 struct ingest {
     const config_t *cfg;
+    auth_t *auth;
     void *camera_sock, *state_sock;
     void *camera_mon, *state_mon;   /* socket monitors (disconnect events) */
     int n_joints;
@@ -56,8 +57,9 @@ struct ingest {
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
-static void *open_sub(void *ctx, const char *endpoint, size_t max_bytes, void **mon,
-                      const char *monitor_name, char *err, size_t errlen)
+static void *open_sub(void *ctx, auth_t *auth, auth_domain_t domain, const char *endpoint,
+                      size_t max_bytes, void **mon, const char *monitor_name, char *err,
+                      size_t errlen)
 {
     void *s = zmq_socket(ctx, ZMQ_SUB);
     if (!s) {
@@ -70,14 +72,15 @@ static void *open_sub(void *ctx, const char *endpoint, size_t max_bytes, void **
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-    if (zmq_socket_monitor(s, monitor_name, ZMQ_EVENT_DISCONNECTED) == 0) {
+    if (zmq_socket_monitor(s, monitor_name,
+                           ZMQ_EVENT_DISCONNECTED | AUTH_HANDSHAKE_EVENTS) == 0) {
         *mon = zmq_socket(ctx, ZMQ_PAIR);
         if (*mon && zmq_connect(*mon, monitor_name) != 0) {
             zmq_close(*mon);
             *mon = NULL;
         }
     }
-    if (zmq_bind(s, endpoint) != 0) {
+    if (auth_bind(auth, s, endpoint, domain, 1) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s (is another pacd running? change "
                  "[ingest] in the config)", endpoint, zmq_strerror(zmq_errno()));
         if (*mon) {
@@ -266,6 +269,9 @@ static void drain_monitor(ingest_t *self, void *mon)
         }
         if (event == ZMQ_EVENT_DISCONNECTED)
             count(&self->peers_disconnected);
+        else
+            auth_handshake_event(self->auth, mon == self->camera_mon ? AUTH_DOMAIN_CAMERA
+                                                                     : AUTH_DOMAIN_STATE, event);
     }
 }
 
@@ -315,7 +321,7 @@ static void *ingest_thread(void *arg)
     return NULL;
 }
 
-ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err,
+ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, auth_t *auth, int n_joints, char *err,
                      size_t errlen)
 {
     ingest_t *self = calloc(1, sizeof *self);
@@ -324,6 +330,7 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err
         return NULL;
     }
     self->cfg = cfg;
+    self->auth = auth;
     self->n_joints = n_joints;
     self->n_cameras = cfg->n_cameras;
     tbuf_init(&self->state.tb);
@@ -356,8 +363,8 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err
     char mon[64];
     if (cfg->camera_bind[0]) {
         snprintf(mon, sizeof mon, "inproc://pacd-ingest-camera-mon-%p", (void *)self);
-        self->camera_sock = open_sub(zmq_ctx, cfg->camera_bind, cfg->max_message_bytes,
-                                     &self->camera_mon, mon, err, errlen);
+        self->camera_sock = open_sub(zmq_ctx, auth, AUTH_DOMAIN_CAMERA, cfg->camera_bind,
+                                     cfg->max_message_bytes, &self->camera_mon, mon, err, errlen);
         if (!self->camera_sock) {
             ingest_destroy(&self);
             return NULL;
@@ -365,8 +372,8 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err
     }
     if (cfg->state_bind[0]) {
         snprintf(mon, sizeof mon, "inproc://pacd-ingest-state-mon-%p", (void *)self);
-        self->state_sock = open_sub(zmq_ctx, cfg->state_bind, cfg->max_message_bytes,
-                                    &self->state_mon, mon, err, errlen);
+        self->state_sock = open_sub(zmq_ctx, auth, AUTH_DOMAIN_STATE, cfg->state_bind,
+                                    cfg->max_message_bytes, &self->state_mon, mon, err, errlen);
         if (!self->state_sock) {
             ingest_destroy(&self);
             return NULL;

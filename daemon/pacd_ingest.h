@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "hal.h"
+#include "pacd_auth.h"
 #include "pacd_config.h"
 
 typedef struct ingest ingest_t;
@@ -67,9 +68,11 @@ typedef struct {
  * buffer of cfg->max_frame_pixels * 3 bytes; nothing grows later) and start
  * the thread. `n_joints` is the arm's joint
  * count (robot states with another count are rejected). zmq_ctx is shared,
- * not owned. Init-only. Caller owns the result; NULL + message in err when a
- * socket cannot be bound (e.g. address in use) or memory is short. */
-ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, int n_joints, char *err,
+ * not owned. `auth` (may be NULL, not owned, outlives ingest) secures the
+ * sockets (auth_bind) and counts their failed handshakes. Init-only. Caller
+ * owns the result; NULL + message in err when a socket cannot be bound (e.g.
+ * address in use) or memory is short. */
+ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, auth_t *auth, int n_joints, char *err,
                      size_t errlen);
 
 /* Stop the thread, close the sockets, free; *self_p = NULL. NULL-safe. */

@@ -12,6 +12,8 @@
 #include <zmq.h>
 
 #include "hal.h"
+#include "pacd_auth.h"
+#include "pacd_cert.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "pacd_logger.h"
@@ -164,6 +166,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const policy_spec_t *spec = policy_spec(policy);
+    if (auth_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, SD_ERR "pacd: %s: %s\n", config_path, err);
+        policy_destroy(&policy);
+        config_free(&cfg);
+        return 1;
+    }
     if (check_only) {
         char grip[48] = "no gripper";
         if (robot->has_gripper)
@@ -200,6 +208,11 @@ int main(int argc, char **argv)
     ingest_t *ingest = NULL;
     loop_t *loop = NULL;
     service_t *service = NULL;
+    /* the ZAP handler is bound before any socket: libzmq admits every key
+     * when none is */
+    auth_t *auth = auth_new(&cfg, zctx, err, sizeof err);
+    if (!auth)
+        goto out;
     /* the mujoco backend publishes like real drivers do: to pacd's own sockets */
     char camera_ep[CONFIG_PATH + 16], state_ep[CONFIG_PATH + 16];
     connect_endpoint(cfg.camera_bind, camera_ep, sizeof camera_ep);
@@ -221,6 +234,15 @@ int main(int argc, char **argv)
         .physics_rt_priority = cfg.physics_rt_priority,
         .fixed_robot = cfg.robot_gripper != CONFIG_GRIPPER_AUTO,
     };
+    /* with CURVE the backend connects with pacd's own key (admitted on the
+     * ingest endpoints); filesystem ipc:// endpoints carry no CURVE */
+    const cert_t *own = auth_server_cert(auth);
+    if (own && auth_endpoint_kind(cfg.camera_bind) == auth_endpoint_kind(cfg.state_bind) &&
+        auth_endpoint_kind(cfg.state_bind) != AUTH_EP_IPC) {
+        ho.curve_server_key = own->public_z85;
+        ho.curve_public_key = own->public_z85;
+        ho.curve_secret_key = own->secret_z85;
+    }
     if (!cfg.shadow) {
         hal = hal_new(robot, &ho, err, sizeof err);
         if (!hal)
@@ -255,7 +277,7 @@ int main(int argc, char **argv)
     logger = logger_new(&lc, err, sizeof err);
     if (!logger)
         goto out;
-    ingest = ingest_new(&cfg, zctx, robot->n_joints, err, sizeof err);
+    ingest = ingest_new(&cfg, zctx, auth, robot->n_joints, err, sizeof err);
     if (!ingest)
         goto out;
     loop_deps_t ld = {.cfg = &cfg, .policy = policy, .robot = robot, .hal = hal, .ingest = ingest,
@@ -272,11 +294,16 @@ int main(int argc, char **argv)
         goto out;
     }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
-                         .zmq_ctx = zctx, .robot = robot->name,
+                         .zmq_ctx = zctx, .auth = auth, .robot = robot->name,
                          .checkpoint_sha256 = spec->sha256};
     service = service_new(&sd, err, sizeof err);
     if (!service)
         goto out;
+    e = auth_start(auth);
+    if (e != 0) {
+        snprintf(err, sizeof err, "cannot start the authentication thread: %s", strerror(-e));
+        goto out;
+    }
 
     sd_notify(0, "READY=1\nSTATUS=idle");
     loop_arm_watchdog(loop);
@@ -302,6 +329,7 @@ out:
     ingest_destroy(&ingest);
     logger_destroy(&logger);       /* writes every queued record, closes the file */
     hal_destroy(&hal);
+    auth_destroy(&auth);           /* after every socket it secured */
     policy_destroy(&policy);
     zmq_ctx_term(zctx);
     config_free(&cfg);

@@ -147,6 +147,15 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->fault = st->fault;
     t->commands_rejected = st->commands_rejected + self->commands_invalid;
     t->hal_errors = st->hal_errors;
+    auth_stats_t as;
+    auth_get_stats(self->d.auth, &as);
+    t->insecure = as.insecure;
+    t->curve = as.curve;
+    t->auth_admitted = as.admitted;
+    t->auth_denied_unknown_key = as.denied_unknown_key;
+    t->auth_denied_wrong_role = as.denied_wrong_role;
+    t->auth_handshake_failed = as.handshake_failed;
+    t->auth_denied = as.denied_unknown_key + as.denied_wrong_role + as.handshake_failed;
 }
 
 static void publish_telemetry(service_t *self)
@@ -421,8 +430,8 @@ static void *service_thread(void *arg)
     return NULL;
 }
 
-static void *bind_socket(void *ctx, int type, const char *endpoint, const char *what, char *err,
-                         size_t errlen)
+static void *bind_socket(void *ctx, auth_t *auth, int type, const char *endpoint,
+                         const char *what, char *err, size_t errlen)
 {
     void *s = zmq_socket(ctx, type);
     int linger = 0;
@@ -435,7 +444,8 @@ static void *bind_socket(void *ctx, int type, const char *endpoint, const char *
         int64_t maxmsg = MAX_REQUEST_BYTES * 4;
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     }
-    if (zmq_bind(s, endpoint) != 0) {
+    if (auth_bind(auth, s, endpoint,
+                  type == ZMQ_PUB ? AUTH_DOMAIN_TELEMETRY : AUTH_DOMAIN_CONTROL, 0) != 0) {
         snprintf(err, errlen, "cannot bind the %s socket to %s: %s (change %s in the config)",
                  what, endpoint, zmq_strerror(zmq_errno()),
                  type == ZMQ_PUB ? "[telemetry] bind" : "[control] bind");
@@ -462,13 +472,13 @@ service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
         service_destroy(&self);
         return NULL;
     }
-    self->pub = bind_socket(deps->zmq_ctx, ZMQ_PUB, deps->cfg->telemetry_bind, "telemetry", err,
+    self->pub = bind_socket(deps->zmq_ctx, deps->auth, ZMQ_PUB, deps->cfg->telemetry_bind, "telemetry", err,
                             errlen);
     if (!self->pub) {
         service_destroy(&self);
         return NULL;
     }
-    self->rep = bind_socket(deps->zmq_ctx, ZMQ_REP, deps->cfg->control_bind, "control", err,
+    self->rep = bind_socket(deps->zmq_ctx, deps->auth, ZMQ_REP, deps->cfg->control_bind, "control", err,
                             errlen);
     if (!self->rep) {
         service_destroy(&self);

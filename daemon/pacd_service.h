@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "pacd_auth.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "pacd_logger.h"
@@ -28,6 +29,7 @@ typedef struct {
     ingest_t *ingest;
     logger_t *logger;
     void *zmq_ctx;
+    auth_t *auth;               /* security of the sockets; NULL = none */
     const char *robot;
     const char *checkpoint_sha256;
 } service_deps_t;

@@ -171,6 +171,11 @@ typedef struct {
     const char *state_endpoint;  /* endpoint for robot_state and reward
                                     messages (pacd's [ingest] state_bind); NULL =
                                     do not publish */
+    const char *curve_server_key; /* CURVE (Z85, 40 characters) for the two
+                                     PUB sockets: the server's public key and
+                                     this client's key pair; NULL = no CURVE */
+    const char *curve_public_key;
+    const char *curve_secret_key;
     uint64_t seed;            /* seed of the reset randomisation (Lift cube) */
     double render_rate_hz;    /* camera/state publication rate; 0 = 20 (the
                                  control rate), 1..100 */

@@ -434,7 +434,8 @@ static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
     return 0;
 }
 
-static void *open_pub(mj_t *mj, const char *endpoint, char *err, size_t errlen)
+static void *open_pub(mj_t *mj, const hal_options_t *o, const char *endpoint, char *err,
+                      size_t errlen)
 {
     void *s = zmq_socket(mj->zctx, ZMQ_PUB);
     if (!s) {
@@ -445,6 +446,15 @@ static void *open_pub(mj_t *mj, const char *endpoint, char *err, size_t errlen)
     int linger = 0, hwm = 16;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (o->curve_server_key && o->curve_public_key && o->curve_secret_key &&
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, o->curve_server_key, 40) != 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, o->curve_public_key, 40) != 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, o->curve_secret_key, 40) != 0)) {
+        hal_set_error(err, errlen, "hal mujoco: cannot set the CURVE keys: %s",
+                      zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, endpoint) != 0) {
         hal_set_error(err, errlen, "hal mujoco: cannot connect to '%s': %s; give an endpoint "
                                    "like tcp://127.0.0.1:5555 or ipc:///run/pacd/cam",
@@ -551,9 +561,9 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
             hal_set_error(err, errlen, "hal mujoco: cannot create a ZeroMQ context");
             goto fail;
         }
-        if (o->camera_endpoint && !(mj->cam_sock = open_pub(mj, o->camera_endpoint, err, errlen)))
+        if (o->camera_endpoint && !(mj->cam_sock = open_pub(mj, o, o->camera_endpoint, err, errlen)))
             goto fail;
-        if (o->state_endpoint && !(mj->state_sock = open_pub(mj, o->state_endpoint, err, errlen)))
+        if (o->state_endpoint && !(mj->state_sock = open_pub(mj, o, o->state_endpoint, err, errlen)))
             goto fail;
     }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pacd_auth.h"
 #include "pacd_config.h"
 
 static char tmpdir[256];
@@ -153,6 +154,15 @@ static void test_bad_values(void **state)
     BAD("[safety]\nworkspace_min = 1, 0, 0\nworkspace_max = 0, 1, 1\n", "below");
     BAD("[robot]\nbackend = mujoco\n", "scene");
     BAD("[robot]\ngripper = maybe\n", "gripper");
+    BAD("[security]\ninsecure = maybe\n", "[security] insecure");
+    BAD("[security]\nsecret = x\n", "unknown");
+    BAD("[security]\noperator_keys = ops\n", "need [security] server_secret_key");
+    /* a non-loopback bind without CURVE needs insecure = true */
+    BAD("[telemetry]\nbind = tcp://*:5557\n", "[telemetry] bind = tcp://*:5557 is not a loopback");
+    BAD("[control]\nbind = tcp://0.0.0.0:5558\n", "insecure = true");
+    BAD("[ingest]\ncamera_bind = tcp://192.168.1.10:5555\n", "[ingest] camera_bind");
+    BAD("[ingest]\nstate_bind = tcp://eth0:5556\n", "[ingest] state_bind");
+    BAD("[ingest]\nstate_bind = tcp://128.0.0.1:5556\n", "not a loopback");
 #undef BAD
     expect_error("[pacd]\nrate_hz = 20\n", -EINVAL, "checkpoint is missing");
 }
@@ -181,6 +191,59 @@ static void test_max_frame_pixels(void **state)
                  "[camera.front] 128x128 is above [ingest] max_frame_pixels");
 }
 
+static void test_security(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    /* defaults: no CURVE, not insecure */
+    const char *p = write_tmp("s0.conf", "[policy]\ncheckpoint = x\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.security_server_secret_key, "");
+    assert_string_equal(c.security_operator_keys, "");
+    assert_false(c.security_insecure);
+    config_free(&c);
+    /* every key; relative paths from the config's directory; with CURVE a
+     * wildcard bind is fine */
+    p = write_tmp("s1.conf", "[policy]\ncheckpoint = x\n[telemetry]\nbind = tcp://*:5557\n"
+                             "[security]\nserver_secret_key = keys/pacd_secret\n"
+                             "operator_keys = /etc/pacd/operators\nmonitor_keys = mon\n"
+                             "publisher_keys = pub\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    char want[600];
+    snprintf(want, sizeof want, "%s/keys/pacd_secret", tmpdir);
+    assert_string_equal(c.security_server_secret_key, want);
+    assert_string_equal(c.security_operator_keys, "/etc/pacd/operators");
+    snprintf(want, sizeof want, "%s/mon", tmpdir);
+    assert_string_equal(c.security_monitor_keys, want);
+    snprintf(want, sizeof want, "%s/pub", tmpdir);
+    assert_string_equal(c.security_publisher_keys, want);
+    config_free(&c);
+    /* insecure = true allows it without CURVE */
+    p = write_tmp("s2.conf", "[policy]\ncheckpoint = x\n[control]\nbind = tcp://0.0.0.0:5558\n"
+                             "[security]\ninsecure = true\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_true(c.security_insecure);
+    config_free(&c);
+    /* loopback and ipc need nothing */
+    p = write_tmp("s3.conf", "[policy]\ncheckpoint = x\n[control]\nbind = tcp://localhost:5558\n"
+                             "[telemetry]\nbind = ipc:///run/pacd/telemetry\n[ingest]\n"
+                             "camera_bind = tcp://[::1]:5555\nstate_bind = tcp://127.0.0.2:5556\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    config_free(&c);
+    /* the classifier itself */
+    assert_int_equal(auth_endpoint_kind("ipc:///run/pacd/control"), AUTH_EP_IPC);
+    assert_int_equal(auth_endpoint_kind("ipc://@pacd"), AUTH_EP_LOOPBACK);
+    assert_int_equal(auth_endpoint_kind("tcp://127.0.0.1:1"), AUTH_EP_LOOPBACK);
+    assert_int_equal(auth_endpoint_kind("tcp://lo:1"), AUTH_EP_LOOPBACK);
+    assert_int_equal(auth_endpoint_kind("tcp://127.0.0.1.5:1"), AUTH_EP_NETWORK);
+    assert_int_equal(auth_endpoint_kind("tcp://127.0.0.1"), AUTH_EP_NETWORK);
+    assert_int_equal(auth_endpoint_kind("tcp://10.0.0.2:1"), AUTH_EP_NETWORK);
+    assert_int_equal(auth_endpoint_kind("tcp://[::]:1"), AUTH_EP_NETWORK);
+    assert_int_equal(auth_endpoint_kind("tcp://robot.local:1"), AUTH_EP_NETWORK);
+    assert_int_equal(auth_endpoint_kind("pgm://eth0;239.192.1.1:5555"), AUTH_EP_OTHER);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -198,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_later_keys),
         cmocka_unit_test(test_max_frame_pixels),
+        cmocka_unit_test(test_security),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -89,7 +89,11 @@ bind = tcp://127.0.0.1:{ports['control']}
 class Daemon:
     """A running pacd process with clients bound to its ports."""
 
-    def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None):
+    def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None,
+                 client_keys=None):
+        # client_keys: dict(key=NAME_secret, server_key=pacd's public cert)
+        # for the daemon's own control client and telemetry() (CURVE)
+        self.client_keys = client_keys or {}
         self.logdir = str(tmp_path / "episodes")
         self._config_args = (str(tmp_path / "pacd.conf"), checkpoint, self.logdir, cameras, extra)
         self._new_ports()
@@ -115,7 +119,8 @@ class Daemon:
             self._err = open(self.stderr_path, "w")
             self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err,
                                          env=self.env)
-            self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000)
+            self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000,
+                                             **self.client_keys)
             if not wait:
                 return self
             deadline = time.monotonic() + 20
@@ -151,7 +156,8 @@ class Daemon:
         return p
 
     def telemetry(self, count=1):
-        return list(pacd_client.watch(self.ep("telemetry"), count=count, timeout_s=5))
+        return list(pacd_client.watch(self.ep("telemetry"), count=count, timeout_s=5,
+                                      **self.client_keys))
 
     def wait_for(self, predicate, timeout=15.0, what="condition", feed=None):
         """Poll status until predicate(status) holds; `feed()` runs between polls
