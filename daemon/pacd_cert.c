@@ -75,9 +75,12 @@ int cert_parse(const char *text, size_t len, cert_t *out, char *err, size_t errl
             ve = q;
             v++;
         } else {
-            const char *hash = memchr(v, '#', (size_t)(ve - v));
-            if (hash)
-                v = trim(v, hash, &ve);
+            /* an unquoted value ends at white space ('#' is a Z85 digit, so
+             * a comment must be set off by a space or a tab) */
+            const char *w = v;
+            while (w < ve && *w != ' ' && *w != '\t')
+                w++;
+            ve = w;
         }
         int is_pub = (size_t)(ke - k) == 10 && !memcmp(k, "public-key", 10);
         int is_sec = (size_t)(ke - k) == 10 && !memcmp(k, "secret-key", 10);

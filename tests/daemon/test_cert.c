@@ -65,6 +65,11 @@ static void test_parse_public_and_secret(void **state)
     assert_int_equal(parse(text, &c, err), 0);
     assert_true(c.has_secret);
     assert_string_equal(c.secret_z85, sec_z85);
+    /* '#' is a Z85 digit: inside an unquoted value it is not a comment */
+    const char *hash_key = "0000#00000000000000000000000000000000000";
+    snprintf(text, sizeof text, "curve\n    public-key = %s # a comment\n", hash_key);
+    assert_int_equal(parse(text, &c, err), 0);
+    assert_string_equal(c.public_z85, hash_key);
     /* a key in another section is not the curve key */
     snprintf(text, sizeof text, "metadata\n    public-key = \"%s\"\ncurve\n", pub_z85);
     assert_int_equal(parse(text, &c, err), -EINVAL);
