@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "pacd_proto.h"
+#include "pacd_text.h"
 #include "pacd_time.h"
 
 #define MAX_REQUEST_BYTES 4096
@@ -26,6 +27,7 @@ struct service {
     uint32_t *sorted;
     uint64_t episode_counter;
     loop_state_t last_state;
+    uint64_t control_malformed;   /* control requests dropped or refused as malformed */
     char last_status[256];
 };
 
@@ -300,48 +302,80 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
         snprintf(episode_id, LOOP_EPISODE_ID, "%s", lc.episode_id);
 }
 
+/* Send a reply to the peer `rid` as a REQ envelope [rid, "", body]. A ROUTER
+ * socket without ZMQ_ROUTER_MANDATORY drops a message to a peer that has
+ * gone, as a whole: the next reply is not affected. */
+static void send_reply(service_t *self, zmq_msg_t *rid, const void *body, size_t n)
+{
+    zmq_send(self->rep, zmq_msg_data(rid), zmq_msg_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->rep, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->rep, body, n, ZMQ_DONTWAIT);
+}
+
+/* One request from the ROUTER control socket. A REQ client's request arrives
+ * as [routing id, "" (delimiter), Command]; anything without the delimiter
+ * (a raw or mis-framed peer) is dropped and counted, never answered, so it
+ * cannot disturb the routing of other clients' replies. */
 static void handle_request(service_t *self)
 {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, self->rep, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return;
-    }
-    /* a REP socket must answer every request, even a malformed multi-part one */
-    int more = zmq_msg_more(&m);
+    zmq_msg_t part[3];
+    int nparts = 0, total = 0, more = 1;
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init(&part[i]);
+    /* read every part of the message; keep the first three */
     while (more) {
-        zmq_msg_t x;
-        zmq_msg_init(&x);
-        if (zmq_msg_recv(&x, self->rep, 0) < 0) {
-            zmq_msg_close(&x);
-            break;
+        zmq_msg_t tmp;
+        zmq_msg_t *m = nparts < 3 ? &part[nparts] : &tmp;
+        if (m == &tmp)
+            zmq_msg_init(&tmp);
+        int rc = zmq_msg_recv(m, self->rep, total == 0 ? ZMQ_DONTWAIT : 0);
+        if (rc >= 0) {
+            more = zmq_msg_more(m);
+            total++;
         }
-        more = zmq_msg_more(&x);
-        zmq_msg_close(&x);
+        if (m == &tmp)
+            zmq_msg_close(&tmp);
+        if (rc < 0)
+            break;
+        if (nparts < 3)
+            nparts++;
     }
+    if (total == 0)
+        goto out;
+    if (total < 3 || zmq_msg_size(&part[1]) != 0) {
+        self->control_malformed++;
+        goto out;
+    }
+
     Pacd__V1__Reply r;
     pacd__v1__reply__init(&r);
     char error[256] = "";
     char episode_id[LOOP_EPISODE_ID] = "";
     Pacd__V1__Command *c = NULL;
-    if (zmq_msg_size(&m) > MAX_REQUEST_BYTES)
+    zmq_msg_t *m = &part[2];
+    if (total > 3)
+        snprintf(error, sizeof error, "request of %d frames: send one pacd.v1.Command in one "
+                 "frame", total - 2);
+    else if (zmq_msg_size(m) > MAX_REQUEST_BYTES)
         snprintf(error, sizeof error, "request of %zu bytes is larger than %d: not a pacd.v1.Command",
-                 zmq_msg_size(&m), MAX_REQUEST_BYTES);
+                 zmq_msg_size(m), MAX_REQUEST_BYTES);
     else
-        c = pacd__v1__command__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-    zmq_msg_close(&m);
+        c = pacd__v1__command__unpack(NULL, zmq_msg_size(m), zmq_msg_data(m));
     if (!c) {
         if (!error[0])
             snprintf(error, sizeof error, "request is not a pacd.v1.Command protobuf");
+        self->control_malformed++;
         r.ok = 0;
     } else if (c->type == PACD__V1__COMMAND__TYPE__STATUS) {
         r.ok = 1;
     } else {
         run_command(self, c, &r, error, sizeof error, episode_id);
-        if (c->client && c->client[0])
-            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type, c->client,
-                    r.ok ? "ok" : "rejected: ", r.ok ? "" : error);
+        if (c->client && c->client[0]) {
+            char who[TEXT_ESCAPED_MAX], why[2 * TEXT_ESCAPED_MAX];
+            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type,
+                    text_escape_str(who, sizeof who, c->client), r.ok ? "ok" : "rejected: ",
+                    r.ok ? "" : text_escape_str(why, sizeof why, error));
+        }
     }
     if (c)
         pacd__v1__command__free_unpacked(c, NULL);
@@ -355,11 +389,14 @@ static void handle_request(service_t *self)
     uint8_t *buf = malloc(n ? n : 1);
     if (buf) {
         pacd__v1__reply__pack(&r, buf);
-        zmq_send(self->rep, buf, n, 0);
+        send_reply(self, &part[0], buf, n);
         free(buf);
     } else {
-        zmq_send(self->rep, "", 0, 0);
+        send_reply(self, &part[0], "", 0);
     }
+out:
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&part[i]);
 }
 
 static void drain_events(service_t *self)
@@ -417,9 +454,15 @@ static void *bind_socket(void *ctx, int type, const char *endpoint, const char *
         return NULL;
     }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    if (type == ZMQ_REP) {
+    if (type == ZMQ_ROUTER) {
         int64_t maxmsg = MAX_REQUEST_BYTES * 4;
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        /* A ZAP domain makes libzmq refuse ZMTP 1.0 peers at the greeting
+         * (any first byte but 0xFF): raw TCP garbage is disconnected at
+         * once instead of being decoded as 1.0 frames. Without a ZAP handler
+         * (and without ZMQ_ZAP_ENFORCE_DOMAIN) ZMTP 3 clients are admitted
+         * as before. */
+        zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "pacd-control", strlen("pacd-control"));
     }
     if (zmq_bind(s, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind the %s socket to %s: %s (change %s in the config)",
@@ -454,7 +497,7 @@ service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
         service_destroy(&self);
         return NULL;
     }
-    self->rep = bind_socket(deps->zmq_ctx, ZMQ_REP, deps->cfg->control_bind, "control", err,
+    self->rep = bind_socket(deps->zmq_ctx, ZMQ_ROUTER, deps->cfg->control_bind, "control", err,
                             errlen);
     if (!self->rep) {
         service_destroy(&self);

@@ -1,0 +1,121 @@
+"""The control socket and the process around it under hostile peers and
+misuse: raw TCP garbage beside real clients, a second instance on the same
+ipc:// endpoints, log injection through peer-supplied strings, real-time
+scheduling with and without CAP_SYS_NICE, and the shipped config."""
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+import pacd_client
+from conftest import PACD, SRC, FrameFeeder
+
+pb = pacd_client.pb
+
+
+class GarbagePeers:
+    """Raw TCP peers that connect to an endpoint, send 1,000 bytes whose first
+    byte is not 0xFF (libzmq takes them for ZMTP 1.0 peers) and close, one
+    after the other until stopped."""
+
+    def __init__(self, port, seed=1):
+        self.port, self.rng, self.n = port, random.Random(seed), 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            data = bytes([self.rng.randrange(0, 0xFF)]) + self.rng.randbytes(999)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.sendall(data)
+                    s.settimeout(0.01)
+                    try:
+                        s.recv(4096)
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+            self.n += 1
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def test_every_request_is_answered_while_garbage_peers_connect(daemon):
+    d = daemon()
+    # a lost reply shows as a timeout; 10 s is generous on a loaded machine
+    c = pacd_client.Client(d.ep("control"), timeout_ms=10000)
+    try:
+        with GarbagePeers(d.ports["control"]) as g:
+            for i in range(150):
+                try:
+                    st = c.status()
+                except pacd_client.PacdError as e:
+                    pytest.fail("status %d of 150 unanswered (%d garbage peers so far): %s\n"
+                                "stderr:\n%s" % (i + 1, g.n, e, d.stderr()))
+                assert st.state == pb.IDLE
+                if i % 10 == 0:
+                    time.sleep(0.02)  # let garbage peers land between requests
+            while g.n < 50:
+                time.sleep(0.01)
+            # a command that changes state: its reply arrives and says ok
+            try:
+                r = c.estop()
+            except pacd_client.PacdError as e:
+                pytest.fail("estop unanswered: %s\nstderr:\n%s" % (e, d.stderr()))
+            assert r.ok, r.error
+            deadline = time.monotonic() + 15
+            while c.status().state != pb.ESTOPPED:
+                assert time.monotonic() < deadline, "not e-stopped:\n" + d.stderr()
+                time.sleep(0.02)
+            assert g.n >= 50
+    finally:
+        c.close()
+
+
+def test_a_raw_peer_on_the_control_socket_is_disconnected(daemon):
+    d = daemon()
+    with socket.create_connection(("127.0.0.1", d.ports["control"]), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        got = b""
+        try:
+            while True:
+                b = s.recv(4096)  # pacd closes: b"" (or a reset)
+                if not b:
+                    break
+                got += b
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            pytest.fail("pacd kept a raw (ZMTP 1.0) peer connected; it sent %r" % got)
+    assert d.client.status().state == pb.IDLE
+
+
+def test_peer_supplied_strings_are_escaped_in_the_log(daemon):
+    d = daemon()
+    evil = "\n<0>evil\x1b[31m"
+    cmd = pb.Command(type=pb.Command.HOLD, client=evil)
+    r = d.client.sock.send(cmd.SerializeToString())
+    r = pb.Reply()
+    r.ParseFromString(d.client.sock.recv())
+    assert not r.ok  # nothing to hold: refused, and logged with the client's name
+    deadline = time.monotonic() + 15
+    while "command" not in d.stderr():
+        assert time.monotonic() < deadline, d.stderr()
+        time.sleep(0.05)
+    err = d.stderr()
+    assert "\x1b" not in err and "\n<0>" not in err, err
+    lines = [ln for ln in err.splitlines() if "command" in ln]
+    assert len(lines) == 1, err
+    assert "from \\x0a<0>evil\\x1b[31m: rejected" in lines[0], lines[0]
