@@ -15,6 +15,7 @@
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "pacd_logger.h"
+#include "pacd_lock.h"
 #include "pacd_loop.h"
 #include "pacd_service.h"
 #include "policy.h"
@@ -178,6 +179,19 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* one pacd per ipc:// endpoint: libzmq would unlink a running one's sockets */
+    instance_lock_t lock = {0};
+    {
+        const char *eps[] = {cfg.camera_bind, cfg.state_bind, cfg.telemetry_bind,
+                             cfg.control_bind};
+        if (instance_lock(&lock, eps, 4, err, sizeof err) != 0) {
+            fprintf(stderr, SD_ERR "pacd: %s\n", err);
+            policy_destroy(&policy);
+            config_free(&cfg);
+            return 1;
+        }
+    }
+
     fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
             "kernel %s, %.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, policy_kernel(policy), cfg.rate_hz);
@@ -304,6 +318,7 @@ out:
     hal_destroy(&hal);
     policy_destroy(&policy);
     zmq_ctx_term(zctx);
+    instance_unlock(&lock);
     config_free(&cfg);
     return rc;
 }

@@ -465,8 +465,11 @@ static void *bind_socket(void *ctx, int type, const char *endpoint, const char *
         zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "pacd-control", strlen("pacd-control"));
     }
     if (zmq_bind(s, endpoint) != 0) {
-        snprintf(err, errlen, "cannot bind the %s socket to %s: %s (change %s in the config)",
-                 what, endpoint, zmq_strerror(zmq_errno()),
+        int e = zmq_errno();
+        snprintf(err, errlen, "cannot bind the %s socket to %s: %s (%schange %s in the config)",
+                 what, endpoint, zmq_strerror(e),
+                 e == EADDRINUSE ? "another pacd or another program listens there, "
+                                   "`ss -ltnp` names it; stop it or " : "",
                  type == ZMQ_PUB ? "[telemetry] bind" : "[control] bind");
         zmq_close(s);
         return NULL;

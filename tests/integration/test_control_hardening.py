@@ -119,3 +119,45 @@ def test_peer_supplied_strings_are_escaped_in_the_log(daemon):
     lines = [ln for ln in err.splitlines() if "command" in ln]
     assert len(lines) == 1, err
     assert "from \\x0a<0>evil\\x1b[31m: rejected" in lines[0], lines[0]
+
+
+def test_a_second_instance_on_the_same_ipc_endpoints_refuses_to_start(daemon, tmp_path):
+    d = daemon(start=False)
+    text = open(d.config).read()
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("camera", "state", "telemetry", "control"):
+        text = text.replace("tcp://127.0.0.1:%d" % d.ports[name], "ipc://%s/%s" % (run, name))
+    with open(d.config, "w") as f:
+        f.write(text)
+    d.ep = lambda name: "ipc://%s/%s" % (run, name)
+    d.start()
+    first = d.proc.pid
+    second = subprocess.run([PACD, "--config", d.config], capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode != 0, second.stderr
+    assert "another pacd (pid %d) is running on ipc://%s/" % (first, run) in second.stderr, \
+        second.stderr
+    # the first still owns its sockets
+    assert d.proc.poll() is None
+    assert d.client.status().state == pb.IDLE
+    assert os.path.exists(run / "control")
+    d.stop()
+    # once it is gone, a new one starts (the lock died with the process)
+    d.start()
+    assert d.client.status().state == pb.IDLE
+
+
+def test_a_tcp_endpoint_in_use_is_a_clear_error(daemon):
+    d = daemon()
+    other = daemon(start=False)
+    text = open(other.config).read().replace(
+        "tcp://127.0.0.1:%d" % other.ports["control"], d.ep("control"))
+    with open(other.config, "w") as f:
+        f.write(text)
+    r = subprocess.run([PACD, "--config", other.config], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert "cannot bind the control socket to %s: Address already in use" % d.ep("control") \
+        in r.stderr and "another pacd" in r.stderr, r.stderr
+    assert d.client.status().state == pb.IDLE
