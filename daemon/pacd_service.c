@@ -178,8 +178,8 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                 state_name((loop_state_t)ev->b));
         break;
     case LOOP_EV_EPISODE_BEGIN:
-        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %lld)\n", ev->episode_id,
-                (long long)ev->a);
+        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %llu)\n", ev->episode_id,
+                (unsigned long long)ev->a);
         break;
     case LOOP_EV_EPISODE_END:
         fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s)\n", ev->episode_id,
@@ -227,10 +227,12 @@ static void print_event(const service_t *self, const loop_event_t *ev)
     }
 }
 
+/* The id the next episode gets; the counter advances only when the loop
+ * accepts the start (refused starts use up no numbers). */
 static void make_episode_id(service_t *self, char *out)
 {
     logger_episode_id(out, time_unix_ns(), self->d.robot,
-                      (uint32_t)(++self->episode_counter % 10000));
+                      (uint32_t)((self->episode_counter + 1) % 10000));
 }
 
 /* Forward a command to the loop; fill reply. */
@@ -241,6 +243,12 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     switch (c->type) {
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
+        if (c->max_steps > CONFIG_MAX_STEPS_LIMIT) {
+            snprintf(error, errlen, "max_steps %llu is above %d (0 = [episode] max_steps of "
+                     "the config)", (unsigned long long)c->max_steps, CONFIG_MAX_STEPS_LIMIT);
+            r->ok = 0;
+            return;
+        }
         lc.max_steps = c->max_steps;
         lc.task_id = c->has_task_id ? c->task_id : -1;
         if (c->has_task_id && c->task_id < 0) {
@@ -298,8 +306,10 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     r->ok = res.rc == 0;
     if (res.rc != 0)
         snprintf(error, errlen, "%s", res.error);
-    if (lc.type == LOOP_CMD_START_EPISODE && res.rc == 0)
+    if (lc.type == LOOP_CMD_START_EPISODE && res.rc == 0) {
+        self->episode_counter++;
         snprintf(episode_id, LOOP_EPISODE_ID, "%s", lc.episode_id);
+    }
 }
 
 /* Send a reply to the peer `rid` as a REQ envelope [rid, "", body]. A ROUTER

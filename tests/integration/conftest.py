@@ -79,11 +79,56 @@ rate_hz = 10
 
 [control]
 bind = tcp://127.0.0.1:{ports['control']}
-{extra}
 """
     with open(path, "w") as f:
-        f.write(text)
+        f.write(merge_ini(text, extra))
     return path
+
+
+def merge_ini(text, extra):
+    """text with the keys of `extra` (INI text) set: a key the text has in that
+    section is replaced in place, others are added to their section (pacd
+    refuses a key given twice)."""
+    sections, order, cur = {}, [], None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            cur = s[1:-1]
+            if cur not in sections:
+                sections[cur] = []
+                order.append(cur)
+            continue
+        sections.setdefault(cur, [])
+        if cur not in order:
+            order.insert(0, cur)
+        sections[cur].append(line)
+    cur = None
+    for line in extra.splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            cur = s[1:-1]
+            if cur not in sections:
+                sections[cur] = []
+                order.append(cur)
+            continue
+        if "=" not in s or s.startswith(("#", ";")):
+            sections.setdefault(cur, []).append(line)
+            continue
+        key = s.split("=", 1)[0].strip()
+        lines = sections[cur]
+        for i, old in enumerate(lines):
+            if "=" in old and old.split("=", 1)[0].strip() == key and \
+                    not old.strip().startswith(("#", ";")):
+                lines[i] = line
+                break
+        else:
+            lines.append(line)
+    out = []
+    for sec in order:
+        if sec is not None:
+            out.append("[%s]" % sec)
+        out.extend(sections[sec])
+    return "\n".join(out) + "\n"
 
 
 class Daemon:

@@ -161,3 +161,41 @@ def test_a_tcp_endpoint_in_use_is_a_clear_error(daemon):
     assert "cannot bind the control socket to %s: Address already in use" % d.ep("control") \
         in r.stderr and "another pacd" in r.stderr, r.stderr
     assert d.client.status().state == pb.IDLE
+
+
+def test_refused_starts_use_up_no_episode_numbers(daemon):
+    d = daemon()
+    c = d.client
+    r = c.start_episode(max_steps=2**63, check=False)
+    assert not r.ok and "max_steps 9223372036854775808 is above 100000000" in r.error, r.error
+    feed = FrameFeeder(d.camera())
+    first = c.start_episode(max_steps=1000).episode_id
+    for _ in range(3):
+        r = c.start_episode(check=False)
+        assert not r.ok and r.error
+    d.wait_for(lambda s: s.state == pb.RUNNING, feed=feed)
+    c.end_episode()
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed)
+    second = c.start_episode().episode_id
+    assert first.endswith("-panda-0001") and second.endswith("-panda-0002"), (first, second)
+    c.end_episode()
+    assert "max_steps -" not in d.stderr()
+
+
+def test_the_shipped_config_passes_check_config(tmp_path, example_checkpoint):
+    # deploy/pacd.conf verbatim but for its one checkpoint line: the shipped
+    # path (/var/lib/pacd/checkpoints/actor.safetensors) is the deployment's
+    # own model, which this repository does not hold; the example checkpoint
+    # stands in for it
+    text = open(os.path.join(SRC, "deploy", "pacd.conf")).read()
+    lines = text.splitlines(keepends=True)
+    ck = [i for i, ln in enumerate(lines) if ln.startswith("checkpoint = ")]
+    assert len(ck) == 1, "deploy/pacd.conf should have one checkpoint line"
+    lines[ck[0]] = "checkpoint = %s\n" % example_checkpoint
+    cfg = tmp_path / "pacd.conf"
+    cfg.write_text("".join(lines))
+    r = subprocess.run([PACD, "--check-config", str(cfg)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ": ok (robot panda" in r.stdout, r.stdout
+    assert "only backend" not in text
