@@ -2,6 +2,7 @@
  * the threads, tell systemd, wait for SIGTERM/SIGINT, shut down in order. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,17 @@ int main(int argc, char **argv)
     if (e != 0) {
         snprintf(err, sizeof err, "cannot start the control loop thread: %s", strerror(-e));
         goto out;
+    }
+    if (cfg.rt_priority == 0)
+        fprintf(stderr, SD_WARNING "pacd: [pacd] rt_priority = 0: the control loop runs WITHOUT "
+                "real-time scheduling and may miss deadlines under load (telemetry: realtime = "
+                "false); set rt_priority = auto\n");
+    else {
+        int policy, prio;
+        loop_scheduling(loop, &policy, &prio);
+        if (policy == SCHED_FIFO)
+            fprintf(stderr, SD_INFO "pacd: the control loop runs SCHED_FIFO, priority %d\n", prio);
+        /* otherwise the loop's LOOP_EV_RT_FALLBACK event says why, loudly */
     }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
                          .zmq_ctx = zctx, .robot = robot->name,

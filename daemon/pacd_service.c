@@ -1,6 +1,7 @@
 #include "pacd_service.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -142,6 +143,13 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->episodes = st->episodes;
     t->fault = st->fault;
     t->commands_rejected = st->commands_rejected;
+    int policy, prio;
+    loop_scheduling(self->d.loop, &policy, &prio);
+    t->realtime = policy == SCHED_FIFO;
+    t->sched_policy = policy == SCHED_FIFO ? "SCHED_FIFO" : policy == SCHED_RR ? "SCHED_RR"
+                                                                              : "SCHED_OTHER";
+    t->sched_priority = (uint32_t)prio;
+    t->control_malformed = self->control_malformed;
     t->hal_errors = st->hal_errors;
 }
 
@@ -160,9 +168,10 @@ static void publish_telemetry(service_t *self)
 
     /* systemd STATUS= on change */
     char status[sizeof self->last_status];
-    snprintf(status, sizeof status, "STATUS=%s%s%s%s%s", state_name(tm.st.state),
+    snprintf(status, sizeof status, "STATUS=%s%s%s%s%s%s", state_name(tm.st.state),
              tm.st.episode_id[0] ? ", episode " : "", tm.st.episode_id,
-             tm.st.fault[0] ? ", " : "", tm.st.fault);
+             tm.st.fault[0] ? ", " : "", tm.st.fault,
+             tm.t.realtime ? "" : " (loop not real-time)");
     if (strcmp(status, self->last_status)) {
         sd_notify(0, status);
         memcpy(self->last_status, status, sizeof status);
@@ -220,9 +229,11 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                                                                    : "episode boundary");
         break;
     case LOOP_EV_RT_FALLBACK:
-        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO (%s): the loop runs with "
-                "normal scheduling (give pacd CAP_SYS_NICE or LimitRTPRIO)\n",
-                strerror((int)ev->a));
+        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO priority %d (%s): the control "
+                "loop runs WITHOUT real-time scheduling and may miss deadlines under load "
+                "(telemetry: realtime = false); give pacd CAP_SYS_NICE or a LimitRTPRIO of at "
+                "least %d (deploy/pacd.service does)\n", cfg->rt_priority,
+                strerror((int)ev->a), cfg->rt_priority);
         break;
     }
 }

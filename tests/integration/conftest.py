@@ -134,12 +134,13 @@ def merge_ini(text, extra):
 class Daemon:
     """A running pacd process with clients bound to its ports."""
 
-    def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None):
+    def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None, wrap=()):
         self.logdir = str(tmp_path / "episodes")
         self._config_args = (str(tmp_path / "pacd.conf"), checkpoint, self.logdir, cameras, extra)
         self._new_ports()
         self.stderr_path = str(tmp_path / "pacd.stderr")
         self.env = dict(os.environ, **(env or {}))
+        self.wrap = list(wrap)  # a command pacd runs under (e.g. setpriv ... --)
         self.proc = None
         self.client = None
         self.pubs = []
@@ -158,8 +159,8 @@ class Daemon:
         # new ports (only when waiting, where the exit is seen)
         for attempt in range(3):
             self._err = open(self.stderr_path, "w")
-            self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err,
-                                         env=self.env)
+            self.proc = subprocess.Popen(self.wrap + [PACD, "--config", self.config],
+                                         stderr=self._err, env=self.env)
             self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000)
             if not wait:
                 return self

@@ -199,3 +199,32 @@ def test_the_shipped_config_passes_check_config(tmp_path, example_checkpoint):
     assert r.returncode == 0, r.stderr
     assert ": ok (robot panda" in r.stdout, r.stdout
     assert "only backend" not in text
+
+
+def test_the_loop_runs_sched_fifo_by_default_and_says_so_when_it_cannot(daemon, tmp_path):
+    # tests run as root: with CAP_SYS_NICE the default (rt_priority = auto) is SCHED_FIFO 80
+    d = daemon()
+    st = d.client.status()
+    assert st.realtime and st.sched_policy == "SCHED_FIFO" and st.sched_priority == 80, \
+        "%s\nstderr:\n%s" % (st, d.stderr())
+    assert "WITHOUT real-time" not in d.stderr()
+    d.stop()
+    # without CAP_SYS_NICE (and RLIMIT_RTPRIO 0) pacd starts, warns and reports it
+    d = daemon(wrap=["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", "--"])
+    st = d.client.status()
+    assert not st.realtime and st.sched_policy == "SCHED_OTHER" and st.sched_priority == 0, st
+    deadline = time.monotonic() + 15
+    while "WITHOUT real-time scheduling" not in d.stderr():
+        assert time.monotonic() < deadline, d.stderr()
+        time.sleep(0.05)
+    assert "cannot use SCHED_FIFO priority 80 (Operation not permitted)" in d.stderr(), d.stderr()
+    # the telemetry stream says so too
+    t = d.telemetry(count=1)[0]
+    assert not t.realtime and t.sched_policy == "SCHED_OTHER"
+
+
+def test_rt_priority_0_warns_at_start(daemon):
+    d = daemon(extra="[pacd]\nrt_priority = 0\n")
+    st = d.client.status()
+    assert not st.realtime and st.sched_policy == "SCHED_OTHER"
+    assert "rt_priority = 0: the control loop runs WITHOUT real-time scheduling" in d.stderr()
