@@ -19,7 +19,7 @@
 
 struct service {
     service_deps_t d;
-    void *pub, *rep;
+    void *pub, *rep;          /* telemetry PUB; control ROUTER (answers REQ clients) */
     pthread_t thread;
     int started;
     atomic_int stop;
