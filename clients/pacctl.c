@@ -70,6 +70,11 @@ static void print_telemetry(const Pacd__V1__Telemetry *t, int json)
     printf("ticks      %llu  deadline misses %llu  stale steps %llu\n",
            (unsigned long long)t->tick_count, (unsigned long long)t->deadline_misses,
            (unsigned long long)t->stale_steps);
+    if (t->realtime)
+        printf("loop       %s priority %u\n", t->sched_policy, t->sched_priority);
+    else
+        printf("loop       NOT real-time (%s): deadlines may be missed under load\n",
+               t->sched_policy && t->sched_policy[0] ? t->sched_policy : "SCHED_OTHER");
 #define PCT(name, p)                                                                         \
     if (p)                                                                                   \
         printf("%-10s p50 %u us  p99 %u us  max %u us\n", name, (p)->p50_us, (p)->p99_us,   \

@@ -8,7 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <net/if.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+/* keys seen so far, to refuse a key given twice in one section */
+#define MAX_KEYS 512
+typedef struct {
+    char section[CONFIG_NAME + 16];
+    char key[CONFIG_NAME];
+    int line;
+} seen_key_t;
 
 #include "pacd_auth.h"
 
@@ -18,13 +29,18 @@ typedef struct {
     char *err;
     size_t errlen;
     int failed;
+    const char *pos;              /* reader: next unread byte of cfg->text */
+    int line;                     /* reader: number of the line being parsed */
+    seen_key_t *seen;
+    int n_seen;
 } parse_ctx_t;
 
 void config_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->rate_hz = 20.0;
-    cfg->rt_priority = 0;
+    cfg->rt_priority = CONFIG_RT_PRIORITY_AUTO;
+    cfg->rt_auto = 1;
     cfg->lock_memory = 1;
     cfg->policy_threads = 1;
     cfg->policy_temperature = 1.0;
@@ -53,14 +69,165 @@ void config_defaults(config_t *cfg)
     snprintf(cfg->control_bind, sizeof cfg->control_bind, "tcp://127.0.0.1:5558");
 }
 
+static int set_str(char *dst, size_t n, const char *value);
+
 static int fail(parse_ctx_t *p, const char *section, const char *key,
                 const char *value, const char *what)
 {
     if (!p->failed)
-        snprintf(p->err, p->errlen, "%s: [%s] %s = %s: %s", p->cfg->path, section,
+        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = %s: %s", p->cfg->path, p->line, section,
                  key, value, what);
     p->failed = 1;
     return 0;
+}
+
+/* inih's line reader over cfg->text (fgets semantics) that counts lines, so
+ * errors can name them, and refuses lines inih would cut (> num - 1 bytes). */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_ctx_t *p = stream;
+    if (!p->pos || !*p->pos)
+        return NULL;
+    const char *nl = strchr(p->pos, '\n');
+    size_t len = nl ? (size_t)(nl - p->pos) + 1 : strlen(p->pos);
+    p->line++;
+    if (num < 2)
+        return NULL;
+    if (len > (size_t)num - 1) {
+        if (!p->failed)
+            snprintf(p->err, p->errlen, "%s:%d: line longer than %d characters: shorten it "
+                     "(a path, for example)", p->cfg->path, p->line, num - 2);
+        p->failed = 1;
+        p->pos += len;
+        str[0] = '\n';
+        str[1] = '\0';
+        return str;
+    }
+    memcpy(str, p->pos, len);
+    str[len] = '\0';
+    p->pos += len;
+    return str;
+}
+
+/* Refuse a key given twice in one section (inih calls the handler for each
+ * and the last would silently win). Returns 0, or fails the parse. */
+static int check_duplicate(parse_ctx_t *p, const char *section, const char *key,
+                           const char *value)
+{
+    for (int i = 0; i < p->n_seen; i++)
+        if (!strcmp(p->seen[i].section, section) && !strcmp(p->seen[i].key, key)) {
+            char what[128];
+            snprintf(what, sizeof what, "given twice (first on line %d); keep one",
+                     p->seen[i].line);
+            fail(p, section, key, value, what);
+            return -1;
+        }
+    if (p->n_seen == MAX_KEYS) {
+        fail(p, section, key, value, "too many keys");
+        return -1;
+    }
+    seen_key_t *k = &p->seen[p->n_seen++];
+    snprintf(k->section, sizeof k->section, "%s", section);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    k->line = p->line;
+    return 0;
+}
+
+int config_check_endpoint(const char *ep, char *why, size_t n)
+{
+    if (!strncmp(ep, "tcp://", 6)) {
+        const char *hp = ep + 6;
+        const char *colon = strrchr(hp, ':');
+        if (!colon || colon == hp) {
+            snprintf(why, n, "expected tcp://ADDRESS:PORT");
+            return -EINVAL;
+        }
+        char *end;
+        errno = 0;
+        long port = strtol(colon + 1, &end, 10);
+        if (errno || end == colon + 1 || *end || port < 1 || port > 65535) {
+            snprintf(why, n, "the port must be a number in 1..65535");
+            return -EINVAL;
+        }
+        char host[256];
+        size_t hl = (size_t)(colon - hp);
+        if (hl >= sizeof host) {
+            snprintf(why, n, "the address is too long");
+            return -EINVAL;
+        }
+        memcpy(host, hp, hl);
+        host[hl] = '\0';
+        unsigned char addr[16];
+        if (!strcmp(host, "*") || inet_pton(AF_INET, host, addr) == 1)
+            return 0;
+        if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+            host[hl - 1] = '\0';
+            if (inet_pton(AF_INET6, host + 1, addr) == 1)
+                return 0;
+            snprintf(why, n, "'%s' is not an IPv6 address", host + 1);
+            return -EINVAL;
+        }
+        if (if_nametoindex(host) != 0)
+            return 0;
+        snprintf(why, n, "'%s' is neither an IP address, '*' nor a network interface of this "
+                 "machine (bind addresses are not looked up by name: write 127.0.0.1, "
+                 "[::1] or an interface such as lo)", host);
+        return -EINVAL;
+    }
+    if (!strncmp(ep, "ipc://", 6)) {
+        const char *path = ep + 6;
+        if (!*path) {
+            snprintf(why, n, "expected ipc://PATH");
+            return -EINVAL;
+        }
+        if (path[0] == '@')  /* Linux abstract socket: no file */
+            return 0;
+        if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            snprintf(why, n, "the socket path is longer than %zu characters",
+                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -EINVAL;
+        }
+        char dir[CONFIG_PATH];
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash == path)
+            snprintf(dir, sizeof dir, "/");
+        else
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(why, n, "the directory %s does not exist (create it, e.g. with "
+                     "RuntimeDirectory= in the unit)", dir);
+            return -ENOENT;
+        }
+        if (!slash || slash[1] == '\0') {
+            snprintf(why, n, "expected ipc://DIRECTORY/NAME");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    snprintf(why, n, "unknown transport: use tcp://ADDRESS:PORT or ipc://PATH");
+    return -EINVAL;
+}
+
+/* Check a bind endpoint key; "" passes when allow_empty ("no socket"). */
+static int set_endpoint(parse_ctx_t *p, const char *section, const char *key, const char *value,
+                        char *dst, size_t n, int allow_empty)
+{
+    char why[320];
+    if (!*value && allow_empty) {
+        dst[0] = '\0';
+        return 1;
+    }
+    if (!*value)
+        return fail(p, section, key, value, "an endpoint is needed (tcp://ADDRESS:PORT or "
+                    "ipc://PATH)");
+    if (set_str(dst, n, value))
+        return fail(p, section, key, value, "endpoint too long");
+    if (config_check_endpoint(value, why, sizeof why) != 0)
+        return fail(p, section, key, value, why);
+    return 1;
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -146,6 +313,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 
     if (p->failed)
         return 0;
+    if (check_duplicate(p, section, key, value))
+        return 0;
 
     if (!strncmp(section, "camera.", 7)) {
         const char *name = section + 7;
@@ -187,9 +356,16 @@ static int handler(void *user, const char *section, const char *key, const char 
             return fail(p, section, key, value, "expected a rate in 1..1000 Hz");
         c->rate_hz = d;
     } else if (KEY("pacd", "rt_priority")) {
-        if (parse_long(value, 0, 99, &l))
-            return fail(p, section, key, value, "expected 0 (normal) or a SCHED_FIFO priority 1..99");
-        c->rt_priority = (int)l;
+        if (!strcmp(value, "auto")) {
+            c->rt_priority = CONFIG_RT_PRIORITY_AUTO;
+            c->rt_auto = 1;
+        } else if (parse_long(value, 0, 99, &l)) {
+            return fail(p, section, key, value, "expected auto, 0 (normal scheduling) or a "
+                        "SCHED_FIFO priority 1..99");
+        } else {
+            c->rt_priority = (int)l;
+            c->rt_auto = 0;
+        }
     } else if (KEY("pacd", "lock_memory")) {
         if (parse_bool(value, &b))
             return fail(p, section, key, value, "expected true or false");
@@ -299,11 +475,9 @@ static int handler(void *user, const char *section, const char *key, const char 
             return fail(p, section, key, value, "expected 0..0.5 rad");
         c->limit_margin_rad = d;
     } else if (KEY("ingest", "camera_bind")) {
-        if (set_str(c->camera_bind, sizeof c->camera_bind, value))
-            return fail(p, section, key, value, "endpoint too long");
+        return set_endpoint(p, section, key, value, c->camera_bind, sizeof c->camera_bind, 1);
     } else if (KEY("ingest", "state_bind")) {
-        if (set_str(c->state_bind, sizeof c->state_bind, value))
-            return fail(p, section, key, value, "endpoint too long");
+        return set_endpoint(p, section, key, value, c->state_bind, sizeof c->state_bind, 1);
     } else if (KEY("ingest", "max_message_bytes")) {
         if (parse_long(value, 1024, 256L << 20, &l))
             return fail(p, section, key, value, "expected 1024..268435456 bytes");
@@ -313,8 +487,9 @@ static int handler(void *user, const char *section, const char *key, const char 
             return fail(p, section, key, value, "expected 1..67108864 pixels (width x height)");
         c->max_frame_pixels = (size_t)l;
     } else if (KEY("episode", "max_steps")) {
-        if (parse_long(value, 0, 100000000, &l))
-            return fail(p, section, key, value, "expected 0 (unlimited) or a step count");
+        if (parse_long(value, 0, CONFIG_MAX_STEPS_LIMIT, &l))
+            return fail(p, section, key, value, "expected 0 (unlimited) or a step count "
+                        "up to 100000000");
         c->max_steps = (int)l;
     } else if (KEY("episode", "autostart")) {
         if (parse_bool(value, &c->autostart))
@@ -338,8 +513,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_bool(value, &c->log_robot_state))
             return fail(p, section, key, value, "expected true or false");
     } else if (KEY("telemetry", "bind")) {
-        if (set_str(c->telemetry_bind, sizeof c->telemetry_bind, value))
-            return fail(p, section, key, value, "endpoint too long");
+        return set_endpoint(p, section, key, value, c->telemetry_bind, sizeof c->telemetry_bind, 0);
     } else if (KEY("telemetry", "rate_hz")) {
         if (parse_double(value, 0.1, 1000.0, &d))
             return fail(p, section, key, value, "expected 0.1..1000 Hz");
@@ -360,8 +534,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_bool(value, &c->security_insecure))
             return fail(p, section, key, value, "expected true or false");
     } else if (KEY("control", "bind")) {
-        if (set_str(c->control_bind, sizeof c->control_bind, value))
-            return fail(p, section, key, value, "endpoint too long");
+        return set_endpoint(p, section, key, value, c->control_bind, sizeof c->control_bind, 0);
     } else {
         return fail(p, section, key, value, "unknown section or key (see deploy/pacd.conf)");
     }
@@ -455,7 +628,15 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
     const char *slash = strrchr(path, '/');
     if (slash)
         snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - path), path);
-    int rc = ini_parse_string(cfg->text, handler, &p);
+    p.pos = cfg->text;
+    p.seen = calloc(MAX_KEYS, sizeof *p.seen);
+    if (!p.seen) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        config_free(cfg);
+        return -ENOMEM;
+    }
+    int rc = ini_parse_stream(read_line, &p, handler, &p);
+    free(p.seen);
     if (p.failed) {
         config_free(cfg);
         return -EINVAL;
@@ -499,6 +680,19 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
             config_free(cfg);
             return -EINVAL;
         }
+    /* one socket per endpoint (pacd would fail to bind the second) */
+    const char *eps[] = {cfg->camera_bind, cfg->state_bind, cfg->telemetry_bind,
+                         cfg->control_bind};
+    const char *names[] = {"[ingest] camera_bind", "[ingest] state_bind", "[telemetry] bind",
+                           "[control] bind"};
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (eps[i][0] && !strcmp(eps[i], eps[j])) {
+                snprintf(err, errlen, "%s: %s and %s are both %s: each socket needs its own "
+                         "endpoint", path, names[i], names[j], eps[i]);
+                config_free(cfg);
+                return -EINVAL;
+            }
     if (cfg->policy_sample)
         snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling,
                  "sample temperature=%g seed=%llu", cfg->policy_temperature, cfg->policy_seed);

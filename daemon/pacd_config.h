@@ -13,6 +13,11 @@
 #define CONFIG_MAX_CAMERAS 4
 #define CONFIG_PATH 512
 #define CONFIG_NAME 64
+/* [episode] max_steps and START_EPISODE max_steps: at most this many steps
+ * (about 58 days at 20 Hz) */
+#define CONFIG_MAX_STEPS_LIMIT 100000000
+/* [pacd] rt_priority = auto: this SCHED_FIFO priority where permitted */
+#define CONFIG_RT_PRIORITY_AUTO 80
 
 /* [robot] gripper: which description of the arm pacd plans for.
  * AUTO: control mode drives what the backend reports (mujoco: the gripper
@@ -32,7 +37,9 @@ typedef struct {
 typedef struct {
     /* [pacd] */
     double rate_hz;               /* control rate, Hz (20: the PAC paper's control period, 50 ms) */
-    int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling */
+    int rt_priority;              /* SCHED_FIFO priority of the loop, 0 = normal scheduling;
+                                     where not permitted pacd warns and runs normally */
+    int rt_auto;                  /* rt_priority = auto (CONFIG_RT_PRIORITY_AUTO) */
     int lock_memory;              /* mlockall at start-up */
     int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */
     /* [policy] */
@@ -106,6 +113,12 @@ void config_defaults(config_t *cfg);
  * relative to the file's directory. Init-only. cfg->text is allocated:
  * release with config_free. */
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Check that a bind endpoint can be bound: tcp://ADDRESS:PORT with an IPv4
+ * address, [IPv6], '*' or an interface of this machine and a port 1..65535,
+ * or ipc://PATH in an existing directory (ipc://@name: abstract). Returns 0,
+ * or a negative errno with the reason in why. Init-only. */
+int config_check_endpoint(const char *ep, char *why, size_t n);
 
 /* Free what config_load allocated. NULL-safe. */
 void config_free(config_t *cfg);

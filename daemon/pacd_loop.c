@@ -83,6 +83,7 @@ struct loop {
     /* threads and hand-over */
     pthread_t thread;
     int started;
+    int sched_policy, sched_priority;  /* what loop_start got (loop_scheduling) */
     atomic_int stop;
     int notify_fd;
     int64_t watchdog_interval_ns;
@@ -940,7 +941,7 @@ int loop_start(loop_t *self, uint64_t watchdog_usec)
         rt = 1;
     }
     int e = pthread_create(&self->thread, &attr, loop_thread, self);
-    if (e == EPERM && rt) {
+    if ((e == EPERM || e == EINVAL) && rt) {
         pthread_attr_destroy(&attr);
         pthread_attr_init(&attr);
         loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
@@ -951,7 +952,19 @@ int loop_start(loop_t *self, uint64_t watchdog_usec)
     if (e != 0)
         return -e;
     self->started = 1;
+    struct sched_param sp;
+    int policy;
+    if (pthread_getschedparam(self->thread, &policy, &sp) == 0) {
+        self->sched_policy = policy;
+        self->sched_priority = policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
+    }
     return 0;
+}
+
+void loop_scheduling(const loop_t *self, int *policy, int *priority)
+{
+    *policy = self->sched_policy; /* 0 = SCHED_OTHER until loop_start */
+    *priority = self->sched_priority;
 }
 
 void loop_arm_watchdog(loop_t *self) { atomic_store(&self->watchdog_armed, 1); }

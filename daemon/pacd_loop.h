@@ -136,7 +136,8 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen);
 void loop_destroy(loop_t **self_p);
 
 /* Start the loop thread (SCHED_FIFO at cfg->rt_priority when > 0 and
- * permitted; otherwise normal scheduling and a LOOP_EV_RT_FALLBACK event).
+ * permitted; otherwise normal scheduling and a LOOP_EV_RT_FALLBACK event;
+ * loop_scheduling says which it got).
  * `watchdog_usec` > 0: send WATCHDOG=1 on the systemd notify socket at
  * least every watchdog_usec / 4. Init-only. 0 or -errno. */
 int loop_start(loop_t *self, uint64_t watchdog_usec);
@@ -168,5 +169,10 @@ void loop_timings(loop_t *self, loop_timings_t *t);
 
 /* Window length in ticks. */
 int loop_window(const loop_t *self);
+
+/* The scheduling the loop thread got at loop_start: *policy is SCHED_FIFO
+ * (then *priority 1..99) or SCHED_OTHER (*priority 0); before loop_start
+ * SCHED_OTHER / 0. Any thread after loop_start (set once, never changes). */
+void loop_scheduling(const loop_t *self, int *policy, int *priority);
 
 #endif

@@ -2,6 +2,7 @@
  * the threads, tell systemd, wait for SIGTERM/SIGINT, shut down in order. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "pacd_logger.h"
+#include "pacd_lock.h"
 #include "pacd_loop.h"
 #include "pacd_service.h"
 #include "policy.h"
@@ -186,6 +188,19 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* one pacd per ipc:// endpoint: libzmq would unlink a running one's sockets */
+    instance_lock_t lock = {0};
+    {
+        const char *eps[] = {cfg.camera_bind, cfg.state_bind, cfg.telemetry_bind,
+                             cfg.control_bind};
+        if (instance_lock(&lock, eps, 4, err, sizeof err) != 0) {
+            fprintf(stderr, SD_ERR "pacd: %s\n", err);
+            policy_destroy(&policy);
+            config_free(&cfg);
+            return 1;
+        }
+    }
+
     fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
             "kernel %s, %.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, policy_kernel(policy), cfg.rate_hz);
@@ -293,6 +308,17 @@ int main(int argc, char **argv)
         snprintf(err, sizeof err, "cannot start the control loop thread: %s", strerror(-e));
         goto out;
     }
+    if (cfg.rt_priority == 0)
+        fprintf(stderr, SD_WARNING "pacd: [pacd] rt_priority = 0: the control loop runs WITHOUT "
+                "real-time scheduling and may miss deadlines under load (telemetry: realtime = "
+                "false); set rt_priority = auto\n");
+    else {
+        int policy, prio;
+        loop_scheduling(loop, &policy, &prio);
+        if (policy == SCHED_FIFO)
+            fprintf(stderr, SD_INFO "pacd: the control loop runs SCHED_FIFO, priority %d\n", prio);
+        /* otherwise the loop's LOOP_EV_RT_FALLBACK event says why, loudly */
+    }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
                          .zmq_ctx = zctx, .auth = auth, .robot = robot->name,
                          .checkpoint_sha256 = spec->sha256};
@@ -332,6 +358,7 @@ out:
     auth_destroy(&auth);           /* after every socket it secured */
     policy_destroy(&policy);
     zmq_ctx_term(zctx);
+    instance_unlock(&lock);
     config_free(&cfg);
     return rc;
 }

@@ -1,6 +1,7 @@
 #include "pacd_service.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <zmq.h>
 
 #include "pacd_proto.h"
+#include "pacd_text.h"
 #include "pacd_time.h"
 #include "pacd_validate.h"
 
@@ -18,7 +20,7 @@
 
 struct service {
     service_deps_t d;
-    void *pub, *rep;
+    void *pub, *rep;          /* telemetry PUB; control ROUTER (answers REQ clients) */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -27,6 +29,7 @@ struct service {
     uint32_t *sorted;
     uint64_t episode_counter;
     loop_state_t last_state;
+    uint64_t control_malformed;   /* control requests dropped or refused as malformed */
     char last_status[256];
     uint64_t commands_invalid;  /* refused by validate_command_fields (service thread only) */
 };
@@ -146,6 +149,13 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->episodes = st->episodes;
     t->fault = st->fault;
     t->commands_rejected = st->commands_rejected + self->commands_invalid;
+    int policy, prio;
+    loop_scheduling(self->d.loop, &policy, &prio);
+    t->realtime = policy == SCHED_FIFO;
+    t->sched_policy = policy == SCHED_FIFO ? "SCHED_FIFO" : policy == SCHED_RR ? "SCHED_RR"
+                                                                              : "SCHED_OTHER";
+    t->sched_priority = (uint32_t)prio;
+    t->control_malformed = self->control_malformed;
     t->hal_errors = st->hal_errors;
     auth_stats_t as;
     auth_get_stats(self->d.auth, &as);
@@ -173,9 +183,10 @@ static void publish_telemetry(service_t *self)
 
     /* systemd STATUS= on change */
     char status[sizeof self->last_status];
-    snprintf(status, sizeof status, "STATUS=%s%s%s%s%s", state_name(tm.st.state),
+    snprintf(status, sizeof status, "STATUS=%s%s%s%s%s%s", state_name(tm.st.state),
              tm.st.episode_id[0] ? ", episode " : "", tm.st.episode_id,
-             tm.st.fault[0] ? ", " : "", tm.st.fault);
+             tm.st.fault[0] ? ", " : "", tm.st.fault,
+             tm.t.realtime ? "" : " (loop not real-time)");
     if (strcmp(status, self->last_status)) {
         sd_notify(0, status);
         memcpy(self->last_status, status, sizeof status);
@@ -191,8 +202,8 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                 state_name((loop_state_t)ev->b));
         break;
     case LOOP_EV_EPISODE_BEGIN:
-        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %lld)\n", ev->episode_id,
-                (long long)ev->a);
+        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %llu)\n", ev->episode_id,
+                (unsigned long long)ev->a);
         break;
     case LOOP_EV_EPISODE_END:
         fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s)\n", ev->episode_id,
@@ -233,17 +244,21 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                                                                    : "episode boundary");
         break;
     case LOOP_EV_RT_FALLBACK:
-        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO (%s): the loop runs with "
-                "normal scheduling (give pacd CAP_SYS_NICE or LimitRTPRIO)\n",
-                strerror((int)ev->a));
+        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO priority %d (%s): the control "
+                "loop runs WITHOUT real-time scheduling and may miss deadlines under load "
+                "(telemetry: realtime = false); give pacd CAP_SYS_NICE or a LimitRTPRIO of at "
+                "least %d (deploy/pacd.service does)\n", cfg->rt_priority,
+                strerror((int)ev->a), cfg->rt_priority);
         break;
     }
 }
 
+/* The id the next episode gets; the counter advances only when the loop
+ * accepts the start (refused starts use up no numbers). */
 static void make_episode_id(service_t *self, char *out)
 {
     logger_episode_id(out, time_unix_ns(), self->d.robot,
-                      (uint32_t)(++self->episode_counter % 10000));
+                      (uint32_t)((self->episode_counter + 1) % 10000));
 }
 
 /* Forward a command to the loop; fill reply. */
@@ -262,6 +277,12 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     switch (c->type) {
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
+        if (c->max_steps > CONFIG_MAX_STEPS_LIMIT) {
+            snprintf(error, errlen, "max_steps %llu is above %d (0 = [episode] max_steps of "
+                     "the config)", (unsigned long long)c->max_steps, CONFIG_MAX_STEPS_LIMIT);
+            r->ok = 0;
+            return;
+        }
         lc.max_steps = c->max_steps;
         lc.task_id = c->has_task_id ? c->task_id : -1;
         if (c->has_task_id && c->task_id < 0) {
@@ -319,52 +340,86 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     r->ok = res.rc == 0;
     if (res.rc != 0)
         snprintf(error, errlen, "%s", res.error);
-    if (lc.type == LOOP_CMD_START_EPISODE && res.rc == 0)
+    if (lc.type == LOOP_CMD_START_EPISODE && res.rc == 0) {
+        self->episode_counter++;
         snprintf(episode_id, LOOP_EPISODE_ID, "%s", lc.episode_id);
+    }
 }
 
+/* Send a reply to the peer `rid` as a REQ envelope [rid, "", body]. A ROUTER
+ * socket without ZMQ_ROUTER_MANDATORY drops a message to a peer that has
+ * gone, as a whole: the next reply is not affected. */
+static void send_reply(service_t *self, zmq_msg_t *rid, const void *body, size_t n)
+{
+    zmq_send(self->rep, zmq_msg_data(rid), zmq_msg_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->rep, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->rep, body, n, ZMQ_DONTWAIT);
+}
+
+/* One request from the ROUTER control socket. A REQ client's request arrives
+ * as [routing id, "" (delimiter), Command]; anything without the delimiter
+ * (a raw or mis-framed peer) is dropped and counted, never answered, so it
+ * cannot disturb the routing of other clients' replies. */
 static void handle_request(service_t *self)
 {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, self->rep, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return;
-    }
-    /* a REP socket must answer every request, even a malformed multi-part one */
-    int more = zmq_msg_more(&m);
+    zmq_msg_t part[3];
+    int nparts = 0, total = 0, more = 1;
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init(&part[i]);
+    /* read every part of the message; keep the first three */
     while (more) {
-        zmq_msg_t x;
-        zmq_msg_init(&x);
-        if (zmq_msg_recv(&x, self->rep, 0) < 0) {
-            zmq_msg_close(&x);
-            break;
+        zmq_msg_t tmp;
+        zmq_msg_t *m = nparts < 3 ? &part[nparts] : &tmp;
+        if (m == &tmp)
+            zmq_msg_init(&tmp);
+        int rc = zmq_msg_recv(m, self->rep, total == 0 ? ZMQ_DONTWAIT : 0);
+        if (rc >= 0) {
+            more = zmq_msg_more(m);
+            total++;
         }
-        more = zmq_msg_more(&x);
-        zmq_msg_close(&x);
+        if (m == &tmp)
+            zmq_msg_close(&tmp);
+        if (rc < 0)
+            break;
+        if (nparts < 3)
+            nparts++;
     }
+    if (total == 0)
+        goto out;
+    if (total < 3 || zmq_msg_size(&part[1]) != 0) {
+        self->control_malformed++;
+        goto out;
+    }
+
     Pacd__V1__Reply r;
     pacd__v1__reply__init(&r);
     char error[256] = "";
     char episode_id[LOOP_EPISODE_ID] = "";
     Pacd__V1__Command *c = NULL;
-    if (zmq_msg_size(&m) > MAX_REQUEST_BYTES)
+    zmq_msg_t *m = &part[2];
+    if (total > 3)
+        snprintf(error, sizeof error, "request of %d frames: send one pacd.v1.Command in one "
+                 "frame", total - 2);
+    else if (zmq_msg_size(m) > MAX_REQUEST_BYTES)
         snprintf(error, sizeof error, "request of %zu bytes is larger than %d: not a pacd.v1.Command",
-                 zmq_msg_size(&m), MAX_REQUEST_BYTES);
+                 zmq_msg_size(m), MAX_REQUEST_BYTES);
     else
-        c = pacd__v1__command__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-    zmq_msg_close(&m);
+        c = pacd__v1__command__unpack(NULL, zmq_msg_size(m), zmq_msg_data(m));
     if (!c) {
         if (!error[0])
             snprintf(error, sizeof error, "request is not a pacd.v1.Command protobuf");
+        self->control_malformed++;
         r.ok = 0;
     } else if (c->type == PACD__V1__COMMAND__TYPE__STATUS) {
         r.ok = 1;
     } else {
         run_command(self, c, &r, error, sizeof error, episode_id);
-        if (c->client && c->client[0])
-            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type, c->client,
-                    r.ok ? "ok" : "rejected: ", r.ok ? "" : error);
+        if (c->client && c->client[0]) {
+            char who[TEXT_ESCAPED_MAX], why[2 * TEXT_ESCAPED_MAX];
+            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type,
+                    text_escape_str(who, sizeof who, c->client), r.ok ? "ok" : "rejected: ",
+                    r.ok ? "" : text_escape_str(why, sizeof why, error));
+        }
     }
     if (c)
         pacd__v1__command__free_unpacked(c, NULL);
@@ -378,11 +433,14 @@ static void handle_request(service_t *self)
     uint8_t *buf = malloc(n ? n : 1);
     if (buf) {
         pacd__v1__reply__pack(&r, buf);
-        zmq_send(self->rep, buf, n, 0);
+        send_reply(self, &part[0], buf, n);
         free(buf);
     } else {
-        zmq_send(self->rep, "", 0, 0);
+        send_reply(self, &part[0], "", 0);
     }
+out:
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&part[i]);
 }
 
 static void drain_events(service_t *self)
@@ -440,14 +498,26 @@ static void *bind_socket(void *ctx, auth_t *auth, int type, const char *endpoint
         return NULL;
     }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    if (type == ZMQ_REP) {
+    if (type == ZMQ_ROUTER) {
         int64_t maxmsg = MAX_REQUEST_BYTES * 4;
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        /* A ZAP domain makes libzmq refuse ZMTP 1.0 peers at the greeting
+         * (any first byte but 0xFF): raw TCP garbage is disconnected at
+         * once instead of being decoded as 1.0 frames. Without a ZAP handler
+         * (no [security] keys; ZMQ_ZAP_ENFORCE_DOMAIN off) ZMTP 3 clients
+         * are admitted as before; with one, the handler admits NULL-mechanism
+         * peers (ipc:// endpoints, guarded by the socket file's mode) and
+         * auth_bind makes tcp:// endpoints CURVE servers. */
+        const char *dn = auth_domain_name(AUTH_DOMAIN_CONTROL);
+        zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, dn, strlen(dn));
     }
     if (auth_bind(auth, s, endpoint,
                   type == ZMQ_PUB ? AUTH_DOMAIN_TELEMETRY : AUTH_DOMAIN_CONTROL, 0) != 0) {
-        snprintf(err, errlen, "cannot bind the %s socket to %s: %s (change %s in the config)",
-                 what, endpoint, zmq_strerror(zmq_errno()),
+        int e = zmq_errno();
+        snprintf(err, errlen, "cannot bind the %s socket to %s: %s (%schange %s in the config)",
+                 what, endpoint, zmq_strerror(e),
+                 e == EADDRINUSE ? "another pacd or another program listens there, "
+                                   "`ss -ltnp` names it; stop it or " : "",
                  type == ZMQ_PUB ? "[telemetry] bind" : "[control] bind");
         zmq_close(s);
         return NULL;
@@ -478,7 +548,7 @@ service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
         service_destroy(&self);
         return NULL;
     }
-    self->rep = bind_socket(deps->zmq_ctx, deps->auth, ZMQ_REP, deps->cfg->control_bind, "control", err,
+    self->rep = bind_socket(deps->zmq_ctx, deps->auth, ZMQ_ROUTER, deps->cfg->control_bind, "control", err,
                             errlen);
     if (!self->rep) {
         service_destroy(&self);

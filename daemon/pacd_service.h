@@ -1,4 +1,5 @@
-/* service — the non-real-time side of pacd: telemetry PUB, control REP,
+/* service — the non-real-time side of pacd: telemetry PUB, control ROUTER
+ * (answering REQ clients with explicit envelopes),
  * turning loop events into journal lines, systemd STATUS=.
  *
  * One thread: it polls the control socket until the next telemetry tick,

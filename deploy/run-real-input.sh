@@ -36,14 +36,16 @@ wait_idle() {  # wait_idle STEPS
   done
   echo "timed out: $s"; return 1
 }
-config() {  # config NAME CAMERA EXTRA -> out/real-input/NAME.conf
+config() {  # config NAME CAMERA [SED-ARGS...] -> out/real-input/NAME.conf
+  # keys are set in place (pacd refuses a key given twice in a section)
+  local name=$1 cam=$2
+  shift 2
   sed -e "s|^checkpoint = .*|checkpoint = $OUT/pac-s-sawyer.safetensors|" \
-      -e "s|^directory = .*|directory = $OUT/$1|" \
+      -e "s|^directory = .*|directory = $OUT/$name|" \
       -e "s|^lock_memory = .*|lock_memory = false|" \
       -e "s|^name = panda|name = sawyer|" \
-      -e "s|^\[camera.front\]|[camera.$2]|" \
-      deploy/pacd.conf > "$OUT/$1.conf"
-  printf '%b' "$3" >> "$OUT/$1.conf"
+      -e "s|^\[camera.front\]|[camera.$cam]|" \
+      "$@" deploy/pacd.conf > "$OUT/$name.conf"
 }
 
 echo "== PAC checkpoint (pac-s, Sawyer, one 128x128 camera, critic) =="
@@ -52,7 +54,7 @@ PYTHONPATH=policy/torch $PY -m pacd_torch.make_pac --size pac-s --robot sawyer -
 
 echo "== 1. shadow mode on the replayed SawyerLift demo_1 =="
 T=$($PY -c "import h5py; print(len(h5py.File('$DEMO')['data/demo_1/states']))")
-config shadow agentview "\n[pacd]\nmode = shadow\n"
+config shadow agentview -e "s|^mode = .*|mode = shadow|"
 "$BUILD/daemon/pacd" --config "$OUT/shadow.conf" 2> "$OUT/shadow-pacd.log" &
 PACD=$!
 trap 'kill $PACD 2>/dev/null || true' EXIT
@@ -74,7 +76,8 @@ print("steps %d; last step: human action %s, policy action %s, Q %.3f, reward %.
          last["reward"], last["task_info"]["cube_height_m"]))'
 
 echo "== 2. closed loop on the MuJoCo Sawyer with its rendered camera =="
-config closed-loop front "\n[robot]\nbackend = mujoco\nscene = $SCENE\nrender_cameras = front\n"
+config closed-loop front -e "s|^backend = .*|backend = mujoco|" \
+  -e "s|^scene =.*|scene = $SCENE|" -e "s|^render_cameras =.*|render_cameras = front|"
 PYTHONPATH=policy/torch $PY -m pacd_torch.make_pac --size pac-s --robot sawyer --cameras front \
   --action-space joint_velocity --critic --out "$OUT/pac-s-sawyer-front.safetensors"
 sed -i "s|^checkpoint = .*|checkpoint = $OUT/pac-s-sawyer-front.safetensors|" "$OUT/closed-loop.conf"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include "pacd_auth.h"
@@ -31,6 +32,20 @@ static int setup(void **state)
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/pacd-test-config-XXXXXX");
     return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_example_config_parses(void **state)
@@ -253,6 +268,138 @@ static void test_missing_file(void **state)
     assert_non_null(strstr(err, "/nonexistent/pacd.conf"));
 }
 
+static void test_duplicate_keys_are_refused_with_their_lines(void **state)
+{
+    (void)state;
+    expect_error("[policy]\ncheckpoint = x\n[episode]\nmax_steps = 10\n\n[pacd]\nrate_hz = 20\n"
+                 "[episode]\nmax_steps = 20\n", -EINVAL,
+                 ":9: [episode] max_steps = 20: given twice (first on line 4)");
+    expect_error("[policy]\ncheckpoint = x\n[camera.front]\nwidth = 64\nwidth = 32\n", -EINVAL,
+                 ":5: [camera.front] width = 32: given twice (first on line 4)");
+    expect_error("[policy]\ncheckpoint = x\ncheckpoint = y\n", -EINVAL, "[policy] checkpoint");
+    /* the same key in two sections, and a section opened twice, are fine */
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("two.conf", "[policy]\ncheckpoint = x\n[telemetry]\nbind = "
+                              "tcp://127.0.0.1:7001\n[control]\nbind = tcp://127.0.0.1:7002\n"
+                              "[policy]\nthreads = 2\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.policy_threads, 2);
+    config_free(&c);
+}
+
+static void test_errors_name_the_line(void **state)
+{
+    (void)state;
+    expect_error("[policy]\ncheckpoint = x\n\n# comment\n[pacd]\nrate_hz = 0\n", -EINVAL,
+                 "bad.conf:6: [pacd] rate_hz = 0");
+    char buf[512];
+    snprintf(buf, sizeof buf, "[policy]\ncheckpoint = %0300d\n", 1);
+    expect_error(buf, -EINVAL, "bad.conf:2: line longer than");
+}
+
+static void test_bind_endpoints_are_checked(void **state)
+{
+    (void)state;
+    char buf[1024];
+#define EP(key, value, needle)                                                        \
+    snprintf(buf, sizeof buf, "[policy]\ncheckpoint = x\n%s = %s\n", key, value);    \
+    expect_error(buf, -EINVAL, needle)
+    EP("[control]\nbind", "tcp://127.0.0.1", "expected tcp://ADDRESS:PORT");
+    EP("[control]\nbind", "tcp://127.0.0.1:0", "port must be a number");
+    EP("[control]\nbind", "tcp://127.0.0.1:70000", "port must be a number");
+    EP("[control]\nbind", "tcp://127.0.0.1:55x", "port must be a number");
+    EP("[control]\nbind", "tpc://127.0.0.1:5558", "unknown transport");
+    EP("[control]\nbind", "127.0.0.1:5558", "unknown transport");
+    EP("[control]\nbind", "inproc://x", "unknown transport");
+    EP("[telemetry]\nbind", "tcp://robot.example.com:5557", "'robot.example.com' is neither");
+    EP("[telemetry]\nbind", "tcp://localhost:5557", "'localhost' is neither");
+    EP("[telemetry]\nbind", "tcp://[::zz]:5557", "not an IPv6 address");
+    EP("[telemetry]\nbind", "", "an endpoint is needed");
+    EP("[ingest]\ncamera_bind", "ipc:///nonexistent-pacd-dir/cam", "directory /nonexistent-pacd-dir "
+       "does not exist");
+    EP("[ingest]\nstate_bind", "ipc://", "expected ipc://PATH");
+#undef EP
+    snprintf(buf, sizeof buf, "[policy]\ncheckpoint = x\n[ingest]\ncamera_bind = ipc://%s/%0120d\n",
+             tmpdir, 7);
+    expect_error(buf, -EINVAL, "longer than 107");
+    /* two sockets on one endpoint */
+    expect_error("[policy]\ncheckpoint = x\n[telemetry]\nbind = tcp://127.0.0.1:5558\n",
+                 -EINVAL, "[telemetry] bind and [control] bind are both tcp://127.0.0.1:5558");
+    /* usable ones pass */
+    char err[512] = "";
+    config_t c;
+    snprintf(buf, sizeof buf, "[policy]\ncheckpoint = x\n[ingest]\ncamera_bind = ipc://%s/cam\n"
+             "state_bind =\n[telemetry]\nbind = tcp://[::1]:7003\n[control]\nbind = "
+             "tcp://lo:7004\n", tmpdir);
+    const char *p = write_tmp("ep.conf", buf);
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.state_bind, "");
+    assert_string_equal(c.control_bind, "tcp://lo:7004");
+    config_free(&c);
+    p = write_tmp("ep2.conf", "[policy]\ncheckpoint = x\n[ingest]\ncamera_bind = ipc://@pacd-cam\n"
+                  "state_bind = tcp://*:7005\n[telemetry]\nbind = tcp://0.0.0.0:7006\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    config_free(&c);
+    char why[256];
+    assert_int_equal(config_check_endpoint("tcp://127.0.0.1:5558", why, sizeof why), 0);
+    assert_true(config_check_endpoint("udp://127.0.0.1:5558", why, sizeof why) < 0);
+}
+
+static void test_integer_ranges(void **state)
+{
+    (void)state;
+    char buf[256];
+#define BAD(extra, needle)                                                       \
+    snprintf(buf, sizeof buf, "[policy]\ncheckpoint = x\n%s", extra);            \
+    expect_error(buf, -EINVAL, needle)
+    BAD("[episode]\nmax_steps = 9223372036854775808\n", "[episode] max_steps");
+    BAD("[episode]\nmax_steps = 9223372036854775807\n", "up to 100000000");
+    BAD("[episode]\nmax_steps = 100000001\n", "up to 100000000");
+    BAD("[episode]\nmax_steps = -1\n", "[episode] max_steps");
+    BAD("[episode]\ntask_id = 4294967296\n", "[episode] task_id");
+    BAD("[ingest]\nmax_message_bytes = 18446744073709551617\n", "[ingest] max_message_bytes");
+    BAD("[logger]\nring_steps = 2147483648\n", "[logger] ring_steps");
+    BAD("[camera.front]\nwidth = 4294967424\n", "[camera.front] width");
+    BAD("[robot]\nseed = 18446744073709551616\n", "[robot] seed");
+    BAD("[policy]\nthreads = 0x10\n", "[policy] threads");
+    BAD("[pacd]\nrt_priority = -1\n", "expected auto, 0");
+    BAD("[pacd]\nrt_priority = Auto\n", "expected auto, 0");
+#undef BAD
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("ms.conf", "[policy]\ncheckpoint = x\n[episode]\nmax_steps = "
+                              "100000000\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.max_steps, CONFIG_MAX_STEPS_LIMIT);
+    config_free(&c);
+}
+
+static void test_rt_priority(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    config_defaults(&c);
+    assert_int_equal(c.rt_priority, CONFIG_RT_PRIORITY_AUTO);
+    assert_true(c.rt_auto);
+    const char *p = write_tmp("rt0.conf", "[policy]\ncheckpoint = x\n[pacd]\nrt_priority = 0\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.rt_priority, 0);
+    assert_false(c.rt_auto);
+    config_free(&c);
+    p = write_tmp("rt1.conf", "[policy]\ncheckpoint = x\n[pacd]\nrt_priority = 42\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.rt_priority, 42);
+    assert_false(c.rt_auto);
+    config_free(&c);
+    p = write_tmp("rt2.conf", "[policy]\ncheckpoint = x\n[pacd]\nrt_priority = auto\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.rt_priority, 80);
+    assert_true(c.rt_auto);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +410,11 @@ int main(void)
         cmocka_unit_test(test_max_frame_pixels),
         cmocka_unit_test(test_security),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_duplicate_keys_are_refused_with_their_lines),
+        cmocka_unit_test(test_errors_name_the_line),
+        cmocka_unit_test(test_bind_endpoints_are_checked),
+        cmocka_unit_test(test_integer_ranges),
+        cmocka_unit_test(test_rt_priority),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

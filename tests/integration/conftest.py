@@ -79,18 +79,63 @@ rate_hz = 10
 
 [control]
 bind = tcp://127.0.0.1:{ports['control']}
-{extra}
 """
     with open(path, "w") as f:
-        f.write(text)
+        f.write(merge_ini(text, extra))
     return path
+
+
+def merge_ini(text, extra):
+    """text with the keys of `extra` (INI text) set: a key the text has in that
+    section is replaced in place, others are added to their section (pacd
+    refuses a key given twice)."""
+    sections, order, cur = {}, [], None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            cur = s[1:-1]
+            if cur not in sections:
+                sections[cur] = []
+                order.append(cur)
+            continue
+        sections.setdefault(cur, [])
+        if cur not in order:
+            order.insert(0, cur)
+        sections[cur].append(line)
+    cur = None
+    for line in extra.splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            cur = s[1:-1]
+            if cur not in sections:
+                sections[cur] = []
+                order.append(cur)
+            continue
+        if "=" not in s or s.startswith(("#", ";")):
+            sections.setdefault(cur, []).append(line)
+            continue
+        key = s.split("=", 1)[0].strip()
+        lines = sections[cur]
+        for i, old in enumerate(lines):
+            if "=" in old and old.split("=", 1)[0].strip() == key and \
+                    not old.strip().startswith(("#", ";")):
+                lines[i] = line
+                break
+        else:
+            lines.append(line)
+    out = []
+    for sec in order:
+        if sec is not None:
+            out.append("[%s]" % sec)
+        out.extend(sections[sec])
+    return "\n".join(out) + "\n"
 
 
 class Daemon:
     """A running pacd process with clients bound to its ports."""
 
     def __init__(self, tmp_path, checkpoint, cameras=("front",), extra="", env=None,
-                 client_keys=None):
+                 client_keys=None, wrap=()):
         # client_keys: dict(key=NAME_secret, server_key=pacd's public cert)
         # for the daemon's own control client and telemetry() (CURVE)
         self.client_keys = client_keys or {}
@@ -99,6 +144,7 @@ class Daemon:
         self._new_ports()
         self.stderr_path = str(tmp_path / "pacd.stderr")
         self.env = dict(os.environ, **(env or {}))
+        self.wrap = list(wrap)  # a command pacd runs under (e.g. setpriv ... --)
         self.proc = None
         self.client = None
         self.pubs = []
@@ -117,8 +163,8 @@ class Daemon:
         # new ports (only when waiting, where the exit is seen)
         for attempt in range(3):
             self._err = open(self.stderr_path, "w")
-            self.proc = subprocess.Popen([PACD, "--config", self.config], stderr=self._err,
-                                         env=self.env)
+            self.proc = subprocess.Popen(self.wrap + [PACD, "--config", self.config],
+                                         stderr=self._err, env=self.env)
             self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000,
                                              **self.client_keys)
             if not wait:
