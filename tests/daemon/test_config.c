@@ -241,9 +241,11 @@ static void test_security(void **state)
     assert_true(c.security_insecure);
     config_free(&c);
     /* loopback and ipc need nothing */
-    p = write_tmp("s3.conf", "[policy]\ncheckpoint = x\n[control]\nbind = tcp://localhost:5558\n"
-                             "[telemetry]\nbind = ipc:///run/pacd/telemetry\n[ingest]\n"
-                             "camera_bind = tcp://[::1]:5555\nstate_bind = tcp://127.0.0.2:5556\n");
+    char s3[1024];
+    snprintf(s3, sizeof s3, "[policy]\ncheckpoint = x\n[control]\nbind = tcp://lo:5558\n"
+             "[telemetry]\nbind = ipc://%s/telemetry\n[ingest]\n"
+             "camera_bind = tcp://[::1]:5555\nstate_bind = tcp://127.0.0.2:5556\n", tmpdir);
+    p = write_tmp("s3.conf", s3);
     assert_int_equal(config_load(&c, p, err, sizeof err), 0);
     config_free(&c);
     /* the classifier itself */
@@ -338,7 +340,8 @@ static void test_bind_endpoints_are_checked(void **state)
     assert_string_equal(c.control_bind, "tcp://lo:7004");
     config_free(&c);
     p = write_tmp("ep2.conf", "[policy]\ncheckpoint = x\n[ingest]\ncamera_bind = ipc://@pacd-cam\n"
-                  "state_bind = tcp://*:7005\n[telemetry]\nbind = tcp://0.0.0.0:7006\n");
+                  "state_bind = tcp://*:7005\n[telemetry]\nbind = tcp://0.0.0.0:7006\n"
+                  "[security]\ninsecure = true\n");
     assert_int_equal(config_load(&c, p, err, sizeof err), 0);
     config_free(&c);
     char why[256];
