@@ -277,12 +277,6 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     switch (c->type) {
     case PACD__V1__COMMAND__TYPE__START_EPISODE:
         lc.type = LOOP_CMD_START_EPISODE;
-        if (c->max_steps > CONFIG_MAX_STEPS_LIMIT) {
-            snprintf(error, errlen, "max_steps %llu is above %d (0 = [episode] max_steps of "
-                     "the config)", (unsigned long long)c->max_steps, CONFIG_MAX_STEPS_LIMIT);
-            r->ok = 0;
-            return;
-        }
         lc.max_steps = c->max_steps;
         lc.task_id = c->has_task_id ? c->task_id : -1;
         if (c->has_task_id && c->task_id < 0) {

@@ -1,4 +1,5 @@
 #include "pacd_validate.h"
+#include "pacd_config.h"
 
 #include <errno.h>
 #include <math.h>
@@ -33,7 +34,7 @@ const validate_limit_t validate_limits[VL_COUNT] = {
     [VL_ACTION_SPACE] = {"Action", "space", 0, 4, "", "an ActionSpace value"},
     [VL_ACTION_VALUES] = {"Action", "values[]", -100, 100, "",
                           "1..16 values (topic `teleop_action`)"},
-    [VL_COMMAND_MAX_STEPS] = {"Command", "max_steps", 0, 100000000, "steps",
+    [VL_COMMAND_MAX_STEPS] = {"Command", "max_steps", 0, CONFIG_MAX_STEPS_LIMIT, "steps",
                               "START_EPISODE; 0 = the config's"},
     [VL_COMMAND_TASK_ID] = {"Command", "task_id", 0, 1000000, "",
                             "START_EPISODE with `has_task_id`"},
@@ -562,6 +563,7 @@ int validate_command_fields(const Pacd__V1__Command *c, const char **why)
 {
     if (c->type == PACD__V1__COMMAND__TYPE__START_EPISODE) {
         if (!validate_in_limits(VL_COMMAND_MAX_STEPS, (double)c->max_steps)) {
+            _Static_assert(CONFIG_MAX_STEPS_LIMIT == 100000000, "update the message below");
             set_why(why, "max_steps must be 0 (the config's) to 100000000");
             return -ERANGE;
         }
