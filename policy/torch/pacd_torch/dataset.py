@@ -264,8 +264,10 @@ def read(path, cameras=True):
 
 
 def episode_success(demo, success_reward=1.0):
-    """An episode succeeded if it reached a terminal step or a reward >= success_reward."""
-    return bool(demo["dones"].any() or (demo["rewards"] >= success_reward).any())
+    """An episode succeeded if some reward reached success_reward (the Lift
+    cell's sparse reward is 1 exactly on its success step, which is also its
+    terminal step; a terminal step with a lower reward is a failure)."""
+    return bool((demo["rewards"] >= success_reward).any())
 
 
 def select_fields(observation, variant, camera=None):
