@@ -188,6 +188,22 @@ def test_actor_gradient_with_alpha_one_equals_bc():
     assert max((g_a75[n] - g_bc[n]).abs().max().item() for n in g_bc) > 1e-3
 
 
+def test_batched_critic_equals_the_twin_per_action():
+    """N actions per state share one pass over the latents; the values are
+    those of pac.PACActor.q_value (what pacd computes) for each action alone."""
+    model, _ = tiny_model(seed=3)
+    from pacd_torch.pac import randomize_
+    randomize_(model, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        lat = model.latents(torch.randn(4, model.obs_dim, generator=g))
+        a = (torch.rand(4, 5, 2, generator=g) - 0.5) * torch.tensor([1.0, 2.0])
+        got = ptrain.expected_q(model, lat, a)
+        want = torch.stack([model.q_value(lat, a[:, j]) for j in range(5)], 1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert want.std() > 1e-3
+
+
 def synthetic_episodes(n_eps, obs_dim, action, cams=(), seed=0, t_range=(4, 12),
                        success_every=3):
     """Episodes as pacd logs them: T steps, the final one is_last, terminal on success."""

@@ -50,14 +50,14 @@ SMALL_IMAGE_ENCODER = {
     "groups": 4, "activation": "gelu", "residual_blocks": 0,
 }
 SIZES = {
-    "lowdim": {"variant": "lowdim", "width": 64, "heads": 4, "latents": 16, "blocks": 2,
-               "mlp_ratio": 2},
-    "camera": {"variant": "camera", "width": 64, "heads": 4, "latents": 16, "blocks": 2,
-               "mlp_ratio": 2, "image_encoder": SMALL_IMAGE_ENCODER},
-    "tiny": {"variant": "lowdim", "width": 16, "heads": 2, "latents": 4, "blocks": 1,
-             "mlp_ratio": 1},
-    "tiny-camera": {"variant": "camera", "width": 16, "heads": 2, "latents": 4, "blocks": 1,
-                    "mlp_ratio": 1,
+    "lowdim": {"variant": "lowdim", "steps": 3000, "width": 64, "heads": 4, "latents": 16,
+               "blocks": 2, "mlp_ratio": 2},
+    "camera": {"variant": "camera", "steps": 5000, "width": 64, "heads": 4, "latents": 16,
+               "blocks": 2, "mlp_ratio": 2, "image_encoder": SMALL_IMAGE_ENCODER},
+    "tiny": {"variant": "lowdim", "steps": 200, "width": 16, "heads": 2, "latents": 4,
+             "blocks": 1, "mlp_ratio": 1},
+    "tiny-camera": {"variant": "camera", "steps": 200, "width": 16, "heads": 2, "latents": 4,
+                    "blocks": 1, "mlp_ratio": 1,
                     "image_encoder": {"convs": [{"kernel": 4, "stride": 4, "padding": 0,
                                                  "channels": 4}],
                                       "groups": 2, "activation": "gelu",
@@ -80,8 +80,8 @@ DEFAULTS = {
     "batch": 64,
     "tau": 0.005,           # Polyak rate of the target network
     "clip": 1.0,            # gradient-norm clip
-    "steps": 20000,
 }
+NOT_MODEL_KEYS = ("variant", "steps")
 
 
 # --- pieces of the losses (pure functions; tests check them by hand) ---------
@@ -170,9 +170,20 @@ def sample_bins(logits, n, generator=None):
 
 
 def critic_logits(model, lat, actions):
-    """Value logits [B, n_bins] of actions [B, A] (action units)."""
+    """Value logits [B, N, n_bins] of N actions per state, actions [B, N, A]
+    (action units), latents [B, L, d]. The same as model.critic(lat, a_unit)
+    for each action alone (pac.Critic): the N action queries cross-attend to
+    the same latents independently, so they share one K/V projection of them
+    instead of N."""
+    c = model.critic
     a_unit = 2.0 * (actions - model.low) / (model.high - model.low) - 1.0
-    return model.critic(lat, a_unit)
+    q = c.query + c.action_proj(a_unit)                    # [B, N, d]
+    return c.out(c.ln(c.cross(q, lat)))
+
+
+def expected_q(model, lat, actions):
+    """E[Q] [B, N] of actions [B, N, A] under the critic's value distribution."""
+    return (torch.softmax(critic_logits(model, lat, actions), -1) * model.value_support).sum(-1)
 
 
 def lr_factor(step, steps, warmup_steps):
@@ -199,8 +210,8 @@ def algo_config(algo, hp):
 
 
 def build_model(fields, action, size, hp, critic):
-    cfg = {k: v for k, v in SIZES[size].items() if k != "variant"} if isinstance(size, str) \
-        else dict(size)
+    cfg = {k: v for k, v in SIZES[size].items() if k not in NOT_MODEL_KEYS} \
+        if isinstance(size, str) else dict(size)
     cfg.setdefault("mlp_ratio", 2)
     if not any(pds.is_camera(f) for f in fields):
         cfg["image_encoder"] = None
@@ -274,32 +285,30 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         sample_idx = weights = None
         if self.train_critic:
+            t = self.target
+            b = idx.shape[0]
+            pi_on = self.alpha < 1.0
             with torch.no_grad():
-                t = self.target
-                nimgs = [im[nxt] for im in self.images]
-                nlat = t.latents(self.obs[nxt], nimgs)
-                nlogits = t.logits_from_latents(nlat)
-                na = bins_to_action(sample_bins(nlogits, 1, self.gen)[:, 0], m.low, m.high, k)
-                nprobs = torch.softmax(critic_logits(t, nlat, na), -1)
+                # one target forward for s' (TD) and, with policy improvement, s
+                rows = torch.cat([nxt, idx]) if pi_on else nxt
+                tlat_all = t.latents(self.obs[rows], [im[rows] for im in self.images])
+                tlogits_all = t.logits_from_latents(tlat_all)
+                nlat, nlogits = tlat_all[:b], tlogits_all[:b]
+                na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
+                nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
                 disc = hp["gamma"] * (1.0 - self.terminal[idx])
                 target = project_distribution(nprobs, self.rewards[idx], disc, m.value_support)
             data_a = bins_to_action(data_idx, m.low, m.high, k)
-            vl = critic_logits(m, lat, data_a)
+            vl = critic_logits(m, lat, data_a[:, None])[:, 0]
             td = -(target * torch.log_softmax(vl, -1)).sum(-1).mean()
             total = total + hp["beta"] * td
             log["td"] = td.item()
             log["q_data"] = (torch.softmax(vl, -1) * m.value_support).sum(-1).mean().item()
-            if self.alpha < 1.0:
-                n = hp["samples"]
+            if pi_on:
                 with torch.no_grad():
-                    tlat = self.target.latents(self.obs[idx], imgs)
-                    tlogits = self.target.logits_from_latents(tlat)
-                    sample_idx = sample_bins(tlogits, n, self.gen)          # [B, N, A]
-                    b = sample_idx.shape[0]
-                    sa = bins_to_action(sample_idx.reshape(b * n, -1), m.low, m.high, k)
-                    slat = tlat.repeat_interleave(n, 0)
-                    sq = (torch.softmax(critic_logits(self.target, slat, sa), -1)
-                          * m.value_support).sum(-1).reshape(b, n)
+                    tlat, tlogits = tlat_all[b:], tlogits_all[b:]
+                    sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
+                    sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
                 eta = self.log_eta.exp()
                 weights = improvement_weights(sq, eta.detach())
                 if self.learn_eta:
@@ -422,7 +431,8 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
           device=None, progress=True, dtype="f32"):
     """Train on a data set and export the checkpoint; returns (trainer, metadata dict)."""
     hp = dict(DEFAULTS, **(hp or {}))
-    steps = steps if steps is not None else hp["steps"]
+    if steps is None:
+        steps = SIZES[size]["steps"] if isinstance(size, str) else 1000
     alpha, critic, only_success = algo_config(algo, hp)
     variant = SIZES[size]["variant"] if isinstance(size, str) else \
         ("camera" if size.get("image_encoder") else "lowdim")
@@ -444,7 +454,7 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             "data": os.path.basename(data_path), "data_sha256": file_sha256(data_path),
             "transitions": len(data["actions"]), "episodes": data["episodes"],
             "episodes_used": data["kept_episodes"], "successes": data["successes"],
-            "hyperparameters": {k: hp[k] for k in sorted(hp) if k != "steps"},
+            "hyperparameters": {k: hp[k] for k in sorted(hp)},
             "final": {k: v[-1] for k, v in tr.history.items()}}
     export(model, out, robot, fields, action, dtype=dtype,
            extra_metadata={"pacd.training": info})
@@ -464,7 +474,9 @@ def main(argv=None):
     ap.add_argument("--size", choices=sorted(SIZES), default="lowdim")
     ap.add_argument("--camera", default=None,
                     help="camera the camera variant sees (default: the data set's first)")
-    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    ap.add_argument("--steps", type=int, default=None,
+                    help="gradient steps (default: the size's, " +
+                    ", ".join(f"{k} {v['steps']}" for k, v in SIZES.items()) + ")")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's choice)")
@@ -481,8 +493,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    hp = {k: getattr(args, k) for k in DEFAULTS if k != "steps" and
-          getattr(args, k, None) is not None}
+    hp = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
     try:
         _, info = train(args.data, args.algo, args.out, args.size, args.steps, args.seed, hp,
                         args.camera, args.device, not args.quiet, args.dtype)
