@@ -159,7 +159,7 @@ def write(path, episodes, robot, observation, action, rate_hz=20, task="",
             g.attrs["num_samples"] = np.int64(n)
             g.attrs["episode_id"] = str(ep.get("episode_id", f"episode-{k:04d}"))
             g.attrs["model_sha256"] = str(ep.get("model_sha256", ""))
-            g.attrs["seed"] = np.int64(ep.get("seed", 0))
+            g.attrs["seed"] = np.int64(ep.get("seed", -1))
             g.attrs["unfinished"] = np.int64(ep.get("unfinished", 0))
             total += n
         data.attrs["pacd_dataset_version"] = np.int64(VERSION)
