@@ -500,3 +500,50 @@ def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
     assert pac > bc + 0.1
     # ... and the deployed (argmax) action is a rewarded one for both contexts
     assert pac_best
+
+
+def test_critic_bootstraps_values_over_several_steps(tmp_path):
+    """A chain: position p in {0, 1, 2, 3}, actions -0.5 / 0 / +0.5 move left /
+    stay / right; reaching 3 pays 1 and ends the episode (terminal); episodes
+    are cut after 6 steps (is_last, not terminal); random behaviour (44%
+    success). Only the step into 3 is rewarded, so any value at p = 0 or 1
+    comes from bootstrapping through the projected TD target."""
+    rng = np.random.default_rng(8)
+    action = {"space": "joint_velocity", "dim": 1, "low": [-0.5], "high": [0.5]}
+    observation = [{"name": "joint_positions", "source": "joint_positions", "shape": [1],
+                    "history": 1}]
+    goal = 3
+    eps = []
+    for _ in range(300):
+        p = int(rng.integers(0, goal))
+        obs, acts, rew, term = [p], [], [0.0], [0]
+        for _ in range(6):
+            a = rng.choice([-0.5, 0.0, 0.5])
+            acts.append(a)
+            p = min(goal, max(0, p + int(np.sign(a))))
+            obs.append(p)
+            rew.append(float(p == goal))
+            term.append(int(p == goal))
+            if p == goal:
+                break
+        acts.append(0.0)
+        eps.append({"observation": np.array(obs, np.float32)[:, None],
+                    "actions": np.array(acts, np.float32)[:, None],
+                    "rewards": np.array(rew), "is_terminal": np.array(term),
+                    "is_last": np.r_[np.zeros(len(obs) - 1), [1]]})
+    path = tmp_path / "chain.hdf5"
+    pds.write(path, eps, "", observation, action)
+    hp = {"bins": 3, "value_bins": 11, "batch": 32, "samples": 8, "lr": 3e-3,
+          "warmup": 0.02, "tau": 0.05, "gamma": 0.9}
+    tr, _ = ptrain.train(str(path), "pac", str(tmp_path / "c.safetensors"), "tiny",
+                         steps=400, seed=0, hp=hp, device="cpu", progress=False)
+    with torch.no_grad():
+        s = torch.arange(goal, dtype=torch.float32)[:, None]
+        acts = torch.tensor([-0.5, 0.0, 0.5])[None, :, None].expand(goal, 3, 1)
+        q = ptrain.expected_q(tr.model, tr.model.latents(s), acts)      # [state, left/stay/right]
+        p = torch.softmax(tr.model(s), -1)[:, 0]
+    assert q[2, 2] > 0.9, q                          # the rewarded, terminal step: return 1
+    for i in range(goal):
+        assert q[i, 2] > q[i, 0] + 0.05, q           # right beats left everywhere ...
+    assert q[0, 2] > 0.2 and q[1, 2] > q[0, 2], q    # ... by bootstrapping, decaying with distance
+    assert (p[1:].argmax(-1) == 2).all(), p          # the actor follows the critic
