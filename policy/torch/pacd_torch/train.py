@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import dataset as pds
 from .export import export
@@ -241,8 +240,11 @@ class Trainer:
                                  self.train_critic).to(self.device)
         with torch.no_grad():
             obs = torch.as_tensor(data["obs"][:len(data["actions"])])
+            std = obs.std(0, unbiased=False)
             self.model.obs_norm.mean.copy_(obs.mean(0))
-            self.model.obs_norm.std.copy_(obs.std(0, unbiased=False))
+            # a value constant in the data is only centred (std 1), so that a
+            # different value at deployment is not blown up by 1 / 1e-6
+            self.model.obs_norm.std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
         self.target = copy.deepcopy(self.model).requires_grad_(False) \
             if self.train_critic else None
         self.cams = [pds.camera_key(f) for f in self.fields if pds.is_camera(f)]
