@@ -314,6 +314,28 @@ def test_transitions_next_observations_and_field_selection(tmp_path):
     assert f["kept_episodes"] == 1 and len(f["actions"]) == len(eps[0]["actions"]) - 1
 
 
+def test_several_data_sets_train_together(tmp_path):
+    """Round 2 of the loop: the behaviour data plus the policy's own episodes."""
+    a, b, c = tmp_path / "a.hdf5", tmp_path / "b.hdf5", tmp_path / "c.hdf5"
+    ea = synthetic_episodes(3, 15, ACTION, cams=[("agentview", (16, 16))], seed=6)
+    eb = synthetic_episodes(2, 15, ACTION, cams=[("agentview", (16, 16))], seed=7,
+                            success_every=1)
+    pds.write(a, ea, "sawyer", OBSERVATION, ACTION)
+    pds.write(b, eb, "sawyer", OBSERVATION, ACTION)
+    fields = pds.select_fields(OBSERVATION, "camera")
+    d = pds.load_transitions([a, b], fields)
+    assert d["episodes"] == 5 and d["successes"] == 1 + 2
+    assert len(d["actions"]) == sum(len(e["actions"]) - 1 for e in ea + eb)
+    last = len(eb[1]["actions"]) - 2                 # the final row of b's second episode
+    np.testing.assert_array_equal(d["actions"][-1], eb[1]["actions"][last])
+    np.testing.assert_array_equal(d["obs"][d["next_index"][-1]],
+                                  eb[1]["observation"][last + 1, [0, 1, 2, 3, 4, 5, 13, 14]])
+    # another action spec is refused, naming the difference
+    pds.write(c, ea, "sawyer", OBSERVATION, dict(ACTION, high=[0.4, 0.4]))
+    with pytest.raises(pds.DatasetError, match="action .* differs"):
+        pds.load_transitions([a, c], fields)
+
+
 @pytest.mark.parametrize("case", ["no data", "version", "shape", "missing attr"])
 def test_dataset_errors_name_the_problem(tmp_path, case):
     path = tmp_path / "d.hdf5"

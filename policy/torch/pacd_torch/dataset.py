@@ -23,6 +23,7 @@ read() / load_transitions(): the reader the trainer uses.
 
 import json
 import math
+import os
 
 import numpy as np
 
@@ -212,13 +213,14 @@ def _spec(path, h):
     return _str_attr(at["robot"]), observation, action, attrs
 
 
-def read(path, cameras=True):
+def read(path, cameras=True, next_obs="all"):
     """Read a whole data set into memory.
 
     Returns {"robot", "observation", "action", "attrs", "demos": [...]}, each
     demo a dict of numpy arrays (obs, next_obs: {key: array}, actions,
     rewards, dones, is_first, is_last, is_terminal) plus "attrs". With
-    cameras=False the image datasets are not read."""
+    cameras=False the image datasets are not read; with next_obs="last" only
+    the last row of each next_obs dataset is (the rest repeats obs)."""
     import h5py
     with h5py.File(path, "r") as h:
         robot, observation, action, attrs = _spec(path, h)
@@ -235,20 +237,23 @@ def read(path, cameras=True):
                  "attrs": {k: (_str_attr(v) if isinstance(v, (str, bytes)) else v)
                            for k, v in g.attrs.items()}}
 
-            def get(key, shape, dtype):
+            def get(key, shape, dtype, last=False):
                 if key not in g:
                     raise DatasetError(f"{where}/{key} is missing")
                 ds = g[key]
                 if tuple(ds.shape) != shape:
                     raise DatasetError(f"{where}/{key} has shape {tuple(ds.shape)}, expected "
                                        f"{shape} (num_samples and the specs)")
-                return np.asarray(ds[()]).astype(dtype, copy=False)
+                v = ds[max(0, n - 1):] if last else ds[()]
+                return np.asarray(v).astype(dtype, copy=False)
 
             for grp in ("obs", "next_obs"):
-                d[grp]["observation"] = get(f"{grp}/observation", (n, obs_dim), np.float32)
+                last = grp == "next_obs" and next_obs == "last"
+                d[grp]["observation"] = get(f"{grp}/observation", (n, obs_dim), np.float32,
+                                            last)
                 for f in cams:
                     k = camera_key(f)
-                    d[grp][k] = get(f"{grp}/{k}", (n, *f["shape"]), np.uint8)
+                    d[grp][k] = get(f"{grp}/{k}", (n, *f["shape"]), np.uint8, last)
             d["actions"] = get("actions", (n, action["dim"]), np.float32)
             d["rewards"] = get("rewards", (n,), np.float32)
             for k in FLAGS:
@@ -289,8 +294,10 @@ def select_fields(observation, variant, camera=None):
 
 
 def load_transitions(path, fields, only_success=False, success_reward=1.0):
-    """Flatten a data set into transition arrays for training, keeping only
-    `fields` (a subset of its observation fields, in its order).
+    """Flatten a data set (or several with the same robot and specs: `path`
+    a list, e.g. the behaviour data plus a policy's own episodes) into
+    transition arrays for training, keeping only `fields` (a subset of its
+    observation fields, in its order).
 
     Returns a dict of numpy arrays over M transitions:
       obs [M + E, obs_dim'] float32 and images {camera key: uint8 [M + E, H, W, 3]}:
@@ -302,7 +309,18 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
     plus "robot", "observation" (= fields), "action", "episodes" (all demos),
     "successes" (successful demos among them), "kept_episodes".
     """
-    ds = read(path, cameras=any(is_camera(f) for f in fields))
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    cams_wanted = any(is_camera(f) for f in fields)
+    ds = read(paths[0], cameras=cams_wanted, next_obs="last")
+    for p in paths[1:]:
+        other = read(p, cameras=cams_wanted, next_obs="last")
+        for key in ("robot", "observation", "action"):
+            if other[key] != ds[key]:
+                raise DatasetError(f"{p}: {key} {json.dumps(other[key])} differs from "
+                                   f"{paths[0]}'s {json.dumps(ds[key])}; data sets trained "
+                                   f"together need the same robot and specs")
+        ds["demos"] += other["demos"]
+    path = ", ".join(map(str, paths))
     names = [f["name"] for f in ds["observation"]]
     for f in fields:
         if f not in ds["observation"]:

@@ -431,20 +431,23 @@ def side_path(out, suffix):
 
 def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, camera=None,
           device=None, progress=True, dtype="f32"):
-    """Train on a data set and export the checkpoint; returns (trainer, metadata dict)."""
+    """Train on a data set (a path, or a list of paths with the same specs) and
+    export the checkpoint; returns (trainer, the pacd.training metadata dict)."""
     hp = dict(DEFAULTS, **(hp or {}))
     if steps is None:
         steps = SIZES[size]["steps"] if isinstance(size, str) else 1000
     alpha, critic, only_success = algo_config(algo, hp)
     variant = SIZES[size]["variant"] if isinstance(size, str) else \
         ("camera" if size.get("image_encoder") else "lowdim")
-    robot, observation, action, _ = pds.read_spec(data_path)
+    paths = [data_path] if isinstance(data_path, (str, os.PathLike)) else list(data_path)
+    robot, observation, action, _ = pds.read_spec(paths[0])
     fields = pds.select_fields(observation, variant, camera)
-    data = pds.load_transitions(data_path, fields, only_success=only_success)
+    data = pds.load_transitions(paths, fields, only_success=only_success)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     tr = Trainer(data, algo, size, hp, seed, device)
-    print(f"pacd_torch.train: {algo} on {data_path}: {len(data['actions'])} transitions from "
+    names = ", ".join(map(str, paths))
+    print(f"pacd_torch.train: {algo} on {names}: {len(data['actions'])} transitions from "
           f"{data['kept_episodes']} of {data['episodes']} episodes ({data['successes']} "
           f"successful); size {size if isinstance(size, str) else 'custom'}, "
           f"{sum(p.numel() for p in tr.model.parameters())} parameters, {steps} steps on "
@@ -453,7 +456,8 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
     model = tr.model.to("cpu")
     info = {"algo": algo, "alpha": alpha, "critic": critic, "steps": steps, "seed": seed,
             "size": size if isinstance(size, str) else "custom",
-            "data": os.path.basename(data_path), "data_sha256": file_sha256(data_path),
+            "data": [os.path.basename(p) for p in paths],
+            "data_sha256": [file_sha256(p) for p in paths],
             "transitions": len(data["actions"]), "episodes": data["episodes"],
             "episodes_used": data["kept_episodes"], "successes": data["successes"],
             "hyperparameters": {k: hp[k] for k in sorted(hp)},
@@ -463,14 +467,16 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
     with open(side_path(out, ".losses.json"), "w") as f:
         json.dump(tr.history, f)
     plot_losses(tr.history, side_path(out, ".losses.png"),
-                f"{algo} on {os.path.basename(data_path)} ({size})")
+                f"{algo} on {', '.join(os.path.basename(p) for p in paths)} ({size})")
     return tr, info
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m pacd_torch.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="HDF5 data set (docs/loop.md)")
+    ap.add_argument("--data", required=True, nargs="+",
+                    help="HDF5 data set(s) (docs/loop.md); several are trained on together "
+                    "(same robot and specs), e.g. the behaviour data plus self-generated episodes")
     ap.add_argument("--algo", choices=ALGOS, default="pac")
     ap.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
     ap.add_argument("--size", choices=sorted(SIZES), default="lowdim")
