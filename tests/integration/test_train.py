@@ -336,7 +336,7 @@ def test_several_data_sets_train_together(tmp_path):
         pds.load_transitions([a, c], fields)
 
 
-@pytest.mark.parametrize("case", ["no data", "version", "shape", "missing attr"])
+@pytest.mark.parametrize("case", ["no data", "version", "shape", "missing attr", "total"])
 def test_dataset_errors_name_the_problem(tmp_path, case):
     path = tmp_path / "d.hdf5"
     pds.write(path, synthetic_episodes(2, 15, ACTION, cams=[("agentview", (16, 16))]),
@@ -352,6 +352,9 @@ def test_dataset_errors_name_the_problem(tmp_path, case):
             del h["data/demo_1/actions"]
             h["data/demo_1"].create_dataset("actions", data=np.zeros((3, 2), np.float32))
             needle = "data/demo_1/actions has shape (3, 2)"
+        elif case == "total":
+            h["data"].attrs["total"] = 3
+            needle = "total is 3"
         else:
             del h["data"].attrs["action"]
             needle = "lacks the attribute 'action'"

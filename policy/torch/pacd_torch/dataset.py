@@ -264,6 +264,10 @@ def read(path, cameras=True, next_obs="all"):
                     and np.isfinite(d["actions"]).all() and np.isfinite(d["rewards"]).all()):
                 raise DatasetError(f"{where}: non-finite observation, action or reward")
             demos.append(d)
+        total = sum(len(d["actions"]) for d in demos)
+        if int(attrs["total"]) != total:
+            raise DatasetError(f"{path}: data/ attribute total is {int(attrs['total'])}, "
+                               f"the demos' num_samples add up to {total}")
     return {"robot": robot, "observation": observation, "action": action, "attrs": attrs,
             "demos": demos}
 
