@@ -1,0 +1,519 @@
+"""Train a PAC actor (and critic) offline from a pacd data set, export it.
+
+    python3 -m pacd_torch.train --data D.hdf5 --algo {bc,fbc,bcq,pac} \\
+        --out ckpt.safetensors [--size lowdim|camera|tiny] [--steps N] [--seed S]
+
+The model is pacd_torch.pac.PACActor (the C engine's twin): categorical
+actor over action bins per dimension (queries per_dimension), and for bcq
+and pac the critic's Q decoder, a categorical distribution over return bins.
+The losses (docs/loop.md, "Algorithm"), with B the batch:
+
+  BC   = -1/B sum_b sum_j log pi_j(k_j(a_b) | s_b)       data action a -> nearest bins k
+  TD   = -1/B sum_b sum_i m_{b,i} log q_i(s_b, a_b)      m: C51 projection of
+         r + gamma (1 - terminal) z, z ~ target critic at (s', a'), a' ~ target policy(s')
+  PI   = -1/B sum_b sum_n w_{b,n} log pi(a_{b,n} | s_b)  a_{b,n} ~ target policy(s_b), n < N,
+         w_{b,.} = softmax_n(Q(s_b, a_{b,n}) / eta)       (MPO's non-parametric E-step)
+  loss = alpha BC + (1 - alpha) PI + beta TD (+ eta's MPO dual when eta is learned)
+
+Algorithms: pac (alpha 0.75, beta 38), bc (alpha 1, no critic), fbc (bc on
+successful episodes only), bcq (alpha 1, critic trained and exported).
+Writes the checkpoint (with the critic when one was trained), a PNG of the
+loss curves beside it (<out without .safetensors>.losses.png) and the loss
+history as JSON (<...>.losses.json).
+"""
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import dataset as pds
+from .export import export
+from .pac import PACActor
+
+ALGOS = ("bc", "fbc", "bcq", "pac")
+
+# Model sizes. lowdim: proprioception + privileged fields, quick on a CPU;
+# camera: plus one camera, 64x64 pixels -> 16x16 -> 8x8 grid (64 tokens);
+# tiny: for tests.
+SMALL_IMAGE_ENCODER = {
+    "convs": [{"kernel": 4, "stride": 4, "padding": 0, "channels": 16},
+              {"kernel": 3, "stride": 2, "padding": 1, "channels": 32}],
+    "groups": 4, "activation": "gelu", "residual_blocks": 0,
+}
+SIZES = {
+    "lowdim": {"variant": "lowdim", "steps": 3000, "width": 64, "heads": 4, "latents": 16,
+               "blocks": 2, "mlp_ratio": 2},
+    "camera": {"variant": "camera", "steps": 5000, "width": 64, "heads": 4, "latents": 16,
+               "blocks": 2, "mlp_ratio": 2, "image_encoder": SMALL_IMAGE_ENCODER},
+    "tiny": {"variant": "lowdim", "steps": 200, "width": 16, "heads": 2, "latents": 4,
+             "blocks": 1, "mlp_ratio": 1},
+    "tiny-camera": {"variant": "camera", "steps": 200, "width": 16, "heads": 2, "latents": 4,
+                    "blocks": 1, "mlp_ratio": 1,
+                    "image_encoder": {"convs": [{"kernel": 4, "stride": 4, "padding": 0,
+                                                 "channels": 4}],
+                                      "groups": 2, "activation": "gelu",
+                                      "residual_blocks": 0}},
+}
+
+DEFAULTS = {
+    "alpha": 0.75,          # weight of BC; 1 - alpha weighs policy improvement (PAC paper)
+    "beta": 38.0,           # TD loss scale (PAC paper)
+    "gamma": 0.99,          # discount
+    "bins": 21,             # action bins per dimension
+    "value_bins": 51,       # return bins of the critic
+    "vmin": 0.0, "vmax": 1.0,   # return support (sparse 0/1 reward: returns in [0, 1])
+    "samples": 16,          # N actions sampled per state for policy improvement
+    "eta": None,            # None: learned by the MPO dual; a number: fixed temperature
+    "eta_init": 0.1,
+    "epsilon": 0.1,         # MPO KL bound of the dual
+    "lr": 3e-4, "eta_lr": 1e-2, "weight_decay": 0.01,
+    "warmup": 0.05,         # fraction of the steps with a linear learning-rate warm-up
+    "batch": 64,
+    "tau": 0.005,           # Polyak rate of the target network
+    "clip": 1.0,            # gradient-norm clip
+}
+NOT_MODEL_KEYS = ("variant", "steps")
+
+
+# --- pieces of the losses (pure functions; tests check them by hand) ---------
+
+def action_to_bins(actions, low, high, k):
+    """Nearest bin index [B, A] (long) of continuous actions [B, A]; bin i of
+    dimension j is low_j + (high_j - low_j) i / (k - 1) (as pacd's argmax -> action)."""
+    t = (actions - low) / (high - low) * (k - 1)
+    return torch.round(t).clamp(0, k - 1).long()
+
+
+def bins_to_action(idx, low, high, k):
+    """Bin centres [B, A] of indices [B, A]."""
+    return low + (high - low) * idx.float() / (k - 1)
+
+
+def project_distribution(probs, rewards, discounts, support):
+    """C51 projection (Bellemare et al. 2017, Algorithm 1) of the distribution
+    of r + discount * Z, Z ~ probs over `support`, back onto `support`.
+
+    probs [B, n] (rows sum to 1), rewards [B], discounts [B] (gamma (1 - terminal)),
+    support [n] evenly spaced. Each shifted atom r + d z_i is clipped to
+    [z_0, z_{n-1}] and its mass split between its two neighbouring atoms in
+    proportion to closeness. Returns [B, n], rows summing to 1."""
+    n = support.numel()
+    vmin, vmax = support[0], support[-1]
+    dz = (vmax - vmin) / (n - 1)
+    tz = (rewards[:, None] + discounts[:, None] * support[None, :]).clamp(vmin, vmax)
+    b = (tz - vmin) / dz
+    lo = b.floor()
+    hi = b.ceil()
+    w_hi = b - lo
+    w_lo = 1.0 - w_hi           # b on an atom: lo == hi, all mass on it
+    li = lo.long().clamp(0, n - 1)
+    ui = hi.long().clamp(0, n - 1)
+    m = torch.zeros_like(probs)
+    m.scatter_add_(1, li, probs * w_lo)
+    m.scatter_add_(1, ui, probs * w_hi)
+    return m
+
+
+def improvement_weights(q, eta):
+    """MPO E-step weights [B, N] of N sampled actions with values q [B, N]:
+    pi_imp(a|s) ∝ pi(a|s) exp(Q(s,a)/eta) over samples a ~ pi, so
+    w = softmax_n(q / eta)."""
+    return torch.softmax(q / eta, dim=1)
+
+
+def eta_dual(q, eta, epsilon):
+    """MPO temperature dual g(eta) = eta epsilon + eta mean_b log mean_n exp(q_bn / eta)
+    (Abdolmaleki et al. 2018, eq. 9 with samples); minimised over eta > 0."""
+    n = q.shape[1]
+    return eta * epsilon + eta * (torch.logsumexp(q / eta, dim=1) - math.log(n)).mean()
+
+
+def log_prob(logits, idx):
+    """log pi(a|s) [B, ...] of bin indices idx [B, ..., A] under per-dimension
+    categorical logits [B, A, K] (dimensions independent)."""
+    logp = torch.log_softmax(logits, -1)                   # [B, A, K]
+    if idx.dim() == 2:
+        return logp.gather(-1, idx[..., None])[..., 0].sum(-1)
+    # idx [B, N, A]
+    lp = logp[:, None].expand(-1, idx.shape[1], -1, -1)    # [B, N, A, K]
+    return lp.gather(-1, idx[..., None])[..., 0].sum(-1)   # [B, N]
+
+
+def actor_loss(logits, data_idx, sample_idx=None, weights=None, alpha=1.0):
+    """alpha BC + (1 - alpha) PI. logits [B, A, K]; data_idx [B, A]; sample_idx
+    [B, N, A] and weights [B, N] (constants) for the improvement term.
+    Returns (loss, bc, pi) (pi = 0 without samples)."""
+    bc = -log_prob(logits, data_idx).mean()
+    if sample_idx is None:
+        if alpha != 1.0:
+            raise ValueError("alpha < 1 needs sampled actions and their weights")
+        return bc, bc, torch.zeros((), device=logits.device)
+    pi = -(weights * log_prob(logits, sample_idx)).sum(1).mean()
+    return alpha * bc + (1.0 - alpha) * pi, bc, pi
+
+
+def sample_bins(logits, n, generator=None):
+    """n independent draws [B, n, A] of bin indices from categorical logits [B, A, K]."""
+    b, a, k = logits.shape
+    p = torch.softmax(logits, -1).reshape(b * a, k)
+    s = torch.multinomial(p, n, replacement=True, generator=generator)   # [B*A, n]
+    return s.reshape(b, a, n).permute(0, 2, 1)
+
+
+def critic_logits(model, lat, actions):
+    """Value logits [B, N, n_bins] of N actions per state, actions [B, N, A]
+    (action units), latents [B, L, d]. The same as model.critic(lat, a_unit)
+    for each action alone (pac.Critic): the N action queries cross-attend to
+    the same latents independently, so they share one K/V projection of them
+    instead of N."""
+    c = model.critic
+    a_unit = 2.0 * (actions - model.low) / (model.high - model.low) - 1.0
+    q = c.query + c.action_proj(a_unit)                    # [B, N, d]
+    return c.out(c.ln(c.cross(q, lat)))
+
+
+def expected_q(model, lat, actions):
+    """E[Q] [B, N] of actions [B, N, A] under the critic's value distribution."""
+    return (torch.softmax(critic_logits(model, lat, actions), -1) * model.value_support).sum(-1)
+
+
+def lr_factor(step, steps, warmup_steps):
+    """Linear warm-up over warmup_steps, then cosine decay to 0 at `steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    t = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+# --- training -----------------------------------------------------------------
+
+def algo_config(algo, hp):
+    """(alpha, train_critic, only_success) of an algorithm."""
+    if algo == "pac":
+        return hp["alpha"], True, False
+    if algo == "bc":
+        return 1.0, False, False
+    if algo == "fbc":
+        return 1.0, False, True
+    if algo == "bcq":
+        return 1.0, True, False
+    raise ValueError(f"algo must be one of {ALGOS}")
+
+
+def build_model(fields, action, size, hp, critic):
+    cfg = {k: v for k, v in SIZES[size].items() if k not in NOT_MODEL_KEYS} \
+        if isinstance(size, str) else dict(size)
+    cfg.setdefault("mlp_ratio", 2)
+    if not any(pds.is_camera(f) for f in fields):
+        cfg["image_encoder"] = None
+    cfg["queries"] = "per_dimension"
+    cfg["head"] = {"type": "categorical", "bins": hp["bins"]}
+    cfg["critic"] = ({"value_bins": hp["value_bins"], "value_min": hp["vmin"],
+                      "value_max": hp["vmax"]} if critic else None)
+    return PACActor(fields, action, cfg)
+
+
+class Trainer:
+    """One training run over loaded transitions (pds.load_transitions)."""
+
+    def __init__(self, data, algo, size="lowdim", hp=None, seed=0, device="cpu"):
+        self.hp = dict(DEFAULTS)
+        self.hp.update(hp or {})
+        self.algo = algo
+        self.alpha, self.train_critic, _ = algo_config(algo, self.hp)
+        self.device = torch.device(device)
+        torch.manual_seed(seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.np_rng = np.random.default_rng(seed + 2)
+        self.data = data
+        self.fields = data["observation"]
+        self.action = data["action"]
+        self.model = build_model(self.fields, self.action, size, self.hp,
+                                 self.train_critic).to(self.device)
+        with torch.no_grad():
+            obs = torch.as_tensor(data["obs"][:len(data["actions"])])
+            std = obs.std(0, unbiased=False)
+            self.model.obs_norm.mean.copy_(obs.mean(0))
+            # a value constant in the data is only centred (std 1), so that a
+            # different value at deployment is not blown up by 1 / 1e-6
+            self.model.obs_norm.std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
+        self.target = copy.deepcopy(self.model).requires_grad_(False) \
+            if self.train_critic else None
+        self.cams = [pds.camera_key(f) for f in self.fields if pds.is_camera(f)]
+        dev = self.device
+        self.obs = torch.as_tensor(data["obs"], device=dev)
+        self.images = [torch.as_tensor(data["images"][c], device=dev) for c in self.cams]
+        self.next_index = torch.as_tensor(data["next_index"], device=dev)
+        self.actions = torch.as_tensor(data["actions"], device=dev)
+        self.rewards = torch.as_tensor(data["rewards"], device=dev)
+        self.terminal = torch.as_tensor(data["terminal"], device=dev)
+        k = self.hp["bins"]
+        self.act_idx = action_to_bins(self.actions, self.model.low, self.model.high, k)
+        self.learn_eta = self.alpha < 1.0 and self.hp["eta"] is None
+        self.log_eta = torch.tensor(math.log(self.hp["eta_init"] if self.hp["eta"] is None
+                                             else self.hp["eta"]),
+                                    device=dev, requires_grad=self.learn_eta)
+        groups = [{"params": [p for p in self.model.parameters()],
+                   "weight_decay": self.hp["weight_decay"]}]
+        if self.learn_eta:
+            groups.append({"params": [self.log_eta], "weight_decay": 0.0,
+                           "lr": self.hp["eta_lr"]})
+        self.opt = torch.optim.AdamW(groups, lr=self.hp["lr"])
+        self.base_lrs = [g["lr"] for g in self.opt.param_groups]
+        self.history = {}
+
+    def batch(self, n):
+        idx = torch.as_tensor(self.np_rng.integers(0, len(self.actions), n), device=self.device)
+        nxt = self.next_index[idx]
+        return idx, nxt
+
+    def losses(self, idx, nxt):
+        """Total loss and a dict of logged values for one batch of transition rows."""
+        m, hp = self.model, self.hp
+        k = hp["bins"]
+        imgs = [im[idx] for im in self.images]
+        lat = m.latents(self.obs[idx], imgs)
+        logits = m.logits_from_latents(lat)                    # [B, A, K]
+        data_idx = self.act_idx[idx]
+        log = {}
+        total = torch.zeros((), device=self.device)
+        sample_idx = weights = None
+        if self.train_critic:
+            t = self.target
+            b = idx.shape[0]
+            pi_on = self.alpha < 1.0
+            with torch.no_grad():
+                # one target forward for s' (TD) and, with policy improvement, s
+                rows = torch.cat([nxt, idx]) if pi_on else nxt
+                tlat_all = t.latents(self.obs[rows], [im[rows] for im in self.images])
+                tlogits_all = t.logits_from_latents(tlat_all)
+                nlat, nlogits = tlat_all[:b], tlogits_all[:b]
+                na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
+                nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
+                disc = hp["gamma"] * (1.0 - self.terminal[idx])
+                target = project_distribution(nprobs, self.rewards[idx], disc, m.value_support)
+            data_a = bins_to_action(data_idx, m.low, m.high, k)
+            vl = critic_logits(m, lat, data_a[:, None])[:, 0]
+            td = -(target * torch.log_softmax(vl, -1)).sum(-1).mean()
+            total = total + hp["beta"] * td
+            log["td"] = td.item()
+            log["q_data"] = (torch.softmax(vl, -1) * m.value_support).sum(-1).mean().item()
+            if pi_on:
+                with torch.no_grad():
+                    tlat, tlogits = tlat_all[b:], tlogits_all[b:]
+                    sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
+                    sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
+                eta = self.log_eta.exp()
+                weights = improvement_weights(sq, eta.detach())
+                if self.learn_eta:
+                    dual = eta_dual(sq, eta, hp["epsilon"])
+                    total = total + dual
+                log["eta"] = eta.item()
+                log["q_sampled"] = sq.mean().item()
+        loss, bc, pi = actor_loss(logits, data_idx, sample_idx, weights, self.alpha)
+        total = total + loss
+        log["bc"] = bc.item()
+        if sample_idx is not None:
+            log["pi"] = pi.item()
+        with torch.no_grad():
+            log["acc"] = (logits.argmax(-1) == data_idx).float().mean().item()
+        log["loss"] = total.item()
+        return total, log
+
+    def step(self, i, steps):
+        warm = max(1, int(self.hp["warmup"] * steps))
+        f = lr_factor(i, steps, warm)
+        for g, base in zip(self.opt.param_groups, self.base_lrs):
+            g["lr"] = base * f
+        self.model.train()
+        idx, nxt = self.batch(self.hp["batch"])
+        total, log = self.losses(idx, nxt)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.hp["clip"]:
+            torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), self.hp["clip"])
+        self.opt.step()
+        if self.learn_eta:
+            with torch.no_grad():
+                self.log_eta.clamp_(math.log(1e-3), math.log(1e3))
+        if self.target is not None:
+            with torch.no_grad():
+                tau = self.hp["tau"]
+                for p, tp in zip(self.model.parameters(), self.target.parameters()):
+                    tp.mul_(1.0 - tau).add_(p, alpha=tau)
+                for b, tb in zip(self.model.buffers(), self.target.buffers()):
+                    tb.copy_(b)
+        log["lr"] = self.opt.param_groups[0]["lr"]
+        for k, v in log.items():
+            self.history.setdefault(k, []).append(v)
+        return log
+
+    def run(self, steps, progress=True, every=None):
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+                bar = tqdm(total=steps, file=sys.stderr, dynamic_ncols=True,
+                           desc=f"{self.algo}")
+            except ImportError:
+                bar = None
+        every = every or max(1, steps // 20)
+        t0 = time.monotonic()
+        for i in range(steps):
+            log = self.step(i, steps)
+            keys = [k for k in ("loss", "bc", "pi", "td", "eta", "acc") if k in log]
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0 or i == steps - 1:
+                    bar.set_postfix({k: f"{log[k]:.3g}" for k in keys}, refresh=False)
+            elif progress and (i % every == 0 or i == steps - 1):
+                print(f"{self.algo} step {i + 1}/{steps} " +
+                      " ".join(f"{k} {log[k]:.4g}" for k in keys) +
+                      f" ({time.monotonic() - t0:.0f} s)", file=sys.stderr, flush=True)
+        if bar is not None:
+            bar.close()
+        self.model.eval()
+        return self.history
+
+
+def plot_losses(history, path, title=""):
+    """PNG of the loss curves (matplotlib, Agg). Returns False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    panels = [k for k in ("loss", "bc", "pi", "td", "eta", "acc", "q_data", "q_sampled")
+              if k in history]
+    cols = min(4, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, k in zip(axes.flat, panels):
+        y = np.asarray(history[k], float)
+        ax.plot(y, lw=0.5, alpha=0.4)
+        w = max(1, len(y) // 50)
+        if w > 1:
+            ax.plot(np.arange(w - 1, len(y)), np.convolve(y, np.ones(w) / w, "valid"), lw=1.5)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+        if k in ("loss", "bc", "pi", "td") and (y > 0).all():
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def side_path(out, suffix):
+    base = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
+    return base + suffix
+
+
+def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, camera=None,
+          device=None, progress=True, dtype="f32"):
+    """Train on a data set (a path, or a list of paths with the same specs) and
+    export the checkpoint; returns (trainer, the pacd.training metadata dict)."""
+    hp = dict(DEFAULTS, **(hp or {}))
+    if steps is None:
+        steps = SIZES[size]["steps"] if isinstance(size, str) else 1000
+    alpha, critic, only_success = algo_config(algo, hp)
+    variant = SIZES[size]["variant"] if isinstance(size, str) else \
+        ("camera" if size.get("image_encoder") else "lowdim")
+    paths = [data_path] if isinstance(data_path, (str, os.PathLike)) else list(data_path)
+    robot, observation, action, _ = pds.read_spec(paths[0])
+    fields = pds.select_fields(observation, variant, camera)
+    data = pds.load_transitions(paths, fields, only_success=only_success)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    tr = Trainer(data, algo, size, hp, seed, device)
+    names = ", ".join(map(str, paths))
+    print(f"pacd_torch.train: {algo} on {names}: {len(data['actions'])} transitions from "
+          f"{data['kept_episodes']} of {data['episodes']} episodes ({data['successes']} "
+          f"successful); size {size if isinstance(size, str) else 'custom'}, "
+          f"{sum(p.numel() for p in tr.model.parameters())} parameters, {steps} steps on "
+          f"{device}", file=sys.stderr)
+    tr.run(steps, progress=progress)
+    model = tr.model.to("cpu")
+    info = {"algo": algo, "alpha": alpha, "critic": critic, "steps": steps, "seed": seed,
+            "size": size if isinstance(size, str) else "custom",
+            "data": [os.path.basename(p) for p in paths],
+            "data_sha256": [file_sha256(p) for p in paths],
+            "transitions": len(data["actions"]), "episodes": data["episodes"],
+            "episodes_used": data["kept_episodes"], "successes": data["successes"],
+            "hyperparameters": {k: hp[k] for k in sorted(hp)},
+            "final": {k: v[-1] for k, v in tr.history.items()}}
+    export(model, out, robot, fields, action, dtype=dtype,
+           extra_metadata={"pacd.training": info})
+    with open(side_path(out, ".losses.json"), "w") as f:
+        json.dump(tr.history, f)
+    plot_losses(tr.history, side_path(out, ".losses.png"),
+                f"{algo} on {', '.join(os.path.basename(p) for p in paths)} ({size})")
+    return tr, info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m pacd_torch.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, nargs="+",
+                    help="HDF5 data set(s) (docs/loop.md); several are trained on together "
+                    "(same robot and specs), e.g. the behaviour data plus self-generated episodes")
+    ap.add_argument("--algo", choices=ALGOS, default="pac")
+    ap.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="lowdim")
+    ap.add_argument("--camera", default=None,
+                    help="camera the camera variant sees (default: the data set's first)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="gradient steps (default: the size's, " +
+                    ", ".join(f"{k} {v['steps']}" for k, v in SIZES.items()) + ")")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    for k in ("alpha", "beta", "gamma", "vmin", "vmax", "eta", "eta_init", "epsilon", "lr",
+              "eta_lr", "weight_decay", "warmup", "tau", "clip"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
+                        help=f"default {DEFAULTS[k]}")
+    for k in ("bins", "value_bins", "samples", "batch"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
+                        help=f"default {DEFAULTS[k]}")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hp = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
+    try:
+        _, info = train(args.data, args.algo, args.out, args.size, args.steps, args.seed, hp,
+                        args.camera, args.device, not args.quiet, args.dtype)
+    except pds.DatasetError as e:
+        print(f"pacd_torch.train: {e}", file=sys.stderr)
+        return 1
+    fin = info["final"]
+    print(f"wrote {args.out} ({args.algo}, {info['steps']} steps; final " +
+          ", ".join(f"{k} {fin[k]:.4g}" for k in ("bc", "pi", "td", "acc") if k in fin) +
+          f"); loss curves {side_path(args.out, '.losses.png')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
