@@ -100,6 +100,14 @@ void config_defaults(config_t *cfg);
  * release with config_free. */
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 
+/* Parse and validate the config text data[0, len) as config_load does the
+ * file `name` (used in messages; relative paths are taken from its
+ * directory). Same returns, plus -EINVAL for a NUL byte in the text or more
+ * than 1 MiB, -ENOMEM. For tests and the fuzz harness (tests/fuzz). cfg->text
+ * is allocated: release with config_free. Init-only. */
+int config_load_buffer(config_t *cfg, const char *name, const char *data, size_t len,
+                       char *err, size_t errlen);
+
 /* Free what config_load allocated. NULL-safe. */
 void config_free(config_t *cfg);
 
