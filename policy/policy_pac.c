@@ -365,10 +365,17 @@ static float *rd_mem(ld_t *L, int tmp, const char *name, int ndim, int64_t d0, i
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
+    /* the shape (from the metadata) must be that of a tensor in the file
+     * before memory of its size is allocated */
+    int rc = ckpt_check_shape(L->ck, name, ndim, shape, L->err, L->errlen);
+    if (rc) {
+        L->rc = rc;
+        return NULL;
+    }
     float *p = tmp ? tnew(L, n) : wnew(L, n);
     if (!p)
         return NULL;
-    int rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
+    rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
     if (rc)
         L->rc = rc;
     return rc ? NULL : p;
