@@ -31,7 +31,7 @@ end=$(date +%s.%N)
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/log" | tail -1)
 runs=${runs:-0}
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-crashes=$(find "$tmp/artifacts" -type f | wc -l)
+crashes=$(find "$tmp/artifacts" -type f \( -name "crash-*" -o -name "leak-*" -o -name "timeout-*" -o -name "oom-*" \) | wc -l)
 if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
   keep=1
   tail -n 80 "$tmp/log"
