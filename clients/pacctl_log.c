@@ -768,6 +768,14 @@ static int cmd_cat(int argc, char **argv)
         fprintf(stderr, "pacctl log cat: cannot read %s: %s\n", path, strerror(-rc));
         return PACCTL_LOG_USAGE;
     }
+    int code = pacctl_log_cat_buffer(data, len, path, topic, stdout, stderr);
+    free(data);
+    return code;
+}
+
+int pacctl_log_cat_buffer(const uint8_t *data, size_t len, const char *path, const char *topic,
+                          FILE *out, FILE *errs)
+{
     /* channels of the requested topic and their kinds */
     struct { uint16_t id; int kind; } chans[PACCTL_LOG_MAX_CHANNELS];
     int n_chans = 0;
@@ -841,25 +849,24 @@ static int cmd_cat(int argc, char **argv)
                 o = json_pack("{s:I, s:I}", "log_time", (json_int_t)m.log_time, "bytes", (json_int_t)m.data.len);
             }
             if (!o) {
-                fprintf(stderr, "pacctl log cat: %s: message at byte %" PRIu64 " does not decode; "
+                fprintf(errs, "pacctl log cat: %s: message at byte %" PRIu64 " does not decode; "
                         "run `pacctl log verify %s`\n", path, rec.offset, path);
                 code = PACCTL_LOG_CORRUPT;
                 break;
             }
-            json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
-            fputc('\n', stdout);
+            json_dumpf(o, out, JSON_COMPACT | JSON_REAL_PRECISION(9));
+            fputc('\n', out);
             json_decref(o);
         }
     }
     if (code == PACCTL_LOG_OK && st == MCAP_READ_TRUNCATED) {
-        fprintf(stderr, "pacctl log cat: %s is unfinished (%s at byte %" PRIu64 "); printed every complete record\n",
+        fprintf(errs, "pacctl log cat: %s is unfinished (%s at byte %" PRIu64 "); printed every complete record\n",
                 path, rd.error, rd.error_offset);
     } else if (code == PACCTL_LOG_OK && st == MCAP_READ_CORRUPT) {
-        fprintf(stderr, "pacctl log cat: %s is corrupt at byte %" PRIu64 ": %s\n", path, rd.error_offset, rd.error);
+        fprintf(errs, "pacctl log cat: %s is corrupt at byte %" PRIu64 ": %s\n", path, rd.error_offset, rd.error);
         code = PACCTL_LOG_CORRUPT;
     }
-    fflush(stdout);
-    free(data);
+    fflush(out);
     return code;
 }
 

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes of pacctl_log_main. */
 enum {
@@ -59,6 +60,14 @@ pacctl_log_status_t pacctl_log_verify_buffer(const uint8_t *data, size_t len,
 /* Read the file at path and verify it. 0 with *report filled, or a negative
  * errno when the file cannot be read (message in report->error). */
 int pacctl_log_verify_file(const char *path, pacctl_log_report_t *report);
+
+/* `pacctl log cat` over the episode log bytes data[0, len) (borrowed): print
+ * each message of `topic` as one JSON line to out, problems to errs (path
+ * names the file in them). Never reads outside the buffer and never crashes
+ * on any input. Returns an exit code: PACCTL_LOG_OK (also for an unfinished
+ * file, which gets a note on errs) or PACCTL_LOG_CORRUPT. */
+int pacctl_log_cat_buffer(const uint8_t *data, size_t len, const char *path, const char *topic,
+                          FILE *out, FILE *errs);
 
 /* `pacctl log ...` with argv[0] == "log":
  *   log verify [--json] [--strict] FILE

@@ -614,6 +614,8 @@ static int check_security(const config_t *cfg, const char *path, char *err, size
     return 0;
 }
 
+static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen);
+
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
 {
     config_defaults(cfg);
@@ -624,6 +626,33 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot read the config file: %s", path, strerror(e));
         return -ENOENT;
     }
+    return parse_text(cfg, path, err, errlen);
+}
+
+int config_load_buffer(config_t *cfg, const char *name, const char *data, size_t len,
+                       char *err, size_t errlen)
+{
+    config_defaults(cfg);
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
+    if (len > (1u << 20) || (len && memchr(data, '\0', len))) {
+        snprintf(err, errlen, "%s: %s", name, len > (1u << 20) ? "the config is over 1 MiB"
+                 : "the config holds a NUL byte (not a text file)");
+        return -EINVAL;
+    }
+    cfg->text = malloc(len + 1);
+    if (!cfg->text) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
+    if (len)
+        memcpy(cfg->text, data, len);
+    cfg->text[len] = '\0';
+    return parse_text(cfg, name, err, errlen);
+}
+
+/* Parse cfg->text (read from path) into cfg (defaults already set). */
+static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
+{
     parse_ctx_t p = {.cfg = cfg, .err = err, .errlen = errlen};
     const char *slash = strrchr(path, '/');
     if (slash)

@@ -120,6 +120,14 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
  * or a negative errno with the reason in why. Init-only. */
 int config_check_endpoint(const char *ep, char *why, size_t n);
 
+/* Parse and validate the config text data[0, len) as config_load does the
+ * file `name` (used in messages; relative paths are taken from its
+ * directory). Same returns, plus -EINVAL for a NUL byte in the text or more
+ * than 1 MiB, -ENOMEM. For tests and the fuzz harness (tests/fuzz). cfg->text
+ * is allocated: release with config_free. Init-only. */
+int config_load_buffer(config_t *cfg, const char *name, const char *data, size_t len,
+                       char *err, size_t errlen);
+
 /* Free what config_load allocated. NULL-safe. */
 void config_free(config_t *cfg);
 

@@ -115,7 +115,17 @@ typedef struct {
     int sample;
     float temperature;
     uint64_t seed;
+    /* Most bytes the loader may allocate for weights, packed copies, tables
+     * and scratch memory (pac; the mlp's weights are the file's tensors).
+     * 0 (the default): POLICY_LOAD_BASE_BYTES + 16 x the bytes of tensor
+     * data in the file, far above what a real checkpoint needs (pac-m: 324
+     * MB at the peak for 80 MB of tensors), so that metadata out of
+     * proportion to the file (huge image sizes against small tables) is
+     * refused before it allocates. */
+    size_t max_load_bytes;
 } policy_options_t;
+
+#define POLICY_LOAD_BASE_BYTES ((size_t)256 << 20)
 
 /* The observation for one step. `values` holds spec->obs_dim floats: every
  * non-image field in field order, each stacked oldest-first over its history.

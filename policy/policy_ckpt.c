@@ -425,17 +425,16 @@ static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
         snprintf(buf + off, len - off, "]");
 }
 
-int ckpt_read_f32(ckpt_t *self, const char *name, int ndim, const int64_t *shape,
-                  float *dst, char *err, size_t errlen)
+/* ckpt_check_shape's work: the tensor, or NULL with *rc and err set. */
+static const ckpt_tensor_t *find_shaped(ckpt_t *self, const char *name, int ndim,
+                                        const int64_t *shape, int *rc, char *err,
+                                        size_t errlen)
 {
-    if (!self || !name || ndim < 0 || ndim > CKPT_MAX_DIMS || (ndim && !shape) || !dst) {
-        seterr(err, errlen, "ckpt_read_f32: invalid arguments");
-        return -EINVAL;
-    }
     const ckpt_tensor_t *t = ckpt_find(self, name);
     if (!t) {
         seterr(err, errlen, "%s: tensor '%s' is missing from the checkpoint", self->path, name);
-        return -ENOENT;
+        *rc = -ENOENT;
+        return NULL;
     }
     int same = t->ndim == ndim;
     for (int d = 0; same && d < ndim; d++)
@@ -446,8 +445,34 @@ int ckpt_read_f32(ckpt_t *self, const char *name, int ndim, const int64_t *shape
         format_shape(got, sizeof got, t->ndim, t->shape);
         seterr(err, errlen, "%s: tensor '%s': shape %s, expected %s from the metadata",
                self->path, name, got, want);
+        *rc = -EINVAL;
+        return NULL;
+    }
+    return t;
+}
+
+int ckpt_check_shape(ckpt_t *self, const char *name, int ndim, const int64_t *shape,
+                     char *err, size_t errlen)
+{
+    if (!self || !name || ndim < 0 || ndim > CKPT_MAX_DIMS || (ndim && !shape)) {
+        seterr(err, errlen, "ckpt_check_shape: invalid arguments");
         return -EINVAL;
     }
+    int rc = 0;
+    return find_shaped(self, name, ndim, shape, &rc, err, errlen) ? 0 : rc;
+}
+
+int ckpt_read_f32(ckpt_t *self, const char *name, int ndim, const int64_t *shape,
+                  float *dst, char *err, size_t errlen)
+{
+    if (!self || !name || ndim < 0 || ndim > CKPT_MAX_DIMS || (ndim && !shape) || !dst) {
+        seterr(err, errlen, "ckpt_read_f32: invalid arguments");
+        return -EINVAL;
+    }
+    int rc = 0;
+    const ckpt_tensor_t *t = find_shaped(self, name, ndim, shape, &rc, err, errlen);
+    if (!t)
+        return rc;
     for (int64_t i = 0; i < t->numel; i++) {
         float v;
         if (t->dtype == CKPT_F32) {

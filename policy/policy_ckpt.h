@@ -82,6 +82,15 @@ const char *ckpt_first_unused(const ckpt_t *self);
 /* The "__metadata__" value for `key`, or NULL when absent. */
 const char *ckpt_metadata(const ckpt_t *self, const char *key);
 
+/* Find tensor `name` and check that its shape is exactly shape[0..ndim),
+ * without reading it: lets a loader check shapes taken from the metadata
+ * against the file before it allocates memory sized by them (the tensor's
+ * bytes are inside the file, so such memory is bounded by the file size).
+ * Marks the tensor as used. Returns 0, or -ENOENT (missing), -EINVAL (shape
+ * mismatch, bad args) with a message in err naming the file and tensor. */
+int ckpt_check_shape(ckpt_t *self, const char *name, int ndim, const int64_t *shape,
+                     char *err, size_t errlen);
+
 /* Find tensor `name`, check that its shape is exactly shape[0..ndim) and copy
  * it into dst (numel floats) converted to F32. Also rejects NaN/Inf values.
  * Returns 0, or -ENOENT (missing), -EINVAL (shape mismatch, bad args),

@@ -120,6 +120,19 @@ out:
     return rc;
 }
 
+/* Tensor names of layer i (0..n_hidden - 1: hidden, n_hidden: the head);
+ * wname and bname hold 64 bytes. */
+static void layer_names(int i, int n_hidden, char *wname, char *bname)
+{
+    if (i < n_hidden) {
+        snprintf(wname, 64, "layers.%d.weight", i);
+        snprintf(bname, 64, "layers.%d.bias", i);
+    } else {
+        snprintf(wname, 64, "head.weight");
+        snprintf(bname, 64, "head.bias");
+    }
+}
+
 static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *options,
                     void **impl_out, char *err, size_t errlen)
 {
@@ -145,6 +158,24 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
                                                          : spec->action_dim;
     memcpy(m->low, spec->action_low, sizeof m->low);
     memcpy(m->high, spec->action_high, sizeof m->high);
+
+    /* Every shape the metadata gives must be that of a tensor in the file
+     * before anything sized by them is allocated: widths up to MLP_MAX_WIDTH
+     * would otherwise ask for tens of GB on behalf of a file of a few bytes. */
+    {
+        int64_t shp[2] = { m->obs_dim, 0 };
+        if ((rc = ckpt_check_shape(ck, "obs_norm.mean", 1, shp, err, errlen)) ||
+            (rc = ckpt_check_shape(ck, "obs_norm.std", 1, shp, err, errlen)))
+            goto fail;
+        for (int i = 0; i <= m->n_hidden; i++) {
+            char wname[64], bname[64];
+            layer_names(i, m->n_hidden, wname, bname);
+            int64_t ws[2] = { m->width[i + 1], m->width[i] };
+            if ((rc = ckpt_check_shape(ck, wname, 2, ws, err, errlen)) ||
+                (rc = ckpt_check_shape(ck, bname, 1, ws, err, errlen)))
+                goto fail;
+        }
+    }
 
     /* weights: normalisation, then each layer (hidden..., head) */
     size_t total = 2 * (size_t)m->obs_dim;
@@ -175,13 +206,7 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     }
     for (int i = 0; i <= m->n_hidden; i++) {
         char wname[64], bname[64];
-        if (i < m->n_hidden) {
-            snprintf(wname, sizeof wname, "layers.%d.weight", i);
-            snprintf(bname, sizeof bname, "layers.%d.bias", i);
-        } else {
-            snprintf(wname, sizeof wname, "head.weight");
-            snprintf(bname, sizeof bname, "head.bias");
-        }
+        layer_names(i, m->n_hidden, wname, bname);
         int64_t ws[2] = { m->width[i + 1], m->width[i] };
         m->w[i] = p; p += (size_t)m->width[i + 1] * m->width[i];
         m->b[i] = p; p += m->width[i + 1];

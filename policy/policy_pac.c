@@ -232,7 +232,25 @@ typedef struct {
     int rc;
     float **tmp;         /* load-only memory (tnew), freed when pac_load returns */
     int n_tmp, cap_tmp;
+    size_t used, budget; /* bytes allocated so far / allowed (policy_options_t.max_load_bytes) */
 } ld_t;
+
+/* Count bytes against the load budget before allocating them: 0, or -1 with
+ * L->rc = -EFBIG and the message in L->err. Init-only. */
+static int ld_charge(ld_t *L, size_t bytes, const char *what)
+{
+    if (L->rc)
+        return -1;
+    if (bytes <= L->budget && L->used <= L->budget - bytes) {
+        L->used += bytes;
+        return 0;
+    }
+    policy_errf(L->err, L->errlen, "%s: loading needs more than %zu MiB (at the %s); the "
+                "metadata (image sizes, width, observation size) is out of proportion to the "
+                "tensors in the file", L->path, L->budget >> 20, what);
+    L->rc = -EFBIG;
+    return -1;
+}
 
 /* Room for one more entry in a list of n of *cap pointers (m->allocs, freed
  * by pac_destroy; ld_t.tmp, by ld_free_tmp): 0 or -1. Init-only. */
@@ -258,8 +276,14 @@ static float *tnew(ld_t *L, size_t n)
         return NULL;
     if (list_reserve(&L->tmp, L->n_tmp, &L->cap_tmp) != 0)
         goto oom;
+    if (n > SIZE_MAX / sizeof(float) / 2) {
+        (void)ld_charge(L, SIZE_MAX, "load-only weights");
+        return NULL;
+    }
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN * NN_ARENA_ALIGN;
+    if (ld_charge(L, bytes, "load-only weights"))
+        return NULL;
     float *p = aligned_alloc(NN_ARENA_ALIGN, bytes);
     if (!p)
         goto oom;
@@ -308,9 +332,13 @@ static void ld_free_tmp(ld_t *L)
 static float *slab_alloc(ld_t *L, pac_slab_t *s, size_t n)
 {
     pac_t *m = L->m;
+    if (n > SIZE_MAX / sizeof(float) / 2) {
+        (void)ld_charge(L, SIZE_MAX, "weight tables");
+        return NULL;
+    }
     const size_t bytes = ((n ? n : 1) * sizeof(float) + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN *
                          NN_ARENA_ALIGN;
-    if (L->rc)
+    if (L->rc || ld_charge(L, bytes, "weight tables"))
         return NULL;
     if (!s->next || bytes > s->left * sizeof(float)) {
         size_t sb = s->bytes ? 2 * s->bytes : PAC_HUGE;
@@ -365,10 +393,17 @@ static float *rd_mem(ld_t *L, int tmp, const char *name, int ndim, int64_t d0, i
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
+    /* the shape (from the metadata) must be that of a tensor in the file
+     * before memory of its size is allocated */
+    int rc = ckpt_check_shape(L->ck, name, ndim, shape, L->err, L->errlen);
+    if (rc) {
+        L->rc = rc;
+        return NULL;
+    }
     float *p = tmp ? tnew(L, n) : wnew(L, n);
     if (!p)
         return NULL;
-    int rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
+    rc = ckpt_read_f32(L->ck, name, ndim, shape, p, L->err, L->errlen);
     if (rc)
         L->rc = rc;
     return rc ? NULL : p;
@@ -1510,6 +1545,16 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         return -ENOMEM;
     }
     ld_t L = { .m = m, .ck = ck, .path = path, .err = err, .errlen = errlen };
+    if (options && options->max_load_bytes) {
+        L.budget = options->max_load_bytes;
+    } else {
+        size_t data = 0;
+        for (int i = 0; i < ckpt_tensor_count(ck); i++) {
+            const ckpt_tensor_t *t = ckpt_tensor_at(ck, i);
+            data += (size_t)(t->end - t->begin);
+        }
+        L.budget = POLICY_LOAD_BASE_BYTES + 16 * data;
+    }
     m->gk = policy_gemm_kind(options);
     img_cfg_t img = { 0 };
     if (parse_model(&L, ckpt_metadata(ck, "pacd.model"), spec, &img))
@@ -1794,7 +1839,11 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     m->o_wv = nn_arena_reserve(m->arena, max_wino);
     m->o_wz = nn_arena_reserve(m->arena, max_cin);   /* zeros (padding), never written */
     if (m->o_fc == (size_t)-1 || m->o_y == (size_t)-1 || m->o_dz == (size_t)-1 ||
-        m->o_wv == (size_t)-1 || m->o_wz == (size_t)-1 || nn_arena_commit(m->arena) != 0) {
+        m->o_wv == (size_t)-1 || m->o_wz == (size_t)-1)
+        L.rc = -ENOMEM;   /* reported below */
+    else if (ld_charge(&L, nn_arena_bytes(m->arena), "scratch arena"))
+        goto fail;
+    if (L.rc || nn_arena_commit(m->arena) != 0) {
         policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
                     nn_arena_bytes(m->arena));
         L.rc = -ENOMEM;

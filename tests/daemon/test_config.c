@@ -403,6 +403,31 @@ static void test_rt_priority(void **state)
     config_free(&c);
 }
 
+/* config_load_buffer: the same parser on bytes (the fuzz harness's entry):
+ * exactly len bytes are read, paths are relative to the name's directory,
+ * messages name it, a NUL byte is refused. */
+static void test_load_buffer(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    static const char text[] = "[policy]\ncheckpoint = m.safetensors\n[episode]\nmax_steps = 75";
+    assert_int_equal(config_load_buffer(&c, "/etc/pacd/pacd.conf", text, sizeof text - 2, err,
+                                        sizeof err), 0);
+    assert_string_equal(c.checkpoint, "/etc/pacd/m.safetensors");
+    assert_int_equal(c.max_steps, 7);
+    assert_int_equal(strlen(c.text), sizeof text - 2);
+    config_free(&c);
+    static const char nul[] = "[policy]\ncheckpoint = m\0x\n";
+    assert_int_equal(config_load_buffer(&c, "buf.conf", nul, sizeof nul - 1, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "buf.conf: the config holds a NUL byte"));
+    static const char bad[] = "[policy]\ncheckpoint = m\n[pacd]\nrate_hz = x\n";
+    assert_int_equal(config_load_buffer(&c, "buf.conf", bad, sizeof bad - 1, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "buf.conf:4: [pacd] rate_hz = x"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_bind_endpoints_are_checked),
         cmocka_unit_test(test_integer_ranges),
         cmocka_unit_test(test_rt_priority),
+        cmocka_unit_test(test_load_buffer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

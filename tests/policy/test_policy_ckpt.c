@@ -25,13 +25,25 @@ void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t a, size_t n);
 int __real_posix_memalign(void **p, size_t a, size_t n);
 static long n_allocs;
-void *__wrap_malloc(size_t n) { n_allocs++; return __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t s) { n_allocs++; return __real_calloc(n, s); }
-void *__wrap_realloc(void *p, size_t n) { n_allocs++; return __real_realloc(p, n); }
-void *__wrap_aligned_alloc(size_t a, size_t n) { n_allocs++; return __real_aligned_alloc(a, n); }
-int __wrap_posix_memalign(void **p, size_t a, size_t n)
+static size_t max_alloc;   /* largest request seen (bytes) */
+static void note_alloc(size_t n)
 {
     n_allocs++;
+    if (n > max_alloc)
+        max_alloc = n;
+}
+void *__wrap_malloc(size_t n) { note_alloc(n); return __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t s)
+{
+    size_t b;
+    note_alloc(__builtin_mul_overflow(n, s, &b) ? SIZE_MAX : b);
+    return __real_calloc(n, s);
+}
+void *__wrap_realloc(void *p, size_t n) { note_alloc(n); return __real_realloc(p, n); }
+void *__wrap_aligned_alloc(size_t a, size_t n) { note_alloc(n); return __real_aligned_alloc(a, n); }
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+    note_alloc(n);
     return __real_posix_memalign(p, a, n);
 }
 
@@ -251,6 +263,24 @@ static void test_missing_metadata(void **state)
     fx_opts_t none = { .no_metadata = 1 };
     assert_int_equal(fx_write_mlp(c->path, &none), 0);
     expect_load_error(c, "metadata 'pacd.format' is missing", NULL);
+}
+
+/* Layer widths in the metadata far above the tensors in the file (three
+ * hidden layers of 65536: 34 GB of weights) are refused by checking every
+ * shape against the file before allocating: no large allocation, a message
+ * naming the tensor. */
+static void test_huge_metadata_shapes_allocate_nothing_large(void **state)
+{
+    ctx_t *c = *state;
+    fx_opts_t o = { .meta_key = "pacd.model",
+                    .meta_value = "{\"hidden\": [65536, 65536, 65536], \"activation\": "
+                                  "\"relu\", \"head\": \"tanh\"}" };
+    assert_int_equal(fx_write_mlp(c->path, &o), 0);
+    max_alloc = 0;
+    expect_load_error(c, "tensor 'layers.0.weight'", "shape [3, 2], expected [65536, 2]");
+    if (max_alloc > (1u << 20))
+        fail_msg("policy_load asked for %zu bytes at once for a %s checkpoint", max_alloc,
+                 "small");
 }
 
 static void test_bad_metadata_values(void **state)
@@ -538,6 +568,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sha256_matches_sha256sum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_arguments_and_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_allocates_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_metadata_shapes_allocate_nothing_large, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_truncations_and_flips, setup, teardown),
         cmocka_unit_test(test_half_conversions),
         cmocka_unit_test_setup_teardown(test_ckpt_accessors, setup, teardown),

@@ -261,6 +261,25 @@ static void test_kernels_agree(void **state)
     fx_destroy(ref);
 }
 
+/* The load budget (policy_options_t.max_load_bytes): a load that would need
+ * more is refused with a message saying so, before it allocates beyond it;
+ * the default budget (file-proportional) loads the checkpoint. */
+static void test_load_budget(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    policy_options_t tight = { .threads = 1, .max_load_bytes = (size_t)1 << 20 };
+    assert_null(policy_load(ckpt_path, &tight, err, sizeof err));
+    if (!strstr(err, ckpt_path) || !strstr(err, "loading needs more than 1 MiB") ||
+        !strstr(err, "out of proportion"))
+        fail_msg("unexpected message: %s", err);
+    policy_options_t dflt = { .threads = 1 };
+    policy_t *p = policy_load(ckpt_path, &dflt, err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    policy_destroy(&p);
+}
+
 static void test_blas_selfcheck(void **state)
 {
     (void)state;
@@ -284,6 +303,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_observation),
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_load_budget),
         cmocka_unit_test(test_blas_selfcheck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
