@@ -348,13 +348,14 @@ def test_control_commands(daemon):
     r = c.raw(b"\xff\xff\xff\xff")
     assert not r.ok and "Command" in r.error
     assert c.status().commands_rejected >= 3
-    # pacctl speaks the same protocol
-    out = pacctl("--control", d.ep("control"), "status", "--json")
+    # pacctl speaks the same protocol (its 3 s default timeout bounded by ours)
+    wait = ("--timeout", str(int(scaled(10000))))
+    out = pacctl("--control", d.ep("control"), *wait, "status", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["state"] == "IDLE"
-    out = pacctl("--control", d.ep("control"), "hold")
+    out = pacctl("--control", d.ep("control"), *wait, "hold")
     assert out.returncode == 1 and "refused" in out.stderr
-    out = pacctl("--telemetry", d.ep("telemetry"), "watch", "--json", "--count", "2")
+    out = pacctl("--telemetry", d.ep("telemetry"), *wait, "watch", "--json", "--count", "2")
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
 
 
