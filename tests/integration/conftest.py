@@ -192,6 +192,19 @@ bind = tcp://127.0.0.1:{ports['control']}
     return path
 
 
+def roomy(pub, endpoint, hwm=1000):
+    """pacd_client's publishers keep at most 4 messages unsent (SNDHWM 4: a
+    live camera drops stale frames); on a loaded machine that drops messages
+    a test counts on. Give `pub` a new PUB socket that keeps up to `hwm`."""
+    import zmq
+    pub.sock.close(0)
+    pub.sock = pub.ctx.socket(zmq.PUB)
+    pub.sock.setsockopt(zmq.LINGER, 0)
+    pub.sock.setsockopt(zmq.SNDHWM, hwm)
+    pub.sock.connect(endpoint)
+    return pub
+
+
 CLIENT_TIMEOUT_S = 5  # a control request pacd has not answered by then failed
 
 
@@ -257,12 +270,13 @@ class Daemon:
             return f.read()
 
     def camera(self, name="front"):
-        p = pacd_client.CameraPublisher(name, 128, 128, endpoint=self.ep("camera"))
+        p = roomy(pacd_client.CameraPublisher(name, 128, 128, endpoint=self.ep("camera")),
+                  self.ep("camera"))
         self.pubs.append(p)
         return p
 
     def state_publisher(self):
-        p = pacd_client.StatePublisher(endpoint=self.ep("state"))
+        p = roomy(pacd_client.StatePublisher(endpoint=self.ep("state")), self.ep("state"))
         self.pubs.append(p)
         return p
 

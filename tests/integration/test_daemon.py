@@ -12,7 +12,7 @@ import time
 import pytest
 
 import pacd_client
-from conftest import PACD, FrameFeeder, every, pacctl, scaled
+from conftest import PACD, FrameFeeder, every, pacctl, roomy, scaled
 
 pb = pacd_client.pb
 
@@ -155,7 +155,8 @@ def test_bad_frames_are_dropped_and_counted(daemon):
     d = daemon()
     cam = d.camera()
     good = pacd_client.synthetic_image(128, 128, 0)
-    other = pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera"))
+    other = roomy(pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera")),
+                  d.ep("camera"))
     d.pubs.append(other)
     # PUB connect: a malformed probe from each publisher until pacd counts it
     for pub in (cam, other):
@@ -173,8 +174,7 @@ def test_bad_frames_are_dropped_and_counted(daemon):
         lambda: cam.send(b"\xff\xd8 broken jpeg", encoding=pb.CameraFrame.JPEG),  # malformed
     ]
     for k, send in enumerate(bad):
-        # one at a time: each is counted before the next (the publishers'
-        # send high-water mark is 4)
+        # one at a time: each is counted before the next
         dropped = d.client.status().frames_dropped
         send()
         d.wait_for(lambda s: s.frames_dropped > dropped, what="bad frame %d counted" % k)
@@ -211,8 +211,7 @@ def test_frames_of_another_size_are_resized_when_asked(daemon):
         rows += [row, row]
     big = b"".join(rows)
     d.client.start_episode(max_steps=0)
-    # RGB8 frames until 30 were resized (sent at most every 30 ms: the send
-    # high-water mark drops what pacd has not taken yet, hence no count)
+    # RGB8 frames until 30 were resized (every 30 ms)
     feed = every(0.03, lambda: cam.send(big, width=256, height=256))
     d.wait_for(lambda s: s.frames_resized >= 30, feed=feed, what="resized RGB8 frames")
     from PIL import Image
@@ -290,7 +289,7 @@ def test_robot_state_and_reward_validation(daemon):
            lambda: sp.send_state([float("nan")] + [0.0] * 6, [0.0] * 7),  # non-finite
            lambda: sp.send_raw([b"robot_state", b"\x08\xff\xff"])]       # bad protobuf
     for k, send in enumerate(bad):
-        # one at a time (the publisher's send high-water mark is 4)
+        # one at a time: each is counted before the next
         send()
         d.wait_for(lambda s: s.states_rejected == k + 1, what="bad state %d rejected" % k)
     sp.send_state([0.0] * 7, [0.0] * 7)                 # good
