@@ -170,10 +170,11 @@ def test_replay_demo_1_one_message_set_per_recorded_state():
 
 def test_replay_paces_at_the_requested_rate():
     """--rate 100 with demo 2 (837 states): state k (1, 2, ...) goes out no earlier
-    than k/100 s after pacd-replay's connect wait (absolute deadlines: a loaded
-    machine makes a wake-up late, never early). Full speed would send them
-    all within a fraction of a second. How close to the deadlines it keeps is
-    a figure, not a test: bench/bench_replay_pace.py."""
+    than k/100 s after the pace's origin (start_unix_ns in the summary;
+    absolute deadlines: a loaded machine makes a wake-up late, never early),
+    and the origin is after the launch. Full speed would send them all within
+    a fraction of a second. How close to the deadlines it keeps is a figure,
+    not a test: bench/bench_replay_pace.py."""
     states, _, _ = recorded(2)
     col = Collector()
     t_launch = time.time_ns()
@@ -185,8 +186,9 @@ def test_replay_paces_at_the_requested_rate():
     rs = [pb.RobotState.FromString(b) for t, b in col.msgs if t == "robot_state"]
     assert len(rs) == summary["states"] == len(states)
     assert [s.seq for s in rs] == list(range(1, len(rs) + 1))
-    # its clock starts after the connect wait
-    t0 = t_launch + int(CONNECT_MS) * 1_000_000
+    # the origin follows the connect wait
+    t0 = summary["start_unix_ns"]
+    assert t0 >= t_launch + int(CONNECT_MS) * 1_000_000, (t0, t_launch)
     early = [(s.seq, (s.time_unix_ns - t0) * 1e-9) for s in rs
              if s.time_unix_ns < t0 + s.seq * 10_000_000]
     assert not early, "states sent before their deadline (seq, s after launch): %s" % early[:5]
