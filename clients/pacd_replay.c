@@ -598,6 +598,9 @@ int main(int argc, char **argv)
         goto out;
     }
     double height = NAN;
+    /* the pace's origin: state k goes out at t + k periods, never earlier
+     * (start_unix_ns in the summary: the wall clock just before t) */
+    const int64_t start_unix_ns = now_ns(CLOCK_REALTIME);
     int64_t t = now_ns(CLOCK_MONOTONIC);
     do {
         for (int row = 0; row < states.rows && !stop_requested && !aborted &&
@@ -725,10 +728,10 @@ int main(int argc, char **argv)
     printf("{\"demo\": \"%s\", \"episode\": %d, \"states\": %d, \"published\": %ld, "
            "\"frames\": %ld, \"final_cube_height_m\": %.6f, \"recorded_dt_s\": %.6f, "
            "\"unacknowledged\": %ld, \"frames_unacknowledged\": %ld, "
-           "\"frames_rejected\": %ld, \"stopped\": %s}\n",
+           "\"frames_rejected\": %ld, \"stopped\": %s, \"start_unix_ns\": %lld}\n",
            o.demo, o.episode, states.rows, published, frames, isfinite(height) ? height : -1.0,
            rec_dt, unacknowledged, frames_unacknowledged, frames_rejected,
-           aborted ? "true" : "false");
+           aborted ? "true" : "false", (long long)start_unix_ns);
     fflush(stdout);
     rc = unacknowledged || frames_unacknowledged || frames_rejected || aborted ? 3 : 0;
 out:

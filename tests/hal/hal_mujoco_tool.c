@@ -4,21 +4,33 @@
  * stdout: the robot's limits, the first and last state, counters, and the
  * Lift task signal when the scene has one.
  *
- * usage: hal-mujoco-tool ROBOT SCENE SPACE V1,V2,.. SECONDS [CAMERAS WxH CAM_EP STATE_EP]
- *   SPACE: joint | cartesian | twist (values as hal.h documents the space) */
+ * usage: hal-mujoco-tool ROBOT SCENE SPACE V1,V2,.. SECONDS[+] [CAMERAS WxH CAM_EP STATE_EP]
+ *   SPACE: joint | cartesian | twist (values as hal.h documents the space)
+ *   SECONDS: of the backend's own (simulated) time, not of the wall clock, so
+ *   that a loaded machine changes how long a run takes, not what it does;
+ *   with "+" (e.g. 2+): at least that long, then until stdin reaches EOF (the
+ *   test closes it once it has received what it waits for).
+ * The command watchdog is 1 s here (pacd's default is 0.2 s): a loop starved
+ * by a loaded machine must not make the arm hold; the watchdog has its own
+ * tests (tests/hal/test_hal_mujoco.c). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hal.h"
 
-static double mono_s(void)
+/* 1 once stdin is at EOF (or in error); does not wait. */
+static int stdin_closed(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    char buf[256];
+    return read(0, buf, sizeof buf) <= 0;
 }
 
 static void print_state(const char *key, const hal_state_t *s)
@@ -57,8 +69,10 @@ int main(int argc, char **argv)
         if (end == p && *p)
             break;
     }
-    double seconds = atof(argv[5]);
-    hal_options_t o = {.backend = "mujoco", .scene = argv[2], .seed = 1};
+    char *end;
+    double seconds = strtod(argv[5], &end);
+    int until_eof = *end == '+';
+    hal_options_t o = {.backend = "mujoco", .scene = argv[2], .seed = 1, .command_timeout_s = 1.0};
     if (argc > 9) {
         o.cameras = argv[6];
         if (sscanf(argv[7], "%dx%d", &o.camera_width, &o.camera_height) != 2)
@@ -77,13 +91,17 @@ int main(int argc, char **argv)
     while (hal_read_state(h, &first) != 0)
         ;
     hal_command_t prev = {0}, out;
-    int have_prev = 0, rc = 0;
-    double t_end = mono_s() + seconds;
+    int have_prev = 0, rc = 0, eof = 0;
     uint32_t all_flags = 0;
     struct timespec period = {.tv_sec = 0, .tv_nsec = 50000000};
-    while (mono_s() < t_end) {
+    for (;;) {
         if (hal_read_state(h, &s) != 0)
             continue;
+        if ((s.time_mono_ns - first.time_mono_ns) * 1e-9 >= seconds &&
+            (!until_eof || eof || (eof = stdin_closed())))
+            break;
+        if (until_eof && !eof)
+            eof = stdin_closed();
         hal_command_t jc;
         hal_safety_result_t res;
         if (space == HAL_SPACE_JOINT_VELOCITY) {

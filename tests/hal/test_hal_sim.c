@@ -412,12 +412,16 @@ static void test_new_rejects_bad_options(void **st)
     assert_int_equal(hal_counters(NULL, &k), -EINVAL);
 }
 
-/* A slow sim rate still integrates on its own clock: same v*t law. */
+/* A slow sim rate still integrates on its own clock: same v*t law; and a
+ * custom watchdog timeout holds that long after the last command, in the
+ * sim's own time. Each half has a sim of its own: the v*t law needs a
+ * watchdog a starved test thread does not trip (1 s, as new_sim), the
+ * timeout half only one command and silence. */
 static void test_custom_rate_and_timeout(void **st)
 {
     (void)st;
     char err[256];
-    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 0.1};
+    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 1.0};
     hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
     double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
@@ -427,10 +431,31 @@ static void test_custom_rate_and_timeout(void **st)
     hal_state_t s2 = run_for(h, &c, 0.2, NULL, NULL);
     double dt = (s2.time_mono_ns - s1.time_mono_ns) * NS;
     assert_double_equal(s2.q[4] - s1.q[4], 0.2 * dt, 1e-9);
-    /* 0.1 s timeout: silence of 0.3 s triggers the watchdog */
-    hal_state_t s3 = run_for(h, NULL, 0.3, NULL, NULL);
-    assert_true(s3.dq[4] == 0.0);
     hal_counters_t k;
+    hal_counters(h, &k);
+    assert_int_equal(k.watchdog_holds, 0);
+    hal_destroy(&h);
+
+    /* 0.1 s timeout at 100 Hz: one command, then silence. The joint runs
+     * (ramping up at ddq_max) for 0.1 s of sim time after the command, a
+     * period or two more at most, then ramps down to rest: half the default
+     * timeout's travel. */
+    const double timeout = 0.1, period = 0.01;
+    o.command_timeout_s = timeout;
+    h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
+    assert_non_null(h);
+    const hal_robot_t *r = h->robot;
+    hal_state_t s0 = read_ok(h);
+    assert_int_equal(hal_command(h, &c), 0);
+    hal_state_t s3 = run_for(h, NULL, timeout + 0.2 / r->ddq_max[4] + 0.3, NULL, NULL);
+    assert_true(s3.dq[4] == 0.0);
+    double moved = s3.q[4] - s0.q[4];
+    /* at least the ramp-up to 0.2 rad/s and half of the timeout at speed */
+    assert_true(moved > 0.5 * 0.2 * timeout);
+    /* at most: full speed from the command to the timeout plus two periods,
+     * then braking (0.2 s would travel 0.04 rad) */
+    if (!(moved <= 0.2 * (timeout + 2 * period) + 0.2 * 0.2 / (2 * r->ddq_max[4]) + 1e-9))
+        fail_msg("joint 5 moved %g rad after one command: the watchdog held late", moved);
     hal_counters(h, &k);
     assert_int_equal(k.watchdog_holds, 1);
     hal_destroy(&h);

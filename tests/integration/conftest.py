@@ -1,13 +1,31 @@
 """Fixtures for the integration tests: they start the real pacd binary.
 
 Environment: PACD_BUILD_DIR (meson build dir; default ./build),
-PACD_SOURCE_DIR (repository; default two levels up from here).
+PACD_SOURCE_DIR (repository; default two levels up from here),
+PACD_TEST_TIME_FACTOR (multiplies every deadline; tests/meson.build sets it
+larger for sanitizer builds), PACD_TEST_KEEP_TMP=1 (keep pytest's temporary
+directory for a post-mortem instead of removing it at the end of the run).
+
+Shared helpers for every integration test (they must pass on a loaded
+2-core machine, so they never time things):
+  wait_until(pred, timeout, what, feed=None, details=None): poll pred()
+      until it returns something truthy (returned); fail after
+      scaled(timeout) seconds with `what` and details() in the message.
+  scaled(seconds): a deadline multiplied by PACD_TEST_TIME_FACTOR.
+  attach_log(request_or_item, label, path): print that file in the report
+      when the test fails (the `daemon` fixture does it for pacd's stderr).
+  every(period_s, fn): a feed that calls fn() at most every period_s.
+  Daemon.wait_for(pred, timeout, what, feed): wait_until on pacd's status.
+  Daemon.wait_delivered(send, counter): a new PUB socket loses messages until
+      connected and subscribed: send() until pacd's counter(status) grows.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -22,6 +40,87 @@ PY = "/usr/bin/python3"
 import pacd_client  # noqa: E402
 
 PACD = os.path.join(BUILD, "daemon", "pacd")
+
+TIME_FACTOR = max(1.0, float(os.environ.get("PACD_TEST_TIME_FACTOR") or 1))
+
+
+def scaled(seconds):
+    """A deadline of `seconds` on a normal build, longer on slow builds."""
+    return seconds * TIME_FACTOR
+
+
+def wait_until(pred, timeout=30.0, what="condition", feed=None, details=None, interval=0.02):
+    """Poll pred() until it returns a truthy value, which is returned; `feed()`
+    runs before each poll. Fails (AssertionError) after scaled(timeout) s,
+    naming `what` and adding details() (e.g. the last status, a stderr)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        if feed:
+            feed()
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            extra = details() if details else ""
+            raise AssertionError("timed out after %.0f s waiting for %s%s" %
+                                 (scaled(timeout), what, "\n" + extra if extra else ""))
+        time.sleep(interval)
+
+
+def every(period_s, fn):
+    """A feed for wait_until/wait_for: calls fn() when called, at most once
+    every period_s seconds."""
+    last = [None]
+
+    def feed():
+        now = time.monotonic()
+        if last[0] is None or now - last[0] >= period_s:
+            fn()
+            last[0] = now
+    return feed
+
+
+# ---- reports and temporary files ----
+
+def attach_log(node, label, path):
+    """Print file `path` under `label` in the report if the test fails.
+    node: a pytest request (fixture) or item."""
+    item = getattr(node, "node", node)
+    if not hasattr(item, "_pacd_logs"):
+        item._pacd_logs = []
+    item._pacd_logs.append((label, path))
+
+
+def _tail(path, limit=20000):
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for label, path in getattr(item, "_pacd_logs", []):
+            rep.sections.append((label, _tail(path)))
+
+
+def pytest_configure(config):
+    # pytest keeps the temporary directories of its last 3 runs under
+    # /tmp/pytest-of-USER; ours go to one directory removed at the end
+    if not config.option.basetemp and not hasattr(config, "workerinput"):
+        config._pacd_tmp = tempfile.mkdtemp(prefix="pacd-pytest-")
+        config.option.basetemp = config._pacd_tmp
+
+
+def pytest_unconfigure(config):
+    tmp = getattr(config, "_pacd_tmp", None)
+    if tmp and os.environ.get("PACD_TEST_KEEP_TMP") != "1":
+        shutil.rmtree(tmp, ignore_errors=True)
 
 # Tests whose assertions need the loop to keep real time (PAC inference,
 # rendering at 20 Hz): a ThreadSanitizer build runs 5-20x slower and misses
@@ -48,8 +147,15 @@ def example_checkpoint(tmp_path_factory):
     return str(out)
 
 
+MAX_AGE_MS = int(scaled(500))
+
+
 def write_config(path, checkpoint, logdir, ports, cameras=("front",), extra=""):
-    cams = "".join("[camera.%s]\nwidth = 128\nheight = 128\nmax_age_ms = 200\n\n" % c for c in cameras)
+    # max_age_ms: a frame older than this makes a step stale. Long enough that
+    # a publisher starved for a moment by a loaded machine does not; the
+    # staleness tests wait for it, whatever it is.
+    cams = "".join("[camera.%%s]\nwidth = 128\nheight = 128\nmax_age_ms = %d\n\n" % MAX_AGE_MS % c
+                   for c in cameras)
     text = f"""[pacd]
 rate_hz = 20
 lock_memory = false
@@ -131,6 +237,22 @@ def merge_ini(text, extra):
     return "\n".join(out) + "\n"
 
 
+def roomy(pub, endpoint, hwm=1000):
+    """pacd_client's publishers keep at most 4 messages unsent (SNDHWM 4: a
+    live camera drops stale frames); on a loaded machine that drops messages
+    a test counts on. Give `pub` a new PUB socket that keeps up to `hwm`."""
+    import zmq
+    pub.sock.close(0)
+    pub.sock = pub.ctx.socket(zmq.PUB)
+    pub.sock.setsockopt(zmq.LINGER, 0)
+    pub.sock.setsockopt(zmq.SNDHWM, hwm)
+    pub.sock.connect(endpoint)
+    return pub
+
+
+CLIENT_TIMEOUT_S = 5  # a control request pacd has not answered by then failed
+
+
 class Daemon:
     """A running pacd process with clients bound to its ports."""
 
@@ -142,7 +264,11 @@ class Daemon:
         self.logdir = str(tmp_path / "episodes")
         self._config_args = (str(tmp_path / "pacd.conf"), checkpoint, self.logdir, cameras, extra)
         self._new_ports()
-        self.stderr_path = str(tmp_path / "pacd.stderr")
+        n = 0
+        while os.path.exists(str(tmp_path / ("pacd-%d.stderr" % n))):
+            n += 1
+        self.stderr_path = str(tmp_path / ("pacd-%d.stderr" % n))
+        open(self.stderr_path, "w").close()
         self.env = dict(os.environ, **(env or {}))
         self.wrap = list(wrap)  # a command pacd runs under (e.g. setpriv ... --)
         self.proc = None
@@ -165,11 +291,14 @@ class Daemon:
             self._err = open(self.stderr_path, "w")
             self.proc = subprocess.Popen(self.wrap + [PACD, "--config", self.config],
                                          stderr=self._err, env=self.env)
-            self.client = pacd_client.Client(self.ep("control"), timeout_ms=2000,
+            self.client = pacd_client.Client(self.ep("control"),
+                                             timeout_ms=int(scaled(CLIENT_TIMEOUT_S) * 1000),
                                              **self.client_keys)
             if not wait:
                 return self
-            deadline = time.monotonic() + 20
+            # start-up loads the checkpoint (and MuJoCo, EGL): slow under a
+            # sanitizer on a loaded machine
+            deadline = time.monotonic() + scaled(60)
             while True:
                 if self.proc.poll() is not None:
                     err = self.stderr()
@@ -192,32 +321,40 @@ class Daemon:
             return f.read()
 
     def camera(self, name="front"):
-        p = pacd_client.CameraPublisher(name, 128, 128, endpoint=self.ep("camera"))
+        p = roomy(pacd_client.CameraPublisher(name, 128, 128, endpoint=self.ep("camera")),
+                  self.ep("camera"))
         self.pubs.append(p)
         return p
 
     def state_publisher(self):
-        p = pacd_client.StatePublisher(endpoint=self.ep("state"))
+        p = roomy(pacd_client.StatePublisher(endpoint=self.ep("state")), self.ep("state"))
         self.pubs.append(p)
         return p
 
     def telemetry(self, count=1):
-        return list(pacd_client.watch(self.ep("telemetry"), count=count, timeout_s=5,
+        return list(pacd_client.watch(self.ep("telemetry"), count=count, timeout_s=scaled(10),
                                       **self.client_keys))
 
-    def wait_for(self, predicate, timeout=15.0, what="condition", feed=None):
-        """Poll status until predicate(status) holds; `feed()` runs between polls
-        (e.g. to publish camera frames)."""
-        deadline = time.monotonic() + timeout
-        st = None
-        while time.monotonic() < deadline:
-            if feed:
-                feed()
-            st = self.client.status()
-            if predicate(st):
-                return st
-            time.sleep(0.02)
-        raise AssertionError("timed out waiting for %s; last status:\n%s\nstderr:\n%s" % (what, st, self.stderr()))
+    def wait_for(self, predicate, timeout=30.0, what="condition", feed=None):
+        """Poll status until predicate(status) holds and return that status;
+        `feed()` runs between polls (e.g. to publish camera frames). Fails
+        after scaled(timeout) s with the last status and pacd's stderr."""
+        last = [None]
+
+        def poll():
+            last[0] = self.client.status()
+            return last[0] if predicate(last[0]) else None
+
+        return wait_until(poll, timeout, what, feed=feed,
+                          details=lambda: "last status:\n%s\nstderr:\n%s" % (last[0], self.stderr()))
+
+    def wait_delivered(self, send, counter, what="publisher connected", period_s=0.1):
+        """A new PUB socket loses what it sends until its connection and
+        pacd's subscription are up: call send() every period_s until
+        counter(status) grows (send something pacd counts). Returns the
+        status after, for the test's baselines."""
+        base = counter(self.client.status())
+        return self.wait_for(lambda s: counter(s) > base, what=what, feed=every(period_s, send))
 
     def logs(self):
         if not os.path.isdir(self.logdir):
@@ -227,8 +364,8 @@ class Daemon:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def wait(self, timeout=15):
-        return self.proc.wait(timeout=timeout)
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout=scaled(timeout))
 
     def stop(self):
         for p in self.pubs:
@@ -240,7 +377,7 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=scaled(30))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -264,13 +401,15 @@ class FrameFeeder:
 
 
 @pytest.fixture
-def daemon(tmp_path, example_checkpoint):
-    """Factory: daemon(cameras=..., extra=..., env=...) -> started Daemon."""
+def daemon(request, tmp_path, example_checkpoint):
+    """Factory: daemon(cameras=..., extra=..., env=...) -> started Daemon.
+    A failing test's report prints each daemon's stderr."""
     started = []
 
     def make(start=True, wait=True, **kw):
         d = Daemon(tmp_path, kw.pop("checkpoint", example_checkpoint), **kw)
         started.append(d)
+        attach_log(request, "pacd stderr (%s)" % d.stderr_path, d.stderr_path)
         if start:
             d.start(wait=wait)
         return d

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import pacd_client
-from conftest import PACD, FrameFeeder, pacctl
+from conftest import PACD, FrameFeeder, every, pacctl, roomy, scaled
 
 pb = pacd_client.pb
 
@@ -28,7 +28,7 @@ def node_read(path):
     assert os.path.isdir(os.path.join(here, "node_modules")), \
         "run `npm ci --prefix tests/integration` (deploy/install-deps.sh does)"
     p = subprocess.run(["node", os.path.join(here, "mcap_read.mjs"), path], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=scaled(120))
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -50,12 +50,18 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
     with open(example_checkpoint, "rb") as f:
         assert last.checkpoint_sha256 == hashlib.sha256(f.read()).hexdigest()
     assert last.window_ticks > 0
-    # the loop keeps its 20 Hz period (a functional check with a wide margin)
-    assert 30000 < last.period.p50_us < 80000, last.period
+    # the loop runs on its 50 ms deadlines: absolute deadlines make the median
+    # period the configured one, whatever the load (a wake-up can be late,
+    # not early); how steady it is, is bench/run_loop_bench.sh's business
+    assert 45000 <= last.period.p50_us <= 55000, last.period
     assert last.period.max_us >= last.period.p99_us >= last.period.p50_us
     assert len(last.last_action) == 7
-    # the loop feeds the backend every tick: the sim's 0.2 s command watchdog never fires
-    assert last.hal_watchdog_holds == 0 and last.hal_bad_commands == 0
+    # the loop feeds the backend every tick: the sim's 0.2 s command watchdog
+    # never fires unless a tick came that late (a starved loop on a loaded
+    # machine, which the period's maximum shows)
+    assert last.hal_bad_commands == 0
+    if last.period.max_us < 190000:
+        assert last.hal_watchdog_holds == 0, last
 
 
 def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
@@ -94,7 +100,11 @@ def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
         assert a.get("isLast", False) == b["is_last"]
     assert len(by_topic["/pacd/robot_state"]) == 40
     frames = by_topic["/pacd/camera/front"]
-    assert len(frames) >= 30 and all(f["width"] == 128 and f["height"] == 128 for f in frames)
+    # each frame a step used is logged once (how many there are depends on
+    # how fast this test could publish)
+    used = {(f["camera"], f["seq"]) for s in steps for f in s["frames"]}
+    assert len(frames) == len(used) >= 2
+    assert all(f["width"] == 128 and f["height"] == 128 for f in frames)
     assert {f["data"]["length"] for f in frames} == {128 * 128 * 3}
     meta = {m["name"]: m["metadata"] for m in doc["metadata"]}
     assert meta["pacd"]["robot"] == "panda"
@@ -129,13 +139,13 @@ def test_stale_camera_holds_the_arm(daemon):
     feed = FrameFeeder(d.camera())
     st = d.wait_for(lambda s: any(abs(v) > 1e-4 for v in s.last_action), feed=feed,
                     what="the arm to move once frames arrive")
+    # while frames keep coming, steps are not stale (the first few may still
+    # have been decided before the frame arrived)
+    stale_then, step_then = st.stale_steps, st.step
+    st = d.wait_for(lambda s: s.step >= step_then + 20, feed=feed, what="20 fed steps")
+    assert st.stale_steps - stale_then <= 2, (st.stale_steps, stale_then)
     stale_then = st.stale_steps
-    for _ in range(20):
-        feed()
-        time.sleep(0.02)
-    st = d.client.status()
-    assert st.stale_steps - stale_then <= 2
-    # frames stop: stale again after max_age_ms (200 ms)
+    # frames stop: stale again after max_age_ms
     st = d.wait_for(lambda s: s.stale_steps > stale_then + 5, what="stale again")
     assert all(v == 0.0 for v in st.last_action)
     assert "holding the arm" in d.stderr()
@@ -145,9 +155,13 @@ def test_bad_frames_are_dropped_and_counted(daemon):
     d = daemon()
     cam = d.camera()
     good = pacd_client.synthetic_image(128, 128, 0)
-    other = pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera"))
+    other = roomy(pacd_client.CameraPublisher("back", 128, 128, endpoint=d.ep("camera")),
+                  d.ep("camera"))
     d.pubs.append(other)
-    time.sleep(0.3)  # PUB connect
+    # PUB connect: a malformed probe from each publisher until pacd counts it
+    for pub in (cam, other):
+        d.wait_delivered(lambda: pub.send_raw([b"probe"]), lambda s: s.frames_malformed)
+    st0 = d.client.status()
     bad = [
         lambda: cam.send_raw([b"camera/front"]),                                # one part: malformed
         lambda: cam.send_raw([b"camera/front", b"\xff\xff\xff not protobuf"]),  # malformed
@@ -159,11 +173,14 @@ def test_bad_frames_are_dropped_and_counted(daemon):
         lambda: cam.send(good + b"x" * 100),                                    # oversized
         lambda: cam.send(b"\xff\xd8 broken jpeg", encoding=pb.CameraFrame.JPEG),  # malformed
     ]
-    for send in bad:
+    for k, send in enumerate(bad):
+        # one at a time: each is counted before the next
+        dropped = d.client.status().frames_dropped
         send()
-        time.sleep(0.03)  # stay under the publishers' send high-water mark
-    st = d.wait_for(lambda s: s.frames_malformed >= 4 and s.frames_misshaped >= 4
-                    and s.frames_oversized >= 1, what="bad frames counted")
+        d.wait_for(lambda s: s.frames_dropped > dropped, what="bad frame %d counted" % k)
+    st = d.client.status()
+    assert (st.frames_malformed - st0.frames_malformed, st.frames_misshaped - st0.frames_misshaped,
+            st.frames_oversized - st0.frames_oversized) == (4, 4, 1), st
     assert st.frames_received == 0
     assert st.frames_dropped == st.frames_malformed + st.frames_misshaped + st.frames_oversized
     # over max_message_bytes (1 MiB): libzmq drops the peer, pacd counts it
@@ -171,20 +188,19 @@ def test_bad_frames_are_dropped_and_counted(daemon):
     d.wait_for(lambda s: s.peers_disconnected >= 1, what="oversized peer dropped")
     # pacd is alive and still takes good frames, RGB8 and JPEG
     cam2 = d.camera()
-    time.sleep(0.3)
-    cam2.send(good)
+    d.wait_delivered(lambda: cam2.send(good), lambda s: s.frames_received)
     from PIL import Image
     buf = io.BytesIO()
     Image.frombytes("RGB", (128, 128), good).save(buf, format="JPEG", quality=90)
     cam2.send_jpeg(buf.getvalue())
     d.wait_for(lambda s: s.frames_received >= 2, what="good frames accepted")
+    assert d.client.status().frames_malformed == st.frames_malformed  # the JPEG decoded
     assert d.proc.poll() is None
 
 
 def test_frames_of_another_size_are_resized_when_asked(daemon):
     d = daemon(extra="[camera.front]\nresize = true\n")
     cam = d.camera()
-    time.sleep(0.3)
     # 256x256 made of 2x2 blocks: area averaging to 128x128 gives the blocks back
     import random
     rnd = random.Random(7)
@@ -195,18 +211,21 @@ def test_frames_of_another_size_are_resized_when_asked(daemon):
         rows += [row, row]
     big = b"".join(rows)
     d.client.start_episode(max_steps=0)
-    for _ in range(30):
-        cam.send(big, width=256, height=256)
-        time.sleep(0.03)
+    # RGB8 frames until 30 were resized (every 30 ms)
+    feed = every(0.03, lambda: cam.send(big, width=256, height=256))
+    d.wait_for(lambda s: s.frames_resized >= 30, feed=feed, what="resized RGB8 frames")
     from PIL import Image
     buf = io.BytesIO()
     Image.frombytes("RGB", (256, 256), big).save(buf, format="JPEG", quality=95)
-    cam.send_jpeg(buf.getvalue(), width=256, height=256)
-    st = d.wait_for(lambda s: s.frames_resized >= 31 and s.frames_received >= 31,
-                    what="resized frames")
+    n0 = d.client.status().frames_resized
+    d.wait_delivered(lambda: cam.send_jpeg(buf.getvalue(), width=256, height=256),
+                     lambda s: s.frames_resized, what="a resized JPEG frame")
+    st = d.client.status()
+    assert st.frames_resized > n0 and st.frames_received == st.frames_resized
     assert st.frames_misshaped == 0
-    cam.send(big[:1000], width=256, height=256)  # wrong data size still counts
-    d.wait_for(lambda s: s.frames_misshaped == 1, what="mis-shaped count")
+    # wrong data size still counts
+    d.wait_delivered(lambda: cam.send(big[:1000], width=256, height=256),
+                     lambda s: s.frames_misshaped, what="mis-shaped count")
     d.client.end_episode()
     d.wait_for(lambda s: s.state == pb.IDLE)
     d.stop()
@@ -222,21 +241,28 @@ def test_shadow_mode_one_step_per_state_with_the_teleoperator_action(daemon):
     d = daemon(extra="[pacd]\nmode = shadow\n")
     cam = d.camera()
     sp = d.state_publisher()
-    time.sleep(0.3)
+    img = pacd_client.synthetic_image(128, 128, 0)
+    # both publishers connected before the episode (a good state would make
+    # the first step as soon as it starts: probe with a malformed one)
+    d.wait_delivered(lambda: cam.send(img), lambda s: s.frames_received)
+    d.wait_delivered(lambda: sp.send_raw([b"robot_state", b"\x08\xff\xff"]),
+                     lambda s: s.states_rejected)
     n = 30
     d.client.start_episode(max_steps=n)
-    img = pacd_client.synthetic_image(128, 128, 0)
     sent = []
     for k in range(n):
         q = [0.01 * k + 0.1 * j for j in range(7)]
         a = [0.001 * k - 0.01 * j for j in range(7)]
+        # the state commits the step: its frame (another connection) is in
+        # first, its action goes before it on the same connection
+        frames = d.client.status().frames_received
         cam.send(img)
+        d.wait_for(lambda s: s.frames_received > frames, what="frame %d" % k)
         act = pb.Action(space=pb.JOINT_VELOCITY, values=a, seq=1000 + k, time_unix_ns=time.time_ns())
         sp.send_raw([b"teleop_action", act.SerializeToString()])
-        time.sleep(0.005)  # the state commits the step, after its frame and action
         sp.send_state(q, [0.0] * 7)
         sent.append((q, a))
-        time.sleep(0.045)
+        d.wait_for(lambda s: s.step == k + 1, what="shadow step %d" % (k + 1))
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == n, what="30 shadow steps")
     assert st.backend == "shadow" and st.mode == "shadow"
     assert st.teleop_actions_received == n
@@ -256,13 +282,18 @@ def test_shadow_mode_one_step_per_state_with_the_teleoperator_action(daemon):
 def test_robot_state_and_reward_validation(daemon):
     d = daemon()
     sp = d.state_publisher()
-    time.sleep(0.3)
-    sp.send_state([0.0] * 6, [0.0] * 6)                 # wrong joint count
-    sp.send_state([float("nan")] + [0.0] * 6, [0.0] * 7)  # non-finite
-    sp.send_raw([b"robot_state", b"\x08\xff\xff"])     # bad protobuf
+    # connected once a good state is counted
+    st0 = d.wait_delivered(lambda: sp.send_state([0.0] * 7, [0.0] * 7), lambda s: s.states_received)
+    assert st0.states_rejected == 0
+    bad = [lambda: sp.send_state([0.0] * 6, [0.0] * 6),                  # wrong joint count
+           lambda: sp.send_state([float("nan")] + [0.0] * 6, [0.0] * 7),  # non-finite
+           lambda: sp.send_raw([b"robot_state", b"\x08\xff\xff"])]       # bad protobuf
+    for k, send in enumerate(bad):
+        # one at a time: each is counted before the next
+        send()
+        d.wait_for(lambda s: s.states_rejected == k + 1, what="bad state %d rejected" % k)
     sp.send_state([0.0] * 7, [0.0] * 7)                 # good
-    st = d.wait_for(lambda s: s.states_rejected >= 3 and s.states_received >= 1,
-                    what="robot states counted")
+    st = d.wait_for(lambda s: s.states_received > st0.states_received, what="good state counted")
     assert st.states_rejected == 3
 
 
@@ -272,13 +303,13 @@ def test_reward_terminal_ends_the_episode(daemon):
     sp = d.state_publisher()
     d.client.start_episode(max_steps=0)
     d.wait_for(lambda s: s.step >= 5, feed=feed, what="5 steps")
-    for _ in range(10):
-        sp.send_reward(1.0, discount=0.0, is_terminal=True)
+    # the reward is lost until the publisher's connection is up: resend
+    reward = every(0.1, lambda: sp.send_reward(1.0, discount=0.0, is_terminal=True))
+
+    def both():
         feed()
-        time.sleep(0.03)
-        if d.client.status().state == pb.IDLE:
-            break
-    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed, what="episode ended by the reward")
+        reward()
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=both, what="episode ended by the reward")
     d.stop()
     steps = cat_steps(d.logs()[0])
     last = steps[-1]
@@ -316,13 +347,14 @@ def test_control_commands(daemon):
     r = c.raw(b"\xff\xff\xff\xff")
     assert not r.ok and "Command" in r.error
     assert c.status().commands_rejected >= 3
-    # pacctl speaks the same protocol
-    out = pacctl("--control", d.ep("control"), "status", "--json")
+    # pacctl speaks the same protocol (its 3 s default timeout bounded by ours)
+    wait = ("--timeout", str(int(scaled(10000))))
+    out = pacctl("--control", d.ep("control"), *wait, "status", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["state"] == "IDLE"
-    out = pacctl("--control", d.ep("control"), "hold")
+    out = pacctl("--control", d.ep("control"), *wait, "hold")
     assert out.returncode == 1 and "refused" in out.stderr
-    out = pacctl("--telemetry", d.ep("telemetry"), "watch", "--json", "--count", "2")
+    out = pacctl("--telemetry", d.ep("telemetry"), *wait, "watch", "--json", "--count", "2")
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
 
 
@@ -330,7 +362,7 @@ def test_notify_ready_then_watchdog(daemon, tmp_path):
     path = str(tmp_path / "notify.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
-    s.settimeout(10)
+    s.settimeout(scaled(30))
     d = daemon(start=False, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     d.start(wait=False)
     msgs = []
@@ -366,7 +398,10 @@ def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
     d = daemon()
     feed = FrameFeeder(d.camera())
     d.client.start_episode(max_steps=0)
-    d.wait_for(lambda s: s.step >= 30, feed=feed, what="30 steps")
+    # steps the logger has written(2) survive a SIGKILL (the page cache keeps
+    # them); fsync_interval_ms = 200 only matters for a power cut
+    st = d.wait_for(lambda s: s.step >= 30 and s.log_steps_written >= 20, feed=feed,
+                    what="30 steps, 20 of them written")
     d.signal(signal.SIGKILL)
     d.wait()
     logs = d.logs()
@@ -376,8 +411,7 @@ def test_sigkill_mid_episode_leaves_a_recoverable_log(daemon):
     assert "unfinished" in r.stdout
     assert pacctl("log", "verify", "--strict", logs[0]).returncode == 3
     steps = cat_steps(logs[0])
-    # fsync_interval_ms = 200: at most the last fraction of a second is lost
-    assert len(steps) >= 20
+    assert len(steps) >= st.log_steps_written >= 20
     assert [s["step"] for s in steps] == list(range(len(steps)))
     doc = node_read(logs[0])
     assert doc["footer"] is None  # never closed
@@ -423,7 +457,7 @@ def test_bad_config_and_checkpoint_fail_before_ready(tmp_path, example_checkpoin
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
     s.settimeout(0.5)
-    r = subprocess.run([PACD, "--config", cfg], capture_output=True, text=True, timeout=30,
+    r = subprocess.run([PACD, "--config", cfg], capture_output=True, text=True, timeout=scaled(60),
                        env=dict(os.environ, NOTIFY_SOCKET=path))
     assert r.returncode != 0 and "cut.safetensors" in r.stderr
     with pytest.raises(socket.timeout):

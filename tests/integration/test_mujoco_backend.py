@@ -8,6 +8,10 @@ format). Checks: frames arrive as real images with rising seq and recent
 capture times; commanded joint and Cartesian velocities move the end effector
 the commanded way; no published state is ever past a joint limit.
 
+The tool runs for a span of the backend's own time, and where a test needs a
+number of messages it keeps running until they have arrived (then the test
+closes its stdin): a loaded machine makes a test slower, not different.
+
 Skipped (with a message) only when the backend was not built (no libmujoco)
 or the shared scenes are missing.
 """
@@ -22,7 +26,7 @@ import pytest
 import zmq
 
 import conftest
-from conftest import BUILD, free_port
+from conftest import BUILD, free_port, scaled, wait_until
 import pacd_client
 
 pb = pacd_client.pb
@@ -41,13 +45,19 @@ pytestmark = [
 ]
 
 
-def run(robot, scene, space, values, seconds, cameras=None, size="128x128"):
-    """Run the tool; with cameras, collect everything published. Returns
-    (summary, [(topic, body)])."""
-    args = [TOOL, robot, scene, space, ",".join(str(v) for v in values), str(seconds)]
+def count(msgs, topic):
+    return sum(1 for t, _, _ in list(msgs) if t == topic)
+
+
+def run(robot, scene, space, values, seconds, cameras=None, size="128x128", until=None):
+    """Run the tool for `seconds` of backend time; with cameras, collect
+    everything published, and with until(msgs) keep the tool running until
+    that holds. Returns (summary, [(topic, body, receive time)])."""
+    args = [TOOL, robot, scene, space, ",".join(str(v) for v in values),
+            str(seconds) + ("+" if until else "")]
     msgs = []
     if not cameras:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=scaled(300))
         assert p.returncode == 0, p.stderr
         return json.loads(p.stdout), msgs
     ctx = zmq.Context()
@@ -74,18 +84,32 @@ def run(robot, scene, space, values, seconds, cameras=None, size="128x128"):
 
     th = threading.Thread(target=drain, daemon=True)
     th.start()
+    tool = subprocess.Popen(args + [cameras, size, eps[0], eps[1]], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        p = subprocess.run(args + [cameras, size, eps[0], eps[1]], capture_output=True, text=True,
-                           timeout=120)
-        time.sleep(0.2)
+        if until:
+            wait_until(lambda: until(msgs) or tool.poll() is not None, timeout=120,
+                       what="the messages the test needs")
+        out, err = tool.communicate(timeout=scaled(300))  # closes stdin: the tool ends
+        # what the tool published last may still be on its way: wait until
+        # nothing more arrives for 0.3 s
+        seen = [-1]
+
+        def settled():
+            n, seen[0] = seen[0], len(msgs)
+            return n == seen[0]
+        wait_until(settled, timeout=30, what="the subscriber to drain", interval=0.3)
     finally:
+        if tool.poll() is None:
+            tool.kill()
+            tool.wait()
         stop[0] = True
         th.join()
         for s in socks:
             s.close(0)
         ctx.term()
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout), msgs
+    assert tool.returncode == 0, err
+    return json.loads(out), msgs
 
 
 def check_states_within_limits(summary, states):
@@ -97,11 +121,12 @@ def check_states_within_limits(summary, states):
 
 
 def test_frames_and_states_reach_a_python_subscriber():
-    summary, msgs = run("panda", PANDA, "joint", [0.5, 0, 0, 0, 0, 0, 0], 2.0, cameras="front")
+    summary, msgs = run("panda", PANDA, "joint", [0.5, 0, 0, 0, 0, 0, 0], 2.0, cameras="front",
+                        until=lambda m: count(m, "camera/front") >= 20 and count(m, "robot_state") >= 20)
     frames = [(pb.CameraFrame.FromString(b), t) for topic, b, t in msgs if topic == "camera/front"]
     states = [pb.RobotState.FromString(b) for topic, b, _ in msgs if topic == "robot_state"]
     assert not [t for t, _, _ in msgs if t not in ("camera/front", "robot_state")]
-    # 2 s at 20 Hz, less the connection set-up
+    # the tool ran until 20 of each had arrived (2 s at 20 Hz)
     assert len(frames) >= 20, len(frames)
     assert len(states) >= 20
     seqs = [f.seq for f, _ in frames]
@@ -109,7 +134,9 @@ def test_frames_and_states_reach_a_python_subscriber():
     for f, t_recv in frames:
         assert (f.camera, f.width, f.height, f.encoding) == ("front", 128, 128, pb.CameraFrame.RGB8)
         assert len(f.data) == 128 * 128 * 3
-        assert 0 <= t_recv - f.capture_time_unix_ns < 1e9  # capture time is the sim's now
+        # capture time is the sim's now (a frame waits for the render thread
+        # and the subscriber on a loaded machine: seconds, not days)
+        assert 0 <= t_recv - f.capture_time_unix_ns < scaled(30) * 1e9
     imgs = [np.frombuffer(f.data, np.uint8).reshape(128, 128, 3) for f, _ in frames]
     assert imgs[0].std() > 10
     # joint 1 turned the arm: the picture changed
@@ -145,7 +172,7 @@ def test_twist_rotates_about_z():
 
 def test_joint_limits_never_passed_when_driven_into_them():
     summary, msgs = run("panda", PANDA, "joint", [2.5, 0, 0, 2.5, 0, 0, -2.6], 3.0, cameras="front",
-                        size="32x32")
+                        size="32x32", until=lambda m: count(m, "robot_state") > 30)
     states = [pb.RobotState.FromString(b) for topic, b, _ in msgs if topic == "robot_state"]
     assert len(states) > 30
     check_states_within_limits(summary, states)
@@ -157,7 +184,8 @@ def test_joint_limits_never_passed_when_driven_into_them():
 
 
 def test_lift_scene_task_signal():
-    summary, msgs = run("sawyer", LIFT, "joint", [0] * 7, 1.0, cameras="agentview", size="64x64")
+    summary, msgs = run("sawyer", LIFT, "joint", [0] * 7, 1.0, cameras="agentview", size="64x64",
+                        until=lambda m: count(m, "reward") >= 10)
     assert summary["cube_height"] == pytest.approx(0.02, abs=0.005)
     assert summary["success"] == 0
     rewards = [pb.Reward.FromString(b) for topic, b, _ in msgs if topic == "reward"]
@@ -168,24 +196,26 @@ def test_lift_scene_task_signal():
 def test_rendered_frames_reach_pacd_and_land_in_the_log(daemon):
     """pacd (sim arm, camera `front`) fed by the backend's rendered camera:
     every step of an episode uses a rendered frame, and the frames are logged."""
-    from test_daemon import cat_steps
+    from test_daemon import cat_steps, node_read
 
     d = daemon()
     junk_state = "tcp://127.0.0.1:%d" % free_port()  # robot_state not for this pacd
-    tool = subprocess.Popen([TOOL, "panda", PANDA, "joint", "0.3,0,0,0,0,0,0", "8", "front", "128x128",
-                             d.ep("camera"), junk_state], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the tool renders until this test closes its stdin
+    tool = subprocess.Popen([TOOL, "panda", PANDA, "joint", "0.3,0,0,0,0,0,0", "1+", "front", "128x128",
+                             d.ep("camera"), junk_state], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         # the tool loads MuJoCo and EGL first (seconds under ASan on a loaded
         # machine): start the episode only once rendered frames are flowing
-        first = d.wait_for(lambda s: s.frames_received >= 1, timeout=30, what="first rendered frame")
-        d.wait_for(lambda s: s.frames_received >= first.frames_received + 10, timeout=30,
+        first = d.wait_for(lambda s: s.frames_received >= 1, timeout=60, what="first rendered frame")
+        d.wait_for(lambda s: s.frames_received >= first.frames_received + 10, timeout=60,
                    what="rendered frames flowing")
         reply = d.client.start_episode(max_steps=40)
         assert reply.ok
-        st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, timeout=20, what="40 steps")
+        st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, timeout=60, what="40 steps")
         assert st.episodes == 1
     finally:
-        out, err = tool.communicate(timeout=60)
+        out, err = tool.communicate(input="", timeout=scaled(120))
     assert tool.returncode == 0, err
     d.stop()
     logs = d.logs()
@@ -195,5 +225,9 @@ def test_rendered_frames_reach_pacd_and_land_in_the_log(daemon):
     assert sum(1 for s in steps if not s["stale"]) >= 35, [s["stale"] for s in steps]
     refs = [s["frames"][0] for s in steps if s["frames"]]
     assert len(refs) >= 35 and all(r["camera"] == "front" for r in refs)
+    # newer rendered frames as they come (how many depends on the render
+    # rate the machine allows), each logged once
     seqs = [r["seq"] for r in refs]
-    assert seqs == sorted(seqs) and seqs[-1] - seqs[0] >= 30  # a new rendered frame per tick
+    assert seqs == sorted(seqs) and len(set(seqs)) >= 2, seqs
+    logged = [m for m in node_read(logs[0])["messages"] if m["topic"] == "/pacd/camera/front"]
+    assert len(logged) == len(set(seqs))

@@ -31,7 +31,9 @@ def test_mujoco_panda_closed_loop_with_rendered_camera(daemon):
     d.client.start_episode(max_steps=40)
     st = d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, timeout=60, what="40 steps")
     assert st.backend == "mujoco"
-    assert st.frames_received >= 30 and st.frames_dropped == 0
+    # the renderer goes on at its own pace (slower on a loaded machine)
+    st = d.wait_for(lambda s: s.frames_received >= 30, timeout=60, what="30 rendered frames")
+    assert st.frames_dropped == 0
     d.stop()
     log = d.logs()[0]
     steps = cat_steps(log)
@@ -42,7 +44,9 @@ def test_mujoco_panda_closed_loop_with_rendered_camera(daemon):
     assert max(abs(a - b) for a, b in zip(q0, q1)) > 0.01, "the policy moved the simulated arm"
     doc = node_read(log)
     frames = [m["message"] for m in doc["messages"] if m["topic"] == "/pacd/camera/front"]
-    assert len(frames) >= 30
+    # each rendered frame a step used is logged once
+    used = {(f["camera"], f["seq"]) for s in steps for f in s["frames"]}
+    assert len(frames) == len(used)
     assert all(f["width"] == 128 and f["height"] == 128 for f in frames)
     # a rendered scene, not a blank image: the byte sums differ as the arm moves
     sums = {f["data"]["sum"] for f in frames}

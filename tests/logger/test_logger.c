@@ -200,7 +200,7 @@ static void push_episode(logger_t *lg, const char *id, uint64_t n_steps)
     }
     while (logger_end_episode(lg) == -ENOSPC)
         logger_flush(lg, 5000);
-    assert_int_equal(logger_flush(lg, 10000), 0);
+    assert_int_equal(logger_flush(lg, 60000), 0);
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -323,7 +323,7 @@ static void test_ring_full_counts_and_never_blocks(void **state)
     }
     assert_true(full > 0);
     assert_true(frames_full > 0);
-    assert_int_equal(logger_flush(f->lg, 10000), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
     logger_stats_t st;
     logger_get_stats(f->lg, &st);
     assert_int_equal(st.steps_dropped, full);
@@ -347,7 +347,7 @@ static void test_oversized_frame(void **state)
     fr.size = 1024;
     assert_int_equal(logger_push_frame(f->lg, &fr), 0);
     assert_int_equal(logger_end_episode(f->lg), 0);
-    assert_int_equal(logger_flush(f->lg, 10000), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
     logger_stats_t st;
     logger_get_stats(f->lg, &st);
     assert_int_equal(st.frames_dropped, 1);
@@ -534,7 +534,7 @@ static void test_episode_roundtrip(void **state)
             while (logger_end_episode(f->lg) == -ENOSPC)
                 logger_flush(f->lg, 5000);
     }
-    assert_int_equal(logger_flush(f->lg, 10000), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
     logger_stats_t st;
     logger_get_stats(f->lg, &st);
     assert_int_equal(st.episodes_opened, 2);
