@@ -60,6 +60,10 @@ pacctl_log_status_t pacctl_log_verify_buffer(const uint8_t *data, size_t len,
  * errno when the file cannot be read (message in report->error). */
 int pacctl_log_verify_file(const char *path, pacctl_log_report_t *report);
 
+/* Read the whole file at path into a malloc'd buffer (*data, *len; caller
+ * frees). 0, or a negative errno (-EINVAL: not a regular file). */
+int pacctl_log_read_file(const char *path, uint8_t **data, size_t *len);
+
 /* `pacctl log ...` with argv[0] == "log":
  *   log verify [--json] [--strict] FILE
  *   log cat [--topic TOPIC] FILE     (default topic /pacd/step; one JSON object per line)
