@@ -158,7 +158,7 @@ def test_camera_frames_the_steps_used_are_exported(daemon, tmp_path):
             img = demo["obs"][f"{ref['camera']}_image"][i]
             # the publishers send fixed synthetic images, different per camera
             want = feed.feeds[0 if ref["camera"] == "front" else 1].img
-            np.testing.assert_array_equal(img, np.asarray(want, np.uint8).reshape(128, 128, 3))
+            np.testing.assert_array_equal(img, np.frombuffer(want, np.uint8).reshape(128, 128, 3))
     np.testing.assert_array_equal(demo["obs"]["observation"],
                                   np.stack([flat_obs(s) for s in steps[:-1]]))
 
