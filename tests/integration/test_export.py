@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import h5py
 import numpy as np
@@ -36,12 +37,42 @@ def flat_obs(step):
                            for v in step["observation"].values()])
 
 
+class RewardFeed:
+    """Frames as FrameFeeder does, plus a reward that changes on every call, so
+    that each logged step carries its own reward."""
+
+    def __init__(self, d, feed):
+        self.feed, self.sp, self.k = feed, d.state_publisher(), 0
+
+    def __call__(self):
+        self.feed()
+        self.k += 1
+        self.sp.send_reward((self.k % 17) * 0.0625)
+
+    def terminal(self):
+        self.sp.send_reward(1.0, discount=0.0, is_terminal=True)
+
+
 def run_episodes(d, feed, lengths):
+    """Episodes of the given step counts; "terminal": an episode ended by a
+    terminal reward after at least 5 steps (feed must be a RewardFeed)."""
     d.wait_for(lambda s: s.frames_received >= 2, feed=feed, what="frames flowing")
     done = 0
     for n in lengths:
-        d.client.start_episode(max_steps=n)
         done += 1
+        if n == "terminal":
+            d.client.start_episode(max_steps=0)
+            d.wait_for(lambda s: s.step >= 5, feed=feed, what="5 steps")
+            for _ in range(200):
+                feed.terminal()
+                feed.feed()
+                time.sleep(0.03)
+                if d.client.status().state == pb.IDLE:
+                    break
+            d.wait_for(lambda s, k=done: s.state == pb.IDLE and s.episodes == k, feed=feed.feed,
+                       timeout=60, what=f"episode {done} ended by a terminal reward")
+            continue
+        d.client.start_episode(max_steps=n)
         d.wait_for(lambda s, k=done, n=n: s.state == pb.IDLE and s.episodes == k and s.step == n,
                    feed=feed, timeout=60, what=f"episode {done} of {n} steps")
     d.stop()
@@ -94,7 +125,10 @@ def check_round_trip(path, logs, ckpt_sha):
 
 def test_two_episodes_round_trip_and_train(daemon, example_checkpoint, tmp_path):
     d = daemon()
-    logs = run_episodes(d, FrameFeeder(d.camera()), [12, 9])
+    logs = run_episodes(d, RewardFeed(d, FrameFeeder(d.camera())), [12, "terminal"])
+    steps = [cat_steps(log) for log in logs]
+    assert len({s["reward"] for s in steps[0]}) > 3, "rewards vary from step to step"
+    assert steps[1][-1]["is_terminal"] and not steps[0][-1]["is_terminal"]
     out = tmp_path / "set.hdf5"
     # the log has the observation layout, not the full spec: the checkpoint is needed
     r = export(out, *logs)
@@ -111,6 +145,8 @@ def test_two_episodes_round_trip_and_train(daemon, example_checkpoint, tmp_path)
     sha = subprocess.run(["sha256sum", example_checkpoint], capture_output=True, text=True,
                          check=True).stdout.split()[0]
     check_round_trip(out, logs, sha)
+    with h5py.File(out, "r") as h:
+        assert h["data/demo_1/dones"][-1] == 1 and h["data/demo_0/dones"][-1] == 0
 
     # the exported file trains, and the checkpoint it gives loads back
     ckpt = tmp_path / "bc.safetensors"
