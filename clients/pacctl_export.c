@@ -788,6 +788,10 @@ int pacctl_export_main(int argc, char **argv)
         goto done;
     }
     close(fd);
+    /* libhdf5 registers H5close() with atexit(); after a failed H5Fclose (a
+     * write error: disk full) that termination crashes in libhdf5 1.10, so it
+     * is called here only when every close succeeded. */
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t data = file >= 0 ? H5Gcreate2(file, "data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
@@ -851,6 +855,7 @@ int pacctl_export_main(int argc, char **argv)
         fprintf(stderr, "pacctl log export: wrote %s: %d demo%s, %" PRId64 " transitions\n", out, demo,
                 demo == 1 ? "" : "s", total);
         code = PACCTL_EXPORT_OK;
+        H5close();
     }
 done:
     if (file >= 0)

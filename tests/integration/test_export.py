@@ -4,6 +4,7 @@ h5py and the trainer's own reader (pacd_torch.dataset.read) against what
 `pacctl log cat` prints for the same steps."""
 import json
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ import pytest
 
 import pacd_client
 from conftest import Daemon
-from conftest import PY, SRC, FrameFeeder, pacctl, realtime
+from conftest import PACCTL, PY, SRC, FrameFeeder, pacctl, realtime
 from test_daemon import cat_steps
 from test_pac_daemon import TwoCameras, make_pac_s
 
@@ -223,6 +224,20 @@ def test_unfinished_log_exports_its_complete_steps(daemon, example_checkpoint, t
     np.testing.assert_array_equal(demo["obs"]["observation"],
                                   np.stack([flat_obs(s) for s in steps[:-1]]))
     np.testing.assert_array_equal(demo["next_obs"]["observation"][-1], flat_obs(steps[-1]))
+
+    # a write that fails half-way (file size limit: EFBIG) leaves no file behind
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out2 = tmp_path / "full" / "cut.hdf5"
+    out2.parent.mkdir()
+    r = subprocess.run([PACCTL, "log", "export", "-o", str(out2), "--checkpoint",
+                        example_checkpoint, logs[0]], capture_output=True, text=True,
+                       preexec_fn=small_files)
+    assert r.returncode == 1, r.stderr
+    assert "failed" in r.stderr, r.stderr
+    assert os.listdir(out2.parent) == []
 
 
 def test_mismatched_logs_are_refused_without_output(daemon, example_checkpoint, tmp_path):
