@@ -659,7 +659,8 @@ out:
 /* Command                                                              */
 /* ------------------------------------------------------------------ */
 
-static void episode_free(episode_t *ep)
+/* Free the steps, frames and file bytes of an episode (its metadata stays). */
+static void episode_release(episode_t *ep)
 {
     for (size_t i = 0; i < ep->n_steps; i++) {
         free(ep->steps[i].obs);
@@ -668,6 +669,15 @@ static void episode_free(episode_t *ep)
     free(ep->steps);
     free(ep->frames);
     free(ep->data);
+    ep->steps = NULL;
+    ep->frames = NULL;
+    ep->data = NULL;
+    ep->n_steps = ep->cap_steps = ep->n_frames = ep->cap_frames = 0;
+}
+
+static void episode_free(episode_t *ep)
+{
+    episode_release(ep);
     free(ep->obs_spec_text);
     free(ep->act_spec_text);
     json_decref(ep->obs_spec);
@@ -731,7 +741,10 @@ int pacctl_export_main(int argc, char **argv)
             errf("cannot read %s: %s", ep->path, strerror(-rc));
             goto done;
         }
-        if (read_metadata(ep) < 0 || episode_specs(ep, ck, n_ck) < 0)
+        rc = read_metadata(ep) < 0 || episode_specs(ep, ck, n_ck) < 0;
+        free(ep->data);   /* read again, one log at a time, when its steps are written */
+        ep->data = NULL;
+        if (rc)
             goto done;
         if (e == 0) {
             if (spec_layout(ep->path, ep->obs_spec, ep->act_spec, &lay) < 0)
@@ -756,14 +769,6 @@ int pacctl_export_main(int argc, char **argv)
                  eps[0].path, why);
             goto done;
         }
-    }
-    for (int e = 0; e < n_eps; e++) {
-        if (read_steps(&eps[e], &lay) < 0)
-            goto done;
-        if (eps[e].unfinished)
-            fprintf(stderr, "pacctl log export: %s is unfinished (no footer: pacd was stopped mid-episode); "
-                    "exporting its %zu complete steps (demo attribute unfinished = 1)\n", eps[e].path,
-                    eps[e].n_steps);
     }
     /* order of start times (the episode ids sort that way) */
     qsort(eps, (size_t)n_eps, sizeof *eps, cmp_episode);
@@ -803,9 +808,24 @@ int pacctl_export_main(int argc, char **argv)
     int demo = 0, werr = 0;
     for (int e = 0; e < n_eps && !werr; e++) {
         episode_t *ep = &eps[e];
+        int rc = pacctl_log_read_file(ep->path, &ep->data, &ep->len);
+        if (rc != 0) {
+            errf("cannot read %s: %s", ep->path, strerror(-rc));
+            werr = 1;
+            break;
+        }
+        if (read_steps(ep, &lay) < 0) {
+            werr = 1;
+            break;
+        }
+        if (ep->unfinished)
+            fprintf(stderr, "pacctl log export: %s is unfinished (no footer: pacd was stopped mid-episode); "
+                    "exporting its %zu complete steps (demo attribute unfinished = 1)\n", ep->path,
+                    ep->n_steps);
         if (ep->n_steps < 2) {
             fprintf(stderr, "pacctl log export: %s: %zu step%s, no transition; left out\n", ep->path,
                     ep->n_steps, ep->n_steps == 1 ? "" : "s");
+            episode_release(ep);
             continue;
         }
         if (write_demo(data, demo, ep, &lay) < 0) {
@@ -815,6 +835,7 @@ int pacctl_export_main(int argc, char **argv)
         }
         total += (int64_t)ep->n_steps - 1;
         demo++;
+        episode_release(ep);   /* keep one log in memory at a time */
     }
     if (!werr && demo == 0) {
         errf("no episode with 2 or more steps; nothing to export");
