@@ -772,6 +772,12 @@ int pacctl_export_main(int argc, char **argv)
     }
     /* order of start times (the episode ids sort that way) */
     qsort(eps, (size_t)n_eps, sizeof *eps, cmp_episode);
+    for (int e = 1; e < n_eps; e++)
+        if (!strcmp(eps[e].episode_id, eps[e - 1].episode_id)) {
+            errf("%s and %s are the same episode (%s); give each log once", eps[e - 1].path,
+                 eps[e].path, eps[e].episode_id);
+            goto done;
+        }
 
     /* temp file next to OUT, renamed into place at the end */
     char *dup = strdup(out);

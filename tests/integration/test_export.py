@@ -135,6 +135,9 @@ def test_two_episodes_round_trip_and_train(daemon, example_checkpoint, tmp_path)
     r = export(out, *logs)
     assert r.returncode == 1 and "--checkpoint" in r.stderr, r.stderr
     assert not out.exists()
+    r = export(out, "--checkpoint", example_checkpoint, *logs, logs[0])
+    assert r.returncode == 1 and "same episode" in r.stderr, r.stderr
+    assert not out.exists()
     r = export(out, "--checkpoint", example_checkpoint, *logs)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(tmp_path / "episodes")) == sorted(map(os.path.basename, logs))
