@@ -12,6 +12,9 @@
 #include "pacd_cert.h"
 #include "pacctl_json.h"
 #include "pacctl_log.h"
+#ifdef PACCTL_HAVE_EXPORT
+#include "pacctl_export.h"
+#endif
 #include "pacd_proto.h"
 
 typedef struct {
@@ -36,6 +39,8 @@ static void usage(FILE *f)
             "  estop | clear-estop        latched stop of the arm / release it\n"
             "  log verify [--strict] [--json] FILE\n"
             "  log cat FILE               steps as JSON lines\n"
+            "  log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
+            "                             episode logs as one HDF5 data set (docs/loop.md)\n"
             "  keygen NAME                write a CURVE key pair: NAME (public certificate)\n"
             "                             and NAME_secret (mode 0600)\n"
             "Defaults: --control tcp://127.0.0.1:5558 --telemetry tcp://127.0.0.1:5557\n"
@@ -309,6 +314,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[i];
+#ifdef PACCTL_HAVE_EXPORT
+    if (!strcmp(cmd, "log") && i + 1 < argc && !strcmp(argv[i + 1], "export"))
+        return pacctl_export_main(argc - i, argv + i);
+#endif
     if (!strcmp(cmd, "log"))
         return pacctl_log_main(argc - i, argv + i);
     if (!strcmp(cmd, "keygen")) {

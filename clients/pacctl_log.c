@@ -432,8 +432,7 @@ pacctl_log_status_t pacctl_log_verify_buffer(const uint8_t *data, size_t len,
     return report->status;
 }
 
-/* Read a whole file. 0 or -errno. Caller owns *data. */
-static int read_file(const char *path, uint8_t **data, size_t *len)
+int pacctl_log_read_file(const char *path, uint8_t **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
@@ -487,7 +486,7 @@ int pacctl_log_verify_file(const char *path, pacctl_log_report_t *report)
 {
     uint8_t *data;
     size_t len;
-    int rc = read_file(path, &data, &len);
+    int rc = pacctl_log_read_file(path, &data, &len);
     if (rc != 0) {
         memset(report, 0, sizeof *report);
         report->status = PACCTL_LOG_INVALID;
@@ -763,7 +762,7 @@ static int cmd_cat(int argc, char **argv)
     }
     uint8_t *data;
     size_t len;
-    int rc = read_file(path, &data, &len);
+    int rc = pacctl_log_read_file(path, &data, &len);
     if (rc != 0) {
         fprintf(stderr, "pacctl log cat: cannot read %s: %s\n", path, strerror(-rc));
         return PACCTL_LOG_USAGE;
@@ -879,6 +878,8 @@ int pacctl_log_main(int argc, char **argv)
     fprintf(stderr,
             "usage: pacctl log verify [--json] [--strict] FILE   check an episode log\n"
             "       pacctl log cat [--topic TOPIC] FILE          print its messages as JSON lines\n"
-            "                                                    (default topic /pacd/step)\n");
+            "                                                    (default topic /pacd/step)\n"
+            "       pacctl log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
+            "                                                    episode logs as one HDF5 data set\n");
     return PACCTL_LOG_USAGE;
 }

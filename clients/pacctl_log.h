@@ -69,6 +69,10 @@ int pacctl_log_verify_file(const char *path, pacctl_log_report_t *report);
 int pacctl_log_cat_buffer(const uint8_t *data, size_t len, const char *path, const char *topic,
                           FILE *out, FILE *errs);
 
+/* Read the whole file at path into a malloc'd buffer (*data, *len; caller
+ * frees). 0, or a negative errno (-EINVAL: not a regular file). */
+int pacctl_log_read_file(const char *path, uint8_t **data, size_t *len);
+
 /* `pacctl log ...` with argv[0] == "log":
  *   log verify [--json] [--strict] FILE
  *   log cat [--topic TOPIC] FILE     (default topic /pacd/step; one JSON object per line)
