@@ -494,26 +494,26 @@ static int attr_str(hid_t obj, const char *name, const char *value)
     return rc;
 }
 
-static int attr_i64(hid_t obj, const char *name, int64_t v)
+/* A scalar attribute of file type ft, written from *v of memory type mt. */
+static int attr_scalar(hid_t obj, const char *name, hid_t ft, hid_t mt, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 ? -1 : (H5Awrite(a, H5T_NATIVE_INT64, &v) < 0 ? -1 : 0);
+    hid_t a = H5Acreate2(obj, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 ? -1 : (H5Awrite(a, mt, v) < 0 ? -1 : 0);
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
     return rc;
 }
 
+static int attr_i64(hid_t obj, const char *name, int64_t v)
+{
+    return attr_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
 static int attr_f64(hid_t obj, const char *name, double v)
 {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 ? -1 : (H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0 ? -1 : 0);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
+    return attr_scalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 /* Dataset `name` in group g: rank dims, file type ft, memory type mt, data buf.

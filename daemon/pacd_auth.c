@@ -436,31 +436,37 @@ void auth_handshake_event(auth_t *self, auth_domain_t domain, int event)
         count(&self->handshake_failed);
 }
 
+int auth_monitor_event(void *mon)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return -1;
+    }
+    /* first frame: 16-bit event + 32-bit value; second: endpoint */
+    uint16_t event = 0;
+    if (zmq_msg_size(&m) >= 6)
+        memcpy(&event, zmq_msg_data(&m), sizeof event);
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) {
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, mon, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    return event;
+}
+
 static void drain_monitor(auth_t *self, int d)
 {
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->mon[d], ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return;
-        }
-        uint16_t event = 0;
-        if (zmq_msg_size(&m) >= 6)
-            memcpy(&event, zmq_msg_data(&m), sizeof event);
-        int more = zmq_msg_more(&m);
-        zmq_msg_close(&m);
-        while (more) {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, self->mon[d], 0) < 0) {
-                zmq_msg_close(&m);
-                break;
-            }
-            more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
+    int event;
+    while ((event = auth_monitor_event(self->mon[d])) >= 0)
         auth_handshake_event(self, (auth_domain_t)d, event);
-    }
 }
 
 static void *auth_thread(void *arg)

@@ -96,6 +96,12 @@ int auth_start(auth_t *self);
  * NULL-safe; any thread. */
 void auth_handshake_event(auth_t *self, auth_domain_t domain, int event);
 
+/* Read one event from a socket monitor's PAIR socket `mon` without waiting:
+ * the 16-bit event of its first frame (the rest of the message, value and
+ * endpoint, is read and dropped). Returns the event, or -1 when none was
+ * queued. Safe from the thread that owns mon; not RT-safe. */
+int auth_monitor_event(void *mon);
+
 /* pacd's own certificate (public and secret key) when CURVE is on, else
  * NULL: in-process publishers (the mujoco backend) connect with it. The
  * pointer lives as long as self. Init-only. */

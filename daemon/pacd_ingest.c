@@ -245,28 +245,8 @@ static void drain(ingest_t *self, void *sock, int is_camera)
 
 static void drain_monitor(ingest_t *self, void *mon)
 {
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return;
-        }
-        /* first frame: 16-bit event + 32-bit value; second: endpoint */
-        uint16_t event = 0;
-        if (zmq_msg_size(&m) >= 6)
-            memcpy(&event, zmq_msg_data(&m), sizeof event);
-        int more = zmq_msg_more(&m);
-        zmq_msg_close(&m);
-        while (more) {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, mon, 0) < 0) {
-                zmq_msg_close(&m);
-                break;
-            }
-            more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
+    int event;
+    while ((event = auth_monitor_event(mon)) >= 0) {
         if (event == ZMQ_EVENT_DISCONNECTED)
             count(&self->peers_disconnected);
         else
