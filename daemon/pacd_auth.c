@@ -13,7 +13,7 @@
 #include <zmq.h>
 
 #include "pacd_cert.h"
-#include "pacd_time.h"
+#include "rt_clock.h"
 
 #define AUTH_KEY_NAME 64
 #define AUTH_MAX_KEYS 1024        /* per directory */

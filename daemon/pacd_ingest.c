@@ -9,8 +9,8 @@
 #include <zmq.h>
 
 #include "pacd_proto.h"
-#include "pacd_tbuf.h"
-#include "pacd_time.h"
+#include "rt_tbuf.h"
+#include "rt_clock.h"
 #include "pacd_validate.h"
 
 typedef struct {

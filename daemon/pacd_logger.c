@@ -30,7 +30,7 @@
 
 #include "pacd_mcap.h"
 #include "pacd_proto.h"
-#include "pacd_spsc.h"
+#include "rt_spsc.h"
 
 #ifndef PACD_VERSION
 #define PACD_VERSION "0.0.0"

@@ -11,9 +11,9 @@
 #include <time.h>
 
 #include "pacd_notify.h"
-#include "pacd_spsc.h"
-#include "pacd_tbuf.h"
-#include "pacd_time.h"
+#include "rt_spsc.h"
+#include "rt_tbuf.h"
+#include "rt_clock.h"
 
 /* Where a non-image observation field takes its values from. */
 typedef enum {

@@ -13,7 +13,7 @@
 
 #include "pacd_proto.h"
 #include "pacd_text.h"
-#include "pacd_time.h"
+#include "rt_clock.h"
 #include "pacd_validate.h"
 
 #define MAX_REQUEST_BYTES 4096

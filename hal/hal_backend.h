@@ -9,7 +9,7 @@
 #define PACD_HAL_BACKEND_H
 
 #include "hal.h"
-#include "hal_seqbox.h"
+#include "rt_seqbox.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

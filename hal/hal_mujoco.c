@@ -27,7 +27,7 @@
 #include "hal.h"
 #include "hal_backend.h"
 #include "hal_mujoco_util.h"
-#include "hal_seqbox.h"
+#include "rt_seqbox.h"
 
 #include <errno.h>
 #include <math.h>

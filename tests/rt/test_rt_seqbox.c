@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "hal_seqbox.h"
+#include "rt_seqbox.h"
 
 #define RECORD_WORDS HAL_SEQBOX_WORDS
 #define WRITES 200000

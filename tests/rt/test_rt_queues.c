@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pacd_spsc.h"
-#include "pacd_tbuf.h"
+#include "rt_spsc.h"
+#include "rt_tbuf.h"
 
 static void test_spsc_order_and_full(void **state)
 {
