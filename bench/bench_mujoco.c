@@ -15,12 +15,11 @@
 
 #include "hal.h"
 #include "hal_mujoco_util.h"
+#include "rt_clock.h"
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return rt_clock_mono_ns() * 1e-9;
 }
 
 int main(int argc, char **argv)

@@ -11,9 +11,9 @@
 #include <time.h>
 
 #include "pacd_notify.h"
+#include "rt_clock.h"
 #include "rt_spsc.h"
 #include "rt_tbuf.h"
-#include "rt_clock.h"
 
 /* Where a non-image observation field takes its values from. */
 typedef enum {
@@ -88,13 +88,13 @@ struct loop {
     int notify_fd;
     int64_t watchdog_interval_ns;
     atomic_int watchdog_armed;             /* set once READY=1 is sent */
-    spsc_t commands;                       /* service -> loop */
-    spsc_t events;                         /* loop -> service */
+    rt_spsc_t commands;                       /* service -> loop */
+    rt_spsc_t events;                         /* loop -> service */
     loop_result_t result;                  /* loop -> service, guarded by result_seq */
     _Atomic uint64_t result_seq;
     uint64_t next_seq;                     /* service side */
     loop_status_t status_slots[3];
-    tbuf_t status_tb;
+    rt_tbuf_t status_tb;
     int window;
     _Atomic uint32_t *t_period, *t_lateness, *t_inference, *t_loop;
     _Atomic uint64_t t_count;
@@ -298,10 +298,10 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         goto fail;
     }
 
-    if (spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
-        spsc_init(&self->events, sizeof(loop_event_t), 256))
+    if (rt_spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
+        rt_spsc_init(&self->events, sizeof(loop_event_t), 256))
         goto oom;
-    tbuf_init(&self->status_tb);
+    rt_tbuf_init(&self->status_tb);
     self->window = self->cfg->telemetry_window_ticks;
     self->t_period = calloc((size_t)self->window, sizeof(uint32_t));
     self->t_lateness = calloc((size_t)self->window, sizeof(uint32_t));
@@ -328,8 +328,8 @@ void loop_destroy(loop_t **self_p)
     for (int i = 0; i < self->n_fields; i++)
         free(self->fields[i].hist);
     free(self->obs);
-    spsc_free(&self->commands);
-    spsc_free(&self->events);
+    rt_spsc_free(&self->commands);
+    rt_spsc_free(&self->events);
     free((void *)self->t_period);
     free((void *)self->t_lateness);
     free((void *)self->t_inference);
@@ -342,9 +342,9 @@ void loop_destroy(loop_t **self_p)
 
 static void emit(loop_t *self, loop_event_code_t code, int64_t a, int64_t b)
 {
-    loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = code, .a = a, .b = b};
+    loop_event_t ev = {.time_mono_ns = rt_clock_mono_ns(), .code = code, .a = a, .b = b};
     memcpy(ev.episode_id, self->episode_id, sizeof ev.episode_id);
-    spsc_push(&self->events, &ev); /* full: the event is lost, the loop goes on */
+    rt_spsc_push(&self->events, &ev); /* full: the event is lost, the loop goes on */
 }
 
 static void set_state(loop_t *self, loop_state_t s)
@@ -579,12 +579,12 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
     *stepped = 1;
     const config_t *cfg = self->cfg;
     loop_cmd_t c;
-    while (spsc_pop(&self->commands, &c))
+    while (rt_spsc_pop(&self->commands, &c))
         apply_command(self, &c);
     if (stopping && self->in_episode)
         self->end_requested = 1;
 
-    int64_t now = time_mono_ns();
+    int64_t now = rt_clock_mono_ns();
     hal_state_t hs;
     int rc;
     if (self->cfg->shadow) {
@@ -699,14 +699,14 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
             policy_observation_t ob = {.values = self->obs, .images = self->images,
                                        .task_id = self->task_id};
             policy_extra_t extra = {0};
-            int64_t t0 = time_mono_ns();
+            int64_t t0 = rt_clock_mono_ns();
             if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
                 /* a non-finite observation or network output: let the safety
                  * filter see a non-finite action, so it holds and counts it */
                 for (int i = 0; i < self->spec->action_dim; i++)
                     self->action[i] = NAN;
             }
-            inference_ns = time_mono_ns() - t0;
+            inference_ns = rt_clock_mono_ns() - t0;
             has_q = extra.has_q_value;
             q = extra.q_value;
             hal_safety_result_t res = {0};
@@ -782,7 +782,7 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
             }
         }
         r->tick_mono_ns = deadline;
-        r->time_unix_ns = time_unix_ns();
+        r->time_unix_ns = rt_clock_unix_ns();
         r->inference_us = us(inference_ns);
         r->robot_state_seq = hs.seq;
         r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
@@ -852,9 +852,9 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
 static void publish_status(loop_t *self)
 {
     self->st.state = self->state;
-    unsigned b = tbuf_back(&self->status_tb);
+    unsigned b = rt_tbuf_back(&self->status_tb);
     self->status_slots[b] = self->st;
-    tbuf_publish(&self->status_tb);
+    rt_tbuf_publish(&self->status_tb);
 }
 
 static void *loop_thread(void *arg)
@@ -862,17 +862,15 @@ static void *loop_thread(void *arg)
     loop_t *self = arg;
     /* shadow mode polls for robot states every millisecond */
     const int64_t period = self->cfg->shadow ? 1000000 : self->period_ns;
-    int64_t next = time_mono_ns() + period;
+    int64_t next = rt_clock_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
     if (self->d.policy)   /* AMX: take the tile unit's first-use trap before the first tick */
         (void)policy_prepare_thread(self->d.policy);
     publish_status(self);
     for (;;) {
-        struct timespec ts = time_ts(next);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-        int64_t wake = time_mono_ns();
+        rt_clock_sleep_until(next);
+        int64_t wake = rt_clock_mono_ns();
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
@@ -885,7 +883,7 @@ static void *loop_thread(void *arg)
             notify_send(self->notify_fd, "WATCHDOG=1");
             last_ping = wake;
         }
-        int64_t end = time_mono_ns();
+        int64_t end = rt_clock_mono_ns();
         if (stepped) {
             record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
                           us(wake - next),
@@ -944,8 +942,8 @@ int loop_start(loop_t *self, uint64_t watchdog_usec)
     if ((e == EPERM || e == EINVAL) && rt) {
         pthread_attr_destroy(&attr);
         pthread_attr_init(&attr);
-        loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
-        spsc_push(&self->events, &ev);
+        loop_event_t ev = {.time_mono_ns = rt_clock_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
+        rt_spsc_push(&self->events, &ev);
         e = pthread_create(&self->thread, &attr, loop_thread, self);
     }
     pthread_attr_destroy(&attr);
@@ -985,14 +983,14 @@ void loop_stop(loop_t *self)
 int loop_submit(loop_t *self, loop_cmd_t *cmd)
 {
     cmd->seq = ++self->next_seq;
-    return spsc_push(&self->commands, cmd) == 0 ? 0 : -EBUSY;
+    return rt_spsc_push(&self->commands, cmd) == 0 ? 0 : -EBUSY;
 }
 
 int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *out)
 {
-    int64_t until = time_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t until = rt_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
     while (atomic_load_explicit(&self->result_seq, memory_order_acquire) != seq) {
-        if (time_mono_ns() > until)
+        if (rt_clock_mono_ns() > until)
             return -ETIMEDOUT;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -1003,7 +1001,7 @@ int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *
 
 void loop_status(loop_t *self, loop_status_t *out)
 {
-    int i = tbuf_acquire(&self->status_tb);
+    int i = rt_tbuf_acquire(&self->status_tb);
     if (i < 0) {
         memset(out, 0, sizeof *out);
         out->state = LOOP_IDLE;
@@ -1012,7 +1010,7 @@ void loop_status(loop_t *self, loop_status_t *out)
     *out = self->status_slots[i];
 }
 
-int loop_pop_event(loop_t *self, loop_event_t *ev) { return spsc_pop(&self->events, ev); }
+int loop_pop_event(loop_t *self, loop_event_t *ev) { return rt_spsc_pop(&self->events, ev); }
 
 void loop_timings(loop_t *self, loop_timings_t *t)
 {

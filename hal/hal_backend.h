@@ -9,6 +9,7 @@
 #define PACD_HAL_BACKEND_H
 
 #include "hal.h"
+#include "rt_clock.h"
 #include "rt_seqbox.h"
 
 #include <pthread.h>
@@ -87,8 +88,8 @@ struct hal_backend_core {
     int started;           /* thread running (init thread only) */
     atomic_int running;    /* 0: the backend's threads return */
 
-    hal_seqbox_t state_box; /* written by the backend thread */
-    hal_seqbox_t cmd_box;   /* written by the caller */
+    rt_seqbox_t state_box; /* written by the backend thread */
+    rt_seqbox_t cmd_box;   /* written by the caller */
     uint64_t cmd_seq;       /* owned by the caller */
 
     _Atomic uint64_t hold_requests, reset_requests, reset_done;
@@ -102,23 +103,11 @@ struct hal_backend_core {
     uint64_t state_seq;
 };
 
-/* CLOCK_MONOTONIC / CLOCK_REALTIME now, ns. RT-safe. */
-static inline int64_t hal_backend_now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Count one event (relaxed). RT-safe, any thread. */
 static inline void hal_backend_count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
-
-/* Sleep until CLOCK_MONOTONIC reaches t_mono_ns (absolute; signals do not
- * shorten it). Backend threads. */
-void hal_backend_sleep_until(int64_t t_mono_ns);
 
 /* Set up *core (zeroed by the caller, e.g. calloc): mailboxes, running = 1,
  * the fields above. period_ns > 0. Init-only, before the first

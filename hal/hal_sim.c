@@ -29,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-#define NS_PER_S 1000000000LL
 
 typedef struct {
     hal_backend_core_t core; /* first: hal->impl points at both */
@@ -78,7 +77,7 @@ static void sim_step(hal_backend_core_t *core, int64_t t, int holding)
     (void)t;
     sim_t *sim = (sim_t *)core;
     const hal_robot_t *r = core->robot;
-    const double dt = (double)core->period_ns / NS_PER_S;
+    const double dt = (double)core->period_ns / RT_CLOCK_NS_PER_S;
     const hal_backend_cmd_t *c = &core->cmd;
 
     for (int i = 0; i < r->n_joints; i++) {
@@ -161,11 +160,11 @@ int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t err
     int64_t period_ns = llround(1e9 / options->sim_rate_hz);
     /* One second of catch-up at most; a reset waits many periods. */
     hal_backend_init(&sim->core, r, &sim_hooks, period_ns,
-                     llround(options->command_timeout_s * 1e9), NS_PER_S,
-                     2 * NS_PER_S + 20 * period_ns);
+                     llround(options->command_timeout_s * 1e9), RT_CLOCK_NS_PER_S,
+                     2 * RT_CLOCK_NS_PER_S + 20 * period_ns);
     sim_go_home(sim, options->initial_q ? options->initial_q : r->q_home);
     /* Readers see a valid state before the first tick. */
-    hal_backend_publish(&sim->core, hal_backend_now_ns(CLOCK_MONOTONIC));
+    hal_backend_publish(&sim->core, rt_clock_mono_ns());
 
     int rc = hal_backend_start(&sim->core, "pacd-hal-sim", 0);
     if (rc != 0) {

@@ -1,27 +1,29 @@
-/* tbuf — a lock-free triple buffer: one writer publishes whole values, one
+/* rt_tbuf — a lock-free triple buffer: one writer publishes whole values, one
  * reader always gets the newest complete one, neither ever waits.
  *
  * The three slots live in caller memory (slot i at base + i * stride); tbuf
- * only hands out indices. Writer: fill slot tbuf_back(), then
- * tbuf_publish(). Reader: tbuf_acquire() returns the index of the newest
+ * only hands out indices. Writer: fill slot rt_tbuf_back(), then
+ * rt_tbuf_publish(). Reader: rt_tbuf_acquire() returns the index of the newest
  * slot, which stays untouched by the writer until the next acquire.
  * RT-safe for both sides (atomic exchange only).
  */
-#ifndef PACD_TBUF_H
-#define PACD_TBUF_H
+#ifndef RT_TBUF_H
+#define RT_TBUF_H
 
 #include <stdatomic.h>
 
-#define TBUF_NEW 4u
+#define RT_TBUF_NEW 4u
 
 typedef struct {
     unsigned back;          /* writer's slot */
     unsigned front;         /* reader's slot */
-    _Atomic unsigned mid;   /* the slot in between, TBUF_NEW when unread */
+    _Atomic unsigned mid;   /* the slot in between, RT_TBUF_NEW when unread */
     int has_value;          /* reader side: something was ever published */
-} tbuf_t;
+} rt_tbuf_t;
 
-static inline void tbuf_init(tbuf_t *t)
+/* Writer on slot 0, reader on slot 1, nothing published. Init-only (before
+ * either side runs). */
+static inline void rt_tbuf_init(rt_tbuf_t *t)
 {
     t->back = 0;
     t->front = 1;
@@ -29,28 +31,33 @@ static inline void tbuf_init(tbuf_t *t)
     t->has_value = 0;
 }
 
-static inline unsigned tbuf_back(const tbuf_t *t) { return t->back; }
+/* Writer: the index (0..2) of the slot to fill next. RT-safe. */
+static inline unsigned rt_tbuf_back(const rt_tbuf_t *t) { return t->back; }
 
-static inline void tbuf_publish(tbuf_t *t)
+/* Writer: hand the filled back slot to the reader and take another one as the
+ * new back slot. RT-safe. */
+static inline void rt_tbuf_publish(rt_tbuf_t *t)
 {
-    t->back = atomic_exchange_explicit(&t->mid, t->back | TBUF_NEW, memory_order_acq_rel) & 3u;
+    t->back = atomic_exchange_explicit(&t->mid, t->back | RT_TBUF_NEW, memory_order_acq_rel) & 3u;
 }
 
-/* Returns the newest slot index, or -1 if nothing was ever published. */
-static inline int tbuf_acquire(tbuf_t *t)
+/* Reader: the newest slot index (0..2), or -1 if nothing was ever published.
+ * RT-safe. */
+static inline int rt_tbuf_acquire(rt_tbuf_t *t)
 {
-    if (atomic_load_explicit(&t->mid, memory_order_acquire) & TBUF_NEW) {
+    if (atomic_load_explicit(&t->mid, memory_order_acquire) & RT_TBUF_NEW) {
         t->front = atomic_exchange_explicit(&t->mid, t->front, memory_order_acq_rel) & 3u;
         t->has_value = 1;
     }
     return t->has_value ? (int)t->front : -1;
 }
 
-/* Like tbuf_acquire but reports whether the value is new since the last call. */
-static inline int tbuf_acquire_new(tbuf_t *t, int *is_new)
+/* Reader: like rt_tbuf_acquire, and *is_new = 1 when the value is new since
+ * the last call (else 0). RT-safe. */
+static inline int rt_tbuf_acquire_new(rt_tbuf_t *t, int *is_new)
 {
     *is_new = 0;
-    if (atomic_load_explicit(&t->mid, memory_order_acquire) & TBUF_NEW) {
+    if (atomic_load_explicit(&t->mid, memory_order_acquire) & RT_TBUF_NEW) {
         t->front = atomic_exchange_explicit(&t->mid, t->front, memory_order_acq_rel) & 3u;
         t->has_value = 1;
         *is_new = 1;

@@ -18,14 +18,13 @@
 
 #include "hal.h"
 #include "hal_test_util.h"
+#include "rt_clock.h"
 
 #define NS 1e-9
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * NS;
+    return rt_clock_mono_ns() * NS;
 }
 
 static void pause_ms(int ms)
@@ -491,8 +490,7 @@ static void test_filter_keeps_sim_off_its_limits(void **st)
         prev.n = 7;
         double intrusion = -1e9; /* deepest point past (limit - margin), rad */
         double longest = 0;      /* longest loop period seen in state time, s */
-        struct timespec next;
-        clock_gettime(CLOCK_MONOTONIC, &next);
+        int64_t next = rt_clock_mono_ns();
         hal_state_t s = read_ok(h), start = s;
         /* Sawyer at 2 rad/s^2 needs about 1 s to stop from full speed. */
         while ((s.time_mono_ns - start.time_mono_ns) * NS < 2.0) {
@@ -503,12 +501,8 @@ static void test_filter_keeps_sim_off_its_limits(void **st)
             assert_int_equal(res.hold, 0);
             assert_int_equal(hal_command(h, &out), 0);
             prev = out;
-            next.tv_nsec += 50000000L;
-            if (next.tv_nsec >= 1000000000L) {
-                next.tv_nsec -= 1000000000L;
-                next.tv_sec++;
-            }
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+            next += 50000000;
+            rt_clock_sleep_until(next);
             hal_state_t s2 = read_ok(h);
             longest = fmax(longest, (s2.time_mono_ns - s.time_mono_ns) * NS);
             s = s2;
