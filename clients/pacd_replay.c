@@ -37,7 +37,7 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 #include "hal_mujoco_util.h"
 #include "pacd_cert.h"
 #include "pacd_proto.h"

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hal_cartesian.h"
+#include "hal_safety.h"
 #include "pacd_notify.h"
 #include "rt_clock.h"
 #include "rt_spsc.h"
@@ -133,7 +135,8 @@ static int source_size(const loop_t *self, source_t s)
     return -1;
 }
 
-loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
+/* loop_new; check_only: for loop_check, no HAL needed. */
+static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, size_t errlen)
 {
     loop_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -143,8 +146,8 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->d = *deps;
     self->cfg = deps->cfg;
     self->spec = policy_spec(deps->policy);
-    self->robot = deps->robot ? deps->robot : deps->hal ? deps->hal->robot : NULL;
-    if (!self->robot || (!deps->hal && !deps->cfg->shadow)) {
+    self->robot = deps->robot ? deps->robot : hal_driven_robot(deps->hal);
+    if (!self->robot || (!deps->hal && !deps->cfg->shadow && !check_only)) {
         snprintf(err, errlen, "internal: the loop needs a robot description and a HAL");
         free(self);
         return NULL;
@@ -317,6 +320,22 @@ oom:
 fail:
     loop_destroy(&self);
     return NULL;
+}
+
+loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
+{
+    return loop_plan(deps, 0, err, errlen);
+}
+
+int loop_check(const loop_deps_t *deps, char *err, size_t errlen)
+{
+    loop_deps_t d = *deps;
+    d.hal = NULL;
+    loop_t *l = loop_plan(&d, 1, err, errlen);
+    if (!l)
+        return -EINVAL;
+    loop_destroy(&l);
+    return 0;
 }
 
 void loop_destroy(loop_t **self_p)

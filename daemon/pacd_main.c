@@ -49,7 +49,7 @@ static void connect_endpoint(const char *bind, char *out, size_t n)
  * default of [robot] name, or its variant with/without a gripper for
  * [robot] gripper = yes/no. With `probe` (--check-config, shadow mode) also
  * plan the loop against that description; in control mode the loop is
- * planned against what the backend reports it drives (hal->robot). */
+ * planned against what the backend reports it drives (hal_driven_robot). */
 static int load_checked(const char *path, int probe, config_t *cfg, policy_t **policy,
                         const hal_robot_t **robot, char *err, size_t errlen)
 {
@@ -82,12 +82,10 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
         return -EINVAL;
     if (!probe && !cfg->shadow)
         return 0;
-    /* plan the loop against a HAL stand-in: checks fields, cameras, action */
-    hal_t probe_hal = {.robot = *robot};
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe_hal,
+    /* plan the loop for that description: checks fields, cameras, action */
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot,
                       .checkpoint_sha256 = policy_spec(*policy)->sha256};
-    loop_t *l = loop_new(&ld, err, errlen);
-    if (!l) {
+    if (loop_check(&ld, err, errlen) != 0) {
         size_t n = strlen(err);
         if (cfg->robot_gripper == CONFIG_GRIPPER_AUTO && !(*robot)->has_gripper &&
             hal_robot_variant(*robot, 1) &&
@@ -98,7 +96,6 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
                      "backend drives it in the robosuite scenes)", cfg->robot, cfg->robot);
         return -EINVAL;
     }
-    loop_destroy(&l);
     return 0;
 }
 
@@ -262,7 +259,7 @@ int main(int argc, char **argv)
         hal = hal_new(robot, &ho, err, sizeof err);
         if (!hal)
             goto out;
-        robot = hal->robot; /* what the backend drives: plan the loop for it */
+        robot = hal_driven_robot(hal); /* what the backend drives: plan the loop for it */
         if (robot->has_gripper)
             fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s with a gripper "
                     "(%.4g m open, %.3g m/s)\n", cfg.backend, robot->name,

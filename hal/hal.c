@@ -222,6 +222,16 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
 }
 #endif
 
+const hal_robot_t *hal_driven_robot(const hal_t *self)
+{
+    return self ? self->robot : NULL;
+}
+
+const char *hal_backend_name(const hal_t *self)
+{
+    return self ? self->ops->name : NULL;
+}
+
 const char *hal_backend_names(void)
 {
     return HAL_BACKEND_NAMES;

@@ -1,5 +1,7 @@
-/* hal_backend — internal: how hal.c reaches the backends, and the core the
- * simulated backends share (hal_backend.c).
+/* hal_backend — internal to hal/: the backend table behind the opaque hal_t
+ * (struct hal, hal_ops_t), how hal.c reaches the backends, and the core the
+ * simulated backends share (hal_backend.c). A backend is a table of function
+ * pointers with an API version, like ggml's backend interface.
  *
  * A backend's open function fills hal->ops (a static const table) and
  * hal->impl, starts whatever it needs, and returns 0; or returns -errno with
@@ -16,6 +18,40 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
+
+/* The version of hal_ops_t; hal_new refuses a backend whose table says
+ * another. */
+#define HAL_API_VERSION 1
+
+/* The backend table: what each backend implements. */
+typedef struct {
+    int api_version;                 /* HAL_API_VERSION */
+    const char *name;                /* "sim", ... */
+    /* required: latest state. RT-safe. 0 or -errno (-EIO: link lost). */
+    int (*read_state)(hal_t *self, hal_state_t *state);
+    /* required: command for the next period. RT-safe. 0 or -errno. */
+    int (*command)(hal_t *self, const hal_command_t *cmd);
+    /* required: decelerate within the acceleration limits and hold (stop
+     * category 2). RT-safe. 0 or -errno. */
+    int (*hold)(hal_t *self);
+    /* optional (NULL): move to the home pose / reset the episode. Init-only or
+     * from a non-RT thread. */
+    int (*reset)(hal_t *self);
+    /* required: stop threads, free the backend's state. Init-only. */
+    void (*destroy)(hal_t *self);
+    /* optional (NULL): event counters since start. RT-safe. 0 or -errno. */
+    int (*counters)(hal_t *self, hal_counters_t *counters);
+} hal_ops_t;
+
+struct hal {
+    const hal_ops_t *ops;
+    /* The description the backend drives (hal_driven_robot): hal_new sets
+     * the robot it was given; the open function may replace it with a
+     * variant (hal_robot_variant) that matches the hardware. Constant static
+     * data, never NULL after hal_new. */
+    const hal_robot_t *robot;
+    void *impl;                      /* backend's own state */
+};
 
 /* Writes "what went wrong; what to do" into err (if err && errlen). */
 void hal_set_error(char *err, size_t errlen, const char *fmt, ...)

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "hal.h"
+#include "hal_cartesian.h"
+#include "hal_safety.h"
 
 /* 1 once stdin is at EOF (or in error); does not wait. */
 static int stdin_closed(void)
@@ -86,7 +88,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hal-mujoco-tool: %s\n", err);
         return 1;
     }
-    r = h->robot; /* the description the backend drives (pacd's loop does the same) */
+    r = hal_driven_robot(h); /* the description the backend drives (pacd's loop does the same) */
     hal_state_t first, s;
     while (hal_read_state(h, &first) != 0)
         ;

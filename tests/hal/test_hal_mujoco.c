@@ -20,6 +20,8 @@
 #include <zmq.h>
 
 #include "hal.h"
+#include "hal_cartesian.h"
+#include "hal_safety.h"
 #include "hal_backend.h" /* the core's period: simulated time */
 #include "hal_test_util.h"
 #include "pacd_proto.h"
@@ -88,7 +90,7 @@ static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds)
         pause_ms(20);
         if (hal_read_state(h, &cur) != 0)
             continue;
-        check_state(h->robot, &cur);
+        check_state(hal_driven_robot(h), &cur);
     }
     return cur;
 }
@@ -102,7 +104,7 @@ static void test_loads_scenes_at_home(void **st)
     for (int k = 0; k < 3; k++) {
         hal_t *h = open_scene(cases[k].robot, cases[k].scene, NULL);
         hal_state_t s = run_for(h, NULL, 0.3);
-        const hal_robot_t *r = h->robot;
+        const hal_robot_t *r = hal_driven_robot(h);
         /* holding at home: within a few centiradians (gravity sag of the servos) */
         for (int i = 0; i < r->n_joints; i++)
             assert_double_equal(s.q[i], r->q_home[i], 0.05);
@@ -122,7 +124,7 @@ static void test_ee_pose_is_the_model_site(void **st)
     hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
     hal_state_t s = run_for(h, NULL, 0.1);
     double pose[7];
-    hal_robot_fk(h->robot, s.q, pose);
+    hal_robot_fk(hal_driven_robot(h), s.q, pose);
     for (int i = 0; i < 3; i++)
         assert_double_equal(s.ee_pose[i], pose[i], 1e-3);
     hal_destroy(&h);
@@ -162,7 +164,7 @@ static void test_never_past_a_limit(void **st)
 {
     (void)st;
     hal_t *h = open_scene("panda", panda_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     /* Panda joints 1 (home 0, q_max 2.8973), 4 (home -1.57, q_max -0.0698) and
      * 7 (home -0.785, q_min -2.8973), driven at full speed into the limits
      * (poses free of self-collision). */
@@ -197,7 +199,7 @@ static void test_cartesian_moves_ee(void **st)
     /* 1 s of the backend's own time */
     for (int k = 0; k < 2; k++) {
         hal_t *h = open_scene(robots[k], scenes[k], NULL);
-        const hal_robot_t *r = h->robot;
+        const hal_robot_t *r = hal_driven_robot(h);
         for (int axis = 1; axis <= 2; axis++) {
             hal_state_t a = run_for(h, NULL, 0.1), s = a;
             float act[4] = {0, 0, 0, 0};
@@ -239,7 +241,7 @@ static void test_panda_gripper_follows_commands(void **st)
 {
     (void)st;
     hal_t *h = open_scene("panda", panda_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t a = run_for(h, NULL, 0.2);
     assert_double_equal(a.gripper_position, r->gripper_max, 0.005);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
@@ -266,7 +268,7 @@ static void test_lift_gripper_follows_commands(void **st)
 {
     (void)st;
     hal_t *h = open_scene("sawyer", lift_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     assert_ptr_not_equal(r, hal_robot_find("sawyer"));
     assert_ptr_equal(r, hal_robot_variant(hal_robot_find("sawyer"), 1));
     assert_string_equal(r->name, "sawyer");
@@ -299,8 +301,8 @@ static void test_lift_fixed_robot_keeps_description(void **st)
     (void)st;
     hal_options_t o = {.fixed_robot = 1};
     hal_t *h = open_scene("sawyer", lift_scene, &o);
-    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
-    assert_false(h->robot->has_gripper);
+    assert_ptr_equal(hal_driven_robot(h), hal_robot_find("sawyer"));
+    assert_false(hal_driven_robot(h)->has_gripper);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
     cmd.values[7] = -1.0;
     assert_int_equal(hal_command(h, &cmd), -EINVAL);
@@ -315,7 +317,7 @@ static void test_gripper_description_needs_scene_gripper(void **st)
 {
     (void)st;
     hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
-    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
+    assert_ptr_equal(hal_driven_robot(h), hal_robot_find("sawyer"));
     hal_destroy(&h);
     char err[512] = "";
     hal_options_t o = {.backend = "mujoco", .scene = sawyer_scene};
@@ -323,7 +325,7 @@ static void test_gripper_description_needs_scene_gripper(void **st)
     assert_non_null(strstr(err, "no gripper"));
     /* the Panda keeps its own description (it has its hand) */
     hal_t *p = open_scene("panda", panda_scene, NULL);
-    assert_ptr_equal(p->robot, hal_robot_find("panda"));
+    assert_ptr_equal(hal_driven_robot(p), hal_robot_find("panda"));
     hal_destroy(&p);
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "hal.h"
+#include "hal_safety.h"
 #include "hal_test_util.h"
 #include "rt_clock.h"
 
@@ -55,7 +56,7 @@ static hal_state_t read_ok(hal_t *h)
 {
     hal_state_t s;
     assert_int_equal(hal_read_state(h, &s), 0);
-    check_invariants(h->robot, &s);
+    check_invariants(hal_driven_robot(h), &s);
     return s;
 }
 
@@ -80,7 +81,7 @@ static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, s
         assert_true(cur.time_mono_ns >= prev.time_mono_ns);
         assert_true(cur.seq >= prev.seq);
         if (each)
-            each(h->robot, &prev, &cur, ctx);
+            each(hal_driven_robot(h), &prev, &cur, ctx);
         prev = cur;
     }
     return cur;
@@ -121,14 +122,14 @@ static void test_starts_at_rest_at_home(void **st)
     hal_t *h = new_sim("sawyer", NULL);
     hal_state_t s = read_ok(h);
     for (int i = 0; i < 7; i++) {
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
         assert_true(s.dq[i] == 0.0);
     }
     assert_true(s.seq >= 1);
     /* with no command at all it stays there */
     s = run_for(h, NULL, 0.05, NULL, NULL);
     for (int i = 0; i < 7; i++)
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
     hal_destroy(&h);
     assert_null(h);
 }
@@ -137,7 +138,7 @@ static void test_velocity_moves_joint_by_v_times_t(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0.5, 0, -0.3, 0, 0, 0.2, 0};
     hal_command_t c = joint_cmd(7, v);
     /* ramp up (at most 0.5 / 7.5 s) */
@@ -179,7 +180,7 @@ static void test_velocity_clamped_and_ramped(void **st)
     (void)st;
     double q0[7] = {-2.5, 0, 0, 0, 0, 0, 0};
     hal_t *h = new_sim("sawyer", q0);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {10.0, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s = run_for(h, &c, 1.0, ramp_check, NULL);
@@ -234,7 +235,7 @@ static void test_hold_decelerates_to_zero_and_stays(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0, 1.0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = run_for(h, &c, 0.2, NULL, NULL);
@@ -264,7 +265,7 @@ static void test_watchdog_holds_after_missing_commands(void **st)
     (void)st;
     const double timeout = 0.2, period = 0.001; /* the defaults */
     hal_t *h = new_sim_timeout("sawyer", NULL, 0);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0.5, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = read_ok(h);
@@ -293,7 +294,7 @@ static void test_gripper_moves_and_stays_in_range(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t s = read_ok(h);
     assert_true(s.gripper_position == r->gripper_max); /* menagerie home: open */
     hal_command_t c;
@@ -350,11 +351,11 @@ static void test_reset_returns_home(void **st)
     double v[7] = {0.4, -0.4, 0.4, 0.4, 0.4, 0.4, 0.4};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s = run_for(h, &c, 0.2, NULL, NULL);
-    assert_true(s.q[0] != h->robot->q_home[0]);
+    assert_true(s.q[0] != hal_driven_robot(h)->q_home[0]);
     assert_int_equal(hal_reset(h), 0);
     s = run_for(h, NULL, 0.02, NULL, NULL);
     for (int i = 0; i < 7; i++) {
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
         assert_true(s.dq[i] == 0.0);
     }
     hal_counters_t k;
@@ -397,7 +398,7 @@ static void test_new_rejects_bad_options(void **st)
     /* defaults */
     hal_t *h = hal_new(r, NULL, err, sizeof err);
     assert_non_null(h);
-    assert_string_equal(h->ops->name, "sim");
+    assert_string_equal(hal_backend_name(h), "sim");
     hal_destroy(&h);
     assert_null(h);
     hal_destroy(&h);
@@ -443,7 +444,7 @@ static void test_custom_rate_and_timeout(void **st)
     o.command_timeout_s = timeout;
     h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t s0 = read_ok(h);
     assert_int_equal(hal_command(h, &c), 0);
     hal_state_t s3 = run_for(h, NULL, timeout + 0.2 / r->ddq_max[4] + 0.3, NULL, NULL);
