@@ -33,18 +33,6 @@ static void usage(FILE *f)
             "Config keys: deploy/pacd.conf. Protocol: docs/protocol.md.\n");
 }
 
-/* The endpoint a local publisher connects to for a socket pacd binds:
- * a wildcard TCP address (star or 0.0.0.0) becomes 127.0.0.1; others unchanged. */
-static void connect_endpoint(const char *bind, char *out, size_t n)
-{
-    if (!strncmp(bind, "tcp://*:", 8))
-        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 8);
-    else if (!strncmp(bind, "tcp://0.0.0.0:", 14))
-        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 14);
-    else
-        snprintf(out, n, "%s", bind);
-}
-
 /* Load the config and the checkpoint and pick the robot description: the
  * default of [robot] name, or its variant with/without a gripper for
  * [robot] gripper = yes/no. With `probe` (--check-config, shadow mode) also
@@ -226,37 +214,19 @@ int main(int argc, char **argv)
     if (!auth)
         goto out;
     /* the mujoco backend publishes like real drivers do: to pacd's own sockets */
-    char camera_ep[CONFIG_PATH + 16], state_ep[CONFIG_PATH + 16];
-    connect_endpoint(cfg.camera_bind, camera_ep, sizeof camera_ep);
-    connect_endpoint(cfg.state_bind, state_ep, sizeof state_ep);
-    int cam_w = cfg.n_cameras ? cfg.cameras[0].width : 0;
-    int cam_h = cfg.n_cameras ? cfg.cameras[0].height : 0;
-    hal_options_t ho = {
-        .backend = cfg.backend,
-        .sim_rate_hz = cfg.sim_rate_hz,
-        .scene = cfg.scene[0] ? cfg.scene : NULL,
-        .cameras = cfg.render_cameras,
-        .camera_width = cam_w,
-        .camera_height = cam_h,
-        .camera_endpoint = camera_ep[0] && cfg.render_cameras[0] ? camera_ep : NULL,
-        .state_endpoint = state_ep[0] && cfg.publish_state ? state_ep : NULL,
-        .seed = cfg.sim_seed,
-        .render_rate_hz = cfg.rate_hz,
-        .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
-        .physics_rt_priority = cfg.physics_rt_priority,
-        .fixed_robot = cfg.robot_gripper != CONFIG_GRIPPER_AUTO,
-    };
+    config_hal_options_t ho;
+    config_hal_options(&cfg, &ho);
     /* with CURVE the backend connects with pacd's own key (admitted on the
      * ingest endpoints); filesystem ipc:// endpoints carry no CURVE */
     const cert_t *own = auth_server_cert(auth);
     if (own && auth_endpoint_kind(cfg.camera_bind) == auth_endpoint_kind(cfg.state_bind) &&
         auth_endpoint_kind(cfg.state_bind) != AUTH_EP_IPC) {
-        ho.curve_server_key = own->public_z85;
-        ho.curve_public_key = own->public_z85;
-        ho.curve_secret_key = own->secret_z85;
+        ho.mujoco.curve_server_key = own->public_z85;
+        ho.mujoco.curve_public_key = own->public_z85;
+        ho.mujoco.curve_secret_key = own->secret_z85;
     }
     if (!cfg.shadow) {
-        hal = hal_new(robot, &ho, err, sizeof err);
+        hal = hal_new(robot, &ho.hal, err, sizeof err);
         if (!hal)
             goto out;
         robot = hal_driven_robot(hal); /* what the backend drives: plan the loop for it */

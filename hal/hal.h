@@ -33,49 +33,24 @@ typedef struct {
     uint64_t resets;         /* completed resets */
 } hal_counters_t;
 
-/* Backend options from the [robot] config section. Zero fields take the
- * defaults; options == NULL means all defaults. */
+/* Options of every backend (the [robot] config section). Zero fields take
+ * the defaults; options == NULL means all defaults. Read by hal_new only. */
 typedef struct {
     const char *backend;      /* "sim" or "mujoco" (NULL = "sim") */
-    double sim_rate_hz;       /* sim integration rate, Hz, 10..10000; 0 = 1000
-                                 (mujoco: ignored, the model's timestep rules) */
     const double *initial_q;  /* NULL = robot->q_home; rad, robot->n_joints values */
     double command_timeout_s; /* watchdog: hold when no command for this long;
                                  0 = 0.2 s (Sawyer motor controller timeout) */
-    /* ---- mujoco backend (docs/mujoco.md); ignored by "sim" ---- */
-    const char *scene;        /* MuJoCo XML scene path (required for mujoco) */
-    const char *cameras;      /* comma-separated model camera names to render
-                                 and publish; NULL or "" = none */
-    int camera_width;         /* pixels; 0 = 128 (RGB stacking) */
-    int camera_height;        /* pixels; 0 = 128 */
-    const char *camera_endpoint; /* ZeroMQ endpoint a PUB connects to (pacd's
-                                    [ingest] camera_bind); NULL = do not publish
-                                    (and do not render) */
-    const char *state_endpoint;  /* endpoint for robot_state and reward
-                                    messages (pacd's [ingest] state_bind); NULL =
-                                    do not publish */
-    const char *curve_server_key; /* CURVE (Z85, 40 characters) for the two
-                                     PUB sockets: the server's public key and
-                                     this client's key pair; NULL = no CURVE */
-    const char *curve_public_key;
-    const char *curve_secret_key;
-    uint64_t seed;            /* seed of the reset randomisation (Lift cube) */
-    double render_rate_hz;    /* camera/state publication rate; 0 = 20 (the
-                                 control rate), 1..100 */
-    int physics_rt_priority;  /* SCHED_FIFO priority 1..99 of the physics
-                                 thread (below pacd's [pacd] rt_priority); 0 =
-                                 normal scheduling; hal_new fails when the
-                                 priority cannot be had (CAP_SYS_NICE) */
-    const char *ee_site;      /* model site reported as ee_pose; NULL = the
-                                 first of grip_site, attachment_site found,
-                                 else hal_robot_fk() */
     int fixed_robot;          /* 0: the backend may drive (and report in
-                                 hal->robot) a variant of the description
-                                 that matches the hardware (mujoco: the
-                                 gripper variant in a scene with the
-                                 gripper's actuators); 1: drive exactly the
-                                 given description (mujoco: fingers held
+                                 hal_driven_robot) a variant of the
+                                 description that matches the hardware
+                                 (mujoco: the gripper variant in a scene with
+                                 the gripper's actuators); 1: drive exactly
+                                 the given description (mujoco: fingers held
                                  open when it has no gripper) */
+    /* The backend's own option block, of the type its header names:
+     * hal_sim_options_t (hal_sim.h) for "sim", hal_mujoco_options_t
+     * (hal_mujoco.h) for "mujoco". NULL = that backend's defaults. */
+    const void *backend_options;
 } hal_options_t;
 
 /* Create and start a backend for `robot`. Init-only. Caller owns the result
@@ -129,18 +104,6 @@ const hal_robot_t *hal_driven_robot(const hal_t *self);
 /* The name of the backend behind self ("sim", "mujoco"); NULL for a NULL
  * self. Static string. RT-safe. */
 const char *hal_backend_name(const hal_t *self);
-
-/* ---- mujoco backend extras (hal_mujoco.c; -ENOTSUP in builds without
- * MuJoCo or for other backends) ---- */
-
-/* Task signal of the robosuite Lift scene (a body named "cube" and a site
- * "table_top"): height of the cube's centre above the table top (m) and
- * success = height > 0.04 m (robosuite 0.1 Lift._check_success; the cube's
- * half size is 0.02 m, so it is lifted 2 cm off the table). reward = success
- * (sparse, 0/1). Any output may be NULL. RT-safe (reads a lock-free copy).
- * 0, -EINVAL (NULL self), -ENOTSUP (not mujoco, or no cube/table in the
- * scene). */
-int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward);
 
 /* The backends this build has, for --version and error messages, e.g.
  * "sim, mujoco". Static string. RT-safe. */

@@ -196,13 +196,20 @@ int hal_backend_reset(hal_t *self);
 /* Event counters. RT-safe. 0. */
 int hal_backend_counters(hal_t *self, hal_counters_t *out);
 
-/* The in-process kinematic arm (hal_sim.c). options is complete (defaults
- * filled in by hal_new). */
-int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+/* The backends' open functions. options is complete (defaults filled in by
+ * hal_new); backend_options is options->backend_options: the backend's own
+ * block (its header), NULL for its defaults. */
+
+/* The in-process kinematic arm (hal_sim.c); backend_options: a
+ * hal_sim_options_t. */
+int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                 char *err, size_t errlen);
 
 #ifdef PACD_HAVE_MUJOCO
-/* MuJoCo physics with rendered cameras (hal_mujoco.c). options complete. */
-int hal_mujoco_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+/* MuJoCo physics with rendered cameras (hal_mujoco.c); backend_options: a
+ * hal_mujoco_options_t. */
+int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                    char *err, size_t errlen);
 #endif
 
 #endif

@@ -14,7 +14,7 @@
  *     the real arms' controllers and robosuite do;
  *   - gripper (robots with one): an opening target integrated from the
  *     command (fraction of gripper_speed), sent to the gripper actuator;
- *   - state published lock-free (hal_seqbox.h) after every step; a snapshot
+ *   - state published lock-free (rt_seqbox.h) after every step; a snapshot
  *     of qpos/qvel for the render thread under a mutex the physics thread
  *     only try-locks (it never waits).
  * The thread loop, the hold/watchdog decision, mailboxes, counters and the
@@ -26,6 +26,7 @@
  * endpoint, with the snapshot's time as the capture time. */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_mujoco.h"
 #include "hal_mujoco_util.h"
 #include "rt_seqbox.h"
 
@@ -366,7 +367,7 @@ static void mjb_destroy(hal_t *self)
     self->impl = NULL;
 }
 
-int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
 {
     if (!self)
         return -EINVAL;
@@ -433,7 +434,7 @@ static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
     return 0;
 }
 
-static void *open_pub(mj_t *mj, const hal_options_t *o, const char *endpoint, char *err,
+static void *open_pub(mj_t *mj, const hal_mujoco_options_t *o, const char *endpoint, char *err,
                       size_t errlen)
 {
     void *s = zmq_socket(mj->zctx, ZMQ_PUB);
@@ -464,9 +465,12 @@ static void *open_pub(mj_t *mj, const hal_options_t *o, const char *endpoint, ch
     return s;
 }
 
-int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen)
+int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                    char *err, size_t errlen)
 {
     const hal_robot_t *r = hal->robot;
+    const hal_mujoco_options_t defaults = {0};
+    const hal_mujoco_options_t *o = backend_options ? backend_options : &defaults;
     if (!o->scene || !o->scene[0]) {
         hal_set_error(err, errlen, "hal mujoco: no scene given; set [robot] scene to a MuJoCo "
                                    "XML file (e.g. menagerie .../scene_cam.xml)");
@@ -518,7 +522,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     int scene_gripper = mj->map.has_gripper &&
                         (mj->map.gripper_act >= 0 || (mj->map.gripper_act_fingers[0] >= 0 &&
                                                       mj->map.gripper_act_fingers[1] >= 0));
-    if (!r->has_gripper && scene_gripper && !o->fixed_robot && hal_robot_variant(r, 1))
+    if (!r->has_gripper && scene_gripper && !options->fixed_robot && hal_robot_variant(r, 1))
         r = hal_robot_variant(r, 1);
     if (r->has_gripper && !scene_gripper) {
         hal_set_error(err, errlen, "hal mujoco: robot %s is described with a gripper but the "
@@ -543,13 +547,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
         hal_set_error(err, errlen, "hal mujoco: out of memory");
         goto fail;
     }
-    const double *q0 = o->initial_q ? o->initial_q : r->q_home;
+    const double *q0 = options->initial_q ? options->initial_q : r->q_home;
     for (int i = 0; i < r->n_joints; i++)
         mj->initial_q[i] = q0[i];
     /* Catch-up of missed steps up to MJ_CATCHUP_S; a reset waits 2 s. */
     hal_backend_init(&mj->core, r, &mj_hooks, llround(mj->m->opt.timestep * 1e9),
-                     llround(o->command_timeout_s * 1e9), (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S),
-                     2 * RT_CLOCK_NS_PER_S);
+                     llround(options->command_timeout_s * 1e9),
+                     (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S), 2 * RT_CLOCK_NS_PER_S);
     rt_seqbox_init(&mj->task_box);
     mj_go_home(mj, mj->initial_q);
     hal_backend_publish(&mj->core, rt_clock_mono_ns());

@@ -2,7 +2,7 @@
  * velocities in its own thread.
  *
  * The thread wakes on absolute CLOCK_MONOTONIC deadlines (clock_nanosleep,
- * TIMER_ABSTIME) at sim_rate_hz and integrates one period per deadline:
+ * TIMER_ABSTIME) at rate_hz (hal_sim.h) and integrates one period per deadline:
  *   - target velocity = command clamped to +-dq_max (0 while holding);
  *   - the velocity moves toward the target by at most ddq_max * dt (the ramp
  *     of a real joint controller), so a hold decelerates at ddq_max;
@@ -21,6 +21,7 @@
  * file gives the integration (the hooks). */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_sim.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#define HAL_SIM_DEFAULT_RATE_HZ 1000.0
 
 typedef struct {
     hal_backend_core_t core; /* first: hal->impl points at both */
@@ -149,15 +151,25 @@ static const hal_ops_t sim_ops = {
     .counters = hal_backend_counters,
 };
 
-int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen)
+int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                 char *err, size_t errlen)
 {
     const hal_robot_t *r = hal->robot;
+    const hal_sim_options_t *so = backend_options;
+    double rate_hz = so && so->rate_hz != 0 ? so->rate_hz : HAL_SIM_DEFAULT_RATE_HZ;
+    if (!(rate_hz >= 10 && rate_hz <= 10000)) {
+        hal_set_error(err, errlen,
+                      "hal: sim_rate_hz = %g is out of range; set it between 10 and 10000 "
+                      "(or 0 for the default 1000)",
+                      rate_hz);
+        return -EINVAL;
+    }
     sim_t *sim = calloc(1, sizeof *sim);
     if (!sim) {
         hal_set_error(err, errlen, "hal sim: out of memory");
         return -ENOMEM;
     }
-    int64_t period_ns = llround(1e9 / options->sim_rate_hz);
+    int64_t period_ns = llround(1e9 / rate_hz);
     /* One second of catch-up at most; a reset waits many periods. */
     hal_backend_init(&sim->core, r, &sim_hooks, period_ns,
                      llround(options->command_timeout_s * 1e9), RT_CLOCK_NS_PER_S,

@@ -17,7 +17,9 @@
 #include <time.h>
 
 #include "hal.h"
+#include "hal_mujoco.h"
 #include "hal_safety.h"
+#include "hal_sim.h"
 #include "hal_test_util.h"
 #include "rt_clock.h"
 
@@ -385,7 +387,8 @@ static void test_new_rejects_bad_options(void **st)
     assert_non_null(strstr(err, "initial_q[3]"));
     q[3] = NAN;
     assert_null(hal_new(r, &o2, NULL, 0));
-    hal_options_t o3 = {.sim_rate_hz = 1e6};
+    hal_sim_options_t so3 = {.rate_hz = 1e6};
+    hal_options_t o3 = {.backend_options = &so3};
     assert_null(hal_new(r, &o3, err, sizeof err));
     assert_non_null(strstr(err, "sim_rate_hz"));
     hal_options_t o4 = {.command_timeout_s = -1};
@@ -399,6 +402,7 @@ static void test_new_rejects_bad_options(void **st)
     hal_t *h = hal_new(r, NULL, err, sizeof err);
     assert_non_null(h);
     assert_string_equal(hal_backend_name(h), "sim");
+    assert_int_equal(hal_mujoco_lift_reward(h, NULL, NULL, NULL), -ENOTSUP); /* not mujoco */
     hal_destroy(&h);
     assert_null(h);
     hal_destroy(&h);
@@ -421,7 +425,8 @@ static void test_custom_rate_and_timeout(void **st)
 {
     (void)st;
     char err[256];
-    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 1.0};
+    hal_sim_options_t so = {.rate_hz = 100};
+    hal_options_t o = {.command_timeout_s = 1.0, .backend_options = &so};
     hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
     double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
