@@ -90,8 +90,8 @@ struct loop {
     int notify_fd;
     int64_t watchdog_interval_ns;
     atomic_int watchdog_armed;             /* set once READY=1 is sent */
-    rt_spsc_t commands;                       /* service -> loop */
-    rt_spsc_t events;                         /* loop -> service */
+    rt_spsc_t commands;                    /* service -> loop */
+    rt_spsc_t events;                      /* loop -> service */
     loop_result_t result;                  /* loop -> service, guarded by result_seq */
     _Atomic uint64_t result_seq;
     uint64_t next_seq;                     /* service side */
