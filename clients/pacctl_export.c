@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "pacctl_log.h"
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 #include "policy_ckpt.h"
 

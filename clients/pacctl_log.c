@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 
 #define MAX_SCHEMAS 64

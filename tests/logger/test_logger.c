@@ -18,8 +18,8 @@
 #include <cmocka.h>
 
 #include "pacctl_log.h"
-#include "pacd_logger.h"
-#include "pacd_mcap.h"
+#include "log_writer.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 
 #define N_STEPS 12

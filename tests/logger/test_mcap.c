@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 
 static const uint8_t schema_data[] = {1, 2, 3, 4, 5};
 static const uint8_t msg_a[] = {0x08, 0x01};

@@ -14,7 +14,7 @@
  * appends MCAP records to a batch (pacd_mcap.h) and writes each batch with
  * write(2) in one go, then fdatasync(2) at most every fsync_interval_ms.
  */
-#include "pacd_logger.h"
+#include "log_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 #include "pacd_spsc.h"
 

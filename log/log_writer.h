@@ -30,8 +30,8 @@
  * each) plus as many robot-state slots, ring_frames frame slots of
  * max_frame_bytes each, and a batch buffer of about 1 MiB + max_frame_bytes.
  */
-#ifndef PACD_LOGGER_H
-#define PACD_LOGGER_H
+#ifndef LOG_WRITER_H
+#define LOG_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
