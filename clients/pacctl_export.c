@@ -12,14 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pacctl_log.h"
-#include "log_mcap.h"
+#include "log_reader.h"
 #include "pacd_proto.h"
 #include "policy_ckpt.h"
 
 #define MAX_CKPTS 16
 #define MAX_CAMS 8
-#define MAX_CHANNELS 64
 
 typedef struct {
     float *obs;          /* obs_dim */
@@ -69,14 +67,6 @@ static void errf(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-}
-
-static void copy_mstr(char *dst, size_t cap, mcap_str_t s)
-{
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    if (n)
-        memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
 }
 
 static char *mstrdup(mcap_str_t s)
@@ -248,8 +238,6 @@ static int episode_specs(episode_t *ep, ckpt_ref_t *ck, int n_ck)
 /* Reading a log                                                        */
 /* ------------------------------------------------------------------ */
 
-enum { K_OTHER = 0, K_STEP, K_FRAME };
-
 static int push_step(episode_t *ep, const step_t *s)
 {
     if (ep->n_steps == ep->cap_steps) {
@@ -281,52 +269,41 @@ static int push_frame(episode_t *ep, const frame_t *f)
 /* Pass 1: metadata only (robot, specs, ...). 0 or -1 (message printed). */
 static int read_metadata(episode_t *ep)
 {
-    mcap_reader_t rd;
-    mcap_reader_init(&rd, ep->data, ep->len);
-    mcap_record_t rec;
-    int have = 0;
+    mcap_metadata_t md;
     ep->seed = -1;
-    while (!have && mcap_reader_next(&rd, &rec) == MCAP_READ_RECORD) {
-        if (rec.opcode != MCAP_OP_METADATA)
-            continue;
-        mcap_metadata_t md;
-        if (mcap_parse_metadata(&rec, &md) != 0 || !mcap_str_eq(md.name, "pacd"))
-            continue;
-        have = 1;
-        size_t pos = 0;
-        mcap_str_t k, v;
-        char buf[64];
-        while (mcap_map_next(md.map, &pos, &k, &v) == 1) {
-            if (mcap_str_eq(k, "episode_id"))
-                copy_mstr(ep->episode_id, sizeof ep->episode_id, v);
-            else if (mcap_str_eq(k, "robot"))
-                copy_mstr(ep->robot, sizeof ep->robot, v);
-            else if (mcap_str_eq(k, "checkpoint_sha256"))
-                copy_mstr(ep->sha, sizeof ep->sha, v);
-            else if (mcap_str_eq(k, "task"))
-                copy_mstr(ep->task, sizeof ep->task, v);
-            else if (mcap_str_eq(k, "rate_hz")) {
-                copy_mstr(buf, sizeof buf, v);
-                ep->rate_hz = strtod(buf, NULL);
-            } else if (mcap_str_eq(k, "seed") || mcap_str_eq(k, "task_seed")) {
-                copy_mstr(buf, sizeof buf, v);
-                char *end;
-                long long s = strtoll(buf, &end, 10);
-                if (buf[0] && !*end)
-                    ep->seed = s;
-            } else if (mcap_str_eq(k, "observation_spec")) {
-                free(ep->obs_spec_text);
-                ep->obs_spec_text = mstrdup(v);
-            } else if (mcap_str_eq(k, "action_spec")) {
-                free(ep->act_spec_text);
-                ep->act_spec_text = mstrdup(v);
-            }
-        }
-    }
-    if (!have) {
+    if (!log_find_metadata(ep->data, ep->len, "pacd", &md)) {
         errf("%s: no \"pacd\" metadata record (not a pacd episode log?); run `pacctl log verify %s`",
              ep->path, ep->path);
         return -1;
+    }
+    size_t pos = 0;
+    mcap_str_t k, v;
+    char buf[64];
+    while (mcap_map_next(md.map, &pos, &k, &v) == 1) {
+        if (mcap_str_eq(k, "episode_id"))
+            log_str_copy(ep->episode_id, sizeof ep->episode_id, v);
+        else if (mcap_str_eq(k, "robot"))
+            log_str_copy(ep->robot, sizeof ep->robot, v);
+        else if (mcap_str_eq(k, "checkpoint_sha256"))
+            log_str_copy(ep->sha, sizeof ep->sha, v);
+        else if (mcap_str_eq(k, "task"))
+            log_str_copy(ep->task, sizeof ep->task, v);
+        else if (mcap_str_eq(k, "rate_hz")) {
+            log_str_copy(buf, sizeof buf, v);
+            ep->rate_hz = strtod(buf, NULL);
+        } else if (mcap_str_eq(k, "seed") || mcap_str_eq(k, "task_seed")) {
+            log_str_copy(buf, sizeof buf, v);
+            char *end;
+            long long s = strtoll(buf, &end, 10);
+            if (buf[0] && !*end)
+                ep->seed = s;
+        } else if (mcap_str_eq(k, "observation_spec")) {
+            free(ep->obs_spec_text);
+            ep->obs_spec_text = mstrdup(v);
+        } else if (mcap_str_eq(k, "action_spec")) {
+            free(ep->act_spec_text);
+            ep->act_spec_text = mstrdup(v);
+        }
     }
     return 0;
 }
@@ -334,142 +311,106 @@ static int read_metadata(episode_t *ep)
 /* Pass 2: steps and frames. 0 or -1 (message printed). */
 static int read_steps(episode_t *ep, const layout_t *lay)
 {
-    struct { uint16_t id; int kind; int cam; } ch[MAX_CHANNELS];
-    int n_ch = 0;
-    struct { uint16_t id; int kind; } sc[MAX_CHANNELS];
-    int n_sc = 0;
-    mcap_reader_t rd;
-    mcap_reader_init(&rd, ep->data, ep->len);
-    mcap_record_t rec;
+    log_reader_t rd;
+    log_reader_init(&rd, ep->data, ep->len, LOG_READER_DATA_ONLY);
+    log_message_t m;
     mcap_read_status_t st;
-    while ((st = mcap_reader_next(&rd, &rec)) == MCAP_READ_RECORD) {
-        if (rec.opcode == MCAP_OP_DATA_END)
-            break;   /* the summary repeats schemas and channels */
-        if (rec.opcode == MCAP_OP_SCHEMA) {
-            mcap_schema_t s;
-            if (mcap_parse_schema(&rec, &s) == 0 && n_sc < MAX_CHANNELS) {
-                sc[n_sc].id = s.id;
-                sc[n_sc++].kind = mcap_str_eq(s.name, "pacd.v1.Step")          ? K_STEP
-                                : mcap_str_eq(s.name, "pacd.v1.CameraFrame")   ? K_FRAME
-                                                                               : K_OTHER;
+    while ((st = log_reader_next(&rd, &m)) == MCAP_READ_RECORD) {
+        int kind = m.known_channel ? m.kind : LOG_KIND_OTHER, cam = -1;
+        if (kind == LOG_KIND_FRAME) {
+            const char *pre = "/pacd/camera/";
+            size_t pl = strlen(pre);
+            for (int k = 0; k < lay->n_cams; k++)
+                if (m.topic.len == pl + strlen(lay->cam_name[k]) &&
+                    !memcmp(m.topic.ptr, pre, pl) &&
+                    !memcmp(m.topic.ptr + pl, lay->cam_name[k], m.topic.len - pl))
+                    cam = k;
+        }
+        if (kind == LOG_KIND_FRAME && cam >= 0) {
+            Pacd__V1__CameraFrame *f = pacd__v1__camera_frame__unpack(NULL, m.data.len, m.data.ptr);
+            if (!f) {
+                errf("%s: camera frame at byte %" PRIu64 " does not decode; run `pacctl log verify %s`",
+                     ep->path, m.offset, ep->path);
+                return -1;
             }
-        } else if (rec.opcode == MCAP_OP_CHANNEL) {
-            mcap_channel_t c;
-            if (mcap_parse_channel(&rec, &c) != 0 || n_ch >= MAX_CHANNELS)
-                continue;
-            int kind = K_OTHER;
-            for (int i = 0; i < n_sc; i++)
-                if (sc[i].id == c.schema_id)
-                    kind = sc[i].kind;
-            int cam = -1;
-            if (kind == K_FRAME) {
-                const char *pre = "/pacd/camera/";
-                size_t pl = strlen(pre);
-                for (int k = 0; k < lay->n_cams; k++)
-                    if (c.topic.len == pl + strlen(lay->cam_name[k]) &&
-                        !memcmp(c.topic.ptr, pre, pl) &&
-                        !memcmp(c.topic.ptr + pl, lay->cam_name[k], c.topic.len - pl))
-                        cam = k;
+            frame_t fr = {.cam = cam, .seq = f->seq, .msg = m.data.ptr, .len = m.data.len};
+            pacd__v1__camera_frame__free_unpacked(f, NULL);
+            if (push_frame(ep, &fr) != 0) {
+                errf("out of memory");
+                return -1;
             }
-            ch[n_ch].id = c.id;
-            ch[n_ch].kind = kind;
-            ch[n_ch++].cam = cam;
-        } else if (rec.opcode == MCAP_OP_MESSAGE) {
-            mcap_message_t m;
-            if (mcap_parse_message(&rec, &m) != 0)
-                continue;
-            int kind = K_OTHER, cam = -1;
-            for (int i = 0; i < n_ch; i++)
-                if (ch[i].id == m.channel_id) {
-                    kind = ch[i].kind;
-                    cam = ch[i].cam;
-                }
-            if (kind == K_FRAME && cam >= 0) {
-                Pacd__V1__CameraFrame *f = pacd__v1__camera_frame__unpack(NULL, m.data.len, m.data.ptr);
-                if (!f) {
-                    errf("%s: camera frame at byte %" PRIu64 " does not decode; run `pacctl log verify %s`",
-                         ep->path, rec.offset, ep->path);
-                    return -1;
-                }
-                frame_t fr = {.cam = cam, .seq = f->seq, .msg = m.data.ptr, .len = m.data.len};
-                pacd__v1__camera_frame__free_unpacked(f, NULL);
-                if (push_frame(ep, &fr) != 0) {
+        } else if (kind == LOG_KIND_STEP) {
+            Pacd__V1__Step *s = pacd__v1__step__unpack(NULL, m.data.len, m.data.ptr);
+            if (!s) {
+                errf("%s: step at byte %" PRIu64 " does not decode; run `pacctl log verify %s`",
+                     ep->path, m.offset, ep->path);
+                return -1;
+            }
+            int rc = 0;
+            size_t n = 0;
+            for (size_t t = 0; t < s->n_observation; t++)
+                n += s->observation[t]->n_values;
+            size_t na = s->action ? s->action->n_values : 0;
+            if (s->step != ep->n_steps) {
+                errf("%s: step %" PRIu64 " follows step %zu; run `pacctl log verify %s`", ep->path,
+                     (uint64_t)s->step, ep->n_steps ? ep->n_steps - 1 : 0, ep->path);
+                rc = -1;
+            } else if (n != (size_t)lay->obs_dim) {
+                errf("%s: step %" PRIu64 " has %zu observation values, the observation spec gives %d",
+                     ep->path, (uint64_t)s->step, n, lay->obs_dim);
+                rc = -1;
+            } else if (na != 0 && na != (size_t)lay->act_dim) {
+                errf("%s: step %" PRIu64 " has an action of %zu values, the action spec's dim is %d",
+                     ep->path, (uint64_t)s->step, na, lay->act_dim);
+                rc = -1;
+            }
+            step_t st1 = {0};
+            if (!rc) {
+                st1.obs = malloc(sizeof(float) * (size_t)(lay->obs_dim ? lay->obs_dim : 1));
+                st1.act = calloc((size_t)lay->act_dim, sizeof(float));
+                if (!st1.obs || !st1.act) {
+                    free(st1.obs);
+                    free(st1.act);
                     errf("out of memory");
-                    return -1;
-                }
-            } else if (kind == K_STEP) {
-                Pacd__V1__Step *s = pacd__v1__step__unpack(NULL, m.data.len, m.data.ptr);
-                if (!s) {
-                    errf("%s: step at byte %" PRIu64 " does not decode; run `pacctl log verify %s`",
-                         ep->path, rec.offset, ep->path);
-                    return -1;
-                }
-                int rc = 0;
-                size_t n = 0;
-                for (size_t t = 0; t < s->n_observation; t++)
-                    n += s->observation[t]->n_values;
-                size_t na = s->action ? s->action->n_values : 0;
-                if (s->step != ep->n_steps) {
-                    errf("%s: step %" PRIu64 " follows step %zu; run `pacctl log verify %s`", ep->path,
-                         (uint64_t)s->step, ep->n_steps ? ep->n_steps - 1 : 0, ep->path);
-                    rc = -1;
-                } else if (n != (size_t)lay->obs_dim) {
-                    errf("%s: step %" PRIu64 " has %zu observation values, the observation spec gives %d",
-                         ep->path, (uint64_t)s->step, n, lay->obs_dim);
-                    rc = -1;
-                } else if (na != 0 && na != (size_t)lay->act_dim) {
-                    errf("%s: step %" PRIu64 " has an action of %zu values, the action spec's dim is %d",
-                         ep->path, (uint64_t)s->step, na, lay->act_dim);
                     rc = -1;
                 }
-                step_t st1 = {0};
-                if (!rc) {
-                    st1.obs = malloc(sizeof(float) * (size_t)(lay->obs_dim ? lay->obs_dim : 1));
-                    st1.act = calloc((size_t)lay->act_dim, sizeof(float));
-                    if (!st1.obs || !st1.act) {
-                        free(st1.obs);
-                        free(st1.act);
-                        errf("out of memory");
-                        rc = -1;
-                    }
-                }
-                if (!rc) {
-                    size_t off = 0;
-                    for (size_t t = 0; t < s->n_observation; t++) {
-                        memcpy(st1.obs + off, s->observation[t]->values,
-                               s->observation[t]->n_values * sizeof(float));
-                        off += s->observation[t]->n_values;
-                    }
-                    if (na)
-                        memcpy(st1.act, s->action->values, na * sizeof(float));
-                    st1.reward = s->reward;
-                    st1.first = (uint8_t)s->is_first;
-                    st1.last = (uint8_t)s->is_last;
-                    st1.term = (uint8_t)s->is_terminal;
-                    for (size_t r = 0; r < s->n_frames; r++)
-                        for (int k = 0; k < lay->n_cams; k++)
-                            if (s->frames[r]->camera && !strcmp(s->frames[r]->camera, lay->cam_name[k])) {
-                                st1.has_frame[k] = 1;
-                                st1.frame_seq[k] = s->frames[r]->seq;
-                            }
-                    if (push_step(ep, &st1) != 0) {
-                        free(st1.obs);
-                        free(st1.act);
-                        errf("out of memory");
-                        rc = -1;
-                    }
-                }
-                pacd__v1__step__free_unpacked(s, NULL);
-                if (rc)
-                    return -1;
             }
+            if (!rc) {
+                size_t off = 0;
+                for (size_t t = 0; t < s->n_observation; t++) {
+                    memcpy(st1.obs + off, s->observation[t]->values,
+                           s->observation[t]->n_values * sizeof(float));
+                    off += s->observation[t]->n_values;
+                }
+                if (na)
+                    memcpy(st1.act, s->action->values, na * sizeof(float));
+                st1.reward = s->reward;
+                st1.first = (uint8_t)s->is_first;
+                st1.last = (uint8_t)s->is_last;
+                st1.term = (uint8_t)s->is_terminal;
+                for (size_t r = 0; r < s->n_frames; r++)
+                    for (int k = 0; k < lay->n_cams; k++)
+                        if (s->frames[r]->camera && !strcmp(s->frames[r]->camera, lay->cam_name[k])) {
+                            st1.has_frame[k] = 1;
+                            st1.frame_seq[k] = s->frames[r]->seq;
+                        }
+                if (push_step(ep, &st1) != 0) {
+                    free(st1.obs);
+                    free(st1.act);
+                    errf("out of memory");
+                    rc = -1;
+                }
+            }
+            pacd__v1__step__free_unpacked(s, NULL);
+            if (rc)
+                return -1;
         }
     }
     if (st == MCAP_READ_TRUNCATED) {
         ep->unfinished = 1;
     } else if (st == MCAP_READ_CORRUPT) {
         errf("%s is corrupt at byte %" PRIu64 " (%s); run `pacctl log verify %s`", ep->path,
-             rd.error_offset, rd.error, ep->path);
+             rd.rd.error_offset, rd.rd.error, ep->path);
         return -1;
     }
     return 0;
@@ -736,7 +677,7 @@ int pacctl_export_main(int argc, char **argv)
     layout_t lay;
     for (int e = 0; e < n_eps; e++) {
         episode_t *ep = &eps[e];
-        int rc = pacctl_log_read_file(ep->path, &ep->data, &ep->len);
+        int rc = log_read_file(ep->path, &ep->data, &ep->len);
         if (rc != 0) {
             errf("cannot read %s: %s", ep->path, strerror(-rc));
             goto done;
@@ -814,7 +755,7 @@ int pacctl_export_main(int argc, char **argv)
     int demo = 0, werr = 0;
     for (int e = 0; e < n_eps && !werr; e++) {
         episode_t *ep = &eps[e];
-        int rc = pacctl_log_read_file(ep->path, &ep->data, &ep->len);
+        int rc = log_read_file(ep->path, &ep->data, &ep->len);
         if (rc != 0) {
             errf("cannot read %s: %s", ep->path, strerror(-rc));
             werr = 1;

@@ -1,4 +1,4 @@
-/* mcap — MCAP v0 record encoder and bounds-checked reader (pacd_mcap.h). */
+/* mcap — MCAP v0 record encoder and bounds-checked reader (log_mcap.h). */
 #include "log_mcap.h"
 
 #include <errno.h>

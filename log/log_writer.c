@@ -1,4 +1,4 @@
-/* logger — episode logs as MCAP files (pacd_logger.h, docs/episode-log.md).
+/* logger — episode logs as MCAP files (log_writer.h, docs/episode-log.md).
  *
  * Producer side (the control loop): three single-producer/single-consumer
  * rings of fixed-size slots (pacd_spsc.h, zero-copy: records are built in
@@ -11,7 +11,7 @@
  *
  * Writer side: one thread polls the rings every LOGGER_POLL_NS, converts
  * records to pacd.v1 protobuf (protobuf-c, packed into a reused buffer),
- * appends MCAP records to a batch (pacd_mcap.h) and writes each batch with
+ * appends MCAP records to a batch (log_mcap.h) and writes each batch with
  * write(2) in one go, then fdatasync(2) at most every fsync_interval_ms.
  */
 #include "log_writer.h"

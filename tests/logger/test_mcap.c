@@ -1,4 +1,4 @@
-/* Unit tests of daemon/pacd_mcap.c: the record encoder and the reader. */
+/* Unit tests of log/log_mcap.c: the record encoder and the reader. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
