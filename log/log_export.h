@@ -5,8 +5,8 @@
  * Threading: not RT-safe (reads files, allocates, writes HDF5); for the
  * command-line client and tests only.
  */
-#ifndef PACCTL_EXPORT_H
-#define PACCTL_EXPORT_H
+#ifndef LOG_EXPORT_H
+#define LOG_EXPORT_H
 
 /* Exit codes of pacctl_export_main. */
 enum {

@@ -1,5 +1,5 @@
-/* pacctl_export — `pacctl log export` (pacctl_export.h, docs/loop.md "Data set"). */
-#include "pacctl_export.h"
+/* pacctl_export — `pacctl log export` (log_export.h, docs/loop.md "Data set"). */
+#include "log_export.h"
 
 #include <errno.h>
 #include <hdf5.h>
