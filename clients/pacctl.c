@@ -13,7 +13,7 @@
 #include "pacctl_json.h"
 #include "pacctl_log.h"
 #ifdef PACCTL_HAVE_EXPORT
-#include "log_export.h"
+#include "pacctl_export.h"
 #endif
 #include "pacd_proto.h"
 

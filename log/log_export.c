@@ -1,4 +1,4 @@
-/* pacctl_export — `pacctl log export` (log_export.h, docs/loop.md "Data set"). */
+/* log_export — episode logs as one HDF5 data set (log_export.h, docs/loop.md "Data set"). */
 #include "log_export.h"
 
 #include <errno.h>
@@ -16,7 +16,6 @@
 #include "pacd_proto.h"
 #include "policy_ckpt.h"
 
-#define MAX_CKPTS 16
 #define MAX_CAMS 8
 
 typedef struct {
@@ -36,7 +35,7 @@ typedef struct {
 } frame_t;
 
 typedef struct {
-    char *path;
+    const char *path;
     uint8_t *data;       /* the whole file */
     size_t len;
     char episode_id[64], robot[64], sha[80], task[64];
@@ -630,48 +629,32 @@ static int cmp_episode(const void *a, const void *b)
     return strcmp(((const episode_t *)a)->episode_id, ((const episode_t *)b)->episode_id);
 }
 
-#define USAGE "usage: pacctl log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
-
-int pacctl_export_main(int argc, char **argv)
+int log_export(const char *out, const char *const *logs, int n_logs,
+               const char *const *checkpoints, int n_checkpoints)
 {
-    const char *out = NULL;
-    ckpt_ref_t ck[MAX_CKPTS];
-    int n_ck = 0, n_eps = 0, code = PACCTL_EXPORT_FAILED;
-    episode_t *eps = calloc((size_t)(argc > 0 ? argc : 1), sizeof *eps);
+    ckpt_ref_t ck[LOG_EXPORT_MAX_CHECKPOINTS];
+    int n_ck = 0, n_eps = 0, code = LOG_EXPORT_FAILED;
+    episode_t *eps = calloc((size_t)(n_logs > 0 ? n_logs : 1), sizeof *eps);
     char *tmp = NULL;
     hid_t file = -1;
     if (!eps)
-        return PACCTL_EXPORT_FAILED;
-    for (int i = 2; i < argc; i++) {
-        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) {
-            if (n_ck == MAX_CKPTS) {
-                errf("at most %d --checkpoint", MAX_CKPTS);
-                code = PACCTL_EXPORT_USAGE;
-                goto done;
-            }
-            char err[512];
-            ck[n_ck].path = argv[++i];
-            ck[n_ck].ck = ckpt_open(argv[i], err, sizeof err);
-            if (!ck[n_ck].ck) {
-                errf("%s", err);
-                goto done;
-            }
-            n_ck++;
-        } else if (argv[i][0] == '-') {
-            errf("unknown option '%s'\n" USAGE, argv[i]);
-            code = PACCTL_EXPORT_USAGE;
-            goto done;
-        } else {
-            eps[n_eps++].path = argv[i];
-        }
-    }
-    if (!out || n_eps == 0) {
-        errf("%s\n" USAGE, !out ? "no output file (-o OUT.hdf5)" : "no episode log given");
-        code = PACCTL_EXPORT_USAGE;
+        return LOG_EXPORT_FAILED;
+    if (n_checkpoints > LOG_EXPORT_MAX_CHECKPOINTS) {
+        errf("at most %d --checkpoint", LOG_EXPORT_MAX_CHECKPOINTS);
         goto done;
     }
+    for (int i = 0; i < n_checkpoints; i++) {
+        char err[512];
+        ck[n_ck].path = checkpoints[i];
+        ck[n_ck].ck = ckpt_open(checkpoints[i], err, sizeof err);
+        if (!ck[n_ck].ck) {
+            errf("%s", err);
+            goto done;
+        }
+        n_ck++;
+    }
+    for (int i = 0; i < n_logs; i++)
+        eps[n_eps++].path = logs[i];
 
     /* read every log's metadata and specs; all must agree with the first */
     layout_t lay;
@@ -822,7 +805,7 @@ int pacctl_export_main(int argc, char **argv)
         tmp = NULL;
         fprintf(stderr, "pacctl log export: wrote %s: %d demo%s, %" PRId64 " transitions\n", out, demo,
                 demo == 1 ? "" : "s", total);
-        code = PACCTL_EXPORT_OK;
+        code = LOG_EXPORT_OK;
         H5close();
     }
 done:

@@ -1,6 +1,6 @@
-/* pacctl_export — `pacctl log export`: pacd episode logs (MCAP,
- * docs/episode-log.md) into one HDF5 data set in robomimic's layout
- * (docs/loop.md, "Data set", format version 1).
+/* log_export — pacd episode logs (MCAP, docs/episode-log.md) into one HDF5
+ * data set in robomimic's layout (docs/loop.md, "Data set", format version 1).
+ * The engine of `pacctl log export`: its messages name pacctl's commands.
  *
  * Threading: not RT-safe (reads files, allocates, writes HDF5); for the
  * command-line client and tests only.
@@ -8,22 +8,26 @@
 #ifndef LOG_EXPORT_H
 #define LOG_EXPORT_H
 
-/* Exit codes of pacctl_export_main. */
+/* Results of log_export. */
 enum {
-    PACCTL_EXPORT_OK = 0,        /* the data set was written (OUT renamed into place) */
-    PACCTL_EXPORT_FAILED = 1,    /* a log was refused (mismatch, corrupt, no spec) or the
-                                    write failed; no OUT file was created or replaced */
-    PACCTL_EXPORT_USAGE = 2,     /* bad arguments */
+    LOG_EXPORT_OK = 0,        /* the data set was written (out renamed into place) */
+    LOG_EXPORT_FAILED = 1,    /* a log was refused (mismatch, corrupt, no spec), a checkpoint
+                                 cannot be read or the write failed; no out file was created
+                                 or replaced */
 };
 
-/* `pacctl log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...` with
- * argv[0] == "log", argv[1] == "export".
- * The observation and action specs come from the log's metadata keys
- * `observation_spec` / `action_spec` when present, else from the --checkpoint
- * whose SHA-256 equals the log's `checkpoint_sha256` (its `pacd.observation` /
- * `pacd.action` metadata). Writes to a temporary file in OUT's directory and
- * renames it to OUT at the end; on any error the temporary file is removed.
- * Messages go to stderr. Returns PACCTL_EXPORT_*. */
-int pacctl_export_main(int argc, char **argv);
+/* Most checkpoints log_export takes. */
+#define LOG_EXPORT_MAX_CHECKPOINTS 16
+
+/* Write the episode logs logs[0, n_logs) (n_logs >= 1) as one data set to
+ * the file out. The observation and action specs come from each log's
+ * metadata keys `observation_spec` / `action_spec` when present, else from
+ * the checkpoint of checkpoints[0, n_checkpoints) whose SHA-256 equals the
+ * log's `checkpoint_sha256` (its `pacd.observation` / `pacd.action`
+ * metadata). Writes to a temporary file in out's directory and renames it to
+ * out at the end; on any error the temporary file is removed. Messages go to
+ * stderr, prefixed "pacctl log export: ". Returns LOG_EXPORT_*. */
+int log_export(const char *out, const char *const *logs, int n_logs,
+               const char *const *checkpoints, int n_checkpoints);
 
 #endif
