@@ -4,13 +4,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log_reader.h"
+#include "pacctl_json.h"
 #include "pacd_proto.h"
 
 /* ------------------------------------------------------------------ */
@@ -145,116 +145,40 @@ static int cmd_verify(int argc, char **argv)
     return code;
 }
 
-static json_t *jfloat(double x)
-{
-    return isfinite(x) ? json_real(x) : json_null();
-}
+/* How `pacctl log cat` prints the pacd.v1 messages (docs/episode-log.md): every
+ * field of Step, CameraFrame and RobotState in .proto order, enums as numbers,
+ * bytes as their length, and these fields shaped for reading. A field added to
+ * the .proto is printed without a change here. */
+static const pacctl_json_rule_t cat_rules[] = {
+    {"pacd.v1.Step", "observation", PACCTL_JSON_BY_NAME, NULL},    /* + observation_shape */
+    {"pacd.v1.Step", "action", PACCTL_JSON_FLATTEN, NULL},         /* + action_space */
+    {"pacd.v1.Action", "time_unix_ns", PACCTL_JSON_OMIT, NULL},    /* the step's own time */
+    {"pacd.v1.Action", "seq", PACCTL_JSON_OMIT, NULL},
+    {"pacd.v1.Step", "has_q_value", PACCTL_JSON_OMIT, NULL},
+    {"pacd.v1.Step", "q_value", PACCTL_JSON_FIELD, "has_q_value"},
+    {"pacd.v1.Step", "teleop_action", PACCTL_JSON_FIELD, "teleop_action"},
+    {"pacd.v1.Step", "teleop_action_seq", PACCTL_JSON_FIELD, "teleop_action"},
+    {"pacd.v1.Step", "shadow", PACCTL_JSON_FIELD, "shadow"},
+    {"pacd.v1.Step", "task_info", PACCTL_JSON_BY_NAME, "task_info"},
+    {"pacd.v1.RobotState", "end_effector", PACCTL_JSON_ARRAY, "end_effector"},
+};
 
-static json_t *jfloats(const float *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, jfloat(v[i]));
-    return a;
-}
+static const pacctl_json_view_t cat_view = {
+    .enums_as_numbers = 1,
+    .bytes_as_length = 1,
+    .rules = cat_rules,
+    .n_rules = sizeof cat_rules / sizeof cat_rules[0],
+};
 
-static json_t *jdoubles(const double *v, size_t n)
+/* The protobuf message of a channel kind; NULL for LOG_KIND_OTHER. */
+static const ProtobufCMessageDescriptor *message_type(log_kind_t kind)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, jfloat(v[i]));
-    return a;
-}
-
-static json_t *step_json(const Pacd__V1__Step *s)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "episode_id", json_string(s->episode_id ? s->episode_id : ""));
-    json_object_set_new(o, "step", json_integer((json_int_t)s->step));
-    json_t *obs = json_object(), *shapes = json_object();
-    for (size_t i = 0; i < s->n_observation; i++) {
-        const Pacd__V1__Tensor *t = s->observation[i];
-        const char *name = t->name ? t->name : "";
-        json_object_set_new(obs, name, jfloats(t->values, t->n_values));
-        json_t *sh = json_array();
-        for (size_t d = 0; d < t->n_shape; d++)
-            json_array_append_new(sh, json_integer(t->shape[d]));
-        json_object_set_new(shapes, name, sh);
+    switch (kind) {
+    case LOG_KIND_STEP: return &pacd__v1__step__descriptor;
+    case LOG_KIND_FRAME: return &pacd__v1__camera_frame__descriptor;
+    case LOG_KIND_STATE: return &pacd__v1__robot_state__descriptor;
+    default: return NULL;
     }
-    json_object_set_new(o, "observation", obs);
-    json_object_set_new(o, "observation_shape", shapes);
-    json_object_set_new(o, "policy_action", jfloats(s->policy_action, s->n_policy_action));
-    if (s->action) {
-        json_object_set_new(o, "action", jfloats(s->action->values, s->action->n_values));
-        json_object_set_new(o, "action_space", json_integer(s->action->space));
-    } else {
-        json_object_set_new(o, "action", json_array());
-        json_object_set_new(o, "action_space", json_integer(0));
-    }
-    json_object_set_new(o, "reward", jfloat(s->reward));
-    json_object_set_new(o, "discount", jfloat(s->discount));
-    json_object_set_new(o, "is_first", json_boolean(s->is_first));
-    json_object_set_new(o, "is_last", json_boolean(s->is_last));
-    json_object_set_new(o, "is_terminal", json_boolean(s->is_terminal));
-    json_object_set_new(o, "stale", json_boolean(s->stale));
-    json_object_set_new(o, "held", json_boolean(s->held));
-    json_object_set_new(o, "safety_flags", json_integer(s->safety_flags));
-    json_t *frames = json_array();
-    for (size_t i = 0; i < s->n_frames; i++) {
-        const Pacd__V1__FrameRef *f = s->frames[i];
-        json_array_append_new(frames, json_pack("{s:s, s:I, s:I, s:I}", "camera", f->camera ? f->camera : "",
-                                                "seq", (json_int_t)f->seq, "capture_time_unix_ns",
-                                                (json_int_t)f->capture_time_unix_ns, "age_us",
-                                                (json_int_t)f->age_us));
-    }
-    json_object_set_new(o, "frames", frames);
-    json_object_set_new(o, "tick_mono_ns", json_integer(s->tick_mono_ns));
-    json_object_set_new(o, "time_unix_ns", json_integer(s->time_unix_ns));
-    json_object_set_new(o, "inference_us", json_integer(s->inference_us));
-    json_object_set_new(o, "robot_state_seq", json_integer((json_int_t)s->robot_state_seq));
-    if (s->has_q_value)
-        json_object_set_new(o, "q_value", jfloat(s->q_value));
-    if (s->n_teleop_action) {
-        json_object_set_new(o, "teleop_action", jfloats(s->teleop_action, s->n_teleop_action));
-        json_object_set_new(o, "teleop_action_seq", json_integer((json_int_t)s->teleop_action_seq));
-    }
-    if (s->shadow)
-        json_object_set_new(o, "shadow", json_true());
-    if (s->n_task_info) {
-        json_t *ti = json_object();
-        for (size_t i = 0; i < s->n_task_info; i++)
-            if (s->task_info[i]->name)
-                json_object_set_new(ti, s->task_info[i]->name, jfloat(s->task_info[i]->value));
-        json_object_set_new(o, "task_info", ti);
-    }
-    return o;
-}
-
-static json_t *frame_json(const Pacd__V1__CameraFrame *f)
-{
-    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I}", "camera", f->camera ? f->camera : "",
-                     "width", (int)f->width, "height", (int)f->height, "encoding", (int)f->encoding,
-                     "data_bytes", (json_int_t)f->data.len, "capture_time_unix_ns",
-                     (json_int_t)f->capture_time_unix_ns, "seq", (json_int_t)f->seq);
-}
-
-static json_t *state_json(const Pacd__V1__RobotState *s)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "robot", json_string(s->robot ? s->robot : ""));
-    json_object_set_new(o, "joint_positions", jdoubles(s->joint_positions, s->n_joint_positions));
-    json_object_set_new(o, "joint_velocities", jdoubles(s->joint_velocities, s->n_joint_velocities));
-    json_object_set_new(o, "gripper_position", jfloat(s->gripper_position));
-    json_object_set_new(o, "gripper_velocity", jfloat(s->gripper_velocity));
-    json_object_set_new(o, "grasp", json_boolean(s->grasp));
-    if (s->end_effector) {
-        const Pacd__V1__Pose *p = s->end_effector;
-        double pose[7] = {p->x, p->y, p->z, p->qw, p->qx, p->qy, p->qz};
-        json_object_set_new(o, "end_effector", jdoubles(pose, 7));
-    }
-    json_object_set_new(o, "time_unix_ns", json_integer(s->time_unix_ns));
-    json_object_set_new(o, "seq", json_integer((json_int_t)s->seq));
-    return o;
 }
 
 static int cmd_cat(int argc, char **argv)
@@ -298,23 +222,12 @@ int pacctl_log_cat_buffer(const uint8_t *data, size_t len, const char *path, con
         if (!m.known_channel || !mcap_str_eq(m.topic, topic))
             continue;
         json_t *o = NULL;
-        if (m.kind == LOG_KIND_STEP) {
-            Pacd__V1__Step *s = pacd__v1__step__unpack(NULL, m.data.len, m.data.ptr);
-            if (s) {
-                o = step_json(s);
-                pacd__v1__step__free_unpacked(s, NULL);
-            }
-        } else if (m.kind == LOG_KIND_FRAME) {
-            Pacd__V1__CameraFrame *f = pacd__v1__camera_frame__unpack(NULL, m.data.len, m.data.ptr);
-            if (f) {
-                o = frame_json(f);
-                pacd__v1__camera_frame__free_unpacked(f, NULL);
-            }
-        } else if (m.kind == LOG_KIND_STATE) {
-            Pacd__V1__RobotState *s = pacd__v1__robot_state__unpack(NULL, m.data.len, m.data.ptr);
-            if (s) {
-                o = state_json(s);
-                pacd__v1__robot_state__free_unpacked(s, NULL);
+        const ProtobufCMessageDescriptor *d = message_type(m.kind);
+        if (d) {
+            ProtobufCMessage *pm = protobuf_c_message_unpack(d, NULL, m.data.len, m.data.ptr);
+            if (pm) {
+                o = pacctl_message_to_json_view(pm, &cat_view);
+                protobuf_c_message_free_unpacked(pm, NULL);
             }
         } else {
             o = json_pack("{s:I, s:I}", "log_time", (json_int_t)m.log_time, "bytes",
