@@ -490,8 +490,10 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.teleop_action = (float *)s->teleop_action;
     m.teleop_action_seq = s->teleop_seq;
     m.shadow = s->shadow != 0;
-    Pacd__V1__TaskValue tv[8], *tvp[8];
-    int nti = s->n_task_info < 0 ? 0 : s->n_task_info > 8 ? 8 : s->n_task_info;
+    Pacd__V1__TaskValue tv[LOGGER_MAX_TASK_INFO], *tvp[LOGGER_MAX_TASK_INFO];
+    int nti = s->n_task_info < 0                    ? 0
+            : s->n_task_info > LOGGER_MAX_TASK_INFO ? LOGGER_MAX_TASK_INFO
+                                                    : s->n_task_info;
     for (int i = 0; i < nti; i++) {
         pacd__v1__task_value__init(&tv[i]);
         tv[i].name = (char *)s->task_info_name[i];
