@@ -255,7 +255,8 @@ static int on_step(verify_t *v, const mcap_record_t *rec, const Pacd__V1__Step *
 {
     log_report_t *r = v->rep;
     if (v->have_id && strcmp(st->episode_id ? st->episode_id : "", r->episode_id) != 0)
-        return bad(v, rec->offset, "step %" PRIu64 " has episode id \"%.64s\", the file's is \"%s\"",
+        return bad(v, rec->offset,
+                   "step %" PRIu64 " has episode id \"%.64s\", the file's is \"%s\"",
                    st->step, st->episode_id ? st->episode_id : "", r->episode_id);
     if (st->step != v->step_next)
         return bad(v, rec->offset, "step index %" PRIu64 " where %" PRIu64 " was expected "
@@ -265,7 +266,8 @@ static int on_step(verify_t *v, const mcap_record_t *rec, const Pacd__V1__Step *
     if (st->step == 0 && !st->is_first)
         return bad(v, rec->offset, "step 0 is not marked is_first");
     if (st->step != 0 && st->is_first)
-        return bad(v, rec->offset, "step %" PRIu64 " is marked is_first (only step 0 may be)", st->step);
+        return bad(v, rec->offset, "step %" PRIu64 " is marked is_first (only step 0 may be)",
+                   st->step);
     if (st->is_first)
         r->has_first_step = 1;
     r->last_is_last = st->is_last != 0;
@@ -285,7 +287,8 @@ static int on_message(verify_t *v, const mcap_record_t *rec)
         return bad(v, rec->offset, "Message record shorter than its header fields");
     channel_t *c = find_channel(v, m.channel_id);
     if (!c)
-        return bad(v, rec->offset, "Message on channel %u, which is not defined before it", m.channel_id);
+        return bad(v, rec->offset, "Message on channel %u, which is not defined before it",
+                   m.channel_id);
     int ci = (int)(c - v->channels);
     r->channels[ci].messages++;
     if (r->messages == 0 || m.log_time < r->first_time_ns)
@@ -348,14 +351,19 @@ static int on_statistics(verify_t *v, const mcap_record_t *rec)
         return bad(v, rec->offset, "a second Statistics record");
     v->have_stats = 1;
     if (s.message_count != r->messages)
-        return bad(v, rec->offset, "Statistics counts %" PRIu64 " messages, the data section has %" PRIu64,
+        return bad(v, rec->offset,
+                   "Statistics counts %" PRIu64 " messages, the data section has %" PRIu64,
                    s.message_count, r->messages);
     if (s.schema_count != v->n_schemas || s.channel_count != (uint32_t)v->n_channels)
-        return bad(v, rec->offset, "Statistics counts %u schemas and %u channels, the data section has %d and %d",
+        return bad(v, rec->offset,
+                   "Statistics counts %u schemas and %u channels, the data section has %d and %d",
                    s.schema_count, s.channel_count, v->n_schemas, v->n_channels);
-    if (s.metadata_count != (uint32_t)v->n_metadata || s.chunk_count != 0 || s.attachment_count != 0)
-        return bad(v, rec->offset, "Statistics metadata/chunk/attachment counts disagree with the data section");
-    if (r->messages && (s.message_start_time != r->first_time_ns || s.message_end_time != r->last_time_ns))
+    if (s.metadata_count != (uint32_t)v->n_metadata || s.chunk_count != 0 ||
+        s.attachment_count != 0)
+        return bad(v, rec->offset,
+                   "Statistics metadata/chunk/attachment counts disagree with the data section");
+    if (r->messages &&
+        (s.message_start_time != r->first_time_ns || s.message_end_time != r->last_time_ns))
         return bad(v, rec->offset, "Statistics time range disagrees with the messages");
     size_t pos = 0;
     uint16_t id;
@@ -364,7 +372,8 @@ static int on_statistics(verify_t *v, const mcap_record_t *rec)
     while ((rc = mcap_count_map_next(s.channel_message_counts, &pos, &id, &n)) == 1) {
         channel_t *c = find_channel(v, id);
         if (!c || r->channels[c - v->channels].messages != n)
-            return bad(v, rec->offset, "Statistics counts %" PRIu64 " messages on channel %u, the data disagrees",
+            return bad(v, rec->offset,
+                       "Statistics counts %" PRIu64 " messages on channel %u, the data disagrees",
                        n, id);
     }
     if (rc < 0)
@@ -378,7 +387,8 @@ static int on_data_end(verify_t *v, const mcap_record_t *rec)
     if (mcap_parse_data_end(rec, &crc) != 0)
         return bad(v, rec->offset, "DataEnd record too short");
     if (crc != 0 && mcap_crc32(0, v->data, (size_t)rec->offset) != crc)
-        return bad(v, rec->offset, "data section CRC-32 mismatch: the bytes before this offset are damaged");
+        return bad(v, rec->offset,
+                   "data section CRC-32 mismatch: the bytes before this offset are damaged");
     v->in_summary = 1;
     v->seen_data_end = 1;
     return 0;
@@ -392,14 +402,17 @@ static int on_footer(verify_t *v, const mcap_record_t *rec)
     if (!v->seen_data_end)
         return bad(v, rec->offset, "Footer without a DataEnd record before it");
     if (f.summary_start != 0 && f.summary_start != v->summary_first)
-        return bad(v, rec->offset, "Footer summary_start %" PRIu64 " is not where the summary starts (%" PRIu64 ")",
+        return bad(v, rec->offset,
+                   "Footer summary_start %" PRIu64 " is not where the summary starts (%" PRIu64 ")",
                    f.summary_start, v->summary_first);
     if (f.summary_offset_start != 0 && f.summary_offset_start != v->summary_offset_first)
-        return bad(v, rec->offset, "Footer summary_offset_start %" PRIu64 " is not where the summary offsets start",
+        return bad(v, rec->offset,
+                   "Footer summary_offset_start %" PRIu64 " is not where the summary offsets start",
                    f.summary_offset_start);
     if (f.summary_crc != 0 && f.summary_start != 0 && rec->length >= 16) {
         size_t end = (size_t)rec->offset + 1 + 8 + 16;
-        if (mcap_crc32(0, v->data + f.summary_start, end - (size_t)f.summary_start) != f.summary_crc)
+        uint32_t crc = mcap_crc32(0, v->data + f.summary_start, end - (size_t)f.summary_start);
+        if (crc != f.summary_crc)
             return bad(v, rec->offset, "summary CRC-32 mismatch: the summary section is damaged");
     }
     v->rep->has_summary = v->have_stats;
@@ -448,7 +461,8 @@ static int on_record(verify_t *v, const mcap_record_t *rec)
         for (int i = 0; i < v->n_metadata; i++)
             if (v->metadata_offsets[i] == mi.offset)
                 return 0;
-        return bad(v, rec->offset, "Metadata Index points at %" PRIu64 ", where no Metadata record is", mi.offset);
+        return bad(v, rec->offset,
+                   "Metadata Index points at %" PRIu64 ", where no Metadata record is", mi.offset);
     }
     case MCAP_OP_SUMMARY_OFFSET: {
         mcap_summary_offset_t so;
@@ -465,7 +479,8 @@ static int on_record(verify_t *v, const mcap_record_t *rec)
     case MCAP_OP_HEADER:
         return bad(v, rec->offset, "a second Header record");
     default:
-        return bad(v, rec->offset, "unexpected record opcode 0x%02x (pacd logs hold no such records)",
+        return bad(v, rec->offset,
+                   "unexpected record opcode 0x%02x (pacd logs hold no such records)",
                    rec->opcode);
     }
 }
