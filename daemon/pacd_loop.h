@@ -26,7 +26,7 @@
 #include "hal.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
-#include "pacd_logger.h"
+#include "log_writer.h"
 #include "policy.h"
 
 #define LOOP_EPISODE_ID 48

@@ -1,4 +1,4 @@
-/* logger — episode logs as MCAP files (pacd_logger.h, docs/episode-log.md).
+/* logger — episode logs as MCAP files (log_writer.h, docs/episode-log.md).
  *
  * Producer side (the control loop): three single-producer/single-consumer
  * rings of fixed-size slots (pacd_spsc.h, zero-copy: records are built in
@@ -11,10 +11,10 @@
  *
  * Writer side: one thread polls the rings every LOGGER_POLL_NS, converts
  * records to pacd.v1 protobuf (protobuf-c, packed into a reused buffer),
- * appends MCAP records to a batch (pacd_mcap.h) and writes each batch with
+ * appends MCAP records to a batch (log_mcap.h) and writes each batch with
  * write(2) in one go, then fdatasync(2) at most every fsync_interval_ms.
  */
-#include "pacd_logger.h"
+#include "log_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 #include "pacd_spsc.h"
 
@@ -490,8 +490,10 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.teleop_action = (float *)s->teleop_action;
     m.teleop_action_seq = s->teleop_seq;
     m.shadow = s->shadow != 0;
-    Pacd__V1__TaskValue tv[8], *tvp[8];
-    int nti = s->n_task_info < 0 ? 0 : s->n_task_info > 8 ? 8 : s->n_task_info;
+    Pacd__V1__TaskValue tv[LOGGER_MAX_TASK_INFO], *tvp[LOGGER_MAX_TASK_INFO];
+    int nti = s->n_task_info < 0                    ? 0
+            : s->n_task_info > LOGGER_MAX_TASK_INFO ? LOGGER_MAX_TASK_INFO
+                                                    : s->n_task_info;
     for (int i = 0; i < nti; i++) {
         pacd__v1__task_value__init(&tv[i]);
         tv[i].name = (char *)s->task_info_name[i];
