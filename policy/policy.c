@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "policy_impl.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* Highest checkpoint format version this code reads (docs/checkpoint.md). */
 #define POLICY_FORMAT_VERSION 1

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "policy.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 static void usage(FILE *out)
 {

@@ -7,7 +7,7 @@
 
 #include "policy.h"
 #include "policy_ckpt.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* Driver table of one architecture. Every entry is required unless marked
  * optional. */

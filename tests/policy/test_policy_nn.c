@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy_nn.h"
+#include "nn.h"
 
 static float frand(unsigned *s)
 {

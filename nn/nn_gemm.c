@@ -17,7 +17,7 @@
  *
  * NN_GEMM_BLAS: W is kept as is and the calls go to nn_linear/nn_linear_acc.
  */
-#include "policy_nn.h"
+#include "nn.h"
 
 #include <errno.h>
 #include <math.h>
@@ -212,7 +212,7 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 nng_recip
     const __m512 r = _mm512_rcp14_ps(q);
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
 }
-#include "policy_nn_gemm_simd.h"
+#include "nn_gemm_simd.h"
 
 /* ---- AVX2 + FMA: 8 floats per ymm; masks are vectors of 0 / -1 (from a
  * sliding window over avx2_lanes), masked loads never touch masked-off
@@ -253,7 +253,7 @@ static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0,
     _mm256_andnot_ps((c), _mm256_mul_ps((p), _mm256_castsi256_ps(_mm256_slli_epi32(       \
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))))
 #define VRDIV(p, q) _mm256_div_ps((p), (q))
-#include "policy_nn_gemm_simd.h"
+#include "nn_gemm_simd.h"
 
 /* ---- AMX (bf16x3): Intel Advanced Matrix Extensions, tiles of bfloat16 ----
  *

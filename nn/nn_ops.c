@@ -1,5 +1,5 @@
 /* nn — ops over OpenBLAS and the arena planner. See policy_nn.h. */
-#include "policy_nn.h"
+#include "nn.h"
 
 #include <errno.h>
 #include <math.h>

@@ -40,7 +40,7 @@
 #include <cblas.h>
 
 #include "policy_impl.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PAC_X86 1
