@@ -22,7 +22,7 @@
  * Layout: token matrices are [tokens, width] row-major; feature maps are
  * channels-last [H * W, C]; attention scores one head at a time, transposed
  * [t, nq] on the packed (AVX-512 / AVX2) paths (nn_attention). Element-wise
- * loops run as clones for the chosen kernel's instruction set (PAC_CLONES).
+ * loops run as clones for the chosen kernel's instruction set (NN_CLONES).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -41,37 +40,9 @@
 
 #include "policy_impl.h"
 #include "nn.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define PAC_X86 1
-#include <immintrin.h>
-#else
-#define PAC_X86 0
-#endif
-
-/* Element-wise and gather loops are written once as always-inline bodies and
- * compiled again for the instruction set of the matrix kernel chosen at load
- * (m->gk): PAC_CLONES(name, body, (params), (args)) defines name_avx512
- * (target avx512f) and name_avx2 (target avx2,fma) calling body; PAC_PICK
- * calls the clone for m->gk (the AVX-512 one for NN_GEMM_AMX), or the
- * baseline body for NN_GEMM_BLAS. */
-#if PAC_X86
-#define PAC_CLONES(name, body, params, args)                                              \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { body args; }    \
-    __attribute__((target("avx2,fma"))) static void name##_avx2 params { body args; }
-#define PAC_PICK(m, name, body, args)                                                     \
-    do {                                                                                  \
-        if ((m)->gk == NN_GEMM_AVX512 || (m)->gk == NN_GEMM_AMX)                          \
-            name##_avx512 args;                                                           \
-        else if ((m)->gk == NN_GEMM_AVX2)                                                 \
-            name##_avx2 args;                                                             \
-        else                                                                              \
-            body args;                                                                    \
-    } while (0)
-#else
-#define PAC_CLONES(name, body, params, args)
-#define PAC_PICK(m, name, body, args) body args
-#endif
+#include "nn_conv.h"
+#include "nn_gemm_isa.h"
+#include "nn_slab.h"
 
 #define PAC_MAX_WIDTH 4096
 #define PAC_MAX_HEADS 64
@@ -93,20 +64,9 @@
 
 typedef enum { HEAD_CATEGORICAL = 1, HEAD_GAUSSIAN = 2 } pac_head_t;
 
-/* A chain of huge-page slabs that the memory steps read is carved from
- * (slab_alloc). */
+/* A convolution layer of the image encoder and the GroupNorm after it. */
 typedef struct {
-    float *next;         /* first free float of the current slab */
-    size_t left, bytes;  /* floats left in it; its size */
-} pac_slab_t;
-
-typedef struct {
-    int cin, cout, k, stride, pad;
-    int hin, win, hout, wout;
-    nn_packed_t w;       /* [cout, k * k * cin], patch order (kh, kw, cin) */
-    int wino;            /* 3x3, stride 1, pad 1 on floats: Winograd F(2x2, 3x3) */
-    nn_packed_t wu[16];  /* wino: U_xi [cout, cin], U = G g G^T (see wino_conv) */
-    float *b;            /* [cout] */
+    nn_conv_t nc;        /* Winograd (nc.winograd) for 3x3, stride 1, pad 1 on floats */
     float *gn_w, *gn_b;  /* [cout] */
 } conv_t;
 
@@ -191,16 +151,15 @@ typedef struct {
     float temperature;
     uint64_t rng;
     /* weights storage */
-    float **allocs;
-    int n_allocs, cap_allocs;
-    pac_slab_t wslab;    /* packed weights (pk_alloc) */
-    pac_slab_t cslab;    /* the other tables a step reads (wnew) */
+    nn_slab_t wslab;     /* packed weights (pk_alloc) */
+    nn_slab_t cslab;     /* the other tables a step reads (wnew) */
     /* plan */
     nn_arena_t *arena;
     size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
     size_t o_cols, o_fa, o_fb, o_fc, o_y, o_dz, o_wv, o_wz;
     float *x, *lx, *kv, *s, *o, *lat, *lq, *q, *h, *z, *logits, *cl, *xn, *zc;
     float *cols, *fa, *fb, *fc, *y, *dz, *wv, *wz;
+    nn_conv_scratch_t conv_scratch;   /* cols, wv, wz */
     int have_logits;
 } pac_t;
 
@@ -212,9 +171,8 @@ static void pac_destroy(void **impl_p)
     if (!impl_p || !*impl_p)
         return;
     pac_t *m = *impl_p;
-    for (int i = 0; i < m->n_allocs; i++)
-        free(m->allocs[i]);
-    free(m->allocs);
+    nn_slab_free(&m->wslab);
+    nn_slab_free(&m->cslab);
     free(m->blocks);
     nn_arena_destroy(&m->arena);
     free(m);
@@ -252,8 +210,8 @@ static int ld_charge(ld_t *L, size_t bytes, const char *what)
     return -1;
 }
 
-/* Room for one more entry in a list of n of *cap pointers (m->allocs, freed
- * by pac_destroy; ld_t.tmp, by ld_free_tmp): 0 or -1. Init-only. */
+/* Room for one more entry in a list of n of *cap pointers (ld_t.tmp, freed
+ * by ld_free_tmp): 0 or -1. Init-only. */
 static int list_reserve(float ***list, int n, int *cap)
 {
     if (n < *cap)
@@ -315,55 +273,25 @@ static void ld_free_tmp(ld_t *L)
 /* Memory that steps read. Every step reads nearly all the packed weights
  * (pac-s ~23 MB with AMX's hi + lo halves, pac-m ~130 MB; a few serve only
  * the load, e.g. the projections of constant queries) and some MB of other tables
- * (biases, norms, the encoder's K/V tables of enc_kv_plan), more than L2,
- * so each step brings them from L3 or memory, and with 4 KB pages about
- * every 4 KB of that costs a TLB miss (in a VM a nested page walk). So they
- * are carved, in load order (about the step's order), out of slabs that are
- * 2 MB aligned and marked MADV_HUGEPAGE before they are first touched: with
- * transparent huge pages ("madvise" or "always" in
- * /sys/kernel/mm/transparent_hugepage/enabled) one TLB entry covers 2 MB.
- * Elsewhere the advice is ignored and they are ordinary pages. Slabs double
- * from 2 MB up to PAC_SLAB_MAX (a larger request gets a slab of its own); the
- * tail of a slab that a request did not fit stays unused. Two chains, packed
- * weights and the other tables, so that each stays contiguous. The floats
+ * (biases, norms, the encoder's K/V tables of enc_kv_plan), so they are
+ * carved, in load order (about the step's order), out of huge-page slabs
+ * (nn_slab.h), two chains: packed weights and the other tables. The floats
  * come zeroed. NULL and L->rc = -ENOMEM when out of memory. Init-only. */
-#define PAC_HUGE ((size_t)2 << 20)
-#define PAC_SLAB_MAX ((size_t)16 << 20)
-static float *slab_alloc(ld_t *L, pac_slab_t *s, size_t n)
+static float *slab_alloc(ld_t *L, nn_slab_t *s, size_t n)
 {
-    pac_t *m = L->m;
-    if (n > SIZE_MAX / sizeof(float) / 2) {
+    const size_t bytes = nn_slab_request_bytes(n);
+    if (!bytes) {
         (void)ld_charge(L, SIZE_MAX, "weight tables");
         return NULL;
     }
-    const size_t bytes = ((n ? n : 1) * sizeof(float) + NN_ARENA_ALIGN - 1) / NN_ARENA_ALIGN *
-                         NN_ARENA_ALIGN;
     if (L->rc || ld_charge(L, bytes, "weight tables"))
         return NULL;
-    if (!s->next || bytes > s->left * sizeof(float)) {
-        size_t sb = s->bytes ? 2 * s->bytes : PAC_HUGE;
-        sb = sb > PAC_SLAB_MAX ? PAC_SLAB_MAX : sb;
-        sb = bytes > sb ? (bytes + PAC_HUGE - 1) / PAC_HUGE * PAC_HUGE : sb;
-        if (list_reserve(&m->allocs, m->n_allocs, &m->cap_allocs) != 0)
-            goto oom;
-        float *p = aligned_alloc(PAC_HUGE, sb);
-        if (!p)
-            goto oom;
-        (void)madvise(p, sb, MADV_HUGEPAGE);   /* advice: fine when refused */
-        memset(p, 0, sb);
-        m->allocs[m->n_allocs++] = p;
-        s->next = p;
-        s->left = sb / sizeof(float);
-        s->bytes = sb;
+    float *p = nn_slab_alloc(s, n);
+    if (!p) {
+        policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
+        L->rc = -ENOMEM;
     }
-    float *p = s->next;
-    s->next += bytes / sizeof(float);
-    s->left -= bytes / sizeof(float);
     return p;
-oom:
-    policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
-    L->rc = -ENOMEM;
-    return NULL;
 }
 
 /* n floats (zeroed) that steps read, other than packed weights; NULL and
@@ -552,13 +480,16 @@ static void const_queries(ld_t *L, block_t *b, const float *q0, int nq)
     nn_linear_packed(t, nq, &b->wq, b->bq, b->q_const);
 }
 
-/* Conv layer weights: torch [cout, cin, k, k] -> [cout, (kh, kw, cin)]. */
+/* Conv layer weights: torch [cout, cin, k, k] -> [cout, (kh, kw, cin)], or
+ * the Winograd transform when c->nc.winograd; GroupNorm parameters when
+ * gwname is not NULL. */
 static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const char *bname,
                       const char *gwname, const char *gbname)
 {
-    int k = c->k, ci = c->cin, co = c->cout;
+    nn_conv_t *nc = &c->nc;
+    int k = nc->k, ci = nc->cin, co = nc->cout;
     float *w = rdt(L, wname, 4, co, ci, k, k);
-    c->b = rd(L, bname, 1, co, 0, 0, 0);
+    nc->b = rd(L, bname, 1, co, 0, 0, 0);
     if (gwname) {
         c->gn_w = rd(L, gwname, 1, co, 0, 0, 0);
         c->gn_b = rd(L, gbname, 1, co, 0, 0, 0);
@@ -567,43 +498,23 @@ static void load_conv(ld_t *L, conv_t *c, float wscale, const char *wname, const
      * them bf16, so they are stored and streamed at 2 bytes each (9 per
      * channel pair, against Winograd's 16 transformed floats, which are not
      * bf16 any more) */
-    if (c->wino && w && L->m->gk == NN_GEMM_AMX && nn_all_bf16(w, (size_t)co * ci * k * k))
-        c->wino = 0;
-    if (c->wino) {
-        /* U = G g G^T per (out, in) channel pair, G = [1 0 0; .5 .5 .5;
-         * .5 -.5 .5; 0 0 1] (Lavin & Gray 2016, F(2x2, 3x3)), in double */
-        static const double G[4][3] = { { 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 },
-                                        { 0, 0, 1 } };
+    if (nc->winograd && w && L->m->gk == NN_GEMM_AMX &&
+        nn_all_bf16(w, (size_t)co * ci * k * k))
+        nc->winograd = 0;
+    if (nc->winograd) {
         float *u = tnew(L, (size_t)16 * co * ci);
         if (L->rc)
             return;
-        for (int o = 0; o < co; o++)
-            for (int i = 0; i < ci; i++) {
-                const float *g = w + ((size_t)o * ci + i) * 9;
-                double t[4][3];
-                for (int a = 0; a < 4; a++)
-                    for (int x = 0; x < 3; x++)
-                        t[a][x] = G[a][0] * g[x] + G[a][1] * g[3 + x] + G[a][2] * g[6 + x];
-                for (int a = 0; a < 4; a++)
-                    for (int bb = 0; bb < 4; bb++) {
-                        double v = t[a][0] * G[bb][0] + t[a][1] * G[bb][1] + t[a][2] * G[bb][2];
-                        u[((size_t)(a * 4 + bb) * co + o) * ci + i] = (float)(v * wscale);
-                    }
-            }
+        nn_conv_winograd_weights(w, co, ci, wscale, u);
         for (int xi = 0; xi < 16; xi++)
-            pk(L, u + (size_t)xi * co * ci, co, ci, &c->wu[xi]);
+            pk(L, u + (size_t)xi * co * ci, co, ci, &nc->wu[xi]);
         return;
     }
     float *cw = tnew(L, (size_t)co * k * k * ci);
     if (L->rc)
         return;
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < ci; i++)
-            for (int y = 0; y < k; y++)
-                for (int x = 0; x < k; x++)
-                    cw[(((size_t)o * k + y) * k + x) * ci + i] =
-                        w[(((size_t)o * ci + i) * k + y) * k + x] * wscale;
-    pk(L, cw, co, k * k * ci, &c->w);
+    nn_conv_im2col_weights(w, co, ci, k, wscale, cw);
+    pk(L, cw, co, k * k * ci, &nc->w);
 }
 
 /* ---- metadata ---------------------------------------------------------- */
@@ -898,279 +809,6 @@ static void self_block(pac_t *m, const block_t *b, float *x, int n)
     mlp_residual(m, b, x, n);
 }
 
-/* The kernel columns [kx0, kx1) of output column ox that fall inside the
- * input (the others are padding): their pixels are contiguous channels-last,
- * so each kernel row is one run of (kx1 - kx0) * cin values. */
-static inline void conv_kx_range(const conv_t *c, int ox, int *kx0, int *kx1)
-{
-    int ix = ox * c->stride - c->pad;
-    *kx0 = ix < 0 ? -ix : 0;
-    *kx1 = c->win - ix < c->k ? c->win - ix : c->k;
-    if (*kx1 < *kx0)
-        *kx1 = *kx0;
-}
-
-/* im2col of a channels-last float map in[hin, win, cin] -> cols[hout*wout, k*k*cin] */
-static void im2col_f(const conv_t *c, const float *in, float *cols)
-{
-    const int k = c->k, ci = c->cin;
-    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;
-    for (int ox = 0; ox < c->wout; ox++) {
-        int kx0, kx1;
-        conv_kx_range(c, ox, &kx0, &kx1);
-        const int ix0 = ox * c->stride - c->pad + kx0;
-        for (int oy = 0; oy < c->hout; oy++) {
-            float *row = cols + ((size_t)oy * c->wout + ox) * K;
-            for (int ky = 0; ky < k; ky++) {
-                const int iy = oy * c->stride - c->pad + ky;
-                float *dst = row + (size_t)ky * krow;
-                if (iy < 0 || iy >= c->hin || kx1 == kx0) {
-                    memset(dst, 0, krow * sizeof(float));
-                    continue;
-                }
-                if (kx0 > 0)
-                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));
-                memcpy(dst + (size_t)kx0 * ci, in + ((size_t)iy * c->win + ix0) * ci,
-                       (size_t)(kx1 - kx0) * ci * sizeof(float));
-                if (kx1 < k)
-                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float));
-            }
-        }
-    }
-}
-
-/* Convert a run of n uint8 values to float. */
-static inline __attribute__((always_inline)) void u8_run_scalar(const uint8_t *src, int n,
-                                                                float *dst, const uint8_t *end)
-{
-    (void)end;
-    for (int j = 0; j < n; j++)
-        dst[j] = (float)src[j];
-}
-
-#if PAC_X86
-/* The same, 16 at a time (never reading at or past `end`). */
-__attribute__((target("avx512f"), always_inline)) static inline void u8_run_avx512(
-    const uint8_t *src, int n, float *dst, const uint8_t *end)
-{
-    for (int j = 0; j < n; j += 16) {
-        const int c = n - j < 16 ? n - j : 16;
-        __m128i b;
-        if (end - (src + j) >= 16) {
-            b = _mm_loadu_si128((const __m128i *)(const void *)(src + j));
-        } else {
-            uint8_t tmp[16] = { 0 };
-            memcpy(tmp, src + j, (size_t)c);
-            b = _mm_loadu_si128((const __m128i *)(const void *)tmp);
-        }
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
-        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << c) - 1u), f);
-    }
-}
-
-/* The same, 8 per ymm; whole groups lie inside the run, the rest is scalar. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void u8_run_avx2(
-    const uint8_t *src, int n, float *dst, const uint8_t *end)
-{
-    (void)end;
-    int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + j));
-        _mm256_storeu_ps(dst + j, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)));
-        _mm256_storeu_ps(dst + j + 8,
-                         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))));
-    }
-    for (; j + 8 <= n; j += 8) {
-        const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(src + j));
-        _mm256_storeu_ps(dst + j, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)));
-    }
-    for (; j < n; j++)
-        dst[j] = (float)src[j];
-}
-#endif
-
-/* im2col of a uint8 image (values 0..255; the 1/255 is folded into the weights).
- * Output rows are written in order (oy outer, ox inner), so the stores stream
- * through one region instead of striding a whole row of patches apart. */
-#define IM2COL_U8_BODY(RUN)                                                               \
-    const int k = c->k, ci = c->cin;                                                      \
-    const size_t K = (size_t)k * k * ci, krow = (size_t)k * ci;                           \
-    const uint8_t *end = in + (size_t)c->hin * c->win * ci;                               \
-    for (int oy = 0; oy < c->hout; oy++) {                                                \
-        for (int ox = 0; ox < c->wout; ox++) {                                            \
-            int kx0, kx1;                                                                 \
-            conv_kx_range(c, ox, &kx0, &kx1);                                             \
-            const int ix0 = ox * c->stride - c->pad + kx0;                                \
-            const int run = (kx1 - kx0) * ci;                                             \
-            float *row = cols + ((size_t)oy * c->wout + ox) * K;                          \
-            for (int ky = 0; ky < k; ky++) {                                              \
-                const int iy = oy * c->stride - c->pad + ky;                              \
-                float *dst = row + (size_t)ky * krow;                                     \
-                if (iy < 0 || iy >= c->hin || run == 0) {                                 \
-                    memset(dst, 0, krow * sizeof(float));                                 \
-                    continue;                                                             \
-                }                                                                         \
-                if (kx0 > 0)                                                              \
-                    memset(dst, 0, (size_t)kx0 * ci * sizeof(float));                     \
-                RUN(in + ((size_t)iy * c->win + ix0) * ci, run, dst + (size_t)kx0 * ci, end); \
-                if (kx1 < k)                                                              \
-                    memset(dst + (size_t)kx1 * ci, 0, (size_t)(k - kx1) * ci * sizeof(float)); \
-            }                                                                             \
-        }                                                                                 \
-    }
-
-#if PAC_X86
-__attribute__((target("avx512f"))) static void im2col_u8_avx512(const conv_t *c,
-                                                                const uint8_t *in, float *cols)
-{
-    IM2COL_U8_BODY(u8_run_avx512)
-}
-
-__attribute__((target("avx2,fma"))) static void im2col_u8_avx2(const conv_t *c,
-                                                               const uint8_t *in, float *cols)
-{
-    IM2COL_U8_BODY(u8_run_avx2)
-}
-#endif
-
-static void im2col_u8_scalar(const conv_t *c, const uint8_t *in, float *cols)
-{
-    IM2COL_U8_BODY(u8_run_scalar)
-}
-
-static void im2col_u8(const pac_t *m, const conv_t *c, const uint8_t *in, float *cols)
-{
-    PAC_PICK(m, im2col_u8, im2col_u8_scalar, (c, in, cols));
-}
-#undef IM2COL_U8_BODY
-
-/* conv + bias into out[hout*wout, cout] from cols */
-static void conv_gemm(const conv_t *c, const float *cols, float *out)
-{
-    nn_linear_packed(cols, c->hout * c->wout, &c->w, c->b, out);
-}
-
-/* ---- Winograd F(2x2, 3x3) (Lavin & Gray 2016) -----------------------------
- * For a 3x3, stride 1, pad 1 convolution: the output is cut into 2x2 tiles,
- * each computed from its 4x4 input patch d as Y = A^T [U (.) V] A with
- * V = B^T d B, U = G g G^T (per channel pair, at load) and
- *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
- * Over channels the (.) becomes 16 products M_xi = V_xi U_xi^T of
- * [tiles, cin] x [cin, cout]: 16 multiplies per 2x2 output tile and channel
- * pair instead of 4 * 9 = 36 (2.25x fewer FLOPs than im2col + GEMM), exact up
- * to float rounding (the transforms only add, subtract and halve). */
-/* The channel loops below read and write disjoint buffers through pointer
- * tables the compiler cannot see through; tell it they are independent. */
-#if defined(__clang__)
-#define PAC_IVDEP _Pragma("clang loop vectorize(assume_safety)")
-#elif defined(__GNUC__)
-#define PAC_IVDEP _Pragma("GCC ivdep")
-#else
-#define PAC_IVDEP
-#endif
-
-static inline __attribute__((always_inline)) void wino_in_body(const conv_t *c, const float *in,
-                                                              const float *zero, float *V)
-{
-    const int H = c->hin, W = c->win, C = c->cin, tw = (W + 1) / 2, nt = (H + 1) / 2 * tw;
-    for (int ty = 0; ty < (H + 1) / 2; ty++)
-        for (int tx = 0; tx < tw; tx++) {
-            const float *d[4][4];
-            for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++) {
-                    int iy = 2 * ty - 1 + r, ix = 2 * tx - 1 + q;
-                    d[r][q] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                  ? in + ((size_t)iy * W + ix) * C : zero;
-                }
-            float *v = V + (size_t)(ty * tw + tx) * C;
-            const size_t xs = (size_t)nt * C;   /* stride between the 16 V_xi */
-            PAC_IVDEP
-            for (int ch = 0; ch < C; ch++) {
-                float t[4][4];
-                for (int q = 0; q < 4; q++) {   /* B^T d, down the columns */
-                    float d0 = d[0][q][ch], d1 = d[1][q][ch], d2 = d[2][q][ch], d3 = d[3][q][ch];
-                    t[0][q] = d0 - d2;
-                    t[1][q] = d1 + d2;
-                    t[2][q] = d2 - d1;
-                    t[3][q] = d1 - d3;
-                }
-                for (int a = 0; a < 4; a++) {   /* (B^T d) B, along the rows */
-                    v[(size_t)(a * 4 + 0) * xs + ch] = t[a][0] - t[a][2];
-                    v[(size_t)(a * 4 + 1) * xs + ch] = t[a][1] + t[a][2];
-                    v[(size_t)(a * 4 + 2) * xs + ch] = t[a][2] - t[a][1];
-                    v[(size_t)(a * 4 + 3) * xs + ch] = t[a][1] - t[a][3];
-                }
-            }
-        }
-}
-
-static inline __attribute__((always_inline)) void wino_out_body(const conv_t *c, const float *M,
-                                                               float *out)
-{
-    const int H = c->hout, W = c->wout, K = c->cout, tw = (W + 1) / 2, nt = (H + 1) / 2 * tw;
-    const size_t xs = (size_t)nt * K;
-    for (int ty = 0; ty < (H + 1) / 2; ty++)
-        for (int tx = 0; tx < tw; tx++) {
-            const float *mt = M + (size_t)(ty * tw + tx) * K;
-            const int y1 = 2 * ty + 1 < H, x1 = 2 * tx + 1 < W;
-            float *o00 = out + ((size_t)(2 * ty) * W + 2 * tx) * K;
-            float *o01 = o00 + K, *o10 = o00 + (size_t)W * K, *o11 = o10 + K;
-            PAC_IVDEP
-            for (int ch = 0; ch < K; ch++) {
-                float s0[4], s1[4];
-                for (int q = 0; q < 4; q++) {   /* A^T M, down the columns */
-                    float m0 = mt[(size_t)q * xs + ch], m1 = mt[(size_t)(4 + q) * xs + ch];
-                    float m2 = mt[(size_t)(8 + q) * xs + ch], m3 = mt[(size_t)(12 + q) * xs + ch];
-                    s0[q] = m0 + m1 + m2;
-                    s1[q] = m1 - m2 - m3;
-                }
-                const float b = c->b[ch];
-                o00[ch] = s0[0] + s0[1] + s0[2] + b;
-                if (x1)
-                    o01[ch] = s0[1] - s0[2] - s0[3] + b;
-                if (y1) {
-                    o10[ch] = s1[0] + s1[1] + s1[2] + b;
-                    if (x1)
-                        o11[ch] = s1[1] - s1[2] - s1[3] + b;
-                }
-            }
-        }
-}
-
-PAC_CLONES(wino_in, wino_in_body,
-           (const conv_t *c, const float *in, const float *zero, float *V), (c, in, zero, V))
-PAC_CLONES(wino_out, wino_out_body, (const conv_t *c, const float *M, float *out), (c, M, out))
-
-/* Scratch floats of wino_conv (V then M). */
-static size_t wino_floats(const conv_t *c)
-{
-    size_t nt = (size_t)((c->hin + 1) / 2) * (size_t)((c->win + 1) / 2);
-    return 16 * nt * ((size_t)c->cin + (size_t)c->cout);
-}
-
-/* out[hout * wout, cout] = conv(in) + bias by Winograd. */
-static void wino_conv(pac_t *m, const conv_t *c, const float *in, float *out)
-{
-    const int nt = (c->hin + 1) / 2 * ((c->win + 1) / 2);
-    float *V = m->wv, *M = m->wv + (size_t)16 * nt * c->cin;
-    PAC_PICK(m, wino_in, wino_in_body, (c, in, m->wz, V));
-    for (int xi = 0; xi < 16; xi++)
-        nn_linear_packed(V + (size_t)xi * nt * c->cin, nt, &c->wu[xi], NULL,
-                         M + (size_t)xi * nt * c->cout);
-    PAC_PICK(m, wino_out, wino_out_body, (c, M, out));
-}
-
-/* A float-input convolution (+ bias) into out[hout * wout, cout]. */
-static void conv_f(pac_t *m, const conv_t *c, const float *in, float *out)
-{
-    if (c->wino) {
-        wino_conv(m, c, in, out);
-        return;
-    }
-    im2col_f(c, in, m->cols);
-    conv_gemm(c, m->cols, out);
-}
-
 /* ---- encoder K/V rows (enc_kv_plan), vectorised per CPU ------------------ */
 
 #define PAC_LANES 16
@@ -1220,8 +858,8 @@ static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const f
     }
 }
 
-PAC_CLONES(cam_kv, cam_kv_body, (pac_t *m, const camera_t *cam, int p), (m, cam, p))
-PAC_CLONES(prop_kv, prop_kv_body, (pac_t *m, const float *o), (m, o))
+NN_CLONES(cam_kv, cam_kv_body, (pac_t *m, const camera_t *cam, int p), (m, cam, p))
+NN_CLONES(prop_kv, prop_kv_body, (pac_t *m, const float *o), (m, o))
 
 /* Camera encoder: image -> its token rows of the encoder's K/V (m->kv). */
 static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
@@ -1230,12 +868,12 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     for (int l = 0; l < cam->n_convs; l++) {
         const conv_t *c = &cam->convs[l];
         if (l == 0) {
-            im2col_u8(m, c, img, m->cols);
-            conv_gemm(c, m->cols, tmp);
+            nn_conv_im2col_u8(m->gk, &c->nc, img, m->cols);
+            nn_conv_gemm(&c->nc, m->cols, tmp);
         } else {
-            conv_f(m, c, cur, tmp);
+            nn_conv_f32(m->gk, &c->nc, cur, tmp, &m->conv_scratch);
         }
-        nn_groupnorm_hwc(tmp, c->hout * c->wout, c->cout, m->gn_groups, c->gn_w, c->gn_b,
+        nn_groupnorm_hwc(tmp, c->nc.hout * c->nc.wout, c->nc.cout, m->gn_groups, c->gn_w, c->gn_b,
                          PAC_GN_EPS, m->img_act, tmp);
         float *t = cur;
         cur = tmp;
@@ -1244,10 +882,10 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     int p = cam->grid_h * cam->grid_w, ch = cam->channels;
     for (int r = 0; r < cam->n_res; r++) {
         const conv_t *c1 = &cam->res[r][0], *c2 = &cam->res[r][1];
-        conv_f(m, c1, cur, tmp);
+        nn_conv_f32(m->gk, &c1->nc, cur, tmp, &m->conv_scratch);
         nn_groupnorm_hwc(tmp, p, ch, m->gn_groups, c1->gn_w, c1->gn_b, PAC_GN_EPS, m->img_act,
                          tmp);
-        conv_f(m, c2, tmp, tmp2);
+        nn_conv_f32(m->gk, &c2->nc, tmp, tmp2, &m->conv_scratch);
         nn_groupnorm_hwc(tmp2, p, ch, m->gn_groups, c2->gn_w, c2->gn_b, PAC_GN_EPS,
                          NN_ACT_IDENTITY, tmp2);
         size_t n = (size_t)p * ch;
@@ -1260,7 +898,7 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
     }
     /* K/V rows of the encoder cross-attention (enc_kv_plan) */
     nn_linear_packed(cur, p, &cam->kv3, NULL, m->y);
-    PAC_PICK(m, cam_kv, cam_kv_body, (m, cam, p));
+    NN_PICK(m->gk, cam_kv, cam_kv_body, (m, cam, p));
 }
 
 /* ---- RNG (splitmix64; RT-safe) ----------------------------------------- */
@@ -1468,9 +1106,9 @@ static void link_one(nn_packed_t **prev, nn_packed_t *p)
     *prev = p;
 }
 
-static void link_conv(nn_packed_t **prev, conv_t *c)
+static void link_conv(nn_packed_t **prev, nn_conv_t *c)
 {
-    if (c->wino)
+    if (c->winograd)
         for (int xi = 0; xi < 16; xi++)
             link_one(prev, &c->wu[xi]);
     else
@@ -1496,10 +1134,10 @@ static void pac_link_plan(pac_t *m)
     for (int c = 0; c < m->n_cams; c++) {
         camera_t *cam = &m->cams[c];
         for (int l = 0; l < cam->n_convs; l++)
-            link_conv(&prev, &cam->convs[l]);
+            link_conv(&prev, &cam->convs[l].nc);
         for (int r = 0; r < cam->n_res; r++) {
-            link_conv(&prev, &cam->res[r][0]);
-            link_conv(&prev, &cam->res[r][1]);
+            link_conv(&prev, &cam->res[r][0].nc);
+            link_conv(&prev, &cam->res[r][1].nc);
         }
         link_one(&prev, &cam->kv3);
     }
@@ -1636,7 +1274,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         int h = f->shape[0], w = f->shape[1], c = 3;
         char a[128], b[128], ga[128], gb[128];
         for (int l = 0; l < img.n_convs; l++) {
-            conv_t *cv = &cam->convs[l];
+            nn_conv_t *cv = &cam->convs[l].nc;
             cv->cin = c;
             cv->cout = img.c[l];
             cv->k = img.k[l];
@@ -1658,10 +1296,11 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
             snprintf(b, sizeof b, "cameras.%d.convs.%d.bias", ci, l);
             snprintf(ga, sizeof ga, "cameras.%d.norms.%d.weight", ci, l);
             snprintf(gb, sizeof gb, "cameras.%d.norms.%d.bias", ci, l);
-            cv->wino = l > 0 && cv->k == 3 && cv->stride == 1 && cv->pad == 1;
-            load_conv(&L, cv, l == 0 ? 1.0f / 255.0f : 1.0f, a, b, ga, gb);
-            if (cv->wino) {
-                max_wino = wino_floats(cv) > max_wino ? wino_floats(cv) : max_wino;
+            cv->winograd = l > 0 && cv->k == 3 && cv->stride == 1 && cv->pad == 1;
+            load_conv(&L, &cam->convs[l], l == 0 ? 1.0f / 255.0f : 1.0f, a, b, ga, gb);
+            if (cv->winograd) {
+                max_wino = nn_conv_winograd_floats(cv) > max_wino ? nn_conv_winograd_floats(cv)
+                                                                  : max_wino;
                 max_cin = (size_t)cv->cin > max_cin ? (size_t)cv->cin : max_cin;
             }
             size_t P = (size_t)cv->hout * cv->wout;
@@ -1674,7 +1313,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         }
         for (int r = 0; r < img.n_res; r++)
             for (int j = 0; j < 2; j++) {
-                conv_t *cv = &cam->res[r][j];
+                nn_conv_t *cv = &cam->res[r][j].nc;
                 cv->cin = cv->cout = c;
                 cv->k = 3;
                 cv->stride = cv->pad = 1;
@@ -1684,10 +1323,11 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
                 snprintf(b, sizeof b, "cameras.%d.res.%d.conv%d.bias", ci, r, j + 1);
                 snprintf(ga, sizeof ga, "cameras.%d.res.%d.norm%d.weight", ci, r, j + 1);
                 snprintf(gb, sizeof gb, "cameras.%d.res.%d.norm%d.bias", ci, r, j + 1);
-                cv->wino = 1;
-                load_conv(&L, cv, 1.0f, a, b, ga, gb);   /* may turn wino off */
-                if (cv->wino)
-                    max_wino = wino_floats(cv) > max_wino ? wino_floats(cv) : max_wino;
+                cv->winograd = 1;
+                load_conv(&L, &cam->res[r][j], 1.0f, a, b, ga, gb);   /* may turn wino off */
+                if (cv->winograd)
+                    max_wino = nn_conv_winograd_floats(cv) > max_wino
+                                   ? nn_conv_winograd_floats(cv) : max_wino;
                 max_cin = (size_t)c > max_cin ? (size_t)c : max_cin;
                 size_t P = (size_t)h * w, K = (size_t)9 * c;
                 max_cols = P * K > max_cols ? P * K : max_cols;
@@ -1852,6 +1492,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
 #define P(f) m->f = nn_arena_ptr(m->arena, m->o_##f)
     P(x); P(lx); P(kv); P(s); P(o); P(lat); P(lq); P(q); P(h); P(z);
     P(cols); P(fa); P(fb); P(fc); P(xn); P(zc); P(y); P(dz); P(wv); P(wz);
+    m->conv_scratch = (nn_conv_scratch_t){ .cols = m->cols, .winograd = m->wv, .zeros = m->wz };
     m->logits = nn_arena_ptr(m->arena, m->o_log);
     m->cl = nn_arena_ptr(m->arena, m->o_cl);
 #undef P
@@ -1993,7 +1634,7 @@ static int pac_step(void *impl, const policy_observation_t *obs, float *action,
     m->have_logits = 0;
     /* encoder K/V rows, token by token (enc_kv_plan); proprioception first */
     int d2 = 2 * d;
-    PAC_PICK(m, prop_kv, prop_kv_body, (m, o));
+    NN_PICK(m->gk, prop_kv, prop_kv_body, (m, o));
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
     if (m->task_kind == 1) {
