@@ -97,6 +97,32 @@ typedef struct {
     float *q_const;      /* [nq, d] projected constant queries (pre-scaled), or NULL */
 } block_t;
 
+/* The step's scratch buffers, float32 row-major, carved from the arena that
+ * pac_load plans (largest use over the step; n_tok = n_tokens, nq = n_lat or
+ * n_q, whichever block runs). */
+typedef struct {
+    float *task_token;    /* [d]: the task token (task_kind != 0) */
+    float *kv_norm;       /* [n_lat, d]: LayerNorm of a cross block's K/V source */
+    float *kv;            /* [n_tok, 2d] encoder K/V rows, or [n_lat, 3d] Q/K/V of a
+                             self block */
+    float *scores;        /* nn_attention scratch; the decoder's scores^T [n_lat, heads n_q] */
+    float *attn_out;      /* [nq, d]: attention output, heads side by side */
+    float *latents;       /* [n_lat, d]: the latent stream of the encoder */
+    float *q_norm;        /* [nq, d]: LayerNorm of the queries (or of x before an MLP) */
+    float *q;             /* [nq, d]: projected queries */
+    float *mlp_hidden;    /* [nq, ratio d]: GELU(fc1) of a block's MLP */
+    float *dec_x;         /* [n_q, d]: the policy decoder's query stream */
+    float *logits;        /* [n_q, out_cols]: the policy head's output */
+    float *critic_logits; /* [v_bins]: the critic head's output, then its softmax */
+    float *critic_x;      /* [d]: the critic's query stream */
+    float *im2col;        /* camera convolutions: im2col patches (nn_conv_cols_floats) */
+    float *feat_a, *feat_b, *feat_c;   /* camera feature maps [H * W, C], rotated */
+    float *cam_kv3;       /* [grid cells, 3d]: the camera's kv3 product */
+    float *dec_ctx;       /* [heads n_q, d]: pac_plan_decoder's attention-weighted latents */
+    float *winograd;      /* Winograd scratch (nn_conv_winograd_floats) */
+    float *zeros;         /* [widest cin] zeros (Winograd padding), never written */
+} pac_scratch_t;
+
 typedef struct {
     int d, heads, dh, n_lat, n_blocks, ratio;
     nn_gemm_kind_t gk;   /* matrix kernel, chosen at load */
@@ -149,11 +175,8 @@ typedef struct {
     nn_slab_t cslab;     /* the other tables a step reads (pac_alloc_table) */
     /* plan */
     nn_arena_t *arena;
-    size_t o_x, o_lx, o_kv, o_s, o_o, o_lat, o_lq, o_q, o_h, o_z, o_log, o_cl, o_xn, o_zc;
-    size_t o_cols, o_fa, o_fb, o_fc, o_y, o_dz, o_wv, o_wz;
-    float *x, *lx, *kv, *s, *o, *lat, *lq, *q, *h, *z, *logits, *cl, *xn, *zc;
-    float *cols, *fa, *fb, *fc, *y, *dz, *wv, *wz;
-    nn_conv_scratch_t conv_scratch;   /* cols, wv, wz */
+    pac_scratch_t scratch;            /* the step's buffers, in the arena */
+    nn_conv_scratch_t conv_scratch;   /* scratch.im2col, .winograd, .zeros */
     int have_logits;
 } pac_t;
 
@@ -167,8 +190,9 @@ typedef struct {
     char *err;
     size_t errlen;
     int rc;
-    float **tmp;         /* load-only memory (pac_alloc_load_only), freed when pac_load returns */
-    int n_tmp, cap_tmp;
+    float **load_only;   /* load-only memory (pac_alloc_load_only), freed when pac_load
+                            returns */
+    int n_load_only, cap_load_only;
     size_t used, budget; /* bytes allocated so far / allowed (policy_options_t.max_load_bytes) */
 } pac_loader_t;
 

@@ -50,7 +50,7 @@ static int charge_load_budget(pac_loader_t *L, size_t bytes, const char *what)
     return -1;
 }
 
-/* Room for one more entry in a list of n of *cap pointers (pac_loader_t.tmp, freed
+/* Room for one more entry in a list of n of *cap pointers (pac_loader_t.load_only, freed
  * by free_load_only): 0 or -1. Init-only. */
 static int list_reserve(float ***list, int n, int *cap)
 {
@@ -72,7 +72,7 @@ float *pac_alloc_load_only(pac_loader_t *L, size_t n)
 {
     if (L->rc)
         return NULL;
-    if (list_reserve(&L->tmp, L->n_tmp, &L->cap_tmp) != 0)
+    if (list_reserve(&L->load_only, L->n_load_only, &L->cap_load_only) != 0)
         goto oom;
     if (n > SIZE_MAX / sizeof(float) / 2) {
         (void)charge_load_budget(L, SIZE_MAX, "load-only weights");
@@ -86,7 +86,7 @@ float *pac_alloc_load_only(pac_loader_t *L, size_t n)
     if (!p)
         goto oom;
     memset(p, 0, bytes);
-    L->tmp[L->n_tmp++] = p;
+    L->load_only[L->n_load_only++] = p;
     return p;
 oom:
     policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
@@ -98,11 +98,11 @@ oom:
  * walks the heap. */
 static void free_load_only(pac_loader_t *L)
 {
-    for (int i = 0; i < L->n_tmp; i++)
-        free(L->tmp[i]);
-    free(L->tmp);
-    L->tmp = NULL;
-    L->n_tmp = L->cap_tmp = 0;
+    for (int i = 0; i < L->n_load_only; i++)
+        free(L->load_only[i]);
+    free(L->load_only);
+    L->load_only = NULL;
+    L->n_load_only = L->cap_load_only = 0;
 #if defined(__GLIBC__)
     /* glibc keeps freed heap pages mapped (its mmap threshold grows with
      * every large free): give the raw weights' pages back to the system */
@@ -865,37 +865,46 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         L.rc = -ENOMEM;
         goto fail;
     }
-    m->o_x = nn_arena_reserve(m->arena, D);   /* the task token (the others: pac_plan_encoder_kv) */
-    m->o_lx = nn_arena_reserve(m->arena, lx_max);
-    m->o_kv = nn_arena_reserve(m->arena, kv_max);
-    m->o_s = nn_arena_reserve(m->arena, s_max);
-    m->o_o = nn_arena_reserve(m->arena, nq_max * D);
-    m->o_lat = nn_arena_reserve(m->arena, N * D);
-    m->o_lq = nn_arena_reserve(m->arena, nq_max * D);
-    m->o_q = nn_arena_reserve(m->arena, nq_max * D);
-    m->o_h = nn_arena_reserve(m->arena, nq_max * D * (size_t)m->ratio);
-    m->o_z = nn_arena_reserve(m->arena, Q * D);
-    m->o_log = nn_arena_reserve(m->arena, Q * (size_t)m->out_cols);
-    m->o_cl = nn_arena_reserve(m->arena, (size_t)(m->v_bins > 0 ? m->v_bins : 1));
-    m->o_xn = nn_arena_reserve(m->arena, (size_t)(m->obs_dim > 0 ? m->obs_dim : 1));
-    m->o_zc = nn_arena_reserve(m->arena, D);
-    m->o_cols = nn_arena_reserve(m->arena, m->n_cams ? max_cols : 1);
-    m->o_fa = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
-    m->o_fb = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
-    m->o_fc = nn_arena_reserve(m->arena, m->n_cams ? max_feat : 1);
     size_t max_y = 1;
     for (int c = 0; c < m->n_cams; c++) {
         size_t py = (size_t)m->cams[c].grid_h * m->cams[c].grid_w * 3 * D;
         max_y = py > max_y ? py : max_y;
     }
-    m->o_y = nn_arena_reserve(m->arena, max_y);
-    m->o_dz = nn_arena_reserve(m->arena, m->dec_fast ? hq * D : 1);
-    m->o_wv = nn_arena_reserve(m->arena, max_wino);
-    m->o_wz = nn_arena_reserve(m->arena, max_cin);   /* zeros (padding), never written */
-    if (m->o_fc == (size_t)-1 || m->o_y == (size_t)-1 || m->o_dz == (size_t)-1 ||
-        m->o_wv == (size_t)-1 || m->o_wz == (size_t)-1)
-        L.rc = -ENOMEM;   /* reported below */
-    else if (charge_load_budget(&L, nn_arena_bytes(m->arena), "scratch arena"))
+    pac_scratch_t *sc = &m->scratch;
+    const struct {
+        float **buf;
+        size_t floats;
+    } plan[] = {
+        { &sc->task_token, D },   /* the other tokens' K/V rows: pac_plan_encoder_kv */
+        { &sc->kv_norm, lx_max },
+        { &sc->kv, kv_max },
+        { &sc->scores, s_max },
+        { &sc->attn_out, nq_max * D },
+        { &sc->latents, N * D },
+        { &sc->q_norm, nq_max * D },
+        { &sc->q, nq_max * D },
+        { &sc->mlp_hidden, nq_max * D * (size_t)m->ratio },
+        { &sc->dec_x, Q * D },
+        { &sc->logits, Q * (size_t)m->out_cols },
+        { &sc->critic_logits, (size_t)(m->v_bins > 0 ? m->v_bins : 1) },
+        { &sc->critic_x, D },
+        { &sc->im2col, m->n_cams ? max_cols : 1 },
+        { &sc->feat_a, m->n_cams ? max_feat : 1 },
+        { &sc->feat_b, m->n_cams ? max_feat : 1 },
+        { &sc->feat_c, m->n_cams ? max_feat : 1 },
+        { &sc->cam_kv3, max_y },
+        { &sc->dec_ctx, m->dec_fast ? hq * D : 1 },
+        { &sc->winograd, max_wino },
+        { &sc->zeros, max_cin },
+    };
+    enum { N_SCRATCH = sizeof plan / sizeof plan[0] };
+    size_t offset[N_SCRATCH];
+    for (int i = 0; i < N_SCRATCH; i++) {
+        offset[i] = nn_arena_reserve(m->arena, plan[i].floats);
+        if (offset[i] == (size_t)-1)
+            L.rc = -ENOMEM;   /* reported below */
+    }
+    if (!L.rc && charge_load_budget(&L, nn_arena_bytes(m->arena), "scratch arena"))
         goto fail;
     if (L.rc || nn_arena_commit(m->arena) != 0) {
         policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
@@ -903,13 +912,10 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         L.rc = -ENOMEM;
         goto fail;
     }
-#define P(f) m->f = nn_arena_ptr(m->arena, m->o_##f)
-    P(x); P(lx); P(kv); P(s); P(o); P(lat); P(lq); P(q); P(h); P(z);
-    P(cols); P(fa); P(fb); P(fc); P(xn); P(zc); P(y); P(dz); P(wv); P(wz);
-    m->conv_scratch = (nn_conv_scratch_t){ .cols = m->cols, .winograd = m->wv, .zeros = m->wz };
-    m->logits = nn_arena_ptr(m->arena, m->o_log);
-    m->cl = nn_arena_ptr(m->arena, m->o_cl);
-#undef P
+    for (int i = 0; i < N_SCRATCH; i++)
+        *plan[i].buf = nn_arena_ptr(m->arena, offset[i]);
+    m->conv_scratch = (nn_conv_scratch_t){ .cols = sc->im2col, .winograd = sc->winograd,
+                                           .zeros = sc->zeros };
 
     pac_plan_link(m);
     /* warm-up step (BLAS first-call set-up at init, not in the loop); the
@@ -968,7 +974,7 @@ static int pac_logits(const void *impl, const float **logits, int *rows, int *co
     const pac_t *m = impl;
     if (!m->have_logits)
         return -ENODATA;
-    *logits = m->logits;
+    *logits = m->scratch.logits;
     *rows = m->n_q;
     *cols = m->out_cols;
     return 0;

@@ -25,68 +25,73 @@ static void attention(const pac_t *m, const float *q, int ldq, int nq, const flo
 /* x[nq, d] += mlp(LN(x)) */
 static void mlp_residual(pac_t *m, const block_t *b, float *x, int nq)
 {
+    const pac_scratch_t *sc = &m->scratch;
     int d = m->d;
-    nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, m->lq);
-    nn_linear_packed_gelu(m->lq, nq, &b->fc1_w, b->fc1_b, m->h);   /* GELU fused */
-    nn_linear_packed_acc(m->h, nq, &b->fc2_w, b->fc2_b, x);
+    nn_layernorm(x, nq, d, b->ln_m_w, b->ln_m_b, PAC_LN_EPS, sc->q_norm);
+    nn_linear_packed_gelu(sc->q_norm, nq, &b->fc1_w, b->fc1_b, sc->mlp_hidden);   /* GELU fused */
+    nn_linear_packed_acc(sc->mlp_hidden, nq, &b->fc2_w, b->fc2_b, x);
 }
 
 /* Cross block: x[nq, d] (holds the queries' residual input on entry, the
  * block output on exit) attends to kv_src[t, d]. */
 static void cross_attend(pac_t *m, const block_t *b, float *x, int nq, int t)
 {
+    const pac_scratch_t *sc = &m->scratch;
     int d = m->d;
     const float *q = b->q_const;
     if (!q) {
-        nn_layernorm(x, nq, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
-        nn_linear_packed(m->lq, nq, &b->wq, b->bq, m->q);
-        q = m->q;
+        nn_layernorm(x, nq, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, sc->q_norm);
+        nn_linear_packed(sc->q_norm, nq, &b->wq, b->bq, sc->q);
+        q = sc->q;
     }
-    attention(m, q, d, nq, m->kv, m->kv + d, 2 * d, t, m->s, m->o);
-    nn_linear_packed_acc(m->o, nq, &b->wo, b->bo, x);
+    attention(m, q, d, nq, sc->kv, sc->kv + d, 2 * d, t, sc->scores, sc->attn_out);
+    nn_linear_packed_acc(sc->attn_out, nq, &b->wo, b->bo, x);
     mlp_residual(m, b, x, nq);
 }
 
 static void cross_block(pac_t *m, const block_t *b, float *x, int nq, const float *kv_src,
                         int t)
 {
-    nn_layernorm(kv_src, t, m->d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
-    nn_linear_packed(m->lx, t, &b->wkv, b->bkv, m->kv);
+    const pac_scratch_t *sc = &m->scratch;
+    nn_layernorm(kv_src, t, m->d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, sc->kv_norm);
+    nn_linear_packed(sc->kv_norm, t, &b->wkv, b->bkv, sc->kv);
     cross_attend(m, b, x, nq, t);
 }
 
-/* The policy decoder's cross block by pac_plan_decoder: m->z holds the queries on
+/* The policy decoder's cross block by pac_plan_decoder: scratch.dec_x holds the queries on
  * entry, the block output on exit. */
 static void dec_block(pac_t *m)
 {
+    const pac_scratch_t *sc = &m->scratch;
     const block_t *b = &m->dec;
     const int d = m->d, H = m->heads, dh = m->dh, nq = m->n_q, N = m->n_lat, hq = H * nq;
-    nn_layernorm(m->lat, N, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
-    nn_linear_packed(m->lx, N, &m->dec_u, NULL, m->s);          /* scores^T [N, hq] */
-    nn_softmax_cols(m->gk, m->s, N, hq, hq);
-    nn_gemm_tn(m->gk, m->s, hq, hq, N, m->lx, d, d, m->dz, d);   /* [hq, d] */
+    nn_layernorm(sc->latents, N, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, sc->kv_norm);
+    nn_linear_packed(sc->kv_norm, N, &m->dec_u, NULL, sc->scores);          /* scores^T [N, hq] */
+    nn_softmax_cols(m->gk, sc->scores, N, hq, hq);
+    nn_gemm_tn(m->gk, sc->scores, hq, hq, N, sc->kv_norm, d, d, sc->dec_ctx, d);   /* [hq, d] */
     for (int h = 0; h < H; h++) {
-        nn_linear_packed(m->dz + (size_t)h * nq * d, nq, &m->dec_wv[h], b->bkv + d + h * dh,
-                         m->q);
+        nn_linear_packed(sc->dec_ctx + (size_t)h * nq * d, nq, &m->dec_wv[h], b->bkv + d + h * dh,
+                         sc->q);
         for (int i = 0; i < nq; i++)
-            memcpy(m->o + (size_t)i * d + (size_t)h * dh, m->q + (size_t)i * dh,
+            memcpy(sc->attn_out + (size_t)i * d + (size_t)h * dh, sc->q + (size_t)i * dh,
                    (size_t)dh * sizeof(float));
     }
-    nn_linear_packed_acc(m->o, nq, &b->wo, b->bo, m->z);
-    mlp_residual(m, b, m->z, nq);
+    nn_linear_packed_acc(sc->attn_out, nq, &b->wo, b->bo, sc->dec_x);
+    mlp_residual(m, b, sc->dec_x, nq);
 }
 
 static void self_block(pac_t *m, const block_t *b, float *x, int n)
 {
+    const pac_scratch_t *sc = &m->scratch;
     int d = m->d;
-    nn_layernorm(x, n, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, m->lq);
-    nn_linear_packed(m->lq, n, &b->wqkv, b->bqkv, m->kv);
+    nn_layernorm(x, n, d, b->ln_q_w, b->ln_q_b, PAC_LN_EPS, sc->q_norm);
+    nn_linear_packed(sc->q_norm, n, &b->wqkv, b->bqkv, sc->kv);
     if (b->q_scale != 1.0f)
         for (int i = 0; i < n; i++)
             for (int j = 0; j < d; j++)
-                m->kv[(size_t)i * 3 * d + j] *= b->q_scale;
-    attention(m, m->kv, 3 * d, n, m->kv + d, m->kv + 2 * d, 3 * d, n, m->s, m->o);
-    nn_linear_packed_acc(m->o, n, &b->wo, b->bo, x);
+                sc->kv[(size_t)i * 3 * d + j] *= b->q_scale;
+    attention(m, sc->kv, 3 * d, n, sc->kv + d, sc->kv + 2 * d, 3 * d, n, sc->scores, sc->attn_out);
+    nn_linear_packed_acc(sc->attn_out, n, &b->wo, b->bo, x);
     mlp_residual(m, b, x, n);
 }
 
@@ -96,9 +101,10 @@ static void self_block(pac_t *m, const block_t *b, float *x, int n)
 static inline __attribute__((always_inline)) void cam_kv_body(pac_t *m, const camera_t *cam,
                                                               int p)
 {
+    const pac_scratch_t *sc = &m->scratch;
     const int d = m->d, d2 = 2 * d, d3 = 3 * d, dv = d / PAC_LANES * PAC_LANES;
     for (int t = 0; t < p; t++) {
-        const float *yr = m->y + (size_t)t * d3, *ca = cam->tok_ca + (size_t)t * d;
+        const float *yr = sc->cam_kv3 + (size_t)t * d3, *ca = cam->tok_ca + (size_t)t * d;
         const float *yc = yr + d2, *e = cam->tok_e + (size_t)t * d2;
         float acc[PAC_LANES] = { 0 };
         for (int j = 0; j < dv; j += PAC_LANES)
@@ -114,7 +120,7 @@ static inline __attribute__((always_inline)) void cam_kv_body(pac_t *m, const ca
             ss += (double)c * c;
         }
         const float inv = (float)(1.0 / sqrt(ss / d + (double)PAC_LN_EPS));
-        float *kv = m->kv + (size_t)(cam->row0 + t) * d2;
+        float *kv = sc->kv + (size_t)(cam->row0 + t) * d2;
         const float *c0 = m->enc_c0;
         for (int r = 0; r < d2; r++)
             kv[r] = (yr[r] + e[r]) * inv + c0[r];
@@ -124,6 +130,7 @@ static inline __attribute__((always_inline)) void cam_kv_body(pac_t *m, const ca
 /* Proprioception values: kv_i = (v A_i + B_i) / sigma_i(v) + c0. */
 static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const float *o)
 {
+    const pac_scratch_t *sc = &m->scratch;
     const int d = m->d, d2 = 2 * d;
     for (int i = 0; i < m->obs_dim; i++) {
         const float xn = (o[i] - m->mean[i]) / m->std[i];
@@ -131,7 +138,7 @@ static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const f
         const double var = ((double)xn * xn * qd[0] + 2.0 * xn * qd[1] + qd[2]) / d + PAC_LN_EPS;
         const float inv = (float)(1.0 / sqrt(var)), s1 = xn * inv;
         const float *A = m->prop_kv + (size_t)i * 2 * d2, *B = A + d2, *c0 = m->enc_c0;
-        float *kv = m->kv + (size_t)i * d2;
+        float *kv = sc->kv + (size_t)i * d2;
         for (int r = 0; r < d2; r++)
             kv[r] = s1 * A[r] + inv * B[r] + c0[r];
     }
@@ -140,15 +147,16 @@ static inline __attribute__((always_inline)) void prop_kv_body(pac_t *m, const f
 NN_CLONES(cam_kv, cam_kv_body, (pac_t *m, const camera_t *cam, int p), (m, cam, p))
 NN_CLONES(prop_kv, prop_kv_body, (pac_t *m, const float *o), (m, o))
 
-/* Camera encoder: image -> its token rows of the encoder's K/V (m->kv). */
+/* Camera encoder: image -> its token rows of the encoder's K/V (scratch.kv). */
 static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
 {
-    float *cur = m->fa, *tmp = m->fb, *tmp2 = m->fc;
+    const pac_scratch_t *sc = &m->scratch;
+    float *cur = sc->feat_a, *tmp = sc->feat_b, *tmp2 = sc->feat_c;
     for (int l = 0; l < cam->n_convs; l++) {
         const conv_t *c = &cam->convs[l];
         if (l == 0) {
-            nn_conv_im2col_u8(m->gk, &c->nc, img, m->cols);
-            nn_conv_gemm(&c->nc, m->cols, tmp);
+            nn_conv_im2col_u8(m->gk, &c->nc, img, sc->im2col);
+            nn_conv_gemm(&c->nc, sc->im2col, tmp);
         } else {
             nn_conv_f32(m->gk, &c->nc, cur, tmp, &m->conv_scratch);
         }
@@ -176,7 +184,7 @@ static void camera_tokens(pac_t *m, const camera_t *cam, const uint8_t *img)
             nn_activation(m->img_act, cur, n);
     }
     /* K/V rows of the encoder cross-attention (pac_plan_encoder_kv) */
-    nn_linear_packed(cur, p, &cam->kv3, NULL, m->y);
+    nn_linear_packed(cur, p, &cam->kv3, NULL, sc->cam_kv3);
     NN_PICK(m->gk, cam_kv, cam_kv_body, (m, cam, p));
 }
 
@@ -207,11 +215,12 @@ static double rng_normal(uint64_t *s)
 /* Deployment (or sampled) action from the logits. Returns 0 or -ERANGE. */
 static int choose_action(pac_t *m, float *a)
 {
+    const pac_scratch_t *sc = &m->scratch;
     int A = m->action_dim;
     if (m->head == HEAD_CATEGORICAL) {
         int K = m->bins;
         for (int j = 0; j < A; j++) {
-            float *l = m->logits + (size_t)j * K;   /* [A, K] either way */
+            float *l = sc->logits + (size_t)j * K;   /* [A, K] either way */
             int best = 0;
             if (!m->sample) {
                 for (int i = 0; i < K; i++) {
@@ -248,11 +257,11 @@ static int choose_action(pac_t *m, float *a)
     for (int j = 0; j < A; j++) {
         float mean, log_std;
         if (m->n_q == 1) {
-            mean = m->logits[j];
-            log_std = m->logits[A + j];
+            mean = sc->logits[j];
+            log_std = sc->logits[A + j];
         } else {
-            mean = m->logits[2 * j];
-            log_std = m->logits[2 * j + 1];
+            mean = sc->logits[2 * j];
+            log_std = sc->logits[2 * j + 1];
         }
         if (isnan(mean) || isnan(log_std))
             return -ERANGE;
@@ -273,6 +282,7 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action,
                     policy_extra_t *extra)
 {
     pac_t *m = impl;
+    const pac_scratch_t *sc = &m->scratch;
     int d = m->d;
     const float *o = obs->values;
     for (int i = 0; i < m->obs_dim; i++)
@@ -297,33 +307,33 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action,
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
     if (m->task_kind == 1) {
-        memcpy(m->x, m->task_tab + (size_t)obs->task_id * d,
+        memcpy(sc->task_token, m->task_tab + (size_t)obs->task_id * d,
                (size_t)d * sizeof(float));
     } else if (m->task_kind == 2) {
-        float *x = m->x;
+        float *x = sc->task_token;
         memcpy(x, m->task_add, (size_t)d * sizeof(float));
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m->task_dim, 1.0f, m->task_w, m->task_dim,
                     obs->task_vector, 1, 1.0f, x, 1);
     }
     if (m->task_kind) {
         const block_t *b = &m->enc_cross;
-        float *x = m->x;
-        nn_layernorm(x, 1, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, m->lx);
-        nn_linear_packed(m->lx, 1, &b->wkv, b->bkv, m->kv + (size_t)m->task_row * d2);
+        float *x = sc->task_token;
+        nn_layernorm(x, 1, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, sc->kv_norm);
+        nn_linear_packed(sc->kv_norm, 1, &b->wkv, b->bkv, sc->kv + (size_t)m->task_row * d2);
     }
     /* encoder */
-    memcpy(m->lat, m->latents, (size_t)m->n_lat * d * sizeof(float));
-    cross_attend(m, &m->enc_cross, m->lat, m->n_lat, m->n_tokens);
+    memcpy(sc->latents, m->latents, (size_t)m->n_lat * d * sizeof(float));
+    cross_attend(m, &m->enc_cross, sc->latents, m->n_lat, m->n_tokens);
     for (int i = 0; i < m->n_blocks; i++)
-        self_block(m, &m->blocks[i], m->lat, m->n_lat);
+        self_block(m, &m->blocks[i], sc->latents, m->n_lat);
     /* policy decoder */
-    memcpy(m->z, m->queries, (size_t)m->n_q * d * sizeof(float));
+    memcpy(sc->dec_x, m->queries, (size_t)m->n_q * d * sizeof(float));
     if (m->dec_fast)
         dec_block(m);
     else
-        cross_block(m, &m->dec, m->z, m->n_q, m->lat, m->n_lat);
-    nn_layernorm(m->z, m->n_q, d, m->dec_ln_w, m->dec_ln_b, PAC_LN_EPS, m->z);
-    nn_linear_packed(m->z, m->n_q, &m->dec_out_w, m->dec_out_b, m->logits);
+        cross_block(m, &m->dec, sc->dec_x, m->n_q, sc->latents, m->n_lat);
+    nn_layernorm(sc->dec_x, m->n_q, d, m->dec_ln_w, m->dec_ln_b, PAC_LN_EPS, sc->dec_x);
+    nn_linear_packed(sc->dec_x, m->n_q, &m->dec_out_w, m->dec_out_b, sc->logits);
     float a[POLICY_MAX_ACTION];
     int rc = choose_action(m, a);
     if (rc)
@@ -334,15 +344,15 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action,
         float au[POLICY_MAX_ACTION];
         for (int j = 0; j < m->action_dim; j++)
             au[j] = 2.0f * (a[j] - m->low[j]) / (m->high[j] - m->low[j]) - 1.0f;
-        memcpy(m->zc, m->c_query, (size_t)d * sizeof(float));
-        nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, m->zc);
-        cross_block(m, &m->crit, m->zc, 1, m->lat, m->n_lat);
-        nn_layernorm(m->zc, 1, d, m->c_ln_w, m->c_ln_b, PAC_LN_EPS, m->zc);
-        nn_linear_packed(m->zc, 1, &m->c_out_w, m->c_out_b, m->cl);
-        nn_softmax(m->cl, 1, m->v_bins);
+        memcpy(sc->critic_x, m->c_query, (size_t)d * sizeof(float));
+        nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, sc->critic_x);
+        cross_block(m, &m->crit, sc->critic_x, 1, sc->latents, m->n_lat);
+        nn_layernorm(sc->critic_x, 1, d, m->c_ln_w, m->c_ln_b, PAC_LN_EPS, sc->critic_x);
+        nn_linear_packed(sc->critic_x, 1, &m->c_out_w, m->c_out_b, sc->critic_logits);
+        nn_softmax(sc->critic_logits, 1, m->v_bins);
         double q = 0.0;
         for (int i = 0; i < m->v_bins; i++)
-            q += (double)m->cl[i] * m->support[i];
+            q += (double)sc->critic_logits[i] * m->support[i];
         qv = (float)q;
         if (!isfinite(qv))
             return -ERANGE;
