@@ -101,7 +101,7 @@ typedef struct {
  * pac_load plans (largest use over the step; n_tok = n_tokens, nq = n_lat or
  * n_q, whichever block runs). */
 typedef struct {
-    float *task_token;    /* [d]: the task token (task_kind != 0) */
+    float *task_token;    /* [d]: the task token (task_kind != POLICY_TASK_NONE) */
     float *kv_norm;       /* [n_lat, d]: LayerNorm of a cross block's K/V source */
     float *kv;            /* [n_tok, 2d] encoder K/V rows, or [n_lat, 3d] Q/K/V of a
                              self block */
@@ -139,7 +139,8 @@ typedef struct {
     camera_t cams[POLICY_MAX_FIELDS];
     nn_act_t img_act;
     int gn_groups;
-    int task_kind, task_count, task_dim;
+    policy_task_kind_t task_kind;
+    int task_count, task_dim;
     float *task_tab;     /* [task_count, d] embedding + modality */
     float *task_w, *task_add;   /* [d, task_dim], [d] bias + modality */
     int task_row;

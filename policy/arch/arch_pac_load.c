@@ -497,13 +497,13 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
     if (task && (!json_is_object(task) || check_keys(L, task, "task: ", tk)))
         goto bad_task;
     if (tt && strcmp(tt, "none") == 0) {
-        m->task_kind = 0;
+        m->task_kind = POLICY_TASK_NONE;
     } else if (tt && strcmp(tt, "embedding") == 0) {
-        m->task_kind = 1;
+        m->task_kind = POLICY_TASK_ID;
         if (get_int(L, task, "task: ", "count", 1, PAC_MAX_TASKS, &m->task_count))
             goto fail;
     } else if (tt && strcmp(tt, "vector") == 0) {
-        m->task_kind = 2;
+        m->task_kind = POLICY_TASK_VECTOR;
         if (get_int(L, task, "task: ", "dim", 1, PAC_MAX_TASK_DIM, &m->task_dim))
             goto fail;
     } else {
@@ -626,7 +626,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         const policy_field_t *f = &spec->fields[i];
         if (f->is_image)
             continue;
-        if (strcmp(f->source, "previous_action") == 0)
+        if (f->source_kind == POLICY_SOURCE_PREVIOUS_ACTION)
             has_prev = 1;
         else
             has_prop = 1;
@@ -635,7 +635,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     int g_prev = has_prev ? has_prop : -1;
     int g_cam0 = has_prop + has_prev;
     int g_task = g_cam0 + spec->n_images;
-    int n_groups = g_task + (m->task_kind ? 1 : 0);
+    int n_groups = g_task + (m->task_kind != POLICY_TASK_NONE ? 1 : 0);
     float *modality = read_load_only(&L, "modality", 2, n_groups, d, 0, 0);
 
     /* proprioception tokens */
@@ -663,7 +663,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
             const policy_field_t *f = &spec->fields[fi];
             if (f->is_image)
                 continue;
-            int g = strcmp(f->source, "previous_action") == 0 ? g_prev : g_prop;
+            int g = f->source_kind == POLICY_SOURCE_PREVIOUS_ACTION ? g_prev : g_prop;
             for (int i = f->offset; i < f->offset + f->size * f->history; i++)
                 for (int j = 0; j < d; j++)
                     m->prop_add[(size_t)i * d + j] += pb[j] + modality[(size_t)g * d + j];
@@ -770,10 +770,10 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         goto fail;
 
     /* task */
-    if (m->task_kind) {
+    if (m->task_kind != POLICY_TASK_NONE) {
         const float *mod = modality + (size_t)g_task * d;
         m->task_row = m->n_tokens++;
-        if (m->task_kind == 1) {
+        if (m->task_kind == POLICY_TASK_ID) {
             m->task_tab = read_table(&L, "task.embed", 2, m->task_count, d, 0, 0);
             for (int t = 0; !L.rc && t < m->task_count; t++)
                 for (int j = 0; j < d; j++)
@@ -930,8 +930,9 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
             max_img = (size_t)f->size > max_img ? (size_t)f->size : max_img;
         }
         uint8_t *blank = max_img ? calloc(max_img, 1) : NULL;
-        float *tv = m->task_kind == 2 ? calloc((size_t)m->task_dim, sizeof(float)) : NULL;
-        if ((max_img && !blank) || (m->task_kind == 2 && !tv)) {
+        float *tv = m->task_kind == POLICY_TASK_VECTOR
+                        ? calloc((size_t)m->task_dim, sizeof(float)) : NULL;
+        if ((max_img && !blank) || (m->task_kind == POLICY_TASK_VECTOR && !tv)) {
             free(blank);
             free(tv);
             policy_errf(err, errlen, "%s: out of memory", path);

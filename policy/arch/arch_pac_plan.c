@@ -230,7 +230,7 @@ void pac_plan_link(pac_t *m)
         }
         link_one(&prev, &cam->kv3);
     }
-    if (m->task_kind)
+    if (m->task_kind != POLICY_TASK_NONE)
         link_one(&prev, &m->enc_cross.wkv);
     link_block(&prev, &m->enc_cross, 0, 0);
     for (int i = 0; i < m->n_blocks; i++)

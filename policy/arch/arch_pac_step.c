@@ -291,9 +291,10 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action,
     for (int c = 0; c < m->n_cams; c++)
         if (!obs->images[c])
             return -EINVAL;
-    if (m->task_kind == 1 && (obs->task_id < 0 || obs->task_id >= m->task_count))
+    if (m->task_kind == POLICY_TASK_ID &&
+        (obs->task_id < 0 || obs->task_id >= m->task_count))
         return -EINVAL;
-    if (m->task_kind == 2) {
+    if (m->task_kind == POLICY_TASK_VECTOR) {
         if (!obs->task_vector)
             return -EINVAL;
         for (int i = 0; i < m->task_dim; i++)
@@ -306,16 +307,16 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action,
     NN_PICK(m->gk, prop_kv, prop_kv_body, (m, o));
     for (int c = 0; c < m->n_cams; c++)
         camera_tokens(m, &m->cams[c], obs->images[c]);
-    if (m->task_kind == 1) {
+    if (m->task_kind == POLICY_TASK_ID) {
         memcpy(sc->task_token, m->task_tab + (size_t)obs->task_id * d,
                (size_t)d * sizeof(float));
-    } else if (m->task_kind == 2) {
+    } else if (m->task_kind == POLICY_TASK_VECTOR) {
         float *x = sc->task_token;
         memcpy(x, m->task_add, (size_t)d * sizeof(float));
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m->task_dim, 1.0f, m->task_w, m->task_dim,
                     obs->task_vector, 1, 1.0f, x, 1);
     }
-    if (m->task_kind) {
+    if (m->task_kind != POLICY_TASK_NONE) {
         const block_t *b = &m->enc_cross;
         float *x = sc->task_token;
         nn_layernorm(x, 1, d, b->ln_kv_w, b->ln_kv_b, PAC_LN_EPS, sc->kv_norm);
