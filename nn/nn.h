@@ -16,8 +16,8 @@
  * has ended to be reused), then nn_arena_commit allocates the peak size once.
  * A step only turns the recorded offsets into pointers.
  */
-#ifndef PACD_POLICY_NN_H
-#define PACD_POLICY_NN_H
+#ifndef PACD_NN_H
+#define PACD_NN_H
 
 #include <stddef.h>
 

@@ -11,7 +11,7 @@
  * broadcasts of x and 2 MR FMAs. Panels are the outer loop: each one is read
  * from memory once and reused from L1/L2 by every block of rows, and the next
  * one is prefetched meanwhile. Nothing is copied per call (OpenBLAS repacks W
- * at every sgemm call, a quarter of the PAC actor's time at batch 1).
+ * at every sgemm call; docs/performance.md "Engine design notes").
  *
  * Both instruction sets share one source, nn_gemm_simd.h, instantiated once
  * per set (nn_gemm_avx512.c, nn_gemm_avx2.c) with the vector width and

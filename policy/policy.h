@@ -104,7 +104,7 @@ typedef struct {
  * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
  * AMX (Intel Sapphire Rapids and later) computes each float product as
  * three bf16 products (two for a matrix whose weights are all bf16, as most
- * of a BF16 checkpoint's are after load-time folding; policy_nn.h
+ * of a BF16 checkpoint's are after load-time folding; nn/nn.h
  * NN_GEMM_AMX; logits within ~1e-5 relative of float), so AUTO takes it only
  * for a PAC checkpoint whose matrices are all BF16 (their own rounding,
  * 2^-9, dwarfs its 2^-17), with one thread, where the CPU has it and its

@@ -1,4 +1,4 @@
-/* Unit tests of the nn ops (policy_nn.c) against direct loops and known values,
+/* Unit tests of the nn engine (nn/) against direct loops and known values,
  * and of the arena planner. */
 #include <setjmp.h>
 #include <stdarg.h>
