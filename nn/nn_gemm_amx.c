@@ -310,8 +310,8 @@ __attribute__((target(AMX_TGT))) static void amx_block16(const uint16_t *ahi, co
 
 /* y (=|+=) x W^T + b, W packed for AMX in *p; gelu only with acc 0. */
 __attribute__((target(AMX_TGT))) void nn_isa_gemm_amx(const float *x, int n, int in,
-                                                      const nn_packed_t *p, const float *b,
-                                                      int acc, int gelu, float *y)
+                                                       const nn_packed_t *p, const float *b,
+                                                       int acc, int gelu, float *y)
 {
     _Alignas(64) uint16_t ahi[32 * NN_AMX_KC], alo[32 * NN_AMX_KC];
     _Alignas(64) float cbuf[2][32 * 32];
@@ -391,7 +391,7 @@ __attribute__((target(AMX_TGT))) static void amx_first_use(void)
 
 /* Pack W[out, in] for nn_isa_gemm_amx (layout above; lo 0: hi tiles only). */
 __attribute__((target(AMX_TGT))) void nn_isa_pack_amx(const float *w, int out, int in, int lo,
-                                                      uint16_t *dst)
+                                                       uint16_t *dst)
 {
     const int panels = (out + 31) / 32, kbs = (in + 31) / 32;
     const size_t kb_bf16 = lo ? 2048 : 1024;

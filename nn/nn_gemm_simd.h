@@ -300,7 +300,7 @@ TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, 
 /* y (=|+=) x W^T + b; gelu (only with acc 0): y = GELU(x W^T + b) */
 #ifndef NN_SIMD_INLINE_ONLY
 TFN void FN(nn_isa_gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
-                         int acc, int gelu, float *y)
+                        int acc, int gelu, float *y)
 {
     if (gelu)
         FN(gemm_body)(x, n, in, p, b, 0, 1, y);
@@ -380,8 +380,8 @@ TINLINE void FN(rows)(int n, int K, const float *x, size_t ldx, size_t ldxk, con
  * columns, then O_h[nq, dh] = S V_h reading S^T transposed and V_h in place. */
 #ifndef NN_SIMD_INLINE_ONLY
 TFN void FN(nn_isa_attention)(const float *q, int ldq, int nq, const float *k, const float *v,
-                              int ldkv, int t, int heads, int dh, float *o, int ldo,
-                              float *scratch)
+                             int ldkv, int t, int heads, int dh, float *o, int ldo,
+                             float *scratch)
 {
     const int qpanels = (nq + NR - 1) / NR, ld = qpanels * NR;
     float *qp = scratch;                                 /* [qpanels][dh][NR] */
@@ -427,7 +427,7 @@ TFN void FN(nn_isa_attention)(const float *q, int ldq, int nq, const float *k, c
  * transposed and B read in place, NR columns at a time. */
 #ifndef NN_SIMD_INLINE_ONLY
 TFN void FN(nn_isa_gemm_tn)(const float *a, int lda, int m, int k, const float *b, int ldb,
-                            int n, float *c, int ldc)
+                           int n, float *c, int ldc)
 {
     for (int c0 = 0; c0 < n; c0 += NR) {
         if (n - c0 >= NR)

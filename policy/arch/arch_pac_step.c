@@ -278,8 +278,7 @@ static int choose_action(pac_t *m, float *a)
     return 0;
 }
 
-int pac_step(void *impl, const policy_observation_t *obs, float *action,
-                    policy_extra_t *extra)
+int pac_step(void *impl, const policy_observation_t *obs, float *action, policy_extra_t *extra)
 {
     pac_t *m = impl;
     const pac_scratch_t *sc = &m->scratch;
