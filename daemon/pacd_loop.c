@@ -15,19 +15,8 @@
 #include "pacd_tbuf.h"
 #include "pacd_time.h"
 
-/* Where a non-image observation field takes its values from. */
-typedef enum {
-    SRC_JOINT_POSITIONS = 1,
-    SRC_JOINT_VELOCITIES,
-    SRC_GRIPPER_POSITION,
-    SRC_GRIPPER_VELOCITY,
-    SRC_GRASP,
-    SRC_END_EFFECTOR_POSE,
-    SRC_PREVIOUS_ACTION,
-} source_t;
-
 typedef struct {
-    source_t source;
+    policy_source_kind_t source;   /* a non-image source (policy_field_t.source_kind) */
     int size;              /* values per tick */
     int history;           /* ticks stacked */
     int offset;            /* in the observation vector */
@@ -100,35 +89,17 @@ struct loop {
     _Atomic uint64_t t_count;
 };
 
-static int parse_source(const char *s, source_t *out)
-{
-    static const struct {
-        const char *name;
-        source_t src;
-    } table[] = {
-        {"joint_positions", SRC_JOINT_POSITIONS},   {"joint_velocities", SRC_JOINT_VELOCITIES},
-        {"gripper_position", SRC_GRIPPER_POSITION}, {"gripper_velocity", SRC_GRIPPER_VELOCITY},
-        {"grasp", SRC_GRASP},                       {"end_effector_pose", SRC_END_EFFECTOR_POSE},
-        {"previous_action", SRC_PREVIOUS_ACTION},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (!strcmp(s, table[i].name)) {
-            *out = table[i].src;
-            return 0;
-        }
-    return -1;
-}
-
-static int source_size(const loop_t *self, source_t s)
+static int source_size(const loop_t *self, policy_source_kind_t s)
 {
     switch (s) {
-    case SRC_JOINT_POSITIONS:
-    case SRC_JOINT_VELOCITIES: return self->robot->n_joints;
-    case SRC_GRIPPER_POSITION:
-    case SRC_GRIPPER_VELOCITY:
-    case SRC_GRASP: return 1;
-    case SRC_END_EFFECTOR_POSE: return 7;
-    case SRC_PREVIOUS_ACTION: return self->spec->action_dim;
+    case POLICY_SOURCE_JOINT_POSITIONS:
+    case POLICY_SOURCE_JOINT_VELOCITIES: return self->robot->n_joints;
+    case POLICY_SOURCE_GRIPPER_POSITION:
+    case POLICY_SOURCE_GRIPPER_VELOCITY:
+    case POLICY_SOURCE_GRASP: return 1;
+    case POLICY_SOURCE_END_EFFECTOR_POSE: return 7;
+    case POLICY_SOURCE_PREVIOUS_ACTION: return self->spec->action_dim;
+    case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
     return -1;
 }
@@ -237,11 +208,7 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
             continue;
         }
         field_plan_t *p = &self->fields[self->n_fields];
-        if (parse_source(f->source, &p->source)) {
-            snprintf(err, errlen, "%s: observation '%s' has source '%s' that pacd cannot "
-                     "provide (docs/checkpoint.md lists the sources)", ckpt, f->name, f->source);
-            goto fail;
-        }
+        p->source = f->source_kind;
         p->size = source_size(self, p->source);
         if (p->size != f->size) {
             snprintf(err, errlen, "%s: observation '%s' (%s) has %d values but robot '%s' "
@@ -287,12 +254,13 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->episode_info.rate_hz = self->cfg->rate_hz;
     self->episode_info.action_space = (int)self->space;
     self->episode_info.policy_sampling = self->cfg->policy_sampling;
-    if (spec->task_kind == 2) {
+    if (spec->task_kind == POLICY_TASK_VECTOR) {
         snprintf(err, errlen, "%s: the checkpoint wants a task vector each step; pacd supplies "
                  "task ids only so far ([episode] task_id)", ckpt);
         goto fail;
     }
-    if (spec->task_kind == 1 && (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
+    if (spec->task_kind == POLICY_TASK_ID &&
+        (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
         snprintf(err, errlen, "%s: [episode] task_id = %d but the checkpoint knows tasks 0..%d",
                  ckpt, self->cfg->task_id, spec->task_count - 1);
         goto fail;
@@ -355,28 +323,30 @@ static void set_state(loop_t *self, loop_state_t s)
     self->state = s;
 }
 
-static void source_values(const loop_t *self, source_t src, const hal_state_t *hs, float *v)
+static void source_values(const loop_t *self, policy_source_kind_t src, const hal_state_t *hs,
+                          float *v)
 {
     int n = self->robot->n_joints;
     switch (src) {
-    case SRC_JOINT_POSITIONS:
+    case POLICY_SOURCE_JOINT_POSITIONS:
         for (int i = 0; i < n; i++)
             v[i] = (float)hs->q[i];
         break;
-    case SRC_JOINT_VELOCITIES:
+    case POLICY_SOURCE_JOINT_VELOCITIES:
         for (int i = 0; i < n; i++)
             v[i] = (float)hs->dq[i];
         break;
-    case SRC_GRIPPER_POSITION: v[0] = (float)hs->gripper_position; break;
-    case SRC_GRIPPER_VELOCITY: v[0] = (float)hs->gripper_velocity; break;
-    case SRC_GRASP: v[0] = hs->grasp ? 1.0f : 0.0f; break;
-    case SRC_END_EFFECTOR_POSE:
+    case POLICY_SOURCE_GRIPPER_POSITION: v[0] = (float)hs->gripper_position; break;
+    case POLICY_SOURCE_GRIPPER_VELOCITY: v[0] = (float)hs->gripper_velocity; break;
+    case POLICY_SOURCE_GRASP: v[0] = hs->grasp ? 1.0f : 0.0f; break;
+    case POLICY_SOURCE_END_EFFECTOR_POSE:
         for (int i = 0; i < 7; i++)
             v[i] = (float)hs->ee_pose[i];
         break;
-    case SRC_PREVIOUS_ACTION:
+    case POLICY_SOURCE_PREVIOUS_ACTION:
         memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
         break;
+    case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
 }
 
@@ -409,7 +379,7 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
     self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
-    self->episode_info.task_id = self->spec->task_kind == 1 ? self->task_id : -1;
+    self->episode_info.task_id = self->spec->task_kind == POLICY_TASK_ID ? self->task_id : -1;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
@@ -446,7 +416,8 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     loop_state_t s = self->state;
     switch (c->type) {
     case LOOP_CMD_START_EPISODE:
-        if (c->task_id >= 0 && self->spec->task_kind == 1 && c->task_id >= self->spec->task_count)
+        if (c->task_id >= 0 && self->spec->task_kind == POLICY_TASK_ID &&
+            c->task_id >= self->spec->task_count)
             return reply(self, c, -EINVAL, "task_id out of the checkpoint's range");
         if (s == LOOP_ESTOPPED)
             return reply(self, c, -EPERM, "e-stopped: clear_estop first");
