@@ -571,264 +571,326 @@ static void remember_action(loop_t *self, const hal_command_t *cmd)
     self->have_prev_cmd = 1;
 }
 
-/* One control tick. Returns the policy_step duration (ns); *stepped tells
- * whether a step was made (always, except in shadow mode without a new
- * robot state). */
-static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
+/* One tick's working set: what the phases of a tick hand each other. */
+typedef struct {
+    int64_t deadline;                  /* the tick's CLOCK_MONOTONIC deadline */
+    int64_t now;                       /* when the inputs were read */
+    hal_state_t hs;                    /* robot state of this tick */
+    int rc;                            /* of reading it: 0 or -errno */
+    int stale;                         /* an input is too old or missing: hold */
+    int stale_input;                   /* LOOP_EV_STALE_BEGIN a: -1 robot state, >= 0 camera */
+    int64_t stale_age;                 /* ns; -1000: "no frame yet" */
+    const ingest_frame_t *frames[CONFIG_MAX_CAMERAS];
+    int first, is_last;                /* of the episode */
+    float reward, discount;
+    hal_command_t cmd;                 /* the joint command; zeros when held */
+    int hold;
+    uint32_t safety_flags;
+    int has_q;
+    float q;
+    int64_t inference_ns;              /* policy_step; 0 without a policy step */
+} tick_t;
+
+/* Apply every queued command; a stopping loop ends the open episode. */
+static void take_commands(loop_t *self, int stopping)
 {
-    *stepped = 1;
-    const config_t *cfg = self->cfg;
     loop_cmd_t c;
     while (spsc_pop(&self->commands, &c))
         apply_command(self, &c);
     if (stopping && self->in_episode)
         self->end_requested = 1;
+}
 
-    int64_t now = time_mono_ns();
-    hal_state_t hs;
-    int rc;
+/* The robot state of this tick into t->hs / t->rc; a failed read faults the
+ * loop. 0 when no step is made this tick (shadow mode without a new robot
+ * state, or outside an episode). */
+static int read_state(loop_t *self, tick_t *t)
+{
+    t->now = time_mono_ns();
     if (self->cfg->shadow) {
         /* one step per new robot state; the last step of an ending episode
          * may reuse the newest state */
-        if (ingest_take_state(self->d.ingest, &hs)) {
-            rc = 0;
+        if (ingest_take_state(self->d.ingest, &t->hs)) {
+            t->rc = 0;
         } else if (self->in_episode && self->end_requested && self->have_state) {
-            hs = self->last_state;
-            rc = 0;
+            t->hs = self->last_state;
+            t->rc = 0;
         } else {
-            *stepped = 0;
             return 0;
         }
         if (!self->in_episode) {
-            self->last_state = hs;
+            self->last_state = t->hs;
             self->have_state = 1;
-            *stepped = 0;
             return 0;
         }
     } else {
-        rc = hal_read_state(self->d.hal, &hs);
+        t->rc = hal_read_state(self->d.hal, &t->hs);
     }
-    if (rc == -EAGAIN && self->have_state) {
+    if (t->rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
          * one backend period older, and its age is still checked below */
-        hs = self->last_state;
-        rc = 0;
+        t->hs = self->last_state;
+        t->rc = 0;
     }
-    if (rc == 0) {
-        self->last_state = hs;
+    if (t->rc == 0) {
+        self->last_state = t->hs;
         self->have_state = 1;
     } else {
         self->st.hal_errors++;
         if (self->state != LOOP_FAULT) {
             snprintf(self->st.fault, sizeof self->st.fault, "hal read_state failed: %s",
-                     strerror(-rc));
-            emit(self, LOOP_EV_HAL_ERROR, rc, 0);
+                     strerror(-t->rc));
+            emit(self, LOOP_EV_HAL_ERROR, t->rc, 0);
             set_state(self, LOOP_FAULT);
         }
     }
+    return 1;
+}
 
-    /* input ages */
-    int stale = rc != 0;
-    int stale_input = -2;
-    int64_t stale_age = 0;
-    if (rc == 0 && now - hs.time_mono_ns > (int64_t)cfg->state_max_age_ms * 1000000) {
-        stale = 1;
-        stale_input = -1;
-        stale_age = now - hs.time_mono_ns;
+/* Input ages: the robot state and the required cameras against their
+ * max_age_ms; the newest frame of every camera, and the image fields'
+ * pixels. A missing image makes the step stale. */
+static void read_inputs(loop_t *self, tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    t->stale = t->rc != 0;
+    t->stale_input = -2;
+    if (t->rc == 0 && t->now - t->hs.time_mono_ns > (int64_t)cfg->state_max_age_ms * 1000000) {
+        t->stale = 1;
+        t->stale_input = -1;
+        t->stale_age = t->now - t->hs.time_mono_ns;
     }
-    const ingest_frame_t *frames[CONFIG_MAX_CAMERAS] = {0};
     for (int i = 0; i < cfg->n_cameras; i++) {
-        frames[i] = ingest_latest_frame(self->d.ingest, i);
-        int64_t age = frames[i] ? now - frames[i]->arrival_mono_ns : INT64_MAX;
+        const ingest_frame_t *f = ingest_latest_frame(self->d.ingest, i);
+        t->frames[i] = f;
+        int64_t age = f ? t->now - f->arrival_mono_ns : INT64_MAX;
         if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
-            if (!stale) {
-                stale_input = i;
-                stale_age = frames[i] ? age : -1000; /* reported as "no frame yet" */
+            if (!t->stale) {
+                t->stale_input = i;
+                t->stale_age = f ? age : -1000; /* reported as "no frame yet" */
             }
-            stale = 1;
+            t->stale = 1;
         }
     }
     for (int k = 0; k < self->n_images; k++) {
-        const ingest_frame_t *f = frames[self->image_camera[k]];
+        const ingest_frame_t *f = t->frames[self->image_camera[k]];
         self->images[k] = f ? f->pixels : NULL;
         if (!f)
-            stale = 1;
+            t->stale = 1;
     }
+}
 
-    int64_t inference_ns = 0;
-    hal_command_t cmd = {.space = self->space, .n = self->cmd_n};
-    int hold = 1;
-    uint32_t safety_flags = 0;
-    int has_q = 0;
-    float q = 0;
+/* Start a step of the open episode: stale transitions as events, the reward
+ * and task info of the step, whether it is the last one, and the
+ * observation (when the robot state was read). */
+static void begin_step(loop_t *self, tick_t *t)
+{
+    t->first = self->step == 0;
+    if (t->stale != self->stale_prev) {
+        if (t->stale)
+            emit(self, LOOP_EV_STALE_BEGIN, t->stale_input, t->stale_age / 1000);
+        else
+            emit(self, LOOP_EV_STALE_END, 0, 0);
+        self->stale_prev = t->stale;
+    }
+    t->reward = 0.0f;
+    t->discount = 1.0f;
+    int terminal = 0;
+    ingest_task_info_t info = {0};
+    ingest_take_reward(self->d.ingest, &t->reward, &t->discount, &terminal, &info);
+    self->rec.n_task_info = info.n;
+    for (int i = 0; i < info.n && i < 8; i++) {
+        memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
+        self->rec.task_info_value[i] = info.value[i];
+    }
+    if (terminal) {
+        self->end_requested = 1;
+        self->end_terminal = 1;
+    }
+    if (self->max_steps && self->step + 1 >= self->max_steps)
+        self->end_requested = 1;
+    t->is_last = self->end_requested;
+    if (t->is_last && self->has_final_reward)
+        t->reward = self->final_reward;
+    if (t->is_last && self->end_terminal)
+        t->discount = 0.0f;
 
-    if (self->in_episode) {
-        int first = self->step == 0;
-        if (stale != self->stale_prev) {
-            if (stale)
-                emit(self, LOOP_EV_STALE_BEGIN, stale_input, stale_age / 1000);
-            else
-                emit(self, LOOP_EV_STALE_END, 0, 0);
-            self->stale_prev = stale;
-        }
-        float reward = 0.0f, discount = 1.0f;
-        int terminal = 0;
-        ingest_task_info_t info = {0};
-        ingest_take_reward(self->d.ingest, &reward, &discount, &terminal, &info);
-        self->rec.n_task_info = info.n;
-        for (int i = 0; i < info.n && i < 8; i++) {
-            memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
-            self->rec.task_info_value[i] = info.value[i];
-        }
-        if (terminal) {
-            self->end_requested = 1;
-            self->end_terminal = 1;
-        }
-        if (self->max_steps && self->step + 1 >= self->max_steps)
-            self->end_requested = 1;
-        int is_last = self->end_requested;
-        if (is_last && self->has_final_reward)
-            reward = self->final_reward;
-        if (is_last && self->end_terminal)
-            discount = 0.0f;
+    memset(self->action, 0, sizeof self->action);
+    if (t->rc == 0)
+        assemble(self, &t->hs, t->first);
+}
 
-        memset(self->action, 0, sizeof self->action);
-        if (rc == 0)
-            assemble(self, &hs, first);
-        if (!stale) {
-            policy_observation_t ob = {.values = self->obs, .images = self->images,
-                                       .task_id = self->task_id};
-            policy_extra_t extra = {0};
-            int64_t t0 = time_mono_ns();
-            if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
-                /* a non-finite observation or network output: let the safety
-                 * filter see a non-finite action, so it holds and counts it */
-                for (int i = 0; i < self->spec->action_dim; i++)
-                    self->action[i] = NAN;
-            }
-            inference_ns = time_mono_ns() - t0;
-            has_q = extra.has_q_value;
-            q = extra.q_value;
-            hal_safety_result_t res = {0};
-            filter_action(self, &hs, &cmd, &res);
-            safety_flags = res.flags;
-            if (res.hold) {
-                self->st.safety_holds++;
-                if (!self->safety_hold_prev)
-                    emit(self, LOOP_EV_SAFETY_HOLD, res.flags, 0);
-            } else if (res.flags & (HAL_SAFETY_CLAMPED | HAL_SAFETY_JOINT_LIMIT |
-                                    HAL_SAFETY_ACCEL_LIMIT)) {
-                self->st.safety_clamps++;
-            }
-            self->safety_hold_prev = res.hold;
-            hold = res.hold || self->state != LOOP_RUNNING || is_last;
-        } else {
-            self->st.stale_steps++;
-        }
-        if (hold) {
-            safety_flags |= HAL_SAFETY_HELD;
-            memset(cmd.values, 0, sizeof cmd.values);
-        }
+/* Run the policy on the observation into self->action. */
+static void policy_phase(loop_t *self, tick_t *t)
+{
+    policy_observation_t ob = {.values = self->obs, .images = self->images,
+                               .task_id = self->task_id};
+    policy_extra_t extra = {0};
+    int64_t t0 = time_mono_ns();
+    if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
+        /* a non-finite observation or network output: let the safety
+         * filter see a non-finite action, so it holds and counts it */
+        for (int i = 0; i < self->spec->action_dim; i++)
+            self->action[i] = NAN;
+    }
+    t->inference_ns = time_mono_ns() - t0;
+    t->has_q = extra.has_q_value;
+    t->q = extra.q_value;
+}
 
-        /* the step as the policy saw it */
-        logger_step_t *r = &self->rec;
-        r->step = self->step;
-        r->n_obs = self->spec->obs_dim;
-        memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
-        r->policy_action_dim = self->spec->action_dim;
-        for (int i = 0; i < r->policy_action_dim; i++)
-            r->policy_action[i] = self->action[i];
-        r->action_dim = cmd.n;
-        for (int i = 0; i < cmd.n; i++)
-            r->action[i] = (float)cmd.values[i];
-        r->action_space = (int)self->space;
-        r->reward = reward;
-        r->discount = discount;
-        r->is_first = (uint8_t)first;
-        r->is_last = (uint8_t)is_last;
-        r->is_terminal = (uint8_t)(is_last && self->end_terminal);
-        r->stale = (uint8_t)stale;
-        r->held = (uint8_t)hold;
-        r->safety_flags = safety_flags;
-        r->has_q_value = (uint8_t)has_q;
-        r->q_value = q;
-        r->n_frames = 0;
-        for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
-            if (!frames[i])
-                continue;
-            logger_frame_ref_t *fr = &r->frames[r->n_frames++];
-            snprintf(fr->camera, sizeof fr->camera, "%s", cfg->cameras[i].name);
-            fr->seq = frames[i]->seq;
-            fr->capture_time_unix_ns = frames[i]->capture_time_unix_ns;
-            fr->age_us = us(now - frames[i]->arrival_mono_ns);
-            if (!self->logged_any[i] || self->last_logged_seq[i] != frames[i]->seq) {
-                logger_frame_t lf = {
-                    .camera = cfg->cameras[i].name,
-                    .width = frames[i]->width,
-                    .height = frames[i]->height,
-                    .encoding = 1, /* RGB8: frames are kept decoded */
-                    .data = frames[i]->pixels,
-                    .size = (size_t)frames[i]->width * frames[i]->height * 3,
-                    .capture_time_unix_ns = frames[i]->capture_time_unix_ns,
-                    .seq = frames[i]->seq,
-                };
-                if (logger_push_frame(self->d.logger, &lf) == 0) {
-                    self->logged_any[i] = 1;
-                    self->last_logged_seq[i] = frames[i]->seq;
-                } else if (!self->drop_reported) {
-                    emit(self, LOOP_EV_LOG_DROP, 1, 0);
-                    self->drop_reported = 1;
-                }
-            }
-        }
-        r->tick_mono_ns = deadline;
-        r->time_unix_ns = time_unix_ns();
-        r->inference_us = us(inference_ns);
-        r->robot_state_seq = hs.seq;
-        r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
-                                             &r->teleop_seq);
-        r->shadow = (uint8_t)self->cfg->shadow;
-        if (rc == 0 && cfg->log_robot_state) {
-            logger_robot_state_t ls = {.n_joints = hs.n_joints,
-                                       .gripper_position = hs.gripper_position,
-                                       .gripper_velocity = hs.gripper_velocity,
-                                       .grasp = hs.grasp,
-                                       .time_unix_ns = hs.time_unix_ns,
-                                       .seq = hs.seq};
-            memcpy(ls.q, hs.q, sizeof ls.q);
-            memcpy(ls.dq, hs.dq, sizeof ls.dq);
-            memcpy(ls.ee_pose, hs.ee_pose, sizeof ls.ee_pose);
-            logger_push_robot_state(self->d.logger, &ls);
-        }
-        if (logger_push_step(self->d.logger, r) != 0 && !self->drop_reported) {
-            emit(self, LOOP_EV_LOG_DROP, 0, 0);
+/* The action through the safety filter into t->cmd; counts holds and clamps
+ * and decides whether the arm holds this tick. */
+static void safety_phase(loop_t *self, tick_t *t)
+{
+    hal_safety_result_t res = {0};
+    filter_action(self, &t->hs, &t->cmd, &res);
+    t->safety_flags = res.flags;
+    if (res.hold) {
+        self->st.safety_holds++;
+        if (!self->safety_hold_prev)
+            emit(self, LOOP_EV_SAFETY_HOLD, res.flags, 0);
+    } else if (res.flags & (HAL_SAFETY_CLAMPED | HAL_SAFETY_JOINT_LIMIT |
+                            HAL_SAFETY_ACCEL_LIMIT)) {
+        self->st.safety_clamps++;
+    }
+    self->safety_hold_prev = res.hold;
+    t->hold = res.hold || self->state != LOOP_RUNNING || t->is_last;
+}
+
+/* A held step commands zeros and says so in its safety flags. */
+static void hold_command(tick_t *t)
+{
+    t->safety_flags |= HAL_SAFETY_HELD;
+    memset(t->cmd.values, 0, sizeof t->cmd.values);
+}
+
+/* Fill the log record with the step as the policy saw it (the task info is
+ * in it since begin_step). */
+static void finish_record(loop_t *self, const tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    logger_step_t *r = &self->rec;
+    r->step = self->step;
+    r->n_obs = self->spec->obs_dim;
+    memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
+    r->policy_action_dim = self->spec->action_dim;
+    for (int i = 0; i < r->policy_action_dim; i++)
+        r->policy_action[i] = self->action[i];
+    r->action_dim = t->cmd.n;
+    for (int i = 0; i < t->cmd.n; i++)
+        r->action[i] = (float)t->cmd.values[i];
+    r->action_space = (int)self->space;
+    r->reward = t->reward;
+    r->discount = t->discount;
+    r->is_first = (uint8_t)t->first;
+    r->is_last = (uint8_t)t->is_last;
+    r->is_terminal = (uint8_t)(t->is_last && self->end_terminal);
+    r->stale = (uint8_t)t->stale;
+    r->held = (uint8_t)t->hold;
+    r->safety_flags = t->safety_flags;
+    r->has_q_value = (uint8_t)t->has_q;
+    r->q_value = t->q;
+    r->n_frames = 0;
+    for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
+        const ingest_frame_t *f = t->frames[i];
+        if (!f)
+            continue;
+        logger_frame_ref_t *fr = &r->frames[r->n_frames++];
+        snprintf(fr->camera, sizeof fr->camera, "%s", cfg->cameras[i].name);
+        fr->seq = f->seq;
+        fr->capture_time_unix_ns = f->capture_time_unix_ns;
+        fr->age_us = us(t->now - f->arrival_mono_ns);
+    }
+    r->tick_mono_ns = t->deadline;
+    r->time_unix_ns = time_unix_ns();
+    r->inference_us = us(t->inference_ns);
+    r->robot_state_seq = t->hs.seq;
+    r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
+                                         &r->teleop_seq);
+    r->shadow = (uint8_t)cfg->shadow;
+}
+
+/* Hand the step to the logger: camera frames not logged yet, the robot
+ * state ([logger] log_robot_state), then the step. A full ring drops and
+ * reports it once. */
+static void log_push(loop_t *self, const tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
+        const ingest_frame_t *f = t->frames[i];
+        if (!f || (self->logged_any[i] && self->last_logged_seq[i] == f->seq))
+            continue;
+        logger_frame_t lf = {
+            .camera = cfg->cameras[i].name,
+            .width = f->width,
+            .height = f->height,
+            .encoding = 1, /* RGB8: frames are kept decoded */
+            .data = f->pixels,
+            .size = (size_t)f->width * f->height * 3,
+            .capture_time_unix_ns = f->capture_time_unix_ns,
+            .seq = f->seq,
+        };
+        if (logger_push_frame(self->d.logger, &lf) == 0) {
+            self->logged_any[i] = 1;
+            self->last_logged_seq[i] = f->seq;
+        } else if (!self->drop_reported) {
+            emit(self, LOOP_EV_LOG_DROP, 1, 0);
             self->drop_reported = 1;
         }
-
-        self->step++;
-        self->st.step = self->step;
-        if (is_last) {
-            finish_episode(self);
-            if (self->state == LOOP_RUNNING || self->state == LOOP_HOLDING)
-                set_state(self, LOOP_IDLE);
-        }
     }
+    if (t->rc == 0 && cfg->log_robot_state) {
+        const hal_state_t *hs = &t->hs;
+        logger_robot_state_t ls = {.n_joints = hs->n_joints,
+                                   .gripper_position = hs->gripper_position,
+                                   .gripper_velocity = hs->gripper_velocity,
+                                   .grasp = hs->grasp,
+                                   .time_unix_ns = hs->time_unix_ns,
+                                   .seq = hs->seq};
+        memcpy(ls.q, hs->q, sizeof ls.q);
+        memcpy(ls.dq, hs->dq, sizeof ls.dq);
+        memcpy(ls.ee_pose, hs->ee_pose, sizeof ls.ee_pose);
+        logger_push_robot_state(self->d.logger, &ls);
+    }
+    if (logger_push_step(self->d.logger, &self->rec) != 0 && !self->drop_reported) {
+        emit(self, LOOP_EV_LOG_DROP, 0, 0);
+        self->drop_reported = 1;
+    }
+}
 
+/* Count the step; after the last one the episode ends and the loop idles. */
+static void end_step(loop_t *self, const tick_t *t)
+{
+    self->step++;
+    self->st.step = self->step;
+    if (t->is_last) {
+        finish_episode(self);
+        if (self->state == LOOP_RUNNING || self->state == LOOP_HOLDING)
+            set_state(self, LOOP_IDLE);
+    }
+}
+
+/* Forget the previous command (a held arm starts from rest). */
+static void forget_action(loop_t *self)
+{
+    memset(self->prev_action, 0, sizeof self->prev_action);
+    self->have_prev_cmd = 0;
+}
+
+/* Send the joint command, or hold the arm; a failed command faults the loop. */
+static void command_phase(loop_t *self, tick_t *t)
+{
     if (self->cfg->shadow) {
         /* no arm: remember what would have been sent */
-        if (!hold) {
-            remember_action(self, &cmd);
-        } else {
-            memset(self->prev_action, 0, sizeof self->prev_action);
-            self->have_prev_cmd = 0;
-        }
-    } else if (hold) {
-        if (rc == 0 || self->state != LOOP_FAULT)
+        if (!t->hold)
+            remember_action(self, &t->cmd);
+        else
+            forget_action(self);
+    } else if (t->hold) {
+        if (t->rc == 0 || self->state != LOOP_FAULT)
             hal_hold(self->d.hal);
-        memset(self->prev_action, 0, sizeof self->prev_action);
-        self->have_prev_cmd = 0;
+        forget_action(self);
     } else {
-        int crc = hal_command(self->d.hal, &cmd);
+        int crc = hal_command(self->d.hal, &t->cmd);
         if (crc != 0) {
             self->st.hal_errors++;
             snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
@@ -837,16 +899,47 @@ static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
             set_state(self, LOOP_FAULT);
             hal_hold(self->d.hal);
         }
-        remember_action(self, &cmd);
+        remember_action(self, &t->cmd);
     }
-    self->st.action_dim = cmd.n;
-    for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)
-        self->st.last_action[i] = hold ? 0.0f : (float)cmd.values[i];
-    if (inference_ns > 0) { /* keep the last Q the policy reported */
-        self->st.has_q_value = has_q;
-        self->st.q_value = q;
+}
+
+/* The tick's command and Q value into the loop's status. */
+static void record_tick(loop_t *self, const tick_t *t)
+{
+    self->st.action_dim = t->cmd.n;
+    for (int i = 0; i < t->cmd.n && i < HAL_MAX_ACTION; i++)
+        self->st.last_action[i] = t->hold ? 0.0f : (float)t->cmd.values[i];
+    if (t->inference_ns > 0) { /* keep the last Q the policy reported */
+        self->st.has_q_value = t->has_q;
+        self->st.q_value = t->q;
     }
-    return inference_ns;
+}
+
+/* One control tick into *t. 0 when no step was made (shadow mode without a
+ * new robot state); otherwise 1. */
+static int tick(loop_t *self, tick_t *t, int stopping)
+{
+    take_commands(self, stopping);
+    if (!read_state(self, t))
+        return 0;
+    read_inputs(self, t);
+    if (self->in_episode) {
+        begin_step(self, t);
+        if (!t->stale) {
+            policy_phase(self, t);
+            safety_phase(self, t);
+        } else {
+            self->st.stale_steps++;
+        }
+        if (t->hold)
+            hold_command(t);
+        finish_record(self, t);
+        log_push(self, t);
+        end_step(self, t);
+    }
+    command_phase(self, t);
+    record_tick(self, t);
+    return 1;
 }
 
 static void publish_status(loop_t *self)
@@ -876,8 +969,8 @@ static void *loop_thread(void *arg)
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
-        int stepped;
-        int64_t inference = tick(self, next, stop, &stepped);
+        tick_t t = {.deadline = next, .cmd = {.space = self->space, .n = self->cmd_n}, .hold = 1};
+        int stepped = tick(self, &t, stop);
         if (stepped)
             self->st.tick_count++;
         if (self->watchdog_interval_ns > 0 && wake - last_ping >= self->watchdog_interval_ns &&
@@ -889,7 +982,7 @@ static void *loop_thread(void *arg)
         if (stepped) {
             record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
                           us(wake - next),
-                          inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
+                          t.inference_ns > 0 ? (us(t.inference_ns) ? us(t.inference_ns) : 1) : 0,
                           us(end - wake));
             last_wake = wake;
         }
