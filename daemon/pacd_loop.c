@@ -26,6 +26,9 @@ typedef enum {
     SRC_PREVIOUS_ACTION,
 } source_t;
 
+typedef struct tick tick_t;
+typedef struct loop_io loop_io_t;
+
 typedef struct {
     source_t source;
     int size;              /* values per tick */
@@ -40,6 +43,7 @@ struct loop {
     const policy_spec_t *spec;
     const hal_robot_t *robot;
     int64_t period_ns;
+    const loop_io_t *io;                   /* the arm, or shadow mode's none */
     hal_space_t space;                     /* of the joint command sent to the HAL */
     int cartesian;                         /* the policy acts in a Cartesian space */
     int cmd_n;                             /* values of the joint command */
@@ -100,6 +104,8 @@ struct loop {
     _Atomic uint64_t t_count;
 };
 
+static const loop_io_t *choose_io(const config_t *cfg);
+
 static int parse_source(const char *s, source_t *out)
 {
     static const struct {
@@ -150,6 +156,7 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         return NULL;
     }
     self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
+    self->io = choose_io(self->cfg);
     self->notify_fd = -1;
     self->state = LOOP_IDLE;
     const policy_spec_t *spec = self->spec;
@@ -572,7 +579,7 @@ static void remember_action(loop_t *self, const hal_command_t *cmd)
 }
 
 /* One tick's working set: what the phases of a tick hand each other. */
-typedef struct {
+struct tick {
     int64_t deadline;                  /* the tick's CLOCK_MONOTONIC deadline */
     int64_t now;                       /* when the inputs were read */
     hal_state_t hs;                    /* robot state of this tick */
@@ -589,7 +596,21 @@ typedef struct {
     int has_q;
     float q;
     int64_t inference_ns;              /* policy_step; 0 without a policy step */
-} tick_t;
+};
+
+/* The arm-facing I/O of a tick, chosen once in loop_new: the arm through the
+ * HAL, or in shadow mode robot states from the state socket and no arm. */
+struct loop_io {
+    int64_t poll_ns;        /* tick period; 0: the control period */
+    int count_misses;       /* late ticks count as deadline misses */
+    /* The robot state of this tick into t->hs / t->rc; 0: no step this tick. */
+    int (*read)(loop_t *self, tick_t *t);
+    /* Send t->cmd to the arm, or hold it (t->hold). */
+    void (*send)(loop_t *self, tick_t *t);
+    /* Once per tick after stop was asked (*stopping_ticks counts them): 1
+     * when the loop may exit. */
+    int (*may_exit)(loop_t *self, int *stopping_ticks, int64_t period);
+};
 
 /* Apply every queued command; a stopping loop ends the open episode. */
 static void take_commands(loop_t *self, int stopping)
@@ -602,30 +623,12 @@ static void take_commands(loop_t *self, int stopping)
 }
 
 /* The robot state of this tick into t->hs / t->rc; a failed read faults the
- * loop. 0 when no step is made this tick (shadow mode without a new robot
- * state, or outside an episode). */
+ * loop. 0 when no step is made this tick (shadow_read). */
 static int read_state(loop_t *self, tick_t *t)
 {
     t->now = time_mono_ns();
-    if (self->cfg->shadow) {
-        /* one step per new robot state; the last step of an ending episode
-         * may reuse the newest state */
-        if (ingest_take_state(self->d.ingest, &t->hs)) {
-            t->rc = 0;
-        } else if (self->in_episode && self->end_requested && self->have_state) {
-            t->hs = self->last_state;
-            t->rc = 0;
-        } else {
-            return 0;
-        }
-        if (!self->in_episode) {
-            self->last_state = t->hs;
-            self->have_state = 1;
-            return 0;
-        }
-    } else {
-        t->rc = hal_read_state(self->d.hal, &t->hs);
-    }
+    if (!self->io->read(self, t))
+        return 0;
     if (t->rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
          * one backend period older, and its age is still checked below */
@@ -876,31 +879,98 @@ static void forget_action(loop_t *self)
     self->have_prev_cmd = 0;
 }
 
-/* Send the joint command, or hold the arm; a failed command faults the loop. */
-static void command_phase(loop_t *self, tick_t *t)
+/* The arm: its state from the HAL. */
+static int arm_read(loop_t *self, tick_t *t)
 {
-    if (self->cfg->shadow) {
-        /* no arm: remember what would have been sent */
-        if (!t->hold)
-            remember_action(self, &t->cmd);
-        else
-            forget_action(self);
-    } else if (t->hold) {
+    t->rc = hal_read_state(self->d.hal, &t->hs);
+    return 1;
+}
+
+/* The arm: send the joint command, or hold it; a failed command faults the
+ * loop. */
+static void arm_send(loop_t *self, tick_t *t)
+{
+    if (t->hold) {
         if (t->rc == 0 || self->state != LOOP_FAULT)
             hal_hold(self->d.hal);
         forget_action(self);
-    } else {
-        int crc = hal_command(self->d.hal, &t->cmd);
-        if (crc != 0) {
-            self->st.hal_errors++;
-            snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
-                     strerror(-crc));
-            emit(self, LOOP_EV_HAL_ERROR, crc, 1);
-            set_state(self, LOOP_FAULT);
-            hal_hold(self->d.hal);
-        }
-        remember_action(self, &t->cmd);
+        return;
     }
+    int crc = hal_command(self->d.hal, &t->cmd);
+    if (crc != 0) {
+        self->st.hal_errors++;
+        snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
+                 strerror(-crc));
+        emit(self, LOOP_EV_HAL_ERROR, crc, 1);
+        set_state(self, LOOP_FAULT);
+        hal_hold(self->d.hal);
+    }
+    remember_action(self, &t->cmd);
+}
+
+/* The arm on stop: hold until it is still (or 1 s). */
+static int arm_may_exit(loop_t *self, int *stopping_ticks, int64_t period)
+{
+    hal_state_t hs;
+    int still = 1;
+    if (hal_read_state(self->d.hal, &hs) == 0)
+        for (int i = 0; i < hs.n_joints; i++)
+            if (fabs(hs.dq[i]) > 1e-3)
+                still = 0;
+    return still || ++*stopping_ticks * period >= 1000000000LL;
+}
+
+/* Shadow mode: one step per new robot state of the state socket; the last
+ * step of an ending episode may reuse the newest state. Outside an episode
+ * the state is only kept. */
+static int shadow_read(loop_t *self, tick_t *t)
+{
+    if (ingest_take_state(self->d.ingest, &t->hs)) {
+        t->rc = 0;
+    } else if (self->in_episode && self->end_requested && self->have_state) {
+        t->hs = self->last_state;
+        t->rc = 0;
+    } else {
+        return 0;
+    }
+    if (!self->in_episode) {
+        self->last_state = t->hs;
+        self->have_state = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Shadow mode: no arm; remember what would have been sent. */
+static void shadow_send(loop_t *self, tick_t *t)
+{
+    if (!t->hold)
+        remember_action(self, &t->cmd);
+    else
+        forget_action(self);
+}
+
+/* Shadow mode on stop: leave once the episode ended (or after 1 s). */
+static int shadow_may_exit(loop_t *self, int *stopping_ticks, int64_t period)
+{
+    return !self->in_episode || ++*stopping_ticks * period >= 1000000000LL;
+}
+
+static const loop_io_t arm_io = {
+    .poll_ns = 0, .count_misses = 1,
+    .read = arm_read, .send = arm_send, .may_exit = arm_may_exit,
+};
+
+/* Shadow mode polls every millisecond; the robot states set the pace, so a
+ * late poll is no missed control deadline. */
+static const loop_io_t shadow_io = {
+    .poll_ns = 1000000, .count_misses = 0,
+    .read = shadow_read, .send = shadow_send, .may_exit = shadow_may_exit,
+};
+
+static const loop_io_t *choose_io(const config_t *cfg)
+{
+    return cfg->shadow ? &shadow_io : &arm_io;
 }
 
 /* The tick's command and Q value into the loop's status. */
@@ -937,7 +1007,7 @@ static int tick(loop_t *self, tick_t *t, int stopping)
         log_push(self, t);
         end_step(self, t);
     }
-    command_phase(self, t);
+    self->io->send(self, t);
     record_tick(self, t);
     return 1;
 }
@@ -953,8 +1023,7 @@ static void publish_status(loop_t *self)
 static void *loop_thread(void *arg)
 {
     loop_t *self = arg;
-    /* shadow mode polls for robot states every millisecond */
-    const int64_t period = self->cfg->shadow ? 1000000 : self->period_ns;
+    const int64_t period = self->io->poll_ns ? self->io->poll_ns : self->period_ns;
     int64_t next = time_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
@@ -989,9 +1058,7 @@ static void *loop_thread(void *arg)
         next += period;
         if (end > next) {
             int64_t missed = (end - next) / period + 1;
-            /* shadow mode's 1 ms poll is no control deadline: the robot
-             * states set the pace, so a late poll is not counted */
-            if (!self->cfg->shadow) {
+            if (self->io->count_misses) {
                 self->st.deadline_misses += (uint64_t)missed;
                 emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + period / 1000,
                      (int64_t)self->st.deadline_misses);
@@ -999,20 +1066,8 @@ static void *loop_thread(void *arg)
             next += missed * period;
         }
         publish_status(self);
-        if (stopping_ticks >= 0 && (self->cfg->shadow || !self->d.hal)) {
-            if (!self->in_episode || ++stopping_ticks * period >= 1000000000LL)
-                break;
-        } else if (stopping_ticks >= 0) {
-            /* hold until the arm is still (or 1 s), then leave */
-            hal_state_t hs;
-            int still = 1;
-            if (hal_read_state(self->d.hal, &hs) == 0)
-                for (int i = 0; i < hs.n_joints; i++)
-                    if (fabs(hs.dq[i]) > 1e-3)
-                        still = 0;
-            if (still || ++stopping_ticks * self->period_ns >= 1000000000LL)
-                break;
-        }
+        if (stopping_ticks >= 0 && self->io->may_exit(self, &stopping_ticks, period))
+            break;
     }
     return NULL;
 }
