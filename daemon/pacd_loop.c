@@ -441,7 +441,7 @@ static void finish_episode(loop_t *self)
 static void reply(loop_t *self, const loop_cmd_t *c, int rc, const char *why)
 {
     self->result.rc = rc;
-    snprintf(self->result.error, sizeof self->result.error, "%s", why ? why : "");
+    self->result.error = why ? why : "";
     self->result.seq = c->seq;
     atomic_store_explicit(&self->result_seq, c->seq, memory_order_release);
     if (rc)
@@ -491,7 +491,8 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     case LOOP_CMD_CLEAR_ESTOP:
         if (s != LOOP_ESTOPPED && s != LOOP_FAULT)
             return reply(self, c, -EINVAL, "clear_estop: not e-stopped or in fault");
-        self->st.fault[0] = '\0';
+        self->st.fault = LOOP_FAULT_NONE;
+        self->st.fault_errno = 0;
         set_state(self, self->in_episode ? LOOP_HOLDING : LOOP_IDLE);
         return reply(self, c, 0, NULL);
     }
@@ -578,6 +579,14 @@ static void remember_action(loop_t *self, const hal_command_t *cmd)
     self->have_prev_cmd = 1;
 }
 
+/* strlcpy: src into dst (size n > 0), cut short and NUL-terminated. */
+static void copy_name(char *dst, size_t n, const char *src)
+{
+    size_t len = strnlen(src, n - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
 /* One tick's working set: what the phases of a tick hand each other. */
 struct tick {
     int64_t deadline;                  /* the tick's CLOCK_MONOTONIC deadline */
@@ -641,8 +650,8 @@ static int read_state(loop_t *self, tick_t *t)
     } else {
         self->st.hal_errors++;
         if (self->state != LOOP_FAULT) {
-            snprintf(self->st.fault, sizeof self->st.fault, "hal read_state failed: %s",
-                     strerror(-t->rc));
+            self->st.fault = LOOP_FAULT_HAL_READ;
+            self->st.fault_errno = -t->rc;
             emit(self, LOOP_EV_HAL_ERROR, t->rc, 0);
             set_state(self, LOOP_FAULT);
         }
@@ -799,7 +808,7 @@ static void finish_record(loop_t *self, const tick_t *t)
         if (!f)
             continue;
         logger_frame_ref_t *fr = &r->frames[r->n_frames++];
-        snprintf(fr->camera, sizeof fr->camera, "%s", cfg->cameras[i].name);
+        copy_name(fr->camera, sizeof fr->camera, cfg->cameras[i].name);
         fr->seq = f->seq;
         fr->capture_time_unix_ns = f->capture_time_unix_ns;
         fr->age_us = us(t->now - f->arrival_mono_ns);
@@ -899,8 +908,8 @@ static void arm_send(loop_t *self, tick_t *t)
     int crc = hal_command(self->d.hal, &t->cmd);
     if (crc != 0) {
         self->st.hal_errors++;
-        snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
-                 strerror(-crc));
+        self->st.fault = LOOP_FAULT_HAL_COMMAND;
+        self->st.fault_errno = -crc;
         emit(self, LOOP_EV_HAL_ERROR, crc, 1);
         set_state(self, LOOP_FAULT);
         hal_hold(self->d.hal);
@@ -1176,3 +1185,17 @@ void loop_timings(loop_t *self, loop_timings_t *t)
 }
 
 int loop_window(const loop_t *self) { return self->window; }
+
+const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outlen)
+{
+    const char *what = fault == LOOP_FAULT_HAL_READ      ? "hal read_state failed"
+                       : fault == LOOP_FAULT_HAL_COMMAND ? "hal command failed"
+                                                         : NULL;
+    if (fault == LOOP_FAULT_NONE)
+        snprintf(out, outlen, "%s", "");
+    else if (what)
+        snprintf(out, outlen, "%s: %s", what, strerror(err));
+    else
+        snprintf(out, outlen, "fault %d", (int)fault);
+    return out;
+}

@@ -15,7 +15,7 @@
  *
  * Threading: loop_new/loop_destroy/loop_start/loop_stop are init-only (main
  * thread). loop_submit/loop_wait_result/loop_status/loop_pop_event/loop_timings
- * belong to the service thread (single consumer). Nothing here may be called
+ * and loop_fault_text belong to the service thread (single consumer). Nothing here may be called
  * from the loop thread itself.
  */
 #ifndef PACD_LOOP_H
@@ -64,8 +64,16 @@ typedef struct {
 typedef struct {
     uint64_t seq;                       /* the command's seq */
     int rc;                             /* 0 or -errno */
-    char error[160];                    /* why, when rc != 0 */
+    const char *error;                  /* why, when rc != 0 (static text); "" otherwise */
 } loop_result_t;
+
+/* Why the loop is in LOOP_FAULT (loop_status_t.fault); loop_fault_text puts
+ * it in words. The loop itself formats no strings. */
+typedef enum {
+    LOOP_FAULT_NONE = 0,
+    LOOP_FAULT_HAL_READ,     /* hal_read_state failed; fault_errno says why */
+    LOOP_FAULT_HAL_COMMAND,  /* hal_command failed; fault_errno says why */
+} loop_fault_t;
 
 /* Published by the loop every tick (triple buffer). */
 typedef struct {
@@ -86,7 +94,8 @@ typedef struct {
     float last_action[HAL_MAX_ACTION];  /* the command sent last tick */
     int has_q_value;
     float q_value;
-    char fault[96];
+    loop_fault_t fault;                 /* LOOP_FAULT_NONE unless state is LOOP_FAULT */
+    int fault_errno;                    /* errno of the failed call (positive) */
 } loop_status_t;
 
 /* Events the loop reports; the service thread turns them into log lines. */
@@ -166,6 +175,11 @@ int loop_pop_event(loop_t *self, loop_event_t *ev);
 
 /* Service thread: copy the newest timing samples (up to cfg window). */
 void loop_timings(loop_t *self, loop_timings_t *t);
+
+/* Service thread: the status' fault in words into out (outlen bytes), e.g.
+ * "hal command failed: Input/output error"; "" for LOOP_FAULT_NONE. `err` is
+ * loop_status_t.fault_errno. Returns out. */
+const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outlen);
 
 /* Window length in ticks. */
 int loop_window(const loop_t *self);

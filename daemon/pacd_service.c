@@ -75,6 +75,7 @@ typedef struct {
     Pacd__V1__Percentiles period, lateness, inference, loop;
     loop_status_t st;
     logger_stats_t ls;
+    char fault[96];           /* loop_fault_text of st */
 } telemetry_t;
 
 static void build_telemetry(service_t *self, telemetry_t *tm)
@@ -147,7 +148,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->has_q_value = st->has_q_value;
     t->q_value = st->q_value;
     t->episodes = st->episodes;
-    t->fault = st->fault;
+    t->fault = (char *)loop_fault_text(st->fault, st->fault_errno, tm->fault, sizeof tm->fault);
     t->commands_rejected = st->commands_rejected + self->commands_invalid;
     int policy, prio;
     loop_scheduling(self->d.loop, &policy, &prio);
@@ -185,7 +186,7 @@ static void publish_telemetry(service_t *self)
     char status[sizeof self->last_status];
     snprintf(status, sizeof status, "STATUS=%s%s%s%s%s%s", state_name(tm.st.state),
              tm.st.episode_id[0] ? ", episode " : "", tm.st.episode_id,
-             tm.st.fault[0] ? ", " : "", tm.st.fault,
+             tm.fault[0] ? ", " : "", tm.fault,
              tm.t.realtime ? "" : " (loop not real-time)");
     if (strcmp(status, self->last_status)) {
         sd_notify(0, status);
