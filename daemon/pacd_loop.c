@@ -26,6 +26,9 @@ typedef enum {
     SRC_PREVIOUS_ACTION,
 } source_t;
 
+/* The timing series of the telemetry window (loop_timings). */
+enum { T_PERIOD, T_LATENESS, T_INFERENCE, T_LOOP, T_SAFETY, T_HAL, T_LOG_PUSH, T_SERIES };
+
 typedef struct tick tick_t;
 typedef struct loop_io loop_io_t;
 
@@ -100,7 +103,7 @@ struct loop {
     loop_status_t status_slots[3];
     tbuf_t status_tb;
     int window;
-    _Atomic uint32_t *t_period, *t_lateness, *t_inference, *t_loop;
+    _Atomic uint32_t *t[T_SERIES];         /* window samples (us) per series */
     _Atomic uint64_t t_count;
 };
 
@@ -310,12 +313,9 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         goto oom;
     tbuf_init(&self->status_tb);
     self->window = self->cfg->telemetry_window_ticks;
-    self->t_period = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_lateness = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_inference = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_loop = calloc((size_t)self->window, sizeof(uint32_t));
-    if (!self->t_period || !self->t_lateness || !self->t_inference || !self->t_loop)
-        goto oom;
+    for (int k = 0; k < T_SERIES; k++)
+        if (!(self->t[k] = calloc((size_t)self->window, sizeof(uint32_t))))
+            goto oom;
     self->st.state = LOOP_IDLE;
     self->st.action_dim = spec->action_dim;
     return self;
@@ -337,10 +337,8 @@ void loop_destroy(loop_t **self_p)
     free(self->obs);
     spsc_free(&self->commands);
     spsc_free(&self->events);
-    free((void *)self->t_period);
-    free((void *)self->t_lateness);
-    free((void *)self->t_inference);
-    free((void *)self->t_loop);
+    for (int k = 0; k < T_SERIES; k++)
+        free((void *)self->t[k]);
     free(self);
     *self_p = NULL;
 }
@@ -499,14 +497,13 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     reply(self, c, -EINVAL, "unknown command");
 }
 
-static void record_timing(loop_t *self, uint32_t period, uint32_t late, uint32_t inf, uint32_t work)
+/* One tick's samples (us, indexed T_*) into the timing window. */
+static void record_timing(loop_t *self, const uint32_t v[T_SERIES])
 {
     uint64_t n = atomic_load_explicit(&self->t_count, memory_order_relaxed);
     size_t i = (size_t)(n % (uint64_t)self->window);
-    atomic_store_explicit(&self->t_period[i], period, memory_order_relaxed);
-    atomic_store_explicit(&self->t_lateness[i], late, memory_order_relaxed);
-    atomic_store_explicit(&self->t_inference[i], inf, memory_order_relaxed);
-    atomic_store_explicit(&self->t_loop[i], work, memory_order_relaxed);
+    for (int k = 0; k < T_SERIES; k++)
+        atomic_store_explicit(&self->t[k][i], v[k], memory_order_relaxed);
     atomic_store_explicit(&self->t_count, n + 1, memory_order_release);
 }
 
@@ -516,6 +513,13 @@ static uint32_t us(int64_t ns)
         return 0;
     int64_t u = ns / 1000;
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+}
+
+/* A phase's duration as a sample: 0 = the phase did not run this tick; a
+ * phase that ran counts at least 1 us. */
+static uint32_t phase_us(int64_t ns)
+{
+    return ns > 0 ? (us(ns) ? us(ns) : 1) : 0;
 }
 
 /* The policy action through the safety filter into a joint command: a
@@ -605,6 +609,9 @@ struct tick {
     int has_q;
     float q;
     int64_t inference_ns;              /* policy_step; 0 without a policy step */
+    int64_t safety_ns;                 /* safety filter; 0 when it did not run */
+    int64_t hal_ns;                    /* reading the state + sending the command */
+    int64_t log_push_ns;               /* handing the step to the logger */
 };
 
 /* The arm-facing I/O of a tick, chosen once in loop_new: the arm through the
@@ -636,7 +643,9 @@ static void take_commands(loop_t *self, int stopping)
 static int read_state(loop_t *self, tick_t *t)
 {
     t->now = time_mono_ns();
-    if (!self->io->read(self, t))
+    int step = self->io->read(self, t);
+    t->hal_ns = time_mono_ns() - t->now;
+    if (!step)
         return 0;
     if (t->rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
@@ -755,7 +764,9 @@ static void policy_phase(loop_t *self, tick_t *t)
 static void safety_phase(loop_t *self, tick_t *t)
 {
     hal_safety_result_t res = {0};
+    int64_t t0 = time_mono_ns();
     filter_action(self, &t->hs, &t->cmd, &res);
+    t->safety_ns = time_mono_ns() - t0;
     t->safety_flags = res.flags;
     if (res.hold) {
         self->st.safety_holds++;
@@ -825,9 +836,10 @@ static void finish_record(loop_t *self, const tick_t *t)
 /* Hand the step to the logger: camera frames not logged yet, the robot
  * state ([logger] log_robot_state), then the step. A full ring drops and
  * reports it once. */
-static void log_push(loop_t *self, const tick_t *t)
+static void log_push(loop_t *self, tick_t *t)
 {
     const config_t *cfg = self->cfg;
+    int64_t t0 = time_mono_ns();
     for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
         const ingest_frame_t *f = t->frames[i];
         if (!f || (self->logged_any[i] && self->last_logged_seq[i] == f->seq))
@@ -867,6 +879,7 @@ static void log_push(loop_t *self, const tick_t *t)
         emit(self, LOOP_EV_LOG_DROP, 0, 0);
         self->drop_reported = 1;
     }
+    t->log_push_ns = time_mono_ns() - t0;
 }
 
 /* Count the step; after the last one the episode ends and the loop idles. */
@@ -982,6 +995,14 @@ static const loop_io_t *choose_io(const config_t *cfg)
     return cfg->shadow ? &shadow_io : &arm_io;
 }
 
+/* Send the command to the arm (or hold it) through the tick's I/O. */
+static void command_phase(loop_t *self, tick_t *t)
+{
+    int64_t t0 = time_mono_ns();
+    self->io->send(self, t);
+    t->hal_ns += time_mono_ns() - t0;
+}
+
 /* The tick's command and Q value into the loop's status. */
 static void record_tick(loop_t *self, const tick_t *t)
 {
@@ -1016,7 +1037,7 @@ static int tick(loop_t *self, tick_t *t, int stopping)
         log_push(self, t);
         end_step(self, t);
     }
-    self->io->send(self, t);
+    command_phase(self, t);
     record_tick(self, t);
     return 1;
 }
@@ -1058,10 +1079,16 @@ static void *loop_thread(void *arg)
         }
         int64_t end = time_mono_ns();
         if (stepped) {
-            record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
-                          us(wake - next),
-                          t.inference_ns > 0 ? (us(t.inference_ns) ? us(t.inference_ns) : 1) : 0,
-                          us(end - wake));
+            uint32_t v[T_SERIES] = {
+                [T_PERIOD] = last_wake ? us(wake - last_wake) : us(self->period_ns),
+                [T_LATENESS] = us(wake - next),
+                [T_INFERENCE] = phase_us(t.inference_ns),
+                [T_LOOP] = phase_us(end - wake),
+                [T_SAFETY] = phase_us(t.safety_ns),
+                [T_HAL] = phase_us(t.hal_ns),
+                [T_LOG_PUSH] = phase_us(t.log_push_ns),
+            };
+            record_timing(self, v);
             last_wake = wake;
         }
         next += period;
@@ -1176,10 +1203,13 @@ void loop_timings(loop_t *self, loop_timings_t *t)
     uint64_t n = atomic_load_explicit(&self->t_count, memory_order_acquire);
     int k = n < (uint64_t)self->window ? (int)n : self->window;
     for (int j = 0; j < k; j++) {
-        t->period_us[j] = atomic_load_explicit(&self->t_period[j], memory_order_relaxed);
-        t->lateness_us[j] = atomic_load_explicit(&self->t_lateness[j], memory_order_relaxed);
-        t->inference_us[j] = atomic_load_explicit(&self->t_inference[j], memory_order_relaxed);
-        t->loop_us[j] = atomic_load_explicit(&self->t_loop[j], memory_order_relaxed);
+        t->period_us[j] = atomic_load_explicit(&self->t[T_PERIOD][j], memory_order_relaxed);
+        t->lateness_us[j] = atomic_load_explicit(&self->t[T_LATENESS][j], memory_order_relaxed);
+        t->inference_us[j] = atomic_load_explicit(&self->t[T_INFERENCE][j], memory_order_relaxed);
+        t->loop_us[j] = atomic_load_explicit(&self->t[T_LOOP][j], memory_order_relaxed);
+        t->safety_us[j] = atomic_load_explicit(&self->t[T_SAFETY][j], memory_order_relaxed);
+        t->hal_us[j] = atomic_load_explicit(&self->t[T_HAL][j], memory_order_relaxed);
+        t->log_push_us[j] = atomic_load_explicit(&self->t[T_LOG_PUSH][j], memory_order_relaxed);
     }
     t->n = k;
 }

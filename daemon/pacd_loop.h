@@ -119,10 +119,18 @@ typedef struct {
     char episode_id[LOOP_EPISODE_ID];
 } loop_event_t;
 
-/* Per-tick timing samples (us), the newest `window` ticks. */
+/* Per-tick timing samples (us), the newest `window` ticks; the caller's
+ * arrays of window entries each. The phases (docs/protocol.md, "Tick
+ * phases") are 0 on ticks without that phase, at least 1 when it ran. */
 typedef struct {
     int n;                   /* samples copied */
-    uint32_t *period_us, *lateness_us, *inference_us, *loop_us;  /* caller's arrays */
+    uint32_t *period_us;     /* wake-up to wake-up */
+    uint32_t *lateness_us;   /* wake-up after the deadline */
+    uint32_t *loop_us;       /* the whole tick, wake-up to hand-off */
+    uint32_t *inference_us;  /* phase: policy_step */
+    uint32_t *safety_us;     /* phase: the safety filter (and Cartesian mapping) */
+    uint32_t *hal_us;        /* phase: reading the robot state + commanding / holding */
+    uint32_t *log_push_us;   /* phase: frames, robot state and step to the logger */
 } loop_timings_t;
 
 /* Everything the loop works on; not owned by the loop. */
