@@ -3,10 +3,11 @@
  * Each tick, on an absolute CLOCK_MONOTONIC deadline: apply queued commands,
  * read the robot state and the newest camera frames, check their ages,
  * assemble the observation the checkpoint asks for, run the policy, filter
- * the action, command the HAL, hand the step to the logger, record timings,
- * ping the systemd watchdog. The loop never blocks, allocates, prints or
- * touches a socket that can block: it talks to other threads through the
- * command queue, the event ring and the status triple buffer below.
+ * the action, hand the step to the logger, command the HAL (or hold), record
+ * timings (the whole tick and its phases), ping the systemd watchdog. The
+ * loop never blocks, allocates, prints, formats strings or touches a socket
+ * that can block: it talks to other threads through the command queue, the
+ * event ring and the status triple buffer below.
  *
  * Shadow mode ([pacd] mode = shadow): there is no arm. The loop polls every
  * millisecond and makes one step per robot state that arrives on the state
