@@ -556,26 +556,11 @@ static void write_state(logger_t *self, const logger_robot_state_t *s)
         count(&self->states_dropped, 1);
         return;
     }
-    Pacd__V1__RobotState m = PACD__V1__ROBOT_STATE__INIT;
-    Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
-    m.robot = (char *)str_or_empty(f->ep.robot);
-    m.n_joint_positions = (size_t)s->n_joints;
-    m.joint_positions = (double *)s->q;
-    m.n_joint_velocities = (size_t)s->n_joints;
-    m.joint_velocities = (double *)s->dq;
-    m.gripper_position = s->gripper_position;
-    m.gripper_velocity = s->gripper_velocity;
-    m.grasp = s->grasp != 0;
-    pose.x = s->ee_pose[0];
-    pose.y = s->ee_pose[1];
-    pose.z = s->ee_pose[2];
-    pose.qw = s->ee_pose[3];
-    pose.qx = s->ee_pose[4];
-    pose.qy = s->ee_pose[5];
-    pose.qz = s->ee_pose[6];
-    m.end_effector = &pose;
-    m.time_unix_ns = s->time_unix_ns;
-    m.seq = s->seq;
+    Pacd__V1__RobotState m;
+    Pacd__V1__Pose pose;
+    pacd_proto_robot_state(&m, &pose, str_or_empty(f->ep.robot), s->n_joints, s->q, s->dq,
+                           s->gripper_position, s->gripper_velocity, s->grasp, s->ee_pose,
+                           s->time_unix_ns, s->seq);
     if (append(self, CHANNEL_STATE, s->time_unix_ns, &m.base) == 0)
         f->pend_states++;
     else
