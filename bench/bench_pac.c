@@ -23,7 +23,7 @@
 
 #include "bench_util.h"
 #include "policy.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* GFLOP/s of a single-precision GEMM C[m, n] = A[m, k] B[n, k]^T, best of 5 runs */
 static double sgemm_gflops(int m, int n, int k)

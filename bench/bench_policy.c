@@ -13,7 +13,7 @@
 
 #include "bench_util.h"
 #include "policy.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 int main(int argc, char **argv)
 {

@@ -1,6 +1,5 @@
-/* pacctl_export — `pacctl log export`: pacd episode logs (MCAP,
- * docs/episode-log.md) into one HDF5 data set in robomimic's layout
- * (docs/loop.md, "Data set", format version 1).
+/* pacctl_export — `pacctl log export`: the command line of the HDF5 export
+ * (log/log_export.h; docs/loop.md, "Data set").
  *
  * Threading: not RT-safe (reads files, allocates, writes HDF5); for the
  * command-line client and tests only.
@@ -17,13 +16,8 @@ enum {
 };
 
 /* `pacctl log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...` with
- * argv[0] == "log", argv[1] == "export".
- * The observation and action specs come from the log's metadata keys
- * `observation_spec` / `action_spec` when present, else from the --checkpoint
- * whose SHA-256 equals the log's `checkpoint_sha256` (its `pacd.observation` /
- * `pacd.action` metadata). Writes to a temporary file in OUT's directory and
- * renames it to OUT at the end; on any error the temporary file is removed.
- * Messages go to stderr. Returns PACCTL_EXPORT_*. */
+ * argv[0] == "log", argv[1] == "export": log_export (log/log_export.h) with
+ * these files. Messages go to stderr. Returns PACCTL_EXPORT_*. */
 int pacctl_export_main(int argc, char **argv);
 
 #endif

@@ -17,19 +17,14 @@
 #include "rt_spsc.h"
 #include "rt_tbuf.h"
 
-/* Where a non-image observation field takes its values from. */
-typedef enum {
-    SRC_JOINT_POSITIONS = 1,
-    SRC_JOINT_VELOCITIES,
-    SRC_GRIPPER_POSITION,
-    SRC_GRIPPER_VELOCITY,
-    SRC_GRASP,
-    SRC_END_EFFECTOR_POSE,
-    SRC_PREVIOUS_ACTION,
-} source_t;
+/* The timing series of the telemetry window (loop_timings). */
+enum { T_PERIOD, T_LATENESS, T_INFERENCE, T_LOOP, T_SAFETY, T_HAL, T_LOG_PUSH, T_SERIES };
+
+typedef struct tick tick_t;
+typedef struct loop_io loop_io_t;
 
 typedef struct {
-    source_t source;
+    policy_source_kind_t source;   /* a non-image source (policy_field_t.source_kind) */
     int size;              /* values per tick */
     int history;           /* ticks stacked */
     int offset;            /* in the observation vector */
@@ -42,6 +37,7 @@ struct loop {
     const policy_spec_t *spec;
     const hal_robot_t *robot;
     int64_t period_ns;
+    const loop_io_t *io;                   /* the arm, or shadow mode's none */
     hal_space_t space;                     /* of the joint command sent to the HAL */
     int cartesian;                         /* the policy acts in a Cartesian space */
     int cmd_n;                             /* values of the joint command */
@@ -98,39 +94,23 @@ struct loop {
     loop_status_t status_slots[3];
     rt_tbuf_t status_tb;
     int window;
-    _Atomic uint32_t *t_period, *t_lateness, *t_inference, *t_loop;
+    _Atomic uint32_t *t[T_SERIES];         /* window samples (us) per series */
     _Atomic uint64_t t_count;
 };
 
-static int parse_source(const char *s, source_t *out)
-{
-    static const struct {
-        const char *name;
-        source_t src;
-    } table[] = {
-        {"joint_positions", SRC_JOINT_POSITIONS},   {"joint_velocities", SRC_JOINT_VELOCITIES},
-        {"gripper_position", SRC_GRIPPER_POSITION}, {"gripper_velocity", SRC_GRIPPER_VELOCITY},
-        {"grasp", SRC_GRASP},                       {"end_effector_pose", SRC_END_EFFECTOR_POSE},
-        {"previous_action", SRC_PREVIOUS_ACTION},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (!strcmp(s, table[i].name)) {
-            *out = table[i].src;
-            return 0;
-        }
-    return -1;
-}
+static const loop_io_t *choose_io(const config_t *cfg);
 
-static int source_size(const loop_t *self, source_t s)
+static int source_size(const loop_t *self, policy_source_kind_t s)
 {
     switch (s) {
-    case SRC_JOINT_POSITIONS:
-    case SRC_JOINT_VELOCITIES: return self->robot->n_joints;
-    case SRC_GRIPPER_POSITION:
-    case SRC_GRIPPER_VELOCITY:
-    case SRC_GRASP: return 1;
-    case SRC_END_EFFECTOR_POSE: return 7;
-    case SRC_PREVIOUS_ACTION: return self->spec->action_dim;
+    case POLICY_SOURCE_JOINT_POSITIONS:
+    case POLICY_SOURCE_JOINT_VELOCITIES: return self->robot->n_joints;
+    case POLICY_SOURCE_GRIPPER_POSITION:
+    case POLICY_SOURCE_GRIPPER_VELOCITY:
+    case POLICY_SOURCE_GRASP: return 1;
+    case POLICY_SOURCE_END_EFFECTOR_POSE: return 7;
+    case POLICY_SOURCE_PREVIOUS_ACTION: return self->spec->action_dim;
+    case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
     return -1;
 }
@@ -153,6 +133,7 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
         return NULL;
     }
     self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
+    self->io = choose_io(self->cfg);
     self->notify_fd = -1;
     self->state = LOOP_IDLE;
     const policy_spec_t *spec = self->spec;
@@ -240,11 +221,7 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
             continue;
         }
         field_plan_t *p = &self->fields[self->n_fields];
-        if (parse_source(f->source, &p->source)) {
-            snprintf(err, errlen, "%s: observation '%s' has source '%s' that pacd cannot "
-                     "provide (docs/checkpoint.md lists the sources)", ckpt, f->name, f->source);
-            goto fail;
-        }
+        p->source = f->source_kind;
         p->size = source_size(self, p->source);
         if (p->size != f->size) {
             snprintf(err, errlen, "%s: observation '%s' (%s) has %d values but robot '%s' "
@@ -290,12 +267,13 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     self->episode_info.rate_hz = self->cfg->rate_hz;
     self->episode_info.action_space = (int)self->space;
     self->episode_info.policy_sampling = self->cfg->policy_sampling;
-    if (spec->task_kind == 2) {
+    if (spec->task_kind == POLICY_TASK_VECTOR) {
         snprintf(err, errlen, "%s: the checkpoint wants a task vector each step; pacd supplies "
                  "task ids only so far ([episode] task_id)", ckpt);
         goto fail;
     }
-    if (spec->task_kind == 1 && (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
+    if (spec->task_kind == POLICY_TASK_ID &&
+        (self->cfg->task_id < 0 || self->cfg->task_id >= spec->task_count)) {
         snprintf(err, errlen, "%s: [episode] task_id = %d but the checkpoint knows tasks 0..%d",
                  ckpt, self->cfg->task_id, spec->task_count - 1);
         goto fail;
@@ -306,12 +284,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
         goto oom;
     rt_tbuf_init(&self->status_tb);
     self->window = self->cfg->telemetry_window_ticks;
-    self->t_period = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_lateness = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_inference = calloc((size_t)self->window, sizeof(uint32_t));
-    self->t_loop = calloc((size_t)self->window, sizeof(uint32_t));
-    if (!self->t_period || !self->t_lateness || !self->t_inference || !self->t_loop)
-        goto oom;
+    for (int k = 0; k < T_SERIES; k++)
+        if (!(self->t[k] = calloc((size_t)self->window, sizeof(uint32_t))))
+            goto oom;
     self->st.state = LOOP_IDLE;
     self->st.action_dim = spec->action_dim;
     return self;
@@ -349,10 +324,8 @@ void loop_destroy(loop_t **self_p)
     free(self->obs);
     rt_spsc_free(&self->commands);
     rt_spsc_free(&self->events);
-    free((void *)self->t_period);
-    free((void *)self->t_lateness);
-    free((void *)self->t_inference);
-    free((void *)self->t_loop);
+    for (int k = 0; k < T_SERIES; k++)
+        free((void *)self->t[k]);
     free(self);
     *self_p = NULL;
 }
@@ -374,28 +347,30 @@ static void set_state(loop_t *self, loop_state_t s)
     self->state = s;
 }
 
-static void source_values(const loop_t *self, source_t src, const hal_state_t *hs, float *v)
+static void source_values(const loop_t *self, policy_source_kind_t src, const hal_state_t *hs,
+                          float *v)
 {
     int n = self->robot->n_joints;
     switch (src) {
-    case SRC_JOINT_POSITIONS:
+    case POLICY_SOURCE_JOINT_POSITIONS:
         for (int i = 0; i < n; i++)
             v[i] = (float)hs->q[i];
         break;
-    case SRC_JOINT_VELOCITIES:
+    case POLICY_SOURCE_JOINT_VELOCITIES:
         for (int i = 0; i < n; i++)
             v[i] = (float)hs->dq[i];
         break;
-    case SRC_GRIPPER_POSITION: v[0] = (float)hs->gripper_position; break;
-    case SRC_GRIPPER_VELOCITY: v[0] = (float)hs->gripper_velocity; break;
-    case SRC_GRASP: v[0] = hs->grasp ? 1.0f : 0.0f; break;
-    case SRC_END_EFFECTOR_POSE:
+    case POLICY_SOURCE_GRIPPER_POSITION: v[0] = (float)hs->gripper_position; break;
+    case POLICY_SOURCE_GRIPPER_VELOCITY: v[0] = (float)hs->gripper_velocity; break;
+    case POLICY_SOURCE_GRASP: v[0] = hs->grasp ? 1.0f : 0.0f; break;
+    case POLICY_SOURCE_END_EFFECTOR_POSE:
         for (int i = 0; i < 7; i++)
             v[i] = (float)hs->ee_pose[i];
         break;
-    case SRC_PREVIOUS_ACTION:
+    case POLICY_SOURCE_PREVIOUS_ACTION:
         memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
         break;
+    case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
 }
 
@@ -428,7 +403,7 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
     self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
-    self->episode_info.task_id = self->spec->task_kind == 1 ? self->task_id : -1;
+    self->episode_info.task_id = self->spec->task_kind == POLICY_TASK_ID ? self->task_id : -1;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
@@ -453,7 +428,7 @@ static void finish_episode(loop_t *self)
 static void reply(loop_t *self, const loop_cmd_t *c, int rc, const char *why)
 {
     self->result.rc = rc;
-    snprintf(self->result.error, sizeof self->result.error, "%s", why ? why : "");
+    self->result.error = why ? why : "";
     self->result.seq = c->seq;
     atomic_store_explicit(&self->result_seq, c->seq, memory_order_release);
     if (rc)
@@ -465,7 +440,8 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     loop_state_t s = self->state;
     switch (c->type) {
     case LOOP_CMD_START_EPISODE:
-        if (c->task_id >= 0 && self->spec->task_kind == 1 && c->task_id >= self->spec->task_count)
+        if (c->task_id >= 0 && self->spec->task_kind == POLICY_TASK_ID &&
+            c->task_id >= self->spec->task_count)
             return reply(self, c, -EINVAL, "task_id out of the checkpoint's range");
         if (s == LOOP_ESTOPPED)
             return reply(self, c, -EPERM, "e-stopped: clear_estop first");
@@ -503,21 +479,21 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     case LOOP_CMD_CLEAR_ESTOP:
         if (s != LOOP_ESTOPPED && s != LOOP_FAULT)
             return reply(self, c, -EINVAL, "clear_estop: not e-stopped or in fault");
-        self->st.fault[0] = '\0';
+        self->st.fault = LOOP_FAULT_NONE;
+        self->st.fault_errno = 0;
         set_state(self, self->in_episode ? LOOP_HOLDING : LOOP_IDLE);
         return reply(self, c, 0, NULL);
     }
     reply(self, c, -EINVAL, "unknown command");
 }
 
-static void record_timing(loop_t *self, uint32_t period, uint32_t late, uint32_t inf, uint32_t work)
+/* One tick's samples (us, indexed T_*) into the timing window. */
+static void record_timing(loop_t *self, const uint32_t v[T_SERIES])
 {
     uint64_t n = atomic_load_explicit(&self->t_count, memory_order_relaxed);
     size_t i = (size_t)(n % (uint64_t)self->window);
-    atomic_store_explicit(&self->t_period[i], period, memory_order_relaxed);
-    atomic_store_explicit(&self->t_lateness[i], late, memory_order_relaxed);
-    atomic_store_explicit(&self->t_inference[i], inf, memory_order_relaxed);
-    atomic_store_explicit(&self->t_loop[i], work, memory_order_relaxed);
+    for (int k = 0; k < T_SERIES; k++)
+        atomic_store_explicit(&self->t[k][i], v[k], memory_order_relaxed);
     atomic_store_explicit(&self->t_count, n + 1, memory_order_release);
 }
 
@@ -527,6 +503,13 @@ static uint32_t us(int64_t ns)
         return 0;
     int64_t u = ns / 1000;
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+}
+
+/* A phase's duration as a sample: 0 = the phase did not run this tick; a
+ * phase that ran counts at least 1 us. */
+static uint32_t phase_us(int64_t ns)
+{
+    return ns > 0 ? (us(ns) ? us(ns) : 1) : 0;
 }
 
 /* The policy action through the safety filter into a joint command: a
@@ -590,282 +573,463 @@ static void remember_action(loop_t *self, const hal_command_t *cmd)
     self->have_prev_cmd = 1;
 }
 
-/* One control tick. Returns the policy_step duration (ns); *stepped tells
- * whether a step was made (always, except in shadow mode without a new
- * robot state). */
-static int64_t tick(loop_t *self, int64_t deadline, int stopping, int *stepped)
+/* strlcpy: src into dst (size n > 0), cut short and NUL-terminated. */
+static void copy_name(char *dst, size_t n, const char *src)
 {
-    *stepped = 1;
-    const config_t *cfg = self->cfg;
+    size_t len = strnlen(src, n - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* One tick's working set: what the phases of a tick hand each other. */
+struct tick {
+    int64_t deadline;                  /* the tick's CLOCK_MONOTONIC deadline */
+    int64_t now;                       /* when the inputs were read */
+    hal_state_t hs;                    /* robot state of this tick */
+    int rc;                            /* of reading it: 0 or -errno */
+    int stale;                         /* an input is too old or missing: hold */
+    int stale_input;                   /* LOOP_EV_STALE_BEGIN a: -1 robot state, >= 0 camera */
+    int64_t stale_age;                 /* ns; -1000: "no frame yet" */
+    const ingest_frame_t *frames[CONFIG_MAX_CAMERAS];
+    int first, is_last;                /* of the episode */
+    float reward, discount;
+    hal_command_t cmd;                 /* the joint command; zeros when held */
+    int hold;
+    uint32_t safety_flags;
+    int has_q;
+    float q;
+    int64_t inference_ns;              /* policy_step; 0 without a policy step */
+    int64_t safety_ns;                 /* safety filter; 0 when it did not run */
+    int64_t hal_ns;                    /* reading the state + sending the command */
+    int64_t log_push_ns;               /* handing the step to the logger */
+};
+
+/* The arm-facing I/O of a tick, chosen once in loop_new: the arm through the
+ * HAL, or in shadow mode robot states from the state socket and no arm. */
+struct loop_io {
+    int64_t poll_ns;        /* tick period; 0: the control period */
+    int count_misses;       /* late ticks count as deadline misses */
+    /* The robot state of this tick into t->hs / t->rc; 0: no step this tick. */
+    int (*read)(loop_t *self, tick_t *t);
+    /* Send t->cmd to the arm, or hold it (t->hold). */
+    void (*send)(loop_t *self, tick_t *t);
+    /* Once per tick after stop was asked (*stopping_ticks counts them): 1
+     * when the loop may exit. */
+    int (*may_exit)(loop_t *self, int *stopping_ticks, int64_t period);
+};
+
+/* Apply every queued command; a stopping loop ends the open episode. */
+static void take_commands(loop_t *self, int stopping)
+{
     loop_cmd_t c;
     while (rt_spsc_pop(&self->commands, &c))
         apply_command(self, &c);
     if (stopping && self->in_episode)
         self->end_requested = 1;
+}
 
-    int64_t now = rt_clock_mono_ns();
-    hal_state_t hs;
-    int rc;
-    if (self->cfg->shadow) {
-        /* one step per new robot state; the last step of an ending episode
-         * may reuse the newest state */
-        if (ingest_take_state(self->d.ingest, &hs)) {
-            rc = 0;
-        } else if (self->in_episode && self->end_requested && self->have_state) {
-            hs = self->last_state;
-            rc = 0;
-        } else {
-            *stepped = 0;
-            return 0;
-        }
-        if (!self->in_episode) {
-            self->last_state = hs;
-            self->have_state = 1;
-            *stepped = 0;
-            return 0;
-        }
-    } else {
-        rc = hal_read_state(self->d.hal, &hs);
-    }
-    if (rc == -EAGAIN && self->have_state) {
+/* The robot state of this tick into t->hs / t->rc; a failed read faults the
+ * loop. 0 when no step is made this tick (shadow_read). */
+static int read_state(loop_t *self, tick_t *t)
+{
+    t->now = rt_clock_mono_ns();
+    int step = self->io->read(self, t);
+    t->hal_ns = rt_clock_mono_ns() - t->now;
+    if (!step)
+        return 0;
+    if (t->rc == -EAGAIN && self->have_state) {
         /* the backend published during the copy: the previous state is at most
          * one backend period older, and its age is still checked below */
-        hs = self->last_state;
-        rc = 0;
+        t->hs = self->last_state;
+        t->rc = 0;
     }
-    if (rc == 0) {
-        self->last_state = hs;
+    if (t->rc == 0) {
+        self->last_state = t->hs;
         self->have_state = 1;
     } else {
         self->st.hal_errors++;
         if (self->state != LOOP_FAULT) {
-            snprintf(self->st.fault, sizeof self->st.fault, "hal read_state failed: %s",
-                     strerror(-rc));
-            emit(self, LOOP_EV_HAL_ERROR, rc, 0);
+            self->st.fault = LOOP_FAULT_HAL_READ;
+            self->st.fault_errno = -t->rc;
+            emit(self, LOOP_EV_HAL_ERROR, t->rc, 0);
             set_state(self, LOOP_FAULT);
         }
     }
+    return 1;
+}
 
-    /* input ages */
-    int stale = rc != 0;
-    int stale_input = -2;
-    int64_t stale_age = 0;
-    if (rc == 0 && now - hs.time_mono_ns > (int64_t)cfg->state_max_age_ms * 1000000) {
-        stale = 1;
-        stale_input = -1;
-        stale_age = now - hs.time_mono_ns;
+/* Input ages: the robot state and the required cameras against their
+ * max_age_ms; the newest frame of every camera, and the image fields'
+ * pixels. A missing image makes the step stale. */
+static void read_inputs(loop_t *self, tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    t->stale = t->rc != 0;
+    t->stale_input = -2;
+    if (t->rc == 0 && t->now - t->hs.time_mono_ns > (int64_t)cfg->state_max_age_ms * 1000000) {
+        t->stale = 1;
+        t->stale_input = -1;
+        t->stale_age = t->now - t->hs.time_mono_ns;
     }
-    const ingest_frame_t *frames[CONFIG_MAX_CAMERAS] = {0};
     for (int i = 0; i < cfg->n_cameras; i++) {
-        frames[i] = ingest_latest_frame(self->d.ingest, i);
-        int64_t age = frames[i] ? now - frames[i]->arrival_mono_ns : INT64_MAX;
+        const ingest_frame_t *f = ingest_latest_frame(self->d.ingest, i);
+        t->frames[i] = f;
+        int64_t age = f ? t->now - f->arrival_mono_ns : INT64_MAX;
         if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
-            if (!stale) {
-                stale_input = i;
-                stale_age = frames[i] ? age : -1000; /* reported as "no frame yet" */
+            if (!t->stale) {
+                t->stale_input = i;
+                t->stale_age = f ? age : -1000; /* reported as "no frame yet" */
             }
-            stale = 1;
+            t->stale = 1;
         }
     }
     for (int k = 0; k < self->n_images; k++) {
-        const ingest_frame_t *f = frames[self->image_camera[k]];
+        const ingest_frame_t *f = t->frames[self->image_camera[k]];
         self->images[k] = f ? f->pixels : NULL;
         if (!f)
-            stale = 1;
+            t->stale = 1;
     }
+}
 
-    int64_t inference_ns = 0;
-    hal_command_t cmd = {.space = self->space, .n = self->cmd_n};
-    int hold = 1;
-    uint32_t safety_flags = 0;
-    int has_q = 0;
-    float q = 0;
+/* Start a step of the open episode: stale transitions as events, the reward
+ * and task info of the step, whether it is the last one, and the
+ * observation (when the robot state was read). */
+static void begin_step(loop_t *self, tick_t *t)
+{
+    t->first = self->step == 0;
+    if (t->stale != self->stale_prev) {
+        if (t->stale)
+            emit(self, LOOP_EV_STALE_BEGIN, t->stale_input, t->stale_age / 1000);
+        else
+            emit(self, LOOP_EV_STALE_END, 0, 0);
+        self->stale_prev = t->stale;
+    }
+    t->reward = 0.0f;
+    t->discount = 1.0f;
+    int terminal = 0;
+    ingest_task_info_t info = {0};
+    ingest_take_reward(self->d.ingest, &t->reward, &t->discount, &terminal, &info);
+    self->rec.n_task_info = info.n;
+    for (int i = 0; i < info.n && i < 8; i++) {
+        memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
+        self->rec.task_info_value[i] = info.value[i];
+    }
+    if (terminal) {
+        self->end_requested = 1;
+        self->end_terminal = 1;
+    }
+    if (self->max_steps && self->step + 1 >= self->max_steps)
+        self->end_requested = 1;
+    t->is_last = self->end_requested;
+    if (t->is_last && self->has_final_reward)
+        t->reward = self->final_reward;
+    if (t->is_last && self->end_terminal)
+        t->discount = 0.0f;
 
+    memset(self->action, 0, sizeof self->action);
+    if (t->rc == 0)
+        assemble(self, &t->hs, t->first);
+}
+
+/* Run the policy on the observation into self->action. */
+static void policy_phase(loop_t *self, tick_t *t)
+{
+    policy_observation_t ob = {.values = self->obs, .images = self->images,
+                               .task_id = self->task_id};
+    policy_extra_t extra = {0};
+    int64_t t0 = rt_clock_mono_ns();
+    if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
+        /* a non-finite observation or network output: let the safety
+         * filter see a non-finite action, so it holds and counts it */
+        for (int i = 0; i < self->spec->action_dim; i++)
+            self->action[i] = NAN;
+    }
+    t->inference_ns = rt_clock_mono_ns() - t0;
+    t->has_q = extra.has_q_value;
+    t->q = extra.q_value;
+}
+
+/* The action through the safety filter into t->cmd; counts holds and clamps
+ * and decides whether the arm holds this tick. */
+static void safety_phase(loop_t *self, tick_t *t)
+{
+    hal_safety_result_t res = {0};
+    int64_t t0 = rt_clock_mono_ns();
+    filter_action(self, &t->hs, &t->cmd, &res);
+    t->safety_ns = rt_clock_mono_ns() - t0;
+    t->safety_flags = res.flags;
+    if (res.hold) {
+        self->st.safety_holds++;
+        if (!self->safety_hold_prev)
+            emit(self, LOOP_EV_SAFETY_HOLD, res.flags, 0);
+    } else if (res.flags & (HAL_SAFETY_CLAMPED | HAL_SAFETY_JOINT_LIMIT |
+                            HAL_SAFETY_ACCEL_LIMIT)) {
+        self->st.safety_clamps++;
+    }
+    self->safety_hold_prev = res.hold;
+    t->hold = res.hold || self->state != LOOP_RUNNING || t->is_last;
+}
+
+/* A held step commands zeros and says so in its safety flags. */
+static void hold_command(tick_t *t)
+{
+    t->safety_flags |= HAL_SAFETY_HELD;
+    memset(t->cmd.values, 0, sizeof t->cmd.values);
+}
+
+/* Fill the log record with the step as the policy saw it (the task info is
+ * in it since begin_step). */
+static void finish_record(loop_t *self, const tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    logger_step_t *r = &self->rec;
+    r->step = self->step;
+    r->n_obs = self->spec->obs_dim;
+    memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
+    r->policy_action_dim = self->spec->action_dim;
+    for (int i = 0; i < r->policy_action_dim; i++)
+        r->policy_action[i] = self->action[i];
+    r->action_dim = t->cmd.n;
+    for (int i = 0; i < t->cmd.n; i++)
+        r->action[i] = (float)t->cmd.values[i];
+    r->action_space = (int)self->space;
+    r->reward = t->reward;
+    r->discount = t->discount;
+    r->is_first = (uint8_t)t->first;
+    r->is_last = (uint8_t)t->is_last;
+    r->is_terminal = (uint8_t)(t->is_last && self->end_terminal);
+    r->stale = (uint8_t)t->stale;
+    r->held = (uint8_t)t->hold;
+    r->safety_flags = t->safety_flags;
+    r->has_q_value = (uint8_t)t->has_q;
+    r->q_value = t->q;
+    r->n_frames = 0;
+    for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
+        const ingest_frame_t *f = t->frames[i];
+        if (!f)
+            continue;
+        logger_frame_ref_t *fr = &r->frames[r->n_frames++];
+        copy_name(fr->camera, sizeof fr->camera, cfg->cameras[i].name);
+        fr->seq = f->seq;
+        fr->capture_time_unix_ns = f->capture_time_unix_ns;
+        fr->age_us = us(t->now - f->arrival_mono_ns);
+    }
+    r->tick_mono_ns = t->deadline;
+    r->time_unix_ns = rt_clock_unix_ns();
+    r->inference_us = us(t->inference_ns);
+    r->robot_state_seq = t->hs.seq;
+    r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
+                                         &r->teleop_seq);
+    r->shadow = (uint8_t)cfg->shadow;
+}
+
+/* Hand the step to the logger: camera frames not logged yet, the robot
+ * state ([logger] log_robot_state), then the step. A full ring drops and
+ * reports it once. */
+static void log_push(loop_t *self, tick_t *t)
+{
+    const config_t *cfg = self->cfg;
+    int64_t t0 = rt_clock_mono_ns();
+    for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
+        const ingest_frame_t *f = t->frames[i];
+        if (!f || (self->logged_any[i] && self->last_logged_seq[i] == f->seq))
+            continue;
+        logger_frame_t lf = {
+            .camera = cfg->cameras[i].name,
+            .width = f->width,
+            .height = f->height,
+            .encoding = 1, /* RGB8: frames are kept decoded */
+            .data = f->pixels,
+            .size = (size_t)f->width * f->height * 3,
+            .capture_time_unix_ns = f->capture_time_unix_ns,
+            .seq = f->seq,
+        };
+        if (logger_push_frame(self->d.logger, &lf) == 0) {
+            self->logged_any[i] = 1;
+            self->last_logged_seq[i] = f->seq;
+        } else if (!self->drop_reported) {
+            emit(self, LOOP_EV_LOG_DROP, 1, 0);
+            self->drop_reported = 1;
+        }
+    }
+    if (t->rc == 0 && cfg->log_robot_state) {
+        const hal_state_t *hs = &t->hs;
+        logger_robot_state_t ls = {.n_joints = hs->n_joints,
+                                   .gripper_position = hs->gripper_position,
+                                   .gripper_velocity = hs->gripper_velocity,
+                                   .grasp = hs->grasp,
+                                   .time_unix_ns = hs->time_unix_ns,
+                                   .seq = hs->seq};
+        memcpy(ls.q, hs->q, sizeof ls.q);
+        memcpy(ls.dq, hs->dq, sizeof ls.dq);
+        memcpy(ls.ee_pose, hs->ee_pose, sizeof ls.ee_pose);
+        logger_push_robot_state(self->d.logger, &ls);
+    }
+    if (logger_push_step(self->d.logger, &self->rec) != 0 && !self->drop_reported) {
+        emit(self, LOOP_EV_LOG_DROP, 0, 0);
+        self->drop_reported = 1;
+    }
+    t->log_push_ns = rt_clock_mono_ns() - t0;
+}
+
+/* Count the step; after the last one the episode ends and the loop idles. */
+static void end_step(loop_t *self, const tick_t *t)
+{
+    self->step++;
+    self->st.step = self->step;
+    if (t->is_last) {
+        finish_episode(self);
+        if (self->state == LOOP_RUNNING || self->state == LOOP_HOLDING)
+            set_state(self, LOOP_IDLE);
+    }
+}
+
+/* Forget the previous command (a held arm starts from rest). */
+static void forget_action(loop_t *self)
+{
+    memset(self->prev_action, 0, sizeof self->prev_action);
+    self->have_prev_cmd = 0;
+}
+
+/* The arm: its state from the HAL. */
+static int arm_read(loop_t *self, tick_t *t)
+{
+    t->rc = hal_read_state(self->d.hal, &t->hs);
+    return 1;
+}
+
+/* The arm: send the joint command, or hold it; a failed command faults the
+ * loop. */
+static void arm_send(loop_t *self, tick_t *t)
+{
+    if (t->hold) {
+        if (t->rc == 0 || self->state != LOOP_FAULT)
+            hal_hold(self->d.hal);
+        forget_action(self);
+        return;
+    }
+    int crc = hal_command(self->d.hal, &t->cmd);
+    if (crc != 0) {
+        self->st.hal_errors++;
+        self->st.fault = LOOP_FAULT_HAL_COMMAND;
+        self->st.fault_errno = -crc;
+        emit(self, LOOP_EV_HAL_ERROR, crc, 1);
+        set_state(self, LOOP_FAULT);
+        hal_hold(self->d.hal);
+    }
+    remember_action(self, &t->cmd);
+}
+
+/* The arm on stop: hold until it is still (or 1 s). */
+static int arm_may_exit(loop_t *self, int *stopping_ticks, int64_t period)
+{
+    hal_state_t hs;
+    int still = 1;
+    if (hal_read_state(self->d.hal, &hs) == 0)
+        for (int i = 0; i < hs.n_joints; i++)
+            if (fabs(hs.dq[i]) > 1e-3)
+                still = 0;
+    return still || ++*stopping_ticks * period >= 1000000000LL;
+}
+
+/* Shadow mode: one step per new robot state of the state socket; the last
+ * step of an ending episode may reuse the newest state. Outside an episode
+ * the state is only kept. */
+static int shadow_read(loop_t *self, tick_t *t)
+{
+    if (ingest_take_state(self->d.ingest, &t->hs)) {
+        t->rc = 0;
+    } else if (self->in_episode && self->end_requested && self->have_state) {
+        t->hs = self->last_state;
+        t->rc = 0;
+    } else {
+        return 0;
+    }
+    if (!self->in_episode) {
+        self->last_state = t->hs;
+        self->have_state = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Shadow mode: no arm; remember what would have been sent. */
+static void shadow_send(loop_t *self, tick_t *t)
+{
+    if (!t->hold)
+        remember_action(self, &t->cmd);
+    else
+        forget_action(self);
+}
+
+/* Shadow mode on stop: leave once the episode ended (or after 1 s). */
+static int shadow_may_exit(loop_t *self, int *stopping_ticks, int64_t period)
+{
+    return !self->in_episode || ++*stopping_ticks * period >= 1000000000LL;
+}
+
+static const loop_io_t arm_io = {
+    .poll_ns = 0, .count_misses = 1,
+    .read = arm_read, .send = arm_send, .may_exit = arm_may_exit,
+};
+
+/* Shadow mode polls every millisecond; the robot states set the pace, so a
+ * late poll is no missed control deadline. */
+static const loop_io_t shadow_io = {
+    .poll_ns = 1000000, .count_misses = 0,
+    .read = shadow_read, .send = shadow_send, .may_exit = shadow_may_exit,
+};
+
+static const loop_io_t *choose_io(const config_t *cfg)
+{
+    return cfg->shadow ? &shadow_io : &arm_io;
+}
+
+/* Send the command to the arm (or hold it) through the tick's I/O. */
+static void command_phase(loop_t *self, tick_t *t)
+{
+    int64_t t0 = rt_clock_mono_ns();
+    self->io->send(self, t);
+    t->hal_ns += rt_clock_mono_ns() - t0;
+}
+
+/* The tick's command and Q value into the loop's status. */
+static void record_tick(loop_t *self, const tick_t *t)
+{
+    self->st.action_dim = t->cmd.n;
+    for (int i = 0; i < t->cmd.n && i < HAL_MAX_ACTION; i++)
+        self->st.last_action[i] = t->hold ? 0.0f : (float)t->cmd.values[i];
+    if (t->inference_ns > 0) { /* keep the last Q the policy reported */
+        self->st.has_q_value = t->has_q;
+        self->st.q_value = t->q;
+    }
+}
+
+/* One control tick into *t. 0 when no step was made (shadow mode without a
+ * new robot state); otherwise 1. */
+static int tick(loop_t *self, tick_t *t, int stopping)
+{
+    take_commands(self, stopping);
+    if (!read_state(self, t))
+        return 0;
+    read_inputs(self, t);
     if (self->in_episode) {
-        int first = self->step == 0;
-        if (stale != self->stale_prev) {
-            if (stale)
-                emit(self, LOOP_EV_STALE_BEGIN, stale_input, stale_age / 1000);
-            else
-                emit(self, LOOP_EV_STALE_END, 0, 0);
-            self->stale_prev = stale;
-        }
-        float reward = 0.0f, discount = 1.0f;
-        int terminal = 0;
-        ingest_task_info_t info = {0};
-        ingest_take_reward(self->d.ingest, &reward, &discount, &terminal, &info);
-        self->rec.n_task_info = info.n;
-        for (int i = 0; i < info.n && i < 8; i++) {
-            memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
-            self->rec.task_info_value[i] = info.value[i];
-        }
-        if (terminal) {
-            self->end_requested = 1;
-            self->end_terminal = 1;
-        }
-        if (self->max_steps && self->step + 1 >= self->max_steps)
-            self->end_requested = 1;
-        int is_last = self->end_requested;
-        if (is_last && self->has_final_reward)
-            reward = self->final_reward;
-        if (is_last && self->end_terminal)
-            discount = 0.0f;
-
-        memset(self->action, 0, sizeof self->action);
-        if (rc == 0)
-            assemble(self, &hs, first);
-        if (!stale) {
-            policy_observation_t ob = {.values = self->obs, .images = self->images,
-                                       .task_id = self->task_id};
-            policy_extra_t extra = {0};
-            int64_t t0 = rt_clock_mono_ns();
-            if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
-                /* a non-finite observation or network output: let the safety
-                 * filter see a non-finite action, so it holds and counts it */
-                for (int i = 0; i < self->spec->action_dim; i++)
-                    self->action[i] = NAN;
-            }
-            inference_ns = rt_clock_mono_ns() - t0;
-            has_q = extra.has_q_value;
-            q = extra.q_value;
-            hal_safety_result_t res = {0};
-            filter_action(self, &hs, &cmd, &res);
-            safety_flags = res.flags;
-            if (res.hold) {
-                self->st.safety_holds++;
-                if (!self->safety_hold_prev)
-                    emit(self, LOOP_EV_SAFETY_HOLD, res.flags, 0);
-            } else if (res.flags & (HAL_SAFETY_CLAMPED | HAL_SAFETY_JOINT_LIMIT |
-                                    HAL_SAFETY_ACCEL_LIMIT)) {
-                self->st.safety_clamps++;
-            }
-            self->safety_hold_prev = res.hold;
-            hold = res.hold || self->state != LOOP_RUNNING || is_last;
+        begin_step(self, t);
+        if (!t->stale) {
+            policy_phase(self, t);
+            safety_phase(self, t);
         } else {
             self->st.stale_steps++;
         }
-        if (hold) {
-            safety_flags |= HAL_SAFETY_HELD;
-            memset(cmd.values, 0, sizeof cmd.values);
-        }
-
-        /* the step as the policy saw it */
-        logger_step_t *r = &self->rec;
-        r->step = self->step;
-        r->n_obs = self->spec->obs_dim;
-        memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
-        r->policy_action_dim = self->spec->action_dim;
-        for (int i = 0; i < r->policy_action_dim; i++)
-            r->policy_action[i] = self->action[i];
-        r->action_dim = cmd.n;
-        for (int i = 0; i < cmd.n; i++)
-            r->action[i] = (float)cmd.values[i];
-        r->action_space = (int)self->space;
-        r->reward = reward;
-        r->discount = discount;
-        r->is_first = (uint8_t)first;
-        r->is_last = (uint8_t)is_last;
-        r->is_terminal = (uint8_t)(is_last && self->end_terminal);
-        r->stale = (uint8_t)stale;
-        r->held = (uint8_t)hold;
-        r->safety_flags = safety_flags;
-        r->has_q_value = (uint8_t)has_q;
-        r->q_value = q;
-        r->n_frames = 0;
-        for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
-            if (!frames[i])
-                continue;
-            logger_frame_ref_t *fr = &r->frames[r->n_frames++];
-            snprintf(fr->camera, sizeof fr->camera, "%s", cfg->cameras[i].name);
-            fr->seq = frames[i]->seq;
-            fr->capture_time_unix_ns = frames[i]->capture_time_unix_ns;
-            fr->age_us = us(now - frames[i]->arrival_mono_ns);
-            if (!self->logged_any[i] || self->last_logged_seq[i] != frames[i]->seq) {
-                logger_frame_t lf = {
-                    .camera = cfg->cameras[i].name,
-                    .width = frames[i]->width,
-                    .height = frames[i]->height,
-                    .encoding = 1, /* RGB8: frames are kept decoded */
-                    .data = frames[i]->pixels,
-                    .size = (size_t)frames[i]->width * frames[i]->height * 3,
-                    .capture_time_unix_ns = frames[i]->capture_time_unix_ns,
-                    .seq = frames[i]->seq,
-                };
-                if (logger_push_frame(self->d.logger, &lf) == 0) {
-                    self->logged_any[i] = 1;
-                    self->last_logged_seq[i] = frames[i]->seq;
-                } else if (!self->drop_reported) {
-                    emit(self, LOOP_EV_LOG_DROP, 1, 0);
-                    self->drop_reported = 1;
-                }
-            }
-        }
-        r->tick_mono_ns = deadline;
-        r->time_unix_ns = rt_clock_unix_ns();
-        r->inference_us = us(inference_ns);
-        r->robot_state_seq = hs.seq;
-        r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
-                                             &r->teleop_seq);
-        r->shadow = (uint8_t)self->cfg->shadow;
-        if (rc == 0 && cfg->log_robot_state) {
-            logger_robot_state_t ls = {.n_joints = hs.n_joints,
-                                       .gripper_position = hs.gripper_position,
-                                       .gripper_velocity = hs.gripper_velocity,
-                                       .grasp = hs.grasp,
-                                       .time_unix_ns = hs.time_unix_ns,
-                                       .seq = hs.seq};
-            memcpy(ls.q, hs.q, sizeof ls.q);
-            memcpy(ls.dq, hs.dq, sizeof ls.dq);
-            memcpy(ls.ee_pose, hs.ee_pose, sizeof ls.ee_pose);
-            logger_push_robot_state(self->d.logger, &ls);
-        }
-        if (logger_push_step(self->d.logger, r) != 0 && !self->drop_reported) {
-            emit(self, LOOP_EV_LOG_DROP, 0, 0);
-            self->drop_reported = 1;
-        }
-
-        self->step++;
-        self->st.step = self->step;
-        if (is_last) {
-            finish_episode(self);
-            if (self->state == LOOP_RUNNING || self->state == LOOP_HOLDING)
-                set_state(self, LOOP_IDLE);
-        }
+        if (t->hold)
+            hold_command(t);
+        finish_record(self, t);
+        log_push(self, t);
+        end_step(self, t);
     }
-
-    if (self->cfg->shadow) {
-        /* no arm: remember what would have been sent */
-        if (!hold) {
-            remember_action(self, &cmd);
-        } else {
-            memset(self->prev_action, 0, sizeof self->prev_action);
-            self->have_prev_cmd = 0;
-        }
-    } else if (hold) {
-        if (rc == 0 || self->state != LOOP_FAULT)
-            hal_hold(self->d.hal);
-        memset(self->prev_action, 0, sizeof self->prev_action);
-        self->have_prev_cmd = 0;
-    } else {
-        int crc = hal_command(self->d.hal, &cmd);
-        if (crc != 0) {
-            self->st.hal_errors++;
-            snprintf(self->st.fault, sizeof self->st.fault, "hal command failed: %s",
-                     strerror(-crc));
-            emit(self, LOOP_EV_HAL_ERROR, crc, 1);
-            set_state(self, LOOP_FAULT);
-            hal_hold(self->d.hal);
-        }
-        remember_action(self, &cmd);
-    }
-    self->st.action_dim = cmd.n;
-    for (int i = 0; i < cmd.n && i < HAL_MAX_ACTION; i++)
-        self->st.last_action[i] = hold ? 0.0f : (float)cmd.values[i];
-    if (inference_ns > 0) { /* keep the last Q the policy reported */
-        self->st.has_q_value = has_q;
-        self->st.q_value = q;
-    }
-    return inference_ns;
+    command_phase(self, t);
+    record_tick(self, t);
+    return 1;
 }
 
 static void publish_status(loop_t *self)
@@ -879,8 +1043,7 @@ static void publish_status(loop_t *self)
 static void *loop_thread(void *arg)
 {
     loop_t *self = arg;
-    /* shadow mode polls for robot states every millisecond */
-    const int64_t period = self->cfg->shadow ? 1000000 : self->period_ns;
+    const int64_t period = self->io->poll_ns ? self->io->poll_ns : self->period_ns;
     int64_t next = rt_clock_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
@@ -893,8 +1056,8 @@ static void *loop_thread(void *arg)
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
-        int stepped;
-        int64_t inference = tick(self, next, stop, &stepped);
+        tick_t t = {.deadline = next, .cmd = {.space = self->space, .n = self->cmd_n}, .hold = 1};
+        int stepped = tick(self, &t, stop);
         if (stepped)
             self->st.tick_count++;
         if (self->watchdog_interval_ns > 0 && wake - last_ping >= self->watchdog_interval_ns &&
@@ -904,18 +1067,22 @@ static void *loop_thread(void *arg)
         }
         int64_t end = rt_clock_mono_ns();
         if (stepped) {
-            record_timing(self, last_wake ? us(wake - last_wake) : us(self->period_ns),
-                          us(wake - next),
-                          inference > 0 ? (us(inference) ? us(inference) : 1) : 0,
-                          us(end - wake));
+            uint32_t v[T_SERIES] = {
+                [T_PERIOD] = last_wake ? us(wake - last_wake) : us(self->period_ns),
+                [T_LATENESS] = us(wake - next),
+                [T_INFERENCE] = phase_us(t.inference_ns),
+                [T_LOOP] = phase_us(end - wake),
+                [T_SAFETY] = phase_us(t.safety_ns),
+                [T_HAL] = phase_us(t.hal_ns),
+                [T_LOG_PUSH] = phase_us(t.log_push_ns),
+            };
+            record_timing(self, v);
             last_wake = wake;
         }
         next += period;
         if (end > next) {
             int64_t missed = (end - next) / period + 1;
-            /* shadow mode's 1 ms poll is no control deadline: the robot
-             * states set the pace, so a late poll is not counted */
-            if (!self->cfg->shadow) {
+            if (self->io->count_misses) {
                 self->st.deadline_misses += (uint64_t)missed;
                 emit(self, LOOP_EV_DEADLINE_MISS, (end - next) / 1000 + period / 1000,
                      (int64_t)self->st.deadline_misses);
@@ -923,20 +1090,8 @@ static void *loop_thread(void *arg)
             next += missed * period;
         }
         publish_status(self);
-        if (stopping_ticks >= 0 && (self->cfg->shadow || !self->d.hal)) {
-            if (!self->in_episode || ++stopping_ticks * period >= 1000000000LL)
-                break;
-        } else if (stopping_ticks >= 0) {
-            /* hold until the arm is still (or 1 s), then leave */
-            hal_state_t hs;
-            int still = 1;
-            if (hal_read_state(self->d.hal, &hs) == 0)
-                for (int i = 0; i < hs.n_joints; i++)
-                    if (fabs(hs.dq[i]) > 1e-3)
-                        still = 0;
-            if (still || ++stopping_ticks * self->period_ns >= 1000000000LL)
-                break;
-        }
+        if (stopping_ticks >= 0 && self->io->may_exit(self, &stopping_ticks, period))
+            break;
     }
     return NULL;
 }
@@ -1036,12 +1191,29 @@ void loop_timings(loop_t *self, loop_timings_t *t)
     uint64_t n = atomic_load_explicit(&self->t_count, memory_order_acquire);
     int k = n < (uint64_t)self->window ? (int)n : self->window;
     for (int j = 0; j < k; j++) {
-        t->period_us[j] = atomic_load_explicit(&self->t_period[j], memory_order_relaxed);
-        t->lateness_us[j] = atomic_load_explicit(&self->t_lateness[j], memory_order_relaxed);
-        t->inference_us[j] = atomic_load_explicit(&self->t_inference[j], memory_order_relaxed);
-        t->loop_us[j] = atomic_load_explicit(&self->t_loop[j], memory_order_relaxed);
+        t->period_us[j] = atomic_load_explicit(&self->t[T_PERIOD][j], memory_order_relaxed);
+        t->lateness_us[j] = atomic_load_explicit(&self->t[T_LATENESS][j], memory_order_relaxed);
+        t->inference_us[j] = atomic_load_explicit(&self->t[T_INFERENCE][j], memory_order_relaxed);
+        t->loop_us[j] = atomic_load_explicit(&self->t[T_LOOP][j], memory_order_relaxed);
+        t->safety_us[j] = atomic_load_explicit(&self->t[T_SAFETY][j], memory_order_relaxed);
+        t->hal_us[j] = atomic_load_explicit(&self->t[T_HAL][j], memory_order_relaxed);
+        t->log_push_us[j] = atomic_load_explicit(&self->t[T_LOG_PUSH][j], memory_order_relaxed);
     }
     t->n = k;
 }
 
 int loop_window(const loop_t *self) { return self->window; }
+
+const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outlen)
+{
+    const char *what = fault == LOOP_FAULT_HAL_READ      ? "hal read_state failed"
+                       : fault == LOOP_FAULT_HAL_COMMAND ? "hal command failed"
+                                                         : NULL;
+    if (fault == LOOP_FAULT_NONE)
+        snprintf(out, outlen, "%s", "");
+    else if (what)
+        snprintf(out, outlen, "%s: %s", what, strerror(err));
+    else
+        snprintf(out, outlen, "fault %d", (int)fault);
+    return out;
+}

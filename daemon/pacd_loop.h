@@ -3,10 +3,11 @@
  * Each tick, on an absolute CLOCK_MONOTONIC deadline: apply queued commands,
  * read the robot state and the newest camera frames, check their ages,
  * assemble the observation the checkpoint asks for, run the policy, filter
- * the action, command the HAL, hand the step to the logger, record timings,
- * ping the systemd watchdog. The loop never blocks, allocates, prints or
- * touches a socket that can block: it talks to other threads through the
- * command queue, the event ring and the status triple buffer below.
+ * the action, hand the step to the logger, command the HAL (or hold), record
+ * timings (the whole tick and its phases), ping the systemd watchdog. The
+ * loop never blocks, allocates, prints, formats strings or touches a socket
+ * that can block: it talks to other threads through the command queue, the
+ * event ring and the status triple buffer below.
  *
  * Shadow mode ([pacd] mode = shadow): there is no arm. The loop polls every
  * millisecond and makes one step per robot state that arrives on the state
@@ -15,7 +16,7 @@
  *
  * Threading: loop_new/loop_destroy/loop_start/loop_stop are init-only (main
  * thread). loop_submit/loop_wait_result/loop_status/loop_pop_event/loop_timings
- * belong to the service thread (single consumer). Nothing here may be called
+ * and loop_fault_text belong to the service thread (single consumer). Nothing here may be called
  * from the loop thread itself.
  */
 #ifndef PACD_LOOP_H
@@ -26,7 +27,7 @@
 #include "hal.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
-#include "pacd_logger.h"
+#include "log_writer.h"
 #include "policy.h"
 
 #define LOOP_EPISODE_ID 48
@@ -64,8 +65,16 @@ typedef struct {
 typedef struct {
     uint64_t seq;                       /* the command's seq */
     int rc;                             /* 0 or -errno */
-    char error[160];                    /* why, when rc != 0 */
+    const char *error;                  /* why, when rc != 0 (static text); "" otherwise */
 } loop_result_t;
+
+/* Why the loop is in LOOP_FAULT (loop_status_t.fault); loop_fault_text puts
+ * it in words. The loop itself formats no strings. */
+typedef enum {
+    LOOP_FAULT_NONE = 0,
+    LOOP_FAULT_HAL_READ,     /* hal_read_state failed; fault_errno says why */
+    LOOP_FAULT_HAL_COMMAND,  /* hal_command failed; fault_errno says why */
+} loop_fault_t;
 
 /* Published by the loop every tick (triple buffer). */
 typedef struct {
@@ -86,7 +95,8 @@ typedef struct {
     float last_action[HAL_MAX_ACTION];  /* the command sent last tick */
     int has_q_value;
     float q_value;
-    char fault[96];
+    loop_fault_t fault;                 /* LOOP_FAULT_NONE unless state is LOOP_FAULT */
+    int fault_errno;                    /* errno of the failed call (positive) */
 } loop_status_t;
 
 /* Events the loop reports; the service thread turns them into log lines. */
@@ -110,10 +120,18 @@ typedef struct {
     char episode_id[LOOP_EPISODE_ID];
 } loop_event_t;
 
-/* Per-tick timing samples (us), the newest `window` ticks. */
+/* Per-tick timing samples (us), the newest `window` ticks; the caller's
+ * arrays of window entries each. The phases (docs/protocol.md, "Tick
+ * phases") are 0 on ticks without that phase, at least 1 when it ran. */
 typedef struct {
     int n;                   /* samples copied */
-    uint32_t *period_us, *lateness_us, *inference_us, *loop_us;  /* caller's arrays */
+    uint32_t *period_us;     /* wake-up to wake-up */
+    uint32_t *lateness_us;   /* wake-up after the deadline */
+    uint32_t *loop_us;       /* the whole tick, wake-up to hand-off */
+    uint32_t *inference_us;  /* phase: policy_step */
+    uint32_t *safety_us;     /* phase: the safety filter (and Cartesian mapping) */
+    uint32_t *hal_us;        /* phase: reading the robot state + commanding / holding */
+    uint32_t *log_push_us;   /* phase: frames, robot state and step to the logger */
 } loop_timings_t;
 
 /* Everything the loop works on; not owned by the loop. */
@@ -172,6 +190,11 @@ int loop_pop_event(loop_t *self, loop_event_t *ev);
 
 /* Service thread: copy the newest timing samples (up to cfg window). */
 void loop_timings(loop_t *self, loop_timings_t *t);
+
+/* Service thread: the status' fault in words into out (outlen bytes), e.g.
+ * "hal command failed: Input/output error"; "" for LOOP_FAULT_NONE. `err` is
+ * loop_status_t.fault_errno. Returns out. */
+const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outlen);
 
 /* Window length in ticks. */
 int loop_window(const loop_t *self);

@@ -17,7 +17,7 @@
 #include "pacd_cert.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
-#include "pacd_logger.h"
+#include "log_writer.h"
 #include "pacd_lock.h"
 #include "pacd_loop.h"
 #include "pacd_service.h"

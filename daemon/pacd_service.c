@@ -25,7 +25,7 @@ struct service {
     int started;
     atomic_int stop;
     int window;
-    uint32_t *buf[4];         /* timing copies: period, lateness, inference, loop */
+    uint32_t *buf[7];         /* timing copies: loop_timings_t's series in its order */
     uint32_t *sorted;
     uint64_t episode_counter;
     loop_state_t last_state;
@@ -72,9 +72,10 @@ static void percentiles(service_t *self, const uint32_t *v, int n, int skip_zero
  * The strings and arrays point into *st / *ls, which must outlive the pack. */
 typedef struct {
     Pacd__V1__Telemetry t;
-    Pacd__V1__Percentiles period, lateness, inference, loop;
+    Pacd__V1__Percentiles period, lateness, inference, loop, safety, hal, log_push;
     loop_status_t st;
     logger_stats_t ls;
+    char fault[96];           /* loop_fault_text of st */
 } telemetry_t;
 
 static void build_telemetry(service_t *self, telemetry_t *tm)
@@ -84,7 +85,9 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     ingest_stats_t is;
     ingest_get_stats(self->d.ingest, &is);
     loop_timings_t tt = {.period_us = self->buf[0], .lateness_us = self->buf[1],
-                         .inference_us = self->buf[2], .loop_us = self->buf[3]};
+                         .loop_us = self->buf[2], .inference_us = self->buf[3],
+                         .safety_us = self->buf[4], .hal_us = self->buf[5],
+                         .log_push_us = self->buf[6]};
     loop_timings(self->d.loop, &tt);
 
     Pacd__V1__Telemetry *t = &tm->t;
@@ -93,10 +96,16 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     pacd__v1__percentiles__init(&tm->lateness);
     pacd__v1__percentiles__init(&tm->inference);
     pacd__v1__percentiles__init(&tm->loop);
+    pacd__v1__percentiles__init(&tm->safety);
+    pacd__v1__percentiles__init(&tm->hal);
+    pacd__v1__percentiles__init(&tm->log_push);
     percentiles(self, tt.period_us, tt.n, 0, &tm->period);
     percentiles(self, tt.lateness_us, tt.n, 0, &tm->lateness);
     percentiles(self, tt.inference_us, tt.n, 1, &tm->inference);
     percentiles(self, tt.loop_us, tt.n, 0, &tm->loop);
+    percentiles(self, tt.safety_us, tt.n, 1, &tm->safety);
+    percentiles(self, tt.hal_us, tt.n, 1, &tm->hal);
+    percentiles(self, tt.log_push_us, tt.n, 1, &tm->log_push);
     loop_status_t *st = &tm->st;
     t->state = (Pacd__V1__State)st->state;
     t->episode_id = st->episode_id;
@@ -107,6 +116,9 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->lateness = &tm->lateness;
     t->inference = &tm->inference;
     t->loop = &tm->loop;
+    t->safety = &tm->safety;
+    t->hal = &tm->hal;
+    t->log_push = &tm->log_push;
     t->window_ticks = (uint32_t)tt.n;
     t->stale_steps = st->stale_steps;
     t->frames_received = is.frames_received;
@@ -147,7 +159,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->has_q_value = st->has_q_value;
     t->q_value = st->q_value;
     t->episodes = st->episodes;
-    t->fault = st->fault;
+    t->fault = (char *)loop_fault_text(st->fault, st->fault_errno, tm->fault, sizeof tm->fault);
     t->commands_rejected = st->commands_rejected + self->commands_invalid;
     int policy, prio;
     loop_scheduling(self->d.loop, &policy, &prio);
@@ -185,7 +197,7 @@ static void publish_telemetry(service_t *self)
     char status[sizeof self->last_status];
     snprintf(status, sizeof status, "STATUS=%s%s%s%s%s%s", state_name(tm.st.state),
              tm.st.episode_id[0] ? ", episode " : "", tm.st.episode_id,
-             tm.st.fault[0] ? ", " : "", tm.st.fault,
+             tm.fault[0] ? ", " : "", tm.fault,
              tm.t.realtime ? "" : " (loop not real-time)");
     if (strcmp(status, self->last_status)) {
         sd_notify(0, status);
@@ -528,10 +540,11 @@ service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
     }
     self->d = *deps;
     self->window = loop_window(deps->loop);
-    for (int i = 0; i < 4; i++)
-        self->buf[i] = calloc((size_t)self->window, sizeof(uint32_t));
+    int bufs_ok = 1;
+    for (int i = 0; i < 7; i++)
+        bufs_ok &= (self->buf[i] = calloc((size_t)self->window, sizeof(uint32_t))) != NULL;
     self->sorted = calloc((size_t)self->window, sizeof(uint32_t));
-    if (!self->buf[0] || !self->buf[1] || !self->buf[2] || !self->buf[3] || !self->sorted) {
+    if (!bufs_ok || !self->sorted) {
         snprintf(err, errlen, "out of memory");
         service_destroy(&self);
         return NULL;
@@ -570,7 +583,7 @@ void service_destroy(service_t **self_p)
         zmq_close(self->pub);
     if (self->rep)
         zmq_close(self->rep);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 7; i++)
         free(self->buf[i]);
     free(self->sorted);
     free(self);

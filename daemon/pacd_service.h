@@ -18,7 +18,7 @@
 #include "pacd_auth.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
-#include "pacd_logger.h"
+#include "log_writer.h"
 #include "pacd_loop.h"
 
 typedef struct service service_t;

@@ -87,7 +87,7 @@ typedef struct {
  *     hold requested after the command was sent, or the command is older than
  *     timeout_ns (watchdog; counted once per command). A holding step
  *     decelerates within the acceleration limits and stops (stop category 2);
- *   - the mailboxes (state and command seqboxes, hal_seqbox.h), the hold and
+ *   - the mailboxes (state and command seqboxes, rt/rt_seqbox.h), the hold and
  *     reset request counters and the event counters (hal_counters_t);
  *   - the hal_ops_t entries read_state, command, hold, reset and counters
  *     (hal_backend_read_state ... below); the backend gives only destroy.

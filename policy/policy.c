@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "policy_impl.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* Highest checkpoint format version this code reads (docs/checkpoint.md). */
 #define POLICY_FORMAT_VERSION 1
@@ -57,22 +57,61 @@ static const char *require(const ckpt_t *ck, const char *key, char *err, size_t 
     return v;
 }
 
-/* Sources and their fixed size (-1: any 1-D length; -2: action dim; 0: camera). */
-static int source_size(const char *src, int action_dim)
+/* The observation sources: string, kind and values per tick (SOURCE_ANY_1D:
+ * any 1-D length, the robot's joint count, checked by the daemon;
+ * SOURCE_ACTION_DIM: the checkpoint's action dim; 0: a camera image). */
+enum { SOURCE_ANY_1D = -1, SOURCE_ACTION_DIM = -2 };
+static const struct {
+    const char *name;
+    policy_source_kind_t kind;
+    int size;
+} source_table[] = {
+    { "joint_positions", POLICY_SOURCE_JOINT_POSITIONS, SOURCE_ANY_1D },
+    { "joint_velocities", POLICY_SOURCE_JOINT_VELOCITIES, SOURCE_ANY_1D },
+    { "gripper_position", POLICY_SOURCE_GRIPPER_POSITION, 1 },
+    { "gripper_velocity", POLICY_SOURCE_GRIPPER_VELOCITY, 1 },
+    { "grasp", POLICY_SOURCE_GRASP, 1 },
+    { "end_effector_pose", POLICY_SOURCE_END_EFFECTOR_POSE, 7 },
+    { "previous_action", POLICY_SOURCE_PREVIOUS_ACTION, SOURCE_ACTION_DIM },
+    { "camera", POLICY_SOURCE_CAMERA, 0 },   /* as "camera/<name>" */
+};
+#define N_SOURCES (sizeof source_table / sizeof source_table[0])
+
+int policy_source_parse(const char *source, policy_source_kind_t *kind)
 {
-    static const struct { const char *name; int size; } table[] = {
-        { "joint_positions", -1 }, { "joint_velocities", -1 },
-        { "gripper_position", 1 }, { "gripper_velocity", 1 }, { "grasp", 1 },
-        { "end_effector_pose", 7 },
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(src, table[i].name) == 0)
-            return table[i].size;
-    if (strcmp(src, "previous_action") == 0)
-        return action_dim;
-    if (strncmp(src, "camera/", 7) == 0 && src[7] != '\0')
+    if (!source || !kind)
+        return -EINVAL;
+    if (strncmp(source, "camera/", 7) == 0) {
+        if (source[7] == '\0')
+            return -EINVAL;
+        *kind = POLICY_SOURCE_CAMERA;
         return 0;
-    return -100;
+    }
+    for (size_t i = 0; i < N_SOURCES; i++)
+        if (source_table[i].kind != POLICY_SOURCE_CAMERA &&
+            strcmp(source, source_table[i].name) == 0) {
+            *kind = source_table[i].kind;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *policy_source_name(policy_source_kind_t kind)
+{
+    for (size_t i = 0; i < N_SOURCES; i++)
+        if (source_table[i].kind == kind)
+            return source_table[i].name;
+    return "?";
+}
+
+/* Values per tick of a source (SOURCE_ANY_1D: any 1-D length; 0: camera). */
+static int source_size(policy_source_kind_t kind, int action_dim)
+{
+    for (size_t i = 0; i < N_SOURCES; i++)
+        if (source_table[i].kind == kind)
+            return source_table[i].size == SOURCE_ACTION_DIM ? action_dim
+                                                             : source_table[i].size;
+    return SOURCE_ANY_1D;
 }
 
 static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec,
@@ -108,8 +147,8 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         }
     }
     const char *src = json_string_value(json_object_get(f, "source"));
-    int want = src ? source_size(src, spec->action_dim) : -100;
-    if (!src || want == -100 || copy_name(fd->source, src) != 0) {
+    if (!src || policy_source_parse(src, &fd->source_kind) != 0 ||
+        copy_name(fd->source, src) != 0) {
         policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
                     "unknown (known: joint_positions, joint_velocities, gripper_position, "
                     "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>)",
@@ -142,11 +181,12 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         }
     }
     fd->size = (int)size;
-    fd->is_image = want == 0;
+    fd->is_image = fd->source_kind == POLICY_SOURCE_CAMERA;
+    const int want = source_size(fd->source_kind, spec->action_dim);
     int ok;
     if (fd->is_image)
         ok = fd->ndim == 3 && fd->shape[2] == 3;
-    else if (want == -1)
+    else if (want == SOURCE_ANY_1D)
         ok = fd->ndim == 1;
     else
         ok = fd->ndim == 1 && fd->shape[0] == want;
@@ -154,7 +194,7 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         if (fd->is_image)
             policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': a camera "
                         "field has shape [H, W, 3]", path, fd->name);
-        else if (want == -1)
+        else if (want == SOURCE_ANY_1D)
             policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
                         "has a 1-D shape", path, fd->name, src);
         else

@@ -23,23 +23,49 @@
 
 typedef struct policy policy_t;
 
+/* Where an observation field takes its values from: the "source" strings of
+ * docs/checkpoint.md "observation" (policy_source_name), with the unit and
+ * the values per tick. */
+typedef enum {
+    POLICY_SOURCE_JOINT_POSITIONS = 1,   /* "joint_positions": rad, one per joint */
+    POLICY_SOURCE_JOINT_VELOCITIES = 2,  /* "joint_velocities": rad/s, one per joint */
+    POLICY_SOURCE_GRIPPER_POSITION = 3,  /* "gripper_position": m, 1 */
+    POLICY_SOURCE_GRIPPER_VELOCITY = 4,  /* "gripper_velocity": m/s, 1 */
+    POLICY_SOURCE_GRASP = 5,             /* "grasp": 0/1, 1 */
+    POLICY_SOURCE_END_EFFECTOR_POSE = 6, /* "end_effector_pose": x y z m, qw qx qy qz; 7 */
+    POLICY_SOURCE_PREVIOUS_ACTION = 7,   /* "previous_action": the action, action dim */
+    POLICY_SOURCE_CAMERA = 8,            /* "camera/<name>": uint8 image [H, W, 3] */
+} policy_source_kind_t;
+
+/* The kind of a source string: 0 and *kind, or -EINVAL when it names none
+ * ("camera/" needs a non-empty name after it). */
+int policy_source_parse(const char *source, policy_source_kind_t *kind);
+
+/* The source string of a kind ("camera" for POLICY_SOURCE_CAMERA, whose
+ * strings are "camera/<name>"), or "?" for a value outside the enum. */
+const char *policy_source_name(policy_source_kind_t kind);
+
+/* How a checkpoint conditions the policy on the task (policy_spec_t.task_kind). */
+typedef enum {
+    POLICY_TASK_NONE = 0,     /* no task input */
+    POLICY_TASK_ID = 1,       /* a task id in [0, task_count): policy_observation_t.task_id */
+    POLICY_TASK_VECTOR = 2,   /* task_dim floats: policy_observation_t.task_vector */
+} policy_task_kind_t;
+
 /* One observation field the checkpoint asks for, in the order the input
  * vector concatenates them (docs/checkpoint.md "observation").
- * `source` names where pacd takes it from: "joint_positions" (rad, 7),
- * "joint_velocities" (rad/s, 7), "gripper_position" (m, 1),
- * "gripper_velocity" (m/s, 1), "grasp" (0/1, 1), "end_effector_pose"
- * (x y z m, qw qx qy qz; 7), "previous_action" (action dim), or
- * "camera/<name>" (uint8 image, shape [H, W, 3]).
+ * `source` is the source string of the metadata, `source_kind` its kind.
  * `history` >= 1: the field is stacked over the last `history` ticks, oldest
  * first, so it contributes history * size values. */
 typedef struct {
     char name[POLICY_MAX_NAME];
     char source[POLICY_MAX_NAME];
+    policy_source_kind_t source_kind;
     int ndim;
     int shape[POLICY_MAX_DIMS];
     int size;        /* product of shape */
     int history;     /* >= 1 */
-    int is_image;    /* source is "camera/<name>": uint8 [H, W, 3] */
+    int is_image;    /* source_kind is POLICY_SOURCE_CAMERA: uint8 [H, W, 3] */
     int offset;      /* first index in the float observation vector (non-image fields) */
 } policy_field_t;
 
@@ -63,22 +89,22 @@ typedef struct {
     char robot[POLICY_MAX_NAME];           /* robot the checkpoint was trained for, "" = any */
     char sha256[65];                       /* hex digest of the whole checkpoint file */
     int has_critic;                        /* policy_step also reports Q (PAC critic) */
-    /* Task conditioning (pac): 0 none; 1 a task id in [0, task_count) from
-     * policy_observation_t.task_id; 2 a task vector of task_dim floats from
+    /* Task conditioning (pac): none, a task id in [0, task_count) from
+     * policy_observation_t.task_id, or a task vector of task_dim floats from
      * policy_observation_t.task_vector. */
-    int task_kind;
+    policy_task_kind_t task_kind;
     int task_count;
     int task_dim;
 } policy_spec_t;
 
-/* The matrix kernel of the forward pass (policy_nn.h "Packed linear layers").
+/* The matrix kernel of the forward pass (nn/nn.h "Packed linear layers").
  * AUTO (the default) takes the fastest this CPU runs with `threads`:
  * avx512 with one thread where the CPU has AVX-512 (avx512f), else avx2
  * where it has AVX2 and FMA, else blas; blas with more threads. The others
  * force one kernel; one the CPU lacks makes policy_load fail with -ENOTSUP.
  * AMX (Intel Sapphire Rapids and later) computes each float product as
  * three bf16 products (two for a matrix whose weights are all bf16, as most
- * of a BF16 checkpoint's are after load-time folding; policy_nn.h
+ * of a BF16 checkpoint's are after load-time folding; nn/nn.h
  * NN_GEMM_AMX; logits within ~1e-5 relative of float), so AUTO takes it only
  * for a PAC checkpoint whose matrices are all BF16 (their own rounding,
  * 2^-9, dwarfs its 2^-17), with one thread, where the CPU has it and its
@@ -134,8 +160,9 @@ typedef struct {
 typedef struct {
     const float *values;
     const uint8_t *const *images;
-    /* Task conditioning (spec->task_kind): the task id (kind 1, 0 by default)
-     * or task_dim floats (kind 2; NULL is an error then). Ignored otherwise. */
+    /* Task conditioning (spec->task_kind): the task id (POLICY_TASK_ID, 0 by
+     * default) or task_dim floats (POLICY_TASK_VECTOR; NULL is an error then).
+     * Ignored otherwise. */
     int task_id;
     const float *task_vector;
 } policy_observation_t;

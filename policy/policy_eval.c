@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "policy.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 static void usage(FILE *out)
 {
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
         policy_destroy(&p);
         return 1;
     }
-    if (s->task_kind == 2 && !tv_path) {
+    if (s->task_kind == POLICY_TASK_VECTOR && !tv_path) {
         fprintf(stderr, "pacd-policy-eval: the checkpoint takes a task vector of %d floats: "
                 "give rows with --task-vectors FILE\n", s->task_dim);
         policy_destroy(&p);

@@ -1,5 +1,5 @@
 /* Internal interface between policy.c (spec, dispatch) and the architectures
- * (policy_mlp.c, policy_pac.c). Not installed, not public. */
+ * (arch/arch_mlp.c, arch/arch_pac_*.c). Not installed, not public. */
 #ifndef PACD_POLICY_IMPL_H
 #define PACD_POLICY_IMPL_H
 
@@ -7,7 +7,7 @@
 
 #include "policy.h"
 #include "policy_ckpt.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* Driver table of one architecture. Every entry is required unless marked
  * optional. */

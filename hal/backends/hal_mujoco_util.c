@@ -387,28 +387,9 @@ int hal_mjpub_state(void *socket, const char *robot, const hal_state_t *st)
         return 0;
     Pacd__V1__RobotState s;
     Pacd__V1__Pose pose;
-    pacd__v1__robot_state__init(&s);
-    pacd__v1__pose__init(&pose);
-    double q[HAL_MAX_JOINTS], dq[HAL_MAX_JOINTS];
-    memcpy(q, st->q, sizeof q);
-    memcpy(dq, st->dq, sizeof dq);
-    s.robot = (char *)robot;
-    s.n_joint_positions = s.n_joint_velocities = (size_t)st->n_joints;
-    s.joint_positions = q;
-    s.joint_velocities = dq;
-    s.gripper_position = st->gripper_position;
-    s.gripper_velocity = st->gripper_velocity;
-    s.grasp = st->grasp != 0;
-    pose.x = st->ee_pose[0];
-    pose.y = st->ee_pose[1];
-    pose.z = st->ee_pose[2];
-    pose.qw = st->ee_pose[3];
-    pose.qx = st->ee_pose[4];
-    pose.qy = st->ee_pose[5];
-    pose.qz = st->ee_pose[6];
-    s.end_effector = &pose;
-    s.time_unix_ns = st->time_unix_ns;
-    s.seq = st->seq;
+    pacd_proto_robot_state(&s, &pose, robot, st->n_joints, st->q, st->dq, st->gripper_position,
+                           st->gripper_velocity, st->grasp, st->ee_pose, st->time_unix_ns,
+                           st->seq);
     uint8_t buf[512];
     size_t len = pacd__v1__robot_state__get_packed_size(&s);
     if (len > sizeof buf)

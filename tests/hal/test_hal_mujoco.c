@@ -268,7 +268,7 @@ static void test_panda_gripper_follows_commands(void **st)
  * right finger mirrors it: -0.0115..0.0115 m per finger. */
 #define LIFT_GRIPPER_OPENING ((0.0115 + 0.0115) * 2)
 
-/* Lift scene: the backend drives the Sawyer with its gripper (hal->robot is
+/* Lift scene: the backend drives the Sawyer with its gripper (hal_driven_robot is
  * the gripper variant); it starts open, closes on -1, opens again on +1. */
 static void test_lift_gripper_follows_commands(void **st)
 {

@@ -64,6 +64,28 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
         assert last.hal_watchdog_holds == 0, last
 
 
+def test_tick_phases_are_measured_and_fit_in_the_tick(daemon):
+    # docs/protocol.md, "Tick phases": values are the machine's business;
+    # the fields are there, filled while an episode runs, and consistent
+    d = daemon()
+    feed = FrameFeeder(d.camera())
+    d.wait_for(lambda s: s.frames_received >= 2, feed=feed, what="frames flowing")
+    assert d.client.start_episode(max_steps=100000).ok
+    st = d.wait_for(lambda s: s.state == pb.RUNNING and s.step >= 10 and s.inference.max_us > 0
+                    and s.safety.max_us > 0 and s.log_push.max_us > 0, feed=feed,
+                    what="10 steps with every phase measured")
+    phases = {"inference": st.inference, "safety": st.safety, "hal": st.hal,
+              "log_push": st.log_push}
+    for name, p in phases.items():
+        assert 0 < p.p50_us <= p.p99_us <= p.max_us, (name, p)
+        # each phase runs inside its tick
+        assert p.max_us <= st.loop.max_us, (name, p, st.loop)
+    # the HAL is read every tick: sample by sample within the tick's work
+    assert st.hal.p50_us <= st.loop.p50_us and st.hal.p99_us <= st.loop.p99_us, (st.hal, st.loop)
+    assert d.client.end_episode().ok
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed, what="episode ended")
+
+
 def test_episode_runs_logs_every_step_and_moves_the_arm(daemon):
     d = daemon()
     feed = FrameFeeder(d.camera())

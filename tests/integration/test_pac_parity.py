@@ -1,4 +1,4 @@
-"""Parity of pacd's PAC actor (policy/policy_pac.c) with its PyTorch twin
+"""Parity of pacd's PAC actor (policy/arch/arch_pac_*.c) with its PyTorch twin
 (pacd_torch.pac), and checkpoint validation errors for PAC metadata/tensors.
 
 pacd-policy-eval (under $PACD_BUILD_DIR, default ./build) runs checkpoints

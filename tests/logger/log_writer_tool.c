@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pacd_logger.h"
+#include "log_writer.h"
 
 #define T0 1700000000000000000LL
 #define PERIOD 50000000LL

@@ -1,5 +1,6 @@
-/* Unit tests of the episode logger (daemon/pacd_logger.c) read back with
- * pacd's MCAP reader and `pacctl log verify` (clients/pacctl_log.c). */
+/* Unit tests of the episode writer (log/log_writer.c) read back with the MCAP
+ * reader (log/log_mcap.h), the log reader's verify (log/log_reader.h) and
+ * `pacctl log` (clients/pacctl_log.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -18,8 +19,9 @@
 #include <cmocka.h>
 
 #include "pacctl_log.h"
-#include "pacd_logger.h"
-#include "pacd_mcap.h"
+#include "log_writer.h"
+#include "log_mcap.h"
+#include "log_reader.h"
 #include "pacd_proto.h"
 
 #define N_STEPS 12
@@ -486,9 +488,9 @@ static void check_episode_file(const char *path, const char *id, uint64_t n_step
         assert_int_equal(frames[c], n_steps);
     free(data);
 
-    pacctl_log_report_t rep;
-    assert_int_equal(pacctl_log_verify_file(path, &rep), 0);
-    assert_int_equal(rep.status, PACCTL_LOG_VALID);
+    log_report_t rep;
+    assert_int_equal(log_verify_file(path, &rep), 0);
+    assert_int_equal(rep.status, LOG_VALID);
     assert_true(rep.closed);
     assert_true(rep.has_summary);
     assert_int_equal(rep.steps, n_steps);
@@ -586,12 +588,12 @@ static void check_cut(const uint8_t *full, size_t cut, const size_t *ends, size_
     for (size_t i = 0; i < n_ends; i++)
         if (ends[i] <= cut)
             want++;
-    pacctl_log_report_t rep;
-    pacctl_log_status_t st = pacctl_log_verify_buffer(copy, cut, &rep);
+    log_report_t rep;
+    log_status_t st = log_verify_buffer(copy, cut, &rep);
     if (cut == full_len) {
-        assert_int_equal(st, PACCTL_LOG_VALID);
+        assert_int_equal(st, LOG_VALID);
     } else {
-        if (st != PACCTL_LOG_INCOMPLETE)
+        if (st != LOG_INCOMPLETE)
             fail_msg("cut at %zu: status %d (%s at %llu)", cut, st, rep.error,
                      (unsigned long long)rep.error_offset);
     }
@@ -649,7 +651,7 @@ static void test_corruption_is_reported(void **state)
     uint8_t *data = slurp(path, &len);
     uint8_t *copy = malloc(len);
     assert_non_null(copy);
-    pacctl_log_report_t rep;
+    log_report_t rep;
 
     /* find records by an independent walk */
     size_t ends[1024];
@@ -670,47 +672,47 @@ static void test_corruption_is_reported(void **state)
     assert_true(mid_msg && step_msg && frame_msg && stats_rec);
 
     memcpy(copy, data, len);
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_VALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_VALID);
 
     /* garbage opcode in the middle */
     copy[mid_msg] = 0x42;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_int_equal(rep.error_offset, mid_msg);
 
     /* impossible record length */
     memcpy(copy, data, len);
     copy[mid_msg + 8] = 0x7f;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_int_equal(rep.error_offset, mid_msg);
 
     /* a length one byte short: the next record starts in the wrong place */
     memcpy(copy, data, len);
     copy[mid_msg + 1] -= 1;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_true(rep.error_offset >= mid_msg);
 
     /* a Step payload that is not protobuf: field 1 with wire type 7 */
     memcpy(copy, data, len);
     copy[step_msg + 9 + 22] = 0x0f;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_int_equal(rep.error_offset, step_msg);
     assert_non_null(strstr(rep.error, "pacd.v1.Step"));
 
     /* pixel data flipped: decodes, but the data section CRC catches it */
     memcpy(copy, data, len);
     copy[frame_msg + 9 + 22 + 100] ^= 0x01;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
 
     /* summary damaged: Statistics message count changed */
     memcpy(copy, data, len);
     copy[stats_rec + 9] ^= 0x01;
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_int_equal(rep.error_offset, stats_rec);
 
     /* bad magic */
     memcpy(copy, data, len);
     copy[0] = 'P';
-    assert_int_equal(pacctl_log_verify_buffer(copy, len, &rep), PACCTL_LOG_INVALID);
+    assert_int_equal(log_verify_buffer(copy, len, &rep), LOG_INVALID);
     assert_int_equal(rep.error_offset, 0);
 
     /* random single-byte damage anywhere never crashes the verifier */
@@ -718,7 +720,7 @@ static void test_corruption_is_reported(void **state)
     for (int i = 0; i < 400; i++) {
         memcpy(copy, data, len);
         copy[(size_t)rand() % len] ^= (uint8_t)(1 + rand() % 255);
-        pacctl_log_verify_buffer(copy, len, &rep);
+        log_verify_buffer(copy, len, &rep);
     }
     free(copy);
     free(data);
@@ -756,9 +758,9 @@ static void test_random_records_never_crash(void **state)
         uint8_t *exact = malloc(len);
         assert_non_null(exact);
         memcpy(exact, buf, len);
-        pacctl_log_report_t rep;
-        pacctl_log_status_t st = pacctl_log_verify_buffer(exact, len, &rep);
-        assert_true(st != PACCTL_LOG_VALID);
+        log_report_t rep;
+        log_status_t st = log_verify_buffer(exact, len, &rep);
+        assert_true(st != LOG_VALID);
         assert_true(rep.error_offset <= len);
         free(exact);
         free(buf);
@@ -873,9 +875,9 @@ static void test_write_error_mid_episode(void **state)
     /* the file was cut back to its last complete record: unfinished, not corrupt */
     char path[512];
     episode_path(f, "efbig", "too-big", path, sizeof path);
-    pacctl_log_report_t rep;
-    assert_int_equal(pacctl_log_verify_file(path, &rep), 0);
-    assert_int_equal(rep.status, PACCTL_LOG_INCOMPLETE);
+    log_report_t rep;
+    assert_int_equal(log_verify_file(path, &rep), 0);
+    assert_int_equal(rep.status, LOG_INCOMPLETE);
     assert_int_equal(rep.trailing_bytes, 0);
     assert_int_equal(rep.steps, st.steps_written);
 

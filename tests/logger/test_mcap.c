@@ -1,4 +1,4 @@
-/* Unit tests of daemon/pacd_mcap.c: the record encoder and the reader. */
+/* Unit tests of log/log_mcap.c: the record encoder and the reader. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 
 static const uint8_t schema_data[] = {1, 2, 3, 4, 5};
 static const uint8_t msg_a[] = {0x08, 0x01};

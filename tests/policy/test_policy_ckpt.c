@@ -546,6 +546,31 @@ static void test_ckpt_accessors(void **state)
     ckpt_destroy(&ck);
 }
 
+/* The one table of observation sources: every kind's name parses back to it;
+ * cameras need a name after "camera/"; unknown strings are refused. */
+static void test_source_names(void **state)
+{
+    (void)state;
+    const policy_source_kind_t kinds[] = {
+        POLICY_SOURCE_JOINT_POSITIONS, POLICY_SOURCE_JOINT_VELOCITIES,
+        POLICY_SOURCE_GRIPPER_POSITION, POLICY_SOURCE_GRIPPER_VELOCITY, POLICY_SOURCE_GRASP,
+        POLICY_SOURCE_END_EFFECTOR_POSE, POLICY_SOURCE_PREVIOUS_ACTION,
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        policy_source_kind_t k = 0;
+        assert_int_equal(policy_source_parse(policy_source_name(kinds[i]), &k), 0);
+        assert_int_equal(k, kinds[i]);
+    }
+    policy_source_kind_t k = 0;
+    assert_int_equal(policy_source_parse("camera/wrist", &k), 0);
+    assert_int_equal(k, POLICY_SOURCE_CAMERA);
+    assert_string_equal(policy_source_name(POLICY_SOURCE_CAMERA), "camera");
+    assert_int_equal(policy_source_parse("camera/", &k), -EINVAL);
+    assert_int_equal(policy_source_parse("camera", &k), -EINVAL);
+    assert_int_equal(policy_source_parse("joint_torques", &k), -EINVAL);
+    assert_string_equal(policy_source_name((policy_source_kind_t)99), "?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +597,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_truncations_and_flips, setup, teardown),
         cmocka_unit_test(test_half_conversions),
+        cmocka_unit_test(test_source_names),
         cmocka_unit_test_setup_teardown(test_ckpt_accessors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,4 @@
-/* Unit tests of the nn ops (policy_nn.c) against direct loops and known values,
+/* Unit tests of the nn engine (nn/) against direct loops and known values,
  * and of the arena planner. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy_nn.h"
+#include "nn.h"
 
 static float frand(unsigned *s)
 {

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "policy.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 /* ---- allocation counters (-Wl,--wrap=...) over the code linked statically ---- */
 void *__real_malloc(size_t n);

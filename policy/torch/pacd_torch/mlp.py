@@ -1,4 +1,4 @@
-"""PyTorch twin of pacd's MLP actor (policy/policy_mlp.c, docs/checkpoint.md).
+"""PyTorch twin of pacd's MLP actor (policy/arch/arch_mlp.c, docs/checkpoint.md).
 
     x  = (obs - obs_norm.mean) / obs_norm.std.clamp_min(MIN_STD)
     h  = act(layers.i(h)) for each hidden layer

@@ -1,5 +1,5 @@
 """PyTorch twin of pacd's Perceiver Actor-Critic (PAC) actor and critic
-decoder (policy/policy_pac.c, docs/checkpoint.md "Architecture pac").
+decoder (policy/arch/arch_pac_*.c, docs/checkpoint.md "Architecture pac").
 
 Input tokens (width d), in this order:
   - one token per float observation value (every non-camera field, stacked

@@ -1,8 +1,10 @@
-/* nn_gemm SIMD template — included by policy_nn_gemm.c once per instruction
- * set (AVX-512, AVX2+FMA); not a public header.
+/* nn_gemm SIMD template: included once per instruction set by
+ * nn_gemm_avx512.c (NN_SIMD_AVX512 defined) and nn_gemm_avx2.c (NN_SIMD_AVX2);
+ * nn_gemm_amx.c includes it with NN_SIMD_AVX512 and NN_SIMD_INLINE_ONLY for
+ * the inline vector helpers (gelu) of its epilogue. Not a public header.
  *
  * The packed-panel GEMM, attention, column softmax, exp and A^T B kernels
- * are written once here over a vector of VL floats; the includer defines:
+ * are written once here over a vector of VL floats; the selected set defines:
  *   SFX       suffix of every function name (avx512, avx2)
  *   TGT       the target attribute string ("avx512f,fma", "avx2,fma")
  *   VL        floats per vector; NR = 2 VL columns per panel
@@ -13,17 +15,98 @@
  *   VFMA(a, b, c)  a b + c;  VFNMA(a, b, c)  c - a b
  *   VMASK(n)       mask of the first n lanes, 0 <= n <= VL
  *   VLOADM(p, m, full)     load the lanes of m (others 0; the rest is not
- *                          read); full: m is all lanes (the includer may
- *                          then use a plain load)
+ *                          read); full: m is all lanes (the set may then
+ *                          use a plain load)
  *   VSTOREM(p, m, v, full) store the lanes of m
  *   VROUND(v)      round to nearest integer
  *   VCMPLT(a, b)   a < b per lane (VCT)
  *   VEXP2_ZERO(p, n, c)    p 2^n, 0 in the lanes where c holds (n integral
  *                          in [-126, 127])
  *   VRDIV(p, q)    p / q in the GELU's erf (see gelu)
- * and this file #undefs all of them at its end.
+ * and this file #undefs all of them at its end. The exported kernels are
+ * nn_isa_gemm_SFX, nn_isa_softmax_cols_SFX, nn_isa_attention_SFX and
+ * nn_isa_gemm_tn_SFX (declared in nn_gemm_isa.h).
  *
- * Layouts and algorithms: see policy_nn_gemm.c and policy_nn.h. */
+ * Layouts and algorithms: see nn_gemm.c and nn.h. */
+
+#if defined(NN_SIMD_AVX512)
+/* ---- AVX-512: 16 floats per zmm, masks in k registers ---- */
+#define SFX avx512
+#define TGT "avx512f,fma"
+#define VL 16
+#define NR 32
+#define MR 8
+#define VT __m512
+#define VMT __mmask16
+#define VCT __mmask16
+#define VZERO() _mm512_setzero_ps()
+#define VSET1(f) _mm512_set1_ps(f)
+#define VLOADA(p) _mm512_load_ps(p)
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VMUL _mm512_mul_ps
+#define VDIV _mm512_div_ps
+#define VMIN _mm512_min_ps
+#define VMAX _mm512_max_ps
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, m, full) ((void)(full), _mm512_maskz_loadu_ps((m), (p)))
+#define VSTOREM(p, m, v, full) ((void)(full), _mm512_mask_storeu_ps((p), (m), (v)))
+#define VROUND(v) _mm512_roundscale_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VCMPLT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
+#define VEXP2_ZERO(p, n, c) _mm512_maskz_scalef_ps((__mmask16)~(c), (p), (n))
+#define VRDIV(p, q) _mm512_mul_ps((p), nng_recip_avx512(q))
+/* 1 / q: rcp14 and one Newton step r (2 - q r), as nn_gelu */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 nng_recip_avx512(__m512 q)
+{
+    const __m512 r = _mm512_rcp14_ps(q);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
+}
+#elif defined(NN_SIMD_AVX2)
+/* ---- AVX2 + FMA: 8 floats per ymm; masks are vectors of 0 / -1 (from a
+ * sliding window over avx2_lanes), masked loads never touch masked-off
+ * lanes; 2^n is built in the exponent field ---- */
+static const int32_t avx2_lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+#define SFX avx2
+#define TGT "avx2,fma"
+#define VL 8
+#define NR 16
+#define MR 6
+#define VT __m256
+#define VMT __m256i
+#define VCT __m256
+#define VZERO() _mm256_setzero_ps()
+#define VSET1(f) _mm256_set1_ps(f)
+#define VLOADA(p) _mm256_load_ps(p)
+#define VLOADU(p) _mm256_loadu_ps(p)
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VMUL _mm256_mul_ps
+#define VDIV _mm256_div_ps
+#define VMIN _mm256_min_ps
+#define VMAX _mm256_max_ps
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VMASK(n) _mm256_loadu_si256((const __m256i *)(const void *)(avx2_lanes + 8 - (n)))
+#define VLOADM(p, m, full) ((full) ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), (m)))
+#define VSTOREM(p, m, v, full)                                                            \
+    do {                                                                                  \
+        if (full)                                                                         \
+            _mm256_storeu_ps((p), (v));                                                   \
+        else                                                                              \
+            _mm256_maskstore_ps((p), (m), (v));                                           \
+    } while (0)
+#define VROUND(v) _mm256_round_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VCMPLT(a, b) _mm256_cmp_ps((a), (b), _CMP_LT_OQ)
+#define VEXP2_ZERO(p, n, c)                                                               \
+    _mm256_andnot_ps((c), _mm256_mul_ps((p), _mm256_castsi256_ps(_mm256_slli_epi32(       \
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))))
+#define VRDIV(p, q) _mm256_div_ps((p), (q))
+#else
+#error "nn_gemm_simd.h: define NN_SIMD_AVX512 or NN_SIMD_AVX2 before including it"
+#endif
 
 #define NNG_CAT2(a, b) a##_##b
 #define NNG_CAT(a, b) NNG_CAT2(a, b)
@@ -169,7 +252,7 @@ TINLINE void FN(tile_b)(const int mr, int K, const float *x, size_t ldx, const s
     default: break;                                                                     \
     }
 #else
-#error "policy_nn_gemm_simd.h: MR must be 6 or 8"
+#error "nn_gemm_simd.h: MR must be 6 or 8"
 #endif
 
 /* Panels outer, blocks of MR rows inner. The next panel is prefetched into
@@ -215,14 +298,16 @@ TINLINE void FN(gemm_body)(const float *x, int n, int in, const nn_packed_t *p, 
 }
 
 /* y (=|+=) x W^T + b; gelu (only with acc 0): y = GELU(x W^T + b) */
-TFN static void FN(gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
-                         int acc, int gelu, float *y)
+#ifndef NN_SIMD_INLINE_ONLY
+TFN void FN(nn_isa_gemm)(const float *x, int n, int in, const nn_packed_t *p, const float *b,
+                        int acc, int gelu, float *y)
 {
     if (gelu)
         FN(gemm_body)(x, n, in, p, b, 0, 1, y);
     else
         FN(gemm_body)(x, n, in, p, b, acc, 0, y);
 }
+#endif
 
 /* e^x for x <= 0 (softmax after the max is subtracted; larger x also works up
  * to 88): x = n ln2 + r, |r| <= ln2 / 2 (ln2 split in two for an exact
@@ -249,7 +334,8 @@ TINLINE VT FN(exp)(VT x)
 
 /* Softmax down the columns of st[t, ld] (column j < nq is one query's
  * scores over the t keys), VL queries per vector. */
-TFN static void FN(softmax_cols)(float *st, int t, int nq, int ld)
+#ifndef NN_SIMD_INLINE_ONLY
+TFN void FN(nn_isa_softmax_cols)(float *st, int t, int nq, int ld)
 {
     for (int j = 0; j < nq; j += VL) {
         const int full = nq - j >= VL;
@@ -271,6 +357,7 @@ TFN static void FN(softmax_cols)(float *st, int t, int nq, int ld)
         }
     }
 }
+#endif
 
 /* Rows [0, n) of y = x . B in register blocks of MR rows (see tile_b), row r
  * of x at x + r ldx and of y at y + r ldy, B read in place (ldb; bmask: only
@@ -291,9 +378,10 @@ TINLINE void FN(rows)(int n, int K, const float *x, size_t ldx, size_t ldxk, con
 /* One head at a time: S^T[t, nq] = K_h Q_h^T (Q_h^T packed into NR-query
  * panels, so neither K nor the scores are transposed), softmax down the
  * columns, then O_h[nq, dh] = S V_h reading S^T transposed and V_h in place. */
-TFN static void FN(attention)(const float *q, int ldq, int nq, const float *k, const float *v,
-                              int ldkv, int t, int heads, int dh, float *o, int ldo,
-                              float *scratch)
+#ifndef NN_SIMD_INLINE_ONLY
+TFN void FN(nn_isa_attention)(const float *q, int ldq, int nq, const float *k, const float *v,
+                             int ldkv, int t, int heads, int dh, float *o, int ldo,
+                             float *scratch)
 {
     const int qpanels = (nq + NR - 1) / NR, ld = qpanels * NR;
     float *qp = scratch;                                 /* [qpanels][dh][NR] */
@@ -321,7 +409,7 @@ TFN static void FN(attention)(const float *q, int ldq, int nq, const float *k, c
             NNG_TAIL_SWITCH(t - r, TAIL)
 #undef TAIL
         }
-        FN(softmax_cols)(st, t, nq, ld);
+        FN(nn_isa_softmax_cols)(st, t, nq, ld);
         for (int c0 = 0; c0 < dh; c0 += NR) {
             const float *vh = v + (size_t)h * dh + c0;
             float *oh = o + (size_t)h * dh + c0;
@@ -333,11 +421,13 @@ TFN static void FN(attention)(const float *q, int ldq, int nq, const float *k, c
         }
     }
 }
+#endif
 
 /* C[m, n] = A^T B with A stored [k, m] (lda), B [k, n] (ldb): A read
  * transposed and B read in place, NR columns at a time. */
-TFN static void FN(gemm_tn)(const float *a, int lda, int m, int k, const float *b, int ldb,
-                            int n, float *c, int ldc)
+#ifndef NN_SIMD_INLINE_ONLY
+TFN void FN(nn_isa_gemm_tn)(const float *a, int lda, int m, int k, const float *b, int ldb,
+                           int n, float *c, int ldc)
 {
     for (int c0 = 0; c0 < n; c0 += NR) {
         if (n - c0 >= NR)
@@ -347,6 +437,7 @@ TFN static void FN(gemm_tn)(const float *a, int lda, int m, int k, const float *
                      (size_t)ldc);
     }
 }
+#endif
 
 #undef NNG_TAIL_SWITCH
 #undef NNG_TC

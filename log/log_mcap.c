@@ -1,5 +1,5 @@
-/* mcap — MCAP v0 record encoder and bounds-checked reader (pacd_mcap.h). */
-#include "pacd_mcap.h"
+/* mcap — MCAP v0 record encoder and bounds-checked reader (log_mcap.h). */
+#include "log_mcap.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
-/* logger — episode logs as MCAP files (pacd_logger.h, docs/episode-log.md).
+/* logger — episode logs as MCAP files (log_writer.h, docs/episode-log.md).
  *
  * Producer side (the control loop): three single-producer/single-consumer
- * rings of fixed-size slots (pacd_spsc.h, zero-copy: records are built in
+ * rings of fixed-size slots (rt/rt_spsc.h, zero-copy: records are built in
  * the slot and read from it), allocated in logger_new. Every push takes the
  * next value of a producer-owned sequence counter and, after the slot is
  * published (or the record dropped), stores it in `published` (release). The
@@ -11,10 +11,10 @@
  *
  * Writer side: one thread polls the rings every LOGGER_POLL_NS, converts
  * records to pacd.v1 protobuf (protobuf-c, packed into a reused buffer),
- * appends MCAP records to a batch (pacd_mcap.h) and writes each batch with
+ * appends MCAP records to a batch (log_mcap.h) and writes each batch with
  * write(2) in one go, then fdatasync(2) at most every fsync_interval_ms.
  */
-#include "pacd_logger.h"
+#include "log_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pacd_mcap.h"
+#include "log_mcap.h"
 #include "pacd_proto.h"
 #include "rt_clock.h"
 #include "rt_spsc.h"
@@ -484,8 +484,10 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.teleop_action = (float *)s->teleop_action;
     m.teleop_action_seq = s->teleop_seq;
     m.shadow = s->shadow != 0;
-    Pacd__V1__TaskValue tv[8], *tvp[8];
-    int nti = s->n_task_info < 0 ? 0 : s->n_task_info > 8 ? 8 : s->n_task_info;
+    Pacd__V1__TaskValue tv[LOGGER_MAX_TASK_INFO], *tvp[LOGGER_MAX_TASK_INFO];
+    int nti = s->n_task_info < 0                    ? 0
+            : s->n_task_info > LOGGER_MAX_TASK_INFO ? LOGGER_MAX_TASK_INFO
+                                                    : s->n_task_info;
     for (int i = 0; i < nti; i++) {
         pacd__v1__task_value__init(&tv[i]);
         tv[i].name = (char *)s->task_info_name[i];
@@ -548,26 +550,11 @@ static void write_state(logger_t *self, const logger_robot_state_t *s)
         count(&self->states_dropped, 1);
         return;
     }
-    Pacd__V1__RobotState m = PACD__V1__ROBOT_STATE__INIT;
-    Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
-    m.robot = (char *)str_or_empty(f->ep.robot);
-    m.n_joint_positions = (size_t)s->n_joints;
-    m.joint_positions = (double *)s->q;
-    m.n_joint_velocities = (size_t)s->n_joints;
-    m.joint_velocities = (double *)s->dq;
-    m.gripper_position = s->gripper_position;
-    m.gripper_velocity = s->gripper_velocity;
-    m.grasp = s->grasp != 0;
-    pose.x = s->ee_pose[0];
-    pose.y = s->ee_pose[1];
-    pose.z = s->ee_pose[2];
-    pose.qw = s->ee_pose[3];
-    pose.qx = s->ee_pose[4];
-    pose.qy = s->ee_pose[5];
-    pose.qz = s->ee_pose[6];
-    m.end_effector = &pose;
-    m.time_unix_ns = s->time_unix_ns;
-    m.seq = s->seq;
+    Pacd__V1__RobotState m;
+    Pacd__V1__Pose pose;
+    pacd_proto_robot_state(&m, &pose, str_or_empty(f->ep.robot), s->n_joints, s->q, s->dq,
+                           s->gripper_position, s->gripper_velocity, s->grasp, s->ee_pose,
+                           s->time_unix_ns, s->seq);
     if (append(self, CHANNEL_STATE, s->time_unix_ns, &m.base) == 0)
         f->pend_states++;
     else

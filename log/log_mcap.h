@@ -11,8 +11,8 @@
  * Threading: an mcap_writer_t is used by one thread (the logger's writer
  * thread). The reader functions are pure and reentrant.
  */
-#ifndef PACD_MCAP_H
-#define PACD_MCAP_H
+#ifndef LOG_MCAP_H
+#define LOG_MCAP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* nn — neural-network ops for the actor engine, over OpenBLAS CBLAS, plus the
+/* nn — the neural-network engine: ops over OpenBLAS CBLAS, packed GEMM kernels and the
  * scratch arena planner.
  *
  * Layout: every matrix is row-major, float32. A batch of n vectors of width d
@@ -16,8 +16,8 @@
  * has ended to be reused), then nn_arena_commit allocates the peak size once.
  * A step only turns the recorded offsets into pointers.
  */
-#ifndef PACD_POLICY_NN_H
-#define PACD_POLICY_NN_H
+#ifndef PACD_NN_H
+#define PACD_NN_H
 
 #include <stddef.h>
 
@@ -122,7 +122,7 @@ void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gam
 /* BLAS self-check (see policy_blas_selfcheck in policy.h). Init-only. */
 int nn_blas_selfcheck(char *report, size_t n);
 
-/* ---- Packed linear layers (policy/policy_nn_gemm.c) ----------------------------
+/* ---- Packed linear layers (nn/nn_gemm.c; kernels nn_gemm_avx512.c, _avx2.c, _amx.c) -----
  * A linear layer's weights W[out, in] (nn.Linear layout) are packed once at
  * load into the layout the chosen kernel reads; every step then multiplies
  * without copying W (OpenBLAS repacks W at every sgemm call).

@@ -30,19 +30,31 @@
  * each) plus as many robot-state slots, ring_frames frame slots of
  * max_frame_bytes each, and a batch buffer of about 1 MiB + max_frame_bytes.
  */
-#ifndef PACD_LOGGER_H
-#define PACD_LOGGER_H
+#ifndef LOG_WRITER_H
+#define LOG_WRITER_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOGGER_MAX_OBS 512       /* float values of the flat observation */
-#define LOGGER_MAX_FIELDS 32
-#define LOGGER_MAX_ACTION 16
-#define LOGGER_MAX_CAMERAS 4
-#define LOGGER_MAX_JOINTS 7
-#define LOGGER_NAME 64
+#include "hal_robot.h" /* HAL_MAX_JOINTS, HAL_MAX_ACTION */
+#include "policy.h"   /* POLICY_MAX_FIELDS, POLICY_MAX_ACTION, POLICY_MAX_NAME */
+
+/* Sizes of the fixed records. The ones a checkpoint or a robot sets are the
+ * policy's and the HAL's own limits, so every checkpoint pacd loads and every
+ * robot it drives fits a record. */
+#define LOGGER_MAX_OBS 512       /* float values of the flat observation (the logger's own) */
+#define LOGGER_MAX_FIELDS POLICY_MAX_FIELDS   /* observation fields */
+#define LOGGER_MAX_ACTION POLICY_MAX_ACTION   /* values of an action (policy, command, teleop) */
+#define LOGGER_MAX_CAMERAS 4     /* frame references per step */
+#define LOGGER_MAX_JOINTS HAL_MAX_JOINTS
+#define LOGGER_NAME 64           /* observation field and camera names, with the NUL */
 #define LOGGER_EPISODE_ID 48
+#define LOGGER_MAX_TASK_INFO 8   /* task_info entries per step (Step.task_info) */
+#define LOGGER_TASK_NAME 32      /* a task_info name, with the NUL */
+
+static_assert(HAL_MAX_ACTION <= LOGGER_MAX_ACTION, "a HAL command fits logger_step_t.action");
+static_assert(POLICY_MAX_NAME <= LOGGER_NAME, "an observation field name fits the layout");
 
 typedef struct logger logger_t;
 
@@ -117,8 +129,8 @@ typedef struct {
     uint64_t teleop_seq;
     uint8_t shadow;                         /* nothing was sent to an arm */
     int n_task_info;                        /* Step.task_info entries */
-    char task_info_name[8][32];
-    double task_info_value[8];
+    char task_info_name[LOGGER_MAX_TASK_INFO][LOGGER_TASK_NAME];
+    double task_info_value[LOGGER_MAX_TASK_INFO];
 } logger_step_t;
 
 /* A camera frame (pacd.v1.CameraFrame); data is copied into the ring. */

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "policy_impl.h"
-#include "policy_nn.h"
+#include "nn.h"
 
 #define MLP_MAX_LAYERS 16
 #define MLP_MAX_WIDTH 65536
