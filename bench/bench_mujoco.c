@@ -14,13 +14,13 @@
 #include <time.h>
 
 #include "hal.h"
+#include "hal_mujoco.h"
 #include "hal_mujoco_util.h"
+#include "rt_clock.h"
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return rt_clock_mono_ns() * 1e-9;
 }
 
 int main(int argc, char **argv)
@@ -74,10 +74,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_mujoco: %s\n", err);
     }
 
-    hal_options_t o = {.backend = "mujoco", .scene = scene, .cameras = camera,
-                       .camera_width = w, .camera_height = h, .physics_rt_priority = prio,
-                       /* frames go nowhere (no subscriber): rendered, then dropped */
-                       .camera_endpoint = "tcp://127.0.0.1:9"};
+    hal_mujoco_options_t mo = {.scene = scene, .cameras = camera, .camera_width = w,
+                               .camera_height = h, .physics_rt_priority = prio,
+                               /* frames go nowhere (no subscriber): rendered, then dropped */
+                               .camera_endpoint = "tcp://127.0.0.1:9"};
+    hal_options_t o = {.backend = "mujoco", .backend_options = &mo};
     hal_t *hal = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     double tick_rate = 0;
     hal_counters_t c0 = {0}, c1 = {0};

@@ -37,12 +37,12 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 #include "hal_mujoco_util.h"
 #include "pacd_cert.h"
 #include "pacd_proto.h"
+#include "rt_clock.h"
 
-#define NS_PER_S 1000000000LL
 #define MAX_CAMERAS 8
 
 typedef struct {
@@ -80,13 +80,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static int64_t now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 static void usage(FILE *f)
@@ -294,9 +287,9 @@ static int pacd_counts(const net_t *net, const char *ep, void **req, int timeout
 static int lockstep_wait(const net_t *net, const char *ep, void **req, int timeout_ms,
                          uint64_t want_ticks, uint64_t want_handled, pacd_counts_t *last)
 {
-    int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000;
+    int64_t deadline = rt_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
     for (;;) {
-        int64_t left_ms = (deadline - now_ns(CLOCK_MONOTONIC)) / 1000000;
+        int64_t left_ms = (deadline - rt_clock_mono_ns()) / 1000000;
         if (left_ms <= 0 || stop_requested)
             return 0;
         pacd_counts_t c;
@@ -600,8 +593,8 @@ int main(int argc, char **argv)
     double height = NAN;
     /* the pace's origin: state k goes out at t + k periods, never earlier
      * (start_unix_ns in the summary: the wall clock just before t) */
-    const int64_t start_unix_ns = now_ns(CLOCK_REALTIME);
-    int64_t t = now_ns(CLOCK_MONOTONIC);
+    const int64_t start_unix_ns = rt_clock_unix_ns();
+    int64_t t = rt_clock_mono_ns();
     do {
         for (int row = 0; row < states.rows && !stop_requested && !aborted &&
                           (!o.max_states || published < o.max_states);
@@ -613,7 +606,7 @@ int main(int argc, char **argv)
             mj_forward(m, d);
             if (period_ns > 0) {
                 t += period_ns;
-                struct timespec dl = {.tv_sec = t / NS_PER_S, .tv_nsec = t % NS_PER_S};
+                struct timespec dl = rt_clock_timespec(t);
                 while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR &&
                        !stop_requested)
                     ;
@@ -626,7 +619,7 @@ int main(int argc, char **argv)
                     resync = 0;
                 }
             }
-            int64_t now = now_ns(CLOCK_REALTIME);
+            int64_t now = rt_clock_unix_ns();
             seq++;
             frame_seq++;
             int sent = 0;
@@ -695,7 +688,7 @@ int main(int argc, char **argv)
             memset(&st, 0, sizeof st);
             hal_mjmap_read(&map, m, d, robot, &st);
             st.time_unix_ns = now;
-            st.time_mono_ns = now_ns(CLOCK_MONOTONIC);
+            st.time_mono_ns = rt_clock_mono_ns();
             st.seq = seq;
             hal_mjpub_state(state_sock, robot->name, &st);
             published++;

@@ -13,7 +13,7 @@
 #include <zmq.h>
 
 #include "pacd_cert.h"
-#include "pacd_time.h"
+#include "rt_clock.h"
 
 #define AUTH_KEY_NAME 64
 #define AUTH_MAX_KEYS 1024        /* per directory */
@@ -157,7 +157,7 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
     if (kd->loaded && kd->stable && !kd->unreadable && ts_eq(st.st_mtim, kd->mtime) &&
         ts_eq(st.st_ctim, kd->ctime) && st.st_ino == kd->ino && st.st_dev == kd->dev)
         return 0;
-    int64_t now = time_unix_ns();
+    int64_t now = rt_clock_unix_ns();
     DIR *dir = opendir(kd->path);
     if (!dir) {
         e = errno;
@@ -293,7 +293,7 @@ int auth_check(const config_t *cfg, char *err, size_t errlen)
 static void log_denial(auth_t *self, const uint8_t *key, int domain, int reason,
                        const char *address, const char *role_list)
 {
-    int64_t now = time_mono_ns();
+    int64_t now = rt_clock_mono_ns();
     for (int i = 0; i < AUTH_RECENT; i++)
         if (self->recent[i].t && self->recent[i].domain == domain &&
             self->recent[i].reason == reason && !memcmp(self->recent[i].key, key, CERT_KEY_BYTES) &&

@@ -747,3 +747,39 @@ void config_free(config_t *cfg)
     free(cfg->text);
     cfg->text = NULL;
 }
+
+/* The endpoint a local publisher connects to for a socket pacd binds:
+ * a wildcard TCP address (star or 0.0.0.0) becomes 127.0.0.1; others unchanged. */
+static void connect_endpoint(const char *bind, char *out, size_t n)
+{
+    if (!strncmp(bind, "tcp://*:", 8))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 8);
+    else if (!strncmp(bind, "tcp://0.0.0.0:", 14))
+        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 14);
+    else
+        snprintf(out, n, "%s", bind);
+}
+
+void config_hal_options(const config_t *cfg, config_hal_options_t *out)
+{
+    memset(out, 0, sizeof *out);
+    connect_endpoint(cfg->camera_bind, out->camera_endpoint, sizeof out->camera_endpoint);
+    connect_endpoint(cfg->state_bind, out->state_endpoint, sizeof out->state_endpoint);
+    out->sim.rate_hz = cfg->sim_rate_hz;
+    hal_mujoco_options_t *mo = &out->mujoco;
+    mo->scene = cfg->scene[0] ? cfg->scene : NULL;
+    mo->cameras = cfg->render_cameras;
+    mo->camera_width = cfg->n_cameras ? cfg->cameras[0].width : 0;
+    mo->camera_height = cfg->n_cameras ? cfg->cameras[0].height : 0;
+    mo->camera_endpoint =
+        out->camera_endpoint[0] && cfg->render_cameras[0] ? out->camera_endpoint : NULL;
+    mo->state_endpoint = out->state_endpoint[0] && cfg->publish_state ? out->state_endpoint : NULL;
+    mo->seed = cfg->sim_seed;
+    mo->render_rate_hz = cfg->rate_hz;
+    mo->ee_site = cfg->ee_site[0] ? cfg->ee_site : NULL;
+    mo->physics_rt_priority = cfg->physics_rt_priority;
+    out->hal.backend = cfg->backend;
+    out->hal.fixed_robot = cfg->robot_gripper != CONFIG_GRIPPER_AUTO;
+    out->hal.backend_options = strcmp(cfg->backend, "mujoco") == 0 ? (const void *)mo
+                                                                   : (const void *)&out->sim;
+}

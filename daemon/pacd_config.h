@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 
+#include "hal.h"
+#include "hal_mujoco.h"
+#include "hal_sim.h"
 #include "policy.h"
 
 #define CONFIG_MAX_CAMERAS 4
@@ -130,5 +133,25 @@ int config_load_buffer(config_t *cfg, const char *name, const char *data, size_t
 
 /* Free what config_load allocated. NULL-safe. */
 void config_free(config_t *cfg);
+
+/* The HAL's options for a config: the generic block and each backend's
+ * block, with the endpoints the mujoco backend connects to. hal.backend_options
+ * points into the same struct: use it in place (do not copy it). */
+typedef struct {
+    hal_options_t hal;
+    hal_sim_options_t sim;
+    hal_mujoco_options_t mujoco;
+    char camera_endpoint[CONFIG_PATH + 16];
+    char state_endpoint[CONFIG_PATH + 16];
+} config_hal_options_t;
+
+/* Fill *out from the [robot] section of cfg (and [ingest]'s binds, as the
+ * endpoints a local publisher connects to: a wildcard tcp address, * or
+ * 0.0.0.0, becomes 127.0.0.1; the camera endpoint only when [robot]
+ * render_cameras names cameras, the state endpoint only with
+ * publish_state), for hal_new with cfg->backend. No CURVE keys: the caller
+ * sets out->mujoco.curve_* when the ingest sockets use CURVE. The strings
+ * point into cfg and out: both must outlive hal_new. Init-only. */
+void config_hal_options(const config_t *cfg, config_hal_options_t *out);
 
 #endif

@@ -9,20 +9,20 @@
 #include <zmq.h>
 
 #include "pacd_proto.h"
-#include "pacd_tbuf.h"
-#include "pacd_time.h"
 #include "pacd_validate.h"
+#include "rt_clock.h"
+#include "rt_tbuf.h"
 
 typedef struct {
     ingest_frame_t meta[3];
     uint8_t *pixels[3];
-    tbuf_t tb;
+    rt_tbuf_t tb;
     size_t bytes;              /* width * height * 3 */
 } camera_slot_t;
 
 typedef struct {
     hal_state_t value[3];
-    tbuf_t tb;
+    rt_tbuf_t tb;
 } state_slot_t;
 
 
@@ -37,13 +37,13 @@ struct ingest {
     state_slot_t state;
     struct {
         validate_reward_t value[3];
-        tbuf_t tb;
+        rt_tbuf_t tb;
     } reward;
     struct {
         float values[3][INGEST_MAX_TELEOP];
         int n[3];
         uint64_t seq[3];
-        tbuf_t tb;
+        rt_tbuf_t tb;
     } teleop;
     frame_decoder_t *decoder;  /* JPEG, resizing; owned by the ingest thread */
     pthread_t thread;
@@ -129,7 +129,7 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
 {
     uint8_t *dst[CONFIG_MAX_CAMERAS] = {0};
     for (int i = 0; i < self->n_cameras; i++)
-        dst[i] = self->cameras[i].pixels[tbuf_back(&self->cameras[i].tb)];
+        dst[i] = self->cameras[i].pixels[rt_tbuf_back(&self->cameras[i].tb)];
     frame_info_t fi;
     int rc = frame_decode_message(self->decoder, self->cfg->cameras, self->n_cameras,
                                   (const uint8_t *)topic, topic_len, data, len, dst, &fi, NULL);
@@ -139,16 +139,16 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
     }
     const config_camera_t *cc = &self->cfg->cameras[fi.camera];
     camera_slot_t *slot = &self->cameras[fi.camera];
-    unsigned b = tbuf_back(&slot->tb);
+    unsigned b = rt_tbuf_back(&slot->tb);
     ingest_frame_t *m = &slot->meta[b];
     m->pixels = slot->pixels[b];
     m->width = (uint32_t)cc->width;
     m->height = (uint32_t)cc->height;
     m->seq = fi.seq;
     m->capture_time_unix_ns = fi.capture_time_unix_ns;
-    m->arrival_mono_ns = time_mono_ns();
+    m->arrival_mono_ns = rt_clock_mono_ns();
     m->encoding = fi.encoding;
-    tbuf_publish(&slot->tb);
+    rt_tbuf_publish(&slot->tb);
     if (fi.resized)
         count(&self->frames_resized);
     count(&self->frames_received);
@@ -159,26 +159,26 @@ static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
 {
     int rc;
     if (topic_len == 6 && !memcmp(topic, "reward", 6)) {
-        unsigned b = tbuf_back(&self->reward.tb);
+        unsigned b = rt_tbuf_back(&self->reward.tb);
         rc = validate_reward(data, len, &self->reward.value[b], NULL);
         if (rc) {
             count(&self->rewards_rejected);
             count_state_error(self, rc);
             return;
         }
-        tbuf_publish(&self->reward.tb);
+        rt_tbuf_publish(&self->reward.tb);
         count(&self->rewards_received);
         return;
     }
     if (topic_len == 13 && !memcmp(topic, "teleop_action", 13)) {
-        unsigned b = tbuf_back(&self->teleop.tb);
+        unsigned b = rt_tbuf_back(&self->teleop.tb);
         rc = validate_teleop_action(data, len, self->teleop.values[b], INGEST_MAX_TELEOP,
                                     &self->teleop.n[b], &self->teleop.seq[b], NULL);
         if (rc) {
             count_state_error(self, rc);
             return;
         }
-        tbuf_publish(&self->teleop.tb);
+        rt_tbuf_publish(&self->teleop.tb);
         count(&self->teleop_received);
         return;
     }
@@ -186,15 +186,15 @@ static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
         count(&self->states_rejected);
         return;
     }
-    unsigned b = tbuf_back(&self->state.tb);
+    unsigned b = rt_tbuf_back(&self->state.tb);
     hal_state_t *h = &self->state.value[b];
     rc = validate_robot_state(data, len, self->n_joints, h, NULL);
     if (rc) {
         count_state_error(self, rc);
         return;
     }
-    h->time_mono_ns = time_mono_ns();
-    tbuf_publish(&self->state.tb);
+    h->time_mono_ns = rt_clock_mono_ns();
+    rt_tbuf_publish(&self->state.tb);
     count(&self->states_received);
 }
 
@@ -313,12 +313,12 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, auth_t *auth, int n_joi
     self->auth = auth;
     self->n_joints = n_joints;
     self->n_cameras = cfg->n_cameras;
-    tbuf_init(&self->state.tb);
-    tbuf_init(&self->reward.tb);
-    tbuf_init(&self->teleop.tb);
+    rt_tbuf_init(&self->state.tb);
+    rt_tbuf_init(&self->reward.tb);
+    rt_tbuf_init(&self->teleop.tb);
     for (int i = 0; i < cfg->n_cameras; i++) {
         camera_slot_t *c = &self->cameras[i];
-        tbuf_init(&c->tb);
+        rt_tbuf_init(&c->tb);
         c->bytes = (size_t)cfg->cameras[i].width * (size_t)cfg->cameras[i].height * 3;
         for (int k = 0; k < 3; k++) {
             c->pixels[k] = calloc(1, c->bytes);
@@ -403,13 +403,13 @@ const ingest_frame_t *ingest_latest_frame(ingest_t *self, int index)
     if (!self || index < 0 || index >= self->n_cameras)
         return NULL;
     camera_slot_t *c = &self->cameras[index];
-    int i = tbuf_acquire(&c->tb);
+    int i = rt_tbuf_acquire(&c->tb);
     return i < 0 ? NULL : &c->meta[i];
 }
 
 int ingest_latest_state(ingest_t *self, hal_state_t *state)
 {
-    int i = tbuf_acquire(&self->state.tb);
+    int i = rt_tbuf_acquire(&self->state.tb);
     if (i < 0)
         return 0;
     *state = self->state.value[i];
@@ -419,7 +419,7 @@ int ingest_latest_state(ingest_t *self, hal_state_t *state)
 int ingest_take_state(ingest_t *self, hal_state_t *state)
 {
     int is_new;
-    int i = tbuf_acquire_new(&self->state.tb, &is_new);
+    int i = rt_tbuf_acquire_new(&self->state.tb, &is_new);
     if (i < 0 || !is_new)
         return 0;
     *state = self->state.value[i];
@@ -428,7 +428,7 @@ int ingest_take_state(ingest_t *self, hal_state_t *state)
 
 int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq)
 {
-    int i = tbuf_acquire(&self->teleop.tb);
+    int i = rt_tbuf_acquire(&self->teleop.tb);
     if (i < 0)
         return 0;
     int n = self->teleop.n[i] < max ? self->teleop.n[i] : max;
@@ -441,7 +441,7 @@ int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_t
                        ingest_task_info_t *info)
 {
     int is_new;
-    int i = tbuf_acquire_new(&self->reward.tb, &is_new);
+    int i = rt_tbuf_acquire_new(&self->reward.tb, &is_new);
     if (i < 0 || !is_new)
         return 0;
     *reward = self->reward.value[i].reward;

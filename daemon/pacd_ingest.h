@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 #include "pacd_auth.h"
 #include "pacd_config.h"
 

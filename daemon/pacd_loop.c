@@ -10,10 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "hal_cartesian.h"
+#include "hal_safety.h"
 #include "pacd_notify.h"
-#include "pacd_spsc.h"
-#include "pacd_tbuf.h"
-#include "pacd_time.h"
+#include "rt_clock.h"
+#include "rt_spsc.h"
+#include "rt_tbuf.h"
 
 /* The timing series of the telemetry window (loop_timings). */
 enum { T_PERIOD, T_LATENESS, T_INFERENCE, T_LOOP, T_SAFETY, T_HAL, T_LOG_PUSH, T_SERIES };
@@ -84,13 +86,13 @@ struct loop {
     int notify_fd;
     int64_t watchdog_interval_ns;
     atomic_int watchdog_armed;             /* set once READY=1 is sent */
-    spsc_t commands;                       /* service -> loop */
-    spsc_t events;                         /* loop -> service */
+    rt_spsc_t commands;                    /* service -> loop */
+    rt_spsc_t events;                      /* loop -> service */
     loop_result_t result;                  /* loop -> service, guarded by result_seq */
     _Atomic uint64_t result_seq;
     uint64_t next_seq;                     /* service side */
     loop_status_t status_slots[3];
-    tbuf_t status_tb;
+    rt_tbuf_t status_tb;
     int window;
     _Atomic uint32_t *t[T_SERIES];         /* window samples (us) per series */
     _Atomic uint64_t t_count;
@@ -113,7 +115,8 @@ static int source_size(const loop_t *self, policy_source_kind_t s)
     return -1;
 }
 
-loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
+/* loop_new; check_only: for loop_check, no HAL needed. */
+static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, size_t errlen)
 {
     loop_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -123,8 +126,8 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
     self->d = *deps;
     self->cfg = deps->cfg;
     self->spec = policy_spec(deps->policy);
-    self->robot = deps->robot ? deps->robot : deps->hal ? deps->hal->robot : NULL;
-    if (!self->robot || (!deps->hal && !deps->cfg->shadow)) {
+    self->robot = deps->robot ? deps->robot : hal_driven_robot(deps->hal);
+    if (!self->robot || (!deps->hal && !deps->cfg->shadow && !check_only)) {
         snprintf(err, errlen, "internal: the loop needs a robot description and a HAL");
         free(self);
         return NULL;
@@ -276,10 +279,10 @@ loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
         goto fail;
     }
 
-    if (spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
-        spsc_init(&self->events, sizeof(loop_event_t), 256))
+    if (rt_spsc_init(&self->commands, sizeof(loop_cmd_t), 16) ||
+        rt_spsc_init(&self->events, sizeof(loop_event_t), 256))
         goto oom;
-    tbuf_init(&self->status_tb);
+    rt_tbuf_init(&self->status_tb);
     self->window = self->cfg->telemetry_window_ticks;
     for (int k = 0; k < T_SERIES; k++)
         if (!(self->t[k] = calloc((size_t)self->window, sizeof(uint32_t))))
@@ -294,6 +297,22 @@ fail:
     return NULL;
 }
 
+loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen)
+{
+    return loop_plan(deps, 0, err, errlen);
+}
+
+int loop_check(const loop_deps_t *deps, char *err, size_t errlen)
+{
+    loop_deps_t d = *deps;
+    d.hal = NULL;
+    loop_t *l = loop_plan(&d, 1, err, errlen);
+    if (!l)
+        return -EINVAL;
+    loop_destroy(&l);
+    return 0;
+}
+
 void loop_destroy(loop_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -303,8 +322,8 @@ void loop_destroy(loop_t **self_p)
     for (int i = 0; i < self->n_fields; i++)
         free(self->fields[i].hist);
     free(self->obs);
-    spsc_free(&self->commands);
-    spsc_free(&self->events);
+    rt_spsc_free(&self->commands);
+    rt_spsc_free(&self->events);
     for (int k = 0; k < T_SERIES; k++)
         free((void *)self->t[k]);
     free(self);
@@ -315,9 +334,9 @@ void loop_destroy(loop_t **self_p)
 
 static void emit(loop_t *self, loop_event_code_t code, int64_t a, int64_t b)
 {
-    loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = code, .a = a, .b = b};
+    loop_event_t ev = {.time_mono_ns = rt_clock_mono_ns(), .code = code, .a = a, .b = b};
     memcpy(ev.episode_id, self->episode_id, sizeof ev.episode_id);
-    spsc_push(&self->events, &ev); /* full: the event is lost, the loop goes on */
+    rt_spsc_push(&self->events, &ev); /* full: the event is lost, the loop goes on */
 }
 
 static void set_state(loop_t *self, loop_state_t s)
@@ -603,7 +622,7 @@ struct loop_io {
 static void take_commands(loop_t *self, int stopping)
 {
     loop_cmd_t c;
-    while (spsc_pop(&self->commands, &c))
+    while (rt_spsc_pop(&self->commands, &c))
         apply_command(self, &c);
     if (stopping && self->in_episode)
         self->end_requested = 1;
@@ -613,9 +632,9 @@ static void take_commands(loop_t *self, int stopping)
  * loop. 0 when no step is made this tick (shadow_read). */
 static int read_state(loop_t *self, tick_t *t)
 {
-    t->now = time_mono_ns();
+    t->now = rt_clock_mono_ns();
     int step = self->io->read(self, t);
-    t->hal_ns = time_mono_ns() - t->now;
+    t->hal_ns = rt_clock_mono_ns() - t->now;
     if (!step)
         return 0;
     if (t->rc == -EAGAIN && self->have_state) {
@@ -718,14 +737,14 @@ static void policy_phase(loop_t *self, tick_t *t)
     policy_observation_t ob = {.values = self->obs, .images = self->images,
                                .task_id = self->task_id};
     policy_extra_t extra = {0};
-    int64_t t0 = time_mono_ns();
+    int64_t t0 = rt_clock_mono_ns();
     if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
         /* a non-finite observation or network output: let the safety
          * filter see a non-finite action, so it holds and counts it */
         for (int i = 0; i < self->spec->action_dim; i++)
             self->action[i] = NAN;
     }
-    t->inference_ns = time_mono_ns() - t0;
+    t->inference_ns = rt_clock_mono_ns() - t0;
     t->has_q = extra.has_q_value;
     t->q = extra.q_value;
 }
@@ -735,9 +754,9 @@ static void policy_phase(loop_t *self, tick_t *t)
 static void safety_phase(loop_t *self, tick_t *t)
 {
     hal_safety_result_t res = {0};
-    int64_t t0 = time_mono_ns();
+    int64_t t0 = rt_clock_mono_ns();
     filter_action(self, &t->hs, &t->cmd, &res);
-    t->safety_ns = time_mono_ns() - t0;
+    t->safety_ns = rt_clock_mono_ns() - t0;
     t->safety_flags = res.flags;
     if (res.hold) {
         self->st.safety_holds++;
@@ -796,7 +815,7 @@ static void finish_record(loop_t *self, const tick_t *t)
         fr->age_us = us(t->now - f->arrival_mono_ns);
     }
     r->tick_mono_ns = t->deadline;
-    r->time_unix_ns = time_unix_ns();
+    r->time_unix_ns = rt_clock_unix_ns();
     r->inference_us = us(t->inference_ns);
     r->robot_state_seq = t->hs.seq;
     r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
@@ -810,7 +829,7 @@ static void finish_record(loop_t *self, const tick_t *t)
 static void log_push(loop_t *self, tick_t *t)
 {
     const config_t *cfg = self->cfg;
-    int64_t t0 = time_mono_ns();
+    int64_t t0 = rt_clock_mono_ns();
     for (int i = 0; i < cfg->n_cameras && i < LOGGER_MAX_CAMERAS; i++) {
         const ingest_frame_t *f = t->frames[i];
         if (!f || (self->logged_any[i] && self->last_logged_seq[i] == f->seq))
@@ -850,7 +869,7 @@ static void log_push(loop_t *self, tick_t *t)
         emit(self, LOOP_EV_LOG_DROP, 0, 0);
         self->drop_reported = 1;
     }
-    t->log_push_ns = time_mono_ns() - t0;
+    t->log_push_ns = rt_clock_mono_ns() - t0;
 }
 
 /* Count the step; after the last one the episode ends and the loop idles. */
@@ -969,9 +988,9 @@ static const loop_io_t *choose_io(const config_t *cfg)
 /* Send the command to the arm (or hold it) through the tick's I/O. */
 static void command_phase(loop_t *self, tick_t *t)
 {
-    int64_t t0 = time_mono_ns();
+    int64_t t0 = rt_clock_mono_ns();
     self->io->send(self, t);
-    t->hal_ns += time_mono_ns() - t0;
+    t->hal_ns += rt_clock_mono_ns() - t0;
 }
 
 /* The tick's command and Q value into the loop's status. */
@@ -1016,26 +1035,24 @@ static int tick(loop_t *self, tick_t *t, int stopping)
 static void publish_status(loop_t *self)
 {
     self->st.state = self->state;
-    unsigned b = tbuf_back(&self->status_tb);
+    unsigned b = rt_tbuf_back(&self->status_tb);
     self->status_slots[b] = self->st;
-    tbuf_publish(&self->status_tb);
+    rt_tbuf_publish(&self->status_tb);
 }
 
 static void *loop_thread(void *arg)
 {
     loop_t *self = arg;
     const int64_t period = self->io->poll_ns ? self->io->poll_ns : self->period_ns;
-    int64_t next = time_mono_ns() + period;
+    int64_t next = rt_clock_mono_ns() + period;
     int64_t last_wake = 0, last_ping = 0;
     int stopping_ticks = -1; /* >= 0 once stop was asked: ticks spent holding */
     if (self->d.policy)   /* AMX: take the tile unit's first-use trap before the first tick */
         (void)policy_prepare_thread(self->d.policy);
     publish_status(self);
     for (;;) {
-        struct timespec ts = time_ts(next);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-        int64_t wake = time_mono_ns();
+        rt_clock_sleep_until(next);
+        int64_t wake = rt_clock_mono_ns();
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
             stopping_ticks = 0;
@@ -1048,7 +1065,7 @@ static void *loop_thread(void *arg)
             notify_send(self->notify_fd, "WATCHDOG=1");
             last_ping = wake;
         }
-        int64_t end = time_mono_ns();
+        int64_t end = rt_clock_mono_ns();
         if (stepped) {
             uint32_t v[T_SERIES] = {
                 [T_PERIOD] = last_wake ? us(wake - last_wake) : us(self->period_ns),
@@ -1099,8 +1116,8 @@ int loop_start(loop_t *self, uint64_t watchdog_usec)
     if ((e == EPERM || e == EINVAL) && rt) {
         pthread_attr_destroy(&attr);
         pthread_attr_init(&attr);
-        loop_event_t ev = {.time_mono_ns = time_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
-        spsc_push(&self->events, &ev);
+        loop_event_t ev = {.time_mono_ns = rt_clock_mono_ns(), .code = LOOP_EV_RT_FALLBACK, .a = e};
+        rt_spsc_push(&self->events, &ev);
         e = pthread_create(&self->thread, &attr, loop_thread, self);
     }
     pthread_attr_destroy(&attr);
@@ -1140,14 +1157,14 @@ void loop_stop(loop_t *self)
 int loop_submit(loop_t *self, loop_cmd_t *cmd)
 {
     cmd->seq = ++self->next_seq;
-    return spsc_push(&self->commands, cmd) == 0 ? 0 : -EBUSY;
+    return rt_spsc_push(&self->commands, cmd) == 0 ? 0 : -EBUSY;
 }
 
 int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *out)
 {
-    int64_t until = time_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t until = rt_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
     while (atomic_load_explicit(&self->result_seq, memory_order_acquire) != seq) {
-        if (time_mono_ns() > until)
+        if (rt_clock_mono_ns() > until)
             return -ETIMEDOUT;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -1158,7 +1175,7 @@ int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *
 
 void loop_status(loop_t *self, loop_status_t *out)
 {
-    int i = tbuf_acquire(&self->status_tb);
+    int i = rt_tbuf_acquire(&self->status_tb);
     if (i < 0) {
         memset(out, 0, sizeof *out);
         out->state = LOOP_IDLE;
@@ -1167,7 +1184,7 @@ void loop_status(loop_t *self, loop_status_t *out)
     *out = self->status_slots[i];
 }
 
-int loop_pop_event(loop_t *self, loop_event_t *ev) { return spsc_pop(&self->events, ev); }
+int loop_pop_event(loop_t *self, loop_event_t *ev) { return rt_spsc_pop(&self->events, ev); }
 
 void loop_timings(loop_t *self, loop_timings_t *t)
 {

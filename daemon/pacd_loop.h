@@ -153,6 +153,12 @@ typedef struct {
 loop_t *loop_new(const loop_deps_t *deps, char *err, size_t errlen);
 void loop_destroy(loop_t **self_p);
 
+/* Plan a loop as loop_new does, for deps->robot and without a HAL
+ * (deps->hal is not used), then free it: checks that the checkpoint, the
+ * robot description and the config fit together (--check-config, shadow
+ * mode). Init-only. 0, or -EINVAL with the message in err. */
+int loop_check(const loop_deps_t *deps, char *err, size_t errlen);
+
 /* Start the loop thread (SCHED_FIFO at cfg->rt_priority when > 0 and
  * permitted; otherwise normal scheduling and a LOOP_EV_RT_FALLBACK event;
  * loop_scheduling says which it got).

@@ -33,23 +33,11 @@ static void usage(FILE *f)
             "Config keys: deploy/pacd.conf. Protocol: docs/protocol.md.\n");
 }
 
-/* The endpoint a local publisher connects to for a socket pacd binds:
- * a wildcard TCP address (star or 0.0.0.0) becomes 127.0.0.1; others unchanged. */
-static void connect_endpoint(const char *bind, char *out, size_t n)
-{
-    if (!strncmp(bind, "tcp://*:", 8))
-        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 8);
-    else if (!strncmp(bind, "tcp://0.0.0.0:", 14))
-        snprintf(out, n, "tcp://127.0.0.1:%s", bind + 14);
-    else
-        snprintf(out, n, "%s", bind);
-}
-
 /* Load the config and the checkpoint and pick the robot description: the
  * default of [robot] name, or its variant with/without a gripper for
  * [robot] gripper = yes/no. With `probe` (--check-config, shadow mode) also
  * plan the loop against that description; in control mode the loop is
- * planned against what the backend reports it drives (hal->robot). */
+ * planned against what the backend reports it drives (hal_driven_robot). */
 static int load_checked(const char *path, int probe, config_t *cfg, policy_t **policy,
                         const hal_robot_t **robot, char *err, size_t errlen)
 {
@@ -82,12 +70,10 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
         return -EINVAL;
     if (!probe && !cfg->shadow)
         return 0;
-    /* plan the loop against a HAL stand-in: checks fields, cameras, action */
-    hal_t probe_hal = {.robot = *robot};
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot, .hal = &probe_hal,
+    /* plan the loop for that description: checks fields, cameras, action */
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot,
                       .checkpoint_sha256 = policy_spec(*policy)->sha256};
-    loop_t *l = loop_new(&ld, err, errlen);
-    if (!l) {
+    if (loop_check(&ld, err, errlen) != 0) {
         size_t n = strlen(err);
         if (cfg->robot_gripper == CONFIG_GRIPPER_AUTO && !(*robot)->has_gripper &&
             hal_robot_variant(*robot, 1) &&
@@ -98,7 +84,6 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
                      "backend drives it in the robosuite scenes)", cfg->robot, cfg->robot);
         return -EINVAL;
     }
-    loop_destroy(&l);
     return 0;
 }
 
@@ -229,40 +214,22 @@ int main(int argc, char **argv)
     if (!auth)
         goto out;
     /* the mujoco backend publishes like real drivers do: to pacd's own sockets */
-    char camera_ep[CONFIG_PATH + 16], state_ep[CONFIG_PATH + 16];
-    connect_endpoint(cfg.camera_bind, camera_ep, sizeof camera_ep);
-    connect_endpoint(cfg.state_bind, state_ep, sizeof state_ep);
-    int cam_w = cfg.n_cameras ? cfg.cameras[0].width : 0;
-    int cam_h = cfg.n_cameras ? cfg.cameras[0].height : 0;
-    hal_options_t ho = {
-        .backend = cfg.backend,
-        .sim_rate_hz = cfg.sim_rate_hz,
-        .scene = cfg.scene[0] ? cfg.scene : NULL,
-        .cameras = cfg.render_cameras,
-        .camera_width = cam_w,
-        .camera_height = cam_h,
-        .camera_endpoint = camera_ep[0] && cfg.render_cameras[0] ? camera_ep : NULL,
-        .state_endpoint = state_ep[0] && cfg.publish_state ? state_ep : NULL,
-        .seed = cfg.sim_seed,
-        .render_rate_hz = cfg.rate_hz,
-        .ee_site = cfg.ee_site[0] ? cfg.ee_site : NULL,
-        .physics_rt_priority = cfg.physics_rt_priority,
-        .fixed_robot = cfg.robot_gripper != CONFIG_GRIPPER_AUTO,
-    };
+    config_hal_options_t ho;
+    config_hal_options(&cfg, &ho);
     /* with CURVE the backend connects with pacd's own key (admitted on the
      * ingest endpoints); filesystem ipc:// endpoints carry no CURVE */
     const cert_t *own = auth_server_cert(auth);
     if (own && auth_endpoint_kind(cfg.camera_bind) == auth_endpoint_kind(cfg.state_bind) &&
         auth_endpoint_kind(cfg.state_bind) != AUTH_EP_IPC) {
-        ho.curve_server_key = own->public_z85;
-        ho.curve_public_key = own->public_z85;
-        ho.curve_secret_key = own->secret_z85;
+        ho.mujoco.curve_server_key = own->public_z85;
+        ho.mujoco.curve_public_key = own->public_z85;
+        ho.mujoco.curve_secret_key = own->secret_z85;
     }
     if (!cfg.shadow) {
-        hal = hal_new(robot, &ho, err, sizeof err);
+        hal = hal_new(robot, &ho.hal, err, sizeof err);
         if (!hal)
             goto out;
-        robot = hal->robot; /* what the backend drives: plan the loop for it */
+        robot = hal_driven_robot(hal); /* what the backend drives: plan the loop for it */
         if (robot->has_gripper)
             fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s with a gripper "
                     "(%.4g m open, %.3g m/s)\n", cfg.backend, robot->name,

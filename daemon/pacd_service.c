@@ -13,8 +13,8 @@
 
 #include "pacd_proto.h"
 #include "pacd_text.h"
-#include "pacd_time.h"
 #include "pacd_validate.h"
+#include "rt_clock.h"
 
 #define MAX_REQUEST_BYTES 4096
 
@@ -151,7 +151,7 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->safety_clamps = st->safety_clamps;
     t->n_last_action = (size_t)st->action_dim;
     t->last_action = st->last_action;
-    t->time_unix_ns = time_unix_ns();
+    t->time_unix_ns = rt_clock_unix_ns();
     t->robot = (char *)self->d.robot;
     t->backend = self->d.cfg->shadow ? "shadow" : (char *)self->d.cfg->backend;
     t->checkpoint_sha256 = (char *)self->d.checkpoint_sha256;
@@ -269,7 +269,7 @@ static void print_event(const service_t *self, const loop_event_t *ev)
  * accepts the start (refused starts use up no numbers). */
 static void make_episode_id(service_t *self, char *out)
 {
-    logger_episode_id(out, time_unix_ns(), self->d.robot,
+    logger_episode_id(out, rt_clock_unix_ns(), self->d.robot,
                       (uint32_t)((self->episode_counter + 1) % 10000));
 }
 
@@ -460,7 +460,7 @@ static void *service_thread(void *arg)
 {
     service_t *self = arg;
     int64_t period = (int64_t)(1e9 / self->d.cfg->telemetry_rate_hz);
-    int64_t next = time_mono_ns();
+    int64_t next = rt_clock_mono_ns();
     if (self->d.cfg->autostart) {
         Pacd__V1__Command c;
         pacd__v1__command__init(&c);
@@ -473,7 +473,7 @@ static void *service_thread(void *arg)
             fprintf(stderr, SD_ERR "pacd: autostart failed: %s\n", error);
     }
     while (!atomic_load(&self->stop)) {
-        int64_t now = time_mono_ns();
+        int64_t now = rt_clock_mono_ns();
         if (now >= next) {
             publish_telemetry(self);
             drain_events(self);
@@ -482,7 +482,7 @@ static void *service_thread(void *arg)
             if (next < now)
                 next = now + period;
         }
-        long timeout = (long)((next - time_mono_ns()) / 1000000);
+        long timeout = (long)((next - rt_clock_mono_ns()) / 1000000);
         if (timeout < 0)
             timeout = 0;
         zmq_pollitem_t item = {self->rep, 0, ZMQ_POLLIN, 0};

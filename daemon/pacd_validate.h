@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "pacd_proto.h"

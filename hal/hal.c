@@ -1,6 +1,7 @@
 /* hal — backend dispatch and the RT-safe wrappers over the ops table. */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_mujoco.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HAL_DEFAULT_SIM_RATE_HZ 1000.0
 /* The Sawyer's motor controller leaves its control mode after 0.2 s without a
  * command (Intera's joint_command_timeout, 0.2 s as usually set). */
 #define HAL_DEFAULT_COMMAND_TIMEOUT_S 0.2
 
 typedef struct {
     const char *name;
-    int (*open)(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+    int (*open)(hal_t *hal, const hal_options_t *options, const void *backend_options, char *err,
+                size_t errlen);
 } hal_backend_entry_t;
 
 static const hal_backend_entry_t backends[] = {
@@ -92,17 +93,8 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
         opts = *options;
     if (!opts.backend)
         opts.backend = "sim";
-    if (opts.sim_rate_hz == 0)
-        opts.sim_rate_hz = HAL_DEFAULT_SIM_RATE_HZ;
     if (opts.command_timeout_s == 0)
         opts.command_timeout_s = HAL_DEFAULT_COMMAND_TIMEOUT_S;
-    if (!(opts.sim_rate_hz >= 10 && opts.sim_rate_hz <= 10000)) {
-        hal_set_error(err, errlen,
-                      "hal: sim_rate_hz = %g is out of range; set it between 10 and 10000 "
-                      "(or 0 for the default 1000)",
-                      opts.sim_rate_hz);
-        return NULL;
-    }
     if (!(opts.command_timeout_s > 0 && opts.command_timeout_s <= 60)) {
         hal_set_error(err, errlen,
                       "hal: command_timeout_s = %g is out of range; set it in (0, 60] s "
@@ -139,7 +131,7 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
         return NULL;
     }
     self->robot = robot;
-    if (entry->open(self, &opts, err, errlen) != 0) {
+    if (entry->open(self, &opts, opts.backend_options, err, errlen) != 0) {
         free(self);
         return NULL;
     }
@@ -213,7 +205,7 @@ int hal_reset(hal_t *self)
 }
 
 #ifndef PACD_HAVE_MUJOCO
-int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
 {
     (void)cube_height_m;
     (void)success;
@@ -221,6 +213,16 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
     return self ? -ENOTSUP : -EINVAL;
 }
 #endif
+
+const hal_robot_t *hal_driven_robot(const hal_t *self)
+{
+    return self ? self->robot : NULL;
+}
+
+const char *hal_backend_name(const hal_t *self)
+{
+    return self ? self->ops->name : NULL;
+}
 
 const char *hal_backend_names(void)
 {

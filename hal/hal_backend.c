@@ -10,18 +10,10 @@
 #include <signal.h>
 #include <string.h>
 
-#define NS_PER_S 1000000000LL
 
-_Static_assert(sizeof(hal_backend_cmd_t) <= 8 * HAL_SEQBOX_WORDS,
+_Static_assert(sizeof(hal_backend_cmd_t) <= 8 * RT_SEQBOX_WORDS,
                "hal_backend_cmd_t fits a seqbox");
-_Static_assert(sizeof(hal_state_t) <= 8 * HAL_SEQBOX_WORDS, "hal_state_t fits a seqbox");
-
-void hal_backend_sleep_until(int64_t t_mono_ns)
-{
-    struct timespec deadline = {.tv_sec = t_mono_ns / NS_PER_S, .tv_nsec = t_mono_ns % NS_PER_S};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
-        ;
-}
+_Static_assert(sizeof(hal_state_t) <= 8 * RT_SEQBOX_WORDS, "hal_state_t fits a seqbox");
 
 void hal_backend_init(hal_backend_core_t *core, const hal_robot_t *robot,
                       const hal_backend_hooks_t *hooks, int64_t period_ns, int64_t timeout_ns,
@@ -33,8 +25,8 @@ void hal_backend_init(hal_backend_core_t *core, const hal_robot_t *robot,
     core->timeout_ns = timeout_ns;
     core->catchup_ns = catchup_ns;
     core->reset_wait_ns = reset_wait_ns;
-    hal_seqbox_init(&core->state_box);
-    hal_seqbox_init(&core->cmd_box);
+    rt_seqbox_init(&core->state_box);
+    rt_seqbox_init(&core->cmd_box);
     atomic_init(&core->running, 1);
 }
 
@@ -45,10 +37,10 @@ void hal_backend_publish(hal_backend_core_t *core, int64_t t_mono)
     st.time_mono_ns = t_mono;
     /* The wall-clock time that corresponds to the simulated instant. */
     st.time_unix_ns =
-        hal_backend_now_ns(CLOCK_REALTIME) - (hal_backend_now_ns(CLOCK_MONOTONIC) - t_mono);
+        rt_clock_unix_ns() - (rt_clock_mono_ns() - t_mono);
     st.seq = ++core->state_seq;
     core->hooks->fill_state(core, &st);
-    hal_seqbox_write(&core->state_box, &st, sizeof st);
+    rt_seqbox_write(&core->state_box, &st, sizeof st);
     if (core->hooks->published)
         core->hooks->published(core, &st);
 }
@@ -73,12 +65,12 @@ void *hal_backend_run(void *arg)
     hal_backend_core_t *core = arg;
     const int64_t period = core->period_ns;
     const int64_t max_steps = core->catchup_ns / period + 1;
-    int64_t t = hal_backend_now_ns(CLOCK_MONOTONIC);
+    int64_t t = rt_clock_mono_ns();
 
     while (atomic_load_explicit(&core->running, memory_order_acquire)) {
         t += period;
-        hal_backend_sleep_until(t);
-        int64_t late = hal_backend_now_ns(CLOCK_MONOTONIC) - t;
+        rt_clock_sleep_until(t);
+        int64_t late = rt_clock_mono_ns() - t;
         int64_t steps = 1;
         if (late >= period) {
             hal_backend_count(&core->n_overruns);
@@ -101,7 +93,7 @@ void *hal_backend_run(void *arg)
          * up, the periods before it still run the previous command. */
         hal_backend_cmd_t c;
         int fresh =
-            hal_seqbox_read(&core->cmd_box, &c, sizeof c) == 0 && c.seq != core->cmd.seq;
+            rt_seqbox_read(&core->cmd_box, &c, sizeof c) == 0 && c.seq != core->cmd.seq;
         for (int64_t k = 0; k < steps; k++) {
             if (k > 0)
                 t += period;
@@ -163,7 +155,7 @@ void hal_backend_stop(hal_backend_core_t *core)
 int hal_backend_read_state(hal_t *self, hal_state_t *state)
 {
     hal_backend_core_t *core = self->impl;
-    return hal_seqbox_read(&core->state_box, state, sizeof *state);
+    return rt_seqbox_read(&core->state_box, state, sizeof *state);
 }
 
 int hal_backend_hold(hal_t *self)
@@ -189,7 +181,7 @@ static int check_command(const hal_robot_t *robot, const hal_command_t *cmd, uin
     if (!ok)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    out->time_mono_ns = hal_backend_now_ns(CLOCK_MONOTONIC);
+    out->time_mono_ns = rt_clock_mono_ns();
     out->hold_seen = hold_seen;
     for (int i = 0; i < n; i++)
         out->dq[i] = cmd->values[i];
@@ -211,7 +203,7 @@ int hal_backend_command(hal_t *self, const hal_command_t *cmd)
         return -EINVAL;
     }
     c.seq = ++core->cmd_seq;
-    hal_seqbox_write(&core->cmd_box, &c, sizeof c);
+    rt_seqbox_write(&core->cmd_box, &c, sizeof c);
     hal_backend_count(&core->n_commands);
     return 0;
 }
@@ -223,10 +215,10 @@ int hal_backend_reset(hal_t *self)
     uint64_t want =
         atomic_fetch_add_explicit(&core->reset_requests, 1, memory_order_acq_rel) + 1;
     /* The thread applies it at its next deadline. */
-    int64_t give_up = hal_backend_now_ns(CLOCK_MONOTONIC) + core->reset_wait_ns;
+    int64_t give_up = rt_clock_mono_ns() + core->reset_wait_ns;
     const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
     while (atomic_load_explicit(&core->reset_done, memory_order_acquire) < want) {
-        if (hal_backend_now_ns(CLOCK_MONOTONIC) > give_up)
+        if (rt_clock_mono_ns() > give_up)
             return -ETIMEDOUT;
         nanosleep(&pause, NULL);
     }

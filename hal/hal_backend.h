@@ -1,5 +1,7 @@
-/* hal_backend — internal: how hal.c reaches the backends, and the core the
- * simulated backends share (hal_backend.c).
+/* hal_backend — internal to hal/: the backend table behind the opaque hal_t
+ * (struct hal, hal_ops_t), how hal.c reaches the backends, and the core the
+ * simulated backends share (hal_backend.c). A backend is a table of function
+ * pointers with an API version, like ggml's backend interface.
  *
  * A backend's open function fills hal->ops (a static const table) and
  * hal->impl, starts whatever it needs, and returns 0; or returns -errno with
@@ -9,12 +11,47 @@
 #define PACD_HAL_BACKEND_H
 
 #include "hal.h"
-#include "hal_seqbox.h"
+#include "rt_clock.h"
+#include "rt_seqbox.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
+
+/* The version of hal_ops_t; hal_new refuses a backend whose table says
+ * another. */
+#define HAL_API_VERSION 1
+
+/* The backend table: what each backend implements. */
+typedef struct {
+    int api_version;                 /* HAL_API_VERSION */
+    const char *name;                /* "sim", ... */
+    /* required: latest state. RT-safe. 0 or -errno (-EIO: link lost). */
+    int (*read_state)(hal_t *self, hal_state_t *state);
+    /* required: command for the next period. RT-safe. 0 or -errno. */
+    int (*command)(hal_t *self, const hal_command_t *cmd);
+    /* required: decelerate within the acceleration limits and hold (stop
+     * category 2). RT-safe. 0 or -errno. */
+    int (*hold)(hal_t *self);
+    /* optional (NULL): move to the home pose / reset the episode. Init-only or
+     * from a non-RT thread. */
+    int (*reset)(hal_t *self);
+    /* required: stop threads, free the backend's state. Init-only. */
+    void (*destroy)(hal_t *self);
+    /* optional (NULL): event counters since start. RT-safe. 0 or -errno. */
+    int (*counters)(hal_t *self, hal_counters_t *counters);
+} hal_ops_t;
+
+struct hal {
+    const hal_ops_t *ops;
+    /* The description the backend drives (hal_driven_robot): hal_new sets
+     * the robot it was given; the open function may replace it with a
+     * variant (hal_robot_variant) that matches the hardware. Constant static
+     * data, never NULL after hal_new. */
+    const hal_robot_t *robot;
+    void *impl;                      /* backend's own state */
+};
 
 /* Writes "what went wrong; what to do" into err (if err && errlen). */
 void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
@@ -50,7 +87,7 @@ typedef struct {
  *     hold requested after the command was sent, or the command is older than
  *     timeout_ns (watchdog; counted once per command). A holding step
  *     decelerates within the acceleration limits and stops (stop category 2);
- *   - the mailboxes (state and command seqboxes, hal_seqbox.h), the hold and
+ *   - the mailboxes (state and command seqboxes, rt/rt_seqbox.h), the hold and
  *     reset request counters and the event counters (hal_counters_t);
  *   - the hal_ops_t entries read_state, command, hold, reset and counters
  *     (hal_backend_read_state ... below); the backend gives only destroy.
@@ -87,8 +124,8 @@ struct hal_backend_core {
     int started;           /* thread running (init thread only) */
     atomic_int running;    /* 0: the backend's threads return */
 
-    hal_seqbox_t state_box; /* written by the backend thread */
-    hal_seqbox_t cmd_box;   /* written by the caller */
+    rt_seqbox_t state_box; /* written by the backend thread */
+    rt_seqbox_t cmd_box;   /* written by the caller */
     uint64_t cmd_seq;       /* owned by the caller */
 
     _Atomic uint64_t hold_requests, reset_requests, reset_done;
@@ -102,23 +139,11 @@ struct hal_backend_core {
     uint64_t state_seq;
 };
 
-/* CLOCK_MONOTONIC / CLOCK_REALTIME now, ns. RT-safe. */
-static inline int64_t hal_backend_now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Count one event (relaxed). RT-safe, any thread. */
 static inline void hal_backend_count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
-
-/* Sleep until CLOCK_MONOTONIC reaches t_mono_ns (absolute; signals do not
- * shorten it). Backend threads. */
-void hal_backend_sleep_until(int64_t t_mono_ns);
 
 /* Set up *core (zeroed by the caller, e.g. calloc): mailboxes, running = 1,
  * the fields above. period_ns > 0. Init-only, before the first
@@ -171,13 +196,20 @@ int hal_backend_reset(hal_t *self);
 /* Event counters. RT-safe. 0. */
 int hal_backend_counters(hal_t *self, hal_counters_t *out);
 
-/* The in-process kinematic arm (hal_sim.c). options is complete (defaults
- * filled in by hal_new). */
-int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+/* The backends' open functions. options is complete (defaults filled in by
+ * hal_new); backend_options is options->backend_options: the backend's own
+ * block (its header), NULL for its defaults. */
+
+/* The in-process kinematic arm (hal_sim.c); backend_options: a
+ * hal_sim_options_t. */
+int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                 char *err, size_t errlen);
 
 #ifdef PACD_HAVE_MUJOCO
-/* MuJoCo physics with rendered cameras (hal_mujoco.c). options complete. */
-int hal_mujoco_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen);
+/* MuJoCo physics with rendered cameras (hal_mujoco.c); backend_options: a
+ * hal_mujoco_options_t. */
+int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                    char *err, size_t errlen);
 #endif
 
 #endif

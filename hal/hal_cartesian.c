@@ -1,6 +1,6 @@
 /* hal_cartesian — Cartesian action spaces mapped to joint velocities by
  * damped least squares on the FK Jacobian (see hal.h for the exact steps). */
-#include "hal.h"
+#include "hal_cartesian.h"
 
 #include <errno.h>
 #include <math.h>

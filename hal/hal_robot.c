@@ -1,6 +1,6 @@
 /* hal_robot — constant robot descriptions (limits with sources) and forward
  * kinematics of the end effector. See docs/hal.md for the tables. */
-#include "hal.h"
+#include "hal_robot.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* hal_safety — the safety filter between the policy and the backend.
  * Pure function, no allocation; the rules are in hal.h and docs/hal.md. */
-#include "hal.h"
+#include "hal_safety.h"
 
 #include <errno.h>
 #include <math.h>

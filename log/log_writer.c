@@ -1,7 +1,7 @@
 /* logger — episode logs as MCAP files (log_writer.h, docs/episode-log.md).
  *
  * Producer side (the control loop): three single-producer/single-consumer
- * rings of fixed-size slots (pacd_spsc.h, zero-copy: records are built in
+ * rings of fixed-size slots (rt/rt_spsc.h, zero-copy: records are built in
  * the slot and read from it), allocated in logger_new. Every push takes the
  * next value of a producer-owned sequence counter and, after the slot is
  * published (or the record dropped), stores it in `published` (release). The
@@ -30,7 +30,8 @@
 
 #include "log_mcap.h"
 #include "pacd_proto.h"
-#include "pacd_spsc.h"
+#include "rt_clock.h"
+#include "rt_spsc.h"
 
 #ifndef PACD_VERSION
 #define PACD_VERSION "0.0.0"
@@ -99,7 +100,7 @@ typedef struct {
 struct logger {
     char directory[512];
     logger_config_t cfg;
-    spsc_t ctl, frames, states;
+    rt_spsc_t ctl, frames, states;
 
     /* producer-owned */
     uint64_t next_seq;
@@ -131,13 +132,6 @@ struct logger {
     Pacd__V1__FrameRef frame_refs[LOGGER_MAX_CAMERAS];
     Pacd__V1__FrameRef *frame_ref_ptrs[LOGGER_MAX_CAMERAS];
 };
-
-static int64_t now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
@@ -249,7 +243,7 @@ static void file_sync(logger_t *self, int force)
     episode_file_t *f = &self->file;
     if (f->fd < 0 || !f->dirty)
         return;
-    int64_t now = now_ns(CLOCK_MONOTONIC);
+    int64_t now = rt_clock_mono_ns();
     if (!force && now - f->last_sync_ns < (int64_t)self->cfg.fsync_interval_ms * 1000000LL)
         return;
     if (fdatasync(f->fd) != 0) {
@@ -322,7 +316,7 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     f->ep = *ep;
     f->open = 1;
     f->fd = -1;
-    f->last_sync_ns = now_ns(CLOCK_MONOTONIC);
+    f->last_sync_ns = rt_clock_mono_ns();
     if (snprintf(f->path, sizeof f->path, "%s/%s.mcap", self->directory, ep->episode_id) < 0)
         f->path[0] = '\0';
 
@@ -358,7 +352,7 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     snprintf(task, sizeof task, "%d", ep->task_id);
     snprintf(rate, sizeof rate, "%.17g", ep->rate_hz);
     snprintf(space, sizeof space, "%d", ep->action_space);
-    snprintf(start, sizeof start, "%lld", (long long)now_ns(CLOCK_REALTIME));
+    snprintf(start, sizeof start, "%lld", (long long)rt_clock_unix_ns());
     char *layout = layout_json(ep);
     const char *keys[] = {"log_format_version", "episode_id", "robot", "backend",
                           "checkpoint_path", "checkpoint_sha256", "pacd_version", "rate_hz",
@@ -393,7 +387,7 @@ static const uint8_t *pack_message(logger_t *self, const ProtobufCMessage *msg, 
 
 static uint64_t log_time(int64_t t)
 {
-    return t > 0 ? (uint64_t)t : (uint64_t)now_ns(CLOCK_REALTIME);
+    return t > 0 ? (uint64_t)t : (uint64_t)rt_clock_unix_ns();
 }
 
 static int append(logger_t *self, uint16_t channel, int64_t t, const ProtobufCMessage *msg)
@@ -571,9 +565,9 @@ static void write_state(logger_t *self, const logger_robot_state_t *s)
 /* Writer thread                                                        */
 /* ------------------------------------------------------------------ */
 
-static uint64_t head_seq(spsc_t *r, void **slot)
+static uint64_t head_seq(rt_spsc_t *r, void **slot)
 {
-    *slot = spsc_peek(r);
+    *slot = rt_spsc_peek(r);
     return *slot ? *(const uint64_t *)*slot : UINT64_MAX;
 }
 
@@ -601,19 +595,19 @@ static int drain(logger_t *self, uint64_t upto)
                 write_step(self, &it->u.step);
             else
                 count(&self->steps_dropped, 1);
-            spsc_release(&self->ctl);
+            rt_spsc_release(&self->ctl);
         } else if (m == sf) {
             if (self->file.open)
                 write_frame(self, fr);
             else
                 count(&self->frames_dropped, 1);
-            spsc_release(&self->frames);
+            rt_spsc_release(&self->frames);
         } else {
             if (self->file.open)
                 write_state(self, &((const state_item_t *)st)->state);
             else
                 count(&self->states_dropped, 1);
-            spsc_release(&self->states);
+            rt_spsc_release(&self->states);
         }
         const uint8_t *d;
         size_t n;
@@ -703,9 +697,9 @@ logger_t *logger_new(const logger_config_t *config, char *err, size_t errlen)
     self->pack = malloc(self->pack_cap);
     self->mcap = mcap_writer_new(LOGGER_BATCH_BYTES + self->pack_cap + 65536);
     if (self->cfg.max_frame_bytes > MCAP_MAX_RECORD_LEN / 2 || !self->pack || !self->mcap ||
-        spsc_init(&self->ctl, sizeof(ctl_item_t), self->cfg.ring_steps) ||
-        spsc_init(&self->frames, frame_slot, self->cfg.ring_frames) ||
-        spsc_init(&self->states, sizeof(state_item_t), self->cfg.ring_steps)) {
+        rt_spsc_init(&self->ctl, sizeof(ctl_item_t), self->cfg.ring_steps) ||
+        rt_spsc_init(&self->frames, frame_slot, self->cfg.ring_frames) ||
+        rt_spsc_init(&self->states, sizeof(state_item_t), self->cfg.ring_steps)) {
         snprintf(err, errlen, "logger: cannot allocate the rings (%zu steps, %zu frames of %zu bytes); "
                  "lower [logger] ring sizes or max_frame_bytes",
                  self->cfg.ring_steps, self->cfg.ring_frames, self->cfg.max_frame_bytes);
@@ -733,9 +727,9 @@ void logger_destroy(logger_t **self_p)
     }
     mcap_writer_destroy(&self->mcap);
     free(self->pack);
-    spsc_free(&self->ctl);
-    spsc_free(&self->frames);
-    spsc_free(&self->states);
+    rt_spsc_free(&self->ctl);
+    rt_spsc_free(&self->frames);
+    rt_spsc_free(&self->states);
     pthread_mutex_destroy(&self->text_lock);
     free(self);
     *self_p = NULL;
@@ -749,10 +743,10 @@ static void publish_seq(logger_t *self, uint64_t seq)
 /* Producer: the record's sequence number and a free slot of ring for it, or
  * NULL when the ring is full: the record is dropped (counted in *dropped
  * when given), the loop does not wait. Always followed by push_done. */
-static void *push_claim(logger_t *self, spsc_t *ring, _Atomic uint64_t *dropped, uint64_t *seq)
+static void *push_claim(logger_t *self, rt_spsc_t *ring, _Atomic uint64_t *dropped, uint64_t *seq)
 {
     *seq = ++self->next_seq;
-    void *slot = spsc_claim(ring);
+    void *slot = rt_spsc_claim(ring);
     if (!slot && dropped)
         count(dropped, 1);
     return slot;
@@ -760,10 +754,10 @@ static void *push_claim(logger_t *self, spsc_t *ring, _Atomic uint64_t *dropped,
 
 /* Producer: publish the filled slot (when there was one), then the sequence
  * number up to which the writer merges the rings. 0, or -ENOSPC (dropped). */
-static int push_done(logger_t *self, spsc_t *ring, const void *slot, uint64_t seq)
+static int push_done(logger_t *self, rt_spsc_t *ring, const void *slot, uint64_t seq)
 {
     if (slot)
-        spsc_publish(ring);
+        rt_spsc_publish(ring);
     publish_seq(self, seq);
     return slot ? 0 : -ENOSPC;
 }
@@ -929,9 +923,9 @@ int logger_flush(logger_t *self, int timeout_ms)
     if (!self)
         return -EINVAL;
     uint64_t target = atomic_load_explicit(&self->published, memory_order_acquire);
-    int64_t deadline = now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000000LL;
+    int64_t deadline = rt_clock_mono_ns() + (int64_t)timeout_ms * 1000000LL;
     while (atomic_load_explicit(&self->done, memory_order_acquire) < target) {
-        if (now_ns(CLOCK_MONOTONIC) >= deadline)
+        if (rt_clock_mono_ns() >= deadline)
             return -ETIMEDOUT;
         struct timespec ts = {0, 1000000L};
         nanosleep(&ts, NULL);

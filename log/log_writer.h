@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hal.h"      /* HAL_MAX_JOINTS, HAL_MAX_ACTION */
+#include "hal_robot.h" /* HAL_MAX_JOINTS, HAL_MAX_ACTION */
 #include "policy.h"   /* POLICY_MAX_FIELDS, POLICY_MAX_ACTION, POLICY_MAX_NAME */
 
 /* Sizes of the fixed records. The ones a checkpoint or a robot sets are the

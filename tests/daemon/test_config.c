@@ -429,6 +429,50 @@ static void test_load_buffer(void **state)
     assert_non_null(strstr(err, "buf.conf:4: [pacd] rate_hz = x"));
 }
 
+/* config_hal_options: [robot] and [ingest] as the HAL's option blocks. */
+static void test_hal_options(void **state)
+{
+    (void)state;
+    config_t c;
+    config_defaults(&c);
+    config_hal_options_t ho;
+    config_hal_options(&c, &ho);
+    assert_string_equal(ho.hal.backend, "sim");
+    assert_ptr_equal(ho.hal.backend_options, &ho.sim);
+    assert_true(ho.sim.rate_hz == 1000.0);
+    assert_int_equal(ho.hal.fixed_robot, 0);
+    assert_null(ho.hal.initial_q);
+    assert_true(ho.hal.command_timeout_s == 0); /* the HAL's default */
+
+    snprintf(c.backend, sizeof c.backend, "mujoco");
+    snprintf(c.scene, sizeof c.scene, "/data/scene.xml");
+    snprintf(c.render_cameras, sizeof c.render_cameras, "front");
+    snprintf(c.camera_bind, sizeof c.camera_bind, "tcp://*:5555");
+    snprintf(c.state_bind, sizeof c.state_bind, "tcp://0.0.0.0:5556");
+    c.sim_seed = 7;
+    c.robot_gripper = CONFIG_GRIPPER_YES;
+    config_hal_options(&c, &ho);
+    assert_ptr_equal(ho.hal.backend_options, &ho.mujoco);
+    assert_int_equal(ho.hal.fixed_robot, 1);
+    assert_string_equal(ho.mujoco.scene, "/data/scene.xml");
+    assert_string_equal(ho.mujoco.cameras, "front");
+    assert_string_equal(ho.mujoco.camera_endpoint, "tcp://127.0.0.1:5555");
+    assert_string_equal(ho.mujoco.state_endpoint, "tcp://127.0.0.1:5556");
+    assert_true(ho.mujoco.seed == 7);
+    assert_true(ho.mujoco.render_rate_hz == c.rate_hz);
+    assert_null(ho.mujoco.curve_server_key);
+    assert_null(ho.mujoco.ee_site);
+
+    /* nothing rendered, no state published: no endpoints */
+    c.render_cameras[0] = 0;
+    c.publish_state = 0;
+    snprintf(c.camera_bind, sizeof c.camera_bind, "ipc:///run/pacd/cam");
+    config_hal_options(&c, &ho);
+    assert_null(ho.mujoco.camera_endpoint);
+    assert_null(ho.mujoco.state_endpoint);
+    assert_string_equal(ho.camera_endpoint, "ipc:///run/pacd/cam");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_integer_ranges),
         cmocka_unit_test(test_rt_priority),
         cmocka_unit_test(test_load_buffer),
+        cmocka_unit_test(test_hal_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

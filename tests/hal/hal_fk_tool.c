@@ -5,7 +5,7 @@
  *   hal-fk-tool ROBOT limits  prints "q_min ...", "q_max ...", "q_home ...",
  *                             "gripper_max X" lines
  * Exit 0, or 2 with a message on bad usage / unknown robot / bad input. */
-#include "hal.h"
+#include "hal_robot.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #include "hal.h"
+#include "hal_cartesian.h"
+#include "hal_mujoco.h"
+#include "hal_safety.h"
 
 /* 1 once stdin is at EOF (or in error); does not wait. */
 static int stdin_closed(void)
@@ -72,13 +75,14 @@ int main(int argc, char **argv)
     char *end;
     double seconds = strtod(argv[5], &end);
     int until_eof = *end == '+';
-    hal_options_t o = {.backend = "mujoco", .scene = argv[2], .seed = 1, .command_timeout_s = 1.0};
+    hal_mujoco_options_t mo = {.scene = argv[2], .seed = 1};
+    hal_options_t o = {.backend = "mujoco", .command_timeout_s = 1.0, .backend_options = &mo};
     if (argc > 9) {
-        o.cameras = argv[6];
-        if (sscanf(argv[7], "%dx%d", &o.camera_width, &o.camera_height) != 2)
+        mo.cameras = argv[6];
+        if (sscanf(argv[7], "%dx%d", &mo.camera_width, &mo.camera_height) != 2)
             return 2;
-        o.camera_endpoint = argv[8];
-        o.state_endpoint = argv[9];
+        mo.camera_endpoint = argv[8];
+        mo.state_endpoint = argv[9];
     }
     char err[512] = "";
     hal_t *h = hal_new(r, &o, err, sizeof err);
@@ -86,7 +90,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hal-mujoco-tool: %s\n", err);
         return 1;
     }
-    r = h->robot; /* the description the backend drives (pacd's loop does the same) */
+    r = hal_driven_robot(h); /* the description the backend drives (pacd's loop does the same) */
     hal_state_t first, s;
     while (hal_read_state(h, &first) != 0)
         ;
@@ -145,7 +149,7 @@ int main(int argc, char **argv)
     print_state("last", &s);
     double height;
     int success;
-    if (hal_task_reward(h, &height, &success, NULL) == 0)
+    if (hal_mujoco_lift_reward(h, &height, &success, NULL) == 0)
         printf(", \"cube_height\": %.6f, \"success\": %d", height, success);
     printf(", \"flags\": %u, \"ticks\": %llu, \"commands\": %llu, \"limit_stops\": %llu}\n",
            all_flags, (unsigned long long)c.ticks, (unsigned long long)c.commands,

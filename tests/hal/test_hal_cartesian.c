@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "hal.h"
+#include "hal_cartesian.h"
 #include "hal_test_util.h"
 
 static hal_state_t state_at(const hal_robot_t *r, const double *q)

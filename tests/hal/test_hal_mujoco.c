@@ -20,18 +20,20 @@
 #include <zmq.h>
 
 #include "hal.h"
+#include "hal_cartesian.h"
+#include "hal_mujoco.h"
+#include "hal_safety.h"
 #include "hal_backend.h" /* the core's period: simulated time */
 #include "hal_test_util.h"
 #include "pacd_proto.h"
+#include "rt_clock.h"
 
 static char data_dir[1024];
 static char panda_scene[1200], sawyer_scene[1200], lift_scene[1200];
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return rt_clock_mono_ns() * 1e-9;
 }
 
 static void pause_ms(int ms)
@@ -43,15 +45,20 @@ static void pause_ms(int ms)
 /* The command watchdog is 1 s here unless a test sets its own (the watchdog
  * test: the 0.2 s default): the tests command every 20 ms, and a test thread
  * starved by a loaded machine must not make the arm hold. */
-static hal_t *open_scene(const char *robot, const char *scene, hal_options_t *extra)
+static hal_t *open_scene(const char *robot, const char *scene, const hal_options_t *extra,
+                         const hal_mujoco_options_t *mextra)
 {
     hal_options_t o = {0};
+    hal_mujoco_options_t mo = {0};
     if (extra)
         o = *extra;
+    if (mextra)
+        mo = *mextra;
     if (o.command_timeout_s == 0)
         o.command_timeout_s = 1.0;
     o.backend = "mujoco";
-    o.scene = scene;
+    o.backend_options = &mo;
+    mo.scene = scene;
     char err[512] = "";
     hal_t *h = hal_new(hal_robot_find(robot), &o, err, sizeof err);
     if (!h)
@@ -89,7 +96,7 @@ static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds)
         pause_ms(20);
         if (hal_read_state(h, &cur) != 0)
             continue;
-        check_state(h->robot, &cur);
+        check_state(hal_driven_robot(h), &cur);
     }
     return cur;
 }
@@ -101,9 +108,9 @@ static void test_loads_scenes_at_home(void **st)
         const char *robot, *scene;
     } cases[] = {{"panda", panda_scene}, {"sawyer", sawyer_scene}, {"sawyer", lift_scene}};
     for (int k = 0; k < 3; k++) {
-        hal_t *h = open_scene(cases[k].robot, cases[k].scene, NULL);
+        hal_t *h = open_scene(cases[k].robot, cases[k].scene, NULL, NULL);
         hal_state_t s = run_for(h, NULL, 0.3);
-        const hal_robot_t *r = h->robot;
+        const hal_robot_t *r = hal_driven_robot(h);
         /* holding at home: within a few centiradians (gravity sag of the servos) */
         for (int i = 0; i < r->n_joints; i++)
             assert_double_equal(s.q[i], r->q_home[i], 0.05);
@@ -120,10 +127,10 @@ static void test_loads_scenes_at_home(void **st)
 static void test_ee_pose_is_the_model_site(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL, NULL);
     hal_state_t s = run_for(h, NULL, 0.1);
     double pose[7];
-    hal_robot_fk(h->robot, s.q, pose);
+    hal_robot_fk(hal_driven_robot(h), s.q, pose);
     for (int i = 0; i < 3; i++)
         assert_double_equal(s.ee_pose[i], pose[i], 1e-3);
     hal_destroy(&h);
@@ -135,7 +142,7 @@ static void test_joint_velocity_moves_joint(void **st)
     const char *robots[] = {"panda", "sawyer", "sawyer"};
     const char *scenes[] = {panda_scene, sawyer_scene, lift_scene};
     for (int k = 0; k < 3; k++) {
-        hal_t *h = open_scene(robots[k], scenes[k], NULL);
+        hal_t *h = open_scene(robots[k], scenes[k], NULL, NULL);
         hal_state_t a = run_for(h, NULL, 0.1);
         hal_counters_t ca, cb;
         assert_int_equal(hal_counters(h, &ca), 0);
@@ -162,8 +169,8 @@ static void test_joint_velocity_moves_joint(void **st)
 static void test_never_past_a_limit(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("panda", panda_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    hal_t *h = open_scene("panda", panda_scene, NULL, NULL);
+    const hal_robot_t *r = hal_driven_robot(h);
     /* Panda joints 1 (home 0, q_max 2.8973), 4 (home -1.57, q_max -0.0698) and
      * 7 (home -0.785, q_min -2.8973), driven at full speed into the limits
      * (poses free of self-collision). */
@@ -197,8 +204,8 @@ static void test_cartesian_moves_ee(void **st)
     const char *scenes[] = {panda_scene, sawyer_scene};
     /* 1 s of the backend's own time */
     for (int k = 0; k < 2; k++) {
-        hal_t *h = open_scene(robots[k], scenes[k], NULL);
-        const hal_robot_t *r = h->robot;
+        hal_t *h = open_scene(robots[k], scenes[k], NULL, NULL);
+        const hal_robot_t *r = hal_driven_robot(h);
         for (int axis = 1; axis <= 2; axis++) {
             hal_state_t a = run_for(h, NULL, 0.1), s = a;
             float act[4] = {0, 0, 0, 0};
@@ -239,8 +246,8 @@ static void test_cartesian_moves_ee(void **st)
 static void test_panda_gripper_follows_commands(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("panda", panda_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    hal_t *h = open_scene("panda", panda_scene, NULL, NULL);
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t a = run_for(h, NULL, 0.2);
     assert_double_equal(a.gripper_position, r->gripper_max, 0.005);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
@@ -261,13 +268,13 @@ static void test_panda_gripper_follows_commands(void **st)
  * right finger mirrors it: -0.0115..0.0115 m per finger. */
 #define LIFT_GRIPPER_OPENING ((0.0115 + 0.0115) * 2)
 
-/* Lift scene: the backend drives the Sawyer with its gripper (hal->robot is
+/* Lift scene: the backend drives the Sawyer with its gripper (hal_driven_robot is
  * the gripper variant); it starts open, closes on -1, opens again on +1. */
 static void test_lift_gripper_follows_commands(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("sawyer", lift_scene, NULL);
-    const hal_robot_t *r = h->robot;
+    hal_t *h = open_scene("sawyer", lift_scene, NULL, NULL);
+    const hal_robot_t *r = hal_driven_robot(h);
     assert_ptr_not_equal(r, hal_robot_find("sawyer"));
     assert_ptr_equal(r, hal_robot_variant(hal_robot_find("sawyer"), 1));
     assert_string_equal(r->name, "sawyer");
@@ -299,9 +306,9 @@ static void test_lift_fixed_robot_keeps_description(void **st)
 {
     (void)st;
     hal_options_t o = {.fixed_robot = 1};
-    hal_t *h = open_scene("sawyer", lift_scene, &o);
-    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
-    assert_false(h->robot->has_gripper);
+    hal_t *h = open_scene("sawyer", lift_scene, &o, NULL);
+    assert_ptr_equal(hal_driven_robot(h), hal_robot_find("sawyer"));
+    assert_false(hal_driven_robot(h)->has_gripper);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8};
     cmd.values[7] = -1.0;
     assert_int_equal(hal_command(h, &cmd), -EINVAL);
@@ -315,16 +322,17 @@ static void test_lift_fixed_robot_keeps_description(void **st)
 static void test_gripper_description_needs_scene_gripper(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
-    assert_ptr_equal(h->robot, hal_robot_find("sawyer"));
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL, NULL);
+    assert_ptr_equal(hal_driven_robot(h), hal_robot_find("sawyer"));
     hal_destroy(&h);
     char err[512] = "";
-    hal_options_t o = {.backend = "mujoco", .scene = sawyer_scene};
+    hal_mujoco_options_t mo = {.scene = sawyer_scene};
+    hal_options_t o = {.backend = "mujoco", .backend_options = &mo};
     assert_null(hal_new(hal_robot_variant(hal_robot_find("sawyer"), 1), &o, err, sizeof err));
     assert_non_null(strstr(err, "no gripper"));
     /* the Panda keeps its own description (it has its hand) */
-    hal_t *p = open_scene("panda", panda_scene, NULL);
-    assert_ptr_equal(p->robot, hal_robot_find("panda"));
+    hal_t *p = open_scene("panda", panda_scene, NULL, NULL);
+    assert_ptr_equal(hal_driven_robot(p), hal_robot_find("panda"));
     hal_destroy(&p);
 }
 
@@ -333,7 +341,7 @@ static void test_watchdog_holds_without_commands(void **st)
 {
     (void)st;
     hal_options_t o = {.command_timeout_s = 0.2}; /* the default */
-    hal_t *h = open_scene("sawyer", sawyer_scene, &o);
+    hal_t *h = open_scene("sawyer", sawyer_scene, &o, NULL);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = 7};
     cmd.values[0] = 0.5;
     assert_int_equal(hal_command(h, &cmd), 0);
@@ -349,7 +357,7 @@ static void test_watchdog_holds_without_commands(void **st)
 static void test_bad_command_holds(void **st)
 {
     (void)st;
-    hal_t *h = open_scene("sawyer", sawyer_scene, NULL);
+    hal_t *h = open_scene("sawyer", sawyer_scene, NULL, NULL);
     hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY_GRIPPER, .n = 8}; /* no gripper */
     assert_int_equal(hal_command(h, &cmd), -EINVAL);
     cmd.space = HAL_SPACE_JOINT_VELOCITY;
@@ -366,17 +374,22 @@ static void test_bad_options_fail_with_message(void **st)
 {
     (void)st;
     char err[512] = "";
-    hal_options_t o = {.backend = "mujoco", .scene = "/nonexistent/scene.xml"};
+    hal_mujoco_options_t mo = {.scene = "/nonexistent/scene.xml"};
+    hal_options_t o = {.backend = "mujoco", .backend_options = &mo};
     assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
     assert_non_null(strstr(err, "cannot load scene"));
-    o.scene = panda_scene;
+    mo.scene = panda_scene;
     assert_null(hal_new(hal_robot_find("sawyer"), &o, err, sizeof err)); /* wrong robot */
     assert_non_null(strstr(err, "right_j0"));
-    o.cameras = "nosuchcam";
+    mo.cameras = "nosuchcam";
     assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
     assert_non_null(strstr(err, "nosuchcam"));
-    o.cameras = NULL;
-    o.scene = NULL;
+    mo.cameras = NULL;
+    mo.scene = NULL;
+    assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
+    assert_non_null(strstr(err, "no scene"));
+    o.backend_options = NULL; /* no block: no scene either */
+    err[0] = 0;
     assert_null(hal_new(hal_robot_find("panda"), &o, err, sizeof err));
     assert_non_null(strstr(err, "no scene"));
 }
@@ -424,9 +437,9 @@ static void test_frames_reach_subscriber(void **st)
     zmq_setsockopt(cam, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(state, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
 
-    hal_options_t o = {.cameras = "front", .camera_width = 64, .camera_height = 48,
-                       .camera_endpoint = ep_cam, .state_endpoint = ep_state};
-    hal_t *h = open_scene("panda", panda_scene, &o);
+    hal_mujoco_options_t mo = {.cameras = "front", .camera_width = 64, .camera_height = 48,
+                               .camera_endpoint = ep_cam, .state_endpoint = ep_state};
+    hal_t *h = open_scene("panda", panda_scene, NULL, &mo);
     uint64_t last_seq = 0;
     int frames = 0, states = 0;
     for (int i = 0; i < 6; i++) {
@@ -448,9 +461,7 @@ static void test_frames_reach_subscriber(void **st)
         assert_int_equal(f->data.len, 64 * 48 * 3);
         assert_true(f->seq > last_seq);
         last_seq = f->seq;
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        int64_t age = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - f->capture_time_unix_ns;
+        int64_t age = rt_clock_unix_ns() - f->capture_time_unix_ns;
         assert_true(age >= 0 && age < 60000000000LL); /* the sim's now, not 0 or a stale clock */
         /* an image, not a blank buffer: the pixels vary */
         int lo = 255, hi = 0;
@@ -495,12 +506,12 @@ static void test_frames_reach_subscriber(void **st)
 static void test_lift_reward_and_seeded_reset(void **st)
 {
     (void)st;
-    hal_options_t o = {.seed = 7};
-    hal_t *h = open_scene("sawyer", lift_scene, &o);
+    hal_mujoco_options_t mo = {.seed = 7};
+    hal_t *h = open_scene("sawyer", lift_scene, NULL, &mo);
     run_for(h, NULL, 0.3);
     double height = -1, reward = -1;
     int success = -1;
-    assert_int_equal(hal_task_reward(h, &height, &success, &reward), 0);
+    assert_int_equal(hal_mujoco_lift_reward(h, &height, &success, &reward), 0);
     /* robosuite cube half size is 0.02 m: resting, its centre is ~2 cm up */
     assert_double_equal(height, 0.02, 0.005);
     assert_int_equal(success, 0);
@@ -511,10 +522,10 @@ static void test_lift_reward_and_seeded_reset(void **st)
     assert_int_equal(c.resets, 1);
     hal_destroy(&h);
 
-    hal_t *p = open_scene("panda", panda_scene, NULL);
-    assert_int_equal(hal_task_reward(p, NULL, NULL, NULL), -ENOTSUP);
+    hal_t *p = open_scene("panda", panda_scene, NULL, NULL);
+    assert_int_equal(hal_mujoco_lift_reward(p, NULL, NULL, NULL), -ENOTSUP);
     hal_destroy(&p);
-    assert_int_equal(hal_task_reward(NULL, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(hal_mujoco_lift_reward(NULL, NULL, NULL, NULL), -EINVAL);
 }
 
 int main(int argc, char **argv)

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 #include "hal_test_util.h"
 
 static const char *const names[] = {"panda", "sawyer"};

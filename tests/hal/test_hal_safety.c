@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "hal.h"
+#include "hal_safety.h"
 #include "hal_test_util.h"
 
 static const hal_safety_config_t cfg = {

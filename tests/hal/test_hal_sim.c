@@ -17,15 +17,17 @@
 #include <time.h>
 
 #include "hal.h"
+#include "hal_mujoco.h"
+#include "hal_safety.h"
+#include "hal_sim.h"
 #include "hal_test_util.h"
+#include "rt_clock.h"
 
 #define NS 1e-9
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * NS;
+    return rt_clock_mono_ns() * NS;
 }
 
 static void pause_ms(int ms)
@@ -56,7 +58,7 @@ static hal_state_t read_ok(hal_t *h)
 {
     hal_state_t s;
     assert_int_equal(hal_read_state(h, &s), 0);
-    check_invariants(h->robot, &s);
+    check_invariants(hal_driven_robot(h), &s);
     return s;
 }
 
@@ -81,7 +83,7 @@ static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, s
         assert_true(cur.time_mono_ns >= prev.time_mono_ns);
         assert_true(cur.seq >= prev.seq);
         if (each)
-            each(h->robot, &prev, &cur, ctx);
+            each(hal_driven_robot(h), &prev, &cur, ctx);
         prev = cur;
     }
     return cur;
@@ -122,14 +124,14 @@ static void test_starts_at_rest_at_home(void **st)
     hal_t *h = new_sim("sawyer", NULL);
     hal_state_t s = read_ok(h);
     for (int i = 0; i < 7; i++) {
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
         assert_true(s.dq[i] == 0.0);
     }
     assert_true(s.seq >= 1);
     /* with no command at all it stays there */
     s = run_for(h, NULL, 0.05, NULL, NULL);
     for (int i = 0; i < 7; i++)
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
     hal_destroy(&h);
     assert_null(h);
 }
@@ -138,7 +140,7 @@ static void test_velocity_moves_joint_by_v_times_t(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0.5, 0, -0.3, 0, 0, 0.2, 0};
     hal_command_t c = joint_cmd(7, v);
     /* ramp up (at most 0.5 / 7.5 s) */
@@ -180,7 +182,7 @@ static void test_velocity_clamped_and_ramped(void **st)
     (void)st;
     double q0[7] = {-2.5, 0, 0, 0, 0, 0, 0};
     hal_t *h = new_sim("sawyer", q0);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {10.0, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s = run_for(h, &c, 1.0, ramp_check, NULL);
@@ -235,7 +237,7 @@ static void test_hold_decelerates_to_zero_and_stays(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0, 1.0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = run_for(h, &c, 0.2, NULL, NULL);
@@ -265,7 +267,7 @@ static void test_watchdog_holds_after_missing_commands(void **st)
     (void)st;
     const double timeout = 0.2, period = 0.001; /* the defaults */
     hal_t *h = new_sim_timeout("sawyer", NULL, 0);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0.5, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s0 = read_ok(h);
@@ -294,7 +296,7 @@ static void test_gripper_moves_and_stays_in_range(void **st)
 {
     (void)st;
     hal_t *h = new_sim("panda", NULL);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t s = read_ok(h);
     assert_true(s.gripper_position == r->gripper_max); /* menagerie home: open */
     hal_command_t c;
@@ -351,11 +353,11 @@ static void test_reset_returns_home(void **st)
     double v[7] = {0.4, -0.4, 0.4, 0.4, 0.4, 0.4, 0.4};
     hal_command_t c = joint_cmd(7, v);
     hal_state_t s = run_for(h, &c, 0.2, NULL, NULL);
-    assert_true(s.q[0] != h->robot->q_home[0]);
+    assert_true(s.q[0] != hal_driven_robot(h)->q_home[0]);
     assert_int_equal(hal_reset(h), 0);
     s = run_for(h, NULL, 0.02, NULL, NULL);
     for (int i = 0; i < 7; i++) {
-        assert_true(s.q[i] == h->robot->q_home[i]);
+        assert_true(s.q[i] == hal_driven_robot(h)->q_home[i]);
         assert_true(s.dq[i] == 0.0);
     }
     hal_counters_t k;
@@ -385,7 +387,8 @@ static void test_new_rejects_bad_options(void **st)
     assert_non_null(strstr(err, "initial_q[3]"));
     q[3] = NAN;
     assert_null(hal_new(r, &o2, NULL, 0));
-    hal_options_t o3 = {.sim_rate_hz = 1e6};
+    hal_sim_options_t so3 = {.rate_hz = 1e6};
+    hal_options_t o3 = {.backend_options = &so3};
     assert_null(hal_new(r, &o3, err, sizeof err));
     assert_non_null(strstr(err, "sim_rate_hz"));
     hal_options_t o4 = {.command_timeout_s = -1};
@@ -398,7 +401,8 @@ static void test_new_rejects_bad_options(void **st)
     /* defaults */
     hal_t *h = hal_new(r, NULL, err, sizeof err);
     assert_non_null(h);
-    assert_string_equal(h->ops->name, "sim");
+    assert_string_equal(hal_backend_name(h), "sim");
+    assert_int_equal(hal_mujoco_lift_reward(h, NULL, NULL, NULL), -ENOTSUP); /* not mujoco */
     hal_destroy(&h);
     assert_null(h);
     hal_destroy(&h);
@@ -421,7 +425,8 @@ static void test_custom_rate_and_timeout(void **st)
 {
     (void)st;
     char err[256];
-    hal_options_t o = {.sim_rate_hz = 100, .command_timeout_s = 1.0};
+    hal_sim_options_t so = {.rate_hz = 100};
+    hal_options_t o = {.command_timeout_s = 1.0, .backend_options = &so};
     hal_t *h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
     double v[7] = {0, 0, 0, 0, 0.2, 0, 0};
@@ -444,7 +449,7 @@ static void test_custom_rate_and_timeout(void **st)
     o.command_timeout_s = timeout;
     h = hal_new(hal_robot_find("sawyer"), &o, err, sizeof err);
     assert_non_null(h);
-    const hal_robot_t *r = h->robot;
+    const hal_robot_t *r = hal_driven_robot(h);
     hal_state_t s0 = read_ok(h);
     assert_int_equal(hal_command(h, &c), 0);
     hal_state_t s3 = run_for(h, NULL, timeout + 0.2 / r->ddq_max[4] + 0.3, NULL, NULL);
@@ -491,8 +496,7 @@ static void test_filter_keeps_sim_off_its_limits(void **st)
         prev.n = 7;
         double intrusion = -1e9; /* deepest point past (limit - margin), rad */
         double longest = 0;      /* longest loop period seen in state time, s */
-        struct timespec next;
-        clock_gettime(CLOCK_MONOTONIC, &next);
+        int64_t next = rt_clock_mono_ns();
         hal_state_t s = read_ok(h), start = s;
         /* Sawyer at 2 rad/s^2 needs about 1 s to stop from full speed. */
         while ((s.time_mono_ns - start.time_mono_ns) * NS < 2.0) {
@@ -503,12 +507,8 @@ static void test_filter_keeps_sim_off_its_limits(void **st)
             assert_int_equal(res.hold, 0);
             assert_int_equal(hal_command(h, &out), 0);
             prev = out;
-            next.tv_nsec += 50000000L;
-            if (next.tv_nsec >= 1000000000L) {
-                next.tv_nsec -= 1000000000L;
-                next.tv_sec++;
-            }
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+            next += 50000000;
+            rt_clock_sleep_until(next);
             hal_state_t s2 = read_ok(h);
             longest = fmax(longest, (s2.time_mono_ns - s.time_mono_ns) * NS);
             s = s2;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hal.h"
+#include "hal_robot.h"
 
 /* ---- mapping: which model elements are the arm, gripper, end effector ---- */
 

@@ -1,4 +1,4 @@
-/* hal_seqbox — internal: a single-writer, many-reader, lock-free mailbox for
+/* rt_seqbox — a single-writer, many-reader, lock-free mailbox for
  * one small struct (a double-buffered seqlock over atomic 64-bit words).
  *
  * The writer fills the slot readers are not pointed at, then publishes its
@@ -8,7 +8,7 @@
  * published index did not move makes every read return exactly the latest
  * published value, so successive reads never go back in time (without that
  * check, a reader could return the value being published next and then the
- * one before it; tests/hal/test_hal_seqbox.c caught it). All shared
+ * one before it; tests/rt/test_rt_seqbox.c checks for it). All shared
  * words are C11 atomics, so the scheme is free of data races and clean under
  * TSan. Ordering without standalone fences (GCC's TSan does not support
  * them): the writer marks the slot odd, stores the words with release (so
@@ -18,9 +18,9 @@
  * word of a newer write therefore sees the newer mark and retries. On x86-64
  * all of these are plain moves.
  *
- * Not part of the public interface; used by backends. */
-#ifndef PACD_HAL_SEQBOX_H
-#define PACD_HAL_SEQBOX_H
+ * Used by the HAL backends for their state and command mailboxes. */
+#ifndef RT_SEQBOX_H
+#define RT_SEQBOX_H
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -28,41 +28,41 @@
 #include <stdint.h>
 #include <string.h>
 
-#define HAL_SEQBOX_WORDS 48 /* capacity, 64-bit words (384 bytes) */
+#define RT_SEQBOX_WORDS 48 /* capacity, 64-bit words (384 bytes) */
 
 typedef struct {
     _Atomic uint64_t seq; /* odd while being written */
-    _Atomic uint64_t words[HAL_SEQBOX_WORDS];
-} hal_seqbox_slot_t;
+    _Atomic uint64_t words[RT_SEQBOX_WORDS];
+} rt_seqbox_slot_t;
 
 typedef struct {
     _Atomic uint64_t published; /* number of publications; current slot = published & 1 */
-    hal_seqbox_slot_t slot[2];
-} hal_seqbox_t;
+    rt_seqbox_slot_t slot[2];
+} rt_seqbox_t;
 
 /* Words needed for `size` bytes. */
-#define HAL_SEQBOX_NWORDS(size) (((size) + 7) / 8)
+#define RT_SEQBOX_NWORDS(size) (((size) + 7) / 8)
 
 /* Zero the box (before any thread uses it). Init-only. */
-static inline void hal_seqbox_init(hal_seqbox_t *box)
+static inline void rt_seqbox_init(rt_seqbox_t *box)
 {
     atomic_init(&box->published, 0);
     for (int s = 0; s < 2; s++) {
         atomic_init(&box->slot[s].seq, 0);
-        for (int i = 0; i < HAL_SEQBOX_WORDS; i++)
+        for (int i = 0; i < RT_SEQBOX_WORDS; i++)
             atomic_init(&box->slot[s].words[i], 0);
     }
 }
 
-/* Publish `size` bytes (size <= 8 * HAL_SEQBOX_WORDS) from src. Only one
+/* Publish `size` bytes (size <= 8 * RT_SEQBOX_WORDS) from src. Only one
  * thread may write a given box. RT-safe: no allocation, no syscalls. */
-static inline void hal_seqbox_write(hal_seqbox_t *box, const void *src, size_t size)
+static inline void rt_seqbox_write(rt_seqbox_t *box, const void *src, size_t size)
 {
-    uint64_t buf[HAL_SEQBOX_WORDS] = {0};
-    size_t n = HAL_SEQBOX_NWORDS(size);
+    uint64_t buf[RT_SEQBOX_WORDS] = {0};
+    size_t n = RT_SEQBOX_NWORDS(size);
     memcpy(buf, src, size);
     uint64_t pub = atomic_load_explicit(&box->published, memory_order_relaxed);
-    hal_seqbox_slot_t *s = &box->slot[(pub + 1) & 1];
+    rt_seqbox_slot_t *s = &box->slot[(pub + 1) & 1];
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
     for (size_t i = 0; i < n; i++)
@@ -74,13 +74,13 @@ static inline void hal_seqbox_write(hal_seqbox_t *box, const void *src, size_t s
 /* Copy the latest published value (size bytes) into dst. 0, or -EAGAIN if no
  * consistent copy was obtained in a bounded number of tries (dst untouched).
  * RT-safe: never blocks. */
-static inline int hal_seqbox_read(hal_seqbox_t *box, void *dst, size_t size)
+static inline int rt_seqbox_read(rt_seqbox_t *box, void *dst, size_t size)
 {
-    uint64_t buf[HAL_SEQBOX_WORDS];
-    size_t n = HAL_SEQBOX_NWORDS(size);
+    uint64_t buf[RT_SEQBOX_WORDS];
+    size_t n = RT_SEQBOX_NWORDS(size);
     for (int tries = 0; tries < 64; tries++) {
         uint64_t pub = atomic_load_explicit(&box->published, memory_order_acquire);
-        hal_seqbox_slot_t *s = &box->slot[pub & 1];
+        rt_seqbox_slot_t *s = &box->slot[pub & 1];
         uint64_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (s1 & 1)
             continue;

@@ -2,7 +2,7 @@
  * velocities in its own thread.
  *
  * The thread wakes on absolute CLOCK_MONOTONIC deadlines (clock_nanosleep,
- * TIMER_ABSTIME) at sim_rate_hz and integrates one period per deadline:
+ * TIMER_ABSTIME) at rate_hz (hal_sim.h) and integrates one period per deadline:
  *   - target velocity = command clamped to +-dq_max (0 while holding);
  *   - the velocity moves toward the target by at most ddq_max * dt (the ramp
  *     of a real joint controller), so a hold decelerates at ddq_max;
@@ -21,6 +21,7 @@
  * file gives the integration (the hooks). */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_sim.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NS_PER_S 1000000000LL
+#define HAL_SIM_DEFAULT_RATE_HZ 1000.0
 
 typedef struct {
     hal_backend_core_t core; /* first: hal->impl points at both */
@@ -78,7 +79,7 @@ static void sim_step(hal_backend_core_t *core, int64_t t, int holding)
     (void)t;
     sim_t *sim = (sim_t *)core;
     const hal_robot_t *r = core->robot;
-    const double dt = (double)core->period_ns / NS_PER_S;
+    const double dt = (double)core->period_ns / RT_CLOCK_NS_PER_S;
     const hal_backend_cmd_t *c = &core->cmd;
 
     for (int i = 0; i < r->n_joints; i++) {
@@ -150,22 +151,32 @@ static const hal_ops_t sim_ops = {
     .counters = hal_backend_counters,
 };
 
-int hal_sim_open(hal_t *hal, const hal_options_t *options, char *err, size_t errlen)
+int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                 char *err, size_t errlen)
 {
     const hal_robot_t *r = hal->robot;
+    const hal_sim_options_t *so = backend_options;
+    double rate_hz = so && so->rate_hz != 0 ? so->rate_hz : HAL_SIM_DEFAULT_RATE_HZ;
+    if (!(rate_hz >= 10 && rate_hz <= 10000)) {
+        hal_set_error(err, errlen,
+                      "hal: sim_rate_hz = %g is out of range; set it between 10 and 10000 "
+                      "(or 0 for the default 1000)",
+                      rate_hz);
+        return -EINVAL;
+    }
     sim_t *sim = calloc(1, sizeof *sim);
     if (!sim) {
         hal_set_error(err, errlen, "hal sim: out of memory");
         return -ENOMEM;
     }
-    int64_t period_ns = llround(1e9 / options->sim_rate_hz);
+    int64_t period_ns = llround(1e9 / rate_hz);
     /* One second of catch-up at most; a reset waits many periods. */
     hal_backend_init(&sim->core, r, &sim_hooks, period_ns,
-                     llround(options->command_timeout_s * 1e9), NS_PER_S,
-                     2 * NS_PER_S + 20 * period_ns);
+                     llround(options->command_timeout_s * 1e9), RT_CLOCK_NS_PER_S,
+                     2 * RT_CLOCK_NS_PER_S + 20 * period_ns);
     sim_go_home(sim, options->initial_q ? options->initial_q : r->q_home);
     /* Readers see a valid state before the first tick. */
-    hal_backend_publish(&sim->core, hal_backend_now_ns(CLOCK_MONOTONIC));
+    hal_backend_publish(&sim->core, rt_clock_mono_ns());
 
     int rc = hal_backend_start(&sim->core, "pacd-hal-sim", 0);
     if (rc != 0) {

@@ -14,7 +14,7 @@
  *     the real arms' controllers and robosuite do;
  *   - gripper (robots with one): an opening target integrated from the
  *     command (fraction of gripper_speed), sent to the gripper actuator;
- *   - state published lock-free (hal_seqbox.h) after every step; a snapshot
+ *   - state published lock-free (rt_seqbox.h) after every step; a snapshot
  *     of qpos/qvel for the render thread under a mutex the physics thread
  *     only try-locks (it never waits).
  * The thread loop, the hold/watchdog decision, mailboxes, counters and the
@@ -26,8 +26,9 @@
  * endpoint, with the snapshot's time as the capture time. */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_mujoco.h"
 #include "hal_mujoco_util.h"
-#include "hal_seqbox.h"
+#include "rt_seqbox.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,7 +41,6 @@
 #include <time.h>
 #include <zmq.h>
 
-#define NS_PER_S 1000000000LL
 #define MJ_MAX_CAMERAS 8
 #define MJ_CATCHUP_S 0.1
 #define MJ_VEL_POS_GAIN 10.0 /* 1/s: velocity actuators track the integrated position */
@@ -75,7 +75,7 @@ typedef struct {
     atomic_int render_status; /* 0 starting, 1 ok, <0 failed */
     char render_err[256];
 
-    hal_seqbox_t task_box;
+    rt_seqbox_t task_box;
     _Atomic uint64_t n_frames;
 
     /* physics thread */
@@ -208,7 +208,7 @@ static void mj_published(hal_backend_core_t *core, const hal_state_t *st)
 {
     mj_t *mj = (mj_t *)core;
     mj_task_t task = {hal_mjmap_cube_height(&mj->map, mj->d), st->time_mono_ns};
-    hal_seqbox_write(&mj->task_box, &task, sizeof task);
+    rt_seqbox_write(&mj->task_box, &task, sizeof task);
     if (pthread_mutex_trylock(&mj->snap_mu) == 0) {
         memcpy(mj->snap_qpos, mj->d->qpos, sizeof(mjtNum) * mj->m->nq);
         memcpy(mj->snap_qvel, mj->d->qvel, sizeof(mjtNum) * mj->m->nv);
@@ -286,13 +286,13 @@ static void *render_thread(void *arg)
     }
     atomic_store_explicit(&mj->render_status, 1, memory_order_release);
     uint64_t frame_seq = 0, last_snap = 0;
-    int64_t t = hal_backend_now_ns(CLOCK_MONOTONIC);
+    int64_t t = rt_clock_mono_ns();
     while (atomic_load_explicit(&mj->core.running, memory_order_acquire)) {
         t += mj->render_period_ns;
-        int64_t now = hal_backend_now_ns(CLOCK_MONOTONIC);
+        int64_t now = rt_clock_mono_ns();
         if (now - t > mj->render_period_ns)
             t = now; /* fell behind (slow rendering): no burst of frames */
-        hal_backend_sleep_until(t);
+        rt_clock_sleep_until(t);
         hal_state_t st;
         pthread_mutex_lock(&mj->snap_mu);
         uint64_t snap = mj->snap_count;
@@ -367,7 +367,7 @@ static void mjb_destroy(hal_t *self)
     self->impl = NULL;
 }
 
-int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
 {
     if (!self)
         return -EINVAL;
@@ -375,7 +375,7 @@ int hal_task_reward(hal_t *self, double *cube_height_m, int *success, double *re
         return -ENOTSUP;
     mj_t *mj = self->impl;
     mj_task_t task;
-    int rc = hal_seqbox_read(&mj->task_box, &task, sizeof task);
+    int rc = rt_seqbox_read(&mj->task_box, &task, sizeof task);
     if (rc != 0)
         return rc;
     if (!isfinite(task.cube_height))
@@ -434,7 +434,7 @@ static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
     return 0;
 }
 
-static void *open_pub(mj_t *mj, const hal_options_t *o, const char *endpoint, char *err,
+static void *open_pub(mj_t *mj, const hal_mujoco_options_t *o, const char *endpoint, char *err,
                       size_t errlen)
 {
     void *s = zmq_socket(mj->zctx, ZMQ_PUB);
@@ -465,9 +465,12 @@ static void *open_pub(mj_t *mj, const hal_options_t *o, const char *endpoint, ch
     return s;
 }
 
-int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen)
+int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                    char *err, size_t errlen)
 {
     const hal_robot_t *r = hal->robot;
+    const hal_mujoco_options_t defaults = {0};
+    const hal_mujoco_options_t *o = backend_options ? backend_options : &defaults;
     if (!o->scene || !o->scene[0]) {
         hal_set_error(err, errlen, "hal mujoco: no scene given; set [robot] scene to a MuJoCo "
                                    "XML file (e.g. menagerie .../scene_cam.xml)");
@@ -519,7 +522,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
     int scene_gripper = mj->map.has_gripper &&
                         (mj->map.gripper_act >= 0 || (mj->map.gripper_act_fingers[0] >= 0 &&
                                                       mj->map.gripper_act_fingers[1] >= 0));
-    if (!r->has_gripper && scene_gripper && !o->fixed_robot && hal_robot_variant(r, 1))
+    if (!r->has_gripper && scene_gripper && !options->fixed_robot && hal_robot_variant(r, 1))
         r = hal_robot_variant(r, 1);
     if (r->has_gripper && !scene_gripper) {
         hal_set_error(err, errlen, "hal mujoco: robot %s is described with a gripper but the "
@@ -544,16 +547,16 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *o, char *err, size_t errlen
         hal_set_error(err, errlen, "hal mujoco: out of memory");
         goto fail;
     }
-    const double *q0 = o->initial_q ? o->initial_q : r->q_home;
+    const double *q0 = options->initial_q ? options->initial_q : r->q_home;
     for (int i = 0; i < r->n_joints; i++)
         mj->initial_q[i] = q0[i];
     /* Catch-up of missed steps up to MJ_CATCHUP_S; a reset waits 2 s. */
     hal_backend_init(&mj->core, r, &mj_hooks, llround(mj->m->opt.timestep * 1e9),
-                     llround(o->command_timeout_s * 1e9), (int64_t)(MJ_CATCHUP_S * NS_PER_S),
-                     2 * NS_PER_S);
-    hal_seqbox_init(&mj->task_box);
+                     llround(options->command_timeout_s * 1e9),
+                     (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S), 2 * RT_CLOCK_NS_PER_S);
+    rt_seqbox_init(&mj->task_box);
     mj_go_home(mj, mj->initial_q);
-    hal_backend_publish(&mj->core, hal_backend_now_ns(CLOCK_MONOTONIC));
+    hal_backend_publish(&mj->core, rt_clock_mono_ns());
 
     if (o->camera_endpoint || o->state_endpoint) {
         mj->zctx = zmq_ctx_new();

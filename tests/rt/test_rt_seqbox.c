@@ -1,4 +1,4 @@
-/* Stress test of the internal lock-free mailbox (hal/hal_seqbox.h): a writer
+/* Stress test of the lock-free mailbox (rt/rt_seqbox.h): a writer
  * thread publishes records whose words all carry the same counter; readers
  * must never see a torn record, and must see the counter never go back. */
 #include <setjmp.h>
@@ -10,9 +10,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "hal_seqbox.h"
+#include "rt_seqbox.h"
 
-#define RECORD_WORDS HAL_SEQBOX_WORDS
+#define RECORD_WORDS RT_SEQBOX_WORDS
 #define WRITES 200000
 
 typedef struct {
@@ -20,7 +20,7 @@ typedef struct {
 } record_t;
 
 typedef struct {
-    hal_seqbox_t box;
+    rt_seqbox_t box;
     atomic_int done;
 } shared_t;
 
@@ -31,7 +31,7 @@ static void *writer(void *arg)
     for (uint64_t k = 1; k <= WRITES; k++) {
         for (int i = 0; i < RECORD_WORDS; i++)
             r.w[i] = k * 1000003u + (uint64_t)i;
-        hal_seqbox_write(&sh->box, &r, sizeof r);
+        rt_seqbox_write(&sh->box, &r, sizeof r);
     }
     atomic_store(&sh->done, 1);
     return NULL;
@@ -41,18 +41,18 @@ static void test_no_torn_reads(void **st)
 {
     (void)st;
     static shared_t sh;
-    hal_seqbox_init(&sh.box);
+    rt_seqbox_init(&sh.box);
     atomic_init(&sh.done, 0);
     record_t first;
     for (int i = 0; i < RECORD_WORDS; i++)
         first.w[i] = (uint64_t)i; /* counter 0 */
-    hal_seqbox_write(&sh.box, &first, sizeof first);
+    rt_seqbox_write(&sh.box, &first, sizeof first);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, writer, &sh), 0);
     uint64_t last = 0, reads = 0, again = 0;
     record_t r;
     while (!atomic_load(&sh.done)) {
-        int rc = hal_seqbox_read(&sh.box, &r, sizeof r);
+        int rc = rt_seqbox_read(&sh.box, &r, sizeof r);
         if (rc == -EAGAIN) {
             again++;
             continue;
@@ -68,7 +68,7 @@ static void test_no_torn_reads(void **st)
         reads++;
     }
     pthread_join(t, NULL);
-    assert_int_equal(hal_seqbox_read(&sh.box, &r, sizeof r), 0);
+    assert_int_equal(rt_seqbox_read(&sh.box, &r, sizeof r), 0);
     assert_true(r.w[0] == (uint64_t)WRITES * 1000003u);
     print_message("%llu consistent reads, %llu gave up (-EAGAIN)\n", (unsigned long long)reads,
                   (unsigned long long)again);
@@ -78,11 +78,11 @@ static void test_no_torn_reads(void **st)
 static void test_partial_size(void **st)
 {
     (void)st;
-    static hal_seqbox_t box;
-    hal_seqbox_init(&box);
+    static rt_seqbox_t box;
+    rt_seqbox_init(&box);
     char in[13] = "hello, robot", out[13] = {0};
-    hal_seqbox_write(&box, in, sizeof in);
-    assert_int_equal(hal_seqbox_read(&box, out, sizeof out), 0);
+    rt_seqbox_write(&box, in, sizeof in);
+    assert_int_equal(rt_seqbox_read(&box, out, sizeof out), 0);
     assert_memory_equal(in, out, sizeof in);
 }
 

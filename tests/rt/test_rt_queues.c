@@ -1,4 +1,4 @@
-/* spsc and tbuf: ordering, exact capacity, slot alignment, the zero-copy
+/* rt_spsc and rt_tbuf: ordering, exact capacity, slot alignment, the zero-copy
  * calls (wrap-around, full, release order), and two-thread stress runs. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,32 +10,32 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pacd_spsc.h"
-#include "pacd_tbuf.h"
+#include "rt_spsc.h"
+#include "rt_tbuf.h"
 
 static void test_spsc_order_and_full(void **state)
 {
     (void)state;
-    spsc_t q;
-    assert_int_equal(spsc_init(&q, sizeof(int), 5), 0); /* exactly 5, not rounded up */
-    assert_int_equal(spsc_capacity(&q), 5);
+    rt_spsc_t q;
+    assert_int_equal(rt_spsc_init(&q, sizeof(int), 5), 0); /* exactly 5, not rounded up */
+    assert_int_equal(rt_spsc_capacity(&q), 5);
     int v;
-    assert_int_equal(spsc_pop(&q, &v), 0);
+    assert_int_equal(rt_spsc_pop(&q, &v), 0);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(spsc_push(&q, &i), 0);
+        assert_int_equal(rt_spsc_push(&q, &i), 0);
     int x = 99;
-    assert_int_equal(spsc_push(&q, &x), -ENOSPC);
+    assert_int_equal(rt_spsc_push(&q, &x), -ENOSPC);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(spsc_pop(&q, &v), 1);
+        assert_int_equal(rt_spsc_pop(&q, &v), 1);
         assert_int_equal(v, i);
     }
-    assert_int_equal(spsc_pop(&q, &v), 0);
-    spsc_free(&q);
-    spsc_free(&q); /* twice is harmless */
-    assert_int_equal(spsc_init(&q, 0, 4), -EINVAL);
-    assert_int_equal(spsc_init(&q, 8, 0), -EINVAL);
-    assert_int_equal(spsc_init(&q, 8, ((size_t)1 << 30) + 1), -EINVAL);
-    assert_int_equal(spsc_init(&q, SIZE_MAX / 2, 4), -ENOMEM);
+    assert_int_equal(rt_spsc_pop(&q, &v), 0);
+    rt_spsc_free(&q);
+    rt_spsc_free(&q); /* twice is harmless */
+    assert_int_equal(rt_spsc_init(&q, 0, 4), -EINVAL);
+    assert_int_equal(rt_spsc_init(&q, 8, 0), -EINVAL);
+    assert_int_equal(rt_spsc_init(&q, 8, ((size_t)1 << 30) + 1), -EINVAL);
+    assert_int_equal(rt_spsc_init(&q, SIZE_MAX / 2, 4), -ENOMEM);
     assert_null(q.buf);
 }
 
@@ -47,24 +47,24 @@ static void test_spsc_slots_aligned(void **state)
     (void)state;
     const size_t sizes[] = {1, 8, 63, 64, 65, 200};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        spsc_t q;
-        assert_int_equal(spsc_init(&q, sizes[s], 3), 0);
+        rt_spsc_t q;
+        assert_int_equal(rt_spsc_init(&q, sizes[s], 3), 0);
         uintptr_t prev = 0;
         for (int i = 0; i < 3; i++) {
-            unsigned char *slot = spsc_claim(&q);
+            unsigned char *slot = rt_spsc_claim(&q);
             assert_non_null(slot);
             uintptr_t a = (uintptr_t)slot;
             assert_int_equal(a % 64, 0);
             if (i > 0)
                 assert_true(a - prev >= 64 && a - prev >= sizes[s]);
             memset(slot, 0xab, sizes[s]); /* elem bytes writable (ASan checks) */
-            spsc_publish(&q);
+            rt_spsc_publish(&q);
             prev = a;
         }
-        spsc_free(&q);
+        rt_spsc_free(&q);
     }
     /* producer fields [tail, head_seen], consumer fields [head, tail_seen] */
-    spsc_t q;
+    rt_spsc_t q;
     uintptr_t p_end = (uintptr_t)&q.head_seen + sizeof q.head_seen;
     uintptr_t c_begin = (uintptr_t)&q.head;
     assert_true((uintptr_t)&q.tail < p_end && (uintptr_t)&q.tail_slot < p_end);
@@ -77,41 +77,41 @@ static void test_spsc_slots_aligned(void **state)
 static void test_spsc_claim_publish_wraparound(void **state)
 {
     (void)state;
-    spsc_t q;
-    assert_int_equal(spsc_init(&q, sizeof(uint64_t), 3), 0);
-    assert_null(spsc_peek(&q));
+    rt_spsc_t q;
+    assert_int_equal(rt_spsc_init(&q, sizeof(uint64_t), 3), 0);
+    assert_null(rt_spsc_peek(&q));
     uint64_t next_in = 0, next_out = 0;
     void *addr[3] = {0};
     for (int round = 0; round < 50; round++) {
         int n_in = 1 + round % 3; /* 1..3: every phase of the ring */
         for (int i = 0; i < n_in; i++) {
-            uint64_t *slot = spsc_claim(&q);
+            uint64_t *slot = rt_spsc_claim(&q);
             assert_non_null(slot);
             /* the slot is the producer's until it publishes: claiming
              * again gives the same one, the consumer sees nothing */
-            assert_ptr_equal(spsc_claim(&q), slot);
+            assert_ptr_equal(rt_spsc_claim(&q), slot);
             *slot = next_in;
             if (next_in < 3)
                 addr[next_in] = slot;
             else
                 assert_ptr_equal(slot, addr[next_in % 3]); /* slots used in turn */
             if (i == 0)
-                assert_null(spsc_peek(&q)); /* unpublished: not the consumer's yet */
-            spsc_publish(&q);
+                assert_null(rt_spsc_peek(&q)); /* unpublished: not the consumer's yet */
+            rt_spsc_publish(&q);
             next_in++;
         }
         while (next_out < next_in) {
-            uint64_t *slot = spsc_peek(&q);
+            uint64_t *slot = rt_spsc_peek(&q);
             assert_non_null(slot);
-            assert_ptr_equal(spsc_peek(&q), slot); /* peek does not consume */
+            assert_ptr_equal(rt_spsc_peek(&q), slot); /* peek does not consume */
             assert_int_equal(*slot, next_out);
-            spsc_release(&q);
+            rt_spsc_release(&q);
             next_out++;
         }
-        assert_null(spsc_peek(&q));
+        assert_null(rt_spsc_peek(&q));
     }
     assert_true(next_in > 3 * 30); /* wrapped around many times */
-    spsc_free(&q);
+    rt_spsc_free(&q);
 }
 
 /* Full: claim fails until the consumer releases; a slot it has peeked but
@@ -119,64 +119,64 @@ static void test_spsc_claim_publish_wraparound(void **state)
 static void test_spsc_full_and_release_order(void **state)
 {
     (void)state;
-    spsc_t q;
-    assert_int_equal(spsc_init(&q, sizeof(int), 4), 0);
+    rt_spsc_t q;
+    assert_int_equal(rt_spsc_init(&q, sizeof(int), 4), 0);
     int *slots[4];
     for (int i = 0; i < 4; i++) {
-        slots[i] = spsc_claim(&q);
+        slots[i] = rt_spsc_claim(&q);
         assert_non_null(slots[i]);
         *slots[i] = 10 + i;
-        spsc_publish(&q);
+        rt_spsc_publish(&q);
     }
-    assert_null(spsc_claim(&q)); /* full */
+    assert_null(rt_spsc_claim(&q)); /* full */
     int x = 1;
-    assert_int_equal(spsc_push(&q, &x), -ENOSPC);
+    assert_int_equal(rt_spsc_push(&q, &x), -ENOSPC);
 
-    int *oldest = spsc_peek(&q);
+    int *oldest = rt_spsc_peek(&q);
     assert_ptr_equal(oldest, slots[0]);
-    assert_null(spsc_claim(&q)); /* peeked is not released */
+    assert_null(rt_spsc_claim(&q)); /* peeked is not released */
     assert_int_equal(*oldest, 10);
 
-    spsc_release(&q); /* frees slot 0, the oldest */
-    int *again = spsc_claim(&q);
+    rt_spsc_release(&q); /* frees slot 0, the oldest */
+    int *again = rt_spsc_claim(&q);
     assert_ptr_equal(again, slots[0]);
     *again = 14;
-    spsc_publish(&q);
-    assert_null(spsc_claim(&q)); /* full again */
+    rt_spsc_publish(&q);
+    assert_null(rt_spsc_claim(&q)); /* full again */
 
     /* the rest come out oldest first, then the one written over slot 0 */
     for (int want = 11; want <= 14; want++) {
-        int *p = spsc_peek(&q);
+        int *p = rt_spsc_peek(&q);
         assert_non_null(p);
         assert_int_equal(*p, want);
-        spsc_release(&q);
+        rt_spsc_release(&q);
     }
-    assert_null(spsc_peek(&q));
+    assert_null(rt_spsc_peek(&q));
     /* copying and zero-copy calls mix */
     x = 7;
-    assert_int_equal(spsc_push(&q, &x), 0);
-    int *p = spsc_peek(&q);
+    assert_int_equal(rt_spsc_push(&q, &x), 0);
+    int *p = rt_spsc_peek(&q);
     assert_non_null(p);
     assert_int_equal(*p, 7);
-    spsc_release(&q);
-    int *c = spsc_claim(&q);
+    rt_spsc_release(&q);
+    int *c = rt_spsc_claim(&q);
     *c = 8;
-    spsc_publish(&q);
+    rt_spsc_publish(&q);
     int v = 0;
-    assert_int_equal(spsc_pop(&q, &v), 1);
+    assert_int_equal(rt_spsc_pop(&q, &v), 1);
     assert_int_equal(v, 8);
-    assert_int_equal(spsc_pop(&q, &v), 0);
-    spsc_free(&q);
+    assert_int_equal(rt_spsc_pop(&q, &v), 0);
+    rt_spsc_free(&q);
 }
 
 #define N 200000
-static spsc_t sq;
+static rt_spsc_t sq;
 
 static void *producer(void *arg)
 {
     (void)arg;
     for (uint64_t i = 0; i < N;) {
-        if (spsc_push(&sq, &i) == 0)
+        if (rt_spsc_push(&sq, &i) == 0)
             i++;
     }
     return NULL;
@@ -185,17 +185,17 @@ static void *producer(void *arg)
 static void test_spsc_two_threads(void **state)
 {
     (void)state;
-    assert_int_equal(spsc_init(&sq, sizeof(uint64_t), 64), 0);
+    assert_int_equal(rt_spsc_init(&sq, sizeof(uint64_t), 64), 0);
     pthread_t t;
     pthread_create(&t, NULL, producer, NULL);
     uint64_t want = 0, v;
     while (want < N)
-        if (spsc_pop(&sq, &v)) {
+        if (rt_spsc_pop(&sq, &v)) {
             assert_int_equal(v, want);
             want++;
         }
     pthread_join(t, NULL);
-    spsc_free(&sq);
+    rt_spsc_free(&sq);
 }
 
 /* Two threads, zero-copy: every record is built in its slot and checked in
@@ -207,13 +207,13 @@ typedef struct {
     uint64_t seq;
     uint64_t words[REC_WORDS - 1]; /* each seq * (k + 1) */
 } rec_t;
-static spsc_t zq;
+static rt_spsc_t zq;
 
 static void *zc_producer(void *arg)
 {
     (void)arg;
     for (uint64_t i = 0; i < N;) {
-        rec_t *r = spsc_claim(&zq);
+        rec_t *r = rt_spsc_claim(&zq);
         if (!r) {
             sched_yield();
             continue;
@@ -221,7 +221,7 @@ static void *zc_producer(void *arg)
         r->seq = i;
         for (int k = 0; k < REC_WORDS - 1; k++)
             r->words[k] = i * (uint64_t)(k + 1);
-        spsc_publish(&zq);
+        rt_spsc_publish(&zq);
         i++;
     }
     return NULL;
@@ -230,12 +230,12 @@ static void *zc_producer(void *arg)
 static void test_spsc_zero_copy_two_threads(void **state)
 {
     (void)state;
-    assert_int_equal(spsc_init(&zq, sizeof(rec_t), 7), 0);
+    assert_int_equal(rt_spsc_init(&zq, sizeof(rec_t), 7), 0);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, zc_producer, NULL), 0);
     uint64_t want = 0;
     while (want < N) {
-        const rec_t *r = spsc_peek(&zq);
+        const rec_t *r = rt_spsc_peek(&zq);
         if (!r) {
             sched_yield();
             continue;
@@ -243,28 +243,28 @@ static void test_spsc_zero_copy_two_threads(void **state)
         assert_int_equal(r->seq, want); /* in order, none lost, none twice */
         for (int k = 0; k < REC_WORDS - 1; k++)
             assert_int_equal(r->words[k], want * (uint64_t)(k + 1));
-        spsc_release(&zq);
+        rt_spsc_release(&zq);
         want++;
     }
     pthread_join(t, NULL);
-    assert_null(spsc_peek(&zq)); /* nothing after the last */
-    spsc_free(&zq);
+    assert_null(rt_spsc_peek(&zq)); /* nothing after the last */
+    rt_spsc_free(&zq);
 }
 
 typedef struct {
     uint64_t a, b; /* always equal in a published slot */
 } pair_t;
 static pair_t slots[3];
-static tbuf_t tb;
+static rt_tbuf_t tb;
 
 static void *writer(void *arg)
 {
     (void)arg;
     for (uint64_t i = 1; i <= N; i++) {
-        unsigned k = tbuf_back(&tb);
+        unsigned k = rt_tbuf_back(&tb);
         slots[k].a = i;
         slots[k].b = i;
-        tbuf_publish(&tb);
+        rt_tbuf_publish(&tb);
     }
     return NULL;
 }
@@ -272,13 +272,13 @@ static void *writer(void *arg)
 static void test_tbuf_newest_and_consistent(void **state)
 {
     (void)state;
-    tbuf_init(&tb);
-    assert_int_equal(tbuf_acquire(&tb), -1);
+    rt_tbuf_init(&tb);
+    assert_int_equal(rt_tbuf_acquire(&tb), -1);
     pthread_t t;
     pthread_create(&t, NULL, writer, NULL);
     uint64_t last = 0;
     while (last < N) {
-        int k = tbuf_acquire(&tb);
+        int k = rt_tbuf_acquire(&tb);
         if (k < 0)
             continue;
         assert_int_equal(slots[k].a, slots[k].b); /* never a torn value */
@@ -287,9 +287,9 @@ static void test_tbuf_newest_and_consistent(void **state)
     }
     pthread_join(t, NULL);
     int is_new;
-    int k = tbuf_acquire_new(&tb, &is_new);
+    int k = rt_tbuf_acquire_new(&tb, &is_new);
     assert_int_equal(slots[k].a, N);
-    k = tbuf_acquire_new(&tb, &is_new);
+    k = rt_tbuf_acquire_new(&tb, &is_new);
     assert_int_equal(is_new, 0);
 }
 
