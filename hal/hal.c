@@ -201,18 +201,27 @@ int hal_reset(hal_t *self)
         return -EINVAL;
     if (!self->ops->reset)
         return -ENOTSUP;
-    return self->ops->reset(self);
+    return self->ops->reset(self, NULL);
 }
 
-#ifndef PACD_HAVE_MUJOCO
-int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+int hal_reset_seeded(hal_t *self, uint64_t seed)
 {
-    (void)cube_height_m;
-    (void)success;
-    (void)reward;
-    return self ? -ENOTSUP : -EINVAL;
+    if (!self)
+        return -EINVAL;
+    if (!self->ops->reset)
+        return -ENOTSUP;
+    return self->ops->reset(self, &seed);
 }
-#endif
+
+int hal_read_task(hal_t *self, hal_task_t *task)
+{
+    if (!self || !task)
+        return -EINVAL;
+    if (!self->ops->read_task)
+        return -ENOTSUP;
+    return self->ops->read_task(self, task);
+}
+
 
 const hal_robot_t *hal_driven_robot(const hal_t *self)
 {

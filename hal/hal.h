@@ -93,6 +93,30 @@ int hal_counters(hal_t *self, hal_counters_t *counters);
  * 0, -EINVAL (NULL), -ENOTSUP (backend has no reset), -ETIMEDOUT. */
 int hal_reset(hal_t *self);
 
+/* hal_reset with the episode's task seed: a backend with a randomised task
+ * (mujoco: the Lift cube's x, y and yaw) draws it from this seed alone, so
+ * the same seed gives the same start whatever ran before. Backends without
+ * randomisation ignore it. Same thread rules and return codes as hal_reset. */
+int hal_reset_seeded(hal_t *self, uint64_t seed);
+
+/* What a simulated backend knows about the task in its scene, computed from
+ * its newest physics state (mujoco, robosuite Lift: docs/mujoco.md). */
+#define HAL_TASK_MAX_VALUES 8
+typedef struct {
+    double reward;        /* sparse task reward: 1 while the task is solved, else 0 */
+    int success;          /* the task's success condition holds */
+    int n_values;         /* 0..HAL_TASK_MAX_VALUES */
+    const char *names[HAL_TASK_MAX_VALUES]; /* static strings, e.g. "cube_height_m" */
+    double values[HAL_TASK_MAX_VALUES];     /* SI units: m, unit quaternions */
+    int64_t time_mono_ns; /* of the physics state they come from */
+} hal_task_t;
+
+/* The task signal of the newest physics state into *task. RT-safe (a
+ * lock-free copy). 0; -EINVAL (NULL argument); -ENOTSUP (the backend or
+ * scene has no task); -EAGAIN (the backend published during the copy: try
+ * next tick). */
+int hal_read_task(hal_t *self, hal_task_t *task);
+
 /* The description the backend drives: the robot given to hal_new, or the
  * variant of it (hal_robot_variant) the backend picked to match the hardware
  * (mujoco: the gripper variant when the scene has the gripper's actuators,

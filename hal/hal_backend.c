@@ -208,10 +208,12 @@ int hal_backend_command(hal_t *self, const hal_command_t *cmd)
     return 0;
 }
 
-int hal_backend_reset(hal_t *self)
+int hal_backend_reset(hal_t *self, const uint64_t *seed)
 {
     hal_backend_core_t *core = self->impl;
     hal_backend_hold(self);
+    core->reset_has_seed = seed != NULL;
+    core->reset_seed = seed ? *seed : 0;
     uint64_t want =
         atomic_fetch_add_explicit(&core->reset_requests, 1, memory_order_acq_rel) + 1;
     /* The thread applies it at its next deadline. */

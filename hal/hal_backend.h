@@ -36,11 +36,13 @@ typedef struct {
     int (*hold)(hal_t *self);
     /* optional (NULL): move to the home pose / reset the episode. Init-only or
      * from a non-RT thread. */
-    int (*reset)(hal_t *self);
+    int (*reset)(hal_t *self, const uint64_t *seed);
     /* required: stop threads, free the backend's state. Init-only. */
     void (*destroy)(hal_t *self);
     /* optional (NULL): event counters since start. RT-safe. 0 or -errno. */
     int (*counters)(hal_t *self, hal_counters_t *counters);
+    /* optional (NULL): the task signal (hal_read_task). RT-safe. 0 or -errno. */
+    int (*read_task)(hal_t *self, hal_task_t *task);
 } hal_ops_t;
 
 struct hal {
@@ -97,7 +99,8 @@ typedef struct hal_backend_core hal_backend_core_t;
 
 typedef struct {
     /* required: back to the home pose (core->robot->q_home) after a
-     * hal_reset. Backend thread. */
+     * hal_reset; a seeded reset (hal_reset_seeded) has core->reset_has_seed
+     * set and its seed in core->reset_seed. Backend thread. */
     void (*reset)(hal_backend_core_t *core);
     /* required: advance one period ending at simulated time t (ns,
      * CLOCK_MONOTONIC) running core->cmd, or decelerating to rest when
@@ -129,6 +132,11 @@ struct hal_backend_core {
     uint64_t cmd_seq;       /* owned by the caller */
 
     _Atomic uint64_t hold_requests, reset_requests, reset_done;
+    /* The pending reset's seed: written by the caller before it bumps
+     * reset_requests (release), read by the backend thread after it saw the
+     * bump (acquire). */
+    uint64_t reset_seed;
+    int reset_has_seed;
     _Atomic uint64_t n_ticks, n_overruns, n_commands, n_bad_commands, n_holds,
         n_watchdog_holds, n_limit_stops, n_resets;
 
@@ -192,7 +200,7 @@ int hal_backend_command(hal_t *self, const hal_command_t *cmd);
 int hal_backend_hold(hal_t *self);
 /* Hold, then wait until the backend thread has gone home. Not RT-safe (polls
  * every 1 ms). 0 or -ETIMEDOUT after core->reset_wait_ns. */
-int hal_backend_reset(hal_t *self);
+int hal_backend_reset(hal_t *self, const uint64_t *seed);
 /* Event counters. RT-safe. 0. */
 int hal_backend_counters(hal_t *self, hal_counters_t *out);
 

@@ -48,6 +48,7 @@
 
 typedef struct {
     double cube_height; /* m, NaN without cube */
+    double cube_pose[7]; /* base frame: x y z m, qw qx qy qz */
     int64_t time_mono_ns;
 } mj_task_t;
 
@@ -150,8 +151,9 @@ static void set_gripper_ctrl(mj_t *mj)
 }
 
 /* Home keyframe (or the model's initial state), arm at initial_q/q_home, the
- * Lift cube moved by the seeded randomisation. Physics thread or init. */
-static void mj_go_home(mj_t *mj, const double *q)
+ * Lift cube moved by the randomisation drawn from rng. Physics thread or
+ * init. */
+static void mj_go_home(mj_t *mj, const double *q, uint64_t rng)
 {
     const mjModel *m = mj->m;
     mjData *d = mj->d;
@@ -176,7 +178,6 @@ static void mj_go_home(mj_t *mj, const double *q)
                 mj->map.finger_closed[f] + mj->map.finger_sign[f] * mj->g_target / 2;
     set_gripper_ctrl(mj);
     if (mj->map.cube_qpos >= 0) {
-        uint64_t rng = mj->seed ^ (0x51ed270b27a5b3c1ULL * (mj->n_resets_done + 1));
         int a = mj->map.cube_qpos;
         d->qpos[a + 0] += uniform(&rng, -LIFT_XY_RANGE_M, LIFT_XY_RANGE_M);
         d->qpos[a + 1] += uniform(&rng, -LIFT_XY_RANGE_M, LIFT_XY_RANGE_M);
@@ -193,7 +194,11 @@ static void mj_reset(hal_backend_core_t *core)
 {
     mj_t *mj = (mj_t *)core;
     mj->n_resets_done++;
-    mj_go_home(mj, core->robot->q_home);
+    /* an episode's seed alone, or the options' seed and the reset count */
+    uint64_t rng = core->reset_has_seed
+                       ? core->reset_seed
+                       : mj->seed ^ (0x51ed270b27a5b3c1ULL * (mj->n_resets_done + 1));
+    mj_go_home(mj, core->robot->q_home, rng);
 }
 
 static void mj_fill_state(hal_backend_core_t *core, hal_state_t *st)
@@ -207,7 +212,9 @@ static void mj_fill_state(hal_backend_core_t *core, hal_state_t *st)
 static void mj_published(hal_backend_core_t *core, const hal_state_t *st)
 {
     mj_t *mj = (mj_t *)core;
-    mj_task_t task = {hal_mjmap_cube_height(&mj->map, mj->d), st->time_mono_ns};
+    mj_task_t task = {.cube_height = hal_mjmap_cube_height(&mj->map, mj->d),
+                      .time_mono_ns = st->time_mono_ns};
+    hal_mjmap_cube_pose(&mj->map, mj->d, task.cube_pose);
     rt_seqbox_write(&mj->task_box, &task, sizeof task);
     if (pthread_mutex_trylock(&mj->snap_mu) == 0) {
         memcpy(mj->snap_qpos, mj->d->qpos, sizeof(mjtNum) * mj->m->nq);
@@ -367,12 +374,12 @@ static void mjb_destroy(hal_t *self)
     self->impl = NULL;
 }
 
-int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward)
+/* The Lift task of the scene (docs/mujoco.md): reward, success, the cube's
+ * height above the table and its pose in the base frame. RT-safe. */
+static int mjb_read_task(hal_t *self, hal_task_t *out)
 {
-    if (!self)
-        return -EINVAL;
-    if (!self->ops || strcmp(self->ops->name, "mujoco") != 0)
-        return -ENOTSUP;
+    static const char *const names[HAL_TASK_MAX_VALUES] = {
+        "cube_height_m", "cube_x", "cube_y", "cube_z", "cube_qw", "cube_qx", "cube_qy", "cube_qz"};
     mj_t *mj = self->impl;
     mj_task_t task;
     int rc = rt_seqbox_read(&mj->task_box, &task, sizeof task);
@@ -380,13 +387,15 @@ int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, dou
         return rc;
     if (!isfinite(task.cube_height))
         return -ENOTSUP;
-    int ok = task.cube_height > HAL_MJ_LIFT_SUCCESS_M;
-    if (cube_height_m)
-        *cube_height_m = task.cube_height;
-    if (success)
-        *success = ok;
-    if (reward)
-        *reward = ok ? 1.0 : 0.0;
+    out->success = task.cube_height > HAL_MJ_LIFT_SUCCESS_M;
+    out->reward = out->success ? 1.0 : 0.0;
+    out->n_values = HAL_TASK_MAX_VALUES;
+    out->values[0] = task.cube_height;
+    for (int i = 0; i < 7; i++)
+        out->values[1 + i] = task.cube_pose[i];
+    for (int i = 0; i < HAL_TASK_MAX_VALUES; i++)
+        out->names[i] = names[i];
+    out->time_mono_ns = task.time_mono_ns;
     return 0;
 }
 
@@ -397,6 +406,7 @@ static const hal_ops_t mj_ops = {
     .command = hal_backend_command,
     .hold = hal_backend_hold,
     .reset = hal_backend_reset,
+    .read_task = mjb_read_task,
     .destroy = mjb_destroy,
     .counters = hal_backend_counters,
 };
@@ -555,7 +565,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                      llround(options->command_timeout_s * 1e9),
                      (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S), 2 * RT_CLOCK_NS_PER_S);
     rt_seqbox_init(&mj->task_box);
-    mj_go_home(mj, mj->initial_q);
+    mj_go_home(mj, mj->initial_q, mj->seed ^ 0x51ed270b27a5b3c1ULL);
     hal_backend_publish(&mj->core, rt_clock_mono_ns());
 
     if (o->camera_endpoint || o->state_endpoint) {

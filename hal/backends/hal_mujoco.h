@@ -2,7 +2,8 @@
  * physics with rendered cameras (hal_mujoco.c, docs/mujoco.md). Pass a
  * hal_mujoco_options_t as hal_options_t.backend_options with
  * backend = "mujoco". The declarations exist in every build; without MuJoCo
- * hal_new refuses the backend and hal_mujoco_lift_reward answers -ENOTSUP. */
+ * hal_new refuses the backend. Its task signal (robosuite Lift) is read
+ * with hal_read_task (hal.h). */
 #ifndef PACD_HAL_MUJOCO_H
 #define PACD_HAL_MUJOCO_H
 
@@ -40,14 +41,5 @@ typedef struct {
                                  first of grip_site, attachment_site found,
                                  else hal_robot_fk() */
 } hal_mujoco_options_t;
-
-/* Task signal of the robosuite Lift scene (a body named "cube" and a site
- * "table_top"): height of the cube's centre above the table top (m) and
- * success = height > 0.04 m (robosuite 0.1 Lift._check_success; the cube's
- * half size is 0.02 m, so it is lifted 2 cm off the table). reward = success
- * (sparse, 0/1). Any output may be NULL. RT-safe (reads a lock-free copy).
- * 0, -EINVAL (NULL self), -ENOTSUP (not the mujoco backend, a build without
- * MuJoCo, or no cube/table in the scene). */
-int hal_mujoco_lift_reward(hal_t *self, double *cube_height_m, int *success, double *reward);
 
 #endif

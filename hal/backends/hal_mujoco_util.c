@@ -147,6 +147,26 @@ int hal_mjmap_init(hal_mjmap_t *map, const mjModel *m, const hal_robot_t *robot,
     return 0;
 }
 
+/* A world-frame position p and rotation matrix r (row-major 3x3) as a pose
+ * in the arm's base body frame: R_b^T (p - p_b), R_b^T r as qw qx qy qz
+ * with qw >= 0. */
+static void in_base_frame(const hal_mjmap_t *map, const mjData *d, const mjtNum *p,
+                          const mjtNum *r, double pose[7])
+{
+    const mjtNum *pb = d->xpos + 3 * map->base_body, *rb = d->xmat + 9 * map->base_body;
+    mjtNum dp[3] = {p[0] - pb[0], p[1] - pb[1], p[2] - pb[2]}, pos[3], rot[9], quat[4];
+    mju_mulMatTVec(pos, rb, dp, 3, 3);
+    mju_mulMatTMat(rot, rb, r, 3, 3, 3);
+    mju_mat2Quat(quat, rot);
+    if (quat[0] < 0)
+        for (int i = 0; i < 4; i++)
+            quat[i] = -quat[i];
+    for (int i = 0; i < 3; i++)
+        pose[i] = pos[i];
+    for (int i = 0; i < 4; i++)
+        pose[3 + i] = quat[i];
+}
+
 void hal_mjmap_read(const hal_mjmap_t *map, const mjModel *m, const mjData *d,
                     const hal_robot_t *robot, hal_state_t *st)
 {
@@ -171,21 +191,17 @@ void hal_mjmap_read(const hal_mjmap_t *map, const mjModel *m, const mjData *d,
         hal_robot_fk(robot, st->q, st->ee_pose);
         return;
     }
-    /* site pose in the base body frame: R_b^T (p_s - p_b), R_b^T R_s */
-    const mjtNum *pb = d->xpos + 3 * map->base_body, *rb = d->xmat + 9 * map->base_body;
-    const mjtNum *ps = d->site_xpos + 3 * map->ee_site, *rs = d->site_xmat + 9 * map->ee_site;
-    mjtNum dp[3] = {ps[0] - pb[0], ps[1] - pb[1], ps[2] - pb[2]}, p[3], r[9], quat[4];
-    mju_mulMatTVec(p, rb, dp, 3, 3);
-    mju_mulMatTMat(r, rb, rs, 3, 3, 3);
-    mju_mat2Quat(quat, r);
-    if (quat[0] < 0)
-        for (int i = 0; i < 4; i++)
-            quat[i] = -quat[i];
     (void)m;
-    for (int i = 0; i < 3; i++)
-        st->ee_pose[i] = p[i];
-    for (int i = 0; i < 4; i++)
-        st->ee_pose[3 + i] = quat[i];
+    in_base_frame(map, d, d->site_xpos + 3 * map->ee_site, d->site_xmat + 9 * map->ee_site,
+                  st->ee_pose);
+}
+
+int hal_mjmap_cube_pose(const hal_mjmap_t *map, const mjData *d, double pose[7])
+{
+    if (map->cube_body < 0)
+        return -1;
+    in_base_frame(map, d, d->xpos + 3 * map->cube_body, d->xmat + 9 * map->cube_body, pose);
+    return 0;
 }
 
 double hal_mjmap_cube_height(const hal_mjmap_t *map, const mjData *d)

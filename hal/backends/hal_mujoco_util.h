@@ -60,6 +60,10 @@ void hal_mjmap_read(const hal_mjmap_t *map, const mjModel *m, const mjData *d,
 
 /* Lift: cube centre height above the table top, m; NaN without a cube. */
 double hal_mjmap_cube_height(const hal_mjmap_t *map, const mjData *d);
+
+/* Lift: the cube's pose in the robot's base frame (as RobotState.end_effector):
+ * x y z (m) then qw qx qy qz (qw >= 0). 0, or -1 without a cube. RT-safe. */
+int hal_mjmap_cube_pose(const hal_mjmap_t *map, const mjData *d, double pose[7]);
 #define HAL_MJ_LIFT_SUCCESS_M 0.04 /* robosuite 0.1 Lift._check_success */
 
 /* ---- rendering (EGL surfaceless, Mesa; software when no GPU) ---- */

@@ -147,10 +147,9 @@ int main(int argc, char **argv)
     print_state("first", &first);
     printf(", ");
     print_state("last", &s);
-    double height;
-    int success;
-    if (hal_mujoco_lift_reward(h, &height, &success, NULL) == 0)
-        printf(", \"cube_height\": %.6f, \"success\": %d", height, success);
+    hal_task_t task;
+    if (hal_read_task(h, &task) == 0)
+        printf(", \"cube_height\": %.6f, \"success\": %d", task.values[0], task.success);
     printf(", \"flags\": %u, \"ticks\": %llu, \"commands\": %llu, \"limit_stops\": %llu}\n",
            all_flags, (unsigned long long)c.ticks, (unsigned long long)c.commands,
            (unsigned long long)c.limit_stops);

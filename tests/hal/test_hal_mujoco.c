@@ -501,31 +501,72 @@ static void test_frames_reach_subscriber(void **st)
     zmq_ctx_term(ctx);
 }
 
-/* Lift: the cube rests on the table (no success); reset with a seed moves
- * it reproducibly within +-3 cm. */
-static void test_lift_reward_and_seeded_reset(void **st)
+/* The newest task signal once the physics has published a state after
+ * `after` (CLOCK_MONOTONIC ns). */
+static hal_task_t task_after(hal_t *h, int64_t after)
+{
+    hal_task_t t = {0};
+    for (int i = 0; i < 5000; i++) {
+        int rc = hal_read_task(h, &t);
+        if (rc == 0 && t.time_mono_ns > after)
+            return t;
+        assert_true(rc == 0 || rc == -EAGAIN);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    fail_msg("no task signal after the reset within 5 s");
+    return t;
+}
+
+/* Lift: the cube rests on the table (no success); its pose is reported in
+ * the base frame; a seeded reset places it from the seed alone: the same
+ * seed gives the same start, another seed another one, within +-3 cm. */
+static void test_lift_task_and_seeded_reset(void **st)
 {
     (void)st;
     hal_mujoco_options_t mo = {.seed = 7};
     hal_t *h = open_scene("sawyer", lift_scene, NULL, &mo);
     run_for(h, NULL, 0.3);
-    double height = -1, reward = -1;
-    int success = -1;
-    assert_int_equal(hal_mujoco_lift_reward(h, &height, &success, &reward), 0);
+    hal_task_t t = task_after(h, 0);
+    assert_int_equal(t.n_values, 8);
+    assert_string_equal(t.names[0], "cube_height_m");
+    assert_string_equal(t.names[1], "cube_x");
+    assert_string_equal(t.names[7], "cube_qz");
     /* robosuite cube half size is 0.02 m: resting, its centre is ~2 cm up */
-    assert_double_equal(height, 0.02, 0.005);
-    assert_int_equal(success, 0);
-    assert_true(reward == 0.0);
+    assert_double_equal(t.values[0], 0.02, 0.005);
+    assert_int_equal(t.success, 0);
+    assert_true(t.reward == 0.0);
+    double qn = 0;
+    for (int i = 4; i < 8; i++)
+        qn += t.values[i] * t.values[i];
+    assert_double_equal(qn, 1.0, 1e-6);
+
+    double first[8], other[8];
+    assert_int_equal(hal_reset_seeded(h, 42), 0);
+    t = task_after(h, rt_clock_mono_ns());
+    memcpy(first, t.values, sizeof first);
+    assert_int_equal(hal_reset_seeded(h, 43), 0);
+    t = task_after(h, rt_clock_mono_ns());
+    memcpy(other, t.values, sizeof other);
+    assert_true(fabs(first[1] - other[1]) + fabs(first[2] - other[2]) > 1e-4);
+    assert_true(fabs(first[1] - other[1]) <= 0.061 && fabs(first[2] - other[2]) <= 0.061);
+    assert_int_equal(hal_reset_seeded(h, 42), 0);
+    t = task_after(h, rt_clock_mono_ns());
+    for (int i = 1; i < 8; i++)
+        assert_double_equal(t.values[i], first[i], 1e-3);
+    /* the base frame: the cube's height above the table and its z differ by
+     * the (constant) height of the table top in that frame */
+    assert_double_equal(t.values[3] - t.values[0], other[3] - other[0], 1e-3);
     assert_int_equal(hal_reset(h), 0);
     hal_counters_t c;
     assert_int_equal(hal_counters(h, &c), 0);
-    assert_int_equal(c.resets, 1);
+    assert_int_equal(c.resets, 4);
     hal_destroy(&h);
 
     hal_t *p = open_scene("panda", panda_scene, NULL, NULL);
-    assert_int_equal(hal_mujoco_lift_reward(p, NULL, NULL, NULL), -ENOTSUP);
+    assert_int_equal(hal_read_task(p, &t), -ENOTSUP);
     hal_destroy(&p);
-    assert_int_equal(hal_mujoco_lift_reward(NULL, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(hal_read_task(NULL, &t), -EINVAL);
 }
 
 int main(int argc, char **argv)
@@ -561,7 +602,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_command_holds),
         cmocka_unit_test(test_bad_options_fail_with_message),
         cmocka_unit_test_setup_teardown(test_frames_reach_subscriber, ipc_setup, ipc_teardown),
-        cmocka_unit_test(test_lift_reward_and_seeded_reset),
+        cmocka_unit_test(test_lift_task_and_seeded_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
