@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "usage: pacctl [--control EP] [--telemetry EP] [--timeout MS] COMMAND\n"
             "  status [--json]            state, episode, timings, counters\n"
             "  watch [--json] [--count N] telemetry as it arrives (Ctrl-C stops)\n"
-            "  episode start [--max-steps N] [--task ID]\n"
+            "  episode start [--max-steps N] [--task ID] [--seed S]\n"
             "  episode stop [--terminal] [--reward R]\n"
             "  hold | resume              pause / continue the running episode\n"
             "  estop | clear-estop        latched stop of the arm / release it\n"
@@ -366,6 +366,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[k], "--task") && k + 1 < argc) {
             c.task_id = atoi(argv[++k]);
             c.has_task_id = 1;
+        }
+        else if (!strcmp(argv[k], "--seed") && k + 1 < argc) {
+            c.seed = strtoull(argv[++k], NULL, 10);
+            c.has_seed = 1;
         }
         else if (!strcmp(argv[k], "--reward") && k + 1 < argc)
             c.final_reward = strtof(argv[++k], NULL);

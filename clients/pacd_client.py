@@ -129,8 +129,10 @@ class Client:
     def status(self):
         return self.call(pb.Command.STATUS).status
 
-    def start_episode(self, max_steps=0, task_id=None, check=True):
+    def start_episode(self, max_steps=0, task_id=None, check=True, seed=None):
         extra = {} if task_id is None else {"task_id": task_id, "has_task_id": True}
+        if seed is not None:
+            extra.update(seed=seed, has_seed=True)
         return self.call(pb.Command.START_EPISODE, check=check, max_steps=max_steps, **extra)
 
     def end_episode(self, is_terminal=False, final_reward=0.0, check=True):

@@ -58,6 +58,7 @@ void config_defaults(config_t *cfg)
     cfg->max_frame_pixels = 2048 * 2048;
     cfg->max_steps = 400;
     cfg->autostart = 0;
+    cfg->teleop_max_age_ms = 200;
     snprintf(cfg->log_directory, sizeof cfg->log_directory, "/var/lib/pacd/episodes");
     cfg->log_ring_steps = 256;
     cfg->log_ring_frames = 64;
@@ -371,9 +372,10 @@ static int handler(void *user, const char *section, const char *key, const char 
             return fail(p, section, key, value, "expected true or false");
         c->lock_memory = b;
     } else if (KEY("pacd", "mode")) {
-        if (strcmp(value, "control") && strcmp(value, "shadow"))
-            return fail(p, section, key, value, "expected control or shadow");
+        if (strcmp(value, "control") && strcmp(value, "shadow") && strcmp(value, "teleop"))
+            return fail(p, section, key, value, "expected control, shadow or teleop");
         c->shadow = !strcmp(value, "shadow");
+        c->teleop = !strcmp(value, "teleop");
     } else if (KEY("policy", "checkpoint")) {
         if (set_path(p, c->checkpoint, sizeof c->checkpoint, value))
             return fail(p, section, key, value, "path too long");
@@ -407,6 +409,15 @@ static int handler(void *user, const char *section, const char *key, const char 
     } else if (KEY("episode", "reset_on_start")) {
         if (parse_bool(value, &c->reset_on_start))
             return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("teleop", "max_age_ms")) {
+        if (parse_long(value, 1, 10000, &l))
+            return fail(p, section, key, value, "expected 1..10000 ms");
+        c->teleop_max_age_ms = (int)l;
+    } else if (KEY("task", "source")) {
+        if (strcmp(value, "topic") && strcmp(value, "hal"))
+            return fail(p, section, key, value, "expected topic (Reward messages on the state "
+                        "socket) or hal (the simulated scene's own task, e.g. mujoco Lift)");
+        c->task_from_hal = !strcmp(value, "hal");
     } else if (KEY("episode", "task_id")) {
         if (parse_long(value, 0, 1000000, &l))
             return fail(p, section, key, value, "expected a task id >= 0");
@@ -693,6 +704,12 @@ static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
             config_free(cfg);
             return -EINVAL;
         }
+    if (cfg->task_from_hal && cfg->shadow) {
+        snprintf(err, errlen, "%s: [task] source = hal needs an arm: shadow mode has none "
+                 "(its rewards come on the state socket: source = topic)", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
     if (!strcmp(cfg->backend, "mujoco") && !cfg->scene[0] && !cfg->shadow) {
         snprintf(err, errlen, "%s: [robot] backend = mujoco needs [robot] scene (a MuJoCo XML "
                  "scene, e.g. ../shared/data/menagerie/franka_emika_panda/scene_cam.xml)", path);

@@ -45,6 +45,7 @@ typedef struct {
     int rt_auto;                  /* rt_priority = auto (CONFIG_RT_PRIORITY_AUTO) */
     int lock_memory;              /* mlockall at start-up */
     int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */
+    int teleop;                   /* [pacd] mode = teleop: the teleoperator's action drives the arm */
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;
@@ -84,6 +85,11 @@ typedef struct {
     int autostart;                /* start an episode when pacd is up */
     int task_id;                  /* default task of task-conditioned policies */
     int reset_on_start;           /* move the arm home (hal reset) before each episode */
+    /* [teleop] */
+    int teleop_max_age_ms;        /* teleop mode: an older teleoperator action holds the arm */
+    /* [task] */
+    int task_from_hal;            /* [task] source = hal: reward and success from the backend's
+                                     own scene (hal_read_task) instead of the reward topic */
     /* [logger] */
     char log_directory[CONFIG_PATH];
     int log_ring_steps;

@@ -40,9 +40,7 @@ struct ingest {
         rt_tbuf_t tb;
     } reward;
     struct {
-        float values[3][INGEST_MAX_TELEOP];
-        int n[3];
-        uint64_t seq[3];
+        ingest_teleop_t value[3];
         rt_tbuf_t tb;
     } teleop;
     frame_decoder_t *decoder;  /* JPEG, resizing; owned by the ingest thread */
@@ -171,13 +169,14 @@ static void handle_state(ingest_t *self, const char *topic, size_t topic_len,
         return;
     }
     if (topic_len == 13 && !memcmp(topic, "teleop_action", 13)) {
-        unsigned b = rt_tbuf_back(&self->teleop.tb);
-        rc = validate_teleop_action(data, len, self->teleop.values[b], INGEST_MAX_TELEOP,
-                                    &self->teleop.n[b], &self->teleop.seq[b], NULL);
+        ingest_teleop_t *a = &self->teleop.value[rt_tbuf_back(&self->teleop.tb)];
+        rc = validate_teleop_action(data, len, a->values, INGEST_MAX_TELEOP, &a->n, &a->seq,
+                                    &a->space, NULL);
         if (rc) {
             count_state_error(self, rc);
             return;
         }
+        a->arrival_mono_ns = rt_clock_mono_ns();
         rt_tbuf_publish(&self->teleop.tb);
         count(&self->teleop_received);
         return;
@@ -426,15 +425,15 @@ int ingest_take_state(ingest_t *self, hal_state_t *state)
     return 1;
 }
 
-int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq)
+int ingest_latest_teleop(ingest_t *self, ingest_teleop_t *out)
 {
     int i = rt_tbuf_acquire(&self->teleop.tb);
-    if (i < 0)
+    if (i < 0) {
+        out->n = 0;
         return 0;
-    int n = self->teleop.n[i] < max ? self->teleop.n[i] : max;
-    memcpy(values, self->teleop.values[i], sizeof(float) * (size_t)n);
-    *seq = self->teleop.seq[i];
-    return n;
+    }
+    *out = self->teleop.value[i];
+    return out->n;
 }
 
 int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal,

@@ -92,10 +92,18 @@ int ingest_latest_state(ingest_t *self, hal_state_t *state);
  * step per robot state with it; do not mix with ingest_latest_state. */
 int ingest_take_state(ingest_t *self, hal_state_t *state);
 
-/* The newest teleoperator action (topic "teleop_action", pacd.v1.Action):
- * copies up to max values into values, its seq into *seq, and returns the
- * number of values (0: none has arrived). RT-safe. */
-int ingest_latest_teleop(ingest_t *self, float *values, int max, uint64_t *seq);
+/* A teleoperator action as it arrived (topic "teleop_action", pacd.v1.Action). */
+typedef struct {
+    int n;                    /* values (1..INGEST_MAX_TELEOP); 0: none has arrived */
+    float values[INGEST_MAX_TELEOP]; /* in the units of its action space */
+    int space;                /* pacd.v1.ActionSpace value (hal_space_t numbering) */
+    uint64_t seq;             /* the publisher's counter */
+    int64_t arrival_mono_ns;  /* when pacd received it (CLOCK_MONOTONIC) */
+} ingest_teleop_t;
+
+/* The newest teleoperator action into *out (out->n = 0: none has arrived
+ * yet). Returns out->n. RT-safe. */
+int ingest_latest_teleop(ingest_t *self, ingest_teleop_t *out);
 
 /* If a Reward arrived since the last call, store it (and its info, names cut
  * to 31 bytes, at most 8; info may be NULL) and return 1; else 0. Rewards

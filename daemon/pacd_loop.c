@@ -42,6 +42,7 @@ struct loop {
     int cartesian;                         /* the policy acts in a Cartesian space */
     int cmd_n;                             /* values of the joint command */
     hal_space_t policy_space;              /* HAL_SPACE_CARTESIAN_* when cartesian */
+    int action_space;                      /* the policy's space, pacd.v1.ActionSpace */
     hal_cartesian_config_t cart;
     float joint_action[HAL_MAX_ACTION];    /* Cartesian action mapped to joints */
     hal_safety_config_t safety;
@@ -63,7 +64,14 @@ struct loop {
     int task_id;
     int end_requested, end_terminal, has_final_reward;
     float final_reward;
-    float action[POLICY_MAX_ACTION];       /* policy output */
+    float action[POLICY_MAX_ACTION];       /* the action to execute: the policy's
+                                              output, or in teleop mode the
+                                              teleoperator's */
+    float policy_action[POLICY_MAX_ACTION]; /* teleop mode: what the policy output */
+    ingest_teleop_t teleop;                /* this tick's newest teleoperator action */
+    int64_t episode_start_ns;              /* CLOCK_MONOTONIC, when the episode began */
+    hal_task_t task;                       /* [task] source = hal: this tick's task */
+    int have_task;
     float prev_action[POLICY_MAX_ACTION];  /* command sent, action-spec units */
     hal_command_t prev_cmd;
     int have_prev_cmd;
@@ -138,6 +146,15 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     self->state = LOOP_IDLE;
     const policy_spec_t *spec = self->spec;
     const char *ckpt = self->cfg->checkpoint;
+    hal_task_t probe;
+    if (self->cfg->task_from_hal && !check_only && hal_read_task(deps->hal, &probe) == -ENOTSUP) {
+        snprintf(err, errlen, "[task] source = hal, but the %s backend%s has no task signal (the "
+                 "mujoco backend with a robosuite Lift scene has one); use source = topic",
+                 hal_backend_name(deps->hal), strcmp(hal_backend_name(deps->hal), "mujoco") ? ""
+                 : "'s scene");
+        free(self);
+        return NULL;
+    }
 
     if (spec->robot[0] && strcmp(spec->robot, self->robot->name)) {
         snprintf(err, errlen, "%s: the checkpoint was trained for robot '%s' but [robot] name = %s",
@@ -266,7 +283,11 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     self->episode_info.pacd_version = PACD_VERSION;
     self->episode_info.rate_hz = self->cfg->rate_hz;
     self->episode_info.action_space = (int)self->space;
+    self->action_space = (int)(self->cartesian ? self->policy_space : self->space);
     self->episode_info.policy_sampling = self->cfg->policy_sampling;
+    self->episode_info.mode = self->cfg->teleop ? "teleop" : self->cfg->shadow ? "shadow" : "control";
+    self->episode_info.task_seed = -1;
+    self->st.episode_seed = -1;
     if (spec->task_kind == POLICY_TASK_VECTOR) {
         snprintf(err, errlen, "%s: the checkpoint wants a task vector each step; pacd supplies "
                  "task ids only so far ([episode] task_id)", ckpt);
@@ -400,10 +421,13 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     memcpy(self->episode_id, c->episode_id, sizeof self->episode_id);
     self->episode_id[LOOP_EPISODE_ID - 1] = '\0';
     self->in_episode = 1;
+    self->episode_start_ns = rt_clock_mono_ns();
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
     self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
     self->episode_info.task_id = self->spec->task_kind == POLICY_TASK_ID ? self->task_id : -1;
+    self->episode_info.task_seed = c->task_seed;
+    self->st.episode_seed = c->task_seed;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
@@ -422,6 +446,8 @@ static void finish_episode(loop_t *self)
     if (logger_end_episode(self->d.logger) != 0)
         emit(self, LOOP_EV_LOG_DROP, 3, 1);
     emit(self, LOOP_EV_EPISODE_END, (int64_t)self->step, self->end_terminal);
+    if (self->end_terminal)
+        self->st.episodes_terminal++;
     self->in_episode = 0;
 }
 
@@ -588,10 +614,11 @@ struct tick {
     hal_state_t hs;                    /* robot state of this tick */
     int rc;                            /* of reading it: 0 or -errno */
     int stale;                         /* an input is too old or missing: hold */
-    int stale_input;                   /* LOOP_EV_STALE_BEGIN a: -1 robot state, >= 0 camera */
+    int stale_input;                   /* LOOP_EV_STALE_BEGIN a: LOOP_STALE_*, >= 0 camera */
     int64_t stale_age;                 /* ns; -1000: "no frame yet" */
     const ingest_frame_t *frames[CONFIG_MAX_CAMERAS];
     int first, is_last;                /* of the episode */
+    int stepped;                       /* an episode step was made this tick */
     float reward, discount;
     hal_command_t cmd;                 /* the joint command; zeros when held */
     int hold;
@@ -658,6 +685,30 @@ static int read_state(loop_t *self, tick_t *t)
     return 1;
 }
 
+/* Teleop mode: the teleoperator's action is a required input like a camera:
+ * none since the episode began (an action meant for the previous episode
+ * does not start this one), older than [teleop] max_age_ms, or of another
+ * action space or size than the policy's makes the step stale (the arm
+ * holds). */
+static void teleop_input(loop_t *self, tick_t *t)
+{
+    const ingest_teleop_t *a = &self->teleop;
+    int fresh = a->n && (!self->in_episode || a->arrival_mono_ns >= self->episode_start_ns);
+    int64_t age = fresh ? t->now - a->arrival_mono_ns : INT64_MAX;
+    int input = 0;
+    if (age > (int64_t)self->cfg->teleop_max_age_ms * 1000000)
+        input = LOOP_STALE_TELEOP;
+    else if (a->n != self->spec->action_dim || a->space != self->action_space)
+        input = LOOP_STALE_TELEOP_SHAPE;
+    if (!input)
+        return;
+    if (!t->stale) {
+        t->stale_input = input;
+        t->stale_age = fresh ? age : -1000;
+    }
+    t->stale = 1;
+}
+
 /* Input ages: the robot state and the required cameras against their
  * max_age_ms; the newest frame of every camera, and the image fields'
  * pixels. A missing image makes the step stale. */
@@ -689,6 +740,16 @@ static void read_inputs(loop_t *self, tick_t *t)
         if (!f)
             t->stale = 1;
     }
+    ingest_latest_teleop(self->d.ingest, &self->teleop);
+    if (cfg->teleop)
+        teleop_input(self, t);
+    if (cfg->task_from_hal) {
+        hal_task_t task;
+        if (hal_read_task(self->d.hal, &task) == 0) { /* -EAGAIN: keep the previous one */
+            self->task = task;
+            self->have_task = 1;
+        }
+    }
 }
 
 /* Start a step of the open episode: stale transitions as events, the reward
@@ -707,12 +768,26 @@ static void begin_step(loop_t *self, tick_t *t)
     t->reward = 0.0f;
     t->discount = 1.0f;
     int terminal = 0;
-    ingest_task_info_t info = {0};
-    ingest_take_reward(self->d.ingest, &t->reward, &t->discount, &terminal, &info);
-    self->rec.n_task_info = info.n;
-    for (int i = 0; i < info.n && i < 8; i++) {
-        memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
-        self->rec.task_info_value[i] = info.value[i];
+    if (self->cfg->task_from_hal) {
+        /* the scene's own task: success ends the episode as terminal */
+        self->rec.n_task_info = 0;
+        if (self->have_task) {
+            t->reward = (float)self->task.reward;
+            terminal = self->task.success;
+            self->rec.n_task_info = self->task.n_values;
+            for (int i = 0; i < self->task.n_values && i < LOGGER_MAX_TASK_INFO; i++) {
+                copy_name(self->rec.task_info_name[i], LOGGER_TASK_NAME, self->task.names[i]);
+                self->rec.task_info_value[i] = self->task.values[i];
+            }
+        }
+    } else {
+        ingest_task_info_t info = {0};
+        ingest_take_reward(self->d.ingest, &t->reward, &t->discount, &terminal, &info);
+        self->rec.n_task_info = info.n;
+        for (int i = 0; i < info.n && i < LOGGER_MAX_TASK_INFO; i++) {
+            memcpy(self->rec.task_info_name[i], info.name[i], sizeof self->rec.task_info_name[i]);
+            self->rec.task_info_value[i] = info.value[i];
+        }
     }
     if (terminal) {
         self->end_requested = 1;
@@ -727,11 +802,13 @@ static void begin_step(loop_t *self, tick_t *t)
         t->discount = 0.0f;
 
     memset(self->action, 0, sizeof self->action);
+    memset(self->policy_action, 0, sizeof self->policy_action);
     if (t->rc == 0)
         assemble(self, &t->hs, t->first);
 }
 
-/* Run the policy on the observation into self->action. */
+/* Run the policy on the observation into self->action (teleop mode: into
+ * self->policy_action, and the teleoperator's action into self->action). */
 static void policy_phase(loop_t *self, tick_t *t)
 {
     policy_observation_t ob = {.values = self->obs, .images = self->images,
@@ -747,6 +824,13 @@ static void policy_phase(loop_t *self, tick_t *t)
     t->inference_ns = rt_clock_mono_ns() - t0;
     t->has_q = extra.has_q_value;
     t->q = extra.q_value;
+    if (self->cfg->teleop) {
+        /* the teleoperator's action is executed; the policy's is logged
+         * beside it (teleop_input checked its space and size) */
+        size_t n = sizeof(float) * (size_t)self->spec->action_dim;
+        memcpy(self->policy_action, self->action, n);
+        memcpy(self->action, self->teleop.values, n);
+    }
 }
 
 /* The action through the safety filter into t->cmd; counts holds and clamps
@@ -787,8 +871,9 @@ static void finish_record(loop_t *self, const tick_t *t)
     r->n_obs = self->spec->obs_dim;
     memcpy(r->observation, self->obs, sizeof(float) * (size_t)r->n_obs);
     r->policy_action_dim = self->spec->action_dim;
+    const float *policy_out = cfg->teleop ? self->policy_action : self->action;
     for (int i = 0; i < r->policy_action_dim; i++)
-        r->policy_action[i] = self->action[i];
+        r->policy_action[i] = policy_out[i];
     r->action_dim = t->cmd.n;
     for (int i = 0; i < t->cmd.n; i++)
         r->action[i] = (float)t->cmd.values[i];
@@ -818,9 +903,11 @@ static void finish_record(loop_t *self, const tick_t *t)
     r->time_unix_ns = rt_clock_unix_ns();
     r->inference_us = us(t->inference_ns);
     r->robot_state_seq = t->hs.seq;
-    r->teleop_dim = ingest_latest_teleop(self->d.ingest, r->teleop_action, LOGGER_MAX_ACTION,
-                                         &r->teleop_seq);
+    r->teleop_dim = self->teleop.n < LOGGER_MAX_ACTION ? self->teleop.n : LOGGER_MAX_ACTION;
+    memcpy(r->teleop_action, self->teleop.values, sizeof(float) * (size_t)r->teleop_dim);
+    r->teleop_seq = self->teleop.seq;
     r->shadow = (uint8_t)cfg->shadow;
+    r->teleop = (uint8_t)cfg->teleop;
 }
 
 /* Hand the step to the logger: camera frames not logged yet, the robot
@@ -1003,6 +1090,22 @@ static void record_tick(loop_t *self, const tick_t *t)
         self->st.has_q_value = t->has_q;
         self->st.q_value = t->q;
     }
+    if (t->rc == 0) {
+        self->st.robot_state = t->hs;
+        self->st.has_robot_state = 1;
+    }
+    loop_status_t *st = &self->st;
+    if (self->cfg->task_from_hal && self->have_task) {
+        st->n_task_info = self->task.n_values;
+        for (int i = 0; i < self->task.n_values && i < LOGGER_MAX_TASK_INFO; i++) {
+            copy_name(st->task_info_name[i], LOGGER_TASK_NAME, self->task.names[i]);
+            st->task_info_value[i] = self->task.values[i];
+        }
+    } else if (t->stepped) {
+        st->n_task_info = self->rec.n_task_info;
+        memcpy(st->task_info_name, self->rec.task_info_name, sizeof st->task_info_name);
+        memcpy(st->task_info_value, self->rec.task_info_value, sizeof st->task_info_value);
+    }
 }
 
 /* One control tick into *t. 0 when no step was made (shadow mode without a
@@ -1013,6 +1116,7 @@ static int tick(loop_t *self, tick_t *t, int stopping)
     if (!read_state(self, t))
         return 0;
     read_inputs(self, t);
+    t->stepped = self->in_episode;
     if (self->in_episode) {
         begin_step(self, t);
         if (!t->stale) {

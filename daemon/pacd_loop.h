@@ -56,6 +56,7 @@ typedef struct {
     uint64_t seq;
     uint64_t max_steps;                 /* START_EPISODE: 0 = config */
     int task_id;                        /* START_EPISODE: -1 = config */
+    int64_t task_seed;                  /* START_EPISODE: the episode's task seed, -1 = none */
     int is_terminal;                    /* END_EPISODE */
     int has_final_reward;
     float final_reward;
@@ -97,6 +98,13 @@ typedef struct {
     float q_value;
     loop_fault_t fault;                 /* LOOP_FAULT_NONE unless state is LOOP_FAULT */
     int fault_errno;                    /* errno of the failed call (positive) */
+    uint64_t episodes_terminal;         /* episodes that ended on a terminal step */
+    int64_t episode_seed;               /* of the open (or last) episode; -1: none */
+    int has_robot_state;                /* robot_state holds the last tick's state */
+    hal_state_t robot_state;
+    int n_task_info;                    /* the last tick's task values */
+    char task_info_name[LOGGER_MAX_TASK_INFO][LOGGER_TASK_NAME];
+    double task_info_value[LOGGER_MAX_TASK_INFO];
 } loop_status_t;
 
 /* Events the loop reports; the service thread turns them into log lines. */
@@ -104,7 +112,8 @@ typedef enum {
     LOOP_EV_STATE = 1,       /* a = old state, b = new state */
     LOOP_EV_EPISODE_BEGIN,   /* a = max_steps */
     LOOP_EV_EPISODE_END,     /* a = steps, b = is_terminal */
-    LOOP_EV_STALE_BEGIN,     /* a = input index (-1 robot state, >= 0 camera), b = age us */
+    LOOP_EV_STALE_BEGIN,     /* a = input (LOOP_STALE_*, >= 0 camera index), b = age us
+                                (-1000: none has arrived) */
     LOOP_EV_STALE_END,
     LOOP_EV_SAFETY_HOLD,     /* a = safety flags */
     LOOP_EV_DEADLINE_MISS,   /* a = lateness us, b = misses so far */
@@ -112,6 +121,13 @@ typedef enum {
     LOOP_EV_LOG_DROP,        /* a = 0 step / 1 frame / 2 state / 3 episode boundary */
     LOOP_EV_RT_FALLBACK,     /* a = errno of sched_setscheduler */
 } loop_event_code_t;
+
+/* LOOP_EV_STALE_BEGIN's input other than a camera. */
+enum {
+    LOOP_STALE_ROBOT_STATE = -1,
+    LOOP_STALE_TELEOP = -3,          /* teleop mode: no fresh teleoperator action */
+    LOOP_STALE_TELEOP_SHAPE = -4,    /* teleop action of another space or size than the policy's */
+};
 
 typedef struct {
     int64_t time_mono_ns;

@@ -76,6 +76,10 @@ typedef struct {
     loop_status_t st;
     logger_stats_t ls;
     char fault[96];           /* loop_fault_text of st */
+    Pacd__V1__RobotState robot_state;
+    Pacd__V1__Pose ee_pose;
+    Pacd__V1__TaskValue task_value[LOGGER_MAX_TASK_INFO];
+    Pacd__V1__TaskValue *task_ptr[LOGGER_MAX_TASK_INFO];
 } telemetry_t;
 
 static void build_telemetry(service_t *self, telemetry_t *tm)
@@ -140,7 +144,24 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
         t->hal_overruns = hc.overruns;
         t->hal_bad_commands = hc.bad_commands;
     }
-    t->mode = self->d.cfg->shadow ? "shadow" : "control";
+    t->mode = self->d.cfg->teleop ? "teleop" : self->d.cfg->shadow ? "shadow" : "control";
+    if (st->has_robot_state) {
+        const hal_state_t *hs = &st->robot_state;
+        pacd_proto_robot_state(&tm->robot_state, &tm->ee_pose, self->d.robot, hs->n_joints, hs->q,
+                               hs->dq, hs->gripper_position, hs->gripper_velocity, hs->grasp,
+                               hs->ee_pose, hs->time_unix_ns, hs->seq);
+        t->robot_state = &tm->robot_state;
+    }
+    for (int i = 0; i < st->n_task_info && i < LOGGER_MAX_TASK_INFO; i++) {
+        pacd__v1__task_value__init(&tm->task_value[i]);
+        tm->task_value[i].name = st->task_info_name[i];
+        tm->task_value[i].value = st->task_info_value[i];
+        tm->task_ptr[i] = &tm->task_value[i];
+        t->n_task_info = (size_t)i + 1;
+    }
+    t->task_info = tm->task_ptr;
+    t->episodes_terminal = st->episodes_terminal;
+    t->episode_seed = st->episode_seed;
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;
     t->log_steps_dropped = tm->ls.steps_dropped;
@@ -222,9 +243,19 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                 (long long)ev->a, ev->b ? "terminal" : "truncated");
         break;
     case LOOP_EV_STALE_BEGIN:
-        if (ev->a == -1)
+        if (ev->a == LOOP_STALE_ROBOT_STATE)
             fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
                     (long long)ev->b);
+        else if (ev->a == LOOP_STALE_TELEOP && ev->b < 0)
+            fprintf(stderr, SD_WARNING "pacd: teleop mode: no teleoperator action since the "
+                    "episode began (topic teleop_action): holding the arm\n");
+        else if (ev->a == LOOP_STALE_TELEOP)
+            fprintf(stderr, SD_WARNING "pacd: teleop mode: the newest teleoperator action is "
+                    "%lld ms old (max_age_ms %d): holding the arm\n", (long long)ev->b / 1000,
+                    cfg->teleop_max_age_ms);
+        else if (ev->a == LOOP_STALE_TELEOP_SHAPE)
+            fprintf(stderr, SD_WARNING "pacd: teleop mode: the teleoperator action has another "
+                    "action space or size than the checkpoint's: holding the arm\n");
         else if (ev->a >= 0 && ev->a < cfg->n_cameras && ev->b < 0)
             fprintf(stderr, SD_WARNING "pacd: camera '%s' has sent no frame yet: holding the "
                     "arm\n", cfg->cameras[ev->a].name);
@@ -273,6 +304,15 @@ static void make_episode_id(service_t *self, char *out)
                       (uint32_t)((self->episode_counter + 1) % 10000));
 }
 
+/* splitmix64's output function: distinct seeds for consecutive counts. */
+static uint64_t episode_seed_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 /* Forward a command to the loop; fill reply. */
 static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__Reply *r,
                         char *error, size_t errlen, char *episode_id)
@@ -293,6 +333,20 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
         lc.task_id = c->has_task_id ? c->task_id : -1;
         if (c->has_task_id && c->task_id < 0) {
             snprintf(error, errlen, "task_id must be >= 0");
+            r->ok = 0;
+            return;
+        }
+        lc.task_seed = -1;
+        if (c->has_seed && (!self->d.cfg->reset_on_start || !self->d.hal)) {
+            snprintf(error, errlen, "start_episode: a seed places the task at the reset, but "
+                     "%s: set [episode] reset_on_start = true", self->d.hal ? "[episode] "
+                     "reset_on_start is false" : "there is no arm to reset (shadow mode)");
+            r->ok = 0;
+            return;
+        }
+        if (c->has_seed && c->seed > (uint64_t)INT64_MAX) {
+            snprintf(error, errlen, "start_episode: seed must be 0..2^63-1");
+            self->commands_invalid++;
             r->ok = 0;
             return;
         }
@@ -324,7 +378,11 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
             r->ok = 0;
             return;
         }
-        int rc = hal_reset(self->d.hal);
+        /* every reset episode has a task seed: the client's, or one drawn
+         * from [robot] seed and the episode count */
+        uint64_t x = self->d.cfg->sim_seed + self->episode_counter + 1;
+        lc.task_seed = c->has_seed ? (int64_t)c->seed : (int64_t)(episode_seed_mix(x) >> 1);
+        int rc = hal_reset_seeded(self->d.hal, (uint64_t)lc.task_seed);
         if (rc != 0 && rc != -ENOTSUP) {
             snprintf(error, errlen, "start_episode: resetting the arm failed: %s", strerror(-rc));
             r->ok = 0;

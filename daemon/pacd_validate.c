@@ -523,7 +523,7 @@ out:
 }
 
 int validate_teleop_action(const uint8_t *buf, size_t len, float *values, int max, int *n,
-                           uint64_t *seq, const char **why)
+                           uint64_t *seq, int *space, const char **why)
 {
     Pacd__V1__Action *a = pacd__v1__action__unpack(NULL, len, buf);
     if (!a) {
@@ -552,6 +552,8 @@ int validate_teleop_action(const uint8_t *buf, size_t len, float *values, int ma
         memcpy(values, a->values, sizeof(float) * (size_t)k);
     *n = (int)a->n_values;
     *seq = a->seq;
+    if (space)
+        *space = (int)a->space;
 out:
     pacd__v1__action__free_unpacked(a, NULL);
     return rc;

@@ -168,9 +168,10 @@ typedef struct {
 int validate_reward(const uint8_t *buf, size_t len, validate_reward_t *out, const char **why);
 
 /* A teleoperator Action: 1..INGEST_MAX_TELEOP values (copied to values,
- * at most max), space and values within their limits. *n = value count. */
+ * at most max), space and values within their limits. *n = value count;
+ * *space (may be NULL) = the ActionSpace enum value. */
 int validate_teleop_action(const uint8_t *buf, size_t len, float *values, int max, int *n,
-                           uint64_t *seq, const char **why);
+                           uint64_t *seq, int *space, const char **why);
 
 /* ---- control ---- */
 

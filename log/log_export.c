@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ typedef struct {
     double rate_hz;
     int64_t seed;
     int unfinished;
+    int teleop;          /* mode "teleop": a teleoperator acted, not the checkpoint */
     json_t *obs_spec, *act_spec;
     char *obs_spec_text, *act_spec_text;   /* as given (checkpoint or log) */
     step_t *steps;
@@ -53,6 +55,10 @@ typedef struct {
 /* Specs derived from the first episode's JSON. */
 typedef struct {
     int obs_dim, act_dim;
+    int cartesian;       /* cartesian_velocity / cartesian_twist: Step.action is the
+                            joint command; the data set's action is the policy's
+                            (or teleoperator's) action clamped to [low, high] */
+    float act_low[64], act_high[64];
     int n_cams;
     char cam_name[MAX_CAMS][64];
     int cam_h[MAX_CAMS], cam_w[MAX_CAMS];
@@ -139,6 +145,20 @@ static int spec_layout(const char *path, json_t *obs, json_t *act, layout_t *lay
         return -1;
     }
     lay->act_dim = (int)json_integer_value(dim);
+    const char *space = json_string_value(json_object_get(act, "space"));
+    lay->cartesian = space && !strncmp(space, "cartesian_", 10);
+    json_t *low = json_object_get(act, "low"), *high = json_object_get(act, "high");
+    if (lay->cartesian) {
+        if (json_array_size(low) != (size_t)lay->act_dim ||
+            json_array_size(high) != (size_t)lay->act_dim) {
+            errf("%s: the Cartesian action spec needs \"low\" and \"high\" of dim values", path);
+            return -1;
+        }
+        for (int i = 0; i < lay->act_dim; i++) {
+            lay->act_low[i] = (float)json_number_value(json_array_get(low, (size_t)i));
+            lay->act_high[i] = (float)json_number_value(json_array_get(high, (size_t)i));
+        }
+    }
     return 0;
 }
 
@@ -287,6 +307,8 @@ static int read_metadata(episode_t *ep)
             log_str_copy(ep->sha, sizeof ep->sha, v);
         else if (mcap_str_eq(k, "task"))
             log_str_copy(ep->task, sizeof ep->task, v);
+        else if (mcap_str_eq(k, "mode"))
+            ep->teleop = mcap_str_eq(v, "teleop");
         else if (mcap_str_eq(k, "rate_hz")) {
             log_str_copy(buf, sizeof buf, v);
             ep->rate_hz = strtod(buf, NULL);
@@ -349,7 +371,15 @@ static int read_steps(episode_t *ep, const layout_t *lay)
             size_t n = 0;
             for (size_t t = 0; t < s->n_observation; t++)
                 n += s->observation[t]->n_values;
+            const float *av = s->action ? s->action->values : NULL;
             size_t na = s->action ? s->action->n_values : 0;
+            if (lay->cartesian) {
+                /* the action in the spec's space, as pacd feeds it back as
+                 * previous_action: the teleoperator's (teleop mode) or the
+                 * policy's, clamped to the bounds; zeros when the arm held */
+                av = s->teleop ? s->teleop_action : s->policy_action;
+                na = s->held ? 0 : s->teleop ? s->n_teleop_action : s->n_policy_action;
+            }
             if (s->step != ep->n_steps) {
                 errf("%s: step %" PRIu64 " follows step %zu; run `pacctl log verify %s`", ep->path,
                      (uint64_t)s->step, ep->n_steps ? ep->n_steps - 1 : 0, ep->path);
@@ -381,8 +411,10 @@ static int read_steps(episode_t *ep, const layout_t *lay)
                            s->observation[t]->n_values * sizeof(float));
                     off += s->observation[t]->n_values;
                 }
-                if (na)
-                    memcpy(st1.act, s->action->values, na * sizeof(float));
+                for (size_t i = 0; i < na; i++)
+                    st1.act[i] = lay->cartesian
+                                     ? fminf(fmaxf(av[i], lay->act_low[i]), lay->act_high[i])
+                                     : av[i];
                 st1.reward = s->reward;
                 st1.first = (uint8_t)s->is_first;
                 st1.last = (uint8_t)s->is_last;
@@ -574,7 +606,7 @@ static int write_demo(hid_t data, int idx, const episode_t *ep, const layout_t *
         put(g, "is_first", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, first, 0) < 0)
         goto out;
     if (attr_i64(g, "num_samples", (int64_t)N) < 0 || attr_str(g, "episode_id", ep->episode_id) < 0 ||
-        attr_str(g, "model_sha256", ep->sha) < 0 || attr_i64(g, "seed", ep->seed) < 0 ||
+        attr_str(g, "model_sha256", ep->teleop ? "" : ep->sha) < 0 || attr_i64(g, "seed", ep->seed) < 0 ||
         attr_i64(g, "unfinished", ep->unfinished) < 0)
         goto out;
     rc = 0;

@@ -348,8 +348,9 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STEP, SCHEMA_STEP, "/pacd/step", "protobuf");
     if (!rc) rc = mcap_writer_add_channel(w, CHANNEL_STATE, SCHEMA_STATE, "/pacd/robot_state", "protobuf");
 
-    char rate[32], space[16], start[32], task[16];
+    char rate[32], space[16], start[32], task[16], seed[24];
     snprintf(task, sizeof task, "%d", ep->task_id);
+    snprintf(seed, sizeof seed, "%lld", (long long)ep->task_seed);
     snprintf(rate, sizeof rate, "%.17g", ep->rate_hz);
     snprintf(space, sizeof space, "%d", ep->action_space);
     snprintf(start, sizeof start, "%lld", (long long)rt_clock_unix_ns());
@@ -357,12 +358,13 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     const char *keys[] = {"log_format_version", "episode_id", "robot", "backend",
                           "checkpoint_path", "checkpoint_sha256", "pacd_version", "rate_hz",
                           "action_space", "observation_layout", "start_time_unix_ns", "config",
-                          "policy_sampling", "task_id"};
+                          "policy_sampling", "task_id", "task_seed", "mode"};
     const char *values[] = {"1", ep->episode_id, str_or_empty(ep->robot), str_or_empty(ep->backend),
                             str_or_empty(ep->checkpoint_path), str_or_empty(ep->checkpoint_sha256),
                             ep->pacd_version ? ep->pacd_version : PACD_VERSION, rate, space,
                             layout ? layout : "[]", start, str_or_empty(ep->config_text),
-                            ep->policy_sampling ? ep->policy_sampling : "deterministic", task};
+                            ep->policy_sampling ? ep->policy_sampling : "deterministic", task,
+                            seed, ep->mode ? ep->mode : "control"};
     if (!rc) rc = mcap_writer_add_metadata(w, "pacd", keys, values, sizeof keys / sizeof keys[0]);
     free(layout);
     if (rc)
@@ -484,6 +486,7 @@ static void write_step(logger_t *self, const logger_step_t *s)
     m.teleop_action = (float *)s->teleop_action;
     m.teleop_action_seq = s->teleop_seq;
     m.shadow = s->shadow != 0;
+    m.teleop = s->teleop != 0;
     Pacd__V1__TaskValue tv[LOGGER_MAX_TASK_INFO], *tvp[LOGGER_MAX_TASK_INFO];
     int nti = s->n_task_info < 0                    ? 0
             : s->n_task_info > LOGGER_MAX_TASK_INFO ? LOGGER_MAX_TASK_INFO

@@ -93,6 +93,9 @@ typedef struct {
     int action_space;                     /* pacd.v1.ActionSpace */
     const char *policy_sampling;          /* "deterministic" or "sample temperature=T seed=S" */
     int task_id;                          /* task the episode was started with (-1: none) */
+    int64_t task_seed;                    /* the episode's task seed (the reset
+                                             randomisation), -1: none */
+    const char *mode;                     /* "control", "shadow" or "teleop"; NULL = control */
     logger_obs_layout_t layout;
 } logger_episode_t;
 
@@ -128,6 +131,7 @@ typedef struct {
     float teleop_action[LOGGER_MAX_ACTION];
     uint64_t teleop_seq;
     uint8_t shadow;                         /* nothing was sent to an arm */
+    uint8_t teleop;                         /* the teleoperator's action drove the arm */
     int n_task_info;                        /* Step.task_info entries */
     char task_info_name[LOGGER_MAX_TASK_INFO][LOGGER_TASK_NAME];
     double task_info_value[LOGGER_MAX_TASK_INFO];

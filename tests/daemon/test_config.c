@@ -159,7 +159,9 @@ static void test_bad_values(void **state)
     BAD("[episode]\nautostart = maybe\n", "true or false");
     BAD("[telemetry]\nrate_hz = 100\n", "twice");
     BAD("[pacd]\nthis line is no key value\n", "syntax error");
-    BAD("[pacd]\nmode = dry-run\n", "control or shadow");
+    BAD("[pacd]\nmode = dry-run\n", "control, shadow or teleop");
+    BAD("[teleop]\nmax_age_ms = 0\n", "1..10000 ms");
+    BAD("[task]\nsource = sky\n", "expected topic");
     BAD("[policy]\ntemperature = 0\n", "temperature");
     BAD("[policy]\nseed = -1\n", "unsigned");
     BAD("[policy]\nblas_coretype = ../../x\n", "core name");

@@ -353,23 +353,23 @@ static void test_teleop_limits(void **state)
     const char *why;
     float good[7] = {0.1f, -0.2f, 0, 0, 0, 0, 1};
     size_t n = pack_action(good, 7, 1, buf);
-    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, &why), 0);
+    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, NULL, &why), 0);
     assert_int_equal(nv, 7);
     assert_int_equal(seq, 9);
     assert_true(v[1] == -0.2f);
     float bad[2] = {0.1f, NAN};
     n = pack_action(bad, 2, 1, buf);
-    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, &why),
+    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, NULL, &why),
                      -ERANGE);
     float huge[1] = {1e30f};
     n = pack_action(huge, 1, 1, buf);
-    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, &why),
+    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, NULL, &why),
                      -ERANGE);
     n = pack_action(good, 7, 99, buf);
-    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, &why),
+    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, NULL, &why),
                      -ERANGE);
     n = pack_action(good, 0, 1, buf);
-    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, &why),
+    assert_int_equal(validate_teleop_action(buf, n, v, INGEST_MAX_TELEOP, &nv, &seq, NULL, &why),
                      -EINVAL);
 }
 

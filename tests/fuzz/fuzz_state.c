@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         float values[16];
         int n = 0;
         uint64_t seq = 0;
-        (void)validate_teleop_action(msg, len, values, 16, &n, &seq, &why);
+        (void)validate_teleop_action(msg, len, values, 16, &n, &seq, NULL, &why);
         break;
     }
     }

@@ -1,0 +1,230 @@
+"""Collecting data through pacd: teleop mode (the teleoperator's action drives
+the arm through the safety filter and is logged as the action taken, a stale
+one holds the arm), the task contract of the MuJoCo SawyerLift cell (a seeded
+start per episode, success = a terminal step with reward 1, the cube pose in
+the task values), and the scripted Lift operator (clients/pacd_lift_operator.py)
+driving pacd in teleop mode."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import pacd_client
+from conftest import PACCTL, PACD, SRC, FrameFeeder, every, scaled, write_config
+from test_daemon import cat_steps, node_read
+
+pb = pacd_client.pb
+sys.path.insert(0, os.path.join(SRC, "clients"))
+import pacd_lift_operator as op  # noqa: E402
+
+LIFT_SCENE = os.path.abspath(os.path.join(
+    SRC, "..", "shared", "data", "robosuite", "assets", "demonstrations", "SawyerLift", "models",
+    "model_1.xml"))
+version = subprocess.run([PACD, "--version"], capture_output=True, text=True).stdout
+needs_mujoco = pytest.mark.skipif("mujoco" not in version,
+                                  reason="pacd was built without MuJoCo (install libmujoco-dev)")
+
+
+def metadata(path):
+    doc = node_read(path)
+    return {m["name"]: m["metadata"] for m in doc["metadata"]}["pacd"]
+
+
+def test_teleop_mode_drives_the_arm_holds_when_stale_and_logs_both_actions(daemon):
+    d = daemon(extra="[pacd]\nmode = teleop\n[teleop]\nmax_age_ms = 300\n")
+    feed_frames = FrameFeeder(d.camera())
+    st = d.wait_for(lambda s: s.frames_received > 0, feed=feed_frames, what="camera frames")
+    assert st.mode == "teleop"
+    d.client.start_episode(max_steps=0)
+    # no teleoperator action yet: the steps are stale and the arm holds
+    d.wait_for(lambda s: s.stale_steps >= 3, feed=feed_frames, what="stale steps without teleop")
+    pub = d.state_publisher()
+    act = [0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    seq = [0]
+
+    def send(values=act, space=pb.JOINT_VELOCITY):
+        seq[0] += 1
+        a = pb.Action(space=space, values=values, seq=seq[0])
+        pub.send_raw([b"teleop_action", a.SerializeToString()])
+
+    def feed():
+        feed_frames()
+        send()
+
+    base = d.wait_delivered(send, lambda s: s.teleop_actions_received, what="teleop publisher")
+    d.wait_for(lambda s: s.step >= base.step + 30, feed=every(0.02, feed), what="30 teleop steps")
+    # an action of another size than the checkpoint's holds the arm (stale)
+    stale0 = d.client.status().stale_steps
+    d.wait_for(lambda s: s.stale_steps >= stale0 + 5,
+               feed=every(0.02, lambda: (feed_frames(), send(act[:3]))),
+               what="stale steps on a mis-shaped teleop action")
+    assert "another action space or size" in d.stderr()
+    step = d.client.status().step
+    d.wait_for(lambda s: s.step >= step + 5, feed=every(0.02, feed), what="teleop again")
+    # the teleoperator goes quiet: after max_age_ms the arm holds again
+    stale1 = d.client.status().stale_steps
+    d.wait_for(lambda s: s.stale_steps >= stale1 + 10, feed=feed_frames,
+               what="stale steps after the teleoperator stopped")
+    d.client.end_episode()
+    d.wait_for(lambda s: s.state == pb.IDLE, feed=feed_frames, what="episode end")
+    d.stop()
+    err = d.stderr()
+    assert "no teleoperator action since the episode began" in err and "ms old (max_age_ms 300)" in err
+    steps = cat_steps(d.logs()[0])
+    assert all(s.get("teleop") for s in steps), "every step of a teleop episode says so"
+    driven = [s for s in steps if not s["stale"] and s.get("teleop_action") == pytest.approx(act)]
+    assert len(driven) >= 25
+    for s in driven:
+        assert not s["held"]
+        # the executed joint command follows the teleoperator (the safety
+        # filter limits the acceleration: same direction, at most its speed)
+        a = s["action"]
+        assert 0.0 <= a[0] <= 0.2 + 1e-6 and max(abs(v) for v in a[1:]) < 1e-6
+        # the policy ran and its own action is logged beside it
+        assert len(s["policy_action"]) == 7
+    assert any(s["action"][0] > 0.15 for s in driven)
+    assert any(s["policy_action"] != pytest.approx(act, abs=1e-3) for s in driven)
+    q0 = steps[0]["observation"]["joint_positions"][0]
+    q1 = driven[-1]["observation"]["joint_positions"][0]
+    assert q1 - q0 > 0.05, "joint 0 moved the teleoperator's way"
+    stale = [s for s in steps if s["stale"]]
+    assert len(stale) >= 15 and all(s["held"] and not any(s["action"]) for s in stale)
+    assert metadata(d.logs()[0])["mode"] == "teleop"
+
+
+def test_task_source_hal_and_seeds_are_checked(tmp_path, example_checkpoint, daemon):
+    ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
+    cfg = write_config(str(tmp_path / "t.conf"), example_checkpoint, str(tmp_path), ports,
+                       extra="[task]\nsource = hal\n")
+    r = subprocess.run([PACD, "--config", cfg], capture_output=True, text=True,
+                       timeout=scaled(60))
+    assert r.returncode != 0 and "no task signal" in r.stderr, r.stderr
+    cfg = write_config(str(tmp_path / "s.conf"), example_checkpoint, str(tmp_path), ports,
+                       extra="[pacd]\nmode = shadow\n[task]\nsource = hal\n")
+    r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True,
+                       timeout=scaled(60))
+    assert r.returncode != 0 and "needs an arm" in r.stderr, r.stderr
+    # a seed without a reset would place nothing: refused with the fix
+    d = daemon()
+    reply = d.client.start_episode(max_steps=5, seed=3, check=False)
+    assert not reply.ok and "reset_on_start" in reply.error
+
+
+def lift_extra(mode="teleop", max_steps=300):
+    return f"""[pacd]
+mode = {mode}
+[robot]
+name = sawyer
+backend = mujoco
+scene = {LIFT_SCENE}
+seed = 1
+[episode]
+max_steps = {max_steps}
+reset_on_start = true
+[task]
+source = hal
+[telemetry]
+rate_hz = 20
+[safety]
+workspace_min = 0.3, -0.25, -0.13
+workspace_max = 0.8, 0.35, 0.25
+"""
+
+
+def lift_checkpoint(path):
+    """A Sawyer checkpoint in the Lift cell's action space (CARTESIAN_VELOCITY
+    with the gripper, 0.15 m/s) whose policy always outputs zeros: in teleop
+    mode the operator acts, the checkpoint gives the observation spec."""
+    import torch
+    from pacd_torch.export import export
+    from pacd_torch.mlp import MLPActor
+    low, high = [-0.15, -0.15, -0.15, -1.0, -1.0], [0.15, 0.15, 0.15, 1.0, 1.0]
+    obs = [{"name": "end_effector_pose", "source": "end_effector_pose", "shape": [7],
+            "history": 1},
+           {"name": "gripper_position", "source": "gripper_position", "shape": [1],
+            "history": 1}]
+    model = MLPActor(8, 5, [8], activation="relu", head="tanh", low=low, high=high)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    export(model, str(path), "sawyer", obs,
+           {"space": "cartesian_velocity", "dim": 5, "low": low, "high": high})
+    return str(path)
+
+
+@needs_mujoco
+def test_lift_cell_seeded_starts_terminal_success_and_the_scripted_operator(daemon, tmp_path):
+    assert os.path.exists(LIFT_SCENE), "../shared/data must be beside the repository"
+    d = daemon(checkpoint=lift_checkpoint(tmp_path / "lift.safetensors"), cameras=(),
+               extra=lift_extra())
+    t = d.telemetry(count=1)[0]
+    values = {v.name: v.value for v in t.task_info}
+    assert values["cube_height_m"] == pytest.approx(0.02, abs=0.005)
+    assert t.HasField("robot_state") and len(t.robot_state.joint_positions) == 7
+    assert t.episode_seed == -1
+    # the operator at full skill, no noise: the scripted grasp lifts the cube
+    drv = op.EpisodeDriver(d.ep("control"), d.ep("telemetry"), d.ep("state"), timeout_s=scaled(10))
+    results = []
+    try:
+        for seed in (7, 8):
+            results.append(drv.run(seed, op.LiftScript(20.0, None, noise=0.0)))
+        # seed 7 again, ended by hand after a few steps: the same start
+        st0 = d.client.status()
+        d.client.start_episode(max_steps=0, seed=7)
+        d.wait_for(lambda s: s.episodes == st0.episodes + 1 and s.step >= 3, what="3 steps")
+        d.client.end_episode()
+        d.wait_for(lambda s: s.state == pb.IDLE, what="idle")
+    finally:
+        drv.close()
+    assert [r["success"] for r in results] == [True, True], results
+    st = d.client.status()
+    assert st.episodes_terminal == 2 and st.episode_seed == 7
+    d.stop()
+    logs = d.logs()
+    assert len(logs) == 3
+    first = {}
+    for path, seed in zip(logs, (7, 8, 7)):
+        meta = metadata(path)
+        assert meta["task_seed"] == str(seed) and meta["mode"] == "teleop"
+        steps = cat_steps(path)
+        info = steps[0]["task_info"]
+        first.setdefault(seed, []).append(info)
+        if path != logs[2]:
+            last = steps[-1]
+            assert last["is_last"] and last["is_terminal"] and last["reward"] == 1.0
+            assert last["discount"] == 0.0
+            assert not any(s["is_terminal"] for s in steps[:-1])
+            assert all(s["reward"] == 0.0 for s in steps[:-1])
+            assert last["task_info"]["cube_height_m"] > 0.04
+            # the operator's Cartesian action was executed: logged as such
+            assert all(len(s["teleop_action"]) == 5 for s in steps if not s["stale"])
+    # the data set: the operator's actions (clamped to the spec's bounds,
+    # zeros where the arm held) are the actions taken; no model acted
+    import h5py
+    out = str(tmp_path / "lift.hdf5")
+    r = subprocess.run([PACCTL, "log", "export", "-o", out, "--checkpoint",
+                        str(tmp_path / "lift.safetensors"), logs[0], logs[1]],
+                       capture_output=True, text=True, timeout=scaled(120))
+    assert r.returncode == 0, r.stderr
+    with h5py.File(out, "r") as f:
+        for i, (path, seed) in enumerate(zip(logs[:2], (7, 8))):
+            g = f["data/demo_%d" % i]
+            assert g.attrs["seed"] == seed and g.attrs["model_sha256"] == ""
+            steps = cat_steps(path)
+            want = [[min(max(v, lo), hi) for v, lo, hi in
+                     zip(s["teleop_action"], [-0.15] * 3 + [-1, -1], [0.15] * 3 + [1, 1])]
+                    if not s["held"] else [0.0] * 5 for s in steps[:-1]]
+            got = g["actions"][:]
+            assert got.shape == (len(want), 5)
+            assert abs(got - numpy.array(want)).max() < 1e-6
+            assert g["rewards"][-1] == 1.0 and g["dones"][-1] == 1
+            assert not g["dones"][:-1].any()
+    os.remove(out)
+    a, b = first[7]
+    for k in ("cube_x", "cube_y", "cube_qz"):
+        assert a[k] == pytest.approx(b[k], abs=2e-3), (k, a, b)
+    c = first[8][0]
+    assert math.hypot(a["cube_x"] - c["cube_x"], a["cube_y"] - c["cube_y"]) > 1e-3
