@@ -34,7 +34,7 @@ out as above; otherwise it has one deliberate mistake, drawn uniformly from
 
 and every episode gets Gaussian action noise (`--noise`, m/s). The draws come
 from the episode's seed, so a seed list gives the same episodes again. The
-default skill (0.3) gives a success rate of roughly 20-40%.
+default skill (0.2) gives a success rate of roughly 20-40% (docs/loop.md).
 """
 import argparse
 import math
@@ -287,7 +287,7 @@ def main(argv=None):
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first episode; "
                     "episode i has seed + i")
-    ap.add_argument("--skill", type=float, default=0.3,
+    ap.add_argument("--skill", type=float, default=0.2,
                     help="probability of an episode without a deliberate mistake (0..1)")
     ap.add_argument("--noise", type=float, default=0.01, help="action noise, m/s (std)")
     ap.add_argument("--mistake", choices=MISTAKES, default=None,
