@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] "
-                "[auto|avx512|avx2|blas|amx]\n");
+                "[auto|avx512|avx2|blas|amx|blis]\n");
         return 2;
     }
     int iters = argc > 4 ? atoi(argv[4]) : 200;
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     }
     policy_kernel_t kernel = POLICY_KERNEL_AUTO;
     if (argc > 6 && policy_kernel_parse(argv[6], &kernel) != 0) {
-        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2, blas or amx\n");
+        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2, blas, amx or blis\n");
         return 2;
     }
     if (!policy_kernel_supported(kernel)) {
