@@ -205,10 +205,10 @@ int main(int argc, char **argv)
            "\"us_per_step\": %.3f, "
            "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
            "\"sgemm_gflops\": %.2f, \"fma_peak_gflops\": %.1f, \"packed_gflops\": %.1f, "
-           "%s\"blis_version\": \"%s\", \"blas_selfcheck\": %s}\n", policy_kernel(p), iters,
-           threads, st.median_us, st.mean_us, st.p99_us, policy_arena_bytes(p),
-           nn_blas_corename(), gf, peak, pgf, lin, nn_gemm_blis_version(),
-           self_ok == 0 ? "true" : "false");
+           "%s\"blis_version\": \"%s\", \"blis_arch\": \"%s\", \"blas_selfcheck\": %s}\n",
+           policy_kernel(p), iters, threads, st.median_us, st.mean_us, st.p99_us,
+           policy_arena_bytes(p), nn_blas_corename(), gf, peak, pgf, lin, nn_gemm_blis_version(),
+           nn_gemm_blis_arch(), self_ok == 0 ? "true" : "false");
     free(t);
     free(obs);
     free(img);

@@ -117,7 +117,8 @@ for m, info in models.items():
         print(f"{m:<10} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>17} {ratio(o):>17}  {', '.join(diffs)}")
 blis = [r for r in pacd if r["kernel"] == "blis"]
 if blis:
-    print(f"BLIS {blis[0].get('blis_version', '?')} (blis kernel) vs OpenBLAS {core} (blas "
+    print(f"BLIS {blis[0].get('blis_version', '?')} {blis[0].get('blis_arch', '?')} "
+          f"(BLIS_ARCH_TYPE={os.environ.get('BLIS_ARCH_TYPE', 'unset')}; blis kernel) vs OpenBLAS {core} (blas "
           "kernel), one thread: median ms/step; ratio = other / blis (>1: blis faster), the "
           "median of the rounds' ratios [lowest-highest]; max|logit diff| blis vs blas")
     for m in models:

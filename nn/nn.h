@@ -174,6 +174,12 @@ int nn_gemm_blis_available(void);
  * without it. */
 const char *nn_gemm_blis_version(void);
 
+/* The BLIS sub-configuration its CPU detection chose (bli_arch_string), e.g.
+ * "skx", "zen3", or "generic" (portable C kernels: a CPU this BLIS does not
+ * know); BLIS_ARCH_TYPE in the environment overrides it. "none" without
+ * BLIS. Init-only. */
+const char *nn_gemm_blis_arch(void);
+
 /* Packed weights: a view of caller-owned memory (nn_pack fills it). */
 typedef struct nn_packed {
     nn_gemm_kind_t kind;

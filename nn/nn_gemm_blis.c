@@ -37,6 +37,16 @@ const char *nn_gemm_blis_version(void)
 #endif
 }
 
+const char *nn_gemm_blis_arch(void)
+{
+#if NN_HAVE_BLIS
+    bli_init();
+    return bli_arch_string(bli_arch_query_id());
+#else
+    return "none";
+#endif
+}
+
 void nn_isa_sgemm_blis(int ta, int tb, int m, int n, int k, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c, int ldc)
 {
