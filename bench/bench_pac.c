@@ -2,8 +2,8 @@
  *
  *   bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] [KERNEL]
  *
- * KERNEL: auto (default) | avx512 | avx2 | blas | amx (policy_options_t.kernel);
- * exit status 3 (and a message) when this CPU lacks it.
+ * KERNEL: auto (default) | avx512 | avx2 | blas | amx | blis (policy_options_t.kernel);
+ * exit status 3 (and a message) when this CPU (or build: blis) lacks it.
  * OBS.bin: float32 rows of obs_dim; IMG.bin: uint8 rows holding every camera
  * field's [H, W, 3] frame in field order (rows cycled). Prints one JSON line:
  * {"engine": "pacd", "kernel": the kernel in use, "us_per_step": median,
@@ -12,7 +12,11 @@
  *  in the same process, "fma_peak_gflops": this core's float32 FMA peak on
  *  the widest vector ISA it has (bench_fma_peak_gflops), "packed_gflops":
  *  pacd's packed kernel of this run on a warm 32 x 256 -> 1024 layer (the
- *  pac-s MLP shape; 0 for blas and amx)} and, with PACD_BENCH_LOGITS=FILE, writes the logits
+ *  pac-s MLP shape; 0 for blas and amx); with the blis kernel also
+ *  "linear_gflops": {"blas": [..], "blis": [..]}, a warm linear layer through
+ *  each library (nn_linear_packed of NN_GEMM_BLAS, NN_GEMM_BLIS) at the
+ *  shapes "linear_shapes" ([n, in, out]: the pac-s MLP and the pac-m block)}
+ *  and, with PACD_BENCH_LOGITS=FILE, writes the logits
  * of the first 4 rows there (for the driver's cross-engine check). */
 #include <errno.h>
 #include <stdio.h>
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_pac CHECKPOINT OBS.bin IMG.bin [ITERS] [THREADS] "
-                "[auto|avx512|avx2|blas|amx]\n");
+                "[auto|avx512|avx2|blas|amx|blis]\n");
         return 2;
     }
     int iters = argc > 4 ? atoi(argv[4]) : 200;
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
     }
     policy_kernel_t kernel = POLICY_KERNEL_AUTO;
     if (argc > 6 && policy_kernel_parse(argv[6], &kernel) != 0) {
-        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2, blas or amx\n");
+        fprintf(stderr, "bench_pac: KERNEL must be auto, avx512, avx2, blas, amx or blis\n");
         return 2;
     }
     if (!policy_kernel_supported(kernel)) {
@@ -184,13 +188,27 @@ int main(int argc, char **argv)
     for (nn_gemm_kind_t k = NN_GEMM_AVX512; k <= NN_GEMM_AVX2; k++)
         if (strcmp(policy_kernel(p), nn_gemm_name(k)) == 0)
             pgf = packed_gflops(k, 32, 256, 1024);
+    char lin[256] = "";
+    if (strcmp(policy_kernel(p), nn_gemm_name(NN_GEMM_BLIS)) == 0) {
+        static const int sh[2][3] = { { 32, 256, 1024 }, { 64, 512, 512 } };
+        double g[2][2];
+        for (int l = 0; l < 2; l++)
+            for (int i = 0; i < 2; i++)
+                g[l][i] = packed_gflops(l ? NN_GEMM_BLIS : NN_GEMM_BLAS, sh[i][0], sh[i][1],
+                                        sh[i][2]);
+        snprintf(lin, sizeof lin, "\"linear_shapes\": [[%d, %d, %d], [%d, %d, %d]], "
+                 "\"linear_gflops\": {\"blas\": [%.1f, %.1f], \"blis\": [%.1f, %.1f]}, ",
+                 sh[0][0], sh[0][1], sh[0][2], sh[1][0], sh[1][1], sh[1][2], g[0][0], g[0][1],
+                 g[1][0], g[1][1]);
+    }
     printf("{\"engine\": \"pacd\", \"kernel\": \"%s\", \"iters\": %d, \"threads\": %d, "
            "\"us_per_step\": %.3f, "
            "\"mean_us\": %.3f, \"p99_us\": %.3f, \"arena_bytes\": %zu, \"corename\": \"%s\", "
            "\"sgemm_gflops\": %.2f, \"fma_peak_gflops\": %.1f, \"packed_gflops\": %.1f, "
-           "\"blas_selfcheck\": %s}\n", policy_kernel(p), iters, threads,
-           st.median_us, st.mean_us, st.p99_us, policy_arena_bytes(p), nn_blas_corename(),
-           gf, peak, pgf, self_ok == 0 ? "true" : "false");
+           "%s\"blis_version\": \"%s\", \"blis_arch\": \"%s\", \"blas_selfcheck\": %s}\n",
+           policy_kernel(p), iters, threads, st.median_us, st.mean_us, st.p99_us,
+           policy_arena_bytes(p), nn_blas_corename(), gf, peak, pgf, lin, nn_gemm_blis_version(),
+           nn_gemm_blis_arch(), self_ok == 0 ? "true" : "false");
     free(t);
     free(obs);
     free(img);

@@ -2,12 +2,14 @@
 # PAC benchmark driver: pac-s and pac-m at batch 1, one thread, same weights and
 # inputs (each also as -bf16: the weights rounded to bf16 and stored as a BF16
 # checkpoint for pacd, float32 compute in PyTorch and ONNX Runtime): pacd's engine, once per matrix kernel this CPU runs (avx512, amx,
-# avx2, blas; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
+# avx2, blas, and blis in a build with BLIS; policy_options_t.kernel), vs PyTorch (Debian python3-torch) vs ONNX
 # Runtime (onnxruntime-node, from torch.onnx.export). Prints median ms/step, ratios,
 # GFLOP/s each engine reaches and, as yardsticks, an sgemm (64 x 512 x 512)
 # measured in the same run with pacd's BLAS, the core's float32 FMA peak and
 # pacd's packed kernel on a warm layer (how near the step is to what this CPU
-# can do in float32). Asserts nothing.
+# can do in float32); BLIS (blis kernel) against OpenBLAS (blas kernel) and the best
+# pacd kernel per model, and both libraries on a warm linear layer at two PAC
+# shapes. Asserts nothing.
 #   bench/run_pac_bench.sh [BUILD_DIR] [ITERS] [ROUNDS]
 # ROUNDS (default 3): the engines run in turn, pacd, PyTorch, ONNX Runtime, that
 # many times over; each figure is the median over the rounds and each ratio the
@@ -28,14 +30,14 @@ case "$rounds" in
 esac
 tag() { sed "s/^{/{\"round\": $1, /"; }
 for r in $(seq "$rounds"); do
-  for k in avx512 amx avx2 blas; do
+  for k in avx512 amx avx2 blas blis; do
     for m in pac-s pac-m pac-s-bf16 pac-m-bf16; do
       rc=0
       PACD_BENCH_LOGITS="$work/$m.pacd-$k.logits.bin" \
         "$build/bench/bench_pac" "$work/$m.safetensors" "$work/obs.bin" "$work/img.bin" "$iters" 1 "$k" \
         >"$work/one.json" 2>"$work/one.err" || rc=$?
       if [ "$rc" = 3 ]; then
-        [ "$r" = 1 ] && echo "pacd kernel $k: skipped, this CPU lacks it" >&2
+        [ "$r" = 1 ] && echo "pacd kernel $k: skipped, this CPU (or build) lacks it" >&2
         break
       fi
       [ "$rc" = 0 ] || { cat "$work/one.err" >&2; exit 1; }
@@ -113,4 +115,33 @@ for m, info in models.items():
                 diffs.append("-")
         kern = next(iter(p.values()))["kernel"] if p else "-"
         print(f"{m:<10} {fl:>6.2f} {kern:<14} {fmt(p):>22} {fmt(t):>22} {fmt(o):>22} {ratio(t):>17} {ratio(o):>17}  {', '.join(diffs)}")
+blis = [r for r in pacd if r["kernel"] == "blis"]
+if blis:
+    print(f"BLIS {blis[0].get('blis_version', '?')} {blis[0].get('blis_arch', '?')} "
+          f"(BLIS_ARCH_TYPE={os.environ.get('BLIS_ARCH_TYPE', 'unset')}; blis kernel) vs OpenBLAS {core} (blas "
+          "kernel), one thread: median ms/step; ratio = other / blis (>1: blis faster), the "
+          "median of the rounds' ratios [lowest-highest]; max|logit diff| blis vs blas")
+    for m in models:
+        b, o = runs.get(("pacd", m, "blis")), runs.get(("pacd", m, "blas"))
+        if not b or not o:
+            continue
+        def rr(x):
+            rs = [x[i]["us_per_step"] / b[i]["us_per_step"] for i in b if i in x]
+            return f"{np.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]" if rs else "-"
+        others = [k[2] for k in runs if k[0] == "pacd" and k[1] == m and k[2] not in ("blis", "blas")]
+        fast = min(others, key=lambda k: med(runs[("pacd", m, k)], "us_per_step"), default=None)
+        bf, of = (os.path.join(work, f"{m}.pacd-{k}.logits.bin") for k in ("blis", "blas"))
+        d = (f"{np.abs(np.fromfile(bf, '<f4') - np.fromfile(of, '<f4')).max():.1e}"
+             if os.path.exists(bf) and os.path.exists(of) else "-")
+        fs = (f"; fastest other: {fast} {med(runs[('pacd', m, fast)], 'us_per_step') / 1e3:.2f} ms, "
+              f"{fast}/blis {rr(runs[('pacd', m, fast)])}") if fast else ""
+        print(f"  {m:<10} blis {med(b, 'us_per_step') / 1e3:.2f} ms, blas {med(o, 'us_per_step') / 1e3:.2f} ms, "
+              f"blas/blis {rr(o)}{fs}; logits {d}")
+    sh = blis[0].get("linear_shapes")
+    if sh:
+        for i, (n, k, o) in enumerate(sh):
+            gb = np.median([r["linear_gflops"]["blas"][i] for r in blis])
+            gl = np.median([r["linear_gflops"]["blis"][i] for r in blis])
+            print(f"  warm linear layer {n} x {k} -> {o}: OpenBLAS {gb:.1f} GFLOP/s, BLIS {gl:.1f} GFLOP/s "
+                  f"(blis/blas {gl / gb:.2f}; median of {len(blis)} runs)")
 PYEOF

@@ -385,7 +385,7 @@ static int handler(void *user, const char *section, const char *key, const char 
         c->policy_threads = (int)l;
     } else if (KEY("policy", "kernel")) {
         if (policy_kernel_parse(value, &c->policy_kernel))
-            return fail(p, section, key, value, "expected auto, avx512, avx2, blas or amx");
+            return fail(p, section, key, value, "expected auto, avx512, avx2, blas, amx or blis");
     } else if (KEY("policy", "blas_coretype")) {
         size_t n = strlen(value);
         if (n >= CONFIG_NAME || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)

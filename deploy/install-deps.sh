@@ -7,7 +7,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential meson ninja-build pkg-config \
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
-  libopenblas-dev libsystemd-dev libjansson-dev libinih-dev libcmocka-dev \
+  libopenblas-dev libblis-dev libsystemd-dev libjansson-dev libinih-dev libcmocka-dev \
   libturbojpeg0-dev libswscale-dev libssl-dev zlib1g-dev rt-tests stress-ng python3-pil \
   libmujoco-dev libmujoco-samples libhdf5-dev libegl-dev libgl1-mesa-dri libegl-mesa0 python3-h5py \
   python3 python3-torch python3-numpy python3-zmq python3-protobuf python3-pytest \

@@ -122,7 +122,7 @@ void nn_groupnorm_hwc(const float *x, int p, int c, int groups, const float *gam
 /* BLAS self-check (see policy_blas_selfcheck in policy.h). Init-only. */
 int nn_blas_selfcheck(char *report, size_t n);
 
-/* ---- Packed linear layers (nn/nn_gemm.c; kernels nn_gemm_avx512.c, _avx2.c, _amx.c) -----
+/* ---- Packed linear layers (nn/nn_gemm.c; kernels nn_gemm_avx512.c, _avx2.c, _amx.c, _blis.c)
  * A linear layer's weights W[out, in] (nn.Linear layout) are packed once at
  * load into the layout the chosen kernel reads; every step then multiplies
  * without copying W (OpenBLAS repacks W at every sgemm call).
@@ -152,6 +152,11 @@ int nn_blas_selfcheck(char *report, size_t n);
  *                   checkpoint: b_lo = 0), only the hi half is stored
  *                   (nn_pack_floats_w: half the bytes) and the a_hi b_lo
  *                   products are skipped; the result is the same.
+ *   NN_GEMM_BLIS    W kept as [out, in]; linear layers, attention and
+ *                   nn_gemm_tn call BLIS's bli_sgemm (one BLIS thread), the
+ *                   rest runs as for NN_GEMM_BLAS. Only in a build with BLIS
+ *                   (nn_gemm_blis_available; Debian libblis-dev); its first
+ *                   call of each shape allocates BLIS's packing buffers.
  * The float packed kernels sum over k in order with FMAs, so results differ
  * from sgemm only by float rounding. */
 typedef enum {
@@ -159,7 +164,21 @@ typedef enum {
     NN_GEMM_AVX512 = 1,
     NN_GEMM_AVX2 = 2,
     NN_GEMM_AMX = 3,
+    NN_GEMM_BLIS = 4,
 } nn_gemm_kind_t;
+
+/* 1 when pacd was built with BLIS (NN_GEMM_BLIS can run), else 0. */
+int nn_gemm_blis_available(void);
+
+/* BLIS's version string (bli_info_get_version_str), or "none" when built
+ * without it. */
+const char *nn_gemm_blis_version(void);
+
+/* The BLIS sub-configuration its CPU detection chose (bli_arch_string), e.g.
+ * "skx", "zen3", or "generic" (portable C kernels: a CPU this BLIS does not
+ * know); BLIS_ARCH_TYPE in the environment overrides it. "none" without
+ * BLIS. Init-only. */
+const char *nn_gemm_blis_arch(void);
 
 /* Packed weights: a view of caller-owned memory (nn_pack fills it). */
 typedef struct nn_packed {
@@ -199,7 +218,8 @@ int nn_gemm_cpu_has_amx(void);
  * or -ENOTSUP (AMX asked for, not available). Not RT-safe itself. */
 int nn_gemm_prepare_thread(nn_gemm_kind_t kind);
 
-/* 1 when this CPU runs `kind` (always for NN_GEMM_BLAS), else 0. Init-only. */
+/* 1 when this CPU runs `kind` (always for NN_GEMM_BLAS; NN_GEMM_BLIS when
+ * built with BLIS), else 0. Init-only. */
 int nn_gemm_cpu_has(nn_gemm_kind_t kind);
 
 /* The kernel to use with `threads` BLAS threads: with threads <= 1 (the
@@ -208,7 +228,7 @@ int nn_gemm_cpu_has(nn_gemm_kind_t kind);
  * NN_GEMM_BLAS with more threads. Init-only. */
 nn_gemm_kind_t nn_gemm_best(int threads);
 
-/* "avx512-packed", "avx2-packed", "amx-bf16x3" or "blas". */
+/* "avx512-packed", "avx2-packed", "amx-bf16x3", "blas" or "blis". */
 const char *nn_gemm_name(nn_gemm_kind_t kind);
 
 /* Run a 37 x 600 x 45 linear layer through `kind` against a double loop,

@@ -18,6 +18,8 @@
  * intrinsics as macros; the AMX kernel is nn_gemm_amx.c.
  *
  * NN_GEMM_BLAS: W is kept as is and the calls go to nn_linear/nn_linear_acc.
+ * NN_GEMM_BLIS: W is kept as is and the products go to bli_sgemm
+ * (nn_gemm_blis.c).
  */
 #include "nn_gemm_isa.h"
 
@@ -58,6 +60,7 @@ int nn_gemm_cpu_has(nn_gemm_kind_t kind)
     case NN_GEMM_AVX512: return nn_gemm_cpu_has_avx512();
     case NN_GEMM_AVX2: return nn_gemm_cpu_has_avx2();
     case NN_GEMM_AMX: return nn_gemm_cpu_has_amx();
+    case NN_GEMM_BLIS: return nn_gemm_blis_available();
     }
     return 0;
 }
@@ -77,6 +80,7 @@ const char *nn_gemm_name(nn_gemm_kind_t kind)
     case NN_GEMM_AVX512: return "avx512-packed";
     case NN_GEMM_AVX2: return "avx2-packed";
     case NN_GEMM_AMX: return "amx-bf16x3";
+    case NN_GEMM_BLIS: return "blis";
     }
     return "?";
 }
@@ -131,10 +135,12 @@ int nn_pack(nn_gemm_kind_t kind, const float *w, int out, int in, float *packed,
     if (!p || out <= 0 || in < 0 || (in > 0 && (!w || !packed)))
         return -EINVAL;
     if (kind != NN_GEMM_BLAS && kind != NN_GEMM_AVX512 && kind != NN_GEMM_AVX2 &&
-        kind != NN_GEMM_AMX)
+        kind != NN_GEMM_AMX && kind != NN_GEMM_BLIS)
         return -EINVAL;
     if (!nn_gemm_cpu_has(kind))
         return -ENOTSUP;
+    if (kind == NN_GEMM_BLIS)
+        nn_gemm_blis_init();
     p->kind = kind;
     p->out = out;
     p->in = in;
@@ -234,9 +240,11 @@ void nn_gemm_tn(nn_gemm_kind_t kind, const float *a, int lda, int m, int k, cons
         nn_isa_gemm_tn_avx2(a, lda, m, k, b, ldb, n, c, ldc);
         return;
     }
-#else
-    (void)kind;
 #endif
+    if (kind == NN_GEMM_BLIS) {
+        nn_isa_sgemm_blis(1, 0, m, n, k, a, lda, b, ldb, 0.0f, c, ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
                 c, ldc);
 }
@@ -270,10 +278,16 @@ void nn_attention(nn_gemm_kind_t kind, const float *q, int ldq, int nq, const fl
         nn_isa_attention_avx2(q, ldq, nq, k, v, ldkv, t, heads, dh, o, ldo, scratch);
         return;
     }
-#else
-    (void)kind;
 #endif
     for (int h = 0; h < heads; h++) {
+        if (kind == NN_GEMM_BLIS) {
+            nn_isa_sgemm_blis(0, 1, nq, t, dh, q + h * dh, ldq, k + h * dh, ldkv, 0.0f,
+                              scratch, t);
+            nn_softmax(scratch, nq, t);
+            nn_isa_sgemm_blis(0, 0, nq, dh, t, scratch, t, v + h * dh, ldkv, 0.0f, o + h * dh,
+                              ldo);
+            continue;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, t, dh, 1.0f, q + h * dh, ldq,
                     k + h * dh, ldkv, 0.0f, scratch, t);
         nn_softmax(scratch, nq, t);
@@ -311,6 +325,18 @@ static void linear_packed(const float *x, int n, const nn_packed_t *p, const flo
         return;
     }
 #endif
+    if (p->kind == NN_GEMM_BLIS) {
+        /* y starts as (or gains) the bias and bli_sgemm accumulates onto it */
+        for (int r = 0; r < n; r++) {
+            float *yr = y + (size_t)r * p->out;
+            for (int o = 0; o < p->out; o++)
+                yr[o] = (acc ? yr[o] : 0.0f) + (b ? b[o] : 0.0f);
+        }
+        nn_isa_sgemm_blis(0, 1, n, p->out, p->in, x, p->in, p->w, p->in, 1.0f, y, p->out);
+        if (gelu)
+            nn_gelu(y, (size_t)n * p->out);
+        return;
+    }
     if (acc)
         nn_linear_acc(x, n, p->in, p->w, b, p->out, y);
     else

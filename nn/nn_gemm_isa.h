@@ -84,4 +84,23 @@ void nn_isa_pack_amx(const float *w, int out, int in, int lo, uint16_t *dst);
 void nn_isa_amx_prepare_thread(void);
 #endif
 
+/* NN_GEMM_BLIS (nn_gemm_blis.c; NN_HAVE_BLIS is set by the build). */
+#ifndef NN_HAVE_BLIS
+#define NN_HAVE_BLIS 0
+#endif
+
+/* Initialise BLIS and set its thread count to 1 (process-wide). Init-only;
+ * does nothing when built without BLIS. */
+void nn_gemm_blis_init(void);
+
+/* c[m, n] = op(a) op(b) + beta c on bli_sgemm, row-major: op(a) is a [m, k]
+ * (row stride lda) for ta 0, or a stored [k, m] and transposed for ta 1;
+ * op(b) is b [k, n] (ldb) for tb 0, or b stored [n, k] transposed for tb 1;
+ * c [m, ldc] must not overlap a or b. m, n, k >= 1. Only when
+ * nn_gemm_blis_available(). RT-safe once BLIS's packing buffers exist (its
+ * first call of a shape allocates them; nn_gemm_blis_init and a first step
+ * at load take that). */
+void nn_isa_sgemm_blis(int ta, int tb, int m, int n, int k, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc);
+
 #endif

@@ -395,7 +395,8 @@ static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
     return 0;
 }
 
-static const char *const kernel_names[] = { "auto", "avx512", "avx2", "blas", "amx" };
+static const char *const kernel_names[] = { "auto", "avx512", "avx2", "blas", "amx",
+                                               "blis" };
 
 int policy_kernel_parse(const char *name, policy_kernel_t *out)
 {
@@ -422,6 +423,7 @@ int policy_kernel_supported(policy_kernel_t kernel)
     case POLICY_KERNEL_AVX512: return nn_gemm_cpu_has_avx512();
     case POLICY_KERNEL_AVX2: return nn_gemm_cpu_has_avx2();
     case POLICY_KERNEL_AMX: return nn_gemm_cpu_has_amx();
+    case POLICY_KERNEL_BLIS: return nn_gemm_blis_available();
     }
     return 0;
 }
@@ -433,6 +435,7 @@ nn_gemm_kind_t policy_gemm_kind(const policy_options_t *options)
     case POLICY_KERNEL_AVX2: return NN_GEMM_AVX2;
     case POLICY_KERNEL_BLAS: return NN_GEMM_BLAS;
     case POLICY_KERNEL_AMX: return NN_GEMM_AMX;
+    case POLICY_KERNEL_BLIS: return NN_GEMM_BLIS;
     case POLICY_KERNEL_AUTO: break;
     }
     return nn_gemm_best(options && options->threads > 0 ? options->threads : 1);
@@ -444,17 +447,22 @@ static int check_kernel(const char *path, const policy_options_t *opt, char *err
     policy_kernel_t k = opt ? opt->kernel : POLICY_KERNEL_AUTO;
     if ((unsigned)k >= sizeof kernel_names / sizeof kernel_names[0]) {
         policy_errf(err, errlen, "%s: unknown matrix kernel %d (known: auto, avx512, avx2, "
-                    "blas, amx)", path, (int)k);
+                    "blas, amx, blis)", path, (int)k);
         return -EINVAL;
     }
     if (policy_kernel_supported(k))
         return 0;
     char have[80] = "auto";
-    for (int i = POLICY_KERNEL_AVX512; i <= POLICY_KERNEL_AMX; i++)
+    for (int i = POLICY_KERNEL_AVX512; i <= POLICY_KERNEL_BLIS; i++)
         if (policy_kernel_supported((policy_kernel_t)i)) {
             size_t n = strlen(have);
             snprintf(have + n, sizeof have - n, ", %s", kernel_names[i]);
         }
+    if (k == POLICY_KERNEL_BLIS) {
+        policy_errf(err, errlen, "%s: matrix kernel blis asked for, but pacd was built without "
+                    "BLIS (libblis-dev); it runs %s", path, have);
+        return -ENOTSUP;
+    }
     policy_errf(err, errlen, "%s: matrix kernel %s asked for, but this CPU lacks %s; it runs "
                 "%s", path, kernel_names[k],
                 k == POLICY_KERNEL_AVX512 ? "AVX-512 (avx512f)"

@@ -117,15 +117,17 @@ typedef enum {
     POLICY_KERNEL_AVX2 = 2,     /* AVX2 + FMA packed panels */
     POLICY_KERNEL_BLAS = 3,     /* OpenBLAS sgemm/sgemv */
     POLICY_KERNEL_AMX = 4,      /* AMX bf16x3 tiles (linear layers, convolutions) */
+    POLICY_KERNEL_BLIS = 5,     /* BLIS bli_sgemm, one thread (builds with libblis-dev) */
 } policy_kernel_t;
 
-/* Parse "auto" | "avx512" | "avx2" | "blas" | "amx". Returns 0 or -EINVAL. */
+/* Parse "auto" | "avx512" | "avx2" | "blas" | "amx" | "blis". Returns 0 or -EINVAL. */
 int policy_kernel_parse(const char *name, policy_kernel_t *out);
 
-/* "auto", "avx512", "avx2", "blas", "amx", or "?". */
+/* "auto", "avx512", "avx2", "blas", "amx", "blis", or "?". */
 const char *policy_kernel_option_name(policy_kernel_t kernel);
 
-/* 1 when this CPU runs `kernel` (auto and blas: always), else 0. Init-only. */
+/* 1 when this CPU runs `kernel` (auto and blas: always; blis: when built with
+ * BLIS), else 0. Init-only. */
 int policy_kernel_supported(policy_kernel_t kernel);
 
 typedef struct {

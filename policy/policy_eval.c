@@ -3,7 +3,7 @@
  *   pacd-policy-eval --spec CHECKPOINT
  *       print the observation/action spec as JSON on stdout
  *   pacd-policy-eval [--input FILE] [--output FILE] [--threads N]
- *                    [--kernel auto|avx512|avx2|blas|amx] CHECKPOINT
+ *                    [--kernel auto|avx512|avx2|blas|amx|blis] CHECKPOINT
  *       read observations (rows of obs_dim float32, little-endian) from FILE
  *       or stdin, write one action row (action_dim float32) per observation
  *       to FILE or stdout.
@@ -38,7 +38,7 @@ static void usage(FILE *out)
             "  --input FILE    observations, float32 rows of obs_dim (default: stdin)\n"
             "  --output FILE   actions, float32 rows of action_dim (default: stdout)\n"
             "  --threads N     BLAS threads (default 1)\n"
-            "  --kernel K      matrix kernel: auto (default), avx512, avx2, blas or amx\n"
+            "  --kernel K      matrix kernel: auto (default), avx512, avx2, blas, amx or blis\n"
             "  --images FILE   uint8 rows: every camera field's [H, W, 3] frame, field order\n"
             "  --logits FILE   write each step's logits (float32 rows)\n"
             "  --q-values FILE write each step's critic Q value (float32; NaN without critic)\n"
@@ -146,7 +146,8 @@ int main(int argc, char **argv)
         case 'D': seed = strtoull(optarg, NULL, 0); break;
         case 'K':
             if (policy_kernel_parse(optarg, &kernel) != 0) {
-                fprintf(stderr, "pacd-policy-eval: --kernel must be auto, avx512, avx2, blas or amx\n");
+                fprintf(stderr, "pacd-policy-eval: --kernel must be auto, avx512, avx2, blas, "
+                        "amx or blis\n");
                 return 2;
             }
             break;

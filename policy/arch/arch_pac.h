@@ -12,7 +12,8 @@
  * one thread where the CPU has AVX-512, else AVX2 panels where it has AVX2 +
  * FMA, OpenBLAS otherwise or with more threads; "amx", only on request, runs
  * the linear layers and convolutions on AMX bf16x3 tiles and the rest on
- * AVX-512), the exact algebraic
+ * AVX-512; "blis", only on request, runs the matrix products on BLIS's
+ * bli_sgemm), the exact algebraic
  * shortcuts planned (pac_plan_encoder_kv: the encoder's K/V straight
  * from proprioception values and camera features; pac_plan_decoder: the policy
  * decoder's attention without K/V over the latents), the worst-case scratch

@@ -165,7 +165,7 @@ static void test_bad_values(void **state)
     BAD("[policy]\ntemperature = 0\n", "temperature");
     BAD("[policy]\nseed = -1\n", "unsigned");
     BAD("[policy]\nblas_coretype = ../../x\n", "core name");
-    BAD("[policy]\nkernel = avx3\n", "expected auto, avx512, avx2, blas or amx");
+    BAD("[policy]\nkernel = avx3\n", "expected auto, avx512, avx2, blas, amx or blis");
     BAD("[policy]\nkernel = AVX2\n", "[policy] kernel");
     BAD("[safety]\nworkspace_min = 1, 2\n", "x, y, z");
     BAD("[safety]\nworkspace_min = 0, 0, 0\n", "go together");

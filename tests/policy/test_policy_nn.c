@@ -20,13 +20,18 @@ static float frand(unsigned *s)
     return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 
-/* Every matrix kernel this CPU runs (BLAS always, the packed ones where the
- * CPU has their instructions); returns how many were written to kinds[4]. */
-static int cpu_kinds(nn_gemm_kind_t kinds[4])
+/* Every matrix kernel this CPU and build run (BLAS always, the packed ones
+ * where the CPU has their instructions, BLIS in a build with it); returns how
+ * many were written to kinds[5]. */
+static int cpu_kinds(nn_gemm_kind_t kinds[5])
 {
-    const nn_gemm_kind_t all[4] = { NN_GEMM_BLAS, NN_GEMM_AVX512, NN_GEMM_AVX2, NN_GEMM_AMX };
+    const nn_gemm_kind_t all[5] = { NN_GEMM_BLAS, NN_GEMM_AVX512, NN_GEMM_AVX2, NN_GEMM_AMX,
+                                    NN_GEMM_BLIS };
+    static int said;
+    if (!nn_gemm_blis_available() && !said++)
+        print_message("blis kernel: skipped, built without BLIS (libblis-dev)\n");
     int n = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (nn_gemm_cpu_has(all[i]))
             kinds[n++] = all[i];
     return n;
@@ -85,7 +90,7 @@ static void test_linear_packed_matches_loop(void **state)
                               { 33, 544, 65 }, { 48, 600, 65 }, { 49, 96, 65 }, { 31, 96, 65 },
                               { 64, 64, 96 }, { 16, 600, 65 }, { 15, 64, 70 }, { 9, 31, 65 },
                               { 25, 20, 70 }, { 40, 1100, 101 } };
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 7;
     for (int ki = 0; ki < n_kinds; ki++) {
@@ -146,6 +151,8 @@ static void test_linear_packed_matches_loop(void **state)
         assert_int_equal(nn_pack(NN_GEMM_AVX2, w1, 1, 4, pw1, &p), -ENOTSUP);
     if (!nn_gemm_cpu_has_amx())
         assert_int_equal(nn_pack(NN_GEMM_AMX, w1, 1, 4, pw1, &p), -ENOTSUP);
+    if (!nn_gemm_blis_available())
+        assert_int_equal(nn_pack(NN_GEMM_BLIS, w1, 1, 4, pw1, &p), -ENOTSUP);
     assert_int_equal(nn_gemm_best(2), NN_GEMM_BLAS);
     assert_int_equal(nn_gemm_best(1), nn_gemm_cpu_has_avx512() ? NN_GEMM_AVX512
                                       : nn_gemm_cpu_has_avx2() ? NN_GEMM_AVX2 : NN_GEMM_BLAS);
@@ -157,6 +164,8 @@ static void test_linear_packed_matches_loop(void **state)
     assert_string_equal(nn_gemm_name(NN_GEMM_AVX2), "avx2-packed");
     assert_string_equal(nn_gemm_name(NN_GEMM_AVX512), "avx512-packed");
     assert_string_equal(nn_gemm_name(NN_GEMM_BLAS), "blas");
+    assert_string_equal(nn_gemm_name(NN_GEMM_BLIS), "blis");
+    assert_int_equal(nn_pack_floats(NN_GEMM_BLIS, 33, 3), 33 * 3);
 }
 
 /* nn_packed_t.then (the next layer's first panel prefetched during this
@@ -168,7 +177,7 @@ static void test_linear_packed_matches_loop(void **state)
 static void test_linear_packed_then(void **state)
 {
     (void)state;
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     const int rows[] = { 1, 5, 8, 13, 32 };
     const int next_in[] = { 3, 64, 1100 };
@@ -237,7 +246,7 @@ static void test_attention_matches_loop(void **state)
         { 1, 7, 1, 4 }, { 5, 32, 8, 32 }, { 32, 210, 8, 32 }, { 33, 9, 2, 48 },
         { 8, 1, 3, 16 }, { 64, 64, 8, 64 }, { 3, 40, 4, 7 }, { 17, 13, 2, 24 },
         { 6, 6, 4, 16 }, { 16, 7, 3, 8 }, { 11, 50, 1, 17 } };
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
     for (int ki = 0; ki < n_kinds; ki++)
@@ -294,7 +303,7 @@ static void test_gemm_tn_and_softmax_cols(void **state)
     const int shapes[][3] = { { 40, 32, 256 }, { 1, 1, 1 }, { 9, 13, 33 }, { 8, 64, 32 },
                               { 17, 5, 70 }, { 6, 7, 16 }, { 13, 3, 29 }, { 7, 9, 13 },
                               { 12, 24, 8 }, { 5, 11, 23 } };   /* m, k, n */
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 21;
     for (int ki = 0; ki < n_kinds; ki++)
@@ -358,10 +367,10 @@ static void test_packed_exp_accuracy(void **state)
     for (int r = 0; r < T; r++)
         if (r != 3)
             st0[r * LD + 2] = -110.0f + (float)r * 0.01f;
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds), n_packed = 0;
     for (int ki = 0; ki < n_kinds; ki++) {
-        if (kinds[ki] == NN_GEMM_BLAS)
+        if (kinds[ki] == NN_GEMM_BLAS || kinds[ki] == NN_GEMM_BLIS)
             continue;
         float *x = st[n_packed++];
         memcpy(x, st0, sizeof st0);
@@ -612,7 +621,7 @@ static void test_linear_packed_gelu(void **state)
     const int shapes[][3] = { { 1, 7, 5 },    { 32, 64, 128 },  { 13, 40, 65 },
                               { 25, 33, 47 }, { 33, 600, 65 },  { 17, 1100, 70 },
                               { 48, 544, 96 }, { 9, 31, 65 } };
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 11;
     for (int ki = 0; ki < n_kinds; ki++) {
@@ -697,7 +706,7 @@ static void test_amx_bf16_weights(void **state)
 {
     (void)state;
     const int shapes[][3] = { { 5, 600, 45 }, { 37, 600, 45 }, { 32, 1030, 70 }, { 16, 33, 33 } };
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     unsigned s = 29;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
@@ -765,7 +774,7 @@ static void *prep_thread(void *p)
 static void test_prepare_thread(void **state)
 {
     (void)state;
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     for (int ki = 0; ki < n_kinds; ki++) {
         struct prep_arg a = { .kind = kinds[ki] };
@@ -786,7 +795,7 @@ static void test_prepare_thread(void **state)
 static void test_gemm_selfcheck(void **state)
 {
     (void)state;
-    nn_gemm_kind_t kinds[4];
+    nn_gemm_kind_t kinds[5];
     int n_kinds = cpu_kinds(kinds);
     char rep[256];
     for (int ki = 0; ki < n_kinds; ki++) {
