@@ -29,6 +29,8 @@ typedef struct {
     int history;           /* ticks stacked */
     int offset;            /* in the observation vector */
     float *hist;           /* history * size, oldest first */
+    char object[LOGGER_TASK_NAME - 4]; /* object_pose/<object>: its task values are
+                                          <object>_x .. <object>_qz */
 } field_plan_t;
 
 struct loop {
@@ -116,7 +118,8 @@ static int source_size(const loop_t *self, policy_source_kind_t s)
     case POLICY_SOURCE_GRIPPER_POSITION:
     case POLICY_SOURCE_GRIPPER_VELOCITY:
     case POLICY_SOURCE_GRASP: return 1;
-    case POLICY_SOURCE_END_EFFECTOR_POSE: return 7;
+    case POLICY_SOURCE_END_EFFECTOR_POSE:
+    case POLICY_SOURCE_OBJECT_POSE: return 7;
     case POLICY_SOURCE_PREVIOUS_ACTION: return self->spec->action_dim;
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
@@ -245,6 +248,21 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
                      "gives %d", ckpt, f->name, f->source, f->size, self->robot->name, p->size);
             goto fail;
         }
+        if (p->source == POLICY_SOURCE_OBJECT_POSE) {
+            const char *object = f->source + strlen("object_pose/");
+            if (!self->cfg->task_from_hal) {
+                snprintf(err, errlen, "%s: observation '%s' reads %s, a simulated object's pose "
+                         "only a scene's own task gives: set [task] source = hal (mujoco with a "
+                         "robosuite Lift scene)", ckpt, f->name, f->source);
+                goto fail;
+            }
+            if (strlen(object) >= sizeof p->object) {
+                snprintf(err, errlen, "%s: observation '%s': object name '%s' is longer than %zu",
+                         ckpt, f->name, object, sizeof p->object - 1);
+                goto fail;
+            }
+            memcpy(p->object, object, strlen(object) + 1);
+        }
         p->history = f->history > 0 ? f->history : 1;
         p->offset = f->offset;
         if (p->offset < 0 || p->offset + p->history * p->size > spec->obs_dim) {
@@ -368,11 +386,29 @@ static void set_state(loop_t *self, loop_state_t s)
     self->state = s;
 }
 
-static void source_values(const loop_t *self, policy_source_kind_t src, const hal_state_t *hs,
+/* An object's pose from the task values <object>_x, _y, _z, _qw, _qx, _qy,
+ * _qz into v[7]; zeros when the task lacks any of them. */
+static void object_pose(const loop_t *self, const char *object, float *v)
+{
+    static const char *const suffix[7] = {"_x", "_y", "_z", "_qw", "_qx", "_qy", "_qz"};
+    size_t len = strlen(object);
+    for (int k = 0; k < 7; k++) {
+        v[k] = 0.0f;
+        for (int i = 0; self->have_task && i < self->task.n_values; i++) {
+            const char *name = self->task.names[i];
+            if (!strncmp(name, object, len) && !strcmp(name + len, suffix[k])) {
+                v[k] = (float)self->task.values[i];
+                break;
+            }
+        }
+    }
+}
+
+static void source_values(const loop_t *self, const field_plan_t *p, const hal_state_t *hs,
                           float *v)
 {
     int n = self->robot->n_joints;
-    switch (src) {
+    switch (p->source) {
     case POLICY_SOURCE_JOINT_POSITIONS:
         for (int i = 0; i < n; i++)
             v[i] = (float)hs->q[i];
@@ -391,6 +427,7 @@ static void source_values(const loop_t *self, policy_source_kind_t src, const ha
     case POLICY_SOURCE_PREVIOUS_ACTION:
         memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
         break;
+    case POLICY_SOURCE_OBJECT_POSE: object_pose(self, p->object, v); break;
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
 }
@@ -403,7 +440,7 @@ static void assemble(loop_t *self, const hal_state_t *hs, int first)
     float v[HAL_MAX_ACTION > 7 ? HAL_MAX_ACTION : 7];
     for (int i = 0; i < self->n_fields; i++) {
         field_plan_t *p = &self->fields[i];
-        source_values(self, p->source, hs, v);
+        source_values(self, p, hs, v);
         size_t sz = (size_t)p->size;
         if (first) {
             for (int h = 0; h < p->history; h++)

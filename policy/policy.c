@@ -74,6 +74,7 @@ static const struct {
     { "end_effector_pose", POLICY_SOURCE_END_EFFECTOR_POSE, 7 },
     { "previous_action", POLICY_SOURCE_PREVIOUS_ACTION, SOURCE_ACTION_DIM },
     { "camera", POLICY_SOURCE_CAMERA, 0 },   /* as "camera/<name>" */
+    { "object_pose", POLICY_SOURCE_OBJECT_POSE, 7 },   /* as "object_pose/<name>" */
 };
 #define N_SOURCES (sizeof source_table / sizeof source_table[0])
 
@@ -87,8 +88,15 @@ int policy_source_parse(const char *source, policy_source_kind_t *kind)
         *kind = POLICY_SOURCE_CAMERA;
         return 0;
     }
+    if (strncmp(source, "object_pose/", 12) == 0) {
+        if (source[12] == '\0')
+            return -EINVAL;
+        *kind = POLICY_SOURCE_OBJECT_POSE;
+        return 0;
+    }
     for (size_t i = 0; i < N_SOURCES; i++)
         if (source_table[i].kind != POLICY_SOURCE_CAMERA &&
+            source_table[i].kind != POLICY_SOURCE_OBJECT_POSE &&
             strcmp(source, source_table[i].name) == 0) {
             *kind = source_table[i].kind;
             return 0;
@@ -151,7 +159,8 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         copy_name(fd->source, src) != 0) {
         policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
                     "unknown (known: joint_positions, joint_velocities, gripper_position, "
-                    "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>)",
+                    "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>, "
+                    "object_pose/<name>)",
                     path, fd->name, src ? src : "(none)");
         return -EINVAL;
     }

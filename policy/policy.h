@@ -35,14 +35,19 @@ typedef enum {
     POLICY_SOURCE_END_EFFECTOR_POSE = 6, /* "end_effector_pose": x y z m, qw qx qy qz; 7 */
     POLICY_SOURCE_PREVIOUS_ACTION = 7,   /* "previous_action": the action, action dim */
     POLICY_SOURCE_CAMERA = 8,            /* "camera/<name>": uint8 image [H, W, 3] */
+    POLICY_SOURCE_OBJECT_POSE = 9,       /* "object_pose/<name>": a simulated object's pose
+                                            in the base frame, x y z m, qw qx qy qz; 7.
+                                            Privileged: only a simulated scene's task has it
+                                            (the daemon's [task] source = hal) */
 } policy_source_kind_t;
 
 /* The kind of a source string: 0 and *kind, or -EINVAL when it names none
- * ("camera/" needs a non-empty name after it). */
+ * ("camera/" and "object_pose/" need a non-empty name after them). */
 int policy_source_parse(const char *source, policy_source_kind_t *kind);
 
 /* The source string of a kind ("camera" for POLICY_SOURCE_CAMERA, whose
- * strings are "camera/<name>"), or "?" for a value outside the enum. */
+ * strings are "camera/<name>"; "object_pose" likewise), or "?" for a value
+ * outside the enum. */
 const char *policy_source_name(policy_source_kind_t kind);
 
 /* How a checkpoint conditions the policy on the task (policy_spec_t.task_kind). */

@@ -96,6 +96,14 @@ def test_teleop_mode_drives_the_arm_holds_when_stale_and_logs_both_actions(daemo
 
 
 def test_task_source_hal_and_seeds_are_checked(tmp_path, example_checkpoint, daemon):
+    # a checkpoint reading a simulated object's pose needs the scene's task
+    ports0 = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
+    cfg = write_config(str(tmp_path / "o.conf"), lift_checkpoint(tmp_path / "o.safetensors"),
+                       str(tmp_path), ports0, cameras=(), extra="[robot]\nname = sawyer\n")
+    r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True,
+                       timeout=scaled(60))
+    assert r.returncode != 0 and "object_pose/cube" in r.stderr and "source = hal" in r.stderr, \
+        r.stderr
     ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
     cfg = write_config(str(tmp_path / "t.conf"), example_checkpoint, str(tmp_path), ports,
                        extra="[task]\nsource = hal\n")
@@ -137,7 +145,8 @@ workspace_max = 0.8, 0.35, 0.25
 def lift_checkpoint(path):
     """A Sawyer checkpoint in the Lift cell's action space (CARTESIAN_VELOCITY
     with the gripper, 0.15 m/s) whose policy always outputs zeros: in teleop
-    mode the operator acts, the checkpoint gives the observation spec."""
+    mode the operator acts, the checkpoint gives the observation spec (with the
+    cube pose, a privileged field only the simulated scene has)."""
     import torch
     from pacd_torch.export import export
     from pacd_torch.mlp import MLPActor
@@ -145,8 +154,9 @@ def lift_checkpoint(path):
     obs = [{"name": "end_effector_pose", "source": "end_effector_pose", "shape": [7],
             "history": 1},
            {"name": "gripper_position", "source": "gripper_position", "shape": [1],
-            "history": 1}]
-    model = MLPActor(8, 5, [8], activation="relu", head="tanh", low=low, high=high)
+            "history": 1},
+           {"name": "cube_pose", "source": "object_pose/cube", "shape": [7], "history": 1}]
+    model = MLPActor(15, 5, [8], activation="relu", head="tanh", low=low, high=high)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -192,6 +202,10 @@ def test_lift_cell_seeded_starts_terminal_success_and_the_scripted_operator(daem
         steps = cat_steps(path)
         info = steps[0]["task_info"]
         first.setdefault(seed, []).append(info)
+        # the privileged observation field is the scene's cube pose
+        for s in steps[:3]:
+            pose = [s["task_info"]["cube_" + k] for k in ("x", "y", "z", "qw", "qx", "qy", "qz")]
+            assert s["observation"]["cube_pose"] == pytest.approx(pose, abs=1e-6)
         if path != logs[2]:
             last = steps[-1]
             assert last["is_last"] and last["is_terminal"] and last["reward"] == 1.0
