@@ -18,7 +18,7 @@ actions: pacd must run in control mode with the checkpoint to evaluate.
 
 The grasp (facts measured on the SawyerLift scenes with MuJoCo 2.2.2):
 proportional control of the pinch point, gain 2 /s on position (clipped at
-0.3 m/s; pacd's `[cartesian] max_speed` may clip harder) and 2 /s on yaw
+0.3 m/s; the checkpoint's action bounds may clip harder) and 2 /s on yaw
 (clipped at 1 rad/s); the finger axis turned to the cube face nearest its
 current direction (at most 45 degrees); phases: 0.10 m above the cube (within
 1 cm, yaw error < 0.03 rad) -> down to the cube centre minus 5 mm (within
@@ -30,11 +30,11 @@ The skill knob makes mixed-quality data, as the PAC paper's sub-optimal data
 out as above; otherwise it has one deliberate mistake, drawn uniformly from
   high     closes 2.5-4 cm above the grasp height (the fingers miss the cube),
   offset   aims 3-4.5 cm beside the cube in a random direction,
-  release  opens the gripper as the lift starts (within its first 4 mm),
+  release  opens the gripper again after closing it, instead of lifting,
 
 and every episode gets Gaussian action noise (`--noise`, m/s). The draws come
 from the episode's seed, so a seed list gives the same episodes again. The
-default skill (0.2) gives a success rate of roughly 20-40% (docs/loop.md).
+default skill (0.3) gives a success rate of roughly 20-40% (docs/loop.md).
 """
 import argparse
 import math
@@ -103,7 +103,7 @@ class LiftScript:
         self.grasp_z = None
         self.offset = (0.0, 0.0)
         self.grasp_extra = 0.0
-        self.release_at = None
+        self.release = False
         if mistake == "high":
             self.grasp_extra = self.rng.uniform(0.025, 0.04)
         elif mistake == "offset":
@@ -111,7 +111,7 @@ class LiftScript:
             d = self.rng.uniform(0.03, 0.045)
             self.offset = (d * math.cos(a), d * math.sin(a))
         elif mistake == "release":
-            self.release_at = self.rng.uniform(0.0, 0.004)
+            self.release = True
         elif mistake is not None:
             raise ValueError("unknown mistake %r (%s)" % (mistake, ", ".join(MISTAKES)))
 
@@ -146,14 +146,12 @@ class LiftScript:
             grip = -1.0
             wz = 0.0
             if self.ticks_in_phase * self.dt >= CLOSE_S:
-                self._set("lift")
+                self._set("released" if self.release else "lift")
         if self.phase == "lift":
             grip = -1.0
             wz = 0.0
             target = (ee[0], ee[1], self.grasp_z + LIFT_HEIGHT)
-            if self.release_at is not None and ee[2] - self.grasp_z >= self.release_at:
-                self._set("released")
-            elif ee[2] >= self.grasp_z + LIFT_HEIGHT - GRASP_TOL:
+            if ee[2] >= self.grasp_z + LIFT_HEIGHT - GRASP_TOL:
                 self._set("done")
         if self.phase in ("released", "done"):
             grip = 1.0 if self.phase == "released" else -1.0
@@ -287,7 +285,7 @@ def main(argv=None):
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first episode; "
                     "episode i has seed + i")
-    ap.add_argument("--skill", type=float, default=0.2,
+    ap.add_argument("--skill", type=float, default=0.3,
                     help="probability of an episode without a deliberate mistake (0..1)")
     ap.add_argument("--noise", type=float, default=0.01, help="action noise, m/s (std)")
     ap.add_argument("--mistake", choices=MISTAKES, default=None,

@@ -6,6 +6,7 @@ the task values), and the scripted Lift operator (clients/pacd_lift_operator.py)
 driving pacd in teleop mode."""
 import math
 import os
+import random
 import subprocess
 import sys
 
@@ -31,6 +32,32 @@ needs_mujoco = pytest.mark.skipif("mujoco" not in version,
 def metadata(path):
     doc = node_read(path)
     return {m["name"]: m["metadata"] for m in doc["metadata"]}["pacd"]
+
+
+def test_operator_geometry_and_mistakes():
+    # the Sawyer's home pinch-point orientation (tool z down, site y along +x)
+    h = math.sqrt(0.5)
+    assert op.finger_angle(0.0, h, h, 0.0) == pytest.approx(0.0, abs=1e-9)
+    # a cube turned by 100 degrees: its nearest face is 10 degrees away
+    yaw = math.radians(100)
+    q = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+    assert op.yaw_of(*q) == pytest.approx(yaw)
+    assert op._wrap_quarter(yaw - 0.0) == pytest.approx(math.radians(10))
+    assert op._wrap_quarter(math.radians(-50)) == pytest.approx(math.radians(40))
+    # the script: above the cube it descends, at the grasp height it closes
+    s = op.LiftScript(20.0, None, noise=0.0)
+    down = (0.0, h, h, 0.0)
+    a = s.act((0.5, 0.0, 0.2), down, (0.5, 0.0, 0.0), 0.0)
+    assert a[2] < 0 and a[4] == 1.0 and s.phase == "approach"
+    s.act((0.5, 0.0, 0.1), down, (0.5, 0.0, 0.0), 0.0)
+    assert s.phase == "descend"
+    a = s.act((0.5, 0.0, -0.005), down, (0.5, 0.0, 0.0), 0.0)
+    assert s.phase == "close" and a[4] == -1.0
+    # the mistakes follow the seed, about 1 - skill of the episodes get one
+    assert [op.mistake_for(s, 0.3) for s in range(50)] == [op.mistake_for(s, 0.3) for s in range(50)]
+    n = sum(op.mistake_for(s, 0.3) is not None for s in range(2000))
+    assert 0.65 < n / 2000 < 0.75
+    assert op.LiftScript(20.0, "high", random.Random(1)).grasp_extra >= 0.025
 
 
 def test_teleop_mode_drives_the_arm_holds_when_stale_and_logs_both_actions(daemon):
