@@ -1,0 +1,14 @@
+#!/bin/bash
+# The offline actor-critic loop in the MuJoCo Lift cell (docs/loop.md):
+# collect behaviour data with the scripted operator through pacd, export it,
+# train BC, filtered BC, BC+Q and PAC, evaluate each in pacd over the same
+# seeds, let PAC collect its own episodes, retrain, evaluate again, and print
+# the table (out/loop/results.md).
+#   usage: deploy/run-loop.sh [--smoke] [--out DIR] [BUILD_DIR=build in $BUILD]
+#   (run deploy/install-deps.sh first, as root; ../shared beside the repository)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
+ninja -C "$BUILD" >/dev/null
+exec /usr/bin/python3 clients/pacd_lift_loop.py --build "$BUILD" "$@"

@@ -1,0 +1,42 @@
+"""The loop's smoke run (deploy/run-loop.sh --smoke): collect with the
+scripted operator through pacd, export, train BC and PAC, load the
+checkpoints in pacd and evaluate them, let PAC collect its own episodes and
+retrain. Tiny stages: it checks the whole path, not the success rates
+(docs/loop.md). Runs in the plain build only: the sanitizer builds cover
+pacd's part of it in test_lift_cell.py, and the rest is Python."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import PACD, SRC, scaled
+
+version = subprocess.run([PACD, "--version"], capture_output=True, text=True).stdout
+pytestmark = [
+    pytest.mark.skipif("mujoco" not in version, reason="pacd was built without MuJoCo"),
+    pytest.mark.skipif(os.environ.get("PACD_TEST_TIME_FACTOR", "1") != "1",
+                       reason="plain build only (the sanitizer builds run test_lift_cell.py)"),
+]
+
+
+def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
+    out = tmp_path / "loop"
+    r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "clients", "pacd_lift_loop.py"),
+                        "--smoke", "--algos", "bc,pac", "--out", str(out),
+                        "--build", os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build"))],
+                       capture_output=True, text=True, timeout=scaled(900))
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    res = json.load(open(out / "results.json"))
+    rows = res["results"]
+    assert list(rows) == ["behaviour data", "bc", "pac", "pac's own episodes (sampling)",
+                          "pac round 2"]
+    # the operator at full skill lifted the cube in the smoke collection
+    assert rows["behaviour data"] == {"successes": 3, "episodes": 3}
+    assert all(v["episodes"] == 2 for k, v in rows.items() if k != "behaviour data")
+    for name in ("bc", "pac", "pac-round2"):
+        assert (out / (name + ".safetensors")).stat().st_size > 0
+    assert "| pac round 2 |" in (out / "results.md").read_text()
+    # every evaluation episode was logged by pacd, with the checkpoint that acted
+    for d in ("eval-bc", "eval-pac", "eval-pac round 2", "round2-collect"):
+        assert len(os.listdir(out / d / "episodes")) == 2, d
