@@ -45,7 +45,7 @@ typedef struct {
     int rt_auto;                  /* rt_priority = auto (CONFIG_RT_PRIORITY_AUTO) */
     int lock_memory;              /* mlockall at start-up */
     int shadow;                   /* [pacd] mode = shadow: no arm; state from the state socket */
-    int teleop;                   /* [pacd] mode = teleop: the teleoperator's action drives the arm */
+    int teleop;                   /* [pacd] mode = teleop: the teleoperator's action drives */
     /* [policy] */
     char checkpoint[CONFIG_PATH];
     int policy_threads;

@@ -23,6 +23,12 @@ enum { T_PERIOD, T_LATENESS, T_INFERENCE, T_LOOP, T_SAFETY, T_HAL, T_LOG_PUSH, T
 typedef struct tick tick_t;
 typedef struct loop_io loop_io_t;
 
+/* What the loop copies into a step's log record fits it by construction. */
+_Static_assert(INGEST_MAX_TASK_INFO == LOGGER_MAX_TASK_INFO && INGEST_TASK_NAME == LOGGER_TASK_NAME,
+               "a Reward's task info is the log record's");
+_Static_assert(HAL_TASK_MAX_VALUES <= LOGGER_MAX_TASK_INFO, "a scene's task values fit a step");
+_Static_assert(CONFIG_MAX_CAMERAS == LOGGER_MAX_CAMERAS, "every camera has a frame reference");
+
 typedef struct {
     policy_source_kind_t source;   /* a non-image source (policy_field_t.source_kind) */
     int size;              /* values per tick */
@@ -199,8 +205,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     } else {
         snprintf(err, errlen, "%s: action space %d with %d dimensions does not fit robot '%s' "
                  "(%d joints%s): pacd offers joint_velocity (%d), joint_velocity_gripper (%d, "
-                 "robots with a gripper), cartesian_velocity (4/5) and cartesian_twist (6/7)", ckpt, (int)spec->action_space, spec->action_dim,
-                 self->robot->name, n, self->robot->has_gripper ? ", gripper" : "", n, n + 1);
+                 "robots with a gripper), cartesian_velocity (4/5) and cartesian_twist (6/7)",
+                 ckpt, (int)spec->action_space, spec->action_dim, self->robot->name, n,
+                 self->robot->has_gripper ? ", gripper" : "", n, n + 1);
         goto fail;
     }
     self->cmd_n = n + (self->space == HAL_SPACE_JOINT_VELOCITY_GRIPPER ? 1 : 0);
@@ -303,7 +310,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     self->episode_info.action_space = (int)self->space;
     self->action_space = (int)(self->cartesian ? self->policy_space : self->space);
     self->episode_info.policy_sampling = self->cfg->policy_sampling;
-    self->episode_info.mode = self->cfg->teleop ? "teleop" : self->cfg->shadow ? "shadow" : "control";
+    self->episode_info.mode = self->cfg->teleop   ? "teleop"
+                              : self->cfg->shadow ? "shadow"
+                                                  : "control";
     self->episode_info.task_seed = -1;
     self->st.episode_seed = -1;
     if (spec->task_kind == POLICY_TASK_VECTOR) {
