@@ -368,7 +368,14 @@ int main(int argc, char **argv)
             c.has_task_id = 1;
         }
         else if (!strcmp(argv[k], "--seed") && k + 1 < argc) {
-            c.seed = strtoull(argv[++k], NULL, 10);
+            const char *s = argv[++k];
+            char *end = NULL;
+            errno = 0;
+            c.seed = strtoull(s, &end, 10);
+            if (s[0] < '0' || s[0] > '9' || *end || errno) {
+                fprintf(stderr, "pacctl: --seed takes an integer 0..2^63-1, not '%s'\n", s);
+                return 2;
+            }
             c.has_seed = 1;
         }
         else if (!strcmp(argv[k], "--reward") && k + 1 < argc)

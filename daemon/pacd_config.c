@@ -704,6 +704,13 @@ static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
             config_free(cfg);
             return -EINVAL;
         }
+    if (cfg->task_from_hal && !cfg->reset_on_start && !cfg->shadow) {
+        snprintf(err, errlen, "%s: [task] source = hal needs [episode] reset_on_start = true: "
+                 "without a reset a solved task stays solved and the next episode would end "
+                 "as a success at its first step", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
     if (cfg->task_from_hal && cfg->shadow) {
         snprintf(err, errlen, "%s: [task] source = hal needs an arm: shadow mode has none "
                  "(its rewards come on the state socket: source = topic)", path);

@@ -116,6 +116,28 @@ struct loop {
 
 static const loop_io_t *choose_io(const config_t *cfg);
 
+/* The scene's task names <object>_x (so its pose is there); the task is
+ * retried while the backend publishes (-EAGAIN). Init-only. */
+static int object_known(hal_t *hal, const char *object)
+{
+    hal_task_t task;
+    int rc = -EAGAIN;
+    for (int i = 0; i < 1000 && rc == -EAGAIN; i++) {
+        rc = hal_read_task(hal, &task);
+        if (rc == -EAGAIN) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+    }
+    if (rc != 0)
+        return 0;
+    size_t len = strlen(object);
+    for (int i = 0; i < task.n_values; i++)
+        if (!strncmp(task.names[i], object, len) && !strcmp(task.names[i] + len, "_x"))
+            return 1;
+    return 0;
+}
+
 static int source_size(const loop_t *self, policy_source_kind_t s)
 {
     switch (s) {
@@ -269,6 +291,12 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
                 goto fail;
             }
             memcpy(p->object, object, strlen(object) + 1);
+            if (!check_only && !object_known(deps->hal, object)) {
+                snprintf(err, errlen, "%s: observation '%s' reads %s, but the scene's task has "
+                         "no values %s_x .. %s_qz (the mujoco Lift scene's object is 'cube')",
+                         ckpt, f->name, f->source, object, object);
+                goto fail;
+            }
         }
         p->history = f->history > 0 ? f->history : 1;
         p->offset = f->offset;
@@ -468,6 +496,7 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->episode_id[LOOP_EPISODE_ID - 1] = '\0';
     self->in_episode = 1;
     self->episode_start_ns = rt_clock_mono_ns();
+    self->have_task = 0; /* only a task read in this episode counts */
     self->step = 0;
     self->max_steps = c->max_steps ? c->max_steps : (uint64_t)self->cfg->max_steps;
     self->task_id = c->task_id >= 0 ? c->task_id : self->cfg->task_id;
@@ -794,6 +823,13 @@ static void read_inputs(loop_t *self, tick_t *t)
         if (hal_read_task(self->d.hal, &task) == 0) { /* -EAGAIN: keep the previous one */
             self->task = task;
             self->have_task = 1;
+        }
+        if (!self->have_task) {
+            if (!t->stale) {
+                t->stale_input = LOOP_STALE_TASK;
+                t->stale_age = -1000;
+            }
+            t->stale = 1;
         }
     }
 }
@@ -1329,6 +1365,7 @@ void loop_status(loop_t *self, loop_status_t *out)
     if (i < 0) {
         memset(out, 0, sizeof *out);
         out->state = LOOP_IDLE;
+        out->episode_seed = -1;
         return;
     }
     *out = self->status_slots[i];

@@ -127,6 +127,7 @@ enum {
     LOOP_STALE_ROBOT_STATE = -1,
     LOOP_STALE_TELEOP = -3,          /* teleop mode: no fresh teleoperator action */
     LOOP_STALE_TELEOP_SHAPE = -4,    /* teleop action of another space or size than the policy's */
+    LOOP_STALE_TASK = -5,            /* [task] source = hal: no task read yet in this episode */
 };
 
 typedef struct {

@@ -253,6 +253,9 @@ static void print_event(const service_t *self, const loop_event_t *ev)
             fprintf(stderr, SD_WARNING "pacd: teleop mode: the newest teleoperator action is "
                     "%lld ms old (max_age_ms %d): holding the arm\n", (long long)ev->b / 1000,
                     cfg->teleop_max_age_ms);
+        else if (ev->a == LOOP_STALE_TASK)
+            fprintf(stderr, SD_WARNING "pacd: the scene's task has not been read in this "
+                    "episode yet: holding the arm\n");
         else if (ev->a == LOOP_STALE_TELEOP_SHAPE)
             fprintf(stderr, SD_WARNING "pacd: teleop mode: the teleoperator action has another "
                     "action space or size than the checkpoint's: holding the arm\n");
@@ -383,6 +386,14 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
         uint64_t x = self->d.cfg->sim_seed + self->episode_counter + 1;
         lc.task_seed = c->has_seed ? (int64_t)c->seed : (int64_t)(episode_seed_mix(x) >> 1);
         int rc = hal_reset_seeded(self->d.hal, (uint64_t)lc.task_seed);
+        if (rc == -ENOTSUP && c->has_seed) {
+            snprintf(error, errlen, "start_episode: the %s backend cannot reset, so a seed "
+                     "places nothing", hal_backend_name(self->d.hal));
+            r->ok = 0;
+            return;
+        }
+        if (rc == -ENOTSUP)
+            lc.task_seed = -1;
         if (rc != 0 && rc != -ENOTSUP) {
             snprintf(error, errlen, "start_episode: resetting the arm failed: %s", strerror(-rc));
             r->ok = 0;

@@ -86,6 +86,9 @@ void *hal_backend_run(void *arg)
             core->resets_seen = resets;
             core->hooks->reset(core);
             hal_backend_count(&core->n_resets);
+            /* the reset state (and a backend's task) is out before the
+             * caller of hal_reset returns */
+            hal_backend_publish(core, t - period);
             atomic_store_explicit(&core->reset_done, resets, memory_order_release);
         }
 
@@ -212,8 +215,8 @@ int hal_backend_reset(hal_t *self, const uint64_t *seed)
 {
     hal_backend_core_t *core = self->impl;
     hal_backend_hold(self);
-    core->reset_has_seed = seed != NULL;
-    core->reset_seed = seed ? *seed : 0;
+    atomic_store_explicit(&core->reset_seed, seed ? *seed : 0, memory_order_relaxed);
+    atomic_store_explicit(&core->reset_has_seed, seed != NULL, memory_order_relaxed);
     uint64_t want =
         atomic_fetch_add_explicit(&core->reset_requests, 1, memory_order_acq_rel) + 1;
     /* The thread applies it at its next deadline. */

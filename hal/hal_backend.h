@@ -100,7 +100,7 @@ typedef struct hal_backend_core hal_backend_core_t;
 typedef struct {
     /* required: back to the home pose (core->robot->q_home) after a
      * hal_reset; a seeded reset (hal_reset_seeded) has core->reset_has_seed
-     * set and its seed in core->reset_seed. Backend thread. */
+     * set and its seed in core->reset_seed (atomics). Backend thread. */
     void (*reset)(hal_backend_core_t *core);
     /* required: advance one period ending at simulated time t (ns,
      * CLOCK_MONOTONIC) running core->cmd, or decelerating to rest when
@@ -132,11 +132,12 @@ struct hal_backend_core {
     uint64_t cmd_seq;       /* owned by the caller */
 
     _Atomic uint64_t hold_requests, reset_requests, reset_done;
-    /* The pending reset's seed: written by the caller before it bumps
-     * reset_requests (release), read by the backend thread after it saw the
-     * bump (acquire). */
-    uint64_t reset_seed;
-    int reset_has_seed;
+    /* The newest reset request's seed: stored by the caller before it bumps
+     * reset_requests, loaded by the backend thread after it saw the bump
+     * (after a timed-out reset the thread may see a later request's seed:
+     * it then resets again for that request). */
+    _Atomic uint64_t reset_seed;
+    atomic_int reset_has_seed;
     _Atomic uint64_t n_ticks, n_overruns, n_commands, n_bad_commands, n_holds,
         n_watchdog_holds, n_limit_stops, n_resets;
 

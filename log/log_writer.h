@@ -131,7 +131,8 @@ typedef struct {
     float teleop_action[LOGGER_MAX_ACTION];
     uint64_t teleop_seq;
     uint8_t shadow;                         /* nothing was sent to an arm */
-    uint8_t teleop;                         /* the teleoperator's action drove the arm */
+    uint8_t teleop;                         /* teleop mode: the teleoperator's action
+                                               drove the arm unless the step held */
     int n_task_info;                        /* Step.task_info entries */
     char task_info_name[LOGGER_MAX_TASK_INFO][LOGGER_TASK_NAME];
     double task_info_value[LOGGER_MAX_TASK_INFO];

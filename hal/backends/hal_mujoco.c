@@ -195,8 +195,8 @@ static void mj_reset(hal_backend_core_t *core)
     mj_t *mj = (mj_t *)core;
     mj->n_resets_done++;
     /* an episode's seed alone, or the options' seed and the reset count */
-    uint64_t rng = core->reset_has_seed
-                       ? core->reset_seed
+    uint64_t rng = atomic_load_explicit(&core->reset_has_seed, memory_order_relaxed)
+                       ? atomic_load_explicit(&core->reset_seed, memory_order_relaxed)
                        : mj->seed ^ (0x51ed270b27a5b3c1ULL * (mj->n_resets_done + 1));
     mj_go_home(mj, core->robot->q_home, rng);
 }

@@ -134,6 +134,11 @@ def test_task_source_hal_and_seeds_are_checked(tmp_path, example_checkpoint, dae
     ports = {"camera": 1, "state": 2, "telemetry": 3, "control": 4}
     cfg = write_config(str(tmp_path / "t.conf"), example_checkpoint, str(tmp_path), ports,
                        extra="[task]\nsource = hal\n")
+    r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True,
+                       timeout=scaled(60))
+    assert r.returncode != 0 and "reset_on_start = true" in r.stderr, r.stderr
+    cfg = write_config(str(tmp_path / "t.conf"), example_checkpoint, str(tmp_path), ports,
+                       extra="[task]\nsource = hal\n[episode]\nreset_on_start = true\n")
     r = subprocess.run([PACD, "--config", cfg], capture_output=True, text=True,
                        timeout=scaled(60))
     assert r.returncode != 0 and "no task signal" in r.stderr, r.stderr
@@ -146,6 +151,9 @@ def test_task_source_hal_and_seeds_are_checked(tmp_path, example_checkpoint, dae
     d = daemon()
     reply = d.client.start_episode(max_steps=5, seed=3, check=False)
     assert not reply.ok and "reset_on_start" in reply.error
+    r = subprocess.run([PACCTL, "--control", d.ep("control"), "episode", "start", "--seed",
+                        "-1"], capture_output=True, text=True, timeout=scaled(30))
+    assert r.returncode == 2 and "--seed takes an integer" in r.stderr, r.stderr
 
 
 def lift_extra(mode="teleop", max_steps=300):
