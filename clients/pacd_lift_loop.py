@@ -43,8 +43,9 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
 
 
 def observation_spec():
-    """The low-dim cell's observation: proprioception, the cube pose
-    (privileged) and the previous action, one tick each."""
+    """The low-dim cell's observation: proprioception, the cube pose and the
+    gripper-to-cube vector (both privileged) and the previous action, one
+    tick each."""
     def f(name, source, n):
         return {"name": name, "source": source, "shape": [n], "history": 1}
     return [f("joint_positions", "joint_positions", 7),
@@ -52,6 +53,7 @@ def observation_spec():
             f("gripper_position", "gripper_position", 1),
             f("end_effector_pose", "end_effector_pose", 7),
             f("cube_pose", "object_pose/cube", 7),
+            f("gripper_to_cube", "gripper_to_object/cube", 3),
             f("previous_action", "previous_action", ACTION["dim"])]
 
 

@@ -35,8 +35,8 @@ typedef struct {
     int history;           /* ticks stacked */
     int offset;            /* in the observation vector */
     float *hist;           /* history * size, oldest first */
-    char object[LOGGER_TASK_NAME - 4]; /* object_pose/<object>: its task values are
-                                          <object>_x .. <object>_qz */
+    char object[LOGGER_TASK_NAME - 4]; /* object_pose/<object>, gripper_to_object/<object>:
+                                          its task values are <object>_x .. <object>_qz */
 } field_plan_t;
 
 struct loop {
@@ -148,6 +148,7 @@ static int source_size(const loop_t *self, policy_source_kind_t s)
     case POLICY_SOURCE_GRASP: return 1;
     case POLICY_SOURCE_END_EFFECTOR_POSE:
     case POLICY_SOURCE_OBJECT_POSE: return 7;
+    case POLICY_SOURCE_GRIPPER_TO_OBJECT: return 3;
     case POLICY_SOURCE_PREVIOUS_ACTION: return self->spec->action_dim;
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
@@ -277,8 +278,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
                      "gives %d", ckpt, f->name, f->source, f->size, self->robot->name, p->size);
             goto fail;
         }
-        if (p->source == POLICY_SOURCE_OBJECT_POSE) {
-            const char *object = f->source + strlen("object_pose/");
+        if (p->source == POLICY_SOURCE_OBJECT_POSE ||
+            p->source == POLICY_SOURCE_GRIPPER_TO_OBJECT) {
+            const char *object = strchr(f->source, '/') + 1;   /* parsed: "<kind>/<object>" */
             if (!self->cfg->task_from_hal) {
                 snprintf(err, errlen, "%s: observation '%s' reads %s, a simulated object's pose "
                          "only a scene's own task gives: set [task] source = hal (mujoco with a "
@@ -465,6 +467,13 @@ static void source_values(const loop_t *self, const field_plan_t *p, const hal_s
         memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
         break;
     case POLICY_SOURCE_OBJECT_POSE: object_pose(self, p->object, v); break;
+    case POLICY_SOURCE_GRIPPER_TO_OBJECT: {
+        float pose[7];
+        object_pose(self, p->object, pose);
+        for (int i = 0; i < 3; i++)
+            v[i] = (float)hs->ee_pose[i] - pose[i];
+        break;
+    }
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
 }

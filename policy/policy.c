@@ -75,32 +75,43 @@ static const struct {
     { "previous_action", POLICY_SOURCE_PREVIOUS_ACTION, SOURCE_ACTION_DIM },
     { "camera", POLICY_SOURCE_CAMERA, 0 },   /* as "camera/<name>" */
     { "object_pose", POLICY_SOURCE_OBJECT_POSE, 7 },   /* as "object_pose/<name>" */
+    { "gripper_to_object", POLICY_SOURCE_GRIPPER_TO_OBJECT, 3 }, /* "gripper_to_object/<name>" */
 };
 #define N_SOURCES (sizeof source_table / sizeof source_table[0])
+
+/* The sources written "<name>/<what>": the prefix (with its '/') and kind. */
+static const struct {
+    const char *prefix;
+    policy_source_kind_t kind;
+} named_sources[] = {
+    { "camera/", POLICY_SOURCE_CAMERA },
+    { "object_pose/", POLICY_SOURCE_OBJECT_POSE },
+    { "gripper_to_object/", POLICY_SOURCE_GRIPPER_TO_OBJECT },
+};
+#define N_NAMED (sizeof named_sources / sizeof named_sources[0])
 
 int policy_source_parse(const char *source, policy_source_kind_t *kind)
 {
     if (!source || !kind)
         return -EINVAL;
-    if (strncmp(source, "camera/", 7) == 0) {
-        if (source[7] == '\0')
-            return -EINVAL;
-        *kind = POLICY_SOURCE_CAMERA;
-        return 0;
+    for (size_t i = 0; i < N_NAMED; i++) {
+        size_t n = strlen(named_sources[i].prefix);
+        if (strncmp(source, named_sources[i].prefix, n) == 0) {
+            if (source[n] == '\0')
+                return -EINVAL;
+            *kind = named_sources[i].kind;
+            return 0;
+        }
     }
-    if (strncmp(source, "object_pose/", 12) == 0) {
-        if (source[12] == '\0')
-            return -EINVAL;
-        *kind = POLICY_SOURCE_OBJECT_POSE;
-        return 0;
-    }
-    for (size_t i = 0; i < N_SOURCES; i++)
-        if (source_table[i].kind != POLICY_SOURCE_CAMERA &&
-            source_table[i].kind != POLICY_SOURCE_OBJECT_POSE &&
-            strcmp(source, source_table[i].name) == 0) {
+    for (size_t i = 0; i < N_SOURCES; i++) {
+        int named = 0;
+        for (size_t j = 0; j < N_NAMED; j++)
+            named |= source_table[i].kind == named_sources[j].kind;
+        if (!named && strcmp(source, source_table[i].name) == 0) {
             *kind = source_table[i].kind;
             return 0;
         }
+    }
     return -EINVAL;
 }
 
@@ -160,7 +171,7 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
                     "unknown (known: joint_positions, joint_velocities, gripper_position, "
                     "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>, "
-                    "object_pose/<name>)",
+                    "object_pose/<name>, gripper_to_object/<name>)",
                     path, fd->name, src ? src : "(none)");
         return -EINVAL;
     }

@@ -43,8 +43,8 @@ def is_camera(field):
 
 def is_privileged(field):
     """Fields only a simulator can give (the cube pose of the Lift cell):
-    source "object_pose/<body>"."""
-    return field["source"].startswith("object_pose/")
+    sources "object_pose/<body>" and "gripper_to_object/<body>"."""
+    return field["source"].startswith(("object_pose/", "gripper_to_object/"))
 
 
 def camera_key(field):
