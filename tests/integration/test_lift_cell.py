@@ -274,6 +274,10 @@ def test_lift_cell_seeded_starts_terminal_success_and_the_scripted_operator(daem
             got = g["actions"][:]
             assert got.shape == (len(want), 5)
             assert abs(got - numpy.array(want)).max() < 1e-6
+            # the held steps are marked (training leaves them out: the
+            # operator did not choose those zeros)
+            held = [int(s["held"]) for s in steps[:-1]]
+            assert g["held"][:].tolist() == held and 0 in held
             assert g["rewards"][-1] == 1.0 and g["dones"][-1] == 1
             assert not g["dones"][:-1].any()
     os.remove(out)
