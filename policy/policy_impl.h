@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "pacd_err.h"   /* pacd_errf */
 #include "policy.h"
 #include "policy_ckpt.h"
 #include "nn.h"
@@ -38,10 +39,6 @@ nn_gemm_kind_t policy_gemm_kind(const policy_options_t *options);
 
 extern const policy_arch_t policy_arch_mlp;
 extern const policy_arch_t policy_arch_pac;
-
-/* snprintf into err (errlen bytes; nothing when err is NULL or errlen 0). */
-void policy_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Map a tanh output t in [-1, 1] to [low, high] and clamp (float rounding
  * never leaves the bounds): low + (t + 1) * 0.5 * (high - low). RT-safe. */
