@@ -589,9 +589,8 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
             goto fail;
         }
         mj->render_started = 1;
-        const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
         while (atomic_load_explicit(&mj->render_status, memory_order_acquire) == 0)
-            nanosleep(&pause, NULL);
+            rt_clock_sleep_ns(1000000);
         if (atomic_load_explicit(&mj->render_status, memory_order_acquire) < 0) {
             pacd_errf(err, errlen, "hal mujoco: %s", mj->render_err);
             goto fail;
