@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "hal.h"
 #include "hal_mujoco.h"
