@@ -46,6 +46,20 @@ static const char *require(const ckpt_t *ck, const char *key, char *err, size_t 
     return v;
 }
 
+json_t *policy_json_object(const char *path, const char *key, const char *text, char *err,
+                           size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        pacd_errf(err, errlen, "%s: metadata '%s': not a JSON object%s%s", path, key,
+                  root ? "" : ": ", root ? "" : jerr.text);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
 /* The observation sources: string, kind and values per tick (SOURCE_ANY_1D:
  * any 1-D length, the robot's joint count, checked by the daemon;
  * SOURCE_ACTION_DIM: the checkpoint's action dim; 0: a camera image). */
@@ -276,14 +290,10 @@ static int parse_bounds(const char *path, json_t *arr, const char *which, int di
 static int parse_action(const char *path, const char *text, policy_spec_t *spec,
                         char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = policy_json_object(path, "pacd.action", text, err, errlen);
+    if (!root)
+        return -EINVAL;
     int rc = -EINVAL;
-    if (!root || !json_is_object(root)) {
-        pacd_errf(err, errlen, "%s: metadata 'pacd.action': not a JSON object%s%s", path,
-                  root ? "" : ": ", root ? "" : jerr.text);
-        goto out;
-    }
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {

@@ -413,14 +413,9 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
                   "(docs/checkpoint.md)", L->path);
         return L->rc = -EINVAL;
     }
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': not a JSON object%s%s",
-                  L->path, root ? "" : ": ", root ? "" : jerr.text);
-        json_decref(root);
+    json_t *root = policy_json_object(L->path, "pacd.model", text, L->err, L->errlen);
+    if (!root)
         return L->rc = -EINVAL;
-    }
     static const char *const top[] = { "width", "heads", "latents", "blocks", "mlp_ratio",
         "image_encoder", "task", "queries", "head", "critic", NULL };
     if (check_keys(L, root, "", top) ||
