@@ -674,9 +674,8 @@ int main(int argc, char **argv)
             if (isfinite(height))
                 hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
                                  0, now, height);
-            if (o.state_lag_us > 0 && !(o.lockstep && sent > 0)) {
+            if (o.state_lag_us > 0 && !(o.lockstep && sent > 0))
                 rt_clock_sleep_ns((int64_t)o.state_lag_us * 1000);
-            }
             hal_state_t st;
             memset(&st, 0, sizeof st);
             hal_mjmap_read(&map, m, d, robot, &st);
