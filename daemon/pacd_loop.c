@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hal_cartesian.h"
 #include "hal_safety.h"
@@ -124,10 +123,8 @@ static int object_known(hal_t *hal, const char *object)
     int rc = -EAGAIN;
     for (int i = 0; i < 1000 && rc == -EAGAIN; i++) {
         rc = hal_read_task(hal, &task);
-        if (rc == -EAGAIN) {
-            struct timespec ms = {0, 1000000};
-            nanosleep(&ms, NULL);
-        }
+        if (rc == -EAGAIN)
+            rt_clock_sleep_ns(1000000);
     }
     if (rc != 0)
         return 0;
@@ -1361,8 +1358,7 @@ int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *
     while (atomic_load_explicit(&self->result_seq, memory_order_acquire) != seq) {
         if (rt_clock_mono_ns() > until)
             return -ETIMEDOUT;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        rt_clock_sleep_ns(1000000);
     }
     *out = self->result;
     return 0;
