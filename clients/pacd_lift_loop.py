@@ -42,6 +42,13 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
           "high": [0.15, 0.15, 0.15, 1.0, 1.0]}
 
 
+# Logged, but not shown to the models: both echo the last action (the arm's
+# joint velocities are the last command, filtered), and a cloned policy that
+# sees its last action keeps doing it (the "copycat" failure of behaviour
+# cloning): it overshoots the cube at full speed and, once stopped, stays.
+TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
+
+
 def observation_spec():
     """The low-dim cell's observation: proprioception, the cube pose and the
     gripper-to-cube vector (both privileged) and the previous action, one
@@ -145,7 +152,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
                     raise
                 time.sleep(0.2)
 
-    def episodes(self, seeds, skill=None, log=None):
+    def episodes(self, seeds, skill=None, log=None, align_yaw=False):
         """Run one episode per seed (the operator acts when skill is given);
         returns the list of successes."""
         wins = []
@@ -154,7 +161,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
             if skill is not None:
                 import random
                 script = op.LiftScript(20.0, op.mistake_for(seed, skill), random.Random(seed),
-                                       noise=0.01)
+                                       noise=0.01, align_yaw=align_yaw)
             r = self.driver.run(seed, script)
             wins.append(bool(r["success"]))
             if log:
@@ -234,7 +241,8 @@ def main(argv=None):
 
     def train(algo, datas, out_ckpt, seed=0):
         run(env_py + ["--data"] + datas + ["--algo", algo, "--size", "lowdim", "--out", out_ckpt,
-                      "--steps", str(steps), "--seed", str(seed), "--quiet"], log)
+                      "--steps", str(steps), "--seed", str(seed), "--quiet",
+                      "--exclude", ",".join(TRAIN_EXCLUDE)], log)
         return out_ckpt
 
     def evaluate(name, ckpt):
