@@ -47,6 +47,7 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
 # sees its last action keeps doing it (the "copycat" failure of behaviour
 # cloning): it overshoots the cube at full speed and, once stopped, stays.
 TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
+EVAL_SAMPLING_SEED = 1
 
 
 def observation_spec():
@@ -247,7 +248,12 @@ def main(argv=None):
 
     def evaluate(name, ckpt):
         log("== evaluate %s over %d seeds" % (name, n_eval))
-        e = Pacd(build, out, "eval-" + name, ckpt, "control", max_steps)
+        # sampled actions ([policy] sample, temperature 1, one fixed seed for
+        # every policy): a greedy policy stops at the grasp point with the
+        # gripper open (closing is one step per episode in the data, so its
+        # bin never wins the argmax there) and waits forever (docs/loop.md)
+        e = Pacd(build, out, "eval-" + name, ckpt, "control", max_steps, sample=True,
+                 seed=EVAL_SAMPLING_SEED)
         try:
             w = e.episodes(eval_seeds, log=log)
         finally:
