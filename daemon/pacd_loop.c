@@ -1411,9 +1411,9 @@ static int sim_wait(loop_t *self, sim_input_t what, int stopping)
  * the previous tick's telemetry, are waited for. */
 static void sim_sync(loop_t *self, tick_t *t, int stopping)
 {
-    if (self->in_episode) {
-        if (self->step == 0 && hal_advance(self->d.hal, 0, &self->instant) != 0)
-            return; /* read_state finds the backend's fault */
+    /* (when republishing fails the tick does not wait: the ages decide) */
+    if (self->in_episode &&
+        (self->step > 0 || hal_advance(self->d.hal, 0, &self->instant) == 0)) {
         if (self->cfg->n_cameras > 0)
             sim_wait(self, SIM_FRAMES, stopping);
         if (self->cfg->teleop && self->step > 0)
