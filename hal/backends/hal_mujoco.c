@@ -736,8 +736,12 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                      : hal_backend_thread_start(&mj->render, render_thread, mj,
                                                 "pacd-hal-render", 0);
         if (rc != 0) {
-            hal_set_error(err, errlen, "hal mujoco: cannot start the render thread: %s",
-                          strerror(rc));
+            hal_set_error(err, errlen, "hal mujoco: cannot start the %s thread%s: %s%s",
+                          options->stepped ? "stepper" : "render",
+                          options->stepped && o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "",
+                          strerror(rc),
+                          rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0"
+                                      : "");
             goto fail;
         }
         mj->render_started = 1;
