@@ -18,10 +18,14 @@ NREAL=${3:-4}
 NSIM=${4:-20}
 PX=${5:-84}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-SCENE=$(realpath "$SRC/../shared/data/robosuite/assets/demonstrations/SawyerLift/models/model_1.xml")
+DEMOS=$SRC/../shared/data/robosuite/assets/demonstrations
+SCENE=$(realpath "$DEMOS/SawyerLift/models/model_1.xml")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() {
+    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
 
 # conf NAME CLOCK CAMERA(0/1)
 conf() {
@@ -91,7 +95,8 @@ run() {
     echo "$steps $(echo "$t1 - $t0" | bc)"
 }
 
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;" \
+    "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATE
 for cfg in "lowdim 0" "camera 1"; do
     set -- $cfg
