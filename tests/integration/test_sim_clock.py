@@ -87,7 +87,19 @@ def test_episode_steps_advance_by_exactly_the_period_with_the_frame_of_their_ins
         daemon, tmp_path):
     d = daemon(checkpoint=random_lift_checkpoint(tmp_path / "r.safetensors"), cameras=(),
                extra=sim_extra(camera=True))
-    run_episode(d, seed=3, max_steps=40)
+    # telemetry: one message (at least) for every tick of the episode
+    telemetry = pacd_client.watch(d.ep("telemetry"), timeout_s=scaled(10))
+    first = next(telemetry)  # subscribed
+    assert first.state == pb.IDLE
+    d.client.start_episode(max_steps=40, seed=3)
+    seen = set()
+    for t in telemetry:
+        if t.episodes == first.episodes + 1:
+            seen.add(t.step)
+            if t.state == pb.IDLE:
+                break
+    telemetry.close()
+    assert seen >= set(range(1, 41)), sorted(set(range(1, 41)) - seen)
     st = d.client.status()
     assert st.stale_steps == 0 and st.deadline_misses == 0
     d.stop()
