@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hal.h"
 #include "hal_mujoco.h"
@@ -85,9 +84,7 @@ int main(int argc, char **argv)
     if (hal) {
         hal_counters(hal, &c0);
         t0 = mono_s();
-        struct timespec ts = {.tv_sec = (time_t)seconds,
-                              .tv_nsec = (long)((seconds - (time_t)seconds) * 1e9)};
-        nanosleep(&ts, NULL);
+        rt_clock_sleep_ns((int64_t)(seconds * 1e9));
         hal_counters(hal, &c1);
         tick_rate = (c1.ticks - c0.ticks) / (mono_s() - t0);
         hal_destroy(&hal);

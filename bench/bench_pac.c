@@ -46,11 +46,11 @@ static double sgemm_gflops(int m, int n, int k)
         b[i] = (float)(i % 7) * 0.01f;
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = bench_now_us();
+        int64_t t0 = rt_clock_mono_ns();
         for (int i = 0; i < 20; i++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f,
                         c, n);
-        double t = (bench_now_us() - t0) / 20;
+        double t = (rt_clock_mono_ns() - t0) * 1e-3 / 20;
         best = t < best ? t : best;
     }
     free(a);
@@ -77,10 +77,10 @@ static double packed_gflops(nn_gemm_kind_t kind, int n, int in, int out)
             x[i] = (float)(i % 13) * 0.01f - 0.06f;
         if (nn_pack(kind, w, out, in, pk, &p) == 0)
             for (int r = 0; r < 5; r++) {
-                double t0 = bench_now_us();
+                int64_t t0 = rt_clock_mono_ns();
                 for (int i = 0; i < 50; i++)
                     nn_linear_packed(x, n, &p, NULL, y);
-                double t = (bench_now_us() - t0) / 50;
+                double t = (rt_clock_mono_ns() - t0) * 1e-3 / 50;
                 best = t < best ? t : best;
             }
     }
@@ -173,9 +173,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < iters; i++) {
         ROW(i % rows);
-        double t0 = bench_now_us();
+        int64_t t0 = rt_clock_mono_ns();
         policy_step(p, &o, action, NULL);
-        t[i] = bench_now_us() - t0;
+        t[i] = (rt_clock_mono_ns() - t0) * 1e-3;
     }
     bench_stats_t st = bench_stats(t, iters);
     double gf = sgemm_gflops(64, 512, 512), peak = 0.0, pgf = 0.0;

@@ -64,9 +64,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < iters; i++) {
         policy_observation_t o = { .values = obs + (i % rows) * s->obs_dim };
-        double t0 = bench_now_us();
+        int64_t t0 = rt_clock_mono_ns();
         policy_step(p, &o, action, NULL);
-        t[i] = bench_now_us() - t0;
+        t[i] = (rt_clock_mono_ns() - t0) * 1e-3;
     }
     bench_stats_t st = bench_stats(t, iters);
     printf("{\"engine\": \"pacd\", \"checkpoint\": \"%s\", \"iters\": %d, \"threads\": %d, "

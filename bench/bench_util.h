@@ -1,20 +1,15 @@
-/* bench_util — what the C benchmarks share: a monotonic clock in µs, reading
- * a whole input file, and the timing summary (median, mean, p99) of a sample.
- * Benchmarks only; nothing here runs in pacd. */
+/* bench_util — what the C benchmarks share: reading a whole input file, the
+ * timing summary (median, mean, p99) of a sample, and a core's FMA peak. Times
+ * come from rt_clock.h (rt_clock_mono_ns), as in pacd. Benchmarks only;
+ * nothing here runs in pacd. */
 #ifndef PACD_BENCH_UTIL_H
 #define PACD_BENCH_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-/* CLOCK_MONOTONIC in µs. */
-static inline double bench_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
+#include "rt_clock.h"
 
 /* The whole file at path (malloc'ed, caller frees) and its size in *bytes;
  * NULL when it cannot be opened or read, or is empty. */
@@ -99,12 +94,12 @@ static inline double bench_fma_peak_gflops(int width)
     const long n = 20000000;
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = bench_now_us();
+        int64_t t0 = rt_clock_mono_ns();
         if (width == 512)
             bench_fma_loop_512(n);
         else
             bench_fma_loop_256(n);
-        double t = bench_now_us() - t0;
+        double t = (rt_clock_mono_ns() - t0) * 1e-3;
         best = t < best ? t : best;
     }
     return (double)n * 12 * 2 * (width / 32) / best / 1e3;

@@ -42,9 +42,17 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
           "high": [0.15, 0.15, 0.15, 1.0, 1.0]}
 
 
+# Logged, but not shown to the models: both echo the last action (the arm's
+# joint velocities are the last command, filtered), and a cloned policy that
+# sees its last action keeps doing it (the "copycat" failure of behaviour
+# cloning): it overshoots the cube at full speed and, once stopped, stays.
+TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
+
+
 def observation_spec():
-    """The low-dim cell's observation: proprioception, the cube pose
-    (privileged) and the previous action, one tick each."""
+    """The low-dim cell's observation: proprioception, the cube pose and the
+    gripper-to-cube vector (both privileged) and the previous action, one
+    tick each."""
     def f(name, source, n):
         return {"name": name, "source": source, "shape": [n], "history": 1}
     return [f("joint_positions", "joint_positions", 7),
@@ -52,6 +60,7 @@ def observation_spec():
             f("gripper_position", "gripper_position", 1),
             f("end_effector_pose", "end_effector_pose", 7),
             f("cube_pose", "object_pose/cube", 7),
+            f("gripper_to_cube", "gripper_to_object/cube", 3),
             f("previous_action", "previous_action", ACTION["dim"])]
 
 
@@ -150,7 +159,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
                     raise
                 time.sleep(0.2)
 
-    def episodes(self, seeds, skill=None, log=None):
+    def episodes(self, seeds, skill=None, log=None, align_yaw=False):
         """Run one episode per seed (the operator acts when skill is given);
         returns the list of successes."""
         wins = []
@@ -159,7 +168,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
             if skill is not None:
                 import random
                 script = op.LiftScript(20.0, op.mistake_for(seed, skill), random.Random(seed),
-                                       noise=0.01)
+                                       noise=0.01, align_yaw=align_yaw)
             r = self.driver.run(seed, script)
             wins.append(bool(r["success"]))
             if log:
@@ -239,7 +248,8 @@ def main(argv=None):
 
     def train(algo, datas, out_ckpt, seed=0):
         run(env_py + ["--data"] + datas + ["--algo", algo, "--size", "lowdim", "--out", out_ckpt,
-                      "--steps", str(steps), "--seed", str(seed), "--quiet"], log)
+                      "--steps", str(steps), "--seed", str(seed), "--quiet",
+                      "--exclude", ",".join(TRAIN_EXCLUDE)], log)
         return out_ckpt
 
     def evaluate(name, ckpt):

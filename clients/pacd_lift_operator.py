@@ -93,8 +93,9 @@ class LiftScript:
     position (m, base frame) and orientation (qw qx qy qz), the cube centre
     (m, base frame) and yaw (rad), and returns [vx, vy, vz, wz, gripper]."""
 
-    def __init__(self, rate_hz=20.0, mistake=None, rng=None, noise=0.0):
+    def __init__(self, rate_hz=20.0, mistake=None, rng=None, noise=0.0, align_yaw=True):
         self.dt = 1.0 / rate_hz
+        self.align_yaw = align_yaw
         self.mistake = mistake
         self.rng = rng or random.Random(0)
         self.noise = noise
@@ -127,7 +128,7 @@ class LiftScript:
         self.ticks_in_phase = 0
 
     def act(self, ee, ee_quat, cube, cube_yaw):
-        yaw_err = _wrap_quarter(cube_yaw - finger_angle(*ee_quat))
+        yaw_err = _wrap_quarter(cube_yaw - finger_angle(*ee_quat)) if self.align_yaw else 0.0
         wz = max(-YAW_CLIP, min(YAW_CLIP, YAW_GAIN * yaw_err))
         gx, gy = cube[0] + self.offset[0], cube[1] + self.offset[1]
         grip = 1.0
@@ -290,6 +291,9 @@ def main(argv=None):
     ap.add_argument("--noise", type=float, default=0.01, help="action noise, m/s (std)")
     ap.add_argument("--mistake", choices=MISTAKES, default=None,
                     help="give every episode this mistake (tests of the mistakes)")
+    ap.add_argument("--keep-yaw", action="store_true",
+                    help="do not turn the fingers to the cube face: grasp at the start "
+                    "orientation (wz 0; docs/loop.md says when that is wanted)")
     ap.add_argument("--rate", type=float, default=20.0, help="pacd's [pacd] rate_hz")
     ap.add_argument("--max-steps", type=int, default=0, help="0: pacd's [episode] max_steps")
     ap.add_argument("--timeout", type=float, default=10.0, help="s without telemetry")
@@ -305,7 +309,8 @@ def main(argv=None):
             mistake = None
             if args.command == "operate":
                 mistake = args.mistake or mistake_for(seed, args.skill)
-                script = LiftScript(args.rate, mistake, random.Random(seed), args.noise)
+                script = LiftScript(args.rate, mistake, random.Random(seed), args.noise,
+                                    align_yaw=not args.keep_yaw)
             r = drv.run(seed, script, args.max_steps)
             wins += r["success"]
             print("episode %d seed %d: %s in %d steps%s  %s" % (

@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "hal_robot.h"
@@ -300,8 +299,7 @@ static int lockstep_wait(const net_t *net, const char *ep, void **req, int timeo
         }
         /* each STATUS makes pacd's service thread build its telemetry: poll
          * gently, pacd may be a sanitizer build on a small machine */
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
-        nanosleep(&pause, NULL);
+        rt_clock_sleep_ns(1000000);
     }
 }
 
@@ -561,9 +559,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     /* PUB/SUB slow joiner: give the connections time before the first state */
-    struct timespec wait = {.tv_sec = o.connect_wait_ms / 1000,
-                            .tv_nsec = (o.connect_wait_ms % 1000) * 1000000L};
-    nanosleep(&wait, NULL);
+    rt_clock_sleep_ns((int64_t)o.connect_wait_ms * 1000000);
 
     double rec_dt = states.rows > 1 ? states.data[states.cols] - states.data[0] : 0.01;
     if (!(rec_dt > 0 && rec_dt < 10))
@@ -606,9 +602,7 @@ int main(int argc, char **argv)
             mj_forward(m, d);
             if (period_ns > 0) {
                 t += period_ns;
-                struct timespec dl = rt_clock_timespec(t);
-                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR &&
-                       !stop_requested)
+                while (rt_clock_sleep_until_intr(t) == -EINTR && !stop_requested)
                     ;
             }
             if (o.lockstep && resync) {
@@ -680,10 +674,8 @@ int main(int argc, char **argv)
             if (isfinite(height))
                 hal_mjpub_reward(state_sock, height > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f,
                                  0, now, height);
-            if (o.state_lag_us > 0 && !(o.lockstep && sent > 0)) {
-                struct timespec lag = {.tv_sec = 0, .tv_nsec = o.state_lag_us * 1000L};
-                nanosleep(&lag, NULL);
-            }
+            if (o.state_lag_us > 0 && !(o.lockstep && sent > 0))
+                rt_clock_sleep_ns((int64_t)o.state_lag_us * 1000);
             hal_state_t st;
             memset(&st, 0, sizeof st);
             hal_mjmap_read(&map, m, d, robot, &st);
@@ -700,10 +692,7 @@ int main(int argc, char **argv)
                     if (stop_requested)
                         break;
                     if (resync)   /* pacd did not answer: wait the timeout, count the state */
-                        nanosleep(&(struct timespec){.tv_sec = o.lockstep_timeout_ms / 1000,
-                                                     .tv_nsec = (o.lockstep_timeout_ms % 1000) *
-                                                                1000000L},
-                                  NULL);
+                        rt_clock_sleep_ns((int64_t)o.lockstep_timeout_ms * 1000000);
                     if (unacknowledged++ == 0)
                         fprintf(stderr, "pacd-replay: --lockstep: pacd made no step from state "
                                         "%llu within %d ms (is an episode running in shadow "

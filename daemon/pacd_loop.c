@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hal_cartesian.h"
@@ -43,8 +42,8 @@ typedef struct {
     int history;           /* ticks stacked */
     int offset;            /* in the observation vector */
     float *hist;           /* history * size, oldest first */
-    char object[LOGGER_TASK_NAME - 4]; /* object_pose/<object>: its task values are
-                                          <object>_x .. <object>_qz */
+    char object[LOGGER_TASK_NAME - 4]; /* object_pose/<object>, gripper_to_object/<object>:
+                                          its task values are <object>_x .. <object>_qz */
 } field_plan_t;
 
 struct loop {
@@ -147,10 +146,8 @@ static int object_known(hal_t *hal, const char *object)
     int rc = -EAGAIN;
     for (int i = 0; i < 1000 && rc == -EAGAIN; i++) {
         rc = hal_read_task(hal, &task);
-        if (rc == -EAGAIN) {
-            struct timespec ms = {0, 1000000};
-            nanosleep(&ms, NULL);
-        }
+        if (rc == -EAGAIN)
+            rt_clock_sleep_ns(1000000);
     }
     if (rc != 0)
         return 0;
@@ -171,6 +168,7 @@ static int source_size(const loop_t *self, policy_source_kind_t s)
     case POLICY_SOURCE_GRASP: return 1;
     case POLICY_SOURCE_END_EFFECTOR_POSE:
     case POLICY_SOURCE_OBJECT_POSE: return 7;
+    case POLICY_SOURCE_GRIPPER_TO_OBJECT: return 3;
     case POLICY_SOURCE_PREVIOUS_ACTION: return self->spec->action_dim;
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
@@ -328,8 +326,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
                      "gives %d", ckpt, f->name, f->source, f->size, self->robot->name, p->size);
             goto fail;
         }
-        if (p->source == POLICY_SOURCE_OBJECT_POSE) {
-            const char *object = f->source + strlen("object_pose/");
+        if (p->source == POLICY_SOURCE_OBJECT_POSE ||
+            p->source == POLICY_SOURCE_GRIPPER_TO_OBJECT) {
+            const char *object = strchr(f->source, '/') + 1;   /* parsed: "<kind>/<object>" */
             if (!self->cfg->task_from_hal) {
                 snprintf(err, errlen, "%s: observation '%s' reads %s, a simulated object's pose "
                          "only a scene's own task gives: set [task] source = hal (mujoco with a "
@@ -518,6 +517,13 @@ static void source_values(const loop_t *self, const field_plan_t *p, const hal_s
         memcpy(v, self->prev_action, sizeof(float) * (size_t)self->spec->action_dim);
         break;
     case POLICY_SOURCE_OBJECT_POSE: object_pose(self, p->object, v); break;
+    case POLICY_SOURCE_GRIPPER_TO_OBJECT: {
+        float pose[7];
+        object_pose(self, p->object, pose);
+        for (int i = 0; i < 3; i++)
+            v[i] = (float)hs->ee_pose[i] - pose[i];
+        break;
+    }
     case POLICY_SOURCE_CAMERA: break;   /* images are not fields of the vector */
     }
 }
@@ -1394,12 +1400,11 @@ static void take_commands(loop_t *self, int stopping);
 static int sim_wait(loop_t *self, sim_input_t what, int stopping)
 {
     int64_t give_up = rt_clock_mono_ns() + LOOP_SIM_WAIT_NS;
-    const struct timespec pause = {0, 20000};
     while (!sim_ready(self, what)) {
         if (atomic_load_explicit(&self->stop, memory_order_acquire) ||
             rt_clock_mono_ns() > give_up)
             return 0;
-        nanosleep(&pause, NULL);
+        rt_clock_sleep_ns(20000);
         take_commands(self, stopping);
     }
     return 1;
@@ -1644,8 +1649,7 @@ int loop_wait_result(loop_t *self, uint64_t seq, int timeout_ms, loop_result_t *
     while (atomic_load_explicit(&self->result_seq, memory_order_acquire) != seq) {
         if (rt_clock_mono_ns() > until)
             return -ETIMEDOUT;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        rt_clock_sleep_ns(1000000);
     }
     *out = self->result;
     return 0;

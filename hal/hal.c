@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,28 +32,18 @@ static const hal_backend_entry_t backends[] = {
 #define HAL_BACKEND_NAMES "sim (mujoco: rebuild with libmujoco-dev installed, -Dmujoco=enabled)"
 #endif
 
-void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* 0 if the description is usable by a backend and the safety filter. */
 static int check_robot(const hal_robot_t *robot, char *err, size_t errlen)
 {
     if (!robot) {
-        hal_set_error(err, errlen, "hal: no robot description given; "
-                                   "pass hal_robot_find(\"panda\") or (\"sawyer\")");
+        pacd_errf(err, errlen, "hal: no robot description given; "
+                               "pass hal_robot_find(\"panda\") or (\"sawyer\")");
         return -EINVAL;
     }
     const char *name = robot->name ? robot->name : "(unnamed)";
     if (robot->n_joints < 1 || robot->n_joints > HAL_MAX_JOINTS) {
-        hal_set_error(err, errlen, "hal: robot %s has %d joints; 1..%d are supported",
-                      name, robot->n_joints, HAL_MAX_JOINTS);
+        pacd_errf(err, errlen, "hal: robot %s has %d joints; 1..%d are supported",
+                  name, robot->n_joints, HAL_MAX_JOINTS);
         return -EINVAL;
     }
     for (int i = 0; i < robot->n_joints; i++) {
@@ -63,20 +52,20 @@ static int check_robot(const hal_robot_t *robot, char *err, size_t errlen)
             !isfinite(robot->dq_max[i]) || !(robot->ddq_max[i] > 0) ||
             !isfinite(robot->ddq_max[i]) || !(robot->q_home[i] >= robot->q_min[i]) ||
             !(robot->q_home[i] <= robot->q_max[i])) {
-            hal_set_error(err, errlen,
-                          "hal: robot %s joint %d has inconsistent limits (need q_min < "
-                          "q_max, q_home inside, dq_max > 0, ddq_max > 0); fix the description",
-                          name, i + 1);
+            pacd_errf(err, errlen,
+                      "hal: robot %s joint %d has inconsistent limits (need q_min < "
+                      "q_max, q_home inside, dq_max > 0, ddq_max > 0); fix the description",
+                      name, i + 1);
             return -EINVAL;
         }
     }
     if (robot->has_gripper &&
         !(robot->gripper_max > 0 && isfinite(robot->gripper_max) &&
           robot->gripper_speed > 0 && isfinite(robot->gripper_speed))) {
-        hal_set_error(err, errlen,
-                      "hal: robot %s has a gripper but gripper_max/gripper_speed are not "
-                      "positive; fix the description",
-                      name);
+        pacd_errf(err, errlen,
+                  "hal: robot %s has a gripper but gripper_max/gripper_speed are not "
+                  "positive; fix the description",
+                  name);
         return -EINVAL;
     }
     return 0;
@@ -96,20 +85,20 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
     if (opts.command_timeout_s == 0)
         opts.command_timeout_s = HAL_DEFAULT_COMMAND_TIMEOUT_S;
     if (!(opts.command_timeout_s > 0 && opts.command_timeout_s <= 60)) {
-        hal_set_error(err, errlen,
-                      "hal: command_timeout_s = %g is out of range; set it in (0, 60] s "
-                      "(or 0 for the default 0.2)",
-                      opts.command_timeout_s);
+        pacd_errf(err, errlen,
+                  "hal: command_timeout_s = %g is out of range; set it in (0, 60] s "
+                  "(or 0 for the default 0.2)",
+                  opts.command_timeout_s);
         return NULL;
     }
     if (opts.initial_q) {
         for (int i = 0; i < robot->n_joints; i++) {
             double q = opts.initial_q[i];
             if (!isfinite(q) || q < robot->q_min[i] || q > robot->q_max[i]) {
-                hal_set_error(err, errlen,
-                              "hal: initial_q[%d] = %g rad is outside joint %d's range "
-                              "[%g, %g] of %s; give a pose inside the limits",
-                              i, q, i + 1, robot->q_min[i], robot->q_max[i], robot->name);
+                pacd_errf(err, errlen,
+                          "hal: initial_q[%d] = %g rad is outside joint %d's range "
+                          "[%g, %g] of %s; give a pose inside the limits",
+                          i, q, i + 1, robot->q_min[i], robot->q_max[i], robot->name);
                 return NULL;
             }
         }
@@ -120,14 +109,14 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
         if (strcmp(backends[i].name, opts.backend) == 0)
             entry = &backends[i];
     if (!entry) {
-        hal_set_error(err, errlen, "hal: unknown backend '%s'; this build has: " HAL_BACKEND_NAMES,
-                      opts.backend);
+        pacd_errf(err, errlen, "hal: unknown backend '%s'; this build has: " HAL_BACKEND_NAMES,
+                  opts.backend);
         return NULL;
     }
 
     hal_t *self = calloc(1, sizeof *self);
     if (!self) {
-        hal_set_error(err, errlen, "hal: out of memory");
+        pacd_errf(err, errlen, "hal: out of memory");
         return NULL;
     }
     self->robot = robot;
@@ -138,20 +127,20 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
     const hal_ops_t *ops = self->ops;
     if (!ops || ops->api_version != HAL_API_VERSION || !ops->read_state || !ops->command ||
         !ops->hold || !ops->destroy) {
-        hal_set_error(err, errlen,
-                      "hal: backend '%s' speaks HAL API version %d or lacks a required "
-                      "operation; this pacd needs version %d: rebuild the backend",
-                      opts.backend, ops ? ops->api_version : -1, HAL_API_VERSION);
+        pacd_errf(err, errlen,
+                  "hal: backend '%s' speaks HAL API version %d or lacks a required "
+                  "operation; this pacd needs version %d: rebuild the backend",
+                  opts.backend, ops ? ops->api_version : -1, HAL_API_VERSION);
         if (ops && ops->destroy)
             ops->destroy(self);
         free(self);
         return NULL;
     }
     if (opts.stepped && !ops->advance) {
-        hal_set_error(err, errlen,
-                      "hal: backend '%s' has no stepped mode (simulated clock): it runs on the "
-                      "real clock; the simulated clock needs the mujoco backend",
-                      opts.backend);
+        pacd_errf(err, errlen,
+                  "hal: backend '%s' has no stepped mode (simulated clock): it runs on the "
+                  "real clock; the simulated clock needs the mujoco backend",
+                  opts.backend);
         ops->destroy(self);
         free(self);
         return NULL;

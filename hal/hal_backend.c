@@ -263,11 +263,10 @@ int hal_backend_reset(hal_t *self, const uint64_t *seed)
         atomic_fetch_add_explicit(&core->reset_requests, 1, memory_order_acq_rel) + 1;
     /* The thread applies it at its next deadline. */
     int64_t give_up = rt_clock_mono_ns() + core->reset_wait_ns;
-    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
     while (atomic_load_explicit(&core->reset_done, memory_order_acquire) < want) {
         if (rt_clock_mono_ns() > give_up)
             return -ETIMEDOUT;
-        nanosleep(&pause, NULL);
+        rt_clock_sleep_ns(1000000);
     }
     return 0;
 }

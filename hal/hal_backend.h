@@ -11,6 +11,7 @@
 #define PACD_HAL_BACKEND_H
 
 #include "hal.h"
+#include "pacd_err.h"   /* pacd_errf */
 #include "rt_clock.h"
 #include "rt_seqbox.h"
 
@@ -58,10 +59,6 @@ struct hal {
     const hal_robot_t *robot;
     void *impl;                      /* backend's own state */
 };
-
-/* Writes "what went wrong; what to do" into err (if err && errlen). */
-void hal_set_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* A joint command as a backend's thread sees it, carried through its
  * seqbox mailbox. Size a multiple of 8 bytes. */

@@ -23,7 +23,7 @@ typedef struct {
     float *obs;          /* obs_dim */
     float *act;          /* action dim */
     float reward;
-    uint8_t first, last, term;
+    uint8_t first, last, term, held;
     int has_frame[MAX_CAMS];
     uint64_t frame_seq[MAX_CAMS];
 } step_t;
@@ -419,6 +419,7 @@ static int read_steps(episode_t *ep, const layout_t *lay)
                 st1.first = (uint8_t)s->is_first;
                 st1.last = (uint8_t)s->is_last;
                 st1.term = (uint8_t)s->is_terminal;
+                st1.held = (uint8_t)s->held;
                 for (size_t r = 0; r < s->n_frames; r++)
                     for (int k = 0; k < lay->n_cams; k++)
                         if (s->frames[r]->camera && !strcmp(s->frames[r]->camera, lay->cam_name[k])) {
@@ -567,9 +568,9 @@ static int write_demo(hid_t data, int idx, const episode_t *ep, const layout_t *
     float *obs = malloc(sizeof(float) * T * (od ? od : 1));
     float *act = malloc(sizeof(float) * N * ad);
     float *rew = malloc(sizeof(float) * N);
-    uint8_t *term = malloc(N), *last = malloc(N), *first = malloc(N);
+    uint8_t *term = malloc(N), *last = malloc(N), *first = malloc(N), *held = malloc(N);
     uint8_t *img = NULL;
-    if (gn < 0 || !obs || !act || !rew || !term || !last || !first)
+    if (gn < 0 || !obs || !act || !rew || !term || !last || !first || !held)
         goto out;
     for (size_t i = 0; i < T; i++)
         memcpy(obs + i * od, ep->steps[i].obs, od * sizeof(float));
@@ -579,6 +580,7 @@ static int write_demo(hid_t data, int idx, const episode_t *ep, const layout_t *
         term[i] = ep->steps[i + 1].term;
         last[i] = ep->steps[i + 1].last;
         first[i] = ep->steps[i].first;
+        held[i] = ep->steps[i].held;
     }
     hsize_t d2[2] = {N, od};
     if (put(go, "observation", 2, d2, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, obs, 0) < 0 ||
@@ -603,7 +605,8 @@ static int write_demo(hid_t data, int idx, const episode_t *ep, const layout_t *
         put(g, "dones", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, term, 0) < 0 ||
         put(g, "is_terminal", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, term, 0) < 0 ||
         put(g, "is_last", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, last, 0) < 0 ||
-        put(g, "is_first", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, first, 0) < 0)
+        put(g, "is_first", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, first, 0) < 0 ||
+        put(g, "held", 1, d1, H5T_STD_U8LE, H5T_NATIVE_UINT8, held, 0) < 0)
         goto out;
     if (attr_i64(g, "num_samples", (int64_t)N) < 0 || attr_str(g, "episode_id", ep->episode_id) < 0 ||
         attr_str(g, "model_sha256", ep->teleop ? "" : ep->sha) < 0 || attr_i64(g, "seed", ep->seed) < 0 ||
@@ -617,6 +620,7 @@ out:
     free(term);
     free(last);
     free(first);
+    free(held);
     free(img);
     if (gn >= 0)
         H5Gclose(gn);

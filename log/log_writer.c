@@ -634,10 +634,8 @@ static void *writer_main(void *arg)
         atomic_store_explicit(&self->done, upto, memory_order_release);
         if (stopping)
             break;
-        if (!any) {
-            struct timespec ts = {0, LOGGER_POLL_NS};
-            nanosleep(&ts, NULL);
-        }
+        if (!any)
+            rt_clock_sleep_ns(LOGGER_POLL_NS);
     }
     episode_close(self);
     return NULL;
@@ -930,8 +928,7 @@ int logger_flush(logger_t *self, int timeout_ms)
     while (atomic_load_explicit(&self->done, memory_order_acquire) < target) {
         if (rt_clock_mono_ns() >= deadline)
             return -ETIMEDOUT;
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        rt_clock_sleep_ns(1000000);
     }
     return 0;
 }

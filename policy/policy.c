@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +27,6 @@ struct policy {
 
 static const policy_arch_t *const archs[] = { &policy_arch_mlp, &policy_arch_pac };
 
-void policy_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Copy a string metadata value of bounded length. */
 static int copy_name(char *dst, const char *src)
 {
@@ -52,9 +41,23 @@ static const char *require(const ckpt_t *ck, const char *key, char *err, size_t 
 {
     const char *v = ckpt_metadata(ck, key);
     if (!v)
-        policy_errf(err, errlen, "%s: metadata '%s' is missing; export the checkpoint "
-                    "with pacd_torch.export (docs/checkpoint.md)", ckpt_path(ck), key);
+        pacd_errf(err, errlen, "%s: metadata '%s' is missing; export the checkpoint "
+                  "with pacd_torch.export (docs/checkpoint.md)", ckpt_path(ck), key);
     return v;
+}
+
+json_t *policy_json_object(const char *path, const char *key, const char *text, char *err,
+                           size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        pacd_errf(err, errlen, "%s: metadata '%s': not a JSON object%s%s", path, key,
+                  root ? "" : ": ", root ? "" : jerr.text);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
 }
 
 /* The observation sources: string, kind and values per tick (SOURCE_ANY_1D:
@@ -75,32 +78,43 @@ static const struct {
     { "previous_action", POLICY_SOURCE_PREVIOUS_ACTION, SOURCE_ACTION_DIM },
     { "camera", POLICY_SOURCE_CAMERA, 0 },   /* as "camera/<name>" */
     { "object_pose", POLICY_SOURCE_OBJECT_POSE, 7 },   /* as "object_pose/<name>" */
+    { "gripper_to_object", POLICY_SOURCE_GRIPPER_TO_OBJECT, 3 }, /* "gripper_to_object/<name>" */
 };
 #define N_SOURCES (sizeof source_table / sizeof source_table[0])
+
+/* The sources written "<name>/<what>": the prefix (with its '/') and kind. */
+static const struct {
+    const char *prefix;
+    policy_source_kind_t kind;
+} named_sources[] = {
+    { "camera/", POLICY_SOURCE_CAMERA },
+    { "object_pose/", POLICY_SOURCE_OBJECT_POSE },
+    { "gripper_to_object/", POLICY_SOURCE_GRIPPER_TO_OBJECT },
+};
+#define N_NAMED (sizeof named_sources / sizeof named_sources[0])
 
 int policy_source_parse(const char *source, policy_source_kind_t *kind)
 {
     if (!source || !kind)
         return -EINVAL;
-    if (strncmp(source, "camera/", 7) == 0) {
-        if (source[7] == '\0')
-            return -EINVAL;
-        *kind = POLICY_SOURCE_CAMERA;
-        return 0;
+    for (size_t i = 0; i < N_NAMED; i++) {
+        size_t n = strlen(named_sources[i].prefix);
+        if (strncmp(source, named_sources[i].prefix, n) == 0) {
+            if (source[n] == '\0')
+                return -EINVAL;
+            *kind = named_sources[i].kind;
+            return 0;
+        }
     }
-    if (strncmp(source, "object_pose/", 12) == 0) {
-        if (source[12] == '\0')
-            return -EINVAL;
-        *kind = POLICY_SOURCE_OBJECT_POSE;
-        return 0;
-    }
-    for (size_t i = 0; i < N_SOURCES; i++)
-        if (source_table[i].kind != POLICY_SOURCE_CAMERA &&
-            source_table[i].kind != POLICY_SOURCE_OBJECT_POSE &&
-            strcmp(source, source_table[i].name) == 0) {
+    for (size_t i = 0; i < N_SOURCES; i++) {
+        int named = 0;
+        for (size_t j = 0; j < N_NAMED; j++)
+            named |= source_table[i].kind == named_sources[j].kind;
+        if (!named && strcmp(source, source_table[i].name) == 0) {
             *kind = source_table[i].kind;
             return 0;
         }
+    }
     return -EINVAL;
 }
 
@@ -127,8 +141,8 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
 {
     policy_field_t *fd = &spec->fields[idx];
     if (!json_is_object(f)) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d is not an object",
-                    path, idx);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field %d is not an object",
+                  path, idx);
         return -EINVAL;
     }
     const char *key;
@@ -136,39 +150,39 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
     json_object_foreach(f, key, val) {
         if (strcmp(key, "name") && strcmp(key, "source") && strcmp(key, "shape") &&
             strcmp(key, "history")) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: unknown key "
-                        "'%s' (known: name, source, shape, history)", path, idx, key);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: unknown key "
+                      "'%s' (known: name, source, shape, history)", path, idx, key);
             return -EINVAL;
         }
     }
     const char *name = json_string_value(json_object_get(f, "name"));
     if (!name || !*name || copy_name(fd->name, name) != 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: \"name\" must be "
-                    "a string of 1-%d bytes", path, idx, POLICY_MAX_NAME - 1);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field %d: \"name\" must be "
+                  "a string of 1-%d bytes", path, idx, POLICY_MAX_NAME - 1);
         return -EINVAL;
     }
     for (int j = 0; j < idx; j++) {
         if (strcmp(spec->fields[j].name, fd->name) == 0) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field name '%s' "
-                        "appears twice", path, fd->name);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field name '%s' "
+                      "appears twice", path, fd->name);
             return -EINVAL;
         }
     }
     const char *src = json_string_value(json_object_get(f, "source"));
     if (!src || policy_source_parse(src, &fd->source_kind) != 0 ||
         copy_name(fd->source, src) != 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
-                    "unknown (known: joint_positions, joint_velocities, gripper_position, "
-                    "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>, "
-                    "object_pose/<name>)",
-                    path, fd->name, src ? src : "(none)");
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' is "
+                  "unknown (known: joint_positions, joint_velocities, gripper_position, "
+                  "gripper_velocity, grasp, end_effector_pose, previous_action, camera/<name>, "
+                  "object_pose/<name>, gripper_to_object/<name>)",
+                  path, fd->name, src ? src : "(none)");
         return -EINVAL;
     }
     json_t *shape = json_object_get(f, "shape");
     if (!json_is_array(shape) || json_array_size(shape) < 1 ||
         json_array_size(shape) > POLICY_MAX_DIMS) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"shape\" must "
-                    "be an array of 1-%d positive integers", path, fd->name, POLICY_MAX_DIMS);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"shape\" must "
+                  "be an array of 1-%d positive integers", path, fd->name, POLICY_MAX_DIMS);
         return -EINVAL;
     }
     fd->ndim = (int)json_array_size(shape);
@@ -177,15 +191,15 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         json_t *v = json_array_get(shape, (size_t)d);
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > POLICY_MAX_OBS_DIM) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape[%d] "
-                        "must be a positive integer", path, fd->name, d);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape[%d] "
+                      "must be a positive integer", path, fd->name, d);
             return -EINVAL;
         }
         fd->shape[d] = (int)json_integer_value(v);
         size *= fd->shape[d];
         if (size > POLICY_MAX_OBS_DIM * 16LL) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape is "
-                        "too large", path, fd->name);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': shape is "
+                      "too large", path, fd->name);
             return -EINVAL;
         }
     }
@@ -201,21 +215,21 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         ok = fd->ndim == 1 && fd->shape[0] == want;
     if (!ok) {
         if (fd->is_image)
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': a camera "
-                        "field has shape [H, W, 3]", path, fd->name);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': a camera "
+                      "field has shape [H, W, 3]", path, fd->name);
         else if (want == SOURCE_ANY_1D)
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
-                        "has a 1-D shape", path, fd->name, src);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
+                      "has a 1-D shape", path, fd->name, src);
         else
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
-                        "has shape [%d]", path, fd->name, src, want);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': source '%s' "
+                      "has shape [%d]", path, fd->name, src, want);
         return -EINVAL;
     }
     json_t *hist = json_object_get(f, "history");
     if (!json_is_integer(hist) || json_integer_value(hist) < 1 ||
         json_integer_value(hist) > POLICY_MAX_HISTORY) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"history\" must "
-                    "be an integer in [1, %d]", path, fd->name, POLICY_MAX_HISTORY);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': field '%s': \"history\" must "
+                  "be an integer in [1, %d]", path, fd->name, POLICY_MAX_HISTORY);
         return -EINVAL;
     }
     fd->history = (int)json_integer_value(hist);
@@ -226,8 +240,8 @@ static int parse_field(const char *path, int idx, json_t *f, policy_spec_t *spec
         fd->offset = spec->obs_dim;
         long long dim = (long long)spec->obs_dim + (long long)fd->size * fd->history;
         if (dim > POLICY_MAX_OBS_DIM) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.observation': the observation vector "
-                        "exceeds %d values at field '%s'", path, POLICY_MAX_OBS_DIM, fd->name);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.observation': the observation vector "
+                      "exceeds %d values at field '%s'", path, POLICY_MAX_OBS_DIM, fd->name);
             return -EINVAL;
         }
         spec->obs_dim = (int)dim;
@@ -243,9 +257,9 @@ static int parse_observation(const char *path, const char *text, policy_spec_t *
     int rc = -EINVAL;
     if (!root || !json_is_array(root) || json_array_size(root) < 1 ||
         json_array_size(root) > POLICY_MAX_FIELDS) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': must be a JSON array of 1-%d "
-                    "fields%s%s", path, POLICY_MAX_FIELDS, root ? "" : ": ",
-                    root ? "" : jerr.text);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': must be a JSON array of 1-%d "
+                  "fields%s%s", path, POLICY_MAX_FIELDS, root ? "" : ": ",
+                  root ? "" : jerr.text);
         goto out;
     }
     spec->n_fields = (int)json_array_size(root);
@@ -253,7 +267,7 @@ static int parse_observation(const char *path, const char *text, policy_spec_t *
         if ((rc = parse_field(path, i, json_array_get(root, (size_t)i), spec, err, errlen)))
             goto out;
     if (spec->obs_dim == 0 && spec->n_images == 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': no values", path);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': no values", path);
         rc = -EINVAL;
         goto out;
     }
@@ -267,16 +281,16 @@ static int parse_bounds(const char *path, json_t *arr, const char *which, int di
                         char *err, size_t errlen)
 {
     if (!json_is_array(arr) || (int)json_array_size(arr) != dim) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.action': \"%s\" must be an array of %d "
-                    "numbers (one per action dimension)", path, which, dim);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.action': \"%s\" must be an array of %d "
+                  "numbers (one per action dimension)", path, which, dim);
         return -EINVAL;
     }
     for (int i = 0; i < dim; i++) {
         json_t *v = json_array_get(arr, (size_t)i);
         double d = json_number_value(v);
         if (!json_is_number(v) || !isfinite(d) || fabs(d) > 1e6) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.action': %s[%d] is not a finite number",
-                        path, which, i);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.action': %s[%d] is not a finite number",
+                      path, which, i);
             return -EINVAL;
         }
         out[i] = (float)d;
@@ -287,21 +301,17 @@ static int parse_bounds(const char *path, json_t *arr, const char *which, int di
 static int parse_action(const char *path, const char *text, policy_spec_t *spec,
                         char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = policy_json_object(path, "pacd.action", text, err, errlen);
+    if (!root)
+        return -EINVAL;
     int rc = -EINVAL;
-    if (!root || !json_is_object(root)) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.action': not a JSON object%s%s", path,
-                    root ? "" : ": ", root ? "" : jerr.text);
-        goto out;
-    }
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
         if (strcmp(key, "space") && strcmp(key, "dim") && strcmp(key, "low") &&
             strcmp(key, "high")) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.action': unknown key '%s' (known: "
-                        "space, dim, low, high)", path, key);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.action': unknown key '%s' (known: "
+                      "space, dim, low, high)", path, key);
             goto out;
         }
     }
@@ -309,8 +319,8 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
     json_t *dim = json_object_get(root, "dim");
     if (!json_is_integer(dim) || json_integer_value(dim) < 1 ||
         json_integer_value(dim) > POLICY_MAX_ACTION) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.action': \"dim\" must be an integer in "
-                    "[1, %d]", path, POLICY_MAX_ACTION);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.action': \"dim\" must be an integer in "
+                  "[1, %d]", path, POLICY_MAX_ACTION);
         goto out;
     }
     spec->action_dim = (int)json_integer_value(dim);
@@ -324,9 +334,10 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
     } else if (space && strcmp(space, "cartesian_twist") == 0 && (d == 6 || d == 7)) {
         spec->action_space = POLICY_ACTION_CARTESIAN_TWIST;
     } else {
-        policy_errf(err, errlen, "%s: metadata 'pacd.action': space '%s' with dim %d is not "
-                    "supported (joint_velocity, joint_velocity_gripper with dim >= 2, "
-                    "cartesian_velocity with dim 4 or 5, cartesian_twist with dim 6 or 7)", path, space ? space : "(none)", d);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.action': space '%s' with dim %d is not "
+                  "supported (joint_velocity, joint_velocity_gripper with dim >= 2, "
+                  "cartesian_velocity with dim 4 or 5, cartesian_twist with dim 6 or 7)",
+                  path, space ? space : "(none)", d);
         goto out;
     }
     if ((rc = parse_bounds(path, json_object_get(root, "low"), "low", d, spec->action_low,
@@ -336,9 +347,9 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
         goto out;
     for (int i = 0; i < d; i++) {
         if (!(spec->action_low[i] < spec->action_high[i])) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.action': low[%d] = %g is not below "
-                        "high[%d] = %g", path, i, (double)spec->action_low[i], i,
-                        (double)spec->action_high[i]);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.action': low[%d] = %g is not below "
+                      "high[%d] = %g", path, i, (double)spec->action_low[i], i,
+                      (double)spec->action_high[i]);
             rc = -EINVAL;
             goto out;
         }
@@ -357,8 +368,8 @@ static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
     if (!fmt)
         return -EINVAL;
     if (strcmp(fmt, "pacd-checkpoint") != 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.format' is '%s', expected "
-                    "'pacd-checkpoint'", path, fmt);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.format' is '%s', expected "
+                  "'pacd-checkpoint'", path, fmt);
         return -EINVAL;
     }
     const char *ver = require(ck, "pacd.format_version", err, errlen);
@@ -367,13 +378,13 @@ static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
     char *end = NULL;
     long v = strtol(ver, &end, 10);
     if (end == ver || *end != '\0' || v < 1) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.format_version' is '%s', expected a "
-                    "positive integer", path, ver);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.format_version' is '%s', expected a "
+                  "positive integer", path, ver);
         return -EINVAL;
     }
     if (v > POLICY_FORMAT_VERSION) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.format_version' is %ld, newer than this "
-                    "pacd reads (%d); upgrade pacd", path, v, POLICY_FORMAT_VERSION);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.format_version' is %ld, newer than this "
+                  "pacd reads (%d); upgrade pacd", path, v, POLICY_FORMAT_VERSION);
         return -EINVAL;
     }
     const char *arch = require(ck, "pacd.architecture", err, errlen);
@@ -385,8 +396,8 @@ static int parse_spec(ckpt_t *ck, policy_spec_t *spec, char *err, size_t errlen)
     if (!robot)
         return -EINVAL;
     if (copy_name(spec->robot, robot) != 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.robot' is longer than %d bytes", path,
-                    POLICY_MAX_NAME - 1);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.robot' is longer than %d bytes", path,
+                  POLICY_MAX_NAME - 1);
         return -EINVAL;
     }
     const char *act = require(ck, "pacd.action", err, errlen);
@@ -455,8 +466,8 @@ static int check_kernel(const char *path, const policy_options_t *opt, char *err
 {
     policy_kernel_t k = opt ? opt->kernel : POLICY_KERNEL_AUTO;
     if ((unsigned)k >= sizeof kernel_names / sizeof kernel_names[0]) {
-        policy_errf(err, errlen, "%s: unknown matrix kernel %d (known: auto, avx512, avx2, "
-                    "blas, amx, blis)", path, (int)k);
+        pacd_errf(err, errlen, "%s: unknown matrix kernel %d (known: auto, avx512, avx2, "
+                  "blas, amx, blis)", path, (int)k);
         return -EINVAL;
     }
     if (policy_kernel_supported(k))
@@ -468,17 +479,17 @@ static int check_kernel(const char *path, const policy_options_t *opt, char *err
             snprintf(have + n, sizeof have - n, ", %s", kernel_names[i]);
         }
     if (k == POLICY_KERNEL_BLIS) {
-        policy_errf(err, errlen, "%s: matrix kernel blis asked for, but pacd was built without "
-                    "BLIS (libblis-dev); it runs %s", path, have);
+        pacd_errf(err, errlen, "%s: matrix kernel blis asked for, but pacd was built without "
+                  "BLIS (libblis-dev); it runs %s", path, have);
         return -ENOTSUP;
     }
-    policy_errf(err, errlen, "%s: matrix kernel %s asked for, but this CPU lacks %s; it runs "
-                "%s", path, kernel_names[k],
-                k == POLICY_KERNEL_AVX512 ? "AVX-512 (avx512f)"
-                : k == POLICY_KERNEL_AMX ? "AMX with bf16 (amx-tile, amx-bf16, avx512bf16, and the "
-                                           "kernel's tile-state permission)"
-                                         : "AVX2 and FMA (avx2, fma)",
-                have);
+    pacd_errf(err, errlen, "%s: matrix kernel %s asked for, but this CPU lacks %s; it runs "
+              "%s", path, kernel_names[k],
+              k == POLICY_KERNEL_AVX512 ? "AVX-512 (avx512f)"
+              : k == POLICY_KERNEL_AMX ? "AMX with bf16 (amx-tile, amx-bf16, avx512bf16, and the "
+                                         "kernel's tile-state permission)"
+                                       : "AVX2 and FMA (avx2, fma)",
+              have);
     return -ENOTSUP;
 }
 
@@ -501,7 +512,7 @@ static int ckpt_matrices_bf16(const ckpt_t *ck)
 policy_t *policy_load(const char *path, const policy_options_t *options,
                       char *err, size_t errlen)
 {
-    policy_errf(err, errlen, "no error");
+    pacd_errf(err, errlen, "no error");
     int krc = check_kernel(path, options, err, errlen);
     if (krc) {
         errno = -krc;
@@ -512,7 +523,7 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
         char rep[256];
         int src = nn_gemm_selfcheck(NN_GEMM_AMX, rep, sizeof rep);
         if (src) {
-            policy_errf(err, errlen, "%s: %s", path, rep);
+            pacd_errf(err, errlen, "%s: %s", path, rep);
             errno = -src;
             return NULL;
         }
@@ -522,7 +533,7 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
         return NULL;
     policy_t *self = calloc(1, sizeof *self);
     if (!self) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     if (parse_spec(ck, &self->spec, err, errlen) != 0)
@@ -531,8 +542,8 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
         if (strcmp(archs[i]->name, self->spec.architecture) == 0)
             self->arch = archs[i];
     if (!self->arch) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.architecture' is '%s', which this pacd "
-                    "does not run (known: mlp, pac)", path, ckpt_metadata(ck, "pacd.architecture"));
+        pacd_errf(err, errlen, "%s: metadata 'pacd.architecture' is '%s', which this pacd "
+                  "does not run (known: mlp, pac)", path, ckpt_metadata(ck, "pacd.architecture"));
         goto fail;
     }
     policy_options_t eff = options ? *options : (policy_options_t){ .threads = 1 };

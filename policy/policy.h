@@ -39,14 +39,19 @@ typedef enum {
                                             in the base frame, x y z m, qw qx qy qz; 7.
                                             Privileged: only a simulated scene's task has it
                                             (the daemon's [task] source = hal) */
+    POLICY_SOURCE_GRIPPER_TO_OBJECT = 10, /* "gripper_to_object/<name>": end-effector position
+                                            minus the object's position, base frame, x y z m;
+                                            3 (robosuite's gripper_to_cube_pos). Privileged,
+                                            as object_pose */
 } policy_source_kind_t;
 
 /* The kind of a source string: 0 and *kind, or -EINVAL when it names none
- * ("camera/" and "object_pose/" need a non-empty name after them). */
+ * ("camera/", "object_pose/" and "gripper_to_object/" need a non-empty name
+ * after them). */
 int policy_source_parse(const char *source, policy_source_kind_t *kind);
 
 /* The source string of a kind ("camera" for POLICY_SOURCE_CAMERA, whose
- * strings are "camera/<name>"; "object_pose" likewise), or "?" for a value
+ * strings are "camera/<name>"; "object_pose" and "gripper_to_object" likewise), or "?" for a value
  * outside the enum. */
 const char *policy_source_name(policy_source_kind_t kind);
 

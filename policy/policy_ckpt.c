@@ -1,6 +1,6 @@
 /* ckpt — safetensors checkpoint reader. See policy_ckpt.h and docs/checkpoint.md. */
 #include "policy_ckpt.h"
-#include "policy_impl.h" /* policy_errf */
+#include "pacd_err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,31 +121,31 @@ static int parse_entry(const char *path, const char *name, json_t *entry,
                        uint64_t data_len, ckpt_tensor_t *t, char *err, size_t errlen)
 {
     if (!json_is_object(entry)) {
-        policy_errf(err, errlen, "%s: tensor '%s': header entry is not a JSON object "
-                    "(expected {\"dtype\", \"shape\", \"data_offsets\"})", path, name);
+        pacd_errf(err, errlen, "%s: tensor '%s': header entry is not a JSON object "
+                  "(expected {\"dtype\", \"shape\", \"data_offsets\"})", path, name);
         return -EINVAL;
     }
     json_t *jd = json_object_get(entry, "dtype");
     json_t *js = json_object_get(entry, "shape");
     json_t *jo = json_object_get(entry, "data_offsets");
     if (!jd || !js || !jo) {
-        policy_errf(err, errlen, "%s: tensor '%s': header entry lacks \"%s\"", path, name,
-                    !jd ? "dtype" : !js ? "shape" : "data_offsets");
+        pacd_errf(err, errlen, "%s: tensor '%s': header entry lacks \"%s\"", path, name,
+                  !jd ? "dtype" : !js ? "shape" : "data_offsets");
         return -EINVAL;
     }
     if (!json_is_string(jd)) {
-        policy_errf(err, errlen, "%s: tensor '%s': dtype is not a string", path, name);
+        pacd_errf(err, errlen, "%s: tensor '%s': dtype is not a string", path, name);
         return -EINVAL;
     }
     if (parse_dtype(json_string_value(jd), &t->dtype) != 0) {
-        policy_errf(err, errlen, "%s: tensor '%s': dtype '%s' is not supported (pacd reads "
-                    "F32, F16 and BF16); re-export the checkpoint with --dtype f32",
-                    path, name, json_string_value(jd));
+        pacd_errf(err, errlen, "%s: tensor '%s': dtype '%s' is not supported (pacd reads "
+                  "F32, F16 and BF16); re-export the checkpoint with --dtype f32",
+                  path, name, json_string_value(jd));
         return -EINVAL;
     }
     if (!json_is_array(js) || json_array_size(js) > CKPT_MAX_DIMS) {
-        policy_errf(err, errlen, "%s: tensor '%s': shape is not an array of at most %d integers",
-                    path, name, CKPT_MAX_DIMS);
+        pacd_errf(err, errlen, "%s: tensor '%s': shape is not an array of at most %d integers",
+                  path, name, CKPT_MAX_DIMS);
         return -EINVAL;
     }
     t->ndim = (int)json_array_size(js);
@@ -154,8 +154,8 @@ static int parse_entry(const char *path, const char *name, json_t *entry,
     for (int d = 0; d < t->ndim; d++) {
         json_t *v = json_array_get(js, (size_t)d);
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            policy_errf(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer",
-                        path, name, d);
+            pacd_errf(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer",
+                      path, name, d);
             return -EINVAL;
         }
         t->shape[d] = (int64_t)json_integer_value(v);
@@ -166,37 +166,37 @@ static int parse_entry(const char *path, const char *name, json_t *entry,
     }
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
         !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1))) {
-        policy_errf(err, errlen, "%s: tensor '%s': data_offsets is not an array of two integers",
-                    path, name);
+        pacd_errf(err, errlen, "%s: tensor '%s': data_offsets is not an array of two integers",
+                  path, name);
         return -EINVAL;
     }
     json_int_t b = json_integer_value(json_array_get(jo, 0));
     json_int_t e = json_integer_value(json_array_get(jo, 1));
     if (b < 0 || e < b) {
-        policy_errf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld) is not a valid range",
-                    path, name, (long long)b, (long long)e);
+        pacd_errf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld) is not a valid range",
+                  path, name, (long long)b, (long long)e);
         return -EINVAL;
     }
     t->begin = (uint64_t)b;
     t->end = (uint64_t)e;
     if (t->end > data_len) {
-        policy_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) end past the data "
-                    "section (%llu bytes); the file is truncated or its header is wrong",
-                    path, name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                    (unsigned long long)data_len);
+        pacd_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) end past the data "
+                  "section (%llu bytes); the file is truncated or its header is wrong",
+                  path, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                  (unsigned long long)data_len);
         return -EINVAL;
     }
     if (overflow) {
-        policy_errf(err, errlen, "%s: tensor '%s': shape holds more elements than any file can "
-                    "(the product overflows)", path, name);
+        pacd_errf(err, errlen, "%s: tensor '%s': shape holds more elements than any file can "
+                  "(the product overflows)", path, name);
         return -EINVAL;
     }
     if ((uint64_t)t->numel * dtype_size(t->dtype) != t->end - t->begin) {
-        policy_errf(err, errlen, "%s: tensor '%s': shape holds %lld %s values (%llu bytes) but "
-                    "data_offsets span %llu bytes", path, name, (long long)t->numel,
-                    ckpt_dtype_name(t->dtype),
-                    (unsigned long long)t->numel * dtype_size(t->dtype),
-                    (unsigned long long)(t->end - t->begin));
+        pacd_errf(err, errlen, "%s: tensor '%s': shape holds %lld %s values (%llu bytes) but "
+                  "data_offsets span %llu bytes", path, name, (long long)t->numel,
+                  ckpt_dtype_name(t->dtype),
+                  (unsigned long long)t->numel * dtype_size(t->dtype),
+                  (unsigned long long)(t->end - t->begin));
         return -EINVAL;
     }
     return 0;
@@ -208,20 +208,20 @@ static int parse_header(ckpt_t *self, const char *hdr, size_t hlen, char *err, s
     json_error_t jerr;
     self->header = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!self->header) {
-        policy_errf(err, errlen, "%s: header is not valid JSON: %s (line %d, column %d); "
-                    "the file is not a safetensors checkpoint or is damaged",
-                    path, jerr.text, jerr.line, jerr.column);
+        pacd_errf(err, errlen, "%s: header is not valid JSON: %s (line %d, column %d); "
+                  "the file is not a safetensors checkpoint or is damaged",
+                  path, jerr.text, jerr.line, jerr.column);
         return -EINVAL;
     }
     if (!json_is_object(self->header)) {
-        policy_errf(err, errlen, "%s: header is not a JSON object", path);
+        pacd_errf(err, errlen, "%s: header is not a JSON object", path);
         return -EINVAL;
     }
     size_t n = json_object_size(self->header);
     self->tensors = calloc(n ? n : 1, sizeof *self->tensors);
     self->used = calloc(n ? n : 1, 1);
     if (!self->tensors || !self->used) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     const char *key;
@@ -229,15 +229,15 @@ static int parse_header(ckpt_t *self, const char *hdr, size_t hlen, char *err, s
     json_object_foreach(self->header, key, val) {
         if (strcmp(key, "__metadata__") == 0) {
             if (!json_is_object(val)) {
-                policy_errf(err, errlen, "%s: \"__metadata__\" is not a JSON object", path);
+                pacd_errf(err, errlen, "%s: \"__metadata__\" is not a JSON object", path);
                 return -EINVAL;
             }
             const char *mk;
             json_t *mv;
             json_object_foreach(val, mk, mv) {
                 if (!json_is_string(mv)) {
-                    policy_errf(err, errlen, "%s: metadata '%s': value is not a string "
-                                "(safetensors metadata maps strings to strings)", path, mk);
+                    pacd_errf(err, errlen, "%s: metadata '%s': value is not a string "
+                              "(safetensors metadata maps strings to strings)", path, mk);
                     return -EINVAL;
                 }
             }
@@ -259,10 +259,10 @@ static int parse_header(ckpt_t *self, const char *hdr, size_t hlen, char *err, s
         if (t->begin == t->end)
             continue;   /* empty tensors occupy no bytes */
         if (prev && t->begin < prev->end) {
-            policy_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) overlap tensor "
-                        "'%s' [%llu, %llu)", path, t->name, (unsigned long long)t->begin,
-                        (unsigned long long)t->end, prev->name, (unsigned long long)prev->begin,
-                        (unsigned long long)prev->end);
+            pacd_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu) overlap tensor "
+                      "'%s' [%llu, %llu)", path, t->name, (unsigned long long)t->begin,
+                      (unsigned long long)t->end, prev->name, (unsigned long long)prev->begin,
+                      (unsigned long long)prev->end);
             return -EINVAL;
         }
         prev = t;
@@ -273,44 +273,44 @@ static int parse_header(ckpt_t *self, const char *hdr, size_t hlen, char *err, s
 ckpt_t *ckpt_open(const char *path, char *err, size_t errlen)
 {
     if (!path) {
-        policy_errf(err, errlen, "checkpoint path is NULL");
+        pacd_errf(err, errlen, "checkpoint path is NULL");
         return NULL;
     }
     ckpt_t *self = calloc(1, sizeof *self);
     if (!self) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     self->fd = -1;
     if (!(self->path = strdup(path))) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     self->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (self->fd < 0) {
-        policy_errf(err, errlen, "%s: cannot open checkpoint: %s", path, strerror(errno));
+        pacd_errf(err, errlen, "%s: cannot open checkpoint: %s", path, strerror(errno));
         goto fail;
     }
     struct stat st;
     if (fstat(self->fd, &st) != 0) {
-        policy_errf(err, errlen, "%s: cannot stat checkpoint: %s", path, strerror(errno));
+        pacd_errf(err, errlen, "%s: cannot stat checkpoint: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        policy_errf(err, errlen, "%s: not a regular file", path);
+        pacd_errf(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if (st.st_size < 8) {
-        policy_errf(err, errlen, "%s: file is %lld bytes, shorter than the 8-byte safetensors "
-                    "header length; it is truncated or not a checkpoint",
-                    path, (long long)st.st_size);
+        pacd_errf(err, errlen, "%s: file is %lld bytes, shorter than the 8-byte safetensors "
+                  "header length; it is truncated or not a checkpoint",
+                  path, (long long)st.st_size);
         goto fail;
     }
     self->size = (size_t)st.st_size;
     self->map = mmap(NULL, self->size, PROT_READ, MAP_PRIVATE, self->fd, 0);
     if (self->map == MAP_FAILED) {
         self->map = NULL;
-        policy_errf(err, errlen, "%s: cannot map checkpoint: %s", path, strerror(errno));
+        pacd_errf(err, errlen, "%s: cannot map checkpoint: %s", path, strerror(errno));
         goto fail;
     }
     close(self->fd);   /* the mapping stays valid */
@@ -318,19 +318,19 @@ ckpt_t *ckpt_open(const char *path, char *err, size_t errlen)
     uint64_t hlen;
     memcpy(&hlen, self->map, 8);   /* little-endian host (checked at compile time) */
     if (hlen > CKPT_MAX_HEADER) {
-        policy_errf(err, errlen, "%s: header length %llu is absurd (limit %u bytes); the file is "
-                    "not a safetensors checkpoint",
-                    path, (unsigned long long)hlen, CKPT_MAX_HEADER);
+        pacd_errf(err, errlen, "%s: header length %llu is absurd (limit %u bytes); the file is "
+                  "not a safetensors checkpoint",
+                  path, (unsigned long long)hlen, CKPT_MAX_HEADER);
         goto fail;
     }
     if (hlen > self->size - 8) {
-        policy_errf(err, errlen, "%s: header length %llu is past the end of the file (%zu bytes); "
-                    "the file is truncated", path, (unsigned long long)hlen, self->size);
+        pacd_errf(err, errlen, "%s: header length %llu is past the end of the file (%zu bytes); "
+                  "the file is truncated", path, (unsigned long long)hlen, self->size);
         goto fail;
     }
     if (hlen < 2) {
-        policy_errf(err, errlen, "%s: header length %llu is too short for a JSON object", path,
-                    (unsigned long long)hlen);
+        pacd_errf(err, errlen, "%s: header length %llu is too short for a JSON object", path,
+                  (unsigned long long)hlen);
         goto fail;
     }
     self->data = self->map + 8 + hlen;
@@ -338,7 +338,7 @@ ckpt_t *ckpt_open(const char *path, char *err, size_t errlen)
     if (parse_header(self, (const char *)self->map + 8, (size_t)hlen, err, errlen) != 0)
         goto fail;
     if (compute_sha256(self->map, self->size, self->sha256) != 0) {
-        policy_errf(err, errlen, "%s: SHA-256 computation failed (libcrypto)", path);
+        pacd_errf(err, errlen, "%s: SHA-256 computation failed (libcrypto)", path);
         goto fail;
     }
     return self;
@@ -422,8 +422,8 @@ static const ckpt_tensor_t *find_shaped(ckpt_t *self, const char *name, int ndim
 {
     const ckpt_tensor_t *t = ckpt_find(self, name);
     if (!t) {
-        policy_errf(err, errlen, "%s: tensor '%s' is missing from the checkpoint", self->path,
-                    name);
+        pacd_errf(err, errlen, "%s: tensor '%s' is missing from the checkpoint", self->path,
+                  name);
         *rc = -ENOENT;
         return NULL;
     }
@@ -434,8 +434,8 @@ static const ckpt_tensor_t *find_shaped(ckpt_t *self, const char *name, int ndim
         char want[160], got[160];
         format_shape(want, sizeof want, ndim, shape);
         format_shape(got, sizeof got, t->ndim, t->shape);
-        policy_errf(err, errlen, "%s: tensor '%s': shape %s, expected %s from the metadata",
-                    self->path, name, got, want);
+        pacd_errf(err, errlen, "%s: tensor '%s': shape %s, expected %s from the metadata",
+                  self->path, name, got, want);
         *rc = -EINVAL;
         return NULL;
     }
@@ -446,7 +446,7 @@ int ckpt_check_shape(ckpt_t *self, const char *name, int ndim, const int64_t *sh
                      char *err, size_t errlen)
 {
     if (!self || !name || ndim < 0 || ndim > CKPT_MAX_DIMS || (ndim && !shape)) {
-        policy_errf(err, errlen, "ckpt_check_shape: invalid arguments");
+        pacd_errf(err, errlen, "ckpt_check_shape: invalid arguments");
         return -EINVAL;
     }
     int rc = 0;
@@ -457,7 +457,7 @@ int ckpt_read_f32(ckpt_t *self, const char *name, int ndim, const int64_t *shape
                   float *dst, char *err, size_t errlen)
 {
     if (!self || !name || ndim < 0 || ndim > CKPT_MAX_DIMS || (ndim && !shape) || !dst) {
-        policy_errf(err, errlen, "ckpt_read_f32: invalid arguments");
+        pacd_errf(err, errlen, "ckpt_read_f32: invalid arguments");
         return -EINVAL;
     }
     int rc = 0;
@@ -474,9 +474,9 @@ int ckpt_read_f32(ckpt_t *self, const char *name, int ndim, const int64_t *shape
             v = t->dtype == CKPT_F16 ? ckpt_f16_to_f32(h) : ckpt_bf16_to_f32(h);
         }
         if (!isfinite(v)) {
-            policy_errf(err, errlen, "%s: tensor '%s': element %lld is %s; the checkpoint holds "
-                        "diverged weights",
-                        self->path, name, (long long)i, isnan(v) ? "NaN" : "Inf");
+            pacd_errf(err, errlen, "%s: tensor '%s': element %lld is %s; the checkpoint holds "
+                      "diverged weights",
+                      self->path, name, (long long)i, isnan(v) ? "NaN" : "Inf");
             return -EDOM;
         }
         dst[i] = v;

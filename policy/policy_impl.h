@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "pacd_err.h"   /* pacd_errf */
 #include "policy.h"
 #include "policy_ckpt.h"
 #include "nn.h"
@@ -39,9 +42,12 @@ nn_gemm_kind_t policy_gemm_kind(const policy_options_t *options);
 extern const policy_arch_t policy_arch_mlp;
 extern const policy_arch_t policy_arch_pac;
 
-/* snprintf into err (errlen bytes; nothing when err is NULL or errlen 0). */
-void policy_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The JSON object in the checkpoint metadata value text (key: its name, as
+ * "pacd.model"); NULL when text is not one, with "<path>: metadata '<key>':
+ * not a JSON object" (and the parser's message) in err. Duplicate keys are
+ * refused. The caller json_decref()s it. Init-only. */
+json_t *policy_json_object(const char *path, const char *key, const char *text, char *err,
+                           size_t errlen);
 
 /* Map a tanh output t in [-1, 1] to [low, high] and clamp (float rounding
  * never leaves the bounds): low + (t + 1) * 0.5 * (high - low). RT-safe. */

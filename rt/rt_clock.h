@@ -1,5 +1,5 @@
-/* rt_clock — the clocks pacd reads, in int64 nanoseconds, and the absolute
- * sleep the real-time threads wait with.
+/* rt_clock — the clocks pacd reads, in int64 nanoseconds, the absolute
+ * sleep the real-time threads wait with, and the relative sleep of polls.
  *
  * CLOCK_MONOTONIC times every deadline, age and duration (it never jumps);
  * CLOCK_REALTIME stamps what leaves the process (log records, telemetry).
@@ -39,13 +39,34 @@ static inline int64_t rt_clock_unix_ns(void)
 }
 
 /* Sleep until CLOCK_MONOTONIC reaches t_mono_ns (absolute, ns; at once when
+ * it has passed), or until a signal handler runs. 0 at the deadline, -EINTR
+ * after a handler: for a thread whose handler asks it to stop (the caller
+ * checks its flag and sleeps again if not). */
+static inline int rt_clock_sleep_until_intr(int64_t t_mono_ns)
+{
+    struct timespec deadline = rt_clock_timespec(t_mono_ns);
+    return -clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL);
+}
+
+/* Sleep until CLOCK_MONOTONIC reaches t_mono_ns (absolute, ns; at once when
  * it has passed), so a late wake-up does not push back later deadlines.
  * Signals do not shorten the sleep. */
 static inline void rt_clock_sleep_until(int64_t t_mono_ns)
 {
-    struct timespec deadline = rt_clock_timespec(t_mono_ns);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+    while (rt_clock_sleep_until_intr(t_mono_ns) == -EINTR)
         ;
+}
+
+/* Sleep ns nanoseconds of CLOCK_MONOTONIC from now (relative; at once when
+ * ns <= 0), as nanosleep does: for polls and pauses, never for a deadline (a
+ * late wake-up adds up; use rt_clock_sleep_until). A signal handler ends the
+ * sleep early: 0 after the whole sleep, -EINTR after a handler. */
+static inline int rt_clock_sleep_ns(int64_t ns)
+{
+    if (ns <= 0)
+        return 0;
+    struct timespec ts = rt_clock_timespec(ns);
+    return -clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 }
 
 #endif

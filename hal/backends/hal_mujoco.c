@@ -382,13 +382,7 @@ static void *stepper_thread(void *arg)
         pthread_mutex_lock(&mj->step_mu);
         if (mj->step_requests == served &&
             atomic_load_explicit(&mj->core.running, memory_order_acquire)) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            struct timespec until = rt_clock_timespec(rt_clock_mono_ns() + 1000000);
             pthread_cond_timedwait(&mj->step_cv, &mj->step_mu, &until);
         }
         uint64_t request = mj->step_requests;
@@ -556,9 +550,9 @@ static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
             break;
         size_t len = strcspn(p, ", ");
         if (mj->n_cameras == MJ_MAX_CAMERAS || len >= sizeof mj->cam_name[0]) {
-            hal_set_error(err, errlen, "hal mujoco: too many cameras or a name too long in "
-                                       "'%s'; at most 8 names of < 64 characters",
-                          list);
+            pacd_errf(err, errlen, "hal mujoco: too many cameras or a name too long in "
+                                   "'%s'; at most 8 names of < 64 characters",
+                      list);
             return -EINVAL;
         }
         char *name = mj->cam_name[mj->n_cameras];
@@ -566,9 +560,9 @@ static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
         name[len] = 0;
         int id = hal_mjrender_camera(mj->m, name);
         if (id < 0) {
-            hal_set_error(err, errlen, "hal mujoco: the scene has no camera '%s'; name one of "
-                                       "its <camera> elements",
-                          name);
+            pacd_errf(err, errlen, "hal mujoco: the scene has no camera '%s'; name one of "
+                                   "its <camera> elements",
+                      name);
             return -EINVAL;
         }
         mj->cam_id[mj->n_cameras++] = id;
@@ -582,8 +576,8 @@ static void *open_pub(mj_t *mj, const hal_mujoco_options_t *o, const char *endpo
 {
     void *s = zmq_socket(mj->zctx, ZMQ_PUB);
     if (!s) {
-        hal_set_error(err, errlen, "hal mujoco: cannot create a ZeroMQ socket: %s",
-                      zmq_strerror(zmq_errno()));
+        pacd_errf(err, errlen, "hal mujoco: cannot create a ZeroMQ socket: %s",
+                  zmq_strerror(zmq_errno()));
         return NULL;
     }
     int linger = 0, hwm = 16;
@@ -593,15 +587,15 @@ static void *open_pub(mj_t *mj, const hal_mujoco_options_t *o, const char *endpo
         (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, o->curve_server_key, 40) != 0 ||
          zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, o->curve_public_key, 40) != 0 ||
          zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, o->curve_secret_key, 40) != 0)) {
-        hal_set_error(err, errlen, "hal mujoco: cannot set the CURVE keys: %s",
-                      zmq_strerror(zmq_errno()));
+        pacd_errf(err, errlen, "hal mujoco: cannot set the CURVE keys: %s",
+                  zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
     }
     if (zmq_connect(s, endpoint) != 0) {
-        hal_set_error(err, errlen, "hal mujoco: cannot connect to '%s': %s; give an endpoint "
-                                   "like tcp://127.0.0.1:5555 or ipc:///run/pacd/cam",
-                      endpoint, zmq_strerror(zmq_errno()));
+        pacd_errf(err, errlen, "hal mujoco: cannot connect to '%s': %s; give an endpoint "
+                               "like tcp://127.0.0.1:5555 or ipc:///run/pacd/cam",
+                  endpoint, zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
     }
@@ -615,30 +609,30 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     const hal_mujoco_options_t defaults = {0};
     const hal_mujoco_options_t *o = backend_options ? backend_options : &defaults;
     if (!o->scene || !o->scene[0]) {
-        hal_set_error(err, errlen, "hal mujoco: no scene given; set [robot] scene to a MuJoCo "
-                                   "XML file (e.g. menagerie .../scene_cam.xml)");
+        pacd_errf(err, errlen, "hal mujoco: no scene given; set [robot] scene to a MuJoCo "
+                               "XML file (e.g. menagerie .../scene_cam.xml)");
         return -EINVAL;
     }
     if (o->render_rate_hz != 0 && !(o->render_rate_hz >= 1 && o->render_rate_hz <= 100)) {
-        hal_set_error(err, errlen, "hal mujoco: render_rate_hz = %g out of range; use 1..100 "
-                                   "(0 = 20)",
-                      o->render_rate_hz);
+        pacd_errf(err, errlen, "hal mujoco: render_rate_hz = %g out of range; use 1..100 "
+                               "(0 = 20)",
+                  o->render_rate_hz);
         return -EINVAL;
     }
     if (o->physics_rt_priority < 0 || o->physics_rt_priority > 99) {
-        hal_set_error(err, errlen, "hal mujoco: physics_rt_priority = %d; use 0 (normal) or "
-                                   "1..99 (SCHED_FIFO)",
-                      o->physics_rt_priority);
+        pacd_errf(err, errlen, "hal mujoco: physics_rt_priority = %d; use 0 (normal) or "
+                               "1..99 (SCHED_FIFO)",
+                  o->physics_rt_priority);
         return -EINVAL;
     }
     int w = o->camera_width ? o->camera_width : 128, h = o->camera_height ? o->camera_height : 128;
     if (w < 1 || h < 1 || w > 4096 || h > 4096) {
-        hal_set_error(err, errlen, "hal mujoco: camera size %dx%d out of range; 1..4096", w, h);
+        pacd_errf(err, errlen, "hal mujoco: camera size %dx%d out of range; 1..4096", w, h);
         return -EINVAL;
     }
     mj_t *mj = calloc(1, sizeof *mj);
     if (!mj) {
-        hal_set_error(err, errlen, "hal mujoco: out of memory");
+        pacd_errf(err, errlen, "hal mujoco: out of memory");
         return -ENOMEM;
     }
     pthread_mutex_init(&mj->snap_mu, NULL);
@@ -656,13 +650,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     char mjerr[512] = "";
     mj->m = mj_loadXML(o->scene, NULL, mjerr, sizeof mjerr);
     if (!mj->m) {
-        hal_set_error(err, errlen, "hal mujoco: cannot load scene '%s': %s; check the path", o->scene,
-                      mjerr);
+        pacd_errf(err, errlen, "hal mujoco: cannot load scene '%s': %s; check the path", o->scene,
+                  mjerr);
         goto fail;
     }
     if (!(mj->m->opt.timestep >= 1e-4 && mj->m->opt.timestep <= 0.05)) {
-        hal_set_error(err, errlen, "hal mujoco: model timestep %g s is outside 0.1..50 ms",
-                      mj->m->opt.timestep);
+        pacd_errf(err, errlen, "hal mujoco: model timestep %g s is outside 0.1..50 ms",
+                  mj->m->opt.timestep);
         goto fail;
     }
     if (hal_mjmap_init(&mj->map, mj->m, r, o->ee_site, err, errlen) != 0)
@@ -675,11 +669,11 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     if (!r->has_gripper && scene_gripper && !options->fixed_robot && hal_robot_variant(r, 1))
         r = hal_robot_variant(r, 1);
     if (r->has_gripper && !scene_gripper) {
-        hal_set_error(err, errlen, "hal mujoco: robot %s is described with a gripper but the "
-                                   "scene '%s' has no gripper pacd can drive (finger joints and "
-                                   "their actuators); use a scene with the gripper or the "
-                                   "description without one ([robot] gripper = auto or no)",
-                      r->name, o->scene);
+        pacd_errf(err, errlen, "hal mujoco: robot %s is described with a gripper but the "
+                               "scene '%s' has no gripper pacd can drive (finger joints and "
+                               "their actuators); use a scene with the gripper or the "
+                               "description without one ([robot] gripper = auto or no)",
+                  r->name, o->scene);
         goto fail;
     }
     if (parse_cameras(mj, o->cameras, err, errlen) != 0)
@@ -694,7 +688,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     mj->rgb = malloc((size_t)w * h * 3);
     mj->pack = malloc(mj->pack_cap);
     if (!mj->d || !mj->rd || !mj->snap_qpos || !mj->snap_qvel || !mj->rgb || !mj->pack) {
-        hal_set_error(err, errlen, "hal mujoco: out of memory");
+        pacd_errf(err, errlen, "hal mujoco: out of memory");
         goto fail;
     }
     const double *q0 = options->initial_q ? options->initial_q : r->q_home;
@@ -719,7 +713,7 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     if (o->camera_endpoint || o->state_endpoint) {
         mj->zctx = zmq_ctx_new();
         if (!mj->zctx) {
-            hal_set_error(err, errlen, "hal mujoco: cannot create a ZeroMQ context");
+            pacd_errf(err, errlen, "hal mujoco: cannot create a ZeroMQ context");
             goto fail;
         }
         if (o->camera_endpoint && !(mj->cam_sock = open_pub(mj, o, o->camera_endpoint, err, errlen)))
@@ -736,20 +730,18 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                      : hal_backend_thread_start(&mj->render, render_thread, mj,
                                                 "pacd-hal-render", 0);
         if (rc != 0) {
-            hal_set_error(err, errlen, "hal mujoco: cannot start the %s thread%s: %s%s",
-                          options->stepped ? "stepper" : "render",
-                          options->stepped && o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "",
-                          strerror(rc),
-                          rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0"
-                                      : "");
+            pacd_errf(err, errlen, "hal mujoco: cannot start the %s thread%s: %s%s",
+                      options->stepped ? "stepper" : "render",
+                      options->stepped && o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "",
+                      strerror(rc),
+                      rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
             goto fail;
         }
         mj->render_started = 1;
-        const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
         while (atomic_load_explicit(&mj->render_status, memory_order_acquire) == 0)
-            nanosleep(&pause, NULL);
+            rt_clock_sleep_ns(1000000);
         if (atomic_load_explicit(&mj->render_status, memory_order_acquire) < 0) {
-            hal_set_error(err, errlen, "hal mujoco: %s", mj->render_err);
+            pacd_errf(err, errlen, "hal mujoco: %s", mj->render_err);
             goto fail;
         }
     }
@@ -757,10 +749,10 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                               : hal_backend_start(&mj->core, "pacd-hal-mujoco",
                                                   o->physics_rt_priority);
     if (rc != 0) {
-        hal_set_error(err, errlen,
-                      "hal mujoco: cannot start the physics thread%s: %s%s",
-                      o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "", strerror(rc),
-                      rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
+        pacd_errf(err, errlen,
+                  "hal mujoco: cannot start the physics thread%s: %s%s",
+                  o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "", strerror(rc),
+                  rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
         goto fail;
     }
     hal->ops = &mj_ops;

@@ -96,19 +96,19 @@ int hal_mjmap_init(hal_mjmap_t *map, const mjModel *m, const hal_robot_t *robot,
 {
     memset(map, 0, sizeof *map);
     if (!m || !robot || !robot->name) {
-        hal_set_error(err, errlen, "hal mujoco: no model or robot description");
+        pacd_errf(err, errlen, "hal mujoco: no model or robot description");
         return -EINVAL;
     }
     map->n_joints = robot->n_joints;
     for (int i = 0; i < robot->n_joints; i++) {
         int j = find_joint(m, robot, i);
         if (j < 0 || m->jnt_type[j] != mjJNT_HINGE) {
-            hal_set_error(err, errlen,
-                          "hal mujoco: the scene has no hinge joint for %s joint %d (looked "
-                          "for %s); use a scene with the %s model or the right robot",
-                          robot->name, i + 1,
-                          strcmp(robot->name, "panda") == 0 ? "joint1..joint7" : "right_j0..right_j6",
-                          robot->name);
+            pacd_errf(err, errlen,
+                      "hal mujoco: the scene has no hinge joint for %s joint %d (looked "
+                      "for %s); use a scene with the %s model or the right robot",
+                      robot->name, i + 1,
+                      strcmp(robot->name, "panda") == 0 ? "joint1..joint7" : "right_j0..right_j6",
+                      robot->name);
             return -EINVAL;
         }
         map->jnt[i] = j;
@@ -116,10 +116,10 @@ int hal_mjmap_init(hal_mjmap_t *map, const mjModel *m, const hal_robot_t *robot,
         map->dof[i] = m->jnt_dofadr[j];
         map->act[i] = find_actuator(m, j, &map->act_kind[i]);
         if (map->act[i] < 0) {
-            hal_set_error(err, errlen,
-                          "hal mujoco: joint %s has no position or velocity actuator in the "
-                          "scene; add one (torque actuators are not supported)",
-                          mj_id2name(m, mjOBJ_JOINT, j));
+            pacd_errf(err, errlen,
+                      "hal mujoco: joint %s has no position or velocity actuator in the "
+                      "scene; add one (torque actuators are not supported)",
+                      mj_id2name(m, mjOBJ_JOINT, j));
             return -EINVAL;
         }
     }
@@ -128,8 +128,8 @@ int hal_mjmap_init(hal_mjmap_t *map, const mjModel *m, const hal_robot_t *robot,
     if (ee_site && ee_site[0]) {
         map->ee_site = mj_name2id(m, mjOBJ_SITE, ee_site);
         if (map->ee_site < 0) {
-            hal_set_error(err, errlen, "hal mujoco: the scene has no site '%s'; fix ee_site",
-                          ee_site);
+            pacd_errf(err, errlen, "hal mujoco: the scene has no site '%s'; fix ee_site",
+                      ee_site);
             return -EINVAL;
         }
     } else {
@@ -233,13 +233,13 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
                                  size_t errlen)
 {
     if (!m || width < 1 || height < 1 || width > 4096 || height > 4096) {
-        hal_set_error(err, errlen, "render: size %dx%d out of range; use 1..4096 pixels", width,
-                      height);
+        pacd_errf(err, errlen, "render: size %dx%d out of range; use 1..4096 pixels", width,
+                  height);
         return NULL;
     }
     hal_mjrender_t *r = calloc(1, sizeof *r);
     if (!r) {
-        hal_set_error(err, errlen, "render: out of memory");
+        pacd_errf(err, errlen, "render: out of memory");
         return NULL;
     }
     r->width = width;
@@ -248,17 +248,17 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
     PFNEGLGETPLATFORMDISPLAYEXTPROC get_display =
         (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
     if (!r->flip || !get_display) {
-        hal_set_error(err, errlen, "render: EGL lacks eglGetPlatformDisplayEXT; install "
-                                   "libegl1 and libgl1-mesa-dri (Mesa)");
+        pacd_errf(err, errlen, "render: EGL lacks eglGetPlatformDisplayEXT; install "
+                               "libegl1 and libgl1-mesa-dri (Mesa)");
         goto fail;
     }
     r->display = get_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL);
     EGLint major, minor;
     if (r->display == EGL_NO_DISPLAY || !eglInitialize(r->display, &major, &minor)) {
-        hal_set_error(err, errlen,
-                      "render: cannot open the EGL surfaceless display (EGL error 0x%x); "
-                      "install libgl1-mesa-dri",
-                      eglGetError());
+        pacd_errf(err, errlen,
+                  "render: cannot open the EGL surfaceless display (EGL error 0x%x); "
+                  "install libgl1-mesa-dri",
+                  eglGetError());
         r->display = EGL_NO_DISPLAY;
         goto fail;
     }
@@ -273,14 +273,14 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
     r->context = eglCreateContext(r->display, n > 0 ? config : (EGLConfig)0, EGL_NO_CONTEXT, NULL);
     if (r->context == EGL_NO_CONTEXT ||
         !eglMakeCurrent(r->display, EGL_NO_SURFACE, EGL_NO_SURFACE, r->context)) {
-        hal_set_error(err, errlen, "render: cannot create an OpenGL context (EGL error 0x%x)",
-                      eglGetError());
+        pacd_errf(err, errlen, "render: cannot create an OpenGL context (EGL error 0x%x)",
+                  eglGetError());
         goto fail;
     }
     /* The offscreen buffer size comes from the model: set it on a copy. */
     mjModel *mc = mj_copyModel(NULL, m);
     if (!mc) {
-        hal_set_error(err, errlen, "render: cannot copy the model");
+        pacd_errf(err, errlen, "render: cannot copy the model");
         goto fail;
     }
     mc->vis.global.offwidth = width;
@@ -304,7 +304,7 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
     mjr_setBuffer(mjFB_OFFSCREEN, &r->con);
     if (r->con.currentBuffer != mjFB_OFFSCREEN || r->con.offWidth < width ||
         r->con.offHeight < height) {
-        hal_set_error(err, errlen, "render: no offscreen buffer of %dx%d", width, height);
+        pacd_errf(err, errlen, "render: no offscreen buffer of %dx%d", width, height);
         goto fail;
     }
     return r;

@@ -158,15 +158,15 @@ int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_o
     const hal_sim_options_t *so = backend_options;
     double rate_hz = so && so->rate_hz != 0 ? so->rate_hz : HAL_SIM_DEFAULT_RATE_HZ;
     if (!(rate_hz >= 10 && rate_hz <= 10000)) {
-        hal_set_error(err, errlen,
-                      "hal: sim_rate_hz = %g is out of range; set it between 10 and 10000 "
-                      "(or 0 for the default 1000)",
-                      rate_hz);
+        pacd_errf(err, errlen,
+                  "hal: sim_rate_hz = %g is out of range; set it between 10 and 10000 "
+                  "(or 0 for the default 1000)",
+                  rate_hz);
         return -EINVAL;
     }
     sim_t *sim = calloc(1, sizeof *sim);
     if (!sim) {
-        hal_set_error(err, errlen, "hal sim: out of memory");
+        pacd_errf(err, errlen, "hal sim: out of memory");
         return -ENOMEM;
     }
     int64_t period_ns = llround(1e9 / rate_hz);
@@ -180,8 +180,8 @@ int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_o
 
     int rc = hal_backend_start(&sim->core, "pacd-hal-sim", 0);
     if (rc != 0) {
-        hal_set_error(err, errlen, "hal sim: cannot start the simulation thread: %s",
-                      strerror(rc));
+        pacd_errf(err, errlen, "hal sim: cannot start the simulation thread: %s",
+                  strerror(rc));
         free(sim);
         return -rc;
     }

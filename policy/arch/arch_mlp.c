@@ -58,31 +58,27 @@ static void mlp_destroy(void **impl_p)
 static int parse_model(const char *path, const char *text, mlp_t *m, char *err, size_t errlen)
 {
     if (!text) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.model' is missing; an mlp checkpoint needs "
-               "{\"hidden\": [...], \"activation\": ..., \"head\": ...}", path);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.model' is missing; an mlp checkpoint needs "
+                  "{\"hidden\": [...], \"activation\": ..., \"head\": ...}", path);
         return -EINVAL;
     }
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = policy_json_object(path, "pacd.model", text, err, errlen);
+    if (!root)
+        return -EINVAL;
     int rc = -EINVAL;
-    if (!root || !json_is_object(root)) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.model': not a JSON object%s%s", path,
-               root ? "" : ": ", root ? "" : jerr.text);
-        goto out;
-    }
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
         if (strcmp(key, "hidden") && strcmp(key, "activation") && strcmp(key, "head")) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.model': unknown key '%s' (this pacd "
-                   "knows hidden, activation, head)", path, key);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.model': unknown key '%s' (this pacd "
+                      "knows hidden, activation, head)", path, key);
             goto out;
         }
     }
     json_t *hidden = json_object_get(root, "hidden");
     if (!json_is_array(hidden) || json_array_size(hidden) > MLP_MAX_LAYERS) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.model': \"hidden\" must be an array of at "
-               "most %d layer widths", path, MLP_MAX_LAYERS);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.model': \"hidden\" must be an array of at "
+                  "most %d layer widths", path, MLP_MAX_LAYERS);
         goto out;
     }
     m->n_hidden = (int)json_array_size(hidden);
@@ -90,8 +86,8 @@ static int parse_model(const char *path, const char *text, mlp_t *m, char *err, 
         json_t *v = json_array_get(hidden, (size_t)i);
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > MLP_MAX_WIDTH) {
-            policy_errf(err, errlen, "%s: metadata 'pacd.model': hidden[%d] must be an integer "
-                   "in [1, %d]", path, i, MLP_MAX_WIDTH);
+            pacd_errf(err, errlen, "%s: metadata 'pacd.model': hidden[%d] must be an integer "
+                      "in [1, %d]", path, i, MLP_MAX_WIDTH);
             goto out;
         }
         m->width[i + 1] = (int)json_integer_value(v);
@@ -99,8 +95,8 @@ static int parse_model(const char *path, const char *text, mlp_t *m, char *err, 
     json_t *act = json_object_get(root, "activation");
     if (!json_is_string(act) || nn_act_parse(json_string_value(act), &m->act) != 0 ||
         m->act == NN_ACT_IDENTITY) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.model': \"activation\" must be \"relu\", "
-               "\"tanh\" or \"gelu\"", path);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.model': \"activation\" must be \"relu\", "
+                  "\"tanh\" or \"gelu\"", path);
         goto out;
     }
     json_t *head = json_object_get(root, "head");
@@ -110,8 +106,8 @@ static int parse_model(const char *path, const char *text, mlp_t *m, char *err, 
     } else if (hs && strcmp(hs, "gaussian") == 0) {
         m->head = HEAD_GAUSSIAN;
     } else {
-        policy_errf(err, errlen, "%s: metadata 'pacd.model': \"head\" must be \"tanh\" or "
-               "\"gaussian\"", path);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.model': \"head\" must be \"tanh\" or "
+                  "\"gaussian\"", path);
         goto out;
     }
     rc = 0;
@@ -139,13 +135,13 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     (void)options;
     const char *path = ckpt_path(ck);
     if (spec->n_images > 0) {
-        policy_errf(err, errlen, "%s: metadata 'pacd.observation': the mlp architecture takes "
-               "no camera fields (found %d)", path, spec->n_images);
+        pacd_errf(err, errlen, "%s: metadata 'pacd.observation': the mlp architecture takes "
+                  "no camera fields (found %d)", path, spec->n_images);
         return -EINVAL;
     }
     mlp_t *m = calloc(1, sizeof *m);
     if (!m) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     int rc = parse_model(path, ckpt_metadata(ck, "pacd.model"), m, err, errlen);
@@ -183,7 +179,7 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         total += (size_t)m->width[i + 1] * ((size_t)m->width[i] + 1);
     m->weights = malloc(total * sizeof(float));
     if (!m->weights) {
-        policy_errf(err, errlen, "%s: out of memory for %zu weights", path, total);
+        pacd_errf(err, errlen, "%s: out of memory for %zu weights", path, total);
         rc = -ENOMEM;
         goto fail;
     }
@@ -196,8 +192,8 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         goto fail;
     for (int i = 0; i < m->obs_dim; i++) {
         if (m->std[i] < 0.0f) {
-            policy_errf(err, errlen, "%s: tensor 'obs_norm.std': element %d is negative (%g); "
-                   "a standard deviation must be >= 0", path, i, (double)m->std[i]);
+            pacd_errf(err, errlen, "%s: tensor 'obs_norm.std': element %d is negative (%g); "
+                      "a standard deviation must be >= 0", path, i, (double)m->std[i]);
             rc = -EINVAL;
             goto fail;
         }
@@ -216,8 +212,8 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     }
     const char *stray = ckpt_first_unused(ck);
     if (stray) {
-        policy_errf(err, errlen, "%s: tensor '%s' is not part of an mlp with %d hidden layers; "
-               "the metadata and the tensors disagree", path, stray, m->n_hidden);
+        pacd_errf(err, errlen, "%s: tensor '%s' is not part of an mlp with %d hidden layers; "
+                  "the metadata and the tensors disagree", path, stray, m->n_hidden);
         rc = -EINVAL;
         goto fail;
     }
@@ -229,15 +225,15 @@ static int mlp_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     m->arena = nn_arena_new();
     if (!m->arena) {
         rc = -ENOMEM;
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     m->off_x = nn_arena_reserve(m->arena, (size_t)m->obs_dim);
     m->off_ping = nn_arena_reserve(m->arena, (size_t)widest);
     m->off_pong = nn_arena_reserve(m->arena, (size_t)widest);
     if ((rc = nn_arena_commit(m->arena)) != 0) {
-        policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
-               nn_arena_bytes(m->arena));
+        pacd_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
+                  nn_arena_bytes(m->arena));
         goto fail;
     }
     m->x = nn_arena_ptr(m->arena, m->off_x);

@@ -43,9 +43,9 @@ static int charge_load_budget(pac_loader_t *L, size_t bytes, const char *what)
         L->used += bytes;
         return 0;
     }
-    policy_errf(L->err, L->errlen, "%s: loading needs more than %zu MiB (at the %s); the "
-                "metadata (image sizes, width, observation size) is out of proportion to the "
-                "tensors in the file", L->path, L->budget >> 20, what);
+    pacd_errf(L->err, L->errlen, "%s: loading needs more than %zu MiB (at the %s); the "
+              "metadata (image sizes, width, observation size) is out of proportion to the "
+              "tensors in the file", L->path, L->budget >> 20, what);
     L->rc = -EFBIG;
     return -1;
 }
@@ -89,7 +89,7 @@ float *pac_alloc_load_only(pac_loader_t *L, size_t n)
     L->load_only[L->n_load_only++] = p;
     return p;
 oom:
-    policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
+    pacd_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
     L->rc = -ENOMEM;
     return NULL;
 }
@@ -128,7 +128,7 @@ static float *slab_alloc(pac_loader_t *L, nn_slab_t *s, size_t n)
         return NULL;
     float *p = nn_slab_alloc(s, n);
     if (!p) {
-        policy_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
+        pacd_errf(L->err, L->errlen, "%s: out of memory for %zu weights", L->path, n);
         L->rc = -ENOMEM;
     }
     return p;
@@ -219,8 +219,8 @@ void pac_pack_weights(pac_loader_t *L, float *w, int out, int in, nn_packed_t *p
         return;
     int rc = nn_pack(L->m->gk, w, out, in, dst, p);
     if (rc) {
-        policy_errf(L->err, L->errlen, "%s: cannot pack a %dx%d weight matrix for the %s "
-                    "kernel", L->path, out, in, nn_gemm_name(L->m->gk));
+        pacd_errf(L->err, L->errlen, "%s: cannot pack a %dx%d weight matrix for the %s "
+                  "kernel", L->path, out, in, nn_gemm_name(L->m->gk));
         L->rc = rc;
     }
 }
@@ -368,8 +368,8 @@ static int get_int(pac_loader_t *L, json_t *obj, const char *ctx, const char *ke
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %s\"%s\" must be an integer "
-                    "in [%ld, %ld]", L->path, ctx, key, lo, hi);
+        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %s\"%s\" must be an integer "
+                  "in [%ld, %ld]", L->path, ctx, key, lo, hi);
         return L->rc = -EINVAL;
     }
     *out = (int)json_integer_value(v);
@@ -391,8 +391,8 @@ static int check_keys(pac_loader_t *L, json_t *obj, const char *ctx, const char 
                 if (known[i + 1])
                     strncat(list, ", ", sizeof list - strlen(list) - 1);
             }
-            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %sunknown key '%s' "
-                        "(this pacd knows %s)", L->path, ctx, key, list);
+            pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %sunknown key '%s' "
+                      "(this pacd knows %s)", L->path, ctx, key, list);
             return L->rc = -EINVAL;
         }
     }
@@ -408,19 +408,14 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
 {
     pac_t *m = L->m;
     if (!text) {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model' is missing; a pac checkpoint "
-                    "needs {\"width\", \"heads\", \"latents\", \"blocks\", ...} "
-                    "(docs/checkpoint.md)", L->path);
+        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model' is missing; a pac checkpoint "
+                  "needs {\"width\", \"heads\", \"latents\", \"blocks\", ...} "
+                  "(docs/checkpoint.md)", L->path);
         return L->rc = -EINVAL;
     }
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': not a JSON object%s%s",
-                    L->path, root ? "" : ": ", root ? "" : jerr.text);
-        json_decref(root);
+    json_t *root = policy_json_object(L->path, "pacd.model", text, L->err, L->errlen);
+    if (!root)
         return L->rc = -EINVAL;
-    }
     static const char *const top[] = { "width", "heads", "latents", "blocks", "mlp_ratio",
         "image_encoder", "task", "queries", "head", "critic", NULL };
     if (check_keys(L, root, "", top) ||
@@ -431,17 +426,17 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
         get_int(L, root, "", "mlp_ratio", 1, PAC_MAX_RATIO, &m->ratio))
         goto fail;
     if (m->d % m->heads) {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': width %d is not a multiple "
-                    "of heads %d", L->path, m->d, m->heads);
+        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': width %d is not a multiple "
+                  "of heads %d", L->path, m->d, m->heads);
         goto bad;
     }
     m->dh = m->d / m->heads;
     /* image encoder */
     json_t *ie = json_object_get(root, "image_encoder");
     if (spec->n_images > 0 && !json_is_object(ie)) {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': the observation has %d "
-                    "camera field(s) but \"image_encoder\" is not an object", L->path,
-                    spec->n_images);
+        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': the observation has %d "
+                  "camera field(s) but \"image_encoder\" is not an object", L->path,
+                  spec->n_images);
         goto bad;
     }
     if (spec->n_images > 0) {
@@ -454,15 +449,15 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
         const char *act = json_string_value(json_object_get(ie, "activation"));
         if (!act || nn_act_parse(act, &m->img_act) ||
             (m->img_act != NN_ACT_RELU && m->img_act != NN_ACT_GELU)) {
-            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
-                        "\"activation\" must be \"relu\" or \"gelu\"", L->path);
+            pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
+                      "\"activation\" must be \"relu\" or \"gelu\"", L->path);
             goto bad;
         }
         json_t *convs = json_object_get(ie, "convs");
         if (!json_is_array(convs) || json_array_size(convs) < 1 ||
             json_array_size(convs) > PAC_MAX_CONVS) {
-            policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
-                        "\"convs\" must be an array of 1-%d layers", L->path, PAC_MAX_CONVS);
+            pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': image_encoder: "
+                      "\"convs\" must be an array of 1-%d layers", L->path, PAC_MAX_CONVS);
             goto bad;
         }
         img->n_convs = (int)json_array_size(convs);
@@ -472,8 +467,8 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
             snprintf(ctx, sizeof ctx, "image_encoder: convs[%d]: ", i);
             static const char *const ck[] = { "kernel", "stride", "padding", "channels", NULL };
             if (!json_is_object(c)) {
-                policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %snot an object",
-                            L->path, ctx);
+                pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %snot an object",
+                          L->path, ctx);
                 goto bad;
             }
             if (check_keys(L, c, ctx, ck) ||
@@ -483,9 +478,9 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
                 get_int(L, c, ctx, "channels", 1, PAC_MAX_CHANNELS, &img->c[i]))
                 goto fail;
             if (img->c[i] % m->gn_groups) {
-                policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %schannels %d is "
-                            "not a multiple of the GroupNorm groups %d", L->path, ctx,
-                            img->c[i], m->gn_groups);
+                pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': %schannels %d is "
+                          "not a multiple of the GroupNorm groups %d", L->path, ctx,
+                          img->c[i], m->gn_groups);
                 goto bad;
             }
         }
@@ -516,8 +511,8 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
     } else if (qs && strcmp(qs, "single") == 0) {
         m->n_q = 1;
     } else {
-        policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"queries\" must be "
-                    "\"per_dimension\" or \"single\"", L->path);
+        pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"queries\" must be "
+                  "\"per_dimension\" or \"single\"", L->path);
         goto bad;
     }
     json_t *head = json_object_get(root, "head");
@@ -556,18 +551,18 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
     json_decref(root);
     return 0;
 bad_task:
-    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"task\" must be {\"type\": "
-                "\"none\"}, {\"type\": \"embedding\", \"count\": N} or {\"type\": \"vector\", "
-                "\"dim\": D}", L->path);
+    pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"task\" must be {\"type\": "
+              "\"none\"}, {\"type\": \"embedding\", \"count\": N} or {\"type\": \"vector\", "
+              "\"dim\": D}", L->path);
     goto bad;
 bad_head:
-    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"head\" must be {\"type\": "
-                "\"categorical\", \"bins\": K} or {\"type\": \"gaussian\"}", L->path);
+    pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"head\" must be {\"type\": "
+              "\"categorical\", \"bins\": K} or {\"type\": \"gaussian\"}", L->path);
     goto bad;
 bad_critic:
-    policy_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"critic\" must be null or "
-                "{\"value_bins\": B >= 2, \"value_min\": a, \"value_max\": b} with finite "
-                "a < b", L->path);
+    pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"critic\" must be null or "
+              "{\"value_bins\": B >= 2, \"value_min\": a, \"value_max\": b} with finite "
+              "a < b", L->path);
 bad:
     L->rc = -EINVAL;
 fail:
@@ -593,7 +588,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     const char *path = ckpt_path(ck);
     pac_t *m = calloc(1, sizeof *m);
     if (!m) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     pac_loader_t L = { .m = m, .ck = ck, .path = path, .err = err, .errlen = errlen };
@@ -650,9 +645,9 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
             goto fail;
         for (int i = 0; i < m->obs_dim; i++) {
             if (m->std[i] < 0.0f) {
-                policy_errf(err, errlen, "%s: tensor 'obs_norm.std': element %d is negative "
-                            "(%g); a standard deviation must be >= 0", path, i,
-                            (double)m->std[i]);
+                pacd_errf(err, errlen, "%s: tensor 'obs_norm.std': element %d is negative "
+                          "(%g); a standard deviation must be >= 0", path, i,
+                          (double)m->std[i]);
                 L.rc = -EINVAL;
                 goto fail;
             }
@@ -700,9 +695,9 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
             cv->wout = (w + 2 * cv->pad - cv->k) / cv->stride + 1;
             if (h + 2 * cv->pad < cv->k || w + 2 * cv->pad < cv->k || cv->hout < 1 ||
                 cv->wout < 1) {
-                policy_errf(err, errlen, "%s: metadata 'pacd.model': image_encoder: convs[%d] "
-                            "(kernel %d, stride %d, padding %d) does not fit the %dx%d map of "
-                            "field '%s'", path, l, cv->k, cv->stride, cv->pad, h, w, f->name);
+                pacd_errf(err, errlen, "%s: metadata 'pacd.model': image_encoder: convs[%d] "
+                          "(kernel %d, stride %d, padding %d) does not fit the %dx%d map of "
+                          "field '%s'", path, l, cv->k, cv->stride, cv->pad, h, w, f->name);
                 L.rc = -EINVAL;
                 goto fail;
             }
@@ -797,7 +792,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     if (m->n_blocks) {
         m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
         if (!m->blocks) {
-            policy_errf(err, errlen, "%s: out of memory", path);
+            pacd_errf(err, errlen, "%s: out of memory", path);
             L.rc = -ENOMEM;
             goto fail;
         }
@@ -837,9 +832,9 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         goto fail;
     const char *stray = ckpt_first_unused(ck);
     if (stray) {
-        policy_errf(err, errlen, "%s: tensor '%s' is not part of the pac model that "
-                    "'pacd.model' and 'pacd.observation' describe; the metadata and the "
-                    "tensors disagree", path, stray);
+        pacd_errf(err, errlen, "%s: tensor '%s' is not part of the pac model that "
+                  "'pacd.model' and 'pacd.observation' describe; the metadata and the "
+                  "tensors disagree", path, stray);
         L.rc = -EINVAL;
         goto fail;
     }
@@ -861,7 +856,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     size_t lx_max = N * D;   /* LN of the latents (decoder, critic) or of the task token */
     m->arena = nn_arena_new();
     if (!m->arena) {
-        policy_errf(err, errlen, "%s: out of memory", path);
+        pacd_errf(err, errlen, "%s: out of memory", path);
         L.rc = -ENOMEM;
         goto fail;
     }
@@ -907,8 +902,8 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     if (!L.rc && charge_load_budget(&L, nn_arena_bytes(m->arena), "scratch arena"))
         goto fail;
     if (L.rc || nn_arena_commit(m->arena) != 0) {
-        policy_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
-                    nn_arena_bytes(m->arena));
+        pacd_errf(err, errlen, "%s: cannot allocate the %zu-byte scratch arena", path,
+                  nn_arena_bytes(m->arena));
         L.rc = -ENOMEM;
         goto fail;
     }
@@ -935,7 +930,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         if ((max_img && !blank) || (m->task_kind == POLICY_TASK_VECTOR && !tv)) {
             free(blank);
             free(tv);
-            policy_errf(err, errlen, "%s: out of memory", path);
+            pacd_errf(err, errlen, "%s: out of memory", path);
             L.rc = -ENOMEM;
             goto fail;
         }

@@ -43,7 +43,7 @@ void pac_plan_encoder_kv(pac_loader_t *L)
         free(wg);
         free(cv);
         if (!L->rc) {
-            policy_errf(L->err, L->errlen, "%s: out of memory", L->path);
+            pacd_errf(L->err, L->errlen, "%s: out of memory", L->path);
             L->rc = -ENOMEM;
         }
         return;
@@ -107,7 +107,7 @@ void pac_plan_encoder_kv(pac_loader_t *L)
         if (L->rc || !col) {
             free(col);
             if (!L->rc) {
-                policy_errf(L->err, L->errlen, "%s: out of memory", L->path);
+                pacd_errf(L->err, L->errlen, "%s: out of memory", L->path);
                 L->rc = -ENOMEM;
             }
             break;

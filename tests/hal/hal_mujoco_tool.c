@@ -18,13 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hal.h"
 #include "hal_cartesian.h"
 #include "hal_mujoco.h"
 #include "hal_safety.h"
+#include "rt_clock.h"
 
 /* 1 once stdin is at EOF (or in error); does not wait. */
 static int stdin_closed(void)
@@ -97,7 +97,6 @@ int main(int argc, char **argv)
     hal_command_t prev = {0}, out;
     int have_prev = 0, rc = 0, eof = 0;
     uint32_t all_flags = 0;
-    struct timespec period = {.tv_sec = 0, .tv_nsec = 50000000};
     for (;;) {
         if (hal_read_state(h, &s) != 0)
             continue;
@@ -128,11 +127,10 @@ int main(int argc, char **argv)
             rc = 1;
         prev = out;
         have_prev = 1;
-        nanosleep(&period, NULL);
+        rt_clock_sleep_ns(50000000);   /* commands at 20 Hz */
     }
     hal_hold(h);
-    struct timespec settle = {.tv_sec = 0, .tv_nsec = 300000000};
-    nanosleep(&settle, NULL);
+    rt_clock_sleep_ns(300000000);
     while (hal_read_state(h, &s) != 0)
         ;
     hal_counters_t c;

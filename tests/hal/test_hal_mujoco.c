@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,8 +37,7 @@ static double mono_s(void)
 
 static void pause_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    rt_clock_sleep_ns((int64_t)ms * 1000000);
 }
 
 /* The command watchdog is 1 s here unless a test sets its own (the watchdog
@@ -511,8 +509,7 @@ static hal_task_t task_after(hal_t *h, int64_t after)
         if (rc == 0 && t.time_mono_ns > after)
             return t;
         assert_true(rc == 0 || rc == -EAGAIN);
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
+        rt_clock_sleep_ns(1000000);
     }
     fail_msg("no task signal after the reset within 5 s");
     return t;

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "hal.h"
 #include "hal_mujoco.h"
@@ -32,8 +31,7 @@ static double mono_s(void)
 
 static void pause_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
-    nanosleep(&ts, NULL);
+    rt_clock_sleep_ns((int64_t)ms * 1000000);
 }
 
 static void check_invariants(const hal_robot_t *r, const hal_state_t *s)

@@ -104,7 +104,7 @@ def check_round_trip(path, logs, ckpt_sha):
             assert g.attrs["seed"] == -1 and g.attrs["unfinished"] == 0
             assert g["obs/observation"].dtype == np.float32
             assert g["actions"].dtype == np.float32 and g["rewards"].dtype == np.float32
-            for key in ("dones", "is_first", "is_last", "is_terminal"):
+            for key in ("dones", "is_first", "is_last", "is_terminal", "held"):
                 assert g[key].dtype == np.uint8
             obs = np.stack([flat_obs(s) for s in steps])
             act = np.asarray([s["action"] for s in steps], np.float32)
@@ -117,6 +117,7 @@ def check_round_trip(path, logs, ckpt_sha):
                              ("dones", "is_terminal")):
                 assert g[key][()].tolist() == [int(s[src]) for s in steps[1:]], key
             assert g["is_first"][()].tolist() == [int(s["is_first"]) for s in steps[:-1]]
+            assert g["held"][()].tolist() == [int(s["held"]) for s in steps[:-1]]
             assert g["is_last"][-1] == 1 and g["is_first"][0] == 1
             demo = data["demos"][k]
             np.testing.assert_array_equal(demo["actions"], act[:-1])

@@ -190,8 +190,10 @@ def lift_checkpoint(path):
             "history": 1},
            {"name": "gripper_position", "source": "gripper_position", "shape": [1],
             "history": 1},
-           {"name": "cube_pose", "source": "object_pose/cube", "shape": [7], "history": 1}]
-    model = MLPActor(15, 5, [8], activation="relu", head="tanh", low=low, high=high)
+           {"name": "cube_pose", "source": "object_pose/cube", "shape": [7], "history": 1},
+           {"name": "gripper_to_cube", "source": "gripper_to_object/cube", "shape": [3],
+            "history": 1}]
+    model = MLPActor(18, 5, [8], activation="relu", head="tanh", low=low, high=high)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -241,6 +243,9 @@ def test_lift_cell_seeded_starts_terminal_success_and_the_scripted_operator(daem
         for s in steps[:3]:
             pose = [s["task_info"]["cube_" + k] for k in ("x", "y", "z", "qw", "qx", "qy", "qz")]
             assert s["observation"]["cube_pose"] == pytest.approx(pose, abs=1e-6)
+            ee = s["observation"]["end_effector_pose"]
+            assert s["observation"]["gripper_to_cube"] == \
+                pytest.approx([ee[i] - pose[i] for i in range(3)], abs=1e-5)
         if path != logs[2]:
             last = steps[-1]
             assert last["is_last"] and last["is_terminal"] and last["reward"] == 1.0
@@ -269,6 +274,10 @@ def test_lift_cell_seeded_starts_terminal_success_and_the_scripted_operator(daem
             got = g["actions"][:]
             assert got.shape == (len(want), 5)
             assert abs(got - numpy.array(want)).max() < 1e-6
+            # the held steps are marked (training leaves them out: the
+            # operator did not choose those zeros)
+            held = [int(s["held"]) for s in steps[:-1]]
+            assert g["held"][:].tolist() == held and 0 in held
             assert g["rewards"][-1] == 1.0 and g["dones"][-1] == 1
             assert not g["dones"][:-1].any()
     os.remove(out)

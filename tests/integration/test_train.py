@@ -312,6 +312,31 @@ def test_transitions_next_observations_and_field_selection(tmp_path):
     # filtered BC keeps the successful episodes only (0: success, 1, 2: not)
     f = pds.load_transitions(path, low, only_success=True)
     assert f["kept_episodes"] == 1 and len(f["actions"]) == len(eps[0]["actions"]) - 1
+    # excluded fields are left out; an unknown one is an error
+    assert [f["name"] for f in pds.select_fields(OBSERVATION, "lowdim",
+                                                 exclude=["previous_action"])] == \
+        ["joint_positions", "object_pose/cube"]
+    with pytest.raises(pds.DatasetError, match="cannot exclude"):
+        pds.select_fields(OBSERVATION, "lowdim", exclude=["nonesuch"])
+
+
+def test_held_rows_are_not_learned_from(tmp_path):
+    # the arm held on stale input at steps 0 and 1 of each episode: those rows
+    # are kept as transitions but never drawn into a training batch
+    eps = synthetic_episodes(3, 15, ACTION, cams=[("agentview", (16, 16))], seed=6)
+    for e in eps:
+        e["held"] = np.zeros(len(e["actions"]), np.uint8)
+        e["held"][:2] = 1
+    path = tmp_path / "h.hdf5"
+    pds.write(path, eps, "sawyer", OBSERVATION, ACTION)
+    low = pds.select_fields(OBSERVATION, "lowdim")
+    d = pds.load_transitions(path, low)
+    assert d["acted"].tolist() == sum(([False, False] + [True] * (len(e["actions"]) - 3)
+                                       for e in eps), [])
+    tr = ptrain.Trainer(d, "bc", "tiny")
+    drawn = np.concatenate([tr.batch(64)[0].numpy() for _ in range(50)])
+    assert not (~d["acted"][drawn]).any()
+    assert len(set(drawn.tolist())) == d["acted"].sum()   # every acted row is drawn
 
 
 def test_several_data_sets_train_together(tmp_path):

@@ -572,6 +572,11 @@ static void test_source_names(void **state)
     assert_string_equal(policy_source_name(POLICY_SOURCE_OBJECT_POSE), "object_pose");
     assert_int_equal(policy_source_parse("object_pose/", &k), -EINVAL);
     assert_int_equal(policy_source_parse("object_pose", &k), -EINVAL);
+    assert_int_equal(policy_source_parse("gripper_to_object/cube", &k), 0);
+    assert_int_equal(k, POLICY_SOURCE_GRIPPER_TO_OBJECT);
+    assert_string_equal(policy_source_name(POLICY_SOURCE_GRIPPER_TO_OBJECT), "gripper_to_object");
+    assert_int_equal(policy_source_parse("gripper_to_object/", &k), -EINVAL);
+    assert_int_equal(policy_source_parse("gripper_to_object", &k), -EINVAL);
     assert_int_equal(policy_source_parse("joint_torques", &k), -EINVAL);
     assert_string_equal(policy_source_name((policy_source_kind_t)99), "?");
 }

@@ -43,8 +43,8 @@ def is_camera(field):
 
 def is_privileged(field):
     """Fields only a simulator can give (the cube pose of the Lift cell):
-    source "object_pose/<body>"."""
-    return field["source"].startswith("object_pose/")
+    sources "object_pose/<body>" and "gripper_to_object/<body>"."""
+    return field["source"].startswith(("object_pose/", "gripper_to_object/"))
 
 
 def camera_key(field):
@@ -105,7 +105,8 @@ def write(path, episodes, robot, observation, action, rate_hz=20, task="",
                                        with that step's observation)
       is_terminal  [T] 0/1, is_last [T] 0/1 (at most on the final step)
       optional: episode_id (str), model_sha256 (64 hex or ""), seed (int),
-                unfinished (0/1: the log was cut; its final step need not be last)
+                unfinished (0/1: the log was cut; its final step need not be last),
+                held [T] 0/1 (the arm held at that step: no action was chosen)
     Row i of demo_<k> is the transition step i -> step i + 1 (docs/loop.md).
     compression: None or "gzip" (chunked per row).
     """
@@ -157,6 +158,7 @@ def write(path, episodes, robot, observation, action, rate_hz=20, task="",
             first = np.zeros(n, np.uint8)
             first[0] = 1
             put("is_first", first)
+            put("held", np.asarray(ep.get("held", np.zeros(t)), np.uint8).reshape(t)[:-1])
             g.attrs["num_samples"] = np.int64(n)
             g.attrs["episode_id"] = str(ep.get("episode_id", f"episode-{k:04d}"))
             g.attrs["model_sha256"] = str(ep.get("model_sha256", ""))
@@ -258,6 +260,9 @@ def read(path, cameras=True, next_obs="all"):
             d["rewards"] = get("rewards", (n,), np.float32)
             for k in FLAGS:
                 d[k] = get(k, (n,), np.uint8)
+            # optional: rows whose action was a hold (no policy or operator
+            # action executed); older data sets lack it: none held
+            d["held"] = get("held", (n,), np.uint8) if "held" in g else np.zeros(n, np.uint8)
             if not np.array_equal(d["dones"], d["is_terminal"]):
                 raise DatasetError(f"{where}: dones differs from is_terminal")
             if not (np.isfinite(d["obs"]["observation"]).all()
@@ -279,10 +284,16 @@ def episode_success(demo, success_reward=1.0):
     return bool((demo["rewards"] >= success_reward).any())
 
 
-def select_fields(observation, variant, camera=None):
+def select_fields(observation, variant, camera=None, exclude=()):
     """The observation fields a model variant sees:
     lowdim: every non-camera field (privileged ones included);
-    camera: non-privileged non-camera fields plus one camera (`camera`, or the first)."""
+    camera: non-privileged non-camera fields plus one camera (`camera`, or the first);
+    minus the fields named in `exclude` (an unknown name is an error)."""
+    unknown = set(exclude) - {f["name"] for f in observation}
+    if unknown:
+        raise DatasetError(f"cannot exclude {sorted(unknown)}: the data set's fields are "
+                           f"{[f['name'] for f in observation]}")
+    observation = [f for f in observation if f["name"] not in exclude]
     if variant == "lowdim":
         return [f for f in observation if not is_camera(f)]
     if variant == "camera":
@@ -310,6 +321,8 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
       next_index [M] int64: the row of obs holding each transition's next observation;
       actions [M, A] float32, rewards [M] float32, terminal [M] float32 (1: no bootstrap),
       episode [M] int64 (index among the kept demos);
+      acted [M] bool: the action was chosen (not a hold while the input was
+        stale): the rows the actor learns from;
     plus "robot", "observation" (= fields), "action", "episodes" (all demos),
     "successes" (successful demos among them), "kept_episodes".
     """
@@ -371,6 +384,7 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
         "rewards": np.concatenate([d["rewards"] for d in demos]),
         "terminal": np.concatenate([d["is_terminal"] for d in demos]).astype(np.float32),
         "episode": np.concatenate(ep),
+        "acted": np.concatenate([d["held"] == 0 for d in demos]),
         "robot": ds["robot"], "observation": fields, "action": ds["action"],
         "episodes": len(ds["demos"]), "successes": int(sum(successes)),
         "kept_episodes": len(demos),

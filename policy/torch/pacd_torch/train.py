@@ -255,6 +255,11 @@ class Trainer:
         self.actions = torch.as_tensor(data["actions"], device=dev)
         self.rewards = torch.as_tensor(data["rewards"], device=dev)
         self.terminal = torch.as_tensor(data["terminal"], device=dev)
+        acted = data.get("acted")
+        self.rows = np.flatnonzero(acted) if acted is not None else \
+            np.arange(len(data["actions"]))
+        if len(self.rows) == 0:
+            raise pds.DatasetError("every transition is a hold: nothing to learn from")
         k = self.hp["bins"]
         self.act_idx = action_to_bins(self.actions, self.model.low, self.model.high, k)
         self.learn_eta = self.alpha < 1.0 and self.hp["eta"] is None
@@ -271,7 +276,10 @@ class Trainer:
         self.history = {}
 
     def batch(self, n):
-        idx = torch.as_tensor(self.np_rng.integers(0, len(self.actions), n), device=self.device)
+        """n transition rows drawn uniformly from those whose action was chosen
+        (held rows are not the behaviour's choice: the arm held on stale input)."""
+        idx = torch.as_tensor(self.rows[self.np_rng.integers(0, len(self.rows), n)],
+                              device=self.device)
         nxt = self.next_index[idx]
         return idx, nxt
 
@@ -430,7 +438,7 @@ def side_path(out, suffix):
 
 
 def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, camera=None,
-          device=None, progress=True, dtype="f32"):
+          device=None, progress=True, dtype="f32", exclude=()):
     """Train on a data set (a path, or a list of paths with the same specs) and
     export the checkpoint; returns (trainer, the pacd.training metadata dict)."""
     hp = dict(DEFAULTS, **(hp or {}))
@@ -441,7 +449,7 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
         ("camera" if size.get("image_encoder") else "lowdim")
     paths = [data_path] if isinstance(data_path, (str, os.PathLike)) else list(data_path)
     robot, observation, action, _ = pds.read_spec(paths[0])
-    fields = pds.select_fields(observation, variant, camera)
+    fields = pds.select_fields(observation, variant, camera, exclude)
     data = pds.load_transitions(paths, fields, only_success=only_success)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -456,9 +464,11 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
     model = tr.model.to("cpu")
     info = {"algo": algo, "alpha": alpha, "critic": critic, "steps": steps, "seed": seed,
             "size": size if isinstance(size, str) else "custom",
+            "fields": [f["name"] for f in fields],
             "data": [os.path.basename(p) for p in paths],
             "data_sha256": [file_sha256(p) for p in paths],
             "transitions": len(data["actions"]), "episodes": data["episodes"],
+            "held_transitions": int(len(data["actions"]) - len(tr.rows)),
             "episodes_used": data["kept_episodes"], "successes": data["successes"],
             "hyperparameters": {k: hp[k] for k in sorted(hp)},
             "final": {k: v[-1] for k, v in tr.history.items()}}
@@ -482,6 +492,9 @@ def main(argv=None):
     ap.add_argument("--size", choices=sorted(SIZES), default="lowdim")
     ap.add_argument("--camera", default=None,
                     help="camera the camera variant sees (default: the data set's first)")
+    ap.add_argument("--exclude", default="",
+                    help="comma-separated observation fields the model does not see (e.g. "
+                    "previous_action: a model that sees its last action tends to copy it)")
     ap.add_argument("--steps", type=int, default=None,
                     help="gradient steps (default: the size's, " +
                     ", ".join(f"{k} {v['steps']}" for k, v in SIZES.items()) + ")")
@@ -504,7 +517,8 @@ def main(argv=None):
     hp = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
     try:
         _, info = train(args.data, args.algo, args.out, args.size, args.steps, args.seed, hp,
-                        args.camera, args.device, not args.quiet, args.dtype)
+                        args.camera, args.device, not args.quiet, args.dtype,
+                        [x for x in args.exclude.split(",") if x])
     except pds.DatasetError as e:
         print(f"pacd_torch.train: {e}", file=sys.stderr)
         return 1
