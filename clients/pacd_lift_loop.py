@@ -88,6 +88,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The clock of every stage's pacd ([robot] clock, docs/loop.md "The simulated
+# clock"): simulated (the default) runs the episodes as fast as the CPU
+# allows; PACD_LOOP_CLOCK=real runs them at 20 Hz of wall time.
+CLOCK = os.environ.get("PACD_LOOP_CLOCK", "simulated")
+
+
 class Pacd:
     """pacd on the Lift cell: teleop (collection) or control (evaluation,
     optionally sampling)."""
@@ -110,6 +116,7 @@ name = sawyer
 backend = mujoco
 scene = {os.path.abspath(LIFT_SCENE)}
 seed = 1
+clock = {CLOCK}
 [safety]
 workspace_min = 0.3, -0.25, -0.13
 workspace_max = 0.8, 0.35, 0.25

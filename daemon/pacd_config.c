@@ -459,6 +459,11 @@ static int handler(void *user, const char *section, const char *key, const char 
             c->robot_gripper = CONFIG_GRIPPER_NO;
         else
             return fail(p, section, key, value, "expected auto, yes or no");
+    } else if (KEY("robot", "clock")) {
+        if (strcmp(value, "real") && strcmp(value, "simulated"))
+            return fail(p, section, key, value, "expected real (CLOCK_MONOTONIC) or simulated "
+                        "(the loop steps a simulated arm and runs as fast as it can)");
+        c->sim_clock = !strcmp(value, "simulated");
     } else if (KEY("robot", "publish_state")) {
         if (parse_bool(value, &c->publish_state))
             return fail(p, section, key, value, "expected true or false");
@@ -661,6 +666,49 @@ int config_load_buffer(config_t *cfg, const char *name, const char *data, size_t
     return parse_text(cfg, name, err, errlen);
 }
 
+/* 1 when the comma/space-separated list holds name. */
+static int list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len == n && !strncmp(p, name, n))
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* [robot] clock = simulated: only where pacd can step the arm itself. 0 or
+ * -EINVAL with the message. */
+static int check_sim_clock(const config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    if (!cfg->sim_clock)
+        return 0;
+    if (cfg->shadow) {
+        snprintf(err, errlen, "%s: [robot] clock = simulated has no arm to step in shadow mode "
+                 "(the robot states arriving on the state socket set its pace): use clock = real "
+                 "or mode = control / teleop", path);
+        return -EINVAL;
+    }
+    if (strcmp(cfg->backend, "mujoco")) {
+        snprintf(err, errlen, "%s: [robot] clock = simulated needs a backend pacd can step, "
+                 "backend = mujoco; the %s backend runs on the real clock (a backend that "
+                 "drives hardware always does): use clock = real", path, cfg->backend);
+        return -EINVAL;
+    }
+    for (int i = 0; i < cfg->n_cameras; i++)
+        if (!list_has(cfg->render_cameras, cfg->cameras[i].name)) {
+            snprintf(err, errlen, "%s: [robot] clock = simulated: [camera.%s] is not in [robot] "
+                     "render_cameras; with the simulated clock every camera must be one the "
+                     "backend renders on the tick (an outside camera runs on the real clock)",
+                     path, cfg->cameras[i].name);
+            return -EINVAL;
+        }
+    return 0;
+}
+
 /* Parse cfg->text (read from path) into cfg (defaults already set). */
 static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
 {
@@ -720,6 +768,10 @@ static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
     if (!strcmp(cfg->backend, "mujoco") && !cfg->scene[0] && !cfg->shadow) {
         snprintf(err, errlen, "%s: [robot] backend = mujoco needs [robot] scene (a MuJoCo XML "
                  "scene, e.g. ../shared/data/menagerie/franka_emika_panda/scene_cam.xml)", path);
+        config_free(cfg);
+        return -EINVAL;
+    }
+    if (check_sim_clock(cfg, path, err, errlen) != 0) {
         config_free(cfg);
         return -EINVAL;
     }
@@ -804,6 +856,7 @@ void config_hal_options(const config_t *cfg, config_hal_options_t *out)
     mo->physics_rt_priority = cfg->physics_rt_priority;
     out->hal.backend = cfg->backend;
     out->hal.fixed_robot = cfg->robot_gripper != CONFIG_GRIPPER_AUTO;
+    out->hal.stepped = cfg->sim_clock;
     out->hal.backend_options = strcmp(cfg->backend, "mujoco") == 0 ? (const void *)mo
                                                                    : (const void *)&out->sim;
 }

@@ -67,6 +67,9 @@ typedef struct {
     int publish_state;            /* mujoco: publish robot_state + reward to state_bind */
     int physics_rt_priority;      /* mujoco: SCHED_FIFO priority of the physics thread, 0 = normal */
     int robot_gripper;            /* [robot] gripper: CONFIG_GRIPPER_AUTO / _YES / _NO */
+    int sim_clock;                /* [robot] clock = simulated: the loop is paced by the
+                                     simulated time of a stepped backend (mujoco), not by
+                                     CLOCK_MONOTONIC (docs/loop.md) */
     /* [safety] */
     double out_of_spec_factor;
     double limit_margin_rad;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "hal_cartesian.h"
 #include "hal_safety.h"
@@ -21,6 +23,12 @@ enum { T_PERIOD, T_LATENESS, T_INFERENCE, T_LOOP, T_SAFETY, T_HAL, T_LOG_PUSH, T
 
 typedef struct tick tick_t;
 typedef struct loop_io loop_io_t;
+typedef struct loop_clock loop_clock_t;
+
+/* Simulated clock: the longest wall-clock wait for a tick's inputs (frames,
+ * a teleoperator's answer, telemetry sent); after it the tick goes on and the
+ * inputs count as stale as usual. */
+#define LOOP_SIM_WAIT_NS (2 * RT_CLOCK_NS_PER_S)
 
 /* What the loop copies into a step's log record fits it by construction. */
 _Static_assert(INGEST_MAX_TASK_INFO == LOGGER_MAX_TASK_INFO && INGEST_TASK_NAME == LOGGER_TASK_NAME,
@@ -45,6 +53,7 @@ struct loop {
     const hal_robot_t *robot;
     int64_t period_ns;
     const loop_io_t *io;                   /* the arm, or shadow mode's none */
+    const loop_clock_t *clock;             /* real (CLOCK_MONOTONIC) or simulated */
     hal_space_t space;                     /* of the joint command sent to the HAL */
     int cartesian;                         /* the policy acts in a Cartesian space */
     int cmd_n;                             /* values of the joint command */
@@ -76,7 +85,10 @@ struct loop {
                                               teleoperator's */
     float policy_action[POLICY_MAX_ACTION]; /* teleop mode: what the policy output */
     ingest_teleop_t teleop;                /* this tick's newest teleoperator action */
-    int64_t episode_start_ns;              /* CLOCK_MONOTONIC, when the episode began */
+    int64_t episode_start_ns;              /* CLOCK_MONOTONIC, when the episode began:
+                                              orders arrivals (not an age) */
+    int64_t teleop_time;                   /* this tick's teleop action's time on the
+                                              loop's clock */
     hal_task_t task;                       /* [task] source = hal: this tick's task */
     int have_task;
     float prev_action[POLICY_MAX_ACTION];  /* command sent, action-spec units */
@@ -92,6 +104,16 @@ struct loop {
     logger_episode_t episode_info;
     logger_step_t rec;                     /* reused, too big for the stack */
     loop_status_t st;                      /* the loop's own copy */
+
+    /* simulated clock (loop thread, but the atomics) */
+    hal_instant_t instant;                 /* the stepped backend's current instant */
+    uint64_t teleop_seen_seq;              /* the teleop action first seen ... */
+    int64_t teleop_seen_arrival;
+    int64_t teleop_seen_ns;                /* ... at this simulated time */
+    int64_t status_wall_ns;                /* CLOCK_MONOTONIC before the last status went out */
+    int tick_fd;                           /* eventfd: a status is out (service); -1 */
+    _Atomic uint64_t status_count;         /* statuses published */
+    _Atomic uint64_t telemetry_count;      /* of them, sent as telemetry (service) */
 
     /* threads and hand-over */
     pthread_t thread;
@@ -114,6 +136,7 @@ struct loop {
 };
 
 static const loop_io_t *choose_io(const config_t *cfg);
+static const loop_clock_t *choose_clock(const config_t *cfg);
 
 /* The scene's task names <object>_x (so its pose is there); the task is
  * retried while the backend publishes (-EAGAIN). Init-only. */
@@ -171,7 +194,9 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     }
     self->period_ns = (int64_t)llround(1e9 / self->cfg->rate_hz);
     self->io = choose_io(self->cfg);
+    self->clock = choose_clock(self->cfg);
     self->notify_fd = -1;
+    self->tick_fd = -1;
     self->state = LOOP_IDLE;
     const policy_spec_t *spec = self->spec;
     const char *ckpt = self->cfg->checkpoint;
@@ -183,6 +208,32 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
                  : "'s scene");
         free(self);
         return NULL;
+    }
+
+    if (self->cfg->sim_clock && !check_only) {
+        int rc = hal_instant(deps->hal, &self->instant);
+        if (rc == 0 && self->period_ns % self->instant.step_ns) {
+            snprintf(err, errlen, "[robot] clock = simulated: the control period (%.3f ms, "
+                     "[pacd] rate_hz = %g) is not a whole number of the scene's physics steps "
+                     "(%.3f ms): choose a rate whose period is a multiple of it",
+                     self->period_ns / 1e6,
+                     self->cfg->rate_hz, self->instant.step_ns / 1e6);
+            free(self);
+            return NULL;
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "[robot] clock = simulated, but the %s backend was not opened "
+                     "stepped (it has no simulated clock): use clock = real",
+                     hal_backend_name(deps->hal));
+            free(self);
+            return NULL;
+        }
+        self->tick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (self->tick_fd < 0) {
+            snprintf(err, errlen, "eventfd: %s", strerror(errno));
+            free(self);
+            return NULL;
+        }
     }
 
     if (spec->robot[0] && strcmp(spec->robot, self->robot->name)) {
@@ -401,6 +452,8 @@ void loop_destroy(loop_t **self_p)
     rt_spsc_free(&self->events);
     for (int k = 0; k < T_SERIES; k++)
         free((void *)self->t[k]);
+    if (self->tick_fd >= 0)
+        close(self->tick_fd);
     free(self);
     *self_p = NULL;
 }
@@ -726,6 +779,36 @@ struct loop_io {
     int (*may_exit)(loop_t *self, int *stopping_ticks, int64_t period);
 };
 
+/* ---- the loop's clock ----
+ *
+ * Every age the loop checks (robot state, camera frames, teleop action), the
+ * step's time stamps and the pace of the ticks come from one clock, chosen
+ * once in loop_new: the real one (CLOCK_MONOTONIC; the loop sleeps to
+ * absolute deadlines) or the simulated time of a stepped backend ([robot]
+ * clock = simulated: in an episode the loop does not sleep; each tick waits
+ * for the inputs of the current instant and its command advances the
+ * physics by one period, stepped_io). */
+struct loop_clock {
+    /* The clock's time at this tick; wall: CLOCK_MONOTONIC read just now. */
+    int64_t (*now)(loop_t *self, int64_t wall);
+    /* The Unix time (ns) of the clock's time `now`. */
+    int64_t (*unix_ns)(const loop_t *self, int64_t now);
+    /* When a frame was taken, on this clock. */
+    int64_t (*frame_time)(const loop_t *self, const ingest_frame_t *f);
+    /* When the teleop action *a came, on this clock (now: this tick's time). */
+    int64_t (*teleop_time)(loop_t *self, const ingest_teleop_t *a, int64_t now);
+    /* Wait for the tick's deadline (CLOCK_MONOTONIC) and return the
+     * deadline the tick keeps: sleep to it (real), or outside an episode
+     * sleep to it, in one go straight on from now (simulated). */
+    int64_t (*wait_tick)(loop_t *self, int64_t deadline);
+    /* After the commands, before the inputs are read (t->deadline may be
+     * set): nothing (real), or wait until the inputs are this instant's. */
+    void (*sync)(loop_t *self, tick_t *t, int stopping);
+    /* After the tick's status went out: nothing (real), or have it sent as
+     * telemetry before the next tick. */
+    void (*published)(loop_t *self);
+};
+
 /* Apply every queued command; a stopping loop ends the open episode. */
 static void take_commands(loop_t *self, int stopping)
 {
@@ -740,9 +823,10 @@ static void take_commands(loop_t *self, int stopping)
  * loop. 0 when no step is made this tick (shadow_read). */
 static int read_state(loop_t *self, tick_t *t)
 {
-    t->now = rt_clock_mono_ns();
+    int64_t t0 = rt_clock_mono_ns();
+    t->now = self->clock->now(self, t0);
     int step = self->io->read(self, t);
-    t->hal_ns = rt_clock_mono_ns() - t->now;
+    t->hal_ns = rt_clock_mono_ns() - t0;
     if (!step)
         return 0;
     if (t->rc == -EAGAIN && self->have_state) {
@@ -775,7 +859,7 @@ static void teleop_input(loop_t *self, tick_t *t)
 {
     const ingest_teleop_t *a = &self->teleop;
     int fresh = a->n && (!self->in_episode || a->arrival_mono_ns >= self->episode_start_ns);
-    int64_t age = fresh ? t->now - a->arrival_mono_ns : INT64_MAX;
+    int64_t age = fresh ? t->now - self->teleop_time : INT64_MAX;
     int input = 0;
     if (age > (int64_t)self->cfg->teleop_max_age_ms * 1000000)
         input = LOOP_STALE_TELEOP;
@@ -806,7 +890,7 @@ static void read_inputs(loop_t *self, tick_t *t)
     for (int i = 0; i < cfg->n_cameras; i++) {
         const ingest_frame_t *f = ingest_latest_frame(self->d.ingest, i);
         t->frames[i] = f;
-        int64_t age = f ? t->now - f->arrival_mono_ns : INT64_MAX;
+        int64_t age = f ? t->now - self->clock->frame_time(self, f) : INT64_MAX;
         if (cfg->cameras[i].required && age > (int64_t)cfg->cameras[i].max_age_ms * 1000000) {
             if (!t->stale) {
                 t->stale_input = i;
@@ -822,6 +906,7 @@ static void read_inputs(loop_t *self, tick_t *t)
             t->stale = 1;
     }
     ingest_latest_teleop(self->d.ingest, &self->teleop);
+    self->teleop_time = self->clock->teleop_time(self, &self->teleop, t->now);
     if (cfg->teleop)
         teleop_input(self, t);
     if (cfg->task_from_hal) {
@@ -985,10 +1070,10 @@ static void finish_record(loop_t *self, const tick_t *t)
         copy_name(fr->camera, sizeof fr->camera, cfg->cameras[i].name);
         fr->seq = f->seq;
         fr->capture_time_unix_ns = f->capture_time_unix_ns;
-        fr->age_us = us(t->now - f->arrival_mono_ns);
+        fr->age_us = us(t->now - self->clock->frame_time(self, f));
     }
     r->tick_mono_ns = t->deadline;
-    r->time_unix_ns = rt_clock_unix_ns();
+    r->time_unix_ns = self->clock->unix_ns(self, t->now);
     r->inference_us = us(t->inference_ns);
     r->robot_state_seq = t->hs.seq;
     r->teleop_dim = self->teleop.n < LOGGER_MAX_ACTION ? self->teleop.n : LOGGER_MAX_ACTION;
@@ -1155,9 +1240,212 @@ static const loop_io_t shadow_io = {
     .read = shadow_read, .send = shadow_send, .may_exit = shadow_may_exit,
 };
 
+/* Simulated clock: after the tick's command (or hold) the physics runs one
+ * control period with it and renders the next instant. A failed advance
+ * faults the loop like a failed command. */
+static void stepped_send(loop_t *self, tick_t *t)
+{
+    arm_send(self, t);
+    if (!t->stepped)
+        return; /* outside an episode simulated time stands still */
+    int rc = hal_advance(self->d.hal, self->period_ns, &self->instant);
+    if (rc != 0 && self->state != LOOP_FAULT) {
+        self->st.hal_errors++;
+        self->st.fault = LOOP_FAULT_HAL_COMMAND;
+        self->st.fault_errno = -rc;
+        emit(self, LOOP_EV_HAL_ERROR, rc, 1);
+        set_state(self, LOOP_FAULT);
+    }
+}
+
+/* Simulated clock on stop: a simulated arm needs no time to come to rest. */
+static int stepped_may_exit(loop_t *self, int *stopping_ticks, int64_t period)
+{
+    (void)self;
+    (void)stopping_ticks;
+    (void)period;
+    return 1;
+}
+
+/* The simulated clock's arm: stepped by the loop itself. */
+static const loop_io_t stepped_io = {
+    .poll_ns = 0, .count_misses = 0,
+    .read = arm_read, .send = stepped_send, .may_exit = stepped_may_exit,
+};
+
 static const loop_io_t *choose_io(const config_t *cfg)
 {
-    return cfg->shadow ? &shadow_io : &arm_io;
+    return cfg->shadow ? &shadow_io : cfg->sim_clock ? &stepped_io : &arm_io;
+}
+
+
+static int64_t real_now(loop_t *self, int64_t wall)
+{
+    (void)self;
+    return wall;
+}
+
+static int64_t real_unix_ns(const loop_t *self, int64_t now)
+{
+    (void)self;
+    (void)now;
+    return rt_clock_unix_ns();
+}
+
+static int64_t real_frame_time(const loop_t *self, const ingest_frame_t *f)
+{
+    (void)self;
+    return f->arrival_mono_ns;
+}
+
+static int64_t real_teleop_time(loop_t *self, const ingest_teleop_t *a, int64_t now)
+{
+    (void)self;
+    (void)now;
+    return a->arrival_mono_ns;
+}
+
+static int64_t real_wait_tick(loop_t *self, int64_t deadline)
+{
+    (void)self;
+    rt_clock_sleep_until(deadline);
+    return deadline;
+}
+
+static void real_sync(loop_t *self, tick_t *t, int stopping)
+{
+    (void)self;
+    (void)t;
+    (void)stopping;
+}
+
+static void real_published(loop_t *self) { (void)self; }
+
+static const loop_clock_t real_clock = {
+    .now = real_now, .unix_ns = real_unix_ns, .frame_time = real_frame_time,
+    .teleop_time = real_teleop_time, .wait_tick = real_wait_tick, .sync = real_sync,
+    .published = real_published,
+};
+
+static int64_t sim_now(loop_t *self, int64_t wall)
+{
+    (void)wall;
+    return self->instant.time_ns;
+}
+
+static int64_t sim_unix_ns(const loop_t *self, int64_t now)
+{
+    return now + self->instant.unix_offset_ns;
+}
+
+/* The backend stamps a frame with its simulated instant (as Unix time). */
+static int64_t sim_frame_time(const loop_t *self, const ingest_frame_t *f)
+{
+    return f->capture_time_unix_ns - self->instant.unix_offset_ns;
+}
+
+/* A teleop action's time is the simulated time of the tick that first saw it. */
+static int64_t sim_teleop_time(loop_t *self, const ingest_teleop_t *a, int64_t now)
+{
+    if (a->seq != self->teleop_seen_seq || a->arrival_mono_ns != self->teleop_seen_arrival) {
+        self->teleop_seen_seq = a->seq;
+        self->teleop_seen_arrival = a->arrival_mono_ns;
+        self->teleop_seen_ns = now;
+    }
+    return self->teleop_seen_ns;
+}
+
+static int64_t sim_wait_tick(loop_t *self, int64_t deadline)
+{
+    if (self->in_episode)
+        return rt_clock_mono_ns();
+    rt_clock_sleep_until(deadline);
+    return deadline;
+}
+
+/* What a simulated tick waits for (sim_wait). */
+typedef enum { SIM_FRAMES, SIM_TELEOP, SIM_TELEMETRY } sim_input_t;
+
+static int sim_ready(loop_t *self, sim_input_t what)
+{
+    switch (what) {
+    case SIM_FRAMES:
+        for (int i = 0; i < self->cfg->n_cameras; i++) {
+            const ingest_frame_t *f = ingest_latest_frame(self->d.ingest, i);
+            if (!f || f->seq < self->instant.frame_seq)
+                return 0;
+        }
+        return 1;
+    case SIM_TELEOP: {
+        ingest_teleop_t a;
+        /* an answer to the telemetry of the previous tick, or no one to wait for */
+        return (ingest_latest_teleop(self->d.ingest, &a) &&
+                a.arrival_mono_ns > self->status_wall_ns) ||
+               !self->in_episode || self->end_requested;
+    }
+    case SIM_TELEMETRY:
+        return atomic_load_explicit(&self->telemetry_count, memory_order_acquire) >=
+               atomic_load_explicit(&self->status_count, memory_order_relaxed);
+    }
+    return 1;
+}
+
+static void take_commands(loop_t *self, int stopping);
+
+/* Simulated clock: wait (polling, at most LOOP_SIM_WAIT_NS of wall time)
+ * until `what` is ready, taking commands meanwhile (an operator that ends
+ * the episode is not kept waiting, and the service thread, which sends the
+ * telemetry, may itself be waiting for a command's result). 1 ready, 0
+ * timed out or stopping. */
+static int sim_wait(loop_t *self, sim_input_t what, int stopping)
+{
+    int64_t give_up = rt_clock_mono_ns() + LOOP_SIM_WAIT_NS;
+    while (!sim_ready(self, what)) {
+        if (atomic_load_explicit(&self->stop, memory_order_acquire) ||
+            rt_clock_mono_ns() > give_up)
+            return 0;
+        rt_clock_sleep_ns(20000);
+        take_commands(self, stopping);
+    }
+    return 1;
+}
+
+/* Simulated clock, an episode's tick: at its first step the current instant
+ * (the reset's) is rendered and published again; then the frames of the
+ * instant, and in teleop mode (after the first step) an action sent after
+ * the previous tick's telemetry, are waited for. */
+static void sim_sync(loop_t *self, tick_t *t, int stopping)
+{
+    /* (when republishing fails the tick does not wait: the ages decide) */
+    if (self->in_episode &&
+        (self->step > 0 || hal_advance(self->d.hal, 0, &self->instant) == 0)) {
+        if (self->cfg->n_cameras > 0)
+            sim_wait(self, SIM_FRAMES, stopping);
+        if (self->cfg->teleop && self->step > 0)
+            sim_wait(self, SIM_TELEOP, stopping);
+    }
+    t->deadline = self->instant.time_ns;
+}
+
+/* Simulated clock: every tick's status goes out as telemetry before the next
+ * tick (the service thread sends it when tick_fd says so). */
+static void sim_published(loop_t *self)
+{
+    atomic_fetch_add_explicit(&self->status_count, 1, memory_order_release);
+    uint64_t one = 1;
+    if (write(self->tick_fd, &one, sizeof one) == (ssize_t)sizeof one)
+        sim_wait(self, SIM_TELEMETRY, 0);
+}
+
+static const loop_clock_t sim_clock = {
+    .now = sim_now, .unix_ns = sim_unix_ns, .frame_time = sim_frame_time,
+    .teleop_time = sim_teleop_time, .wait_tick = sim_wait_tick, .sync = sim_sync,
+    .published = sim_published,
+};
+
+static const loop_clock_t *choose_clock(const config_t *cfg)
+{
+    return cfg->sim_clock && !cfg->shadow ? &sim_clock : &real_clock;
 }
 
 /* Send the command to the arm (or hold it) through the tick's I/O. */
@@ -1201,6 +1489,7 @@ static void record_tick(loop_t *self, const tick_t *t)
 static int tick(loop_t *self, tick_t *t, int stopping)
 {
     take_commands(self, stopping);
+    self->clock->sync(self, t, stopping);
     if (!read_state(self, t))
         return 0;
     read_inputs(self, t);
@@ -1243,7 +1532,7 @@ static void *loop_thread(void *arg)
         (void)policy_prepare_thread(self->d.policy);
     publish_status(self);
     for (;;) {
-        rt_clock_sleep_until(next);
+        next = self->clock->wait_tick(self, next);
         int64_t wake = rt_clock_mono_ns();
         int stop = atomic_load_explicit(&self->stop, memory_order_acquire);
         if (stop && stopping_ticks < 0)
@@ -1281,7 +1570,9 @@ static void *loop_thread(void *arg)
             }
             next += missed * period;
         }
+        self->status_wall_ns = rt_clock_mono_ns();
         publish_status(self);
+        self->clock->published(self);
         if (stopping_ticks >= 0 && self->io->may_exit(self, &stopping_ticks, period))
             break;
     }
@@ -1395,6 +1686,23 @@ void loop_timings(loop_t *self, loop_timings_t *t)
 }
 
 int loop_window(const loop_t *self) { return self->window; }
+
+int loop_tick_fd(const loop_t *self) { return self->tick_fd; }
+
+uint64_t loop_status_count(loop_t *self)
+{
+    if (self->tick_fd >= 0) {
+        uint64_t n;
+        ssize_t r = read(self->tick_fd, &n, sizeof n); /* clears it; EAGAIN: nothing new */
+        (void)r;
+    }
+    return atomic_load_explicit(&self->status_count, memory_order_acquire);
+}
+
+void loop_telemetry_sent(loop_t *self, uint64_t count)
+{
+    atomic_store_explicit(&self->telemetry_count, count, memory_order_release);
+}
 
 const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outlen)
 {

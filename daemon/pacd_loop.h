@@ -14,6 +14,16 @@
  * socket (e.g. from pacd-replay): the policy runs, the safety filter runs,
  * the teleoperator's action is logged next to the policy's, nothing is sent.
  *
+ * Simulated clock ([robot] clock = simulated, a stepped mujoco backend): the
+ * loop's clock is the simulated time. In an episode the loop does not sleep:
+ * each tick waits (at most 2 s of wall time) for the camera frames rendered
+ * at the current instant and, in teleop mode, for an action sent after the
+ * previous tick's telemetry, runs as usual, and its command advances the
+ * physics by one period (hal_advance); every tick's status is sent as
+ * telemetry before the next. Outside an episode simulated time stands still
+ * and the loop ticks at its rate on the wall clock. This loop waits and
+ * blocks by design: it is not real-time.
+ *
  * Threading: loop_new/loop_destroy/loop_start/loop_stop are init-only (main
  * thread). loop_submit/loop_wait_result/loop_status/loop_pop_event/loop_timings
  * and loop_fault_text belong to the service thread (single consumer). Nothing here may be called
@@ -215,6 +225,16 @@ const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outle
 
 /* Window length in ticks. */
 int loop_window(const loop_t *self);
+
+/* [robot] clock = simulated: the loop has every tick's status sent as
+ * telemetry before it goes on. loop_tick_fd: an eventfd that becomes
+ * readable when a status is out (-1 with the real clock: telemetry at its
+ * own rate). loop_status_count: clears the eventfd and returns the number of
+ * statuses published so far; read it before loop_status, and after sending
+ * the telemetry report it with loop_telemetry_sent. Service thread. */
+int loop_tick_fd(const loop_t *self);
+uint64_t loop_status_count(loop_t *self);
+void loop_telemetry_sent(loop_t *self, uint64_t count);
 
 /* The scheduling the loop thread got at loop_start: *policy is SCHED_FIFO
  * (then *priority 1..99) or SCHED_OTHER (*priority 0); before loop_start

@@ -554,9 +554,20 @@ static void *service_thread(void *arg)
         long timeout = (long)((next - rt_clock_mono_ns()) / 1000000);
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t item = {self->rep, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, timeout) > 0 && (item.revents & ZMQ_POLLIN))
-            handle_request(self);
+        /* the simulated clock: also every tick's status, when the loop says
+         * it is out (loop_tick_fd) */
+        int tick_fd = loop_tick_fd(self->d.loop);
+        zmq_pollitem_t items[2] = {{self->rep, 0, ZMQ_POLLIN, 0}, {NULL, tick_fd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, tick_fd >= 0 ? 2 : 1, timeout) > 0) {
+            if (items[0].revents & ZMQ_POLLIN)
+                handle_request(self);
+            if (tick_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) {
+                uint64_t n = loop_status_count(self->d.loop);
+                publish_telemetry(self);
+                loop_telemetry_sent(self->d.loop, n);
+                drain_events(self);
+            }
+        }
     }
     drain_events(self);
     fflush(stderr);

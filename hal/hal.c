@@ -136,6 +136,15 @@ hal_t *hal_new(const hal_robot_t *robot, const hal_options_t *options, char *err
         free(self);
         return NULL;
     }
+    if (opts.stepped && !ops->advance) {
+        pacd_errf(err, errlen,
+                  "hal: backend '%s' has no stepped mode (simulated clock): it runs on the "
+                  "real clock; the simulated clock needs the mujoco backend",
+                  opts.backend);
+        ops->destroy(self);
+        free(self);
+        return NULL;
+    }
     return self;
 }
 
@@ -211,6 +220,23 @@ int hal_read_task(hal_t *self, hal_task_t *task)
     return self->ops->read_task(self, task);
 }
 
+int hal_advance(hal_t *self, int64_t duration_ns, hal_instant_t *out)
+{
+    if (!self || duration_ns < 0)
+        return -EINVAL;
+    if (!self->ops->advance)
+        return -ENOTSUP;
+    return self->ops->advance(self, duration_ns, out);
+}
+
+int hal_instant(hal_t *self, hal_instant_t *out)
+{
+    if (!self || !out)
+        return -EINVAL;
+    if (!self->ops->instant)
+        return -ENOTSUP;
+    return self->ops->instant(self, out);
+}
 
 const hal_robot_t *hal_driven_robot(const hal_t *self)
 {

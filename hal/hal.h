@@ -47,6 +47,11 @@ typedef struct {
                                  the gripper's actuators); 1: drive exactly
                                  the given description (mujoco: fingers held
                                  open when it has no gripper) */
+    int stepped;              /* 0: the backend runs its arm on the real clock
+                                 (its own thread, CLOCK_MONOTONIC deadlines);
+                                 1: simulated clock: the arm stands still
+                                 between hal_advance calls, which step it
+                                 (mujoco only; other backends refuse it) */
     /* The backend's own option block, of the type its header names:
      * hal_sim_options_t (hal_sim.h) for "sim", hal_mujoco_options_t
      * (hal_mujoco.h) for "mujoco". NULL = that backend's defaults. */
@@ -116,6 +121,37 @@ typedef struct {
  * scene has no task); -EAGAIN (the backend published during the copy: try
  * next tick). */
 int hal_read_task(hal_t *self, hal_task_t *task);
+
+/* A stepped backend's current simulated instant (hal_options_t.stepped). */
+typedef struct {
+    int64_t time_ns;        /* simulated time of the newest state, ns on the
+                               CLOCK_MONOTONIC scale: the clock's value at
+                               hal_new, then advanced only by hal_advance */
+    int64_t unix_offset_ns; /* time_unix_ns - time_mono_ns of every state and
+                               frame the backend stamps (constant) */
+    int64_t step_ns;        /* the physics step: hal_advance durations are
+                               whole multiples of it */
+    uint64_t frame_seq;     /* seq of the camera frames rendered at this
+                               instant (CameraFrame.seq); 0 before the first */
+} hal_instant_t;
+
+/* Stepped mode: run the physics for duration_ns of simulated time (a
+ * multiple of step_ns, >= 0; 0 renders and publishes the current instant
+ * again) with the command last given (hal_command; after hal_hold, or with
+ * no command since the previous hal_advance, the arm decelerates and holds),
+ * applying a pending reset first; then publish the state (hal_read_state,
+ * hal_read_task) and render and publish the cameras' frames, and return
+ * with the new instant in *out (may be NULL). Blocks for the physics and the
+ * rendering (milliseconds): not RT-safe; call from the one thread that
+ * commands the arm. 0; -EINVAL (NULL self, a duration that is not a
+ * multiple of step_ns); -ENOTSUP (not stepped, or the backend has no stepped
+ * mode). */
+int hal_advance(hal_t *self, int64_t duration_ns, hal_instant_t *out);
+
+/* Stepped mode: the current instant into *out, as hal_advance returned it
+ * last (or the start, or a reset's). RT-safe. 0, -EINVAL, -ENOTSUP (not
+ * stepped), -EAGAIN (published during the copy: retry). */
+int hal_instant(hal_t *self, hal_instant_t *out);
 
 /* The description the backend drives: the robot given to hal_new, or the
  * variant of it (hal_robot_variant) the backend picked to match the hardware

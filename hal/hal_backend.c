@@ -35,9 +35,10 @@ void hal_backend_publish(hal_backend_core_t *core, int64_t t_mono)
     hal_state_t st;
     memset(&st, 0, sizeof st);
     st.time_mono_ns = t_mono;
-    /* The wall-clock time that corresponds to the simulated instant. */
-    st.time_unix_ns =
-        rt_clock_unix_ns() - (rt_clock_mono_ns() - t_mono);
+    /* The wall-clock time that corresponds to the simulated instant; in
+     * stepped mode simulated time has its own, fixed, offset. */
+    st.time_unix_ns = core->stepped ? t_mono + core->unix_offset_ns
+                                    : rt_clock_unix_ns() - (rt_clock_mono_ns() - t_mono);
     st.seq = ++core->state_seq;
     core->hooks->fill_state(core, &st);
     rt_seqbox_write(&core->state_box, &st, sizeof st);
@@ -58,6 +59,47 @@ int hal_backend_holding(hal_backend_core_t *core, int64_t t)
         }
     }
     return holding;
+}
+
+int hal_backend_stepped_reset(hal_backend_core_t *core, int64_t t)
+{
+    uint64_t resets = atomic_load_explicit(&core->reset_requests, memory_order_acquire);
+    if (resets == core->resets_seen)
+        return 0;
+    core->resets_seen = resets;
+    core->hooks->reset(core);
+    hal_backend_count(&core->n_resets);
+    hal_backend_publish(core, t);
+    atomic_store_explicit(&core->reset_done, resets, memory_order_release);
+    return 1;
+}
+
+void hal_backend_stepped_run(hal_backend_core_t *core, int64_t *t, int64_t steps)
+{
+    hal_backend_cmd_t c;
+    if (steps > 0) {
+        /* the caller of hal_command waits in hal_advance: no write under way */
+        int fresh =
+            rt_seqbox_read(&core->cmd_box, &c, sizeof c) == 0 && c.seq != core->cmd.seq;
+        if (fresh)
+            core->cmd = c;
+        int holding = core->cmd.seq == 0 ||
+                      atomic_load_explicit(&core->hold_requests, memory_order_acquire) >
+                          core->cmd.hold_seen;
+        if (!holding && !fresh) {
+            holding = 1;
+            if (core->watchdog_seq != core->cmd.seq) {
+                core->watchdog_seq = core->cmd.seq;
+                hal_backend_count(&core->n_watchdog_holds);
+            }
+        }
+        for (int64_t k = 0; k < steps; k++) {
+            *t += core->period_ns;
+            core->hooks->step(core, *t, holding);
+            hal_backend_count(&core->n_ticks);
+        }
+    }
+    hal_backend_publish(core, *t);
 }
 
 void *hal_backend_run(void *arg)

@@ -22,7 +22,7 @@
 
 /* The version of hal_ops_t; hal_new refuses a backend whose table says
  * another. */
-#define HAL_API_VERSION 1
+#define HAL_API_VERSION 2
 
 /* The backend table: what each backend implements. */
 typedef struct {
@@ -44,6 +44,10 @@ typedef struct {
     int (*counters)(hal_t *self, hal_counters_t *counters);
     /* optional (NULL): the task signal (hal_read_task). RT-safe. 0 or -errno. */
     int (*read_task)(hal_t *self, hal_task_t *task);
+    /* optional (NULL): stepped mode (hal_advance, hal_instant); -ENOTSUP
+     * when the backend was opened on the real clock. */
+    int (*advance)(hal_t *self, int64_t duration_ns, hal_instant_t *out);
+    int (*instant)(hal_t *self, hal_instant_t *out);
 } hal_ops_t;
 
 struct hal {
@@ -119,6 +123,10 @@ struct hal_backend_core {
     int64_t timeout_ns;    /* watchdog: hold when the command is older */
     int64_t catchup_ns;    /* most simulated time run after a late wake-up */
     int64_t reset_wait_ns; /* hal_reset gives up (-ETIMEDOUT) after this */
+    /* Stepped mode (hal_options_t.stepped; set before the first publish):
+     * states are stamped time_unix_ns = time_mono_ns + unix_offset_ns. */
+    int stepped;
+    int64_t unix_offset_ns;
 
     pthread_t thread;
     int started;           /* thread running (init thread only) */
@@ -167,6 +175,18 @@ void hal_backend_publish(hal_backend_core_t *core, int64_t t_mono_ns);
 /* Whether the period ending at t holds instead of running core->cmd (see
  * above); counts a watchdog hold once per command. Backend thread. */
 int hal_backend_holding(hal_backend_core_t *core, int64_t t);
+
+/* Stepped mode, backend thread: apply a pending reset (hooks->reset,
+ * counted, the state published at t, acknowledged to hal_reset). 1 when it
+ * reset, else 0. */
+int hal_backend_stepped_reset(hal_backend_core_t *core, int64_t t);
+
+/* Stepped mode, backend thread: take the newest command and run `steps`
+ * periods from *t (advanced by steps * period_ns), then publish the state at
+ * *t. A period holds when there is no command, a hold was requested after
+ * it, or it is not newer than the one the previous call ran (the command of
+ * a tick that sent none is not run again: counted as a watchdog hold). */
+void hal_backend_stepped_run(hal_backend_core_t *core, int64_t *t, int64_t steps);
 
 /* The thread loop (arg: the core). Runs until core->running is 0. */
 void *hal_backend_run(void *arg);

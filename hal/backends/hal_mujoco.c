@@ -23,7 +23,12 @@
  * Render thread (render_rate_hz, default 20 Hz): copies the latest snapshot,
  * runs the kinematics, renders each camera (EGL surfaceless), publishes
  * CameraFrame on the camera endpoint and RobotState + Reward on the state
- * endpoint, with the snapshot's time as the capture time. */
+ * endpoint, with the snapshot's time as the capture time.
+ * Stepped mode (hal_options_t.stepped, the simulated clock): neither thread
+ * runs; one stepper thread owns the physics and the renderer and waits for
+ * hal_advance (a whole number of physics steps with the newest command, then
+ * the state, the task and the rendered frames published before it returns)
+ * and for hal_reset. Simulated time stands still in between. */
 #include "hal.h"
 #include "hal_backend.h"
 #include "hal_mujoco.h"
@@ -84,6 +89,16 @@ typedef struct {
     double g_target;
     uint64_t n_resets_done;
     int at_limit[HAL_MAX_JOINTS];
+
+    /* stepped mode: hal_advance hands the stepper thread (render) a request
+     * under step_mu and waits on done_cv */
+    pthread_mutex_t step_mu;
+    pthread_cond_t step_cv, done_cv;
+    uint64_t step_requests, step_done; /* under step_mu */
+    int64_t step_request_ns;           /* under step_mu */
+    int64_t sim_t;                     /* stepper thread: simulated time, ns */
+    uint64_t frame_seq;                /* stepper thread */
+    rt_seqbox_t instant_box;           /* hal_instant_t, written by the stepper */
 
     /* snapshot for the render thread */
     pthread_mutex_t snap_mu;
@@ -279,6 +294,28 @@ static const hal_backend_hooks_t mj_hooks = {
     .published = mj_published,
 };
 
+/* Render every camera from mj->rd (its qpos/qvel set by the caller) and
+ * publish the frames (seq frame_seq), the state st and, in the Lift scene,
+ * the reward. Render or stepper thread. */
+static void render_publish(mj_t *mj, hal_mjrender_t *rend, const hal_state_t *st,
+                           uint64_t frame_seq)
+{
+    mj_kinematics(mj->m, mj->rd);
+    mj_camlight(mj->m, mj->rd);
+    for (int c = 0; c < mj->n_cameras; c++) {
+        if (hal_mjrender_rgb(rend, mj->m, mj->rd, mj->cam_id[c], mj->rgb) == 0) {
+            hal_mjpub_camera(mj->cam_sock, mj->cam_name[c], mj->width, mj->height, mj->rgb,
+                             st->time_unix_ns, frame_seq, mj->pack, mj->pack_cap);
+            hal_backend_count(&mj->n_frames);
+        }
+    }
+    hal_mjpub_state(mj->state_sock, mj->core.robot->name, st);
+    double h = hal_mjmap_cube_height(&mj->map, mj->rd);
+    if (isfinite(h))
+        hal_mjpub_reward(mj->state_sock, h > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f, 0,
+                         st->time_unix_ns, h);
+}
+
 static void *render_thread(void *arg)
 {
     mj_t *mj = arg;
@@ -310,23 +347,75 @@ static void *render_thread(void *arg)
         if (snap == last_snap)
             continue; /* physics has not moved on */
         last_snap = snap;
-        mj_kinematics(mj->m, mj->rd);
-        mj_camlight(mj->m, mj->rd);
-        frame_seq++;
-        for (int c = 0; c < mj->n_cameras; c++) {
-            if (hal_mjrender_rgb(rend, mj->m, mj->rd, mj->cam_id[c], mj->rgb) == 0) {
-                hal_mjpub_camera(mj->cam_sock, mj->cam_name[c], mj->width, mj->height, mj->rgb,
-                                 st.time_unix_ns, frame_seq, mj->pack, mj->pack_cap);
-                hal_backend_count(&mj->n_frames);
-            }
-        }
-        hal_mjpub_state(mj->state_sock, mj->core.robot->name, &st);
-        double h = hal_mjmap_cube_height(&mj->map, mj->rd);
-        if (isfinite(h))
-            hal_mjpub_reward(mj->state_sock, h > HAL_MJ_LIFT_SUCCESS_M ? 1.0f : 0.0f, 1.0f, 0,
-                             st.time_unix_ns, h);
+        render_publish(mj, rend, &st, ++frame_seq);
     }
     hal_mjrender_destroy(&rend);
+    return NULL;
+}
+
+/* Stepped mode: the current instant into the mailbox. Stepper thread, or
+ * init before it starts. */
+static void store_instant(mj_t *mj)
+{
+    hal_instant_t in = {.time_ns = mj->sim_t, .unix_offset_ns = mj->core.unix_offset_ns,
+                        .step_ns = mj->core.period_ns, .frame_seq = mj->frame_seq};
+    rt_seqbox_write(&mj->instant_box, &in, sizeof in);
+}
+
+/* Stepped mode: the one thread that steps the physics and renders. Waits
+ * for hal_advance requests, and every millisecond looks for a reset. */
+static void *stepper_thread(void *arg)
+{
+    mj_t *mj = arg;
+    hal_mjrender_t *rend = NULL;
+    if (mj->n_cameras > 0) {
+        rend = hal_mjrender_new(mj->m, mj->width, mj->height, mj->render_err,
+                                sizeof mj->render_err);
+        if (!rend) {
+            atomic_store_explicit(&mj->render_status, -1, memory_order_release);
+            return NULL;
+        }
+    }
+    atomic_store_explicit(&mj->render_status, 1, memory_order_release);
+    uint64_t served = 0;
+    for (;;) {
+        pthread_mutex_lock(&mj->step_mu);
+        if (mj->step_requests == served &&
+            atomic_load_explicit(&mj->core.running, memory_order_acquire)) {
+            struct timespec until = rt_clock_timespec(rt_clock_mono_ns() + 1000000);
+            pthread_cond_timedwait(&mj->step_cv, &mj->step_mu, &until);
+        }
+        uint64_t request = mj->step_requests;
+        int64_t ns = mj->step_request_ns;
+        pthread_mutex_unlock(&mj->step_mu);
+        if (!atomic_load_explicit(&mj->core.running, memory_order_acquire))
+            break;
+        if (hal_backend_stepped_reset(&mj->core, mj->sim_t))
+            store_instant(mj);
+        if (request == served)
+            continue;
+        hal_backend_stepped_run(&mj->core, &mj->sim_t, ns / mj->core.period_ns);
+        if (mj->n_cameras > 0 || mj->state_sock) {
+            hal_state_t st;
+            if (rt_seqbox_read(&mj->core.state_box, &st, sizeof st) == 0) {
+                memcpy(mj->rd->qpos, mj->d->qpos, sizeof(mjtNum) * mj->m->nq);
+                memcpy(mj->rd->qvel, mj->d->qvel, sizeof(mjtNum) * mj->m->nv);
+                render_publish(mj, rend, &st, ++mj->frame_seq);
+            }
+        }
+        store_instant(mj);
+        served = request;
+        pthread_mutex_lock(&mj->step_mu);
+        mj->step_done = request;
+        pthread_cond_broadcast(&mj->done_cv);
+        pthread_mutex_unlock(&mj->step_mu);
+    }
+    hal_mjrender_destroy(&rend);
+    /* a caller still waiting in hal_advance returns */
+    pthread_mutex_lock(&mj->step_mu);
+    mj->step_done = mj->step_requests;
+    pthread_cond_broadcast(&mj->done_cv);
+    pthread_mutex_unlock(&mj->step_mu);
     return NULL;
 }
 
@@ -343,6 +432,9 @@ static void mj_free(mj_t *mj)
     if (mj->zctx)
         zmq_ctx_term(mj->zctx);
     pthread_mutex_destroy(&mj->snap_mu);
+    pthread_mutex_destroy(&mj->step_mu);
+    pthread_cond_destroy(&mj->step_cv);
+    pthread_cond_destroy(&mj->done_cv);
     free(mj->snap_qpos);
     free(mj->snap_qvel);
     free(mj->rgb);
@@ -399,6 +491,39 @@ static int mjb_read_task(hal_t *self, hal_task_t *out)
     return 0;
 }
 
+/* Stepped mode: hand the stepper thread a request and wait for it. */
+static int mjb_advance(hal_t *self, int64_t duration_ns, hal_instant_t *out);
+
+static int mjb_instant(hal_t *self, hal_instant_t *out)
+{
+    mj_t *mj = self->impl;
+    if (!mj->core.stepped)
+        return -ENOTSUP;
+    return rt_seqbox_read(&mj->instant_box, out, sizeof *out);
+}
+
+static int mjb_advance(hal_t *self, int64_t duration_ns, hal_instant_t *out)
+{
+    mj_t *mj = self->impl;
+    if (!mj->core.stepped)
+        return -ENOTSUP;
+    if (duration_ns % mj->core.period_ns)
+        return -EINVAL;
+    pthread_mutex_lock(&mj->step_mu);
+    uint64_t want = ++mj->step_requests;
+    mj->step_request_ns = duration_ns;
+    pthread_cond_signal(&mj->step_cv);
+    while (mj->step_done < want)
+        pthread_cond_wait(&mj->done_cv, &mj->step_mu);
+    pthread_mutex_unlock(&mj->step_mu);
+    if (!out)
+        return 0;
+    int rc;
+    while ((rc = mjb_instant(self, out)) == -EAGAIN)
+        ;
+    return rc;
+}
+
 static const hal_ops_t mj_ops = {
     .api_version = HAL_API_VERSION,
     .name = "mujoco",
@@ -409,6 +534,8 @@ static const hal_ops_t mj_ops = {
     .read_task = mjb_read_task,
     .destroy = mjb_destroy,
     .counters = hal_backend_counters,
+    .advance = mjb_advance,
+    .instant = mjb_instant,
 };
 
 static int parse_cameras(mj_t *mj, const char *list, char *err, size_t errlen)
@@ -509,6 +636,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
         return -ENOMEM;
     }
     pthread_mutex_init(&mj->snap_mu, NULL);
+    pthread_mutex_init(&mj->step_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&mj->step_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&mj->done_cv, NULL);
     mj->width = w;
     mj->height = h;
     mj->seed = o->seed;
@@ -565,8 +699,16 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                      llround(options->command_timeout_s * 1e9),
                      (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S), 2 * RT_CLOCK_NS_PER_S);
     rt_seqbox_init(&mj->task_box);
+    rt_seqbox_init(&mj->instant_box);
+    mj->sim_t = rt_clock_mono_ns();
+    if (options->stepped) {
+        /* simulated time starts at the clocks' values now and keeps their offset */
+        mj->core.stepped = 1;
+        mj->core.unix_offset_ns = rt_clock_unix_ns() - mj->sim_t;
+    }
     mj_go_home(mj, mj->initial_q, mj->seed ^ 0x51ed270b27a5b3c1ULL);
-    hal_backend_publish(&mj->core, rt_clock_mono_ns());
+    hal_backend_publish(&mj->core, mj->sim_t);
+    store_instant(mj);
 
     if (o->camera_endpoint || o->state_endpoint) {
         mj->zctx = zmq_ctx_new();
@@ -581,11 +723,18 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
     }
 
     atomic_init(&mj->render_status, 0);
-    if (mj->n_cameras > 0 || mj->state_sock) {
-        int rc = hal_backend_thread_start(&mj->render, render_thread, mj, "pacd-hal-render", 0);
+    if (mj->n_cameras > 0 || mj->state_sock || options->stepped) {
+        int rc = options->stepped
+                     ? hal_backend_thread_start(&mj->render, stepper_thread, mj,
+                                                "pacd-hal-step", o->physics_rt_priority)
+                     : hal_backend_thread_start(&mj->render, render_thread, mj,
+                                                "pacd-hal-render", 0);
         if (rc != 0) {
-            pacd_errf(err, errlen, "hal mujoco: cannot start the render thread: %s",
-                      strerror(rc));
+            pacd_errf(err, errlen, "hal mujoco: cannot start the %s thread%s: %s%s",
+                      options->stepped ? "stepper" : "render",
+                      options->stepped && o->physics_rt_priority > 0 ? " with SCHED_FIFO" : "",
+                      strerror(rc),
+                      rc == EPERM ? "; grant CAP_SYS_NICE or set physics_rt_priority = 0" : "");
             goto fail;
         }
         mj->render_started = 1;
@@ -596,7 +745,9 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
             goto fail;
         }
     }
-    int rc = hal_backend_start(&mj->core, "pacd-hal-mujoco", o->physics_rt_priority);
+    int rc = options->stepped ? 0
+                              : hal_backend_start(&mj->core, "pacd-hal-mujoco",
+                                                  o->physics_rt_priority);
     if (rc != 0) {
         pacd_errf(err, errlen,
                   "hal mujoco: cannot start the physics thread%s: %s%s",

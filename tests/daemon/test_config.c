@@ -475,6 +475,54 @@ static void test_hal_options(void **state)
     assert_string_equal(ho.camera_endpoint, "ipc:///run/pacd/cam");
 }
 
+/* [robot] clock: real by default; simulated only where pacd can step the arm
+ * (mujoco, not shadow mode, every camera rendered by the backend). */
+static void test_clock(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    static const char base[] = "[policy]\ncheckpoint = m.safetensors\n";
+    if (config_load_buffer(&c, "c.conf", base, sizeof base - 1, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.sim_clock, 0);
+    config_hal_options_t ho;
+    config_hal_options(&c, &ho);
+    assert_int_equal(ho.hal.stepped, 0);
+    config_free(&c);
+    static const struct {
+        const char *text, *error; /* error NULL: accepted */
+    } cases[] = {
+        {"[robot]\nclock = simulated\nbackend = mujoco\nscene = s.xml\n"
+         "render_cameras = agentview, front\n[camera.front]\nwidth = 64\n", NULL},
+        {"[robot]\nclock = simulated\n", "backend = mujoco; the sim backend runs on the real"},
+        {"[robot]\nclock = simulated\nbackend = mujoco\nscene = s.xml\n[pacd]\nmode = shadow\n",
+         "has no arm to step in shadow mode"},
+        {"[robot]\nclock = simulated\nbackend = mujoco\nscene = s.xml\n"
+         "render_cameras = agentview\n[camera.front]\nwidth = 64\n",
+         "[camera.front] is not in [robot] render_cameras"},
+        {"[robot]\nclock = wall\n", "[robot] clock = wall: expected real"},
+        {"[robot]\nclock = real\nbackend = mujoco\nscene = s.xml\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "%s%s", base, cases[i].text);
+        int rc = config_load_buffer(&c, "c.conf", text, strlen(text), err, sizeof err);
+        if (!cases[i].error) {
+            if (rc != 0)
+                fail_msg("case %zu refused: %s", i, err);
+            config_hal_options(&c, &ho);
+            assert_int_equal(ho.hal.stepped, c.sim_clock);
+            config_free(&c);
+        } else {
+            if (rc != -EINVAL)
+                fail_msg("case %zu accepted (%d)", i, rc);
+            if (!strstr(err, cases[i].error))
+                fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].error);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_rt_priority),
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_hal_options),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

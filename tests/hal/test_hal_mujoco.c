@@ -566,6 +566,87 @@ static void test_lift_task_and_seeded_reset(void **st)
     assert_int_equal(hal_read_task(NULL, &t), -EINVAL);
 }
 
+/* Stepped mode from a seeded reset: `n` control periods of 50 ms with joint 1
+ * at 0.3 rad/s; the state after them. */
+static hal_state_t stepped_episode(hal_t *h, uint64_t seed, int n)
+{
+    assert_int_equal(hal_reset_seeded(h, seed), 0);
+    hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = 7};
+    cmd.values[0] = 0.3;
+    for (int k = 0; k < n; k++) {
+        assert_int_equal(hal_command(h, &cmd), 0);
+        assert_int_equal(hal_advance(h, 50000000, NULL), 0);
+    }
+    hal_state_t s;
+    assert_int_equal(hal_read_state(h, &s), 0);
+    return s;
+}
+
+/* Stepped mode (the simulated clock): nothing moves between hal_advance
+ * calls; a call runs exactly its simulated time with the newest command and
+ * publishes that instant; without a new command the arm holds; the same
+ * seed and commands give the same states; backends without the mode refuse
+ * it. */
+static void test_stepped_mode(void **st)
+{
+    (void)st;
+    hal_options_t o = {.stepped = 1};
+    hal_mujoco_options_t mo = {.seed = 3};
+    hal_t *h = open_scene("sawyer", lift_scene, &o, &mo);
+    hal_instant_t a, b;
+    assert_int_equal(hal_instant(h, &a), 0);
+    assert_int_equal(a.step_ns, 2000000); /* the scene's 2 ms timestep */
+    hal_state_t s0, s1;
+    assert_int_equal(hal_read_state(h, &s0), 0);
+    assert_true(s0.time_mono_ns == a.time_ns);
+    assert_true(s0.time_unix_ns == a.time_ns + a.unix_offset_ns);
+    pause_ms(100);
+    assert_int_equal(hal_read_state(h, &s1), 0);
+    assert_true(s1.seq == s0.seq && s1.time_mono_ns == s0.time_mono_ns);
+    assert_int_equal(hal_advance(h, 3000000, NULL), -EINVAL);
+
+    s1 = stepped_episode(h, 42, 10);
+    assert_int_equal(hal_instant(h, &b), 0);
+    assert_true(b.time_ns == a.time_ns + 500000000); /* exactly 10 periods */
+    assert_true(s1.time_mono_ns == b.time_ns);
+    double moved = s1.q[0] - s0.q[0];
+    if (!(moved > 0.5 * 0.3 * 0.5 && moved < 0.3 * 0.5 + 0.02))
+        fail_msg("joint 1 moved %g rad in 0.5 s at 0.3 rad/s", moved);
+    hal_counters_t c;
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_int_equal(c.ticks, 250);
+    assert_int_equal(c.watchdog_holds, 0);
+    /* no new command: the arm decelerates and comes to rest, counted once */
+    for (int k = 0; k < 40; k++)
+        assert_int_equal(hal_advance(h, 50000000, NULL), 0);
+    assert_int_equal(hal_read_state(h, &s0), 0);
+    assert_double_equal(s0.dq[0], 0.0, 0.01);
+    assert_int_equal(hal_counters(h, &c), 0);
+    assert_int_equal(c.watchdog_holds, 1);
+    /* 0 publishes the instant again without time passing */
+    assert_int_equal(hal_advance(h, 0, &a), 0);
+    assert_int_equal(hal_read_state(h, &s1), 0);
+    assert_true(s1.time_mono_ns == a.time_ns && s1.seq > s0.seq);
+
+    /* the same seed and commands: the same states, exactly */
+    s0 = stepped_episode(h, 42, 10);
+    s1 = stepped_episode(h, 42, 10);
+    assert_memory_equal(s0.q, s1.q, sizeof s0.q);
+    assert_memory_equal(s0.dq, s1.dq, sizeof s0.dq);
+    assert_memory_equal(s0.ee_pose, s1.ee_pose, sizeof s0.ee_pose);
+    hal_destroy(&h);
+
+    /* on the real clock there is no stepping; sim has no stepped mode */
+    h = open_scene("sawyer", lift_scene, NULL, NULL);
+    assert_int_equal(hal_advance(h, 50000000, NULL), -ENOTSUP);
+    assert_int_equal(hal_instant(h, &a), -ENOTSUP);
+    hal_destroy(&h);
+    char err[512] = "";
+    hal_options_t so = {.backend = "sim", .stepped = 1};
+    assert_null(hal_new(hal_robot_find("panda"), &so, err, sizeof err));
+    assert_non_null(strstr(err, "no stepped mode"));
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = getenv("PACD_DATA_DIR");
@@ -600,6 +681,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_options_fail_with_message),
         cmocka_unit_test_setup_teardown(test_frames_reach_subscriber, ipc_setup, ipc_teardown),
         cmocka_unit_test(test_lift_task_and_seeded_reset),
+        cmocka_unit_test(test_stepped_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
