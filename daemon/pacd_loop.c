@@ -29,6 +29,9 @@ typedef struct loop_clock loop_clock_t;
  * a teleoperator's answer, telemetry sent); after it the tick goes on and the
  * inputs count as stale as usual. */
 #define LOOP_SIM_WAIT_NS (2 * RT_CLOCK_NS_PER_S)
+/* Simulated clock: frames not there after this long are rendered and sent
+ * again (a PUB socket drops what it sends before its subscriber joined). */
+#define LOOP_SIM_RESEND_NS (200 * 1000000LL)
 
 /* What the loop copies into a step's log record fits it by construction. */
 _Static_assert(INGEST_MAX_TASK_INFO == LOGGER_MAX_TASK_INFO && INGEST_TASK_NAME == LOGGER_TASK_NAME,
@@ -1399,11 +1402,16 @@ static void take_commands(loop_t *self, int stopping);
  * timed out or stopping. */
 static int sim_wait(loop_t *self, sim_input_t what, int stopping)
 {
-    int64_t give_up = rt_clock_mono_ns() + LOOP_SIM_WAIT_NS;
+    int64_t now = rt_clock_mono_ns();
+    int64_t give_up = now + LOOP_SIM_WAIT_NS, resend = now + LOOP_SIM_RESEND_NS;
     while (!sim_ready(self, what)) {
-        if (atomic_load_explicit(&self->stop, memory_order_acquire) ||
-            rt_clock_mono_ns() > give_up)
+        now = rt_clock_mono_ns();
+        if (atomic_load_explicit(&self->stop, memory_order_acquire) || now > give_up)
             return 0;
+        if (what == SIM_FRAMES && now > resend) {
+            hal_advance(self->d.hal, 0, &self->instant); /* the same instant again */
+            resend = now + LOOP_SIM_RESEND_NS;
+        }
         rt_clock_sleep_ns(20000);
         take_commands(self, stopping);
     }

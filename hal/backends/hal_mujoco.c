@@ -700,13 +700,13 @@ int hal_mujoco_open(hal_t *hal, const hal_options_t *options, const void *backen
                      (int64_t)(MJ_CATCHUP_S * RT_CLOCK_NS_PER_S), 2 * RT_CLOCK_NS_PER_S);
     rt_seqbox_init(&mj->task_box);
     rt_seqbox_init(&mj->instant_box);
+    mj_go_home(mj, mj->initial_q, mj->seed ^ 0x51ed270b27a5b3c1ULL);
     mj->sim_t = rt_clock_mono_ns();
     if (options->stepped) {
         /* simulated time starts at the clocks' values now and keeps their offset */
         mj->core.stepped = 1;
         mj->core.unix_offset_ns = rt_clock_unix_ns() - mj->sim_t;
     }
-    mj_go_home(mj, mj->initial_q, mj->seed ^ 0x51ed270b27a5b3c1ULL);
     hal_backend_publish(&mj->core, mj->sim_t);
     store_instant(mj);
 
