@@ -355,6 +355,17 @@ def test_several_data_sets_train_together(tmp_path):
     np.testing.assert_array_equal(d["actions"][-1], eb[1]["actions"][last])
     np.testing.assert_array_equal(d["obs"][d["next_index"][-1]],
                                   eb[1]["observation"][last + 1, [0, 1, 2, 3, 4, 5, 13, 14]])
+    # a policy's own episodes log only the fields it reads: they train together
+    # with the behaviour data on those fields, taken by name from each layout
+    own = [OBSERVATION[0], OBSERVATION[3]]            # joint_positions, the camera
+    e_own = [dict(e, observation=e["observation"][:, :6]) for e in eb]
+    pds.write(c, e_own, "sawyer", own, ACTION)
+    d2 = pds.load_transitions([a, c], own)
+    np.testing.assert_array_equal(d2["obs"][d2["next_index"][-1]],
+                                  eb[1]["observation"][last + 1, :6])
+    np.testing.assert_array_equal(d2["obs"][0], ea[0]["observation"][0, :6])
+    with pytest.raises(pds.DatasetError, match="previous_action.* is not in the data set"):
+        pds.load_transitions([a, c], fields)
     # another action spec is refused, naming the difference
     pds.write(c, ea, "sawyer", OBSERVATION, dict(ACTION, high=[0.4, 0.4]))
     with pytest.raises(pds.DatasetError, match="action .* differs"):

@@ -328,26 +328,39 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     cams_wanted = any(is_camera(f) for f in fields)
-    ds = read(paths[0], cameras=cams_wanted, next_obs="last")
+
+    def wanted(p, d):
+        """d's demos cut to the columns of `fields` (by its own layout): data
+        sets logged with different observation specs (the behaviour data
+        and a policy's own episodes, logged with only the fields that policy
+        reads) train together when every wanted field is in each."""
+        names = [f["name"] for f in d["observation"]]
+        for f in fields:
+            if f not in d["observation"]:
+                raise DatasetError(f"{p}: field {f['name']!r} ({json.dumps(f)}) is not in the "
+                                   f"data set (it has {names})")
+        cols = []
+        for f, off, n in obs_layout(d["observation"]):
+            if f in fields:
+                cols.extend(range(off, off + n))
+        cols = np.asarray(cols, np.int64)
+        for demo in d["demos"]:
+            for grp in ("obs", "next_obs"):
+                demo[grp]["observation"] = demo[grp]["observation"][:, cols]
+        return d
+
+    ds = wanted(paths[0], read(paths[0], cameras=cams_wanted, next_obs="last"))
     for p in paths[1:]:
-        other = read(p, cameras=cams_wanted, next_obs="last")
-        for key in ("robot", "observation", "action"):
+        other = wanted(p, read(p, cameras=cams_wanted, next_obs="last"))
+        for key in ("robot", "action"):
             if other[key] != ds[key]:
                 raise DatasetError(f"{p}: {key} {json.dumps(other[key])} differs from "
                                    f"{paths[0]}'s {json.dumps(ds[key])}; data sets trained "
-                                   f"together need the same robot and specs")
+                                   f"together need the same robot and action spec")
         ds["demos"] += other["demos"]
     path = ", ".join(map(str, paths))
-    names = [f["name"] for f in ds["observation"]]
-    for f in fields:
-        if f not in ds["observation"]:
-            raise DatasetError(f"{path}: field {f['name']!r} is not in the data set "
-                               f"(it has {names})")
-    cols = []
-    for f, off, n in obs_layout(ds["observation"]):
-        if f in fields:
-            cols.extend(range(off, off + n))
-    cols = np.asarray(cols, np.int64)
+    ds["observation"] = [f for f in ds["observation"] if f in fields]
+    cols = np.arange(obs_dim_of([f for f in fields if not is_camera(f)]), dtype=np.int64)
     cams = [f for f in fields if is_camera(f)]
     demos = ds["demos"]
     successes = [episode_success(d, success_reward) for d in demos]
