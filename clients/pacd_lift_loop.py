@@ -7,16 +7,17 @@
    at the default skill: the behaviour data, logged by pacd;
 2. export: `pacctl log export` -> one HDF5 data set;
 3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq and pac;
-4. evaluate: each checkpoint in pacd (control mode, greedy actions) over
-   the same fixed seeds, none of them seen in collection;
+4. evaluate: each checkpoint in pacd (control mode, sampled actions, one
+   sampling seed) over the same fixed seeds, none of them seen in collection;
 5. round 2: pac in control mode with sampling collects its own episodes;
    pac is retrained on the behaviour data plus them and evaluated again;
 6. the table: success rates with 95% Wilson intervals, as markdown (stdout and
    DIR/results.md) and JSON (DIR/results.json).
 
 --smoke makes every stage tiny (a few episodes, a few dozen gradient steps):
-it checks the path, not the numbers. Timing: collection and evaluation run in
-real time at 20 Hz (about 5-8 s per episode on the 2-core VM).
+it checks the path, not the numbers. --data reuses a behaviour data set
+(skips 1 and 2); --algos "" stops after the export. pacd runs on the
+simulated clock (PACD_LOOP_CLOCK=real: real time at 20 Hz).
 """
 import argparse
 import json
@@ -33,6 +34,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(SRC, "policy", "torch"))
 import pacd_client  # noqa: E402
 import pacd_lift_operator as op  # noqa: E402
+from pacd_torch import dataset as pds  # noqa: E402
 from pacd_torch.stats import format_rate, wilson  # noqa: E402
 
 LIFT_SCENE = os.path.join(SRC, "..", "shared", "data", "robosuite", "assets", "demonstrations",
@@ -209,7 +211,12 @@ def main(argv=None):
     ap.add_argument("--round2-episodes", type=int, default=None, help="pac's own episodes (50)")
     ap.add_argument("--steps", type=int, default=None, help="gradient steps per run (3000)")
     ap.add_argument("--skill", type=float, default=0.3)
-    ap.add_argument("--algos", default="bc,fbc,bcq,pac")
+    ap.add_argument("--algos", default="bc,fbc,bcq,pac",
+                    help="comma-separated; empty: collect and export only")
+    ap.add_argument("--data", default=None,
+                    help="reuse this behaviour data set (HDF5): skip collection and export")
+    ap.add_argument("--pac-args", default="",
+                    help="extra pacd_torch.train arguments for pac, e.g. \"--n-step 10\"")
     args = ap.parse_args(argv)
     small = args.smoke
     n_collect = args.episodes or (3 if small else 100)
@@ -218,7 +225,7 @@ def main(argv=None):
     steps = args.steps or (30 if small else 3000)
     max_steps = 140 if small else 250   # the scripted grasp takes about 90-120 steps
     skill = 1.0 if small else args.skill   # the smoke run needs a success for fbc
-    algos = args.algos.split(",")
+    algos = [a for a in args.algos.split(",") if a]
     build = os.path.abspath(args.build)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -233,24 +240,31 @@ def main(argv=None):
     eval_seeds = list(range(900000, 900000 + n_eval))
     results = {}
 
-    log("== 1. collect %d operator episodes (teleop mode, skill %.2f)" % (n_collect, skill))
     ckpt0 = collection_checkpoint(os.path.join(out, "collect.safetensors"))
-    p = Pacd(build, out, "collect", ckpt0, "teleop", max_steps)
-    try:
-        wins = p.episodes(list(range(1000, 1000 + n_collect)), skill=skill, log=log)
-    finally:
-        p.close()
-    results["behaviour data"] = (sum(wins), len(wins))
-    data = os.path.join(out, "behaviour.hdf5")
-    if os.path.exists(data):
-        os.remove(data)
-    log("== 2. export")
-    run([pacctl, "log", "export", "-o", data, "--checkpoint", ckpt0] + p.logs(), log)
+    if args.data:
+        data = os.path.abspath(args.data)
+        demos = pds.read(data, cameras=False)["demos"]
+        results["behaviour data"] = (sum(pds.episode_success(d) for d in demos), len(demos))
+        log("== 1-2. behaviour data %s: %d episodes" % (data, len(demos)))
+    else:
+        log("== 1. collect %d operator episodes (teleop mode, skill %.2f)" % (n_collect, skill))
+        p = Pacd(build, out, "collect", ckpt0, "teleop", max_steps)
+        try:
+            wins = p.episodes(list(range(1000, 1000 + n_collect)), skill=skill, log=log)
+        finally:
+            p.close()
+        results["behaviour data"] = (sum(wins), len(wins))
+        data = os.path.join(out, "behaviour.hdf5")
+        if os.path.exists(data):
+            os.remove(data)
+        log("== 2. export")
+        run([pacctl, "log", "export", "-o", data, "--checkpoint", ckpt0] + p.logs(), log)
 
     def train(algo, datas, out_ckpt, seed=0):
         run(env_py + ["--data"] + datas + ["--algo", algo, "--size", "lowdim", "--out", out_ckpt,
                       "--steps", str(steps), "--seed", str(seed), "--quiet",
-                      "--exclude", ",".join(TRAIN_EXCLUDE)], log)
+                      "--exclude", ",".join(TRAIN_EXCLUDE)] +
+            (args.pac_args.split() if algo == "pac" else []), log)
         return out_ckpt
 
     def evaluate(name, ckpt):

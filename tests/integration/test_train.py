@@ -110,6 +110,32 @@ def test_projection_batch_rows_and_mass():
 
 # --- policy improvement ---------------------------------------------------------
 
+def test_n_step_returns_hand_case():
+    # two episodes flattened as load_transitions does (M = 6 transition rows,
+    # rows 6 and 7 the appended final observations): episode 0 has rows 0-3 and
+    # ends terminal on row 3 (reward 1); episode 1 has rows 4-5, cut (is_last,
+    # not terminal) after row 5, reward 0.5 on row 4
+    nxt = np.array([1, 2, 3, 6, 5, 7])
+    rew = np.array([0, 0, 0, 1, 0.5, 0], np.float32)
+    term = np.array([0, 0, 0, 1, 0, 0], np.float32)
+    g = 0.9
+    ret, disc, boot = ptrain.n_step_returns(nxt, rew, term, 1, g)
+    np.testing.assert_allclose(ret, rew, atol=1e-6)
+    np.testing.assert_allclose(disc, g * (1 - term), atol=1e-6)
+    assert boot.tolist() == nxt.tolist()
+    ret, disc, boot = ptrain.n_step_returns(nxt, rew, term, 3, g)
+    # row 0: r0 + g r1 + g^2 r2 = 0, bootstrap at row 3 with g^3
+    # row 1: r1 + g r2 + g^2 r3 = 0.81, terminal inside: no bootstrap
+    # row 2: r2 + g r3 = 0.9, terminal; row 3: 1, terminal
+    # row 4: 0.5 + g 0 = 0.5, the episode ends after 2 steps: bootstrap at obs
+    # row 7 (its final observation) with g^2; row 5: 0, bootstrap at 7 with g
+    np.testing.assert_allclose(ret, [0, 0.81, 0.9, 1, 0.5, 0], atol=1e-6)
+    np.testing.assert_allclose(disc, [g ** 3, 0, 0, 0, g ** 2, g], atol=1e-6)
+    assert boot.tolist() == [3, 6, 6, 6, 7, 7]
+    with pytest.raises(ValueError):
+        ptrain.n_step_returns(nxt, rew, term, 0, g)
+
+
 def test_improvement_weights_hand_case():
     eta = 0.5
     # exp(q / eta) = 1, 3, 6 -> weights 0.1, 0.3, 0.6

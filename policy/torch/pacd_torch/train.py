@@ -67,6 +67,7 @@ DEFAULTS = {
     "alpha": 0.75,          # weight of BC; 1 - alpha weighs policy improvement (PAC paper)
     "beta": 38.0,           # TD loss scale (PAC paper)
     "gamma": 0.99,          # discount
+    "n_step": 1,            # TD target over n logged steps (1: the one-step target)
     "bins": 21,             # action bins per dimension
     "value_bins": 51,       # return bins of the critic
     "vmin": 0.0, "vmax": 1.0,   # return support (sparse 0/1 reward: returns in [0, 1])
@@ -134,6 +135,43 @@ def eta_dual(q, eta, epsilon):
     (Abdolmaleki et al. 2018, eq. 9 with samples); minimised over eta > 0."""
     n = q.shape[1]
     return eta * epsilon + eta * (torch.logsumexp(q / eta, dim=1) - math.log(n)).mean()
+
+
+def n_step_returns(next_index, rewards, terminal, n, gamma):
+    """n-step TD targets' parts for every transition row (numpy, float64 sums).
+
+    Transition rows 0..M-1 of one data set (pds.load_transitions): row i's next
+    observation is obs row next_index[i]; a next_index >= M is an episode's
+    appended final observation (the episode ends there). Walking at most n
+    steps from row i, stopping after a terminal step or at the episode's end:
+
+      returns[i]   = sum_{k<m} gamma^k r_{i+k}       (m <= n steps taken)
+      discounts[i] = gamma^m, or 0 when step i+m-1 was terminal
+      bootstrap[i] = next_index[i+m-1], the obs row the target is taken at
+
+    so the TD target is returns + discounts * Z(bootstrap, a'); n = 1 gives
+    (r, gamma (1 - terminal), next_index), the one-step target. Returns
+    (returns float32 [M], discounts float32 [M], bootstrap int64 [M]).
+    Raises ValueError for n < 1."""
+    if n < 1:
+        raise ValueError(f"n_step must be >= 1, got {n}")
+    next_index = np.asarray(next_index, np.int64)
+    rewards = np.asarray(rewards, np.float64)
+    terminal = np.asarray(terminal) > 0
+    m = len(next_index)
+    cur = np.arange(m)
+    alive = np.ones(m, bool)
+    ret = np.zeros(m)
+    disc = np.ones(m)
+    boot = next_index.copy()
+    for k in range(n):
+        ret[alive] += gamma ** k * rewards[cur[alive]]
+        nxt = next_index[cur]
+        boot[alive] = nxt[alive]
+        disc[alive] = np.where(terminal[cur[alive]], 0.0, gamma ** (k + 1))
+        alive &= ~terminal[cur] & (nxt < m)
+        cur = np.where(alive, nxt, cur)
+    return ret.astype(np.float32), disc.astype(np.float32), boot
 
 
 def log_prob(logits, idx):
@@ -255,6 +293,12 @@ class Trainer:
         self.actions = torch.as_tensor(data["actions"], device=dev)
         self.rewards = torch.as_tensor(data["rewards"], device=dev)
         self.terminal = torch.as_tensor(data["terminal"], device=dev)
+        ret, disc, boot = n_step_returns(data["next_index"], data["rewards"],
+                                         data["terminal"], int(self.hp["n_step"]),
+                                         self.hp["gamma"])
+        self.td_return = torch.as_tensor(ret, device=dev)
+        self.td_discount = torch.as_tensor(disc, device=dev)
+        self.td_bootstrap = torch.as_tensor(boot, device=dev)
         acted = data.get("acted")
         self.rows = np.flatnonzero(acted) if acted is not None else \
             np.arange(len(data["actions"]))
@@ -280,7 +324,7 @@ class Trainer:
         (held rows are not the behaviour's choice: the arm held on stale input)."""
         idx = torch.as_tensor(self.rows[self.np_rng.integers(0, len(self.rows), n)],
                               device=self.device)
-        nxt = self.next_index[idx]
+        nxt = self.td_bootstrap[idx]
         return idx, nxt
 
     def losses(self, idx, nxt):
@@ -306,8 +350,8 @@ class Trainer:
                 nlat, nlogits = tlat_all[:b], tlogits_all[:b]
                 na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
                 nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
-                disc = hp["gamma"] * (1.0 - self.terminal[idx])
-                target = project_distribution(nprobs, self.rewards[idx], disc, m.value_support)
+                target = project_distribution(nprobs, self.td_return[idx],
+                                              self.td_discount[idx], m.value_support)
             data_a = bins_to_action(data_idx, m.low, m.high, k)
             vl = critic_logits(m, lat, data_a[:, None])[:, 0]
             td = -(target * torch.log_softmax(vl, -1)).sum(-1).mean()
@@ -508,7 +552,7 @@ def main(argv=None):
               "eta_lr", "weight_decay", "warmup", "tau", "clip"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
                         help=f"default {DEFAULTS[k]}")
-    for k in ("bins", "value_bins", "samples", "batch"):
+    for k in ("bins", "value_bins", "samples", "batch", "n_step"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
                         help=f"default {DEFAULTS[k]}")
     args = ap.parse_args(argv)
