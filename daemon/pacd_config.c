@@ -64,6 +64,8 @@ void config_defaults(config_t *cfg)
     cfg->log_ring_frames = 64;
     cfg->log_fsync_interval_ms = 1000;
     cfg->log_robot_state = 1;
+    cfg->log_min_free_mb = 1024;
+    cfg->log_keep_gb = 0.0;
     snprintf(cfg->telemetry_bind, sizeof cfg->telemetry_bind, "tcp://127.0.0.1:5557");
     cfg->telemetry_rate_hz = 10.0;
     cfg->telemetry_window_ticks = 200;
@@ -528,6 +530,14 @@ static int handler(void *user, const char *section, const char *key, const char 
     } else if (KEY("logger", "robot_state")) {
         if (parse_bool(value, &c->log_robot_state))
             return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("logger", "min_free_mb")) {
+        if (parse_long(value, 0, 1L << 30, &l))
+            return fail(p, section, key, value, "expected 0 (no check) .. 1073741824 MB");
+        c->log_min_free_mb = l;
+    } else if (KEY("logger", "keep_gb")) {
+        if (parse_double(value, 0.0, 1e6, &d))
+            return fail(p, section, key, value, "expected 0 (keep every log) .. 1000000 GB");
+        c->log_keep_gb = d;
     } else if (KEY("telemetry", "bind")) {
         return set_endpoint(p, section, key, value, c->telemetry_bind, sizeof c->telemetry_bind, 0);
     } else if (KEY("telemetry", "rate_hz")) {

@@ -99,6 +99,9 @@ typedef struct {
     int log_ring_frames;
     int log_fsync_interval_ms;
     int log_robot_state;          /* log a RobotState every tick */
+    long log_min_free_mb;         /* disk guard: START_EPISODE is refused while the log
+                                     directory's filesystem has less free (MiB); 0 = off */
+    double log_keep_gb;           /* retention: keep the newest logs up to this (GiB); 0 = all */
     /* [telemetry] */
     char telemetry_bind[CONFIG_PATH];
     double telemetry_rate_hz;

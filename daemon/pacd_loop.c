@@ -82,6 +82,7 @@ struct loop {
     uint64_t max_steps;
     int task_id;
     int end_requested, end_terminal, has_final_reward;
+    loop_end_reason_t end_reason;          /* why end_requested was set */
     float final_reward;
     float action[POLICY_MAX_ACTION];       /* the action to execute: the policy's
                                               output, or in teleop mode the
@@ -552,6 +553,15 @@ static void assemble(loop_t *self, const hal_state_t *hs, int first)
     }
 }
 
+/* Ask the open episode to end at this tick's step (or the next); the first
+ * reason asked for is the one reported. */
+static void request_end(loop_t *self, loop_end_reason_t reason)
+{
+    if (!self->end_requested)
+        self->end_reason = reason;
+    self->end_requested = 1;
+}
+
 static void begin_episode(loop_t *self, const loop_cmd_t *c)
 {
     memcpy(self->episode_id, c->episode_id, sizeof self->episode_id);
@@ -566,6 +576,7 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     self->episode_info.task_seed = c->task_seed;
     self->st.episode_seed = c->task_seed;
     self->end_requested = self->end_terminal = self->has_final_reward = 0;
+    self->end_reason = LOOP_END_NONE;
     memset(self->prev_action, 0, sizeof self->prev_action);
     memset(self->logged_any, 0, sizeof self->logged_any);
     memcpy(self->episode_info.episode_id, self->episode_id, sizeof self->episode_info.episode_id);
@@ -582,9 +593,11 @@ static void finish_episode(loop_t *self)
 {
     if (logger_end_episode(self->d.logger) != 0)
         emit(self, LOOP_EV_LOG_DROP, 3, 1);
-    emit(self, LOOP_EV_EPISODE_END, (int64_t)self->step, self->end_terminal);
+    emit(self, LOOP_EV_EPISODE_END, (int64_t)self->step,
+         (int64_t)self->end_reason | (self->end_terminal ? 0x100 : 0));
     if (self->end_terminal)
         self->st.episodes_terminal++;
+    self->st.last_end_reason = self->end_reason;
     self->in_episode = 0;
 }
 
@@ -617,7 +630,7 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
     case LOOP_CMD_END_EPISODE:
         if (!self->in_episode)
             return reply(self, c, -ENOENT, "no episode is running");
-        self->end_requested = 1;
+        request_end(self, LOOP_END_REQUESTED);
         self->end_terminal = c->is_terminal;
         self->has_final_reward = c->has_final_reward;
         self->final_reward = c->final_reward;
@@ -634,7 +647,7 @@ static void apply_command(loop_t *self, const loop_cmd_t *c)
         return reply(self, c, 0, NULL);
     case LOOP_CMD_ESTOP:
         if (self->in_episode) {
-            self->end_requested = 1;
+            request_end(self, LOOP_END_ESTOP);
             self->end_terminal = 0;
         }
         set_state(self, LOOP_ESTOPPED);
@@ -819,7 +832,7 @@ static void take_commands(loop_t *self, int stopping)
     while (rt_spsc_pop(&self->commands, &c))
         apply_command(self, &c);
     if (stopping && self->in_episode)
-        self->end_requested = 1;
+        request_end(self, LOOP_END_SHUTDOWN);
 }
 
 /* The robot state of this tick into t->hs / t->rc; a failed read faults the
@@ -934,6 +947,12 @@ static void read_inputs(loop_t *self, tick_t *t)
 static void begin_step(loop_t *self, tick_t *t)
 {
     t->first = self->step == 0;
+    /* the disk guard: the episode's log failed (disk full, I/O error): this
+     * step is the last, and it holds the arm */
+    if (!self->end_requested && logger_episode_failed(self->d.logger)) {
+        request_end(self, LOOP_END_LOG_FAILED);
+        self->st.episodes_log_failed++;
+    }
     if (t->stale != self->stale_prev) {
         if (t->stale)
             emit(self, LOOP_EV_STALE_BEGIN, t->stale_input, t->stale_age / 1000);
@@ -966,11 +985,11 @@ static void begin_step(loop_t *self, tick_t *t)
         }
     }
     if (terminal) {
-        self->end_requested = 1;
+        request_end(self, LOOP_END_TERMINAL);
         self->end_terminal = 1;
     }
     if (self->max_steps && self->step + 1 >= self->max_steps)
-        self->end_requested = 1;
+        request_end(self, LOOP_END_MAX_STEPS);
     t->is_last = self->end_requested;
     if (t->is_last && self->has_final_reward)
         t->reward = self->final_reward;

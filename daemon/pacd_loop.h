@@ -87,6 +87,19 @@ typedef enum {
     LOOP_FAULT_HAL_COMMAND,  /* hal_command failed; fault_errno says why */
 } loop_fault_t;
 
+/* Why an episode ended (loop_status_t.last_end_reason); the first cause
+ * counts when several come in the same tick. */
+typedef enum {
+    LOOP_END_NONE = 0,          /* values of pacd.v1.EpisodeEnd; no episode ended yet */
+    LOOP_END_REQUESTED = 1,     /* END_EPISODE (terminal or not, as the client said) */
+    LOOP_END_TERMINAL = 2,      /* a terminal reward or the scene's task success */
+    LOOP_END_MAX_STEPS = 3,     /* [episode] max_steps or START_EPISODE max_steps */
+    LOOP_END_ESTOP = 4,
+    LOOP_END_SHUTDOWN = 5,      /* pacd is stopping */
+    LOOP_END_LOG_FAILED = 6,    /* the episode log could not be written (disk full,
+                                   I/O error: logger_episode_failed); the arm held */
+} loop_end_reason_t;
+
 /* Published by the loop every tick (triple buffer). */
 typedef struct {
     loop_state_t state;
@@ -110,6 +123,8 @@ typedef struct {
     int fault_errno;                    /* errno of the failed call (positive) */
     uint64_t episodes_terminal;         /* episodes that ended on a terminal step */
     int64_t episode_seed;               /* of the open (or last) episode; -1: none */
+    loop_end_reason_t last_end_reason;  /* why the last episode ended */
+    uint64_t episodes_log_failed;       /* episodes ended for LOOP_END_LOG_FAILED */
     int has_robot_state;                /* robot_state holds the last tick's state */
     hal_state_t robot_state;
     int n_task_info;                    /* the last tick's task values */
@@ -121,7 +136,8 @@ typedef struct {
 typedef enum {
     LOOP_EV_STATE = 1,       /* a = old state, b = new state */
     LOOP_EV_EPISODE_BEGIN,   /* a = max_steps */
-    LOOP_EV_EPISODE_END,     /* a = steps, b = is_terminal */
+    LOOP_EV_EPISODE_END,     /* a = steps, b = loop_end_reason_t | 0x100 when the
+                                last step was terminal */
     LOOP_EV_STALE_BEGIN,     /* a = input (LOOP_STALE_*, >= 0 camera index), b = age us
                                 (-1000: none has arrived) */
     LOOP_EV_STALE_END,

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
         .ring_frames = (size_t)cfg.log_ring_frames,
         .max_frame_bytes = 0,
         .fsync_interval_ms = cfg.log_fsync_interval_ms,
+        .keep_bytes = (uint64_t)(cfg.log_keep_gb * 1024.0 * 1024.0 * 1024.0),
     };
     for (int i = 0; i < cfg.n_cameras; i++) {
         size_t b = (size_t)cfg.cameras[i].width * (size_t)cfg.cameras[i].height * 3;

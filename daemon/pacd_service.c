@@ -32,6 +32,7 @@ struct service {
     uint64_t control_malformed;   /* control requests dropped or refused as malformed */
     char last_status[256];
     uint64_t commands_invalid;  /* refused by validate_command_fields (service thread only) */
+    uint64_t episodes_refused_disk;  /* START_EPISODE refused by the disk guard */
 };
 
 static const char *state_name(loop_state_t s)
@@ -42,6 +43,20 @@ static const char *state_name(loop_state_t s)
     case LOOP_HOLDING: return "holding";
     case LOOP_ESTOPPED: return "e-stopped";
     case LOOP_FAULT: return "fault";
+    }
+    return "unknown";
+}
+
+static const char *end_reason_name(loop_end_reason_t r)
+{
+    switch (r) {
+    case LOOP_END_NONE: return "none";
+    case LOOP_END_REQUESTED: return "end_episode";
+    case LOOP_END_TERMINAL: return "task ended";
+    case LOOP_END_MAX_STEPS: return "max_steps";
+    case LOOP_END_ESTOP: return "e-stop";
+    case LOOP_END_SHUTDOWN: return "shutdown";
+    case LOOP_END_LOG_FAILED: return "log failed";
     }
     return "unknown";
 }
@@ -162,6 +177,14 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->task_info = tm->task_ptr;
     t->episodes_terminal = st->episodes_terminal;
     t->episode_seed = st->episode_seed;
+    t->last_episode_end = (Pacd__V1__EpisodeEnd)st->last_end_reason;
+    t->episodes_log_failed = st->episodes_log_failed;
+    t->episodes_refused_disk = self->episodes_refused_disk;
+    uint64_t free_bytes = 0;
+    if (logger_free_bytes(self->d.cfg->log_directory, &free_bytes) == 0)
+        t->log_free_bytes = free_bytes;
+    t->log_error = tm->ls.last_error;
+    t->log_files_deleted = tm->ls.files_deleted;
     t->states_received = is.states_received;
     t->states_rejected = is.states_rejected;
     t->log_steps_dropped = tm->ls.steps_dropped;
@@ -238,10 +261,21 @@ static void print_event(const service_t *self, const loop_event_t *ev)
         fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %llu)\n", ev->episode_id,
                 (unsigned long long)ev->a);
         break;
-    case LOOP_EV_EPISODE_END:
-        fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s)\n", ev->episode_id,
-                (long long)ev->a, ev->b ? "terminal" : "truncated");
+    case LOOP_EV_EPISODE_END: {
+        loop_end_reason_t why = (loop_end_reason_t)(ev->b & 0xff);
+        if (why == LOOP_END_LOG_FAILED) {
+            logger_stats_t ls;
+            logger_get_stats(self->d.logger, &ls);
+            fprintf(stderr, SD_ERR "pacd: episode %s ended after %lld steps: its log could not "
+                    "be written (%s); the arm holds. What was written is kept up to the last "
+                    "complete record\n", ev->episode_id, (long long)ev->a, ls.last_error);
+            break;
+        }
+        fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s, %s)\n",
+                ev->episode_id, (long long)ev->a, (ev->b & 0x100) ? "terminal" : "truncated",
+                end_reason_name(why));
         break;
+    }
     case LOOP_EV_STALE_BEGIN:
         if (ev->a == LOOP_STALE_ROBOT_STATE)
             fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
@@ -352,6 +386,18 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
             self->commands_invalid++;
             r->ok = 0;
             return;
+        }
+        {
+            /* the disk guard: no episode starts that its log has no room for */
+            char why[224];
+            uint64_t min_free = (uint64_t)self->d.cfg->log_min_free_mb * 1024u * 1024u;
+            if (logger_check_free_space(self->d.cfg->log_directory, min_free, NULL, why,
+                                        sizeof why) != 0) {
+                snprintf(error, errlen, "start_episode: %s", why);
+                self->episodes_refused_disk++;
+                r->ok = 0;
+                return;
+            }
         }
         make_episode_id(self, lc.episode_id);
         break;

@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +97,7 @@ typedef struct {
     uint64_t pend_steps, pend_frames, pend_states;  /* in the unwritten batch */
     int dirty;               /* written since the last fdatasync */
     int64_t last_sync_ns;
+    uint64_t begin_seq;      /* sequence number of the episode's ITEM_BEGIN */
 } episode_file_t;
 
 struct logger {
@@ -104,6 +107,10 @@ struct logger {
 
     /* producer-owned */
     uint64_t next_seq;
+    uint64_t episode_seq;    /* seq of the open episode's ITEM_BEGIN; 0: none */
+    /* writer -> producer: seq of the ITEM_BEGIN of the last episode whose
+     * file failed (logger_episode_failed) */
+    _Alignas(64) _Atomic uint64_t failed_seq;
     /* producer -> writer */
     _Alignas(64) _Atomic uint64_t published;
     /* writer -> flush */
@@ -115,6 +122,7 @@ struct logger {
     _Atomic uint64_t steps_written, frames_written, states_written;
     _Atomic uint64_t steps_dropped, frames_dropped, states_dropped;
     _Atomic uint64_t write_errors, bytes_written;
+    _Atomic uint64_t episodes_failed, files_deleted;
 
     pthread_mutex_t text_lock;   /* paths and last_error; never taken by the producer */
     char current_path[512], last_path[512], last_error[256];
@@ -180,6 +188,14 @@ static int make_dirs(const char *path)
 /* Writer: file I/O                                                     */
 /* ------------------------------------------------------------------ */
 
+/* The open episode's file failed (could not be created or written): tell
+ * the producer (logger_episode_failed). Writer thread. */
+static void episode_failed(logger_t *self)
+{
+    count(&self->episodes_failed, 1);
+    atomic_store_explicit(&self->failed_seq, self->file.begin_seq, memory_order_release);
+}
+
 /* The current file failed: cut it back to its last complete record and
  * stop writing this episode. */
 static void file_fail(logger_t *self, const char *what, int err)
@@ -187,6 +203,7 @@ static void file_fail(logger_t *self, const char *what, int err)
     episode_file_t *f = &self->file;
     count(&self->write_errors, 1);
     set_error(self, what, f->path, err);
+    episode_failed(self);
     if (f->fd >= 0) {
         uint64_t good = mcap_writer_offset(self->mcap);
         const uint8_t *d;
@@ -197,6 +214,10 @@ static void file_fail(logger_t *self, const char *what, int err)
             (void)fdatasync(f->fd);
         close(f->fd);
         f->fd = -1;
+        if (good == 0)
+            unlink(f->path);   /* not even the header: nothing to read */
+        else
+            set_path(self, self->last_path, f->path);
     }
     count(&self->steps_dropped, f->pend_steps);
     count(&self->frames_dropped, f->pend_frames);
@@ -246,12 +267,20 @@ static void file_sync(logger_t *self, int force)
     int64_t now = rt_clock_mono_ns();
     if (!force && now - f->last_sync_ns < (int64_t)self->cfg.fsync_interval_ms * 1000000LL)
         return;
-    if (fdatasync(f->fd) != 0) {
-        count(&self->write_errors, 1);
-        set_error(self, "cannot fdatasync episode log %s: %s", f->path, errno);
-    }
     f->dirty = 0;
     f->last_sync_ns = now;
+    if (fdatasync(f->fd) != 0) {
+        /* what the kernel has is whole batches, but whether it reaches the
+         * disk is unknown: stop writing this episode and close the file */
+        int e = errno;
+        count(&self->write_errors, 1);
+        set_error(self, "cannot fdatasync episode log %s: %s; free disk space or fix the disk",
+                  f->path, e);
+        episode_failed(self);
+        close(f->fd);
+        f->fd = -1;
+        set_path(self, self->last_path, f->path);
+    }
 }
 
 /* Encoder ran out of memory: treat as an I/O failure of this file. */
@@ -284,6 +313,85 @@ static char *layout_json(const logger_episode_t *ep)
     return s;
 }
 
+/* ------------------------------------------------------------------ */
+/* Writer: retention ([logger] keep_gb)                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    char name[256];
+    struct timespec mtime;
+    uint64_t size;
+} log_file_t;
+
+static int log_file_older(const void *a, const void *b)
+{
+    const log_file_t *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Delete the oldest *.mcap files of the log directory (by modification time)
+ * while all of them together are larger than keep_bytes. The newest file and
+ * the open episode's file are never deleted. Writer thread (it allocates and
+ * does directory I/O). */
+static void retention(logger_t *self)
+{
+    uint64_t keep = self->cfg.keep_bytes;
+    if (!keep)
+        return;
+    DIR *d = opendir(self->directory);
+    if (!d)
+        return;
+    log_file_t *v = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        struct stat st;
+        if (len < 6 || len >= sizeof v->name || e->d_name[0] == '.' ||
+            strcmp(e->d_name + len - 5, ".mcap") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            log_file_t *nv = realloc(v, nc * sizeof *nv);
+            if (!nv)
+                break;
+            v = nv;
+            cap = nc;
+        }
+        memcpy(v[n].name, e->d_name, len + 1);
+        v[n].mtime = st.st_mtim;
+        v[n].size = (uint64_t)st.st_size;
+        total += v[n].size;
+        n++;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, log_file_older);
+    const char *open_name = NULL;
+    if (self->file.open && self->file.fd >= 0) {
+        const char *slash = strrchr(self->file.path, '/');
+        open_name = slash ? slash + 1 : self->file.path;
+    }
+    for (size_t i = 0; i + 1 < n && total > keep; i++) {
+        if (open_name && strcmp(v[i].name, open_name) == 0)
+            continue;
+        if (unlinkat(dirfd(d), v[i].name, 0) == 0) {
+            total -= v[i].size;
+            count(&self->files_deleted, 1);
+        } else {
+            count(&self->write_errors, 1);
+            set_error(self, "retention: cannot delete the episode log %s: %s", v[i].name, errno);
+        }
+    }
+    free(v);
+    closedir(d);
+}
+
 static void episode_close(logger_t *self)
 {
     episode_file_t *f = &self->file;
@@ -306,9 +414,10 @@ static void episode_close(logger_t *self)
     }
     set_path(self, self->current_path, "");
     f->open = 0;
+    retention(self);
 }
 
-static void episode_open(logger_t *self, const logger_episode_t *ep)
+static void episode_open(logger_t *self, const logger_episode_t *ep, uint64_t begin_seq)
 {
     episode_file_t *f = &self->file;
     episode_close(self);
@@ -316,6 +425,7 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
     f->ep = *ep;
     f->open = 1;
     f->fd = -1;
+    f->begin_seq = begin_seq;
     f->last_sync_ns = rt_clock_mono_ns();
     if (snprintf(f->path, sizeof f->path, "%s/%s.mcap", self->directory, ep->episode_id) < 0)
         f->path[0] = '\0';
@@ -325,14 +435,18 @@ static void episode_open(logger_t *self, const logger_episode_t *ep)
         count(&self->write_errors, 1);
         count(&self->episodes_rejected, 1);
         set_error(self, "cannot create the log directory for %s: %s; fix [logger] directory", f->path, -rc);
+        episode_failed(self);
         return;
     }
     /* O_EXCL: an episode id names exactly one file; never overwrite a log. */
     f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (f->fd < 0) {
+        int e = errno;
         count(&self->write_errors, 1);
         count(&self->episodes_rejected, 1);
-        set_error(self, "cannot create episode log %s: %s (episode ids must be unique)", f->path, errno);
+        set_error(self, e == EEXIST ? "cannot create episode log %s: %s (episode ids must be unique)"
+                                    : "cannot create episode log %s: %s", f->path, e);
+        episode_failed(self);
         return;
     }
     count(&self->episodes_opened, 1);
@@ -591,7 +705,7 @@ static int drain(logger_t *self, uint64_t upto)
         if (m == sc) {
             const ctl_item_t *it = c;
             if (it->kind == ITEM_BEGIN)
-                episode_open(self, &it->u.episode);
+                episode_open(self, &it->u.episode, it->seq);
             else if (it->kind == ITEM_END)
                 episode_close(self);
             else if (self->file.open)
@@ -624,6 +738,7 @@ static int drain(logger_t *self, uint64_t upto)
 static void *writer_main(void *arg)
 {
     logger_t *self = arg;
+    retention(self);
     for (;;) {
         int stopping = atomic_load_explicit(&self->stop, memory_order_acquire);
         uint64_t upto = atomic_load_explicit(&self->published, memory_order_acquire);
@@ -790,7 +905,7 @@ static int valid_episode(const logger_episode_t *ep)
     return 1;
 }
 
-static int push_ctl(logger_t *self, int kind, const void *payload, size_t size)
+static int push_ctl(logger_t *self, int kind, const void *payload, size_t size, uint64_t *seq_out)
 {
     uint64_t seq;
     ctl_item_t *it = push_claim(self, &self->ctl, NULL, &seq);
@@ -800,6 +915,8 @@ static int push_ctl(logger_t *self, int kind, const void *payload, size_t size)
         if (size)
             memcpy(&it->u, payload, size);
     }
+    if (seq_out)
+        *seq_out = seq;
     return push_done(self, &self->ctl, it, seq);
 }
 
@@ -811,7 +928,9 @@ int logger_begin_episode(logger_t *self, const logger_episode_t *episode)
         count(&self->episodes_rejected, 1);
         return -EINVAL;
     }
-    int rc = push_ctl(self, ITEM_BEGIN, episode, sizeof *episode);
+    uint64_t seq;
+    int rc = push_ctl(self, ITEM_BEGIN, episode, sizeof *episode, &seq);
+    self->episode_seq = rc == 0 ? seq : 0;
     if (rc)
         count(&self->episodes_rejected, 1);
     return rc;
@@ -821,7 +940,15 @@ int logger_end_episode(logger_t *self)
 {
     if (!self)
         return -EINVAL;
-    return push_ctl(self, ITEM_END, NULL, 0);
+    self->episode_seq = 0;
+    return push_ctl(self, ITEM_END, NULL, 0, NULL);
+}
+
+int logger_episode_failed(logger_t *self)
+{
+    if (!self || !self->episode_seq)
+        return 0;
+    return atomic_load_explicit(&self->failed_seq, memory_order_acquire) == self->episode_seq;
 }
 
 int logger_push_step(logger_t *self, const logger_step_t *step)
@@ -912,6 +1039,8 @@ void logger_get_stats(logger_t *self, logger_stats_t *stats)
     stats->states_dropped = atomic_load(&self->states_dropped);
     stats->write_errors = atomic_load(&self->write_errors);
     stats->bytes_written = atomic_load(&self->bytes_written);
+    stats->episodes_failed = atomic_load(&self->episodes_failed);
+    stats->files_deleted = atomic_load(&self->files_deleted);
     pthread_mutex_lock(&self->text_lock);
     memcpy(stats->current_path, self->current_path, sizeof stats->current_path);
     memcpy(stats->last_path, self->last_path, sizeof stats->last_path);
@@ -958,4 +1087,45 @@ int logger_episode_id(char out[LOGGER_EPISODE_ID], int64_t time_unix_ns, const c
     name[n] = '\0';
     int len = snprintf(out, LOGGER_EPISODE_ID, "%s-%s-%04u", stamp, n ? name : "robot", counter);
     return len > 0 && len < LOGGER_EPISODE_ID ? 0 : -EINVAL;
+}
+
+int logger_free_bytes(const char *directory, uint64_t *free_bytes)
+{
+    if (!directory || !free_bytes)
+        return -EINVAL;
+    struct statvfs sv;
+    if (statvfs(directory, &sv) != 0)
+        return -errno;
+    *free_bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
+}
+
+int logger_check_free_space(const char *directory, uint64_t min_free_bytes, uint64_t *free_bytes,
+                            char *why, size_t whylen)
+{
+    char dummy[8];
+    if (!why || whylen == 0) {
+        why = dummy;
+        whylen = sizeof dummy;
+    }
+    why[0] = '\0';
+    uint64_t avail = 0;
+    if (free_bytes)
+        *free_bytes = 0;
+    if (min_free_bytes == 0)
+        return 0;
+    int rc = logger_free_bytes(directory, &avail);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot tell the free space of the log directory %s: %s; fix "
+                 "[logger] directory", directory ? directory : "(none)", strerror(-rc));
+        return rc;
+    }
+    if (free_bytes)
+        *free_bytes = avail;
+    if (avail >= min_free_bytes)
+        return 0;
+    snprintf(why, whylen, "the log directory %s has %.1f MB free, less than [logger] "
+             "min_free_mb = %.0f: free disk space (or lower min_free_mb)", directory,
+             (double)avail / (1024.0 * 1024.0), (double)min_free_bytes / (1024.0 * 1024.0));
+    return -ENOSPC;
 }

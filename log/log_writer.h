@@ -12,7 +12,10 @@
  * each batch of records goes to the kernel with one write(2) and the file is
  * fdatasync'ed at most every fsync_interval_ms (and at episode end). After a
  * crash every record before the last complete one is readable; an existing
- * file is never overwritten (the episode is refused and counted).
+ * file is never overwritten (the episode is refused and counted). When a
+ * file cannot be created or written (disk full) it is cut back to its last
+ * complete record and closed, and logger_episode_failed tells the producer.
+ * Retention (keep_bytes) deletes the oldest files on the writer thread.
  *
  * Episode ids (made by the caller, see logger_episode_id):
  *   <UTC start, YYYYMMDDTHHMMSSZ>-<robot>-<counter, 4+ digits>
@@ -21,9 +24,10 @@
  * same second apart. Allowed characters: A-Z a-z 0-9 - _ . (not first '.').
  *
  * Threading: logger_new/logger_destroy are init-only. logger_begin_episode,
- * logger_push_* and logger_end_episode are RT-safe and must all be called
- * from one producer thread (the control loop); logger_episode_id belongs to
- * the service thread. logger_get_stats is safe from any thread but not RT-safe (it takes
+ * logger_push_*, logger_end_episode and logger_episode_failed are RT-safe
+ * and must all be called from one producer thread (the control loop);
+ * logger_episode_id belongs to the service thread; logger_free_bytes and
+ * logger_check_free_space to any thread but the loop. logger_get_stats is safe from any thread but not RT-safe (it takes
  * a mutex the writer holds for short string copies).
  *
  * Memory: allocated once in logger_new: ring_steps step slots (~2.7 KiB
@@ -66,6 +70,10 @@ typedef struct {
     size_t max_frame_bytes;    /* largest frame payload accepted (default 1 MiB) */
     int fsync_interval_ms;     /* fdatasync at most this often (default 1000 when
                                   negative; 0 = after every batch) */
+    uint64_t keep_bytes;       /* retention: after each episode (and at start) the
+                                  writer deletes the oldest *.mcap files of the
+                                  directory while they add up to more than this,
+                                  never the newest nor the open one; 0 = keep all */
 } logger_config_t;
 
 /* Observation layout: field i is name[i] with shape, values
@@ -170,9 +178,14 @@ typedef struct {
     /* I/O errors (open, write, fdatasync: disk full ...), each also in
      * last_error. After a failed write the file is cut back to its last
      * complete record and the rest of that episode is dropped (counted
-     * above); the next episode tries again. Never stops the producer. */
+     * above; logger_episode_failed); the next episode tries again. Never
+     * blocks the producer. */
     uint64_t write_errors;
     uint64_t episodes_rejected;     /* begin_episode refused (-EINVAL) or not opened */
+    /* Episodes whose file could not be created or failed while written
+     * (disk full, I/O error); logger_episode_failed tells the producer. */
+    uint64_t episodes_failed;
+    uint64_t files_deleted;         /* episode logs removed by retention (keep_bytes) */
     uint64_t bytes_written;
     char current_path[512];         /* open episode file, "" if none */
     char last_path[512];            /* the most recently closed episode file */
@@ -214,6 +227,30 @@ int logger_push_robot_state(logger_t *self, const logger_robot_state_t *state);
 /* Queue the end of the open episode: the writer writes the summary and
  * footer and closes the file. RT-safe. 0 or -ENOSPC. */
 int logger_end_episode(logger_t *self);
+
+/* 1 when the file of the episode last begun with logger_begin_episode (and
+ * not yet ended) failed in the writer: it could not be created, or a write or
+ * fdatasync failed (disk full, I/O error). The writer has then cut the file
+ * back to its last complete record, closed it and drops the episode's further
+ * records; the producer should end the episode. 0 otherwise (also when no
+ * episode is open or self is NULL). RT-safe (one atomic load); producer
+ * thread only. */
+int logger_episode_failed(logger_t *self);
+
+/* The space unprivileged writers may still use on the filesystem holding
+ * directory (statvfs: f_bavail * f_frsize) into *free_bytes. Any thread, not
+ * RT-safe (a system call on the filesystem). 0, -EINVAL (NULL), or -errno of
+ * statvfs (e.g. -ENOENT). */
+int logger_free_bytes(const char *directory, uint64_t *free_bytes);
+
+/* The disk guard's check before an episode starts: 0 when min_free_bytes is 0
+ * (off; nothing is looked at) or the filesystem of directory has at least
+ * min_free_bytes free (logger_free_bytes); -ENOSPC when it has less, and
+ * -errno when statvfs fails, both with the reason and what to do in why
+ * (whylen bytes, may be NULL). *free_bytes (may be NULL) gets the free space
+ * (0 when not known). Not RT-safe: the service thread calls it. */
+int logger_check_free_space(const char *directory, uint64_t min_free_bytes, uint64_t *free_bytes,
+                            char *why, size_t whylen);
 
 /* Snapshot of the counters. Any thread; not RT-safe (short mutex). */
 void logger_get_stats(logger_t *self, logger_stats_t *stats);

@@ -181,8 +181,31 @@ static void test_bad_values(void **state)
     BAD("[ingest]\ncamera_bind = tcp://192.168.1.10:5555\n", "[ingest] camera_bind");
     BAD("[ingest]\nstate_bind = tcp://eth0:5556\n", "[ingest] state_bind");
     BAD("[ingest]\nstate_bind = tcp://128.0.0.1:5556\n", "not a loopback");
+    BAD("[logger]\nmin_free_mb = -1\n", "[logger] min_free_mb");
+    BAD("[logger]\nmin_free_mb = 1.5\n", "0 (no check)");
+    BAD("[logger]\nkeep_gb = -0.5\n", "[logger] keep_gb");
+    BAD("[logger]\nkeep_gb = lots\n", "0 (keep every log)");
 #undef BAD
     expect_error("[pacd]\nrate_hz = 20\n", -EINVAL, "checkpoint is missing");
+}
+
+/* [logger] min_free_mb (the disk guard) and keep_gb (retention): defaults and values */
+static void test_disk_guard_keys(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("dg.conf", "[policy]\ncheckpoint = x\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.log_min_free_mb, 1024);
+    assert_true(c.log_keep_gb == 0.0);
+    config_free(&c);
+    p = write_tmp("dg2.conf", "[policy]\ncheckpoint = x\n[logger]\nmin_free_mb = 0\n"
+                              "keep_gb = 0.25\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.log_min_free_mb, 0);
+    assert_true(c.log_keep_gb == 0.25);
+    config_free(&c);
 }
 
 /* [ingest] max_frame_pixels: default 2048 x 2048, range, and every camera must fit */
@@ -531,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_later_keys),
         cmocka_unit_test(test_max_frame_pixels),
+        cmocka_unit_test(test_disk_guard_keys),
         cmocka_unit_test(test_security),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_duplicate_keys_are_refused_with_their_lines),

@@ -890,6 +890,191 @@ static void test_write_error_mid_episode(void **state)
     check_episode_file(path, "after-error", 3);
 }
 
+/* The disk guard's signal to the loop: logger_episode_failed turns 1 once the
+ * open episode's file fails (here EFBIG past RLIMIT_FSIZE, as a full disk
+ * gives ENOSPC), says 0 again for the next episode, and the file keeps every
+ * step the stats call written. */
+static void test_episode_failed_flag(void **state)
+{
+    fixture_t *f = *state;
+    f->lg = make_logger(f, "flag", 8, 2, FRAME_BYTES);
+    assert_int_equal(logger_episode_failed(f->lg), 0);
+    assert_int_equal(logger_episode_failed(NULL), 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 24 * 1024;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    logger_episode_t ep;
+    fill_episode(&ep, "fills-the-disk");
+    assert_int_equal(logger_begin_episode(f->lg, &ep), 0);
+    static logger_step_t s;
+    uint64_t i = 0;
+    for (; i < 10000 && !logger_episode_failed(f->lg); i++) {
+        fill_step(&s, i, 10000);
+        while (logger_push_step(f->lg, &s) == -ENOSPC)
+            logger_flush(f->lg, 5000);
+        logger_flush(f->lg, 5000);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_true(i < 10000);
+    assert_int_equal(logger_episode_failed(f->lg), 1);
+    logger_stats_t st;
+    logger_get_stats(f->lg, &st);
+    assert_int_equal(st.episodes_failed, 1);
+    assert_true(st.write_errors >= 1);
+    assert_non_null(strstr(st.last_error, "fills-the-disk"));
+    assert_true(st.steps_written > 0);
+    assert_int_equal(logger_end_episode(f->lg), 0);
+    assert_int_equal(logger_episode_failed(f->lg), 0);   /* no episode open */
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
+
+    char path[512];
+    episode_path(f, "flag", "fills-the-disk", path, sizeof path);
+    log_report_t rep;
+    assert_int_equal(log_verify_file(path, &rep), 0);
+    assert_int_equal(rep.status, LOG_INCOMPLETE);
+    assert_int_equal(rep.trailing_bytes, 0);
+    assert_int_equal(rep.steps, st.steps_written);
+    assert_int_equal(rep.last_step + 1, st.steps_written);
+    logger_get_stats(f->lg, &st);
+    assert_string_equal(st.last_path, path);
+
+    /* the next episode is not reported failed */
+    fill_episode(&ep, "next-one");
+    assert_int_equal(logger_begin_episode(f->lg, &ep), 0);
+    fill_step(&s, 0, 1);
+    assert_int_equal(logger_push_step(f->lg, &s), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
+    assert_int_equal(logger_episode_failed(f->lg), 0);
+    assert_int_equal(logger_end_episode(f->lg), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
+    logger_get_stats(f->lg, &st);
+    assert_int_equal(st.episodes_failed, 1);
+}
+
+/* A file that cannot be created fails the episode too. */
+static void test_episode_failed_when_not_created(void **state)
+{
+    fixture_t *f = *state;
+    f->lg = make_logger(f, "exists", 8, 2, FRAME_BYTES);
+    char path[512];
+    episode_path(f, "exists", "taken", path, sizeof path);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    logger_episode_t ep;
+    fill_episode(&ep, "taken");
+    assert_int_equal(logger_begin_episode(f->lg, &ep), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
+    assert_int_equal(logger_episode_failed(f->lg), 1);
+    assert_int_equal(logger_end_episode(f->lg), 0);
+    assert_int_equal(logger_flush(f->lg, 60000), 0);
+    logger_stats_t st;
+    logger_get_stats(f->lg, &st);
+    assert_int_equal(st.episodes_failed, 1);
+}
+
+static void test_check_free_space(void **state)
+{
+    fixture_t *f = *state;
+    char why[256];
+    uint64_t free_bytes = 7;
+    /* off: nothing is looked at, not even a missing directory */
+    assert_int_equal(logger_check_free_space("/nonexistent/pacd", 0, &free_bytes, why, sizeof why), 0);
+    assert_int_equal(free_bytes, 0);
+    assert_string_equal(why, "");
+    /* a directory with room */
+    assert_int_equal(logger_free_bytes(f->dir, &free_bytes), 0);
+    assert_true(free_bytes > 0);
+    assert_int_equal(logger_check_free_space(f->dir, 1, &free_bytes, why, sizeof why), 0);
+    assert_true(free_bytes > 0);
+    /* less free than asked: refused, with the reason and what to do */
+    assert_int_equal(logger_check_free_space(f->dir, UINT64_MAX, &free_bytes, why, sizeof why),
+                     -ENOSPC);
+    assert_true(free_bytes > 0);
+    assert_non_null(strstr(why, f->dir));
+    assert_non_null(strstr(why, "min_free_mb"));
+    assert_non_null(strstr(why, "free disk space"));
+    /* the directory cannot be looked at */
+    assert_int_equal(logger_check_free_space("/nonexistent/pacd", 1, &free_bytes, why, sizeof why),
+                     -ENOENT);
+    assert_non_null(strstr(why, "/nonexistent/pacd"));
+    assert_int_equal(logger_check_free_space(NULL, 1, NULL, NULL, 0), -EINVAL);
+    assert_int_equal(logger_free_bytes(NULL, &free_bytes), -EINVAL);
+}
+
+/* A file of `size` bytes whose modification time is `age_s` seconds ago. */
+static void make_old_file(const char *dir, const char *name, size_t size, int age_s)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (size_t i = 0; i < size; i++)
+        fputc('x', fp);
+    fclose(fp);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= age_s;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* [logger] keep_gb: the oldest episode logs go first, at start and after each
+ * episode; other files, the newest log and the open one stay. */
+static void test_retention(void **state)
+{
+    fixture_t *f = *state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/keep", f->dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    make_old_file(dir, "a.mcap", 10000, 400);
+    make_old_file(dir, "b.mcap", 10000, 300);
+    make_old_file(dir, "c.mcap", 10000, 200);
+    make_old_file(dir, "notes.txt", 50000, 500);   /* not an episode log */
+    logger_config_t cfg = {.directory = dir, .ring_steps = 8, .ring_frames = 2,
+                           .max_frame_bytes = FRAME_BYTES, .fsync_interval_ms = 50,
+                           .keep_bytes = 25000};
+    char err[256] = "";
+    f->lg = logger_new(&cfg, err, sizeof err);
+    assert_non_null(f->lg);
+    /* at start: 30000 > 25000, a.mcap (the oldest) goes */
+    logger_stats_t st;
+    for (int i = 0; i < 5000; i++) {
+        logger_get_stats(f->lg, &st);
+        if (st.files_deleted >= 1)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.files_deleted, 1);
+    assert_false(exists_in(dir, "a.mcap"));
+    assert_true(exists_in(dir, "b.mcap") && exists_in(dir, "c.mcap"));
+    /* an episode (larger than keep_bytes on its own: the newest is kept
+     * anyway) makes b and c go, oldest first */
+    push_episode(f->lg, "newest", 20);
+    logger_get_stats(f->lg, &st);
+    char path[512];
+    episode_path(f, "keep", "newest", path, sizeof path);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 25000);
+    assert_int_equal(st.files_deleted, 3);
+    assert_false(exists_in(dir, "b.mcap") || exists_in(dir, "c.mcap"));
+    assert_true(exists_in(dir, "notes.txt"));
+    check_episode_file(path, "newest", 20);
+}
+
 static void test_episode_id_format(void **state)
 {
     fixture_t *f = *state;
@@ -941,6 +1126,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_directory_gone_counts_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_mid_episode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_episode_id_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_episode_failed_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_episode_failed_when_not_created, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_free_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
