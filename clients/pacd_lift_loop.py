@@ -100,12 +100,14 @@ class Pacd:
     """pacd on the Lift cell: teleop (collection) or control (evaluation,
     optionally sampling)."""
 
-    def __init__(self, build, out, name, checkpoint, mode, max_steps, sample=False, seed=0):
+    def __init__(self, build, out, name, checkpoint, mode, max_steps, sample=False, seed=0,
+                 temperature=1.0):
         self.ports = {k: free_port() for k in ("camera", "state", "telemetry", "control")}
         self.logdir = os.path.join(out, name, "episodes")
         os.makedirs(self.logdir, exist_ok=True)
         self.config = os.path.join(out, name, "pacd.conf")
-        sampling = "sample = true\ntemperature = 1.0\nseed = %d\n" % seed if sample else ""
+        sampling = ("sample = true\ntemperature = %g\nseed = %d\n" % (temperature, seed)
+                    if sample else "")
         with open(self.config, "w") as f:
             f.write(f"""[pacd]
 rate_hz = 20
@@ -201,6 +203,24 @@ def run(cmd, log):
     subprocess.run(cmd, check=True)
 
 
+def write_table(results, out, log, info):
+    """Print the success table (k/n, rate, 95% Wilson interval per row) and
+    write it to out/results.md and out/results.json (with `info`). Returns 0."""
+    lines = ["| policy | success | 95% Wilson interval |", "|---|---|---|"]
+    for name, (k, n) in results.items():
+        lo, hi = wilson(k, n)
+        lines.append("| %s | %d/%d = %.0f%% | [%.0f%%, %.0f%%] |" % (name, k, n, 100.0 * k / n,
+                                                                   100 * lo, 100 * hi))
+    table = "\n".join(lines)
+    log("\n" + table)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(dict(info, results={k: {"successes": v[0], "episodes": v[1]}
+                                      for k, v in results.items()}), f, indent=1)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build")))
@@ -215,6 +235,10 @@ def main(argv=None):
                     help="comma-separated; empty: collect and export only")
     ap.add_argument("--data", default=None,
                     help="reuse this behaviour data set (HDF5): skip collection and export")
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="sampling temperature of evaluation and round-2 collection (1)")
+    ap.add_argument("--evaluate", nargs="+", default=None, metavar="CKPT",
+                    help="only evaluate these checkpoints (same seeds, table) and stop")
     ap.add_argument("--pac-args", default="",
                     help="extra pacd_torch.train arguments for pac, e.g. \"--n-step 10\"")
     args = ap.parse_args(argv)
@@ -240,6 +264,28 @@ def main(argv=None):
     eval_seeds = list(range(900000, 900000 + n_eval))
     results = {}
 
+    def evaluate(name, ckpt):
+        log("== evaluate %s over %d seeds" % (name, n_eval))
+        # sampled actions ([policy] sample, --temperature, one fixed seed for
+        # every policy): a greedy policy stops at the grasp point with the
+        # gripper open (the close command starts in one state per episode in
+        # the data, so its bin does not win the argmax there) and waits
+        # forever (docs/loop.md)
+        e = Pacd(build, out, "eval-" + name, ckpt, "control", max_steps, sample=True,
+                 seed=EVAL_SAMPLING_SEED, temperature=args.temperature)
+        try:
+            w = e.episodes(eval_seeds, log=log)
+        finally:
+            e.close()
+        results[name] = (sum(w), len(w))
+        log("  %s: %s" % (name, format_rate(sum(w), len(w))))
+
+    if args.evaluate:
+        for ckpt in args.evaluate:
+            evaluate(os.path.basename(ckpt).rsplit(".", 1)[0], os.path.abspath(ckpt))
+        return write_table(results, out, log, {"eval_episodes": n_eval, "eval_seeds": eval_seeds,
+                                               "temperature": args.temperature,
+                                               "checkpoints": args.evaluate})
     ckpt0 = collection_checkpoint(os.path.join(out, "collect.safetensors"))
     if args.data:
         data = os.path.abspath(args.data)
@@ -267,21 +313,6 @@ def main(argv=None):
             (args.pac_args.split() if algo == "pac" else []), log)
         return out_ckpt
 
-    def evaluate(name, ckpt):
-        log("== evaluate %s over %d seeds" % (name, n_eval))
-        # sampled actions ([policy] sample, temperature 1, one fixed seed for
-        # every policy): a greedy policy stops at the grasp point with the
-        # gripper open (closing is one step per episode in the data, so its
-        # bin never wins the argmax there) and waits forever (docs/loop.md)
-        e = Pacd(build, out, "eval-" + name, ckpt, "control", max_steps, sample=True,
-                 seed=EVAL_SAMPLING_SEED)
-        try:
-            w = e.episodes(eval_seeds, log=log)
-        finally:
-            e.close()
-        results[name] = (sum(w), len(w))
-        log("  %s: %s" % (name, format_rate(sum(w), len(w))))
-
     log("== 3. train and 4. evaluate: %s" % ", ".join(algos))
     ckpts = {}
     for algo in algos:
@@ -290,7 +321,8 @@ def main(argv=None):
 
     if "pac" in ckpts:
         log("== 5. round 2: pac collects %d episodes of its own (sampling)" % n_round2)
-        p2 = Pacd(build, out, "round2-collect", ckpts["pac"], "control", max_steps, sample=True)
+        p2 = Pacd(build, out, "round2-collect", ckpts["pac"], "control", max_steps, sample=True,
+                  temperature=args.temperature)
         try:
             w2 = p2.episodes(list(range(5000, 5000 + n_round2)), log=log)
         finally:
@@ -305,21 +337,10 @@ def main(argv=None):
                                      os.path.join(out, "pac-round2.safetensors"))
         evaluate("pac round 2", ckpts["pac round 2"])
 
-    lines = ["| policy | success | 95% Wilson interval |", "|---|---|---|"]
-    for name, (k, n) in results.items():
-        lo, hi = wilson(k, n)
-        lines.append("| %s | %d/%d = %.0f%% | [%.0f%%, %.0f%%] |" % (name, k, n, 100.0 * k / n,
-                                                                   100 * lo, 100 * hi))
-    table = "\n".join(lines)
-    log("\n" + table)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"results": {k: {"successes": v[0], "episodes": v[1]}
-                               for k, v in results.items()},
-                   "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
-                   "steps": steps, "skill": skill, "smoke": small}, f, indent=1)
-    return 0
+    return write_table(results, out, log, {
+        "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
+        "steps": steps, "skill": skill, "smoke": small, "temperature": args.temperature,
+        "pac_args": args.pac_args, "data": data})
 
 
 if __name__ == "__main__":
