@@ -4,19 +4,22 @@ systemd accepts it and its drop-in examples, that it keeps what pacd needs
 pacd runs an episode under the restrictions the kernel enforces on the process
 (tests/integration/unit_sandbox.py: capabilities, no_new_privs, W^X memory,
 the system call filter and address families), since systemd is usually not
-PID 1 where the tests run."""
+PID 1 where the tests run; and the structured fields of pacd's journal
+lines, sent to a stand-in journald socket."""
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 
 import pytest
 
 import pacd_client
-from conftest import BUILD, PACD, PY, SRC
+from conftest import BUILD, PACD, PY, SRC, wait_until
 
 pb = pacd_client.pb
 
@@ -213,3 +216,78 @@ def test_mujoco_rendering_needs_its_drop_in_and_says_so(daemon):
     d = daemon(wrap=[PY, SANDBOX, UNIT, os.path.join(DROPINS, "mujoco-render.conf"), "--"],
                extra=extra)
     d.wait_for(lambda s: s.frames_received >= 3, what="rendered frames")
+
+
+def _journal_entries(data):
+    """Fields of one native-protocol datagram (systemd's JOURNAL_NATIVE_PROTOCOL):
+    KEY=VALUE lines, or KEY, a 64-bit little-endian length and the value."""
+    out, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            i = nl + 1
+        else:
+            n = int.from_bytes(data[nl + 1:nl + 9], "little")
+            k, v = line, data[nl + 9:nl + 9 + n]
+            i = nl + 9 + n + 1
+        out[k.decode()] = v.decode()
+    return out
+
+
+def test_journal_lines_carry_robot_model_and_episode(daemon, tmp_path, example_checkpoint):
+    """Under journald (JOURNAL_STREAM names pacd's stderr) pacd's lines go to
+    the journal socket with PACD_ROBOT, PACD_MODEL_SHA256 and, during an
+    episode, PACD_EPISODE_ID. The socket is a stand-in at the path libsystemd
+    uses, /run/systemd/journal/socket, in a mount namespace of pacd's own."""
+    if subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace here (unshare --mount; needs root)")
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(jdir / "socket"))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.setblocking(False)
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
+            'mount --bind "$0" /run/systemd/journal && exec "$@"', str(jdir)]
+    d = daemon(cameras=(), wrap=wrap, start=False)
+    st = os.stat(d.stderr_path)  # start() truncates this file: same inode
+    d.env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+    entries = []
+
+    def drain():
+        while True:
+            try:
+                entries.append(_journal_entries(sock.recv(1 << 20)))
+            except BlockingIOError:
+                return
+
+    def ended():
+        drain()
+        return any(re.match(r"episode \S+ ended", e.get("MESSAGE", "")) for e in entries)
+
+    try:
+        d.start()
+        d.client.start_episode(max_steps=5)
+        wait_until(ended, what="the episode's end line in the journal",
+                   details=lambda: "journal: %s\nstderr:\n%s" % (entries, d.stderr()))
+    finally:
+        sock.close()
+    with open(example_checkpoint, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    ready = [e for e in entries if e["MESSAGE"].startswith("ready:")]
+    started = [e for e in entries if re.match(r"episode \S+ started", e["MESSAGE"])]
+    assert len(ready) == 1 and len(started) == 1, entries
+    for e in ready + started:
+        assert e["SYSLOG_IDENTIFIER"] == "pacd" and e["PACD_ROBOT"] == "panda", e
+        assert e["PACD_MODEL_SHA256"] == sha, e
+    assert "PACD_EPISODE_ID" not in ready[0], ready[0]
+    episode = started[0]["MESSAGE"].split()[1]
+    assert started[0]["PACD_EPISODE_ID"] == episode and started[0]["PRIORITY"] == "6"
+    end = next(e for e in entries if e["MESSAGE"].startswith("episode %s ended" % episode))
+    assert end["PACD_EPISODE_ID"] == episode, end
+    # the lines went to the journal, not (also) to stderr
+    assert "ready:" not in d.stderr(), d.stderr()
