@@ -256,7 +256,7 @@ hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *
         pacd_errf(err, errlen,
                   "render: this process may not execute memory it wrote (%s: systemd's "
                   "MemoryDenyWriteExecute= or PR_SET_MDWE), which Mesa's renderer needs; "
-                  "under pacd.service install deploy/pacd.service.d/mujoco-render.conf",
+                  "under pacd.service install deploy/drop-ins/mujoco-render.conf",
                   strerror(wx));
         return NULL;
     }
