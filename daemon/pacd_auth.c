@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "pacd_cert.h"
+#include "pacd_journal.h"
 #include "rt_clock.h"
 
 #define AUTH_KEY_NAME 64
@@ -147,7 +149,7 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
     }
     if (e) {
         if (!kd->unreadable && kd->loaded)
-            fprintf(stderr, SD_WARNING "pacd: %s: every key it held is revoked\n", err);
+            journal_printf(LOG_WARNING, "pacd: %s: every key it held is revoked\n", err);
         kd->unreadable = 1;
         kd->n = 0;
         kd->loaded = 1;
@@ -179,7 +181,7 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
         size_t len = strlen(de->d_name);
         if (len > 7 && !strcmp(de->d_name + len - 7, "_secret")) {
             if (warn)
-                fprintf(stderr, SD_WARNING "pacd: %s/%s is a secret key file: an allow-list "
+                journal_printf(LOG_WARNING, "pacd: %s/%s is a secret key file: an allow-list "
                         "holds public certificates only; move it away (its owner's key is "
                         "exposed)\n", kd->path, shown);
             continue;
@@ -191,19 +193,19 @@ static int keydir_refresh(keydir_t *kd, const char *what, char *err, size_t errl
         struct stat fst;
         if (stat(path, &fst) == 0 && (fst.st_mode & 022)) {
             if (warn)
-                fprintf(stderr, SD_WARNING "pacd: %s: skipped %s: group or others may change "
+                journal_printf(LOG_WARNING, "pacd: %s: skipped %s: group or others may change "
                         "it (mode %04o); chmod go-w it\n", what, shown,
                         (unsigned)(fst.st_mode & 07777));
             continue;
         }
         if (cert_load(path, 0, &c, why, sizeof why) != 0) {
             if (warn)
-                fprintf(stderr, SD_WARNING "pacd: %s: skipped (%s)\n", what, why);
+                journal_printf(LOG_WARNING, "pacd: %s: skipped (%s)\n", what, why);
             continue;
         }
         if (n == AUTH_MAX_KEYS) {
             if (warn)
-                fprintf(stderr, SD_WARNING "pacd: %s: more than %d keys; the rest are "
+                journal_printf(LOG_WARNING, "pacd: %s: more than %d keys; the rest are "
                         "ignored\n", what, AUTH_MAX_KEYS);
             break;
         }
@@ -307,11 +309,11 @@ static void log_denial(auth_t *self, const uint8_t *key, int domain, int reason,
     char z85[CERT_Z85_LEN + 1];
     zmq_z85_encode(z85, key, CERT_KEY_BYTES);
     if (reason == REASON_UNKNOWN)
-        fprintf(stderr, SD_WARNING "pacd: refused a %s connection from %s: key %s is in no "
+        journal_printf(LOG_WARNING, "pacd: refused a %s connection from %s: key %s is in no "
                 "allow-list (unknown or revoked); repeats are counted in telemetry, not "
                 "logged for 30 s\n", DOMAIN_NAMES[domain], address, z85);
     else
-        fprintf(stderr, SD_WARNING "pacd: refused a %s connection from %s: key %s (%s) may "
+        journal_printf(LOG_WARNING, "pacd: refused a %s connection from %s: key %s (%s) may "
                 "not use the %s endpoint; repeats are counted in telemetry, not logged for "
                 "30 s\n", DOMAIN_NAMES[domain], address, z85, role_list, DOMAIN_NAMES[domain]);
 }
@@ -398,7 +400,7 @@ static void handle_zap(auth_t *self)
             text = "OK";
             count(&self->admitted);
             if (domain == AUTH_DOMAIN_CONTROL)
-                fprintf(stderr, SD_INFO "pacd: control connection from %s admitted (%s)\n",
+                journal_printf(LOG_INFO, "pacd: control connection from %s admitted (%s)\n",
                         address, user);
         } else if (roles) {
             char list[128];
@@ -530,7 +532,7 @@ auth_t *auth_new(const config_t *cfg, void *zmq_ctx, char *err, size_t errlen)
             auth_destroy(&self);
             return NULL;
         }
-        fprintf(stderr, SD_NOTICE "pacd: security: CURVE on every tcp:// endpoint, server "
+        journal_printf(LOG_NOTICE, "pacd: security: CURVE on every tcp:// endpoint, server "
                 "public key %s; allow-lists: operator %s (%d keys), monitor %s (%d), "
                 "publisher %s (%d)\n", self->server.public_z85,
                 self->dirs[DIR_OPERATOR].path[0] ? self->dirs[DIR_OPERATOR].path : "(none)",
@@ -540,15 +542,15 @@ auth_t *auth_new(const config_t *cfg, void *zmq_ctx, char *err, size_t errlen)
                 self->dirs[DIR_PUBLISHER].path[0] ? self->dirs[DIR_PUBLISHER].path : "(none)",
                 self->dirs[DIR_PUBLISHER].n);
         if (cfg->security_insecure)
-            fprintf(stderr, SD_NOTICE "pacd: [security] insecure = true has no effect: CURVE "
+            journal_printf(LOG_NOTICE, "pacd: [security] insecure = true has no effect: CURVE "
                     "is on\n");
     } else if (self->insecure) {
-        fprintf(stderr, SD_WARNING "pacd: INSECURE: [security] insecure = true and no CURVE "
+        journal_printf(LOG_WARNING, "pacd: INSECURE: [security] insecure = true and no CURVE "
                 "keys: any host that reaches the tcp:// endpoints can start and end episodes, "
                 "clear an e-stop and forge robot states and rewards. Configure CURVE keys "
                 "(docs/security.md)\n");
     } else {
-        fprintf(stderr, SD_NOTICE "pacd: security: no CURVE keys; endpoints are loopback or "
+        journal_printf(LOG_NOTICE, "pacd: security: no CURVE keys; endpoints are loopback or "
                 "ipc only, open to local processes (docs/security.md)\n");
     }
     return self;

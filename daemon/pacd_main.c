@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
@@ -18,6 +19,7 @@
 #include "pacd_config.h"
 #include "pacd_ingest.h"
 #include "log_writer.h"
+#include "pacd_journal.h"
 #include "pacd_lock.h"
 #include "pacd_loop.h"
 #include "pacd_service.h"
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
+    journal_init();
 
     char err[1024] = "";
     /* [policy] blas_coretype: OpenBLAS picks its kernel when the library loads,
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
                 setenv("OPENBLAS_CORETYPE", pre.blas_coretype, 1);
                 config_free(&pre);
                 execv("/proc/self/exe", argv);
-                fprintf(stderr, SD_ERR "pacd: cannot restart with OPENBLAS_CORETYPE=%s: %s\n",
+                journal_printf(LOG_ERR, "pacd: cannot restart with OPENBLAS_CORETYPE=%s: %s\n",
                         getenv("OPENBLAS_CORETYPE"), strerror(errno));
                 return 1;
             }
@@ -139,22 +142,23 @@ int main(int argc, char **argv)
     /* BLAS first: a kernel that computes wrong results must not drive an arm */
     char blas[512];
     if (policy_blas_selfcheck(blas, sizeof blas) != 0) {
-        fprintf(stderr, SD_ERR "pacd: %s\n", blas);
+        journal_printf(LOG_ERR, "pacd: %s\n", blas);
         return 1;
     }
-    fprintf(stderr, SD_INFO "pacd: %s\n", blas);
+    journal_printf(LOG_INFO, "pacd: %s\n", blas);
     config_t cfg;
     policy_t *policy = NULL;
     const hal_robot_t *robot = NULL;
     if (load_checked(config_path, check_only, &cfg, &policy, &robot, err, sizeof err) != 0) {
-        fprintf(stderr, SD_ERR "pacd: %s\n", err);
+        journal_printf(LOG_ERR, "pacd: %s\n", err);
         policy_destroy(&policy);
         config_free(&cfg);
         return 1;
     }
     const policy_spec_t *spec = policy_spec(policy);
+    journal_set_context(cfg.robot, spec->sha256);
     if (auth_check(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, SD_ERR "pacd: %s: %s\n", config_path, err);
+        journal_printf(LOG_ERR, "pacd: %s: %s\n", config_path, err);
         policy_destroy(&policy);
         config_free(&cfg);
         return 1;
@@ -179,14 +183,14 @@ int main(int argc, char **argv)
         const char *eps[] = {cfg.camera_bind, cfg.state_bind, cfg.telemetry_bind,
                              cfg.control_bind};
         if (instance_lock(&lock, eps, 4, err, sizeof err) != 0) {
-            fprintf(stderr, SD_ERR "pacd: %s\n", err);
+            journal_printf(LOG_ERR, "pacd: %s\n", err);
             policy_destroy(&policy);
             config_free(&cfg);
             return 1;
         }
     }
 
-    fprintf(stderr, SD_INFO "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
+    journal_printf(LOG_INFO, "pacd %s: robot %s (%s backend), checkpoint %s (%s, sha256 %.16s...), "
             "kernel %s, %.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, policy_kernel(policy), cfg.rate_hz);
 
@@ -198,7 +202,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     if (cfg.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-        fprintf(stderr, SD_WARNING "pacd: mlockall failed (%s): page faults may delay the loop "
+        journal_printf(LOG_WARNING, "pacd: mlockall failed (%s): page faults may delay the loop "
                 "(raise LimitMEMLOCK or set [pacd] lock_memory = false)\n", strerror(errno));
 
     int rc = 1;
@@ -231,11 +235,11 @@ int main(int argc, char **argv)
             goto out;
         robot = hal_driven_robot(hal); /* what the backend drives: plan the loop for it */
         if (robot->has_gripper)
-            fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s with a gripper "
+            journal_printf(LOG_INFO, "pacd: the %s backend drives the %s with a gripper "
                     "(%.4g m open, %.3g m/s)\n", cfg.backend, robot->name,
                     robot->gripper_max, robot->gripper_speed);
         else
-            fprintf(stderr, SD_INFO "pacd: the %s backend drives the %s without a gripper\n",
+            journal_printf(LOG_INFO, "pacd: the %s backend drives the %s without a gripper\n",
                     cfg.backend, robot->name);
     } else if (!cfg.state_bind[0]) {
         snprintf(err, sizeof err, "%s: [pacd] mode = shadow needs [ingest] state_bind: the robot "
@@ -277,14 +281,14 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.rt_priority == 0)
-        fprintf(stderr, SD_WARNING "pacd: [pacd] rt_priority = 0: the control loop runs WITHOUT "
+        journal_printf(LOG_WARNING, "pacd: [pacd] rt_priority = 0: the control loop runs WITHOUT "
                 "real-time scheduling and may miss deadlines under load (telemetry: realtime = "
                 "false); set rt_priority = auto\n");
     else {
         int policy, prio;
         loop_scheduling(loop, &policy, &prio);
         if (policy == SCHED_FIFO)
-            fprintf(stderr, SD_INFO "pacd: the control loop runs SCHED_FIFO, priority %d\n", prio);
+            journal_printf(LOG_INFO, "pacd: the control loop runs SCHED_FIFO, priority %d\n", prio);
         /* otherwise the loop's LOOP_EV_RT_FALLBACK event says why, loudly */
     }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
@@ -301,7 +305,7 @@ int main(int argc, char **argv)
 
     sd_notify(0, "READY=1\nSTATUS=idle");
     loop_arm_watchdog(loop);
-    fprintf(stderr, SD_NOTICE "pacd: ready: telemetry %s, control %s, cameras %s, state %s, "
+    journal_printf(LOG_NOTICE, "pacd: ready: telemetry %s, control %s, cameras %s, state %s, "
             "logs in %s\n", cfg.telemetry_bind, cfg.control_bind,
             cfg.camera_bind[0] ? cfg.camera_bind : "(none)",
             cfg.state_bind[0] ? cfg.state_bind : "(none)", cfg.log_directory);
@@ -309,14 +313,14 @@ int main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
-    fprintf(stderr, SD_NOTICE "pacd: %s: holding the arm, closing the episode log\n",
+    journal_printf(LOG_NOTICE, "pacd: %s: holding the arm, closing the episode log\n",
             strsignal(sig));
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     rc = 0;
     err[0] = '\0';
 out:
     if (rc != 0 && err[0])
-        fprintf(stderr, SD_ERR "pacd: %s\n", err);
+        journal_printf(LOG_ERR, "pacd: %s\n", err);
     loop_stop(loop);               /* ends the episode, holds the arm */
     service_destroy(&service);     /* after the loop: drains its last events */
     loop_destroy(&loop);

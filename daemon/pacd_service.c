@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <zmq.h>
 
+#include "pacd_journal.h"
 #include "pacd_proto.h"
 #include "pacd_text.h"
 #include "pacd_validate.h"
@@ -254,11 +256,12 @@ static void print_event(const service_t *self, const loop_event_t *ev)
     const config_t *cfg = self->d.cfg;
     switch (ev->code) {
     case LOOP_EV_STATE:
-        fprintf(stderr, SD_NOTICE "pacd: state %s -> %s\n", state_name((loop_state_t)ev->a),
+        journal_printf(LOG_NOTICE, "pacd: state %s -> %s\n", state_name((loop_state_t)ev->a),
                 state_name((loop_state_t)ev->b));
         break;
     case LOOP_EV_EPISODE_BEGIN:
-        fprintf(stderr, SD_INFO "pacd: episode %s started (max_steps %llu)\n", ev->episode_id,
+        journal_set_episode(ev->episode_id);
+        journal_printf(LOG_INFO, "pacd: episode %s started (max_steps %llu)\n", ev->episode_id,
                 (unsigned long long)ev->a);
         break;
     case LOOP_EV_EPISODE_END: {
@@ -266,65 +269,67 @@ static void print_event(const service_t *self, const loop_event_t *ev)
         if (why == LOOP_END_LOG_FAILED) {
             logger_stats_t ls;
             logger_get_stats(self->d.logger, &ls);
-            fprintf(stderr, SD_ERR "pacd: episode %s ended after %lld steps: its log could not "
-                    "be written (%s); the arm holds. What was written is kept up to the last "
-                    "complete record\n", ev->episode_id, (long long)ev->a, ls.last_error);
-            break;
+            journal_printf(LOG_ERR, "pacd: episode %s ended after %lld steps: its log could not "
+                           "be written (%s); the arm holds. What was written is kept up to the "
+                           "last complete record\n", ev->episode_id, (long long)ev->a,
+                           ls.last_error);
+        } else {
+            journal_printf(LOG_INFO, "pacd: episode %s ended after %lld steps (%s, %s)\n",
+                           ev->episode_id, (long long)ev->a,
+                           (ev->b & 0x100) ? "terminal" : "truncated", end_reason_name(why));
         }
-        fprintf(stderr, SD_INFO "pacd: episode %s ended after %lld steps (%s, %s)\n",
-                ev->episode_id, (long long)ev->a, (ev->b & 0x100) ? "terminal" : "truncated",
-                end_reason_name(why));
+        journal_set_episode(NULL);
         break;
     }
     case LOOP_EV_STALE_BEGIN:
         if (ev->a == LOOP_STALE_ROBOT_STATE)
-            fprintf(stderr, SD_WARNING "pacd: robot state is %lld us old: holding the arm\n",
+            journal_printf(LOG_WARNING, "pacd: robot state is %lld us old: holding the arm\n",
                     (long long)ev->b);
         else if (ev->a == LOOP_STALE_TELEOP && ev->b < 0)
-            fprintf(stderr, SD_WARNING "pacd: teleop mode: no teleoperator action since the "
+            journal_printf(LOG_WARNING, "pacd: teleop mode: no teleoperator action since the "
                     "episode began (topic teleop_action): holding the arm\n");
         else if (ev->a == LOOP_STALE_TELEOP)
-            fprintf(stderr, SD_WARNING "pacd: teleop mode: the newest teleoperator action is "
+            journal_printf(LOG_WARNING, "pacd: teleop mode: the newest teleoperator action is "
                     "%lld ms old (max_age_ms %d): holding the arm\n", (long long)ev->b / 1000,
                     cfg->teleop_max_age_ms);
         else if (ev->a == LOOP_STALE_TASK)
-            fprintf(stderr, SD_WARNING "pacd: the scene's task has not been read in this "
+            journal_printf(LOG_WARNING, "pacd: the scene's task has not been read in this "
                     "episode yet: holding the arm\n");
         else if (ev->a == LOOP_STALE_TELEOP_SHAPE)
-            fprintf(stderr, SD_WARNING "pacd: teleop mode: the teleoperator action has another "
+            journal_printf(LOG_WARNING, "pacd: teleop mode: the teleoperator action has another "
                     "action space or size than the checkpoint's: holding the arm\n");
         else if (ev->a >= 0 && ev->a < cfg->n_cameras && ev->b < 0)
-            fprintf(stderr, SD_WARNING "pacd: camera '%s' has sent no frame yet: holding the "
+            journal_printf(LOG_WARNING, "pacd: camera '%s' has sent no frame yet: holding the "
                     "arm\n", cfg->cameras[ev->a].name);
         else if (ev->a >= 0 && ev->a < cfg->n_cameras)
-            fprintf(stderr, SD_WARNING "pacd: camera '%s' is stale (newest frame %lld ms old, "
+            journal_printf(LOG_WARNING, "pacd: camera '%s' is stale (newest frame %lld ms old, "
                     "max_age_ms %d): holding the arm\n", cfg->cameras[ev->a].name,
                     (long long)ev->b / 1000, cfg->cameras[ev->a].max_age_ms);
         else
-            fprintf(stderr, SD_WARNING "pacd: inputs are stale: holding the arm\n");
+            journal_printf(LOG_WARNING, "pacd: inputs are stale: holding the arm\n");
         break;
     case LOOP_EV_STALE_END:
-        fprintf(stderr, SD_NOTICE "pacd: inputs fresh again\n");
+        journal_printf(LOG_NOTICE, "pacd: inputs fresh again\n");
         break;
     case LOOP_EV_SAFETY_HOLD:
-        fprintf(stderr, SD_WARNING "pacd: safety filter held the arm (flags 0x%llx: "
+        journal_printf(LOG_WARNING, "pacd: safety filter held the arm (flags 0x%llx: "
                 "non-finite/bad-shape/out-of-spec action)\n", (unsigned long long)ev->a);
         break;
     case LOOP_EV_DEADLINE_MISS:
-        fprintf(stderr, SD_WARNING "pacd: deadline missed by %lld us (%lld misses so far)\n",
+        journal_printf(LOG_WARNING, "pacd: deadline missed by %lld us (%lld misses so far)\n",
                 (long long)ev->a, (long long)ev->b);
         break;
     case LOOP_EV_HAL_ERROR:
-        fprintf(stderr, SD_ERR "pacd: HAL error %s: %s; the arm holds (fault)\n",
+        journal_printf(LOG_ERR, "pacd: HAL error %s: %s; the arm holds (fault)\n",
                 ev->b ? "commanding" : "reading state", strerror((int)-ev->a));
         break;
     case LOOP_EV_LOG_DROP:
-        fprintf(stderr, SD_WARNING "pacd: logger ring full: %s dropped (disk too slow?)\n",
+        journal_printf(LOG_WARNING, "pacd: logger ring full: %s dropped (disk too slow?)\n",
                 ev->a == 0 ? "step" : ev->a == 1 ? "camera frame" : ev->a == 2 ? "robot state"
                                                                    : "episode boundary");
         break;
     case LOOP_EV_RT_FALLBACK:
-        fprintf(stderr, SD_WARNING "pacd: cannot use SCHED_FIFO priority %d (%s): the control "
+        journal_printf(LOG_WARNING, "pacd: cannot use SCHED_FIFO priority %d (%s): the control "
                 "loop runs WITHOUT real-time scheduling and may miss deadlines under load "
                 "(telemetry: realtime = false); give pacd CAP_SYS_NICE or a LimitRTPRIO of at "
                 "least %d (deploy/pacd.service does)\n", cfg->rt_priority,
@@ -537,7 +542,7 @@ static void handle_request(service_t *self)
         run_command(self, c, &r, error, sizeof error, episode_id);
         if (c->client && c->client[0]) {
             char who[TEXT_ESCAPED_MAX], why[2 * TEXT_ESCAPED_MAX];
-            fprintf(stderr, SD_INFO "pacd: command %d from %s: %s%s\n", (int)c->type,
+            journal_printf(LOG_INFO, "pacd: command %d from %s: %s%s\n", (int)c->type,
                     text_escape_str(who, sizeof who, c->client), r.ok ? "ok" : "rejected: ",
                     r.ok ? "" : text_escape_str(why, sizeof why, error));
         }
@@ -585,7 +590,7 @@ static void *service_thread(void *arg)
         char error[256] = "", id[LOOP_EPISODE_ID] = "";
         run_command(self, &c, &r, error, sizeof error, id);
         if (!r.ok)
-            fprintf(stderr, SD_ERR "pacd: autostart failed: %s\n", error);
+            journal_printf(LOG_ERR, "pacd: autostart failed: %s\n", error);
     }
     while (!atomic_load(&self->stop)) {
         int64_t now = rt_clock_mono_ns();

@@ -11,7 +11,7 @@ apt-get install -y -qq --no-install-recommends \
   libturbojpeg0-dev libswscale-dev libssl-dev zlib1g-dev rt-tests stress-ng python3-pil \
   libmujoco-dev libmujoco-samples libhdf5-dev libegl-dev libgl1-mesa-dri libegl-mesa0 python3-h5py \
   python3 python3-torch python3-numpy python3-zmq python3-protobuf python3-pytest \
-  python3-matplotlib python3-tqdm clang libclang-rt-14-dev >/dev/null
+  python3-matplotlib python3-tqdm python3-seccomp clang libclang-rt-14-dev >/dev/null
 # Node.js runs the independent MCAP reader in the tests; keep a node that is there
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "pacd_proto.h"
@@ -229,9 +231,35 @@ int hal_mjrender_camera(const mjModel *m, const char *name)
     return name ? mj_name2id(m, mjOBJ_CAMERA, name) : -1;
 }
 
+/* Mesa's software renderer (llvmpipe) writes machine code and then executes
+ * it. Under systemd's MemoryDenyWriteExecute= (a seccomp filter: EPERM) or
+ * PR_SET_MDWE (EACCES) it may not, and Mesa then crashes at its first draw
+ * instead of failing. Returns 0 when a written page may become executable,
+ * else the errno mprotect gave (0 also when the probe page cannot be had). */
+static int write_then_exec_denied(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                   0);
+    if (p == MAP_FAILED)
+        return 0;
+    int rc = mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0 ? errno : 0;
+    munmap(p, (size_t)page);
+    return rc;
+}
+
 hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *err,
                                  size_t errlen)
 {
+    int wx = write_then_exec_denied();
+    if (wx) {
+        pacd_errf(err, errlen,
+                  "render: this process may not execute memory it wrote (%s: systemd's "
+                  "MemoryDenyWriteExecute= or PR_SET_MDWE), which Mesa's renderer needs; "
+                  "under pacd.service install deploy/drop-ins/mujoco-render.conf",
+                  strerror(wx));
+        return NULL;
+    }
     if (!m || width < 1 || height < 1 || width > 4096 || height > 4096) {
         pacd_errf(err, errlen, "render: size %dx%d out of range; use 1..4096 pixels", width,
                   height);

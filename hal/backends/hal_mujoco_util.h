@@ -73,7 +73,9 @@ typedef struct hal_mjrender hal_mjrender_t;
 /* Create a GL context current in the calling thread and the MuJoCo render
  * context for m at width x height; shadows, reflections and multisampling off.
  * Caller owns the return value (free with hal_mjrender_destroy, from the same
- * thread). NULL with a message in err on failure. Init-only. */
+ * thread). NULL with a message in err on failure, also when the process may
+ * not execute memory it wrote (systemd MemoryDenyWriteExecute=), which Mesa's
+ * llvmpipe needs. Init-only. */
 hal_mjrender_t *hal_mjrender_new(const mjModel *m, int width, int height, char *err,
                                  size_t errlen);
 
