@@ -120,6 +120,10 @@ def test_cartesian_twist_rotates_about_z(daemon, tmp_path):
     yaws = [yaw(s["observation"]["end_effector_pose"][3:]) for s in steps]
     turn = (yaws[25] - yaws[5] + math.pi) % (2 * math.pi) - math.pi
     dt = (steps[25]["time_unix_ns"] - steps[5]["time_unix_ns"]) * 1e-9  # the steps' own times
-    assert turn == pytest.approx(w * dt, rel=0.25)
+    # at most the commanded w dt; at least 40% of it: on a loaded machine a
+    # late tick lets the 1 kHz arm's command timeout decelerate it between
+    # ticks (0.68 w dt measured beside the whole ASan suite), while a wrong
+    # axis, sign or unit (deg/rad) is off by far more
+    assert 0.4 * w * dt <= turn <= 1.25 * w * dt, (turn, w * dt)
     pos = ee_positions(steps)
     assert max(abs(a - b) for a, b in zip(pos[5], pos[25])) < 5e-3  # turns in place
