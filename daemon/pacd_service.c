@@ -462,7 +462,8 @@ static int reload_checkpoint(service_t *self, const char *path, const char *who,
     loop_status(self->d.loop, &st);
     snprintf(message, msglen, "loaded %s (%s, sha256 %s); it runs from the next episode on%s%s",
              path, spec->architecture, sha,
-             st.state == LOOP_IDLE ? " (no episode runs: from now)" : " (after the running one)",
+             st.state == LOOP_RUNNING || st.state == LOOP_HOLDING
+                 ? " (after the running one)" : " (no episode runs: from now)",
              replaced ? "; it replaces a reload that was still waiting" : "");
     fprintf(stderr, SD_NOTICE "pacd: reload of %s%s%s: loaded and checked (sha256 %.16s...); it "
             "runs from the next episode on\n", epath, ewho[0] ? " by " : "", ewho, sha);
