@@ -25,7 +25,7 @@ CONSTANT = 0.05  # rad/s: what the "new" checkpoint commands on every joint
 OLD_CONSTANT = -0.02  # and the one pacd starts with
 
 
-def constant_checkpoint(path, velocity, observation=OBS):
+def constant_checkpoint(path, velocity, observation=OBS, bound=0.5):
     """An MLP with the example checkpoint's spec (unless `observation` says
     otherwise) whose action is `velocity` on every joint, whatever it sees."""
     import torch
@@ -33,14 +33,15 @@ def constant_checkpoint(path, velocity, observation=OBS):
     from pacd_torch.mlp import MLPActor
 
     n_obs = sum(f["shape"][0] * f["history"] for f in observation)
-    model = MLPActor(n_obs, 7, [8], activation="relu", head="tanh", low=ACTION["low"],
-                     high=ACTION["high"])
+    action = dict(ACTION, low=[-bound] * 7, high=[bound] * 7)
+    model = MLPActor(n_obs, 7, [8], activation="relu", head="tanh", low=action["low"],
+                     high=action["high"])
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         for i in range(7):
-            model.head.bias[i] = math.atanh(velocity / ACTION["high"][i])
-    export(model, str(path), "panda", observation, ACTION)
+            model.head.bias[i] = math.atanh(velocity / bound)
+    export(model, str(path), "panda", observation, action)
     return str(path)
 
 
@@ -53,6 +54,9 @@ def checkpoints(tmp_path_factory):
         # joint positions only: 7 observation values where pacd plans for 14
         "other_spec": constant_checkpoint(d / "other-spec.safetensors", CONSTANT,
                                           observation=OBS[:1]),
+        # the same observation, narrower action bounds (the safety filter's)
+        "other_bounds": constant_checkpoint(d / "other-bounds.safetensors", CONSTANT,
+                                            bound=0.4),
     }
 
 
@@ -193,6 +197,7 @@ def test_refused_reloads_keep_the_running_checkpoint(daemon, checkpoints, exampl
         (str(corrupt), "corrupt.safetensors"),
         (str(tmp_path / "missing.safetensors"), "missing.safetensors"),
         (checkpoints["other_spec"], "needs a restart of pacd"),
+        (checkpoints["other_bounds"], "action bounds of dimension 0 are [-0.4, 0.4]"),
         ("relative/model.safetensors", "must be absolute"),
         ("/tmp/bad\nname.safetensors", "control character"),
         ("/nowhere/caf\u00e9.safetensors", "No such file"),
@@ -205,7 +210,7 @@ def test_refused_reloads_keep_the_running_checkpoint(daemon, checkpoints, exampl
     st = d.client.status()
     # the path checks are refused before loading (values_rejected), the others
     # counted as refused reloads with the last reason
-    assert st.reloads_failed == 5 and "needs a restart" in st.reload_error, st
+    assert st.reloads_failed == 6 and "needs a restart" in st.reload_error, st
     assert st.reloads == 0 and st.reload_pending_sha256 == "" and st.checkpoint_sha256 == old
     # the old policy keeps running
     ep = run_episode(d, feed)
