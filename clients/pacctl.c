@@ -2,6 +2,7 @@
  * and the episode-log tools (`pacctl log ...`). */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ static void usage(FILE *f)
             "  episode stop [--terminal] [--reward R]\n"
             "  hold | resume              pause / continue the running episode\n"
             "  estop | clear-estop        latched stop of the arm / release it\n"
+            "  reload [CHECKPOINT]        load and check a checkpoint (default: the configured\n"
+            "                             one again) and run it from the next episode on;\n"
+            "                             waits up to 60 s unless --timeout is given\n"
             "  log verify [--strict] [--json] FILE\n"
             "  log cat FILE               steps as JSON lines\n"
             "  log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
@@ -70,6 +74,12 @@ static void print_telemetry(const Pacd__V1__Telemetry *t, int json)
            t->fault ? t->fault : "");
     printf("robot      %s (%s)   checkpoint sha256 %.16s...\n", t->robot, t->backend,
            t->checkpoint_sha256);
+    if (t->reloads || t->reloads_failed || (t->reload_pending_sha256 && t->reload_pending_sha256[0]))
+        printf("reloads    %llu  refused %llu%s%.16s%s%s%s\n", (unsigned long long)t->reloads,
+               (unsigned long long)t->reloads_failed,
+               t->reload_pending_sha256[0] ? "  waiting for the episode to end: sha256 " : "",
+               t->reload_pending_sha256, t->reload_pending_sha256[0] ? "..." : "",
+               t->reload_error[0] ? "  last refused: " : "", t->reload_error);
     printf("episode    %s  step %llu  (episodes %llu)\n", t->episode_id[0] ? t->episode_id : "-",
            (unsigned long long)t->step, (unsigned long long)t->episodes);
     printf("ticks      %llu  deadline misses %llu  stale steps %llu\n",
@@ -202,6 +212,8 @@ static int request(const opts_t *o, const Pacd__V1__Command *cmd)
     } else if (cmd->type == PACD__V1__COMMAND__TYPE__STATUS) {
         if (r->status)
             print_telemetry(r->status, 0);
+    } else if (r->message && r->message[0]) {
+        printf("ok: %s\n", r->message);
     } else {
         printf("ok: %s%s%s\n", r->status ? state_name(r->status->state) : "",
                r->episode_id && r->episode_id[0] ? ", episode " : "",
@@ -289,7 +301,7 @@ int main(int argc, char **argv)
         .server_key = getenv("PACD_SERVER_KEY") && *getenv("PACD_SERVER_KEY")
                           ? getenv("PACD_SERVER_KEY") : NULL,
     };
-    int i = 1;
+    int i = 1, timeout_given = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -304,6 +316,7 @@ int main(int argc, char **argv)
             o.server_key = argv[++i];
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             o.timeout_ms = atoi(argv[++i]);
+            timeout_given = 1;
         } else {
             usage(stderr);
             return 2;
@@ -354,6 +367,7 @@ int main(int argc, char **argv)
     snprintf(client, sizeof client, "pacctl@%s", host);
     c.client = client;
     long count = 0;
+    char ckpt[PATH_MAX];
     /* options after the command word */
     const char *sub = NULL;
     for (int k = i + 1; k < argc; k++) {
@@ -406,6 +420,16 @@ int main(int argc, char **argv)
         c.type = PACD__V1__COMMAND__TYPE__ESTOP;
     } else if (!strcmp(cmd, "clear-estop")) {
         c.type = PACD__V1__COMMAND__TYPE__CLEAR_ESTOP;
+    } else if (!strcmp(cmd, "reload")) {
+        c.type = PACD__V1__COMMAND__TYPE__RELOAD;
+        if (sub && sub[0] != '/' && !realpath(sub, ckpt)) {
+            fprintf(stderr, "pacctl: reload %s: %s; give the checkpoint's absolute path on "
+                    "pacd's host\n", sub, strerror(errno));
+            return 2;
+        }
+        c.checkpoint = sub && sub[0] != '/' ? ckpt : (char *)(sub ? sub : "");
+        if (!timeout_given)  /* loading a large checkpoint takes a while */
+            o.timeout_ms = 60000;
     } else {
         usage(stderr);
         return 2;

@@ -151,6 +151,13 @@ class Client:
     def clear_estop(self, check=True):
         return self.call(pb.Command.CLEAR_ESTOP, check=check)
 
+    def reload(self, checkpoint="", check=True):
+        """Load and check a checkpoint (an absolute path on pacd's host; "" = the
+        configured one) and run it from the next episode on. Reply.message says
+        what was loaded; a refusal (check=False) keeps the running checkpoint
+        and Reply.error says why."""
+        return self.call(pb.Command.RELOAD, check=check, checkpoint=checkpoint)
+
 
 def watch(endpoint=TELEMETRY, count=None, timeout_s=5.0, ctx=None, key=KEY,
           server_key=SERVER_KEY):

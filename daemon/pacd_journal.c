@@ -52,6 +52,13 @@ void journal_set_context(const char *robot_name, const char *model_sha256)
     pthread_mutex_unlock(&mu);
 }
 
+void journal_set_model(const char *model_sha256)
+{
+    pthread_mutex_lock(&mu);
+    copy(sha256, sizeof sha256, model_sha256);
+    pthread_mutex_unlock(&mu);
+}
+
 void journal_set_episode(const char *episode_id)
 {
     pthread_mutex_lock(&mu);

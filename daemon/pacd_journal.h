@@ -26,6 +26,10 @@ void journal_init(void);
  * is loaded, before the service thread starts). */
 void journal_set_context(const char *robot, const char *model_sha256);
 
+/* The model sha256 for later lines after a checkpoint swap; copies it.
+ * Service thread. */
+void journal_set_model(const char *model_sha256);
+
 /* The open episode's id for later lines; NULL or "" when none. Copies it.
  * Service thread (it sees episodes start and end). */
 void journal_set_episode(const char *episode_id);

@@ -52,7 +52,9 @@ typedef struct {
 struct loop {
     loop_deps_t d;
     const config_t *cfg;
-    const policy_spec_t *spec;
+    const policy_spec_t *spec;             /* the running policy's (loop thread) */
+    policy_spec_t required;                /* the spec the loop was planned for; never
+                                              changes (loop_policy_compatible) */
     const hal_robot_t *robot;
     int64_t period_ns;
     const loop_io_t *io;                   /* the arm, or shadow mode's none */
@@ -128,6 +130,10 @@ struct loop {
     int64_t watchdog_interval_ns;
     atomic_int watchdog_armed;             /* set once READY=1 is sent */
     rt_spsc_t commands;                    /* service -> loop */
+    _Atomic(policy_t *) offered;           /* service -> loop: the next policy, swapped
+                                              in at an episode boundary (loop_offer_policy) */
+    _Atomic(policy_t *) retired;           /* loop -> service: the policy it replaced, to
+                                              free off the loop thread (loop_reap_policies) */
     rt_spsc_t events;                      /* loop -> service */
     loop_result_t result;                  /* loop -> service, guarded by result_seq */
     _Atomic uint64_t result_seq;
@@ -139,6 +145,7 @@ struct loop {
     _Atomic uint64_t t_count;
 };
 
+static void copy_name(char *dst, size_t n, const char *src);
 static const loop_io_t *choose_io(const config_t *cfg);
 static const loop_clock_t *choose_clock(const config_t *cfg);
 
@@ -190,6 +197,7 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     self->d = *deps;
     self->cfg = deps->cfg;
     self->spec = policy_spec(deps->policy);
+    self->required = *self->spec;
     self->robot = deps->robot ? deps->robot : hal_driven_robot(deps->hal);
     if (!self->robot || (!deps->hal && !deps->cfg->shadow && !check_only)) {
         snprintf(err, errlen, "internal: the loop needs a robot description and a HAL");
@@ -384,8 +392,11 @@ static loop_t *loop_plan(const loop_deps_t *deps, int check_only, char *err, siz
     };
     self->episode_info.robot = self->robot->name;
     self->episode_info.backend = self->cfg->shadow ? "shadow" : self->cfg->backend;
-    self->episode_info.checkpoint_path = self->cfg->checkpoint;
-    self->episode_info.checkpoint_sha256 = deps->checkpoint_sha256;
+    copy_name(self->episode_info.checkpoint_path, sizeof self->episode_info.checkpoint_path,
+              policy_path(deps->policy) ? policy_path(deps->policy) : self->cfg->checkpoint);
+    copy_name(self->episode_info.checkpoint_sha256, sizeof self->episode_info.checkpoint_sha256,
+              spec->sha256);
+    copy_name(self->st.model_sha256, sizeof self->st.model_sha256, spec->sha256);
     self->episode_info.config_text = self->cfg->text;
     self->episode_info.pacd_version = PACD_VERSION;
     self->episode_info.rate_hz = self->cfg->rate_hz;
@@ -454,6 +465,12 @@ void loop_destroy(loop_t **self_p)
     free(self->obs);
     rt_spsc_free(&self->commands);
     rt_spsc_free(&self->events);
+    /* offered or retired policies nobody took; the running one is the caller's
+     * (loop_policy) */
+    policy_t *p = atomic_exchange(&self->offered, NULL);
+    policy_destroy(&p);
+    p = atomic_exchange(&self->retired, NULL);
+    policy_destroy(&p);
     for (int k = 0; k < T_SERIES; k++)
         free((void *)self->t[k]);
     if (self->tick_fd >= 0)
@@ -1511,10 +1528,39 @@ static void record_tick(loop_t *self, const tick_t *t)
     }
 }
 
+/* Between episodes: swap in the policy the service offered (loop_offer_policy)
+ * once the one it replaced last time has been taken back. Its spec equals
+ * the one the loop was planned for (the service checked), so the plan, the
+ * buffers and the safety bounds stay; only the policy, its spec pointer and
+ * the identity in the episode header change. RT-safe: two atomic
+ * exchanges and fixed-size copies; the old policy is freed by the service. */
+static void take_offered_policy(loop_t *self)
+{
+    if (atomic_load_explicit(&self->retired, memory_order_acquire))
+        return;
+    policy_t *p = atomic_exchange_explicit(&self->offered, NULL, memory_order_acq_rel);
+    if (!p)
+        return;
+    policy_t *old = self->d.policy;
+    self->d.policy = p;
+    self->spec = policy_spec(p);
+    copy_name(self->episode_info.checkpoint_path, sizeof self->episode_info.checkpoint_path,
+              policy_path(p));
+    copy_name(self->episode_info.checkpoint_sha256, sizeof self->episode_info.checkpoint_sha256,
+              self->spec->sha256);
+    copy_name(self->st.model_sha256, sizeof self->st.model_sha256, self->spec->sha256);
+    self->st.models_swapped++;
+    (void)policy_prepare_thread(p); /* AMX: its first-use trap now, while idle */
+    atomic_store_explicit(&self->retired, old, memory_order_release);
+    emit(self, LOOP_EV_MODEL_SWAP, (int64_t)self->st.models_swapped, 0);
+}
+
 /* One control tick into *t. 0 when no step was made (shadow mode without a
  * new robot state); otherwise 1. */
 static int tick(loop_t *self, tick_t *t, int stopping)
 {
+    if (!self->in_episode && !stopping)
+        take_offered_policy(self); /* before a START_EPISODE of this tick */
     take_commands(self, stopping);
     self->clock->sync(self, t, stopping);
     if (!read_state(self, t))
@@ -1743,4 +1789,104 @@ const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outle
     else
         snprintf(out, outlen, "fault %d", (int)fault);
     return out;
+}
+
+/* ---------------- checkpoint swap (service thread) ---------------- */
+
+/* The first difference between two specs in what the loop was planned for,
+ * into why; 0 when there is none. */
+static int spec_difference(const policy_spec_t *a, const policy_spec_t *b, char *why, size_t n)
+{
+    if (a->n_fields != b->n_fields) {
+        snprintf(why, n, "%d observation field(s) where the running checkpoint has %d",
+                 b->n_fields, a->n_fields);
+        return 1;
+    }
+    for (int i = 0; i < a->n_fields; i++) {
+        const policy_field_t *x = &a->fields[i], *y = &b->fields[i];
+        int same_shape = x->ndim == y->ndim;
+        for (int d = 0; same_shape && d < x->ndim; d++)
+            same_shape = x->shape[d] == y->shape[d];
+        if (strcmp(x->name, y->name) || strcmp(x->source, y->source) || !same_shape ||
+            x->history != y->history || x->offset != y->offset || x->is_image != y->is_image) {
+            snprintf(why, n, "observation field %d is '%s' (source %s, %d values, history %d) "
+                     "where the running checkpoint has '%s' (source %s, %d values, history %d)",
+                     i, y->name, y->source, y->size, y->history, x->name, x->source, x->size,
+                     x->history);
+            return 1;
+        }
+    }
+    if (a->obs_dim != b->obs_dim || a->n_images != b->n_images) {
+        snprintf(why, n, "observation of %d values and %d images where the running checkpoint "
+                 "has %d and %d", b->obs_dim, b->n_images, a->obs_dim, a->n_images);
+        return 1;
+    }
+    if (a->action_space != b->action_space || a->action_dim != b->action_dim) {
+        snprintf(why, n, "action space %d of dimension %d where the running checkpoint has "
+                 "space %d of dimension %d", (int)b->action_space, b->action_dim,
+                 (int)a->action_space, a->action_dim);
+        return 1;
+    }
+    for (int i = 0; i < a->action_dim; i++)
+        if (a->action_low[i] != b->action_low[i] || a->action_high[i] != b->action_high[i]) {
+            snprintf(why, n, "action bounds of dimension %d are [%g, %g] where the running "
+                     "checkpoint has [%g, %g]", i, b->action_low[i], b->action_high[i],
+                     a->action_low[i], a->action_high[i]);
+            return 1;
+        }
+    if (a->task_kind != b->task_kind || a->task_count != b->task_count ||
+        a->task_dim != b->task_dim) {
+        snprintf(why, n, "task conditioning (kind %d, %d tasks, dimension %d) where the running "
+                 "checkpoint has kind %d, %d tasks, dimension %d", (int)b->task_kind,
+                 b->task_count, b->task_dim, (int)a->task_kind, a->task_count, a->task_dim);
+        return 1;
+    }
+    if (strcmp(a->robot, b->robot)) {
+        snprintf(why, n, "it was trained for robot '%s' where the running checkpoint names '%s'",
+                 b->robot[0] ? b->robot : "(any)", a->robot[0] ? a->robot : "(any)");
+        return 1;
+    }
+    return 0;
+}
+
+int loop_policy_compatible(const loop_t *self, const policy_t *candidate, char *err,
+                           size_t errlen)
+{
+    const policy_spec_t *c = policy_spec(candidate);
+    if (!self || !c) {
+        snprintf(err, errlen, "internal: no loop or no policy");
+        return -EINVAL;
+    }
+    char why[400];
+    if (spec_difference(&self->required, c, why, sizeof why)) {
+        snprintf(err, errlen, "its spec differs from the one pacd runs: %s. A checkpoint with "
+                 "another observation or action spec needs a restart of pacd", why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int loop_offer_policy(loop_t *self, policy_t **policy_p)
+{
+    policy_t *old = atomic_exchange_explicit(&self->offered, *policy_p, memory_order_acq_rel);
+    *policy_p = NULL;
+    int replaced = old != NULL;
+    policy_destroy(&old);   /* offered before and never taken: the loop never ran it */
+    return replaced;
+}
+
+int loop_policy_pending(loop_t *self)
+{
+    return atomic_load_explicit(&self->offered, memory_order_acquire) != NULL;
+}
+
+void loop_reap_policies(loop_t *self)
+{
+    policy_t *p = atomic_exchange_explicit(&self->retired, NULL, memory_order_acq_rel);
+    policy_destroy(&p);
+}
+
+policy_t *loop_policy(loop_t *self)
+{
+    return self ? self->d.policy : NULL;
 }

@@ -130,6 +130,8 @@ typedef struct {
     int n_task_info;                    /* the last tick's task values */
     char task_info_name[LOGGER_MAX_TASK_INFO][LOGGER_TASK_NAME];
     double task_info_value[LOGGER_MAX_TASK_INFO];
+    char model_sha256[65];              /* sha256 of the checkpoint the loop runs */
+    uint64_t models_swapped;            /* checkpoints swapped in (loop_offer_policy) */
 } loop_status_t;
 
 /* Events the loop reports; the service thread turns them into log lines. */
@@ -146,6 +148,7 @@ typedef enum {
     LOOP_EV_HAL_ERROR,       /* a = rc */
     LOOP_EV_LOG_DROP,        /* a = 0 step / 1 frame / 2 state / 3 episode boundary */
     LOOP_EV_RT_FALLBACK,     /* a = errno of sched_setscheduler */
+    LOOP_EV_MODEL_SWAP,      /* an offered checkpoint runs from now on; a = swaps so far */
 } loop_event_code_t;
 
 /* LOOP_EV_STALE_BEGIN's input other than a camera. */
@@ -185,7 +188,6 @@ typedef struct {
     hal_t *hal;                 /* NULL in shadow mode (cfg->shadow): no arm */
     ingest_t *ingest;
     logger_t *logger;
-    const char *checkpoint_sha256;
 } loop_deps_t;
 
 /* Plan everything the loop needs (history buffers, observation layout,
@@ -241,6 +243,40 @@ const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outle
 
 /* Window length in ticks. */
 int loop_window(const loop_t *self);
+
+/* Checkpoint hot swap (pacctl reload). The service thread loads and checks
+ * a new policy, then offers it; the loop thread takes it at the start of a
+ * tick outside an episode (never mid-episode: a running episode finishes
+ * with the policy it began with) and hands the one it replaced back to be
+ * freed off the loop thread. Both hand-overs are single atomic pointer
+ * slots, so the loop never waits. loop_status_t.model_sha256 and
+ * models_swapped say which one runs. */
+
+/* Service thread: 0 when candidate's observation and action spec equal the
+ * one the loop was planned for (fields, shapes, histories, offsets, images,
+ * action space, dimension and bounds, task conditioning, robot), so it can
+ * run on the same plan; else -EINVAL with the first difference in err
+ * (ending in "needs a restart of pacd"). */
+int loop_policy_compatible(const loop_t *self, const policy_t *candidate, char *err,
+                           size_t errlen);
+
+/* Service thread: hand *policy_p (checked with loop_policy_compatible) to the
+ * loop, which takes ownership; *policy_p becomes NULL. A policy offered
+ * before and not yet taken is freed here. Returns 1 when it replaced one,
+ * else 0. Never blocks the loop. */
+int loop_offer_policy(loop_t *self, policy_t **policy_p);
+
+/* Service thread: 1 while an offered policy waits for the episode boundary. */
+int loop_policy_pending(loop_t *self);
+
+/* Service thread: free the policy the loop last replaced, if any. Call
+ * regularly (the loop takes a new one only after the last is freed). */
+void loop_reap_policies(loop_t *self);
+
+/* The policy the loop runs. After loop_stop (init-only): the caller owns it
+ * again and frees it after the logger (loop_destroy frees only offered and
+ * replaced ones). */
+policy_t *loop_policy(loop_t *self);
 
 /* [robot] clock = simulated: the loop has every tick's status sent as
  * telemetry before it goes on. loop_tick_fd: an eventfd that becomes

@@ -73,8 +73,7 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
     if (!probe && !cfg->shadow)
         return 0;
     /* plan the loop for that description: checks fields, cameras, action */
-    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot,
-                      .checkpoint_sha256 = policy_spec(*policy)->sha256};
+    loop_deps_t ld = {.cfg = cfg, .policy = *policy, .robot = *robot};
     if (loop_check(&ld, err, errlen) != 0) {
         size_t n = strlen(err);
         if (cfg->robot_gripper == CONFIG_GRIPPER_AUTO && !(*robot)->has_gripper &&
@@ -194,11 +193,13 @@ int main(int argc, char **argv)
             "kernel %s, %.1f Hz\n", PACD_VERSION, cfg.robot, cfg.backend, cfg.checkpoint,
             spec->architecture, spec->sha256, policy_kernel(policy), cfg.rate_hz);
 
-    /* SIGTERM/SIGINT are taken by sigwait in this thread only */
+    /* SIGTERM/SIGINT (stop) and SIGHUP (reload the configured checkpoint)
+     * are taken by sigwait in this thread only */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     if (cfg.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
     if (!ingest)
         goto out;
     loop_deps_t ld = {.cfg = &cfg, .policy = policy, .robot = robot, .hal = hal, .ingest = ingest,
-                      .logger = logger, .checkpoint_sha256 = spec->sha256};
+                      .logger = logger};
     loop = loop_new(&ld, err, sizeof err);
     if (!loop)
         goto out;
@@ -292,8 +293,7 @@ int main(int argc, char **argv)
         /* otherwise the loop's LOOP_EV_RT_FALLBACK event says why, loudly */
     }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
-                         .zmq_ctx = zctx, .auth = auth, .robot = robot->name,
-                         .checkpoint_sha256 = spec->sha256};
+                         .zmq_ctx = zctx, .auth = auth, .robot = robot->name};
     service = service_new(&sd, err, sizeof err);
     if (!service)
         goto out;
@@ -311,8 +311,15 @@ int main(int argc, char **argv)
             cfg.state_bind[0] ? cfg.state_bind : "(none)", cfg.log_directory);
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        /* the service thread loads and checks it, off the control loop */
+        journal_printf(LOG_NOTICE, "pacd: SIGHUP: reloading the checkpoint %s\n", cfg.checkpoint);
+        service_request_reload(service);
+    }
     journal_printf(LOG_NOTICE, "pacd: %s: holding the arm, closing the episode log\n",
             strsignal(sig));
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
@@ -323,6 +330,8 @@ out:
         journal_printf(LOG_ERR, "pacd: %s\n", err);
     loop_stop(loop);               /* ends the episode, holds the arm */
     service_destroy(&service);     /* after the loop: drains its last events */
+    if (loop)                      /* the one it ran last (a reload may have swapped it) */
+        policy = loop_policy(loop);
     loop_destroy(&loop);
     ingest_destroy(&ingest);
     logger_destroy(&logger);       /* writes every queued record, closes the file */

@@ -1,6 +1,7 @@
 #include "pacd_service.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,6 +36,15 @@ struct service {
     char last_status[256];
     uint64_t commands_invalid;  /* refused by validate_command_fields (service thread only) */
     uint64_t episodes_refused_disk;  /* START_EPISODE refused by the disk guard */
+    /* checkpoint reload (service thread only, but reload_requested) */
+    atomic_int reload_requested;     /* SIGHUP: reload the configured checkpoint */
+    uint64_t reloads_failed;
+    char reload_error[512];          /* why the last reload was refused; "" after one succeeds */
+    char pending_sha256[65];         /* offered, not yet swapped in (while loop_policy_pending) */
+    char running_path[CONFIG_PATH];  /* of the policy the loop runs (telemetry) */
+    char pending_path[CONFIG_PATH];  /* of the offered one */
+    uint64_t swaps_seen;             /* loop_status_t.models_swapped seen last */
+    char reply_message[1024];        /* Reply.message of the command being answered */
 };
 
 static const char *state_name(loop_state_t s)
@@ -200,7 +210,19 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->time_unix_ns = rt_clock_unix_ns();
     t->robot = (char *)self->d.robot;
     t->backend = self->d.cfg->shadow ? "shadow" : (char *)self->d.cfg->backend;
-    t->checkpoint_sha256 = (char *)self->d.checkpoint_sha256;
+    /* the offered policy runs once the loop counts the swap and no other waits */
+    int pending = loop_policy_pending(self->d.loop);
+    if (st->models_swapped != self->swaps_seen && !pending) {
+        self->swaps_seen = st->models_swapped;
+        memcpy(self->running_path, self->pending_path, sizeof self->running_path);
+        self->pending_sha256[0] = '\0';
+    }
+    t->checkpoint_sha256 = st->model_sha256;
+    t->checkpoint_path = self->running_path;
+    t->reloads = st->models_swapped;
+    t->reloads_failed = self->reloads_failed;
+    t->reload_error = self->reload_error;
+    t->reload_pending_sha256 = pending ? self->pending_sha256 : "";
     t->log_path = tm->ls.current_path[0] ? tm->ls.current_path : tm->ls.last_path;
     t->has_q_value = st->has_q_value;
     t->q_value = st->q_value;
@@ -328,6 +350,14 @@ static void print_event(const service_t *self, const loop_event_t *ev)
                 ev->a == 0 ? "step" : ev->a == 1 ? "camera frame" : ev->a == 2 ? "robot state"
                                                                    : "episode boundary");
         break;
+    case LOOP_EV_MODEL_SWAP: {
+        loop_status_t st;
+        loop_status(self->d.loop, &st);
+        journal_set_model(st.model_sha256);
+        journal_printf(LOG_NOTICE, "pacd: checkpoint swapped in: it runs from the next episode "
+                       "on (reload %lld)\n", (long long)ev->a);
+        break;
+    }
     case LOOP_EV_RT_FALLBACK:
         journal_printf(LOG_WARNING, "pacd: cannot use SCHED_FIFO priority %d (%s): the control "
                 "loop runs WITHOUT real-time scheduling and may miss deadlines under load "
@@ -355,6 +385,118 @@ static uint64_t episode_seed_mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* The checkpoint's self-check after loading: one step on a neutral
+ * observation (zeros, black images, the configured task) must succeed and
+ * give finite actions inside the action bounds. 0, or -errno with why. */
+static int policy_selfcheck(const config_t *cfg, policy_t *p, char *why, size_t n)
+{
+    const policy_spec_t *spec = policy_spec(p);
+    float *values = calloc((size_t)(spec->obs_dim > 0 ? spec->obs_dim : 1), sizeof(float));
+    uint8_t *images[POLICY_MAX_FIELDS] = {0};
+    int rc = values ? 0 : -ENOMEM;
+    for (int i = 0, k = 0; rc == 0 && i < spec->n_fields; i++)
+        if (spec->fields[i].is_image &&
+            !(images[k++] = calloc((size_t)(spec->fields[i].size > 0 ? spec->fields[i].size : 1), 1)))
+            rc = -ENOMEM;
+    float action[POLICY_MAX_ACTION];
+    for (int i = 0; i < POLICY_MAX_ACTION; i++)
+        action[i] = NAN;
+    if (rc == 0) {
+        policy_observation_t ob = {.values = values, .images = (const uint8_t *const *)images,
+                                   .task_id = spec->task_kind == POLICY_TASK_ID ? cfg->task_id : 0};
+        policy_extra_t extra = {0};
+        rc = policy_step(p, &ob, action, &extra);
+        if (rc)
+            snprintf(why, n, "its test step on a neutral observation failed: %s", strerror(-rc));
+    } else {
+        snprintf(why, n, "out of memory for its test step");
+    }
+    for (int i = 0; rc == 0 && i < spec->action_dim; i++)
+        if (!isfinite(action[i]) || action[i] < spec->action_low[i] ||
+            action[i] > spec->action_high[i]) {
+            snprintf(why, n, "its test step on a neutral observation gave action %d = %g, "
+                     "outside its bounds [%g, %g]", i, action[i], spec->action_low[i],
+                     spec->action_high[i]);
+            rc = -ERANGE;
+        }
+    free(values);
+    for (int i = 0; i < POLICY_MAX_FIELDS; i++)
+        free(images[i]);
+    return rc;
+}
+
+/* Load the checkpoint at path ("" = the configured one), check it and offer
+ * it to the loop. 0 with what happened in message, or -errno with why in
+ * error; either way one journal line (the path escaped: it may come from a
+ * peer). The running policy is untouched on failure. */
+static int reload_checkpoint(service_t *self, const char *path, const char *who, char *error,
+                             size_t errlen, char *message, size_t msglen)
+{
+    const config_t *cfg = self->d.cfg;
+    if (!path || !path[0])
+        path = cfg->checkpoint;
+    policy_options_t po = {.threads = cfg->policy_threads, .kernel = cfg->policy_kernel,
+                           .sample = cfg->policy_sample,
+                           .temperature = (float)cfg->policy_temperature,
+                           .seed = cfg->policy_seed};
+    char why[768] = "";
+    int rc = 0;
+    policy_t *p = policy_load(path, &po, why, sizeof why);
+    if (!p)
+        rc = -EINVAL;
+    if (p && (rc = loop_policy_compatible(self->d.loop, p, why, sizeof why)) == 0)
+        rc = policy_selfcheck(cfg, p, why, sizeof why);
+    char epath[TEXT_ESCAPED_MAX * 2], ewho[TEXT_ESCAPED_MAX];
+    text_escape_str(epath, sizeof epath, path);
+    text_escape_str(ewho, sizeof ewho, who && who[0] ? who : "");
+    if (rc) {
+        policy_destroy(&p);
+        snprintf(error, errlen, "reload: %s; the running checkpoint stays", why);
+        snprintf(self->reload_error, sizeof self->reload_error, "%s", why);
+        self->reloads_failed++;
+        char ewhy[1024];
+        text_escape(ewhy, sizeof ewhy, why, strlen(why));
+        journal_printf(LOG_WARNING, "pacd: reload of %s%s%s refused: %s; the running "
+                       "checkpoint stays\n", epath, ewho[0] ? " by " : "", ewho, ewhy);
+        return rc;
+    }
+    const policy_spec_t *spec = policy_spec(p);
+    char sha[65];
+    snprintf(sha, sizeof sha, "%s", spec->sha256);
+    snprintf(self->pending_path, sizeof self->pending_path, "%s", path);
+    snprintf(self->pending_sha256, sizeof self->pending_sha256, "%s", sha);
+    int replaced = loop_offer_policy(self->d.loop, &p);
+    self->reload_error[0] = '\0';
+    loop_status_t st;
+    loop_status(self->d.loop, &st);
+    snprintf(message, msglen, "loaded %s (%s, sha256 %s); it runs from the next episode on%s%s",
+             path, spec->architecture, sha,
+             st.state == LOOP_RUNNING || st.state == LOOP_HOLDING
+                 ? " (after the running one)" : " (no episode runs: from now)",
+             replaced ? "; it replaces a reload that was still waiting" : "");
+    journal_printf(LOG_NOTICE, "pacd: reload of %s%s%s: loaded and checked (sha256 %.16s...); "
+                   "it runs from the next episode on\n", epath, ewho[0] ? " by " : "", ewho, sha);
+    return 0;
+}
+
+/* Service thread, every iteration: free the policy the loop replaced and
+ * run a reload SIGHUP asked for. */
+static void reload_housekeeping(service_t *self)
+{
+    loop_reap_policies(self->d.loop);
+    if (atomic_exchange(&self->reload_requested, 0)) {
+        char error[1024], message[1024];
+        (void)reload_checkpoint(self, NULL, "SIGHUP", error, sizeof error, message,
+                                sizeof message);
+    }
+}
+
+void service_request_reload(service_t *self)
+{
+    if (self)
+        atomic_store(&self->reload_requested, 1);
+}
+
 /* Forward a command to the loop; fill reply. */
 static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__Reply *r,
                         char *error, size_t errlen, char *episode_id)
@@ -366,6 +508,11 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
         snprintf(error, errlen, "%s (docs/protocol.md, \"Field limits\")", why);
         self->commands_invalid++;
         r->ok = 0;
+        return;
+    }
+    if (c->type == PACD__V1__COMMAND__TYPE__RELOAD) {
+        r->ok = reload_checkpoint(self, c->checkpoint, c->client, error, errlen,
+                                  self->reply_message, sizeof self->reply_message) == 0;
         return;
     }
     switch (c->type) {
@@ -418,7 +565,7 @@ static void run_command(service_t *self, const Pacd__V1__Command *c, Pacd__V1__R
     case PACD__V1__COMMAND__TYPE__CLEAR_ESTOP: lc.type = LOOP_CMD_CLEAR_ESTOP; break;
     default:
         snprintf(error, errlen, "unknown command type %d: use status, start_episode, "
-                 "end_episode, hold, resume, estop or clear_estop", (int)c->type);
+                 "end_episode, hold, resume, estop, clear_estop or reload", (int)c->type);
         r->ok = 0;
         return;
     }
@@ -519,9 +666,10 @@ static void handle_request(service_t *self)
 
     Pacd__V1__Reply r;
     pacd__v1__reply__init(&r);
-    char error[256] = "";
+    char error[1024] = "";
     char episode_id[LOOP_EPISODE_ID] = "";
     Pacd__V1__Command *c = NULL;
+    self->reply_message[0] = '\0';
     zmq_msg_t *m = &part[2];
     if (total > 3)
         snprintf(error, sizeof error, "request of %d frames: send one pacd.v1.Command in one "
@@ -540,7 +688,8 @@ static void handle_request(service_t *self)
         r.ok = 1;
     } else {
         run_command(self, c, &r, error, sizeof error, episode_id);
-        if (c->client && c->client[0]) {
+        if (c->client && c->client[0] && c->type != PACD__V1__COMMAND__TYPE__RELOAD) {
+            /* a reload prints its own line (reload_checkpoint) */
             char who[TEXT_ESCAPED_MAX], why[2 * TEXT_ESCAPED_MAX];
             journal_printf(LOG_INFO, "pacd: command %d from %s: %s%s\n", (int)c->type,
                     text_escape_str(who, sizeof who, c->client), r.ok ? "ok" : "rejected: ",
@@ -555,6 +704,7 @@ static void handle_request(service_t *self)
     r.error = error;
     r.episode_id = episode_id[0] ? episode_id : tm.st.episode_id;
     r.log_path = (char *)tm.t.log_path;
+    r.message = self->reply_message;
     size_t n = pacd__v1__reply__get_packed_size(&r);
     uint8_t *buf = malloc(n ? n : 1);
     if (buf) {
@@ -593,6 +743,7 @@ static void *service_thread(void *arg)
             journal_printf(LOG_ERR, "pacd: autostart failed: %s\n", error);
     }
     while (!atomic_load(&self->stop)) {
+        reload_housekeeping(self);
         int64_t now = rt_clock_mono_ns();
         if (now >= next) {
             publish_telemetry(self);
@@ -670,6 +821,7 @@ service_t *service_new(const service_deps_t *deps, char *err, size_t errlen)
         return NULL;
     }
     self->d = *deps;
+    snprintf(self->running_path, sizeof self->running_path, "%s", deps->cfg->checkpoint);
     self->window = loop_window(deps->loop);
     int bufs_ok = 1;
     for (int i = 0; i < 7; i++)

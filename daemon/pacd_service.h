@@ -8,7 +8,14 @@
  * drains the loop's event ring to stderr (journald) with sd-daemon priority
  * prefixes. It is the only consumer of the loop's status and events.
  *
- * Threading: all functions init-only (main thread).
+ * RELOAD (and SIGHUP through service_request_reload) loads a checkpoint on
+ * this thread, checks it (its spec against the loop's, a test step on a
+ * neutral observation) and offers it to the loop, which swaps it in at the
+ * next episode boundary (loop_offer_policy). While it loads, telemetry and
+ * other commands wait; the control loop does not.
+ *
+ * Threading: all functions init-only (main thread), but
+ * service_request_reload.
  */
 #ifndef PACD_SERVICE_H
 #define PACD_SERVICE_H
@@ -32,13 +39,18 @@ typedef struct {
     void *zmq_ctx;
     auth_t *auth;               /* security of the sockets; NULL = none */
     const char *robot;
-    const char *checkpoint_sha256;
 } service_deps_t;
 
 /* Bind the telemetry and control sockets and start the thread. If
  * cfg->autostart, the thread starts an episode once running. Caller owns the
  * result; NULL + message in err when a socket cannot be bound. */
 service_t *service_new(const service_deps_t *deps, char *err, size_t errlen);
+
+/* Ask the service thread to reload the configured [policy] checkpoint (what
+ * SIGHUP does); it does so within a telemetry period, and the outcome shows
+ * in the journal and in telemetry (reloads, reload_error). Any thread;
+ * async-signal-safe (one atomic store). NULL-safe. */
+void service_request_reload(service_t *self);
 
 /* Stop the thread (after draining events), close sockets, free;
  * *self_p = NULL. NULL-safe. */

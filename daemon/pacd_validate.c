@@ -578,6 +578,23 @@ int validate_command_fields(const Pacd__V1__Command *c, const char **why)
             set_why(why, "final_reward must be a finite number in -1e6..1e6");
             return -ERANGE;
         }
+    } else if (c->type == PACD__V1__COMMAND__TYPE__RELOAD && c->checkpoint && c->checkpoint[0]) {
+        const char *p = c->checkpoint;
+        size_t n = strnlen(p, CONFIG_PATH);
+        if (n == CONFIG_PATH) {
+            set_why(why, "reload: the checkpoint path must be shorter than 512 bytes");
+            return -ERANGE;
+        }
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+                set_why(why, "reload: the checkpoint path holds a control character");
+                return -EINVAL;
+            }
+        if (p[0] != '/') {
+            set_why(why, "reload: the checkpoint path must be absolute (pacd opens it on its "
+                    "own host)");
+            return -EINVAL;
+        }
     }
     return 0;
 }

@@ -175,9 +175,10 @@ int validate_teleop_action(const uint8_t *buf, size_t len, float *values, int ma
 
 /* ---- control ---- */
 
-/* The numeric fields of a decoded Command that its type uses: START_EPISODE
- * max_steps (and task_id when has_task_id), END_EPISODE final_reward.
- * 0 or -ERANGE. Pure. */
+/* The fields of a decoded Command that its type uses: START_EPISODE
+ * max_steps (and task_id when has_task_id), END_EPISODE final_reward, RELOAD
+ * checkpoint (empty, or an absolute path shorter than CONFIG_PATH without
+ * control characters). 0, -ERANGE or -EINVAL. Pure. */
 int validate_command_fields(const Pacd__V1__Command *c, const char **why);
 
 /* Unpack a Command and check it as validate_command_fields does. On 0 *out

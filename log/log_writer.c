@@ -474,7 +474,7 @@ static void episode_open(logger_t *self, const logger_episode_t *ep, uint64_t be
                           "action_space", "observation_layout", "start_time_unix_ns", "config",
                           "policy_sampling", "task_id", "task_seed", "mode"};
     const char *values[] = {"1", ep->episode_id, str_or_empty(ep->robot), str_or_empty(ep->backend),
-                            str_or_empty(ep->checkpoint_path), str_or_empty(ep->checkpoint_sha256),
+                            ep->checkpoint_path, ep->checkpoint_sha256,
                             ep->pacd_version ? ep->pacd_version : PACD_VERSION, rate, space,
                             layout ? layout : "[]", start, str_or_empty(ep->config_text),
                             ep->policy_sampling ? ep->policy_sampling : "deterministic", task,
@@ -890,6 +890,9 @@ static int valid_episode(const logger_episode_t *ep)
               c == '-' || c == '_' || c == '.'))
             return 0;
     }
+    if (strnlen(ep->checkpoint_path, LOGGER_PATH) == LOGGER_PATH ||
+        strnlen(ep->checkpoint_sha256, LOGGER_SHA256) == LOGGER_SHA256)
+        return 0;
     const logger_obs_layout_t *l = &ep->layout;
     if (l->n_fields < 0 || l->n_fields > LOGGER_MAX_FIELDS)
         return 0;

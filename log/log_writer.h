@@ -56,6 +56,8 @@
 #define LOGGER_EPISODE_ID 48
 #define LOGGER_MAX_TASK_INFO 8   /* task_info entries per step (Step.task_info) */
 #define LOGGER_TASK_NAME 32      /* a task_info name, with the NUL */
+#define LOGGER_PATH 512          /* a checkpoint path, with the NUL */
+#define LOGGER_SHA256 65         /* a hex sha256 digest, with the NUL */
 
 static_assert(HAL_MAX_ACTION <= LOGGER_MAX_ACTION, "a HAL command fits logger_step_t.action");
 static_assert(POLICY_MAX_NAME <= LOGGER_NAME, "an observation field name fits the layout");
@@ -93,8 +95,10 @@ typedef struct {
     char episode_id[LOGGER_EPISODE_ID];  /* also names the file: <id>.mcap */
     const char *robot;                    /* pointers: must outlive the logger */
     const char *backend;
-    const char *checkpoint_path;
-    const char *checkpoint_sha256;
+    /* copied with the record: a checkpoint swapped in later (pacctl reload)
+     * cannot change or free what a queued episode header names */
+    char checkpoint_path[LOGGER_PATH];
+    char checkpoint_sha256[LOGGER_SHA256];
     const char *config_text;              /* the whole INI file */
     const char *pacd_version;
     double rate_hz;

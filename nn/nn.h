@@ -72,7 +72,9 @@ int nn_act_parse(const char *name, nn_act_t *out);
 const char *nn_act_name(nn_act_t act);
 
 /* Set the BLAS thread count (openblas_set_num_threads; process-wide, as
- * OpenBLAS keeps one pool). threads < 1 is treated as 1. Init-only. */
+ * OpenBLAS keeps one pool). threads < 1 is treated as 1. Init-only; a call
+ * with the count already set changes nothing (safe while another thread
+ * runs BLAS). */
 void nn_set_threads(int threads);
 
 /* The OpenBLAS kernel family in use, e.g. "Prescott", "SkylakeX". */

@@ -45,7 +45,9 @@ const char *nn_act_name(nn_act_t act)
 
 void nn_set_threads(int threads)
 {
-    openblas_set_num_threads(threads < 1 ? 1 : threads);
+    int n = threads < 1 ? 1 : threads;
+    if (openblas_get_num_threads() != n) /* a reload with the same count leaves the pool be */
+        openblas_set_num_threads(n);
 }
 
 const char *nn_blas_corename(void)

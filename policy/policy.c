@@ -23,6 +23,7 @@ struct policy {
     const policy_arch_t *arch;
     void *impl;
     const char *kernel;   /* nn_gemm_name of the kernel in use */
+    char *path;           /* the path it was loaded from (policy_path) */
 };
 
 static const policy_arch_t *const archs[] = { &policy_arch_mlp, &policy_arch_pac };
@@ -559,6 +560,11 @@ policy_t *policy_load(const char *path, const policy_options_t *options,
     if (self->arch->load(ck, &self->spec, &eff, &self->impl, err, errlen) != 0)
         goto fail;
     self->kernel = self->arch->kernel ? self->arch->kernel(self->impl) : nn_gemm_name(NN_GEMM_BLAS);
+    if (!(self->path = strdup(path))) {
+        pacd_errf(err, errlen, "%s: out of memory", path);
+        self->arch->destroy(&self->impl);
+        goto fail;
+    }
     ckpt_destroy(&ck);
     return self;
 fail:
@@ -574,6 +580,7 @@ void policy_destroy(policy_t **self_p)
     policy_t *self = *self_p;
     if (self->arch && self->impl)
         self->arch->destroy(&self->impl);
+    free(self->path);
     free(self);
     *self_p = NULL;
 }
@@ -597,6 +604,11 @@ int policy_prepare_thread(const policy_t *self)
     if (!self || !self->kernel || strcmp(self->kernel, nn_gemm_name(NN_GEMM_AMX)) != 0)
         return 0;
     return nn_gemm_prepare_thread(NN_GEMM_AMX);
+}
+
+const char *policy_path(const policy_t *self)
+{
+    return self ? self->path : NULL;
 }
 
 const char *policy_kernel(const policy_t *self)

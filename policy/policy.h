@@ -5,7 +5,9 @@
  * and returns a policy whose policy_step() computes one action without
  * allocating, locking or doing I/O.
  *
- * Threading: policy_load/policy_destroy are init-only. policy_step is RT-safe
+ * Threading: policy_load/policy_destroy are init-only, or run on a non-RT
+ * thread while another policy steps (pacd's checkpoint reload; nn_set_threads
+ * leaves the BLAS pool alone when its size does not change). policy_step is RT-safe
  * (no allocation, no syscalls beyond what the BLAS library does in its own
  * thread pool when threads > 1) and must not be called concurrently on one
  * policy_t.
@@ -202,6 +204,10 @@ void policy_destroy(policy_t **self_p);
 
 /* The checkpoint's observation and action spec; valid until destroy. RT-safe. */
 const policy_spec_t *policy_spec(const policy_t *self);
+
+/* The path the checkpoint was loaded from, as given to policy_load; valid
+ * until destroy. RT-safe. */
+const char *policy_path(const policy_t *self);
 
 /* Compute one action (spec->action_dim floats, action-spec units, inside
  * [action_low, action_high] unless the checkpoint is broken) from obs.

@@ -416,10 +416,41 @@ static void test_command_limits(void **state)
     assert_int_equal(validate_command(junk, sizeof junk, &out, &why), -EBADMSG);
 }
 
+/* RELOAD's checkpoint path: empty (the configured one) or absolute, shorter
+ * than CONFIG_PATH, no control characters */
+static void test_reload_path(void **state)
+{
+    (void)state;
+    Pacd__V1__Command c;
+    pacd__v1__command__init(&c);
+    const char *why = NULL;
+    c.type = PACD__V1__COMMAND__TYPE__RELOAD;
+    assert_int_equal(validate_command_fields(&c, &why), 0);   /* "" */
+    c.checkpoint = "/var/lib/pacd/new.safetensors";
+    assert_int_equal(validate_command_fields(&c, &why), 0);
+    c.checkpoint = "new.safetensors";
+    assert_int_equal(validate_command_fields(&c, &why), -EINVAL);
+    assert_non_null(strstr(why, "absolute"));
+    c.checkpoint = "/tmp/a\nb";
+    assert_int_equal(validate_command_fields(&c, &why), -EINVAL);
+    assert_non_null(strstr(why, "control character"));
+    c.checkpoint = "/tmp/a\x1b[2Jb";
+    assert_int_equal(validate_command_fields(&c, &why), -EINVAL);
+    char longp[CONFIG_PATH + 8];
+    memset(longp, 'a', sizeof longp);
+    longp[0] = '/';
+    longp[sizeof longp - 1] = '\0';
+    c.checkpoint = longp;
+    assert_int_equal(validate_command_fields(&c, &why), -ERANGE);
+    longp[CONFIG_PATH - 1] = '\0';   /* 511 bytes: fits */
+    assert_int_equal(validate_command_fields(&c, &why), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doc_table_matches_code),
+        cmocka_unit_test(test_reload_path),
         cmocka_unit_test(test_poisoned_jpeg_then_good_jpegs),
         cmocka_unit_test(test_jpeg_bomb_refused_before_decoding),
         cmocka_unit_test(test_camera_names_with_nul_are_refused),

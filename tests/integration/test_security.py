@@ -138,7 +138,11 @@ def test_monitor_gets_telemetry_but_cannot_command(daemon, cell):
     assert r.returncode == 0 and "state" in r.stdout, r.stderr
     r = pacctl(*base, "estop")
     assert r.returncode != 0 and "did not answer" in r.stderr
-    assert d.client.status().state == pb.IDLE
+    # nor a checkpoint reload (operator only): nothing was loaded or tried
+    r = pacctl(*base, "reload")
+    assert r.returncode != 0 and "did not answer" in r.stderr
+    st = d.client.status()
+    assert st.state == pb.IDLE and st.reloads == 0 and st.reloads_failed == 0
 
 
 def test_operator_runs_commands(daemon, cell):

@@ -105,8 +105,8 @@ int main(int argc, char **argv)
     snprintf(ep.episode_id, sizeof ep.episode_id, "%s", id);
     ep.robot = "panda";
     ep.backend = "sim";
-    ep.checkpoint_path = "/tmp/pacd-test.safetensors";
-    ep.checkpoint_sha256 = "abababababababababababababababababababababababababababababababab";
+    snprintf(ep.checkpoint_path, sizeof ep.checkpoint_path, "/tmp/pacd-test.safetensors");
+    snprintf(ep.checkpoint_sha256, sizeof ep.checkpoint_sha256, "%s", "abababababababababababababababababababababababababababababababab");
     ep.config_text = config_text;
     ep.rate_hz = 20.0;
     ep.action_space = 2;

@@ -79,8 +79,8 @@ static void fill_episode(logger_episode_t *ep, const char *id)
     snprintf(ep->episode_id, sizeof ep->episode_id, "%s", id);
     ep->robot = "sawyer";
     ep->backend = "sim";
-    ep->checkpoint_path = "/ckpt/a.safetensors";
-    ep->checkpoint_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    snprintf(ep->checkpoint_path, sizeof ep->checkpoint_path, "/ckpt/a.safetensors");
+    snprintf(ep->checkpoint_sha256, sizeof ep->checkpoint_sha256, "%s", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     ep->config_text = "[robot]\nmodel = sawyer\n";
     ep->rate_hz = 20.0;
     ep->action_space = 2;
