@@ -280,6 +280,22 @@ def main(argv=None):
         results[name] = (sum(w), len(w))
         log("  %s: %s" % (name, format_rate(sum(w), len(w))))
 
+    def collect(name, ckpt, mode, seeds, h5, skill=None, sample=False):
+        """Episodes on `seeds` (the operator acts when skill is given), exported
+        to out/h5 (`pacctl log export`). Returns (successes, data set path)."""
+        p = Pacd(build, out, name, ckpt, mode, max_steps, sample=sample,
+                 temperature=args.temperature)
+        try:
+            wins = p.episodes(list(seeds), skill=skill, log=log)
+        finally:
+            p.close()
+        path = os.path.join(out, h5)
+        if os.path.exists(path):
+            os.remove(path)
+        log("== export %s" % h5)
+        run([pacctl, "log", "export", "-o", path, "--checkpoint", ckpt] + p.logs(), log)
+        return wins, path
+
     if args.evaluate:
         for ckpt in args.evaluate:
             evaluate(os.path.basename(ckpt).rsplit(".", 1)[0], os.path.abspath(ckpt))
@@ -294,17 +310,9 @@ def main(argv=None):
         log("== 1-2. behaviour data %s: %d episodes" % (data, len(demos)))
     else:
         log("== 1. collect %d operator episodes (teleop mode, skill %.2f)" % (n_collect, skill))
-        p = Pacd(build, out, "collect", ckpt0, "teleop", max_steps)
-        try:
-            wins = p.episodes(list(range(1000, 1000 + n_collect)), skill=skill, log=log)
-        finally:
-            p.close()
+        wins, data = collect("collect", ckpt0, "teleop", range(1000, 1000 + n_collect),
+                             "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
-        data = os.path.join(out, "behaviour.hdf5")
-        if os.path.exists(data):
-            os.remove(data)
-        log("== 2. export")
-        run([pacctl, "log", "export", "-o", data, "--checkpoint", ckpt0] + p.logs(), log)
 
     def train(algo, datas, out_ckpt, seed=0):
         run(env_py + ["--data"] + datas + ["--algo", algo, "--size", "lowdim", "--out", out_ckpt,
@@ -321,18 +329,9 @@ def main(argv=None):
 
     if "pac" in ckpts:
         log("== 5. round 2: pac collects %d episodes of its own (sampling)" % n_round2)
-        p2 = Pacd(build, out, "round2-collect", ckpts["pac"], "control", max_steps, sample=True,
-                  temperature=args.temperature)
-        try:
-            w2 = p2.episodes(list(range(5000, 5000 + n_round2)), log=log)
-        finally:
-            p2.close()
+        w2, data2 = collect("round2-collect", ckpts["pac"], "control",
+                            range(5000, 5000 + n_round2), "round2.hdf5", sample=True)
         results["pac's own episodes (sampling)"] = (sum(w2), len(w2))
-        data2 = os.path.join(out, "round2.hdf5")
-        if os.path.exists(data2):
-            os.remove(data2)
-        run([pacctl, "log", "export", "-o", data2, "--checkpoint", ckpts["pac"]] + p2.logs(),
-            log)
         ckpts["pac round 2"] = train("pac", [data, data2],
                                      os.path.join(out, "pac-round2.safetensors"))
         evaluate("pac round 2", ckpts["pac round 2"])

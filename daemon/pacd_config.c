@@ -846,6 +846,15 @@ static void connect_endpoint(const char *bind, char *out, size_t n)
         snprintf(out, n, "%s", bind);
 }
 
+policy_options_t config_policy_options(const config_t *cfg)
+{
+    return (policy_options_t){.threads = cfg->policy_threads,
+                              .kernel = cfg->policy_kernel,
+                              .sample = cfg->policy_sample,
+                              .temperature = (float)cfg->policy_temperature,
+                              .seed = cfg->policy_seed};
+}
+
 void config_hal_options(const config_t *cfg, config_hal_options_t *out)
 {
     memset(out, 0, sizeof *out);

@@ -166,4 +166,8 @@ typedef struct {
  * point into cfg and out: both must outlive hal_new. Init-only. */
 void config_hal_options(const config_t *cfg, config_hal_options_t *out);
 
+/* The [policy] section as policy_load's options (threads, kernel, sampling,
+ * temperature, seed). Any non-RT thread. */
+policy_options_t config_policy_options(const config_t *cfg);
+
 #endif

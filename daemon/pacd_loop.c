@@ -1793,62 +1793,6 @@ const char *loop_fault_text(loop_fault_t fault, int err, char *out, size_t outle
 
 /* ---------------- checkpoint swap (service thread) ---------------- */
 
-/* The first difference between two specs in what the loop was planned for,
- * into why; 0 when there is none. */
-static int spec_difference(const policy_spec_t *a, const policy_spec_t *b, char *why, size_t n)
-{
-    if (a->n_fields != b->n_fields) {
-        snprintf(why, n, "%d observation field(s) where the running checkpoint has %d",
-                 b->n_fields, a->n_fields);
-        return 1;
-    }
-    for (int i = 0; i < a->n_fields; i++) {
-        const policy_field_t *x = &a->fields[i], *y = &b->fields[i];
-        int same_shape = x->ndim == y->ndim;
-        for (int d = 0; same_shape && d < x->ndim; d++)
-            same_shape = x->shape[d] == y->shape[d];
-        if (strcmp(x->name, y->name) || strcmp(x->source, y->source) || !same_shape ||
-            x->history != y->history || x->offset != y->offset || x->is_image != y->is_image) {
-            snprintf(why, n, "observation field %d is '%s' (source %s, %d values, history %d) "
-                     "where the running checkpoint has '%s' (source %s, %d values, history %d)",
-                     i, y->name, y->source, y->size, y->history, x->name, x->source, x->size,
-                     x->history);
-            return 1;
-        }
-    }
-    if (a->obs_dim != b->obs_dim || a->n_images != b->n_images) {
-        snprintf(why, n, "observation of %d values and %d images where the running checkpoint "
-                 "has %d and %d", b->obs_dim, b->n_images, a->obs_dim, a->n_images);
-        return 1;
-    }
-    if (a->action_space != b->action_space || a->action_dim != b->action_dim) {
-        snprintf(why, n, "action space %d of dimension %d where the running checkpoint has "
-                 "space %d of dimension %d", (int)b->action_space, b->action_dim,
-                 (int)a->action_space, a->action_dim);
-        return 1;
-    }
-    for (int i = 0; i < a->action_dim; i++)
-        if (a->action_low[i] != b->action_low[i] || a->action_high[i] != b->action_high[i]) {
-            snprintf(why, n, "action bounds of dimension %d are [%g, %g] where the running "
-                     "checkpoint has [%g, %g]", i, b->action_low[i], b->action_high[i],
-                     a->action_low[i], a->action_high[i]);
-            return 1;
-        }
-    if (a->task_kind != b->task_kind || a->task_count != b->task_count ||
-        a->task_dim != b->task_dim) {
-        snprintf(why, n, "task conditioning (kind %d, %d tasks, dimension %d) where the running "
-                 "checkpoint has kind %d, %d tasks, dimension %d", (int)b->task_kind,
-                 b->task_count, b->task_dim, (int)a->task_kind, a->task_count, a->task_dim);
-        return 1;
-    }
-    if (strcmp(a->robot, b->robot)) {
-        snprintf(why, n, "it was trained for robot '%s' where the running checkpoint names '%s'",
-                 b->robot[0] ? b->robot : "(any)", a->robot[0] ? a->robot : "(any)");
-        return 1;
-    }
-    return 0;
-}
-
 int loop_policy_compatible(const loop_t *self, const policy_t *candidate, char *err,
                            size_t errlen)
 {
@@ -1858,7 +1802,7 @@ int loop_policy_compatible(const loop_t *self, const policy_t *candidate, char *
         return -EINVAL;
     }
     char why[400];
-    if (spec_difference(&self->required, c, why, sizeof why)) {
+    if (policy_spec_difference(&self->required, c, why, sizeof why)) {
         snprintf(err, errlen, "its spec differs from the one pacd runs: %s. A checkpoint with "
                  "another observation or action spec needs a restart of pacd", why);
         return -EINVAL;

@@ -62,11 +62,7 @@ static int load_checked(const char *path, int probe, config_t *cfg, policy_t **p
         }
         *robot = v;
     }
-    policy_options_t po = {.threads = cfg->policy_threads,
-                           .kernel = cfg->policy_kernel,
-                           .sample = cfg->policy_sample,
-                           .temperature = (float)cfg->policy_temperature,
-                           .seed = cfg->policy_seed};
+    policy_options_t po = config_policy_options(cfg);
     *policy = policy_load(cfg->checkpoint, &po, err, errlen);
     if (!*policy)
         return -EINVAL;

@@ -435,10 +435,7 @@ static int reload_checkpoint(service_t *self, const char *path, const char *who,
     const config_t *cfg = self->d.cfg;
     if (!path || !path[0])
         path = cfg->checkpoint;
-    policy_options_t po = {.threads = cfg->policy_threads, .kernel = cfg->policy_kernel,
-                           .sample = cfg->policy_sample,
-                           .temperature = (float)cfg->policy_temperature,
-                           .seed = cfg->policy_seed};
+    policy_options_t po = config_policy_options(cfg);
     char why[768] = "";
     int rc = 0;
     policy_t *p = policy_load(path, &po, why, sizeof why);

@@ -209,6 +209,15 @@ const policy_spec_t *policy_spec(const policy_t *self);
  * until destroy. RT-safe. */
 const char *policy_path(const policy_t *self);
 
+/* The first difference between a running checkpoint's spec `a` and a
+ * candidate's `b` in what a planned control loop depends on: the observation
+ * fields (name, source, shape, history, offset, image or not), the
+ * observation size and image count, the action space, dimension and bounds,
+ * the task conditioning and the robot. Writes a sentence naming it into why
+ * (n bytes) and returns 1; returns 0 when they agree on all of these. Any
+ * thread; no allocation. */
+int policy_spec_difference(const policy_spec_t *a, const policy_spec_t *b, char *why, size_t n);
+
 /* Compute one action (spec->action_dim floats, action-spec units, inside
  * [action_low, action_high] unless the checkpoint is broken) from obs.
  * RT-safe: uses only the arena planned at load.

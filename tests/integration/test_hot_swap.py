@@ -14,7 +14,8 @@ import subprocess
 import pytest
 
 import pacd_client
-from conftest import Daemon, FrameFeeder, PACCTL, attach_log, pacctl, scaled
+from test_daemon import node_read
+from conftest import Daemon, FrameFeeder, PACCTL, attach_log, pacctl
 
 pb = pacd_client.pb
 
@@ -89,13 +90,7 @@ def sha256(path):
 
 def header(path):
     """The episode log's "pacd" metadata, through the independent reader."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    assert os.path.isdir(os.path.join(here, "node_modules")), \
-        "run `npm ci --prefix tests/integration` (deploy/install-deps.sh does)"
-    p = subprocess.run(["node", os.path.join(here, "mcap_read.mjs"), path], capture_output=True,
-                       text=True, timeout=scaled(120))
-    assert p.returncode == 0, p.stderr
-    return {m["name"]: m["metadata"] for m in json.loads(p.stdout)["metadata"]}["pacd"]
+    return {m["name"]: m["metadata"] for m in node_read(path)["metadata"]}["pacd"]
 
 
 def policy_actions(path):

@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 import pacd_client
+import unit_sandbox
 from conftest import BUILD, PACD, PY, SRC, wait_until
 
 pb = pacd_client.pb
@@ -30,24 +31,6 @@ MAX_EXPOSURE = 2.0
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze is not installed (Debian: systemd)")
-
-
-def unit_settings(*paths):
-    out = {}
-    for path in paths:
-        section = None
-        with open(path) as f:
-            for line in f:
-                s = line.strip()
-                if not s or s[0] in "#;":
-                    continue
-                if s.startswith("["):
-                    section = s.strip("[]")
-                elif "=" in s:
-                    k, v = (x.strip() for x in s.split("=", 1))
-                    key = (section, k)
-                    out[key] = [] if v == "" else out.get(key, []) + [v]
-    return out
 
 
 def analyze(*args):
@@ -99,7 +82,7 @@ def test_systemd_accepts_the_unit_and_its_drop_ins(tmp_path):
 
 
 def test_the_unit_keeps_real_time_memory_lock_watchdog_and_directories():
-    u = unit_settings(UNIT)
+    u = unit_sandbox.unit_settings([UNIT])
 
     def last(key, default=None):
         v = u.get(("Service", key))
@@ -127,7 +110,6 @@ def test_the_unit_keeps_real_time_memory_lock_watchdog_and_directories():
 @needs_analyze
 def test_the_system_call_filter_allows_what_pacd_calls():
     # expanded as unit_sandbox.py and systemd do
-    import unit_sandbox
     allow = unit_sandbox.allowed_syscalls(
         unit_sandbox.service_settings([UNIT]).get("SystemCallFilter", []))
     # SCHED_FIFO threads, mlockall, AMX permission, OPENBLAS_CORETYPE re-exec,

@@ -53,9 +53,9 @@ CAP_LAST = 63  # PR_CAPBSET_DROP of an unknown capability fails with EINVAL: ski
 CAP_NAMES = {"CAP_IPC_LOCK": CAP_IPC_LOCK, "CAP_SYS_NICE": CAP_SYS_NICE}
 
 
-def service_settings(paths):
-    """[Service] settings of the unit and its drop-ins: name -> list of values
-    in order (an empty assignment resets the list, as systemd does)."""
+def unit_settings(paths):
+    """Every setting of the unit and its drop-ins: (section, name) -> list of
+    values in order (an empty assignment resets the list, as systemd does)."""
     out = {}
     for path in paths:
         section = None
@@ -66,15 +66,15 @@ def service_settings(paths):
                     continue
                 if s.startswith("["):
                     section = s.strip("[]")
-                    continue
-                if section != "Service" or "=" not in s:
-                    continue
-                k, v = (x.strip() for x in s.split("=", 1))
-                if v == "":
-                    out[k] = []
-                else:
-                    out.setdefault(k, []).append(v)
+                elif "=" in s:
+                    k, v = (x.strip() for x in s.split("=", 1))
+                    out[(section, k)] = [] if v == "" else out.get((section, k), []) + [v]
     return out
+
+
+def service_settings(paths):
+    """The [Service] settings of unit_settings(paths): name -> list of values."""
+    return {k: v for (section, k), v in unit_settings(paths).items() if section == "Service"}
 
 
 def boolean(values, default=False):

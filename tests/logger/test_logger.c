@@ -847,21 +847,47 @@ static void test_directory_gone_counts_errors(void **state)
     check_episode_file(path, "back-episode", 3);
 }
 
+/* File size limit of this process (RLIMIT_FSIZE, SIGXFSZ ignored): write(2)
+ * fails with EFBIG past `bytes`, as a full disk fails with ENOSPC. */
+typedef struct {
+    struct rlimit old;
+    void (*old_handler)(int);
+} fsize_limit_t;
+
+static void limit_file_size(fsize_limit_t *saved, rlim_t bytes)
+{
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved->old), 0);
+    struct rlimit lim = saved->old;
+    lim.rlim_cur = bytes;
+    saved->old_handler = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void restore_file_size(const fsize_limit_t *saved)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved->old), 0);
+    signal(SIGXFSZ, saved->old_handler);
+}
+
+/* A file cut back to its last complete record: it verifies as unfinished
+ * (not corrupt) with `steps` steps. */
+static void check_unfinished(const char *path, uint64_t steps)
+{
+    log_report_t rep;
+    assert_int_equal(log_verify_file(path, &rep), 0);
+    assert_int_equal(rep.status, LOG_INCOMPLETE);
+    assert_int_equal(rep.trailing_bytes, 0);
+    assert_int_equal(rep.steps, steps);
+}
+
 static void test_write_error_mid_episode(void **state)
 {
     fixture_t *f = *state;
     f->lg = make_logger(f, "efbig", 8, 2, FRAME_BYTES);
-    /* RLIMIT_FSIZE makes write(2) fail with EFBIG past a size, as a full
-     * disk fails with ENOSPC. */
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = 24 * 1024;
-    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    fsize_limit_t saved;
+    limit_file_size(&saved, 24 * 1024);
     push_episode(f->lg, "too-big", 60);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, old_handler);
+    restore_file_size(&saved);
 
     logger_stats_t st;
     logger_get_stats(f->lg, &st);
@@ -875,11 +901,7 @@ static void test_write_error_mid_episode(void **state)
     /* the file was cut back to its last complete record: unfinished, not corrupt */
     char path[512];
     episode_path(f, "efbig", "too-big", path, sizeof path);
-    log_report_t rep;
-    assert_int_equal(log_verify_file(path, &rep), 0);
-    assert_int_equal(rep.status, LOG_INCOMPLETE);
-    assert_int_equal(rep.trailing_bytes, 0);
-    assert_int_equal(rep.steps, st.steps_written);
+    check_unfinished(path, st.steps_written);
 
     /* the limit gone, the next episode is whole */
     uint64_t errors = st.write_errors;
@@ -900,12 +922,8 @@ static void test_episode_failed_flag(void **state)
     f->lg = make_logger(f, "flag", 8, 2, FRAME_BYTES);
     assert_int_equal(logger_episode_failed(f->lg), 0);
     assert_int_equal(logger_episode_failed(NULL), 0);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = 24 * 1024;
-    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    fsize_limit_t saved;
+    limit_file_size(&saved, 24 * 1024);
 
     logger_episode_t ep;
     fill_episode(&ep, "fills-the-disk");
@@ -918,8 +936,7 @@ static void test_episode_failed_flag(void **state)
             logger_flush(f->lg, 5000);
         logger_flush(f->lg, 5000);
     }
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, old_handler);
+    restore_file_size(&saved);
     assert_true(i < 10000);
     assert_int_equal(logger_episode_failed(f->lg), 1);
     logger_stats_t st;
@@ -934,11 +951,9 @@ static void test_episode_failed_flag(void **state)
 
     char path[512];
     episode_path(f, "flag", "fills-the-disk", path, sizeof path);
+    check_unfinished(path, st.steps_written);
     log_report_t rep;
     assert_int_equal(log_verify_file(path, &rep), 0);
-    assert_int_equal(rep.status, LOG_INCOMPLETE);
-    assert_int_equal(rep.trailing_bytes, 0);
-    assert_int_equal(rep.steps, st.steps_written);
     assert_int_equal(rep.last_step + 1, st.steps_written);
     logger_get_stats(f->lg, &st);
     assert_string_equal(st.last_path, path);
