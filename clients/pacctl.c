@@ -13,6 +13,7 @@
 #include "pacd_cert.h"
 #include "pacctl_json.h"
 #include "pacctl_log.h"
+#include "pacctl_plot.h"
 #ifdef PACCTL_HAVE_EXPORT
 #include "pacctl_export.h"
 #endif
@@ -43,6 +44,8 @@ static void usage(FILE *f)
             "                             waits up to 60 s unless --timeout is given\n"
             "  log verify [--strict] [--json] FILE\n"
             "  log cat FILE               steps as JSON lines\n"
+            "  log plot [-o OUT.png] [--compare OTHER.mcap] EPISODE.mcap\n"
+            "                             joints, actions, reward, Q, flags and timing as a PNG\n"
             "  log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
             "                             episode logs as one HDF5 data set (docs/loop.md)\n"
             "  keygen NAME                write a CURVE key pair: NAME (public certificate)\n"
@@ -331,6 +334,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "log") && i + 1 < argc && !strcmp(argv[i + 1], "export"))
         return pacctl_export_main(argc - i, argv + i);
 #endif
+    if (!strcmp(cmd, "log") && i + 1 < argc && !strcmp(argv[i + 1], "plot"))
+        return pacctl_plot_main(argc - i, argv + i);
     if (!strcmp(cmd, "log"))
         return pacctl_log_main(argc - i, argv + i);
     if (!strcmp(cmd, "keygen")) {

@@ -265,6 +265,8 @@ int pacctl_log_main(int argc, char **argv)
             "usage: pacctl log verify [--json] [--strict] FILE   check an episode log\n"
             "       pacctl log cat [--topic TOPIC] FILE          print its messages as JSON lines\n"
             "                                                    (default topic /pacd/step)\n"
+            "       pacctl log plot [-o OUT.png] [--compare OTHER.mcap] EPISODE.mcap\n"
+            "                                                    the episode as a figure (PNG)\n"
             "       pacctl log export -o OUT.hdf5 [--checkpoint CKPT]... EPISODE.mcap...\n"
             "                                                    episode logs as one HDF5 data set\n");
     return PACCTL_LOG_USAGE;
