@@ -12,7 +12,8 @@ The figure (docs/episode-log.md, "Plotting an episode"), over the step index:
 joint positions against their limits (rad), joint velocities with their limits
 (rad/s), the policy's action and the teleoperator's (where logged), the action
 sent to the arm after the safety filter, reward and Q value, the stale, held and
-safety-filtered steps, and the loop's timing (tick lateness and inference, ms).
+safety-filtered steps, and the loop's timing (the step's delay after its
+deadline and inference, ms).
 A second episode is drawn dashed over the first.
 
 --dump-json FILE writes the series as plotted (per episode), for tests and
@@ -42,8 +43,10 @@ class InputError(Exception):
 
 def dim_names(space, n):
     """Names with units of the n values of an action in `space` (ActionSpace number)."""
-    if space in (1, 2):
+    if space == 1:
         names = ["q%d (rad/s)" % (i + 1) for i in range(n)]
+    elif space == 2:
+        names = ["q%d (rad/s)" % (i + 1) for i in range(n - 1)]
     elif space == 3:
         names = ["vx (m/s)", "vy (m/s)", "vz (m/s)", "wz (rad/s)"]
     elif space == 4:
@@ -52,7 +55,7 @@ def dim_names(space, n):
         names = []
     names = names[:n]
     if space in (2, 3, 4) and len(names) < n:
-        names.append("gripper (-1 close .. 1 open)")
+        names.append("gripper (-1..1)")
     while len(names) < n:
         names.append("a%d" % len(names))
     return names
@@ -61,6 +64,18 @@ def dim_names(space, n):
 def space_unit(space):
     return {1: "rad/s", 2: "rad/s; gripper -1..1", 3: "m/s, rad/s; gripper -1..1",
             4: "m/s, rad/s; gripper -1..1"}.get(space, "action-spec units")
+
+
+def policy_space(st, sent):
+    """The policy's action space. The log names the space of the action sent
+    to the arm (metadata action_space, Step.action.space); a Cartesian policy's
+    action (policy_action) has 4 or 5 (cartesian_velocity) or 6 or 7
+    (cartesian_twist) values where the joint action has one per joint."""
+    n_pol = max((len(a) for a in st["policy_action"]), default=0)
+    n_sent = max((len(a) for a in st["action"]), default=0)
+    if n_pol == n_sent or sent not in (1, 2):
+        return sent
+    return 3 if n_pol in (4, 5) else 4 if n_pol in (6, 7) else 0
 
 
 def _num(v):
@@ -87,8 +102,9 @@ def series(ep):
     flags = [int(f) for f in st["safety_flags"]]
     config = meta.get("config") or ""
     simulated = re.search(r"^\s*clock\s*=\s*simulated\b", config, re.M) is not None
-    # lateness: the tick's wall-clock time minus its monotonic deadline, less the
-    # smallest such offset of the episode (the two clocks' offset is not logged)
+    # the step's delay: its wall-clock stamp (taken after inference and the safety
+    # filter) minus its monotonic deadline, less the smallest such offset of the
+    # episode (the offset between the two clocks is not logged)
     offsets = [int(u) - int(m) for u, m in zip(st["time_unix_ns"], st["tick_mono_ns"])]
     base = min(offsets)
     out = {
@@ -98,7 +114,7 @@ def series(ep):
         "robot": meta.get("robot", ""),
         "backend": meta.get("backend", ""),
         "mode": meta.get("mode", ""),
-        "policy_space": int(meta.get("action_space") or 0),
+        "policy_space": policy_space(st, int(meta.get("action_space") or 0)),
         "simulated_clock": simulated,
         "steps": steps,
         "joint_positions": [None if q is None else [_num(v) for v in q] for q in st["joint_positions"]],
@@ -115,7 +131,7 @@ def series(ep):
         "held_steps": [s for s, x in zip(steps, st["held"]) if x],
         "flag_steps": {name: [s for s, f in zip(steps, flags) if f & bit]
                        for bit, name in SAFETY_BITS},
-        "lateness_ms": None if simulated else [(o - base) / 1e6 for o in offsets],
+        "step_delay_ms": None if simulated else [(o - base) / 1e6 for o in offsets],
         "inference_ms": [int(u) / 1000.0 for u in st["inference_us"]],
     }
     return out
@@ -146,7 +162,7 @@ def draw(eps, path):
     ncols = max(nj, 1)
     fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     gs = fig.add_gridspec(8, ncols, height_ratios=[1.1, 1.1, 1.3, 1.3, 1.0, 0.9, 0.9, 0.01],
-                          hspace=0.55, wspace=0.35, left=0.05, right=0.86, top=0.93, bottom=0.03)
+                          hspace=0.55, wspace=0.35, left=0.085, right=0.86, top=0.93, bottom=0.03)
     styles = [dict(linestyle="-", alpha=0.95), dict(linestyle="--", alpha=0.8)]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     lim = a["limits"] or {}
@@ -204,11 +220,13 @@ def draw(eps, path):
         else:
             ax.set_title("joint %d velocity" % (j + 1), fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("step", fontsize=8)
         if j == 0:
             ax.set_ylabel("rad/s")
         mark_held(ax, a, 0)
-    fig.text(0.87, 0.89, "red dotted: the robot's limits\n(hal/hal_robot.h)\ngrey: held steps\n"
-             "joints: %s" % (a["joint_source"][0] or "not logged").replace("_", " "),
+    fig.text(0.87, 0.89, "red dotted: the robot's limits\n(hal/hal_robot.h)\ngrey: held steps%s\n"
+             "joints: %s" % (" (A)" if len(eps) > 1 else "",
+                             (a["joint_source"][0] or "not logged").replace("_", " ")),
              fontsize=9, va="top")
 
     # the policy's action and the teleoperator's
@@ -268,45 +286,43 @@ def draw(eps, path):
         handles.append(Line2D([], [], color="C4", label="Q value"))
     ax_r.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8)
 
-    # stale, held and safety-filtered steps
+    # stale, held and safety-filtered steps: one row per kind and episode (the
+    # safety kinds only when some step has them)
     ax_f = fig.add_subplot(gs[5, :], sharex=ax_pol)
-    rows = [("stale", "stale_steps"), ("held", "held_steps")]
-    labels, y = [], 0
+    kinds = [("stale", "C3", lambda e: e["stale_steps"]), ("held", "0.3", lambda e: e["held_steps"])]
+    for bit, name in SAFETY_BITS:
+        if any(e["flag_steps"][name] for e in eps):
+            kinds.append((name, "C1", lambda e, name=name: e["flag_steps"][name]))
+    labels = []
     for k, e in enumerate(eps):
         tag = "" if len(eps) == 1 else (" (A)" if k == 0 else " (B)")
-        for name, key in rows:
-            ax_f.scatter(e[key], [y] * len(e[key]), marker="|", s=120, color="C3" if name == "stale"
-                         else "0.3")
-            labels.append(name + tag)
-            y += 1
-        for bit, name in SAFETY_BITS:
-            xs = e["flag_steps"][name]
-            ax_f.scatter(xs, [y] * len(xs), marker="|", s=120, color="C1")
-            labels.append(name + tag)
-            y += 1
+        for name, colour, get in kinds:
+            xs = get(e)
+            ax_f.scatter(xs, [len(labels)] * len(xs), marker="|", s=150, color=colour)
+            labels.append("%s%s: %d" % (name, tag, len(xs)))
     ax_f.set_yticks(range(len(labels)))
-    ax_f.set_yticklabels(labels, fontsize=7)
-    ax_f.set_ylim(-0.7, len(labels) - 0.3)
-    ax_f.invert_yaxis()
-    ax_f.set_title("stale, held and safety-filtered steps (Step.stale, held, safety_flags)",
-                   fontsize=10)
+    ax_f.set_yticklabels(labels, fontsize=8)
+    ax_f.set_ylim(len(labels) - 0.4, -0.6)
+    ax_f.set_title("stale, held and safety-filtered steps (Step.stale, held, safety_flags; "
+                   "label: kind, number of steps)", fontsize=10)
 
     # timing
     ax_t = fig.add_subplot(gs[6, :], sharex=ax_pol)
     tl = []
     for k, e in enumerate(eps):
-        if e["lateness_ms"] is not None:
-            ax_t.plot(e["steps"], e["lateness_ms"], color="C5", **styles[k])
+        if e["step_delay_ms"] is not None:
+            ax_t.plot(e["steps"], e["step_delay_ms"], color="C5", **styles[k])
         ax_t.plot(e["steps"], e["inference_ms"], color="C6", **styles[k])
-    if a["lateness_ms"] is not None:
-        tl.append(Line2D([], [], color="C5", label="tick lateness\n(vs the least late step)"))
+    if a["step_delay_ms"] is not None:
+        tl.append(Line2D([], [], color="C5", label="step delay after\nits deadline"))
     tl.append(Line2D([], [], color="C6", label="inference"))
     ax_t.set_ylabel("ms")
     ax_t.set_xlabel("step")
     ax_t.set_title("loop timing%s" % (
-        ": simulated clock, lateness not measured (time_unix_ns is simulated)"
-        if a["simulated_clock"] else ": time_unix_ns − tick_mono_ns (the deadline), "
-        "relative to the episode's least late step; policy inference"), fontsize=10)
+        ": simulated clock, step delay not measured (time_unix_ns is simulated); policy inference"
+        if a["simulated_clock"] else ": step delay = time_unix_ns (stamped after inference and the "
+        "safety filter) − tick_mono_ns (the deadline),\nrelative to the episode's least delayed step "
+        "(wake-up lateness + the tick's work); policy inference (inference_us)"), fontsize=10)
     ax_t.legend(handles=tl, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
     if len(eps) > 1:
         fig.legend(handles=[Line2D([], [], color="k", ls="-", label="A " + a["episode_id"]),
