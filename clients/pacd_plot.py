@@ -173,13 +173,14 @@ def draw(eps, path):
         title += " (unfinished log)"
     if len(eps) > 1:
         b = eps[1]
-        title += "\ncompared with (dashed) %s: %d steps" % (b["episode_id"], len(b["steps"]))
+        title += "\ncompared with (dashed) %s: %s, %s mode, %d steps%s" % (
+            b["episode_id"], b["robot"], b["mode"] or "control", len(b["steps"]),
+            " (unfinished log)" if b["status"] == "unfinished" else "")
     fig.suptitle(title, fontsize=13)
 
-    def mark_held(ax, e, k):
-        if k == 0:
-            for s in e["held_steps"]:
-                ax.axvspan(s - 0.5, s + 0.5, color="0.85", lw=0, zorder=0)
+    def mark_held(ax, e, _k):
+        for s in e["held_steps"]:  # the first episode's
+            ax.axvspan(s - 0.5, s + 0.5, color="0.85", lw=0, zorder=0)
 
     # joint positions against the limits, one panel per joint
     for j in range(nj):
@@ -187,7 +188,7 @@ def draw(eps, path):
         for k, e in enumerate(eps):
             cols = matrix(e["joint_positions"], nj)
             ax.plot(e["steps"], cols[j], color="C0", **styles[k])
-        if lim.get("q_min"):
+        if j < len(lim.get("q_min") or []):
             lo, hi = lim["q_min"][j], lim["q_max"][j]
             ax.axhline(lo, color="red", lw=1, ls=":")
             ax.axhline(hi, color="red", lw=1, ls=":")
@@ -206,7 +207,7 @@ def draw(eps, path):
             cols = matrix(e["joint_velocities"], nj)
             ax.plot(e["steps"], cols[j], color="C1", **styles[k])
             peak = max([peak] + [abs(v) for v in cols[j] if not math.isnan(v)])
-        if lim.get("dq_max"):
+        if j < len(lim.get("dq_max") or []):
             m = lim["dq_max"][j]
             ax.axhline(m, color="red", lw=1, ls=":")
             ax.axhline(-m, color="red", lw=1, ls=":")
@@ -250,7 +251,12 @@ def draw(eps, path):
         SPACES.get(a["policy_space"], "space %d" % a["policy_space"]),
         "; thick pale: the teleoperator's action" if has_teleop else ""), fontsize=10)
     ax_pol.set_ylabel(space_unit(a["policy_space"]))
-    ax_pol.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, title="dimension")
+    handles, _ = ax_pol.get_legend_handles_labels()
+    if has_teleop:
+        handles += [Line2D([], [], color="0.4", lw=1, label="policy"),
+                    Line2D([], [], color="0.4", lw=2.5, alpha=0.35, label="teleoperator")]
+    ax_pol.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8,
+                  title="dimension")
 
     # the action sent to the arm after the safety filter
     ax_act = fig.add_subplot(gs[3, :], sharex=ax_pol)

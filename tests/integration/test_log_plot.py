@@ -137,6 +137,20 @@ def test_plot_one_episode_and_compare_two(episodes, tmp_path):
     assert p.returncode == 0, p.stderr
     decode_png(tmp_path / "direct.png")
     assert json.loads((tmp_path / "direct.json").read_text()) == json.loads(dump2.read_text())
+    # a critic's Q values (the example MLP has none: put some into the document)
+    # are plotted as given, a step without one as a gap
+    doc = json.loads(r.stdout)
+    q = [0.1 * i if i % 7 else None for i in range(30)]
+    doc["episodes"][0]["steps"]["q_value"] = q
+    (tmp_path / "q.json").write_text(json.dumps(doc))
+    p = subprocess.run(["/usr/bin/python3", os.path.join(BUILD, "clients", "pacd_plot.py"),
+                        "--input", str(tmp_path / "q.json"), "-o", str(tmp_path / "q.png"),
+                        "--dump-json", str(tmp_path / "q-plotted.json")],
+                       capture_output=True, text=True, timeout=scaled(120))
+    assert p.returncode == 0, p.stderr
+    decode_png(tmp_path / "q.png")
+    assert json.loads((tmp_path / "q-plotted.json").read_text())["episodes"][0]["q_value"] == \
+        pytest.approx(q)
 
 
 def largest_prefix_without_steps(src, dst):
