@@ -22,6 +22,7 @@ traceback: 2 bad input document, 3 matplotlib missing, 4 the PNG cannot be
 written, 1 anything else.
 """
 import argparse
+import importlib.util
 import json
 import math
 import re
@@ -355,9 +356,7 @@ def main(argv=None):
     except (OSError, ValueError, InputError) as e:
         print("pacd_plot: bad input: %s" % e, file=sys.stderr)
         return 2
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         print("pacd_plot: matplotlib is missing (apt-get install python3-matplotlib)", file=sys.stderr)
         return 3
     try:

@@ -223,6 +223,8 @@ def test_bad_input_is_a_clear_error(episodes, tmp_path):
                        "exited with 7")
     assert_clean_error(plot("-o", str(out), good,
                             env={"PACD_PLOT_SCRIPT": str(tmp_path / "none.py")}), 5, "not found")
+    assert_clean_error(plot("-o", str(out), good, env={"PACD_PYTHON": str(tmp_path / "python")}),
+                       5, "cannot run")
     # the PNG cannot be written (no such directory): the plotter says so
     r = plot("-o", str(tmp_path / "no" / "dir" / "x.png"), good)
     assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
