@@ -241,11 +241,7 @@ def test_lockstep_without_pacd_fails_with_a_message():
 
 @pytest.fixture(scope="module")
 def sawyer_ckpt(tmp_path_factory):
-    ckpt = str(tmp_path_factory.mktemp("sawyer") / "example-sawyer.safetensors")
-    env = dict(os.environ, PYTHONPATH=os.path.join(conftest.SRC, "policy", "torch"))
-    subprocess.run([conftest.PY, "-m", "pacd_torch.make_example", "--robot", "sawyer", "--out", ckpt],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return ckpt
+    return conftest.make_example_checkpoint("sawyer", tmp_path_factory)
 
 
 @pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
