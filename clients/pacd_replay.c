@@ -14,7 +14,8 @@
  *                    [b"reward", Reward] (Lift: 1 when the cube is > 0.04 m
  *                    above the table, else 0).
  * All messages of one state carry the same time (now, CLOCK_REALTIME) and
- * seq (row index + 1); the robot state is sent last (--state-lag-us after
+ * seq (1 for the first state published, then +1: the row index + 1 unless
+ * --first-state skips rows); the robot state is sent last (--state-lag-us after
  * the rest), as it commits a step in pacd's shadow mode.
  * --lockstep CONTROL_EP: before each state, ask pacd (Command STATUS on its
  * REP socket) until its frames_received + frames_dropped show the state's
@@ -53,6 +54,7 @@ typedef struct {
     const char *camera_endpoint, *state_endpoint;
     int loop;
     long max_states;        /* stop after this many states, 0 = no limit */
+    int first_state;        /* the row the replay starts at (0 = the first) */
     int connect_wait_ms;
     int state_lag_us;
     const char *robot;
@@ -87,7 +89,7 @@ static void usage(FILE *f)
             "usage: pacd-replay --demo FILE [--episode N] [--cameras agentview[,..]]\n"
             "                   [--size WxH] [--rate HZ|recorded|max] [--camera-endpoint EP]\n"
             "                   [--state-endpoint EP] [--robot sawyer] [--connect-wait-ms MS]\n"
-            "                   [--state-lag-us US] [--loop] [--max-states N]\n"
+            "                   [--state-lag-us US] [--loop] [--first-state ROW] [--max-states N]\n"
             "                   [--lockstep CONTROL_EP [--lockstep-timeout-ms MS]]\n"
             "                   [--key SECRET_CERT --server-key PUBLIC_CERT]\n"
             "Replays a robosuite demo.hdf5 episode through MuJoCo and publishes camera\n"
@@ -96,6 +98,8 @@ static void usage(FILE *f)
             "state per 50 ms tick), endpoints tcp://127.0.0.1:5555 (cameras) and\n"
             "tcp://127.0.0.1:5556 (state), connect wait 500 ms, state lag 2000 us (the\n"
             "robot state, which commits a step in pacd's shadow mode, goes last).\n"
+            "--first-state ROW: start at recorded state ROW (0-based; a --loop starts\n"
+            "again at row 0); seq still counts the states sent from 1.\n"
             "--max-states N: stop after N states (with --loop, N in all).\n"
             "--lockstep: before each state, wait until pacd has handled its camera\n"
             "frames, and after it, until pacd in shadow mode has made the step from it\n"
@@ -323,6 +327,7 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
         {"state-lag-us", required_argument, NULL, 'L'},
         {"loop", no_argument, NULL, 'l'},
         {"max-states", required_argument, NULL, 'N'},
+        {"first-state", required_argument, NULL, 'F'},
         {"lockstep", required_argument, NULL, 'K'},
         {"lockstep-timeout-ms", required_argument, NULL, 'T'},
         {"key", required_argument, NULL, 'k'},
@@ -386,6 +391,13 @@ static int parse_args(int argc, char **argv, replay_opts_t *o)
             o->max_states = strtol(optarg, &end, 10);
             if (*end || o->max_states < 1) {
                 fprintf(stderr, "pacd-replay: --max-states wants a positive count\n");
+                return -1;
+            }
+            break;
+        case 'F':
+            o->first_state = (int)strtol(optarg, &end, 10);
+            if (*end || !*optarg || o->first_state < 0) {
+                fprintf(stderr, "pacd-replay: --first-state wants a row index >= 0\n");
                 return -1;
             }
             break;
@@ -475,6 +487,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "pacd-replay: %s: states (%d), joint_velocities (%d x %d) and "
                         "gripper_actuations (%d) disagree\n",
                 group, states.rows, jv.rows, jv.cols, grip.rows);
+        goto out;
+    }
+    if (o.first_state >= states.rows) {
+        fprintf(stderr, "pacd-replay: --first-state %d: %s has %d states (rows 0..%d)\n",
+                o.first_state, group, states.rows, states.rows - 1);
         goto out;
     }
 
@@ -591,8 +608,9 @@ int main(int argc, char **argv)
      * (start_unix_ns in the summary: the wall clock just before t) */
     const int64_t start_unix_ns = rt_clock_unix_ns();
     int64_t t = rt_clock_mono_ns();
+    int first_row = o.first_state;
     do {
-        for (int row = 0; row < states.rows && !stop_requested && !aborted &&
+        for (int row = first_row; row < states.rows && !stop_requested && !aborted &&
                           (!o.max_states || published < o.max_states);
              row++) {
             const double *s = states.data + (size_t)row * states.cols;
@@ -704,6 +722,7 @@ int main(int argc, char **argv)
                     resync = 1;
             }
         }
+        first_row = 0;
     } while (o.loop && !stop_requested && !aborted && (!o.max_states || published < o.max_states));
 
     /* machine-readable summary on stdout */

@@ -137,14 +137,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_example_checkpoint(robot, tmp_path_factory):
+    """The example MLP checkpoint of `robot` made by policy/torch
+    (pacd_torch.make_example, its defaults: seed 0). The build makes both
+    (tests/meson.build, in $PACD_EXAMPLE_CKPT_DIR) once instead of every
+    pytest file training its own; read only. Made here when that is unset
+    or lacks it (pytest run by hand)."""
+    built = os.path.join(os.environ.get("PACD_EXAMPLE_CKPT_DIR", ""),
+                         "example-%s.safetensors" % robot)
+    if os.environ.get("PACD_EXAMPLE_CKPT_DIR") and os.path.exists(built):
+        return built
+    out = tmp_path_factory.mktemp("ckpt") / ("example-%s.safetensors" % robot)
+    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
+    subprocess.run([PY, "-m", "pacd_torch.make_example", "--robot", robot, "--out", str(out)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
+
+
 @pytest.fixture(scope="session")
 def example_checkpoint(tmp_path_factory):
     """The example Panda MLP checkpoint made by policy/torch."""
-    out = tmp_path_factory.mktemp("ckpt") / "example-panda.safetensors"
-    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, "policy", "torch"))
-    subprocess.run([PY, "-m", "pacd_torch.make_example", "--robot", "panda", "--out", str(out)],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return str(out)
+    return make_example_checkpoint("panda", tmp_path_factory)
 
 
 MAX_AGE_MS = int(scaled(500))

@@ -37,6 +37,19 @@ TABLE_TOP_Z = 0.8  # robosuite 0.1 Lift: table_full_size z = 0.8 m
 # machine. Lockstep waits for pacd's answers up to LOCKSTEP_MS.
 CONNECT_MS = str(int(scaled(2000)))
 LOCKSTEP_MS = str(int(scaled(15000)))
+# The window of demo_1 the message and shadow-mode tests replay
+# (--first-state/--max-states): its last 200 of 1058 states, where the arm
+# still moves (about 0.1 rad per joint), the cube rests on the table until
+# row 1046 and ends lifted: rewards 0 then 1, as in the whole demo. Every
+# state of the window is checked as every state of the demo was; replaying
+# all 1058 took minutes (one offscreen render per state and camera).
+SLICE_N = 200
+
+
+def window(arrays):
+    """The last SLICE_N rows of each recorded array; the first row's index."""
+    first = len(arrays[0]) - SLICE_N
+    return [a[first:] for a in arrays], first
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(REPLAY),
@@ -104,16 +117,17 @@ def wait_drained(col, n_expected, timeout=30):
 
 
 def test_replay_demo_1_one_message_set_per_recorded_state():
-    states, jv, grip = recorded(1)
+    (states, jv, grip), first = window(recorded(1))
     T = len(states)
     col = Collector()
     try:
         summary = run_replay(col, "--episode", "1", "--cameras", "agentview,birdview",
-                             "--size", "64x48", "--rate", "max")
+                             "--size", "64x48", "--rate", "max", "--first-state", str(first),
+                             "--max-states", str(T))
         wait_drained(col, T * 5)
     finally:
         col.close()
-    assert summary["states"] == T and summary["published"] == T
+    assert summary["states"] == first + T and summary["published"] == T
 
     by_topic = {}
     for topic, body in col.msgs:
@@ -169,22 +183,26 @@ def test_replay_demo_1_one_message_set_per_recorded_state():
 
 
 def test_replay_paces_at_the_requested_rate():
-    """--rate 100 with demo 2 (837 states): state k (1, 2, ...) goes out no earlier
+    """--rate 100 with demo 2 (its first 300 of 837 states: 3 s of pacing, each
+    state checked; all 837 took 8.4 s): state k (1, 2, ...) goes out no earlier
     than k/100 s after the pace's origin (start_unix_ns in the summary;
     absolute deadlines: a loaded machine makes a wake-up late, never early),
     and the origin is after the launch. Full speed would send them all within
     a fraction of a second. How close to the deadlines it keeps is a figure,
     not a test: bench/bench_replay_pace.py."""
     states, _, _ = recorded(2)
+    n = 300
     col = Collector()
     t_launch = time.time_ns()
     try:
-        summary = run_replay(col, "--episode", "2", "--cameras", "", "--rate", "100")
-        wait_drained(col, len(states) * 3)
+        summary = run_replay(col, "--episode", "2", "--cameras", "", "--rate", "100",
+                             "--max-states", str(n))
+        wait_drained(col, n * 3)
     finally:
         col.close()
     rs = [pb.RobotState.FromString(b) for t, b in col.msgs if t == "robot_state"]
-    assert len(rs) == summary["states"] == len(states)
+    assert summary["states"] == len(states)
+    assert len(rs) == summary["published"] == n
     assert [s.seq for s in rs] == list(range(1, len(rs) + 1))
     # the origin follows the connect wait
     t0 = summary["start_unix_ns"]
@@ -202,6 +220,8 @@ def test_replay_rejects_bad_input(tmp_path):
                       (["--demo", DEMO, "--cameras", "nosuch"], "no camera 'nosuch'"),
                       (["--demo", DEMO, "--size", "0x0"], "--size"),
                       (["--demo", DEMO, "--max-states", "0"], "--max-states"),
+                      (["--demo", DEMO, "--first-state", "-1"], "--first-state"),
+                      (["--demo", DEMO, "--first-state", "1058"], "has 1058 states"),
                       ([], "--demo FILE is required")]:
         p = subprocess.run([REPLAY, *args, "--connect-wait-ms", "0"], capture_output=True, text=True,
                            timeout=60)
@@ -221,11 +241,7 @@ def test_lockstep_without_pacd_fails_with_a_message():
 
 @pytest.fixture(scope="module")
 def sawyer_ckpt(tmp_path_factory):
-    ckpt = str(tmp_path_factory.mktemp("sawyer") / "example-sawyer.safetensors")
-    env = dict(os.environ, PYTHONPATH=os.path.join(conftest.SRC, "policy", "torch"))
-    subprocess.run([conftest.PY, "-m", "pacd_torch.make_example", "--robot", "sawyer", "--out", ckpt],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return ckpt
+    return conftest.make_example_checkpoint("sawyer", tmp_path_factory)
 
 
 @pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
@@ -269,19 +285,20 @@ def test_lockstep_counts_frames_pacd_refuses_and_stops_when_none_arrive(daemon, 
 @pytest.mark.skipif(not os.path.exists(conftest.PACD), reason="pacd not built")
 def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, sawyer_ckpt):
     """pacd (Sawyer checkpoint, shadow mode, camera agentview) on the replayed
-    SawyerLift demo_1: one step per recorded state, each with that state's
+    SawyerLift demo_1 (its last SLICE_N states: window()): one step per recorded state, each with that state's
     joint positions, the human's action, the reward of the recorded cube
     height and the rendered frame; the last step reports the lifted cube."""
     from test_daemon import cat_steps
 
-    states, jv, grip = recorded(1)
+    (states, jv, grip), first = window(recorded(1))
     T = len(states)
     d = daemon(checkpoint=sawyer_ckpt, cameras=("agentview",),
                extra="[pacd]\nmode = shadow\n[robot]\nname = sawyer\n")
     reply = d.client.start_episode(max_steps=T)
     assert reply.ok
     p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "agentview",
-                        "--size", "128x128", "--rate", "50", "--camera-endpoint", d.ep("camera"),
+                        "--size", "128x128", "--rate", "50", "--first-state", str(first),
+                        "--max-states", str(T), "--camera-endpoint", d.ep("camera"),
                         "--state-endpoint", d.ep("state"), "--connect-wait-ms", CONNECT_MS,
                         "--lockstep", d.ep("control"), "--lockstep-timeout-ms", LOCKSTEP_MS],
                        capture_output=True, text=True, timeout=scaled(300))
@@ -294,6 +311,7 @@ def test_pacd_shadow_mode_logs_one_step_per_recorded_state(daemon, sawyer_ckpt):
     # with no episode running pacd makes no step: lockstep says so for every
     # state and exits 3
     p = subprocess.run([REPLAY, "--demo", DEMO, "--episode", "1", "--cameras", "", "--rate", "max",
+                        "--first-state", str(first), "--max-states", str(T),
                         "--state-endpoint", d.ep("state"), "--connect-wait-ms", "0",
                         "--lockstep", d.ep("control"), "--lockstep-timeout-ms", "2"],
                        capture_output=True, text=True, timeout=scaled(300))

@@ -31,6 +31,13 @@ from pacd_torch import train as ptrain  # noqa: E402
 torch.set_num_threads(1)
 LOGIT_TOL = 1e-4
 
+# Tests of PyTorch code alone (no C from this build): a sanitizer build
+# cannot change their outcome, so they run in the plain build only
+# (tests/policy/meson.build sets PACD_SANITIZED=1 in the others); the tests
+# that run the exported checkpoints in pacd-policy-eval run in every build.
+pure_python = pytest.mark.skipif(os.environ.get("PACD_SANITIZED") == "1",
+                                 reason="pure Python: run in the plain build only")
+
 
 def build_dir():
     return Path(os.environ.get("PACD_BUILD_DIR", ROOT / "build"))
@@ -59,6 +66,7 @@ def close(got, want):
                                rtol=0, atol=1e-6)
 
 
+@pure_python
 def test_projection_splits_mass_between_neighbours():
     # atom 0.5 -> 0.1 + 0.9 * 0.5 = 0.55: 1/5 of the way from 0.5 to 0.75
     close(project([0, 0, 1, 0, 0], 0.1, 0.9), [0, 0, 0.8, 0.2, 0])
@@ -72,6 +80,7 @@ def test_projection_splits_mass_between_neighbours():
     close(project([0, 0, 0, 1, 0], 0.25, 0.0), [0, 1, 0, 0, 0])
 
 
+@pure_python
 def test_projection_clips_at_the_support_ends():
     # r + d z >= 1 for every atom: everything at the top atom
     close(project([0.2] * 5, 1.0, 0.99), [0, 0, 0, 0, 1])
@@ -81,6 +90,7 @@ def test_projection_clips_at_the_support_ends():
     close(project([0, 0, 0, 0.5, 0.5], 0.2, 0.9), [0, 0, 0, 0.25, 0.75])
 
 
+@pure_python
 def test_projection_terminal_transitions_ignore_the_next_state():
     for probs in ([0.2] * 5, [1, 0, 0, 0, 0], [0, 0, 0, 0, 1]):
         close(project(probs, 1.0, 0.0), [0, 0, 0, 0, 1])     # success: return 1
@@ -88,6 +98,7 @@ def test_projection_terminal_transitions_ignore_the_next_state():
         close(project(probs, 0.3, 0.0), [0, 0.8, 0.2, 0, 0])
 
 
+@pure_python
 def test_projection_batch_rows_and_mass():
     g = torch.Generator().manual_seed(0)
     support = torch.linspace(-2.0, 3.0, 11)
@@ -110,6 +121,7 @@ def test_projection_batch_rows_and_mass():
 
 # --- policy improvement ---------------------------------------------------------
 
+@pure_python
 def test_n_step_returns_hand_case():
     # two episodes flattened as load_transitions does (M = 6 transition rows,
     # rows 6 and 7 the appended final observations): episode 0 has rows 0-3 and
@@ -136,6 +148,7 @@ def test_n_step_returns_hand_case():
         ptrain.n_step_returns(nxt, rew, term, 0, g)
 
 
+@pure_python
 def test_improvement_weights_hand_case():
     eta = 0.5
     # exp(q / eta) = 1, 3, 6 -> weights 0.1, 0.3, 0.6
@@ -156,6 +169,7 @@ def test_improvement_weights_hand_case():
     assert abs(loss.item() - (0.75 * -math.log(0.2) + 0.25 * want_pi)) < 1e-6
 
 
+@pure_python
 def test_eta_dual_meets_the_kl_bound():
     """Minimising the MPO dual over eta makes KL(w || uniform prior) = epsilon."""
     g = torch.Generator().manual_seed(1)
@@ -187,6 +201,7 @@ def grads(model, loss):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pure_python
 def test_actor_gradient_with_alpha_one_equals_bc():
     model, hp = tiny_model()
     g = torch.Generator().manual_seed(2)
@@ -214,6 +229,7 @@ def test_actor_gradient_with_alpha_one_equals_bc():
     assert max((g_a75[n] - g_bc[n]).abs().max().item() for n in g_bc) > 1e-3
 
 
+@pure_python
 def test_batched_critic_equals_the_twin_per_action():
     """N actions per state share one pass over the latents; the values are
     those of pac.PACActor.q_value (what pacd computes) for each action alone."""
@@ -265,6 +281,7 @@ ACTION = {"space": "joint_velocity", "dim": 2, "low": [-0.5, -0.5], "high": [0.5
 
 # --- the data set contract -------------------------------------------------------
 
+@pure_python
 def test_dataset_layout_and_round_trip(tmp_path):
     eps = synthetic_episodes(4, 15, ACTION, cams=[("agentview", (16, 16))], seed=3)
     eps[1]["unfinished"] = 1
@@ -311,6 +328,7 @@ def test_dataset_layout_and_round_trip(tmp_path):
     assert not pds.episode_success(ds["demos"][1])
 
 
+@pure_python
 def test_transitions_next_observations_and_field_selection(tmp_path):
     eps = synthetic_episodes(3, 15, ACTION, cams=[("agentview", (16, 16))], seed=4)
     path = tmp_path / "d.hdf5"
@@ -346,6 +364,7 @@ def test_transitions_next_observations_and_field_selection(tmp_path):
         pds.select_fields(OBSERVATION, "lowdim", exclude=["nonesuch"])
 
 
+@pure_python
 def test_held_rows_are_not_learned_from(tmp_path):
     # the arm held on stale input at steps 0 and 1 of each episode: those rows
     # are kept as transitions but never drawn into a training batch
@@ -365,6 +384,7 @@ def test_held_rows_are_not_learned_from(tmp_path):
     assert len(set(drawn.tolist())) == d["acted"].sum()   # every acted row is drawn
 
 
+@pure_python
 def test_several_data_sets_train_together(tmp_path):
     """Round 2 of the loop: the behaviour data plus the policy's own episodes."""
     a, b, c = tmp_path / "a.hdf5", tmp_path / "b.hdf5", tmp_path / "c.hdf5"
@@ -398,6 +418,7 @@ def test_several_data_sets_train_together(tmp_path):
         pds.load_transitions([a, c], fields)
 
 
+@pure_python
 @pytest.mark.parametrize("case", ["no data", "version", "shape", "missing attr", "total"])
 def test_dataset_errors_name_the_problem(tmp_path, case):
     path = tmp_path / "d.hdf5"
@@ -426,6 +447,7 @@ def test_dataset_errors_name_the_problem(tmp_path, case):
 
 # --- Wilson interval -----------------------------------------------------------------
 
+@pure_python
 def test_wilson_known_values():
     # published values (e.g. Newcombe 1998, Table I; any Wilson calculator)
     for k, n, lo, hi in [(0, 10, 0.0, 0.2775), (1, 10, 0.0179, 0.4042),
@@ -543,6 +565,7 @@ def test_cli_writes_checkpoint_and_plot(tmp_path, eval_exe, e2e_data, capsys):
 
 # --- it learns: a contextual bandit where the critic shows which action pays -------------
 
+@pure_python
 def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
     """One-step episodes: observation x = +-1, random actions; reward 1 (terminal)
     when the action has the sign of x and |a| >= 0.25, else 0 (terminal). The
@@ -588,6 +611,7 @@ def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
     assert pac_best
 
 
+@pure_python
 def test_critic_bootstraps_values_over_several_steps(tmp_path):
     """A chain: position p in {0, 1, 2, 3}, actions -0.5 / 0 / +0.5 move left /
     stay / right; reaching 3 pays 1 and ends the episode (terminal); episodes
