@@ -212,6 +212,12 @@ int driver_core_sync(driver_core_t *core, const double *q)
     return 0;
 }
 
+void driver_core_new_session(driver_core_t *core)
+{
+    memset(&core->target, 0, sizeof core->target);
+    core->stale_seq = 0;
+}
+
 driver_core_counters_t driver_core_counters(const driver_core_t *core)
 {
     return core->counters;

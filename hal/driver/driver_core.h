@@ -131,6 +131,11 @@ void driver_core_step(driver_core_t *core, int64_t now_ns, driver_output_t *out)
  * recovery). Only while at rest; -EBUSY while moving, else 0. RT-safe. */
 int driver_core_sync(driver_core_t *core, const double *q);
 
+/* A new peer (a handshake from a restarted pacd): forget the newest target
+ * so the new session's seq numbers (from 1) are taken; the arm decelerates
+ * to rest until the first target of the session. RT-safe. */
+void driver_core_new_session(driver_core_t *core);
+
 /* The counters. RT-safe. */
 driver_core_counters_t driver_core_counters(const driver_core_t *core);
 
