@@ -98,6 +98,7 @@ def test_remote_backend_moves_holds_on_driver_loss_and_reconnects(request, daemo
         assert "lost the driver" in d.stderr()
         d.client.end_episode()
         d.stop()
+        assert d.proc.returncode == 0, d.stderr()  # SIGTERM: exit 0 (and no sanitizer report)
         # the second driver took targets and answered one handshake
         drivers[1].stop()
         err = drivers[1].stderr()
@@ -120,6 +121,7 @@ def test_driver_of_another_protocol_version_is_refused(request, daemon, tmp_path
         err = d.stderr()
         assert "speaks bridge protocol version 2, pacd 1: refused" in err, err
         assert "no driver answered on %s" % endpoint in err, err
+        assert "Sanitizer" not in err and "runtime error" not in err, err
     finally:
         drv.stop()
     assert "handshake refused: bridge protocol version 1 refused" in drv.stderr()
