@@ -74,6 +74,11 @@ typedef struct {
     uint64_t hellos, versions_refused, targets_refused_peer, state_seq, overruns;
     fault_t fault;
     driver_output_t out;
+    /* the stop in progress after stale targets: where it began and how far
+     * the limits allow each joint to go */
+    int stopping;
+    int64_t stop_start_ns;
+    double stop_q0[HAL_MAX_JOINTS], stop_allowed[HAL_MAX_JOINTS];
 } fake_t;
 
 __attribute__((format(printf, 2, 3)))
@@ -331,7 +336,30 @@ int main(int argc, char **argv)
                 take_target(&fk, id, id_len, m->target, now);
             pacd__v1__bridge_message__free_unpacked(m, NULL);
         }
+        driver_output_t prev = fk.out;
         driver_core_step(&fk.core, now, &fk.out);
+        if (fk.out.mode == DRIVER_STOPPING && !fk.stopping) {
+            /* from the period before: its velocity and acceleration; the
+             * discrete profile may add up to two periods' travel */
+            fk.stopping = 1;
+            fk.stop_start_ns = now;
+            for (int i = 0; i < fk.robot->n_joints; i++) {
+                fk.stop_q0[i] = prev.q[i];
+                fk.stop_allowed[i] = driver_stop_distance(prev.dq[i], prev.ddq[i],
+                                                          fk.robot->ddq_max[i],
+                                                          fk.robot->dddq_max[i]) +
+                                     2e-3 * fabs(prev.dq[i]) + 1e-9;
+            }
+        } else if (fk.stopping && fk.out.mode != DRIVER_STOPPING) {
+            fk.stopping = 0;
+            double worst = 0;
+            for (int i = 0; i < fk.robot->n_joints; i++)
+                worst = fmax(worst, fabs(fk.out.q[i] - fk.stop_q0[i]) / fk.stop_allowed[i]);
+            if (fk.out.mode == DRIVER_IDLE && !fk.out.moving)
+                log_line(5, "at rest after a stale stop: %lld ms, the farthest joint used %.3f "
+                            "of its stopping distance",
+                         (long long)((now - fk.stop_start_ns) / 1000000), worst);
+        }
         hal_command_t cmd = {.space = HAL_SPACE_JOINT_VELOCITY, .n = fk.robot->n_joints};
         for (int i = 0; i < fk.robot->n_joints; i++)
             cmd.values[i] = fk.out.dq[i];

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bridge_wire.h"
 #include "driver_core.h"
 #include "hal_robot.h"
 #include "hal_test_util.h"
@@ -333,6 +334,71 @@ static void test_stop_distance(void **state)
     assert_double_equal(driver_stop_distance(0, 0, 10, 1000), 0, 0);
 }
 
+/* What pacd's remote backend refuses from a driver (bridge_check_state):
+ * another protocol version or robot, wrong joint counts, non-finite numbers,
+ * positions / speeds / gripper far outside the description. */
+static void test_driver_state_checks(void **state)
+{
+    (void)state;
+    const hal_robot_t *r = hal_robot_find("panda");
+    double q[7], dq[7] = {0}, tau[7] = {0};
+    memcpy(q, r->q_home, sizeof q);
+    Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
+    pose.qw = 1;
+    Pacd__V1__DriverState good = PACD__V1__DRIVER_STATE__INIT;
+    good.protocol_version = BRIDGE_PROTOCOL_VERSION;
+    good.robot = "panda";
+    good.n_joint_positions = good.n_joint_velocities = 7;
+    good.joint_positions = q;
+    good.joint_velocities = dq;
+    good.end_effector = &pose;
+    good.gripper_position = 0.04;
+    char why[160];
+    assert_int_equal(bridge_check_state(&good, r, 0.05, 1.5, why, sizeof why), 0);
+    good.n_joint_torques = 7;
+    good.joint_torques = tau;
+    assert_int_equal(bridge_check_state(&good, r, 0.05, 1.5, why, sizeof why), 0);
+
+    Pacd__V1__DriverState s = good;
+    s.protocol_version = 2;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "protocol version 2"));
+    s = good;
+    s.robot = "sawyer";
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "another robot"));
+    s = good;
+    s.n_joint_positions = 6;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    s = good;
+    s.n_joint_torques = 3;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+
+    double bad[7];
+    memcpy(bad, q, sizeof bad);
+    bad[2] = NAN;
+    s = good;
+    s.joint_positions = bad;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "non-finite"));
+    memcpy(bad, q, sizeof bad);
+    bad[0] = r->q_max[0] + 0.06;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    bad[0] = r->q_max[0] + 0.04; /* within the margin: a joint at its stop */
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), 0);
+    double fast[7] = {0};
+    fast[4] = 1.6 * r->dq_max[4];
+    s = good;
+    s.joint_velocities = fast;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    s = good;
+    s.gripper_position = 0.2;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+    s = good;
+    pose.x = INFINITY;
+    assert_int_equal(bridge_check_state(&s, r, 0.05, 1.5, why, sizeof why), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_bad_targets_refused),
         cmocka_unit_test(test_position_targets),
         cmocka_unit_test(test_stop_distance),
+        cmocka_unit_test(test_driver_state_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

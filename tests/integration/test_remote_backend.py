@@ -52,7 +52,7 @@ def remote_extra(endpoint):
     # the state may be older than usual on a loaded machine (two processes at
     # 1 kHz); still far below the watchdog-free time a real arm allows
     return ("[robot]\nbackend = remote\ndriver_endpoint = %s\nstate_max_age_ms = %d\n"
-            % (endpoint, int(scaled(150))))
+            % (endpoint, int(scaled(250))))
 
 
 def moved(status, ref, tol=0.01):
@@ -75,22 +75,25 @@ def test_remote_backend_moves_holds_on_driver_loss_and_reconnects(request, daemo
         st = d.wait_for(lambda s: moved(s, PANDA_HOME), feed=feed, what="the arm to move")
         assert st.hal_targets_sent > 0
         assert st.state == pb.RUNNING
+        # (a machine loaded by other work may starve a state past the limit:
+        # such a loss is counted too, so the checks below use baselines)
+        losses0, reconnects0 = st.hal_link_losses, st.hal_link_reconnects
 
         # kill the driver mid-motion: pacd loses the link, counts it, holds
         # (its steps go stale: no policy, the arm held)
         drivers[0].kill()
-        st = d.wait_for(lambda s: s.hal_link_losses == 1 and not s.hal_link_up, feed=feed,
-                        what="the lost link counted")
+        st = d.wait_for(lambda s: s.hal_link_losses == losses0 + 1 and not s.hal_link_up,
+                        feed=feed, what="the lost link counted")
         stale0 = st.stale_steps
         st = d.wait_for(lambda s: s.stale_steps > stale0 + 5, feed=feed,
                         what="stale (held) steps while the driver is gone")
-        assert st.hal_link_losses == 1
+        assert st.hal_link_losses == losses0 + 1 and not st.hal_link_up
         assert st.state == pb.RUNNING  # holding, not faulted: the driver may come back
 
         # a restarted driver (at its home pose) is linked again and moves again
         drivers.append(Driver(request, tmp_path, endpoint))
-        st = d.wait_for(lambda s: s.hal_link_up and s.hal_link_reconnects == 1, feed=feed,
-                        what="the restarted driver linked")
+        st = d.wait_for(lambda s: s.hal_link_up and s.hal_link_reconnects == reconnects0 + 1,
+                        feed=feed, what="the restarted driver linked")
         received = st.hal_states_received
         d.wait_for(lambda s: s.hal_states_received > received + 10 and moved(s, PANDA_HOME),
                    feed=feed, what="states and motion from the restarted driver")
@@ -137,3 +140,35 @@ def test_config_refuses_remote_without_endpoint_and_unauthenticated_network(tmp_
                            str(tmp_path / "episodes"), ports, extra=extra)
         r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True)
         assert r.returncode != 0 and want in r.stderr + r.stdout, r.stderr + r.stdout
+
+
+def test_pacd_killed_mid_motion_the_driver_stops_within_limits(request, daemon, tmp_path):
+    endpoint = "ipc://%s" % (tmp_path / "driver.sock")
+    drv = Driver(request, tmp_path, endpoint)
+    try:
+        d = daemon(extra=remote_extra(endpoint))
+        feed = FrameFeeder(d.camera())
+        d.client.start_episode(max_steps=100000)
+        d.wait_for(lambda s: moved(s, PANDA_HOME) and s.hal_targets_sent > 20, feed=feed,
+                   what="the arm to move")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        # the targets go stale: the driver decelerates to rest within the
+        # stopping distance its jerk, acceleration and speed limits allow
+        line = wait_until(lambda: [l for l in drv.stderr().splitlines()
+                                   if "at rest after a stale stop" in l], 30,
+                          "the driver to stop on stale targets", details=drv.stderr)[0]
+        used = float(line.split("used ")[1].split(" of")[0])
+        assert 0 < used <= 1.0, line
+        # a new pacd starts a new session with the same driver
+        d.stop()
+        d2 = daemon(extra=remote_extra(endpoint))
+        d2.wait_for(lambda s: s.hal_link_up and s.hal_states_received > 0,
+                    what="the new pacd linked")
+        d2.stop()
+        # the second pacd's handshake was answered (a loaded machine may add
+        # re-handshakes of the first after a starved state)
+        assert drv.stderr().count("handshake from pacd accepted") >= 2
+    finally:
+        if drv.proc.poll() is None:
+            drv.stop()
