@@ -49,6 +49,7 @@ int driver_core_init(driver_core_t *core, const hal_robot_t *robot, const double
     core->robot = robot;
     core->dt = o.period_s;
     core->policy_period_s = o.policy_period_s;
+    core->stale_periods = o.stale_periods;
     core->stale_ns = llround(o.stale_periods * o.policy_period_s * 1e9);
     core->mode = DRIVER_IDLE;
     for (int i = 0; i < robot->n_joints; i++)
@@ -212,10 +213,17 @@ int driver_core_sync(driver_core_t *core, const double *q)
     return 0;
 }
 
-void driver_core_new_session(driver_core_t *core)
+int driver_core_new_session(driver_core_t *core, double policy_period_s)
 {
+    if (policy_period_s != 0) {
+        if (!(policy_period_s >= core->dt && policy_period_s <= 10))
+            return -EINVAL;
+        core->stale_ns = llround(core->stale_periods * policy_period_s * 1e9);
+        core->policy_period_s = policy_period_s;
+    }
     memset(&core->target, 0, sizeof core->target);
     core->stale_seq = 0;
+    return 0;
 }
 
 driver_core_counters_t driver_core_counters(const driver_core_t *core)

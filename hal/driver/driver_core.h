@@ -98,7 +98,7 @@ typedef struct {
 
 typedef struct {
     const hal_robot_t *robot;
-    double dt, policy_period_s;
+    double dt, policy_period_s, stale_periods;
     int64_t stale_ns;
     driver_mode_t mode;
     driver_target_t target; /* the newest target taken (seq 0 = none) */
@@ -133,8 +133,10 @@ int driver_core_sync(driver_core_t *core, const double *q);
 
 /* A new peer (a handshake from a restarted pacd): forget the newest target
  * so the new session's seq numbers (from 1) are taken; the arm decelerates
- * to rest until the first target of the session. RT-safe. */
-void driver_core_new_session(driver_core_t *core);
+ * to rest until the first target of the session. policy_period_s: the
+ * peer's target period (s, [period_s, 10]; staleness = stale_periods of it),
+ * 0 = keep. 0 or -EINVAL (period out of range: nothing changed). RT-safe. */
+int driver_core_new_session(driver_core_t *core, double policy_period_s);
 
 /* The counters. RT-safe. */
 driver_core_counters_t driver_core_counters(const driver_core_t *core);

@@ -112,8 +112,11 @@ static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
                h->n_joints != (uint32_t)fk->robot->n_joints) {
         snprintf(error, sizeof error, "this driver drives a %s with %d joints, not %.32s",
                  fk->robot->name, fk->robot->n_joints, h->robot ? h->robot : "");
-    } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10)) {
-        snprintf(error, sizeof error, "policy period %g s out of range", h->policy_period_s);
+    } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10) ||
+               /* accepted from here: a new session at the peer's period */
+               driver_core_new_session(&fk->core, h->policy_period_s) != 0) {
+        snprintf(error, sizeof error, "policy period %g s out of range (1 ms..10 s)",
+                 h->policy_period_s);
     }
     r.accepted = error[0] == 0;
     r.error = error;
@@ -121,9 +124,6 @@ static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
         /* a new session: the peer's seq numbers start again */
         memcpy(fk->peer, id, id_len);
         fk->peer_len = id_len;
-        fk->core.policy_period_s = h->policy_period_s;
-        fk->core.stale_ns = llround(2 * h->policy_period_s * 1e9);
-        driver_core_new_session(&fk->core);
         fk->hellos++;
         log_line(5, "handshake from %s accepted (policy period %g s)", h->peer ? h->peer : "?",
                  h->policy_period_s);

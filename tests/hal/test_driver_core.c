@@ -334,6 +334,37 @@ static void test_stop_distance(void **state)
     assert_double_equal(driver_stop_distance(0, 0, 10, 1000), 0, 0);
 }
 
+/* A new session (a restarted pacd): seq numbers start again, the stale
+ * limit follows the peer's policy period, the arm stops until a target. */
+static void test_new_session(void **state)
+{
+    (void)state;
+    run_t run;
+    run_init(&run, "panda");
+    double v[HAL_MAX_JOINTS] = {0.5, 0, 0, 0, 0, 0, 0};
+    run.seq = 100;
+    for (int p = 0; p < 4; p++) {
+        assert_int_equal(run_target(&run, v, 0), 0);
+        for (int i = 0; i < 50; i++)
+            run_tick(&run);
+    }
+    assert_true(run.out.dq[0] > 0.4);
+    assert_int_equal(driver_core_new_session(&run.core, 1e-4), -EINVAL);
+    assert_int_equal(driver_core_new_session(&run.core, 0.1), 0); /* 10 Hz */
+    while (run.out.moving)
+        run_tick(&run);
+    assert_int_equal(run.out.mode, DRIVER_IDLE);
+    run.seq = 0;
+    assert_int_equal(run_target(&run, v, 0), 0); /* seq 1 is taken */
+    int64_t sent = run.now;
+    while (run.now + TICK_NS - sent <= 200 * MS) { /* two 10 Hz periods */
+        run_tick(&run);
+        assert_int_equal(run.out.mode, DRIVER_TRACKING);
+    }
+    run_tick(&run);
+    assert_int_equal(run.out.mode, DRIVER_STOPPING);
+}
+
 /* What pacd's remote backend refuses from a driver (bridge_check_state):
  * another protocol version or robot, wrong joint counts, non-finite numbers,
  * positions / speeds / gripper far outside the description. */
@@ -410,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_bad_targets_refused),
         cmocka_unit_test(test_position_targets),
         cmocka_unit_test(test_stop_distance),
+        cmocka_unit_test(test_new_session),
         cmocka_unit_test(test_driver_state_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
