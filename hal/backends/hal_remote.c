@@ -55,6 +55,11 @@ typedef struct {
     uint64_t cmd_seq;      /* owned by the loop */
     _Atomic uint64_t hold_requests;
     atomic_int have_state; /* a state was published */
+    /* the driver refused the handshake or speaks another version / robot:
+     * refusal is written by the I/O thread before refused is set (release),
+     * read by hal_new after it saw it (acquire); only before the first link */
+    char refusal[320];
+    atomic_int refused;
 
     _Atomic uint64_t n_commands, n_bad_commands, n_holds, n_link_up, n_link_losses,
         n_link_reconnects, n_states_received, n_states_rejected, n_targets_sent,
@@ -133,19 +138,34 @@ static void send_target(remote_t *rm, const hal_backend_cmd_t *c, int hold)
         count(&rm->n_targets_unsent);
 }
 
+/* I/O thread: tell a waiting hal_new why the driver cannot be used. */
+static void refuse(remote_t *rm, const char *why)
+{
+    if (rm->ever_linked || atomic_load_explicit(&rm->refused, memory_order_relaxed))
+        return;
+    snprintf(rm->refusal, sizeof rm->refusal, "%s", why);
+    atomic_store_explicit(&rm->refused, 1, memory_order_release);
+}
+
 static void take_hello(remote_t *rm, const Pacd__V1__DriverHello *h)
 {
-    char buf[160];
+    char buf[200];
     if (h->protocol_version != BRIDGE_PROTOCOL_VERSION) {
         count(&rm->n_versions_refused);
         remote_log(3, "the driver at %s speaks bridge protocol version %u, pacd %d: refused; "
                       "run a driver of this pacd's version", rm->endpoint, h->protocol_version,
                    BRIDGE_PROTOCOL_VERSION);
+        snprintf(buf, sizeof buf, "it speaks bridge protocol version %u, pacd %d",
+                 h->protocol_version, BRIDGE_PROTOCOL_VERSION);
+        refuse(rm, buf);
         return;
     }
     if (!h->accepted) {
         snprintf(buf, sizeof buf, "%.120s", h->error ? h->error : "");
         remote_log(3, "the driver at %s refused the handshake: %s", rm->endpoint, buf);
+        char why[sizeof buf + 64];
+        snprintf(why, sizeof why, "it refused the handshake: %s", buf);
+        refuse(rm, why);
         return;
     }
     if (!h->robot || strcmp(h->robot, rm->robot->name) != 0 ||
@@ -153,6 +173,9 @@ static void take_hello(remote_t *rm, const Pacd__V1__DriverHello *h)
         snprintf(buf, sizeof buf, "%.32s with %u joints", h->robot ? h->robot : "",
                  h->n_joints);
         remote_log(3, "the driver at %s drives %s, not this robot: refused", rm->endpoint, buf);
+        char why[sizeof buf + 64];
+        snprintf(why, sizeof why, "it drives a %s, not this %s", buf, rm->robot->name);
+        refuse(rm, why);
         return;
     }
     if (rm->linked)
@@ -402,6 +425,12 @@ int hal_remote_open(hal_t *hal, const hal_options_t *options, const void *backen
     /* the loop reads a state from its first tick: wait for the first one */
     int64_t give_up = rt_clock_mono_ns() + llround(wait * 1e9);
     while (!atomic_load_explicit(&rm->have_state, memory_order_acquire)) {
+        if (atomic_load_explicit(&rm->refused, memory_order_acquire)) {
+            pacd_errf(err, errlen, "hal remote: the driver at %s cannot drive this arm: %s",
+                      rm->endpoint, rm->refusal);
+            remote_free(rm);
+            return -EPROTO;
+        }
         if (rt_clock_mono_ns() > give_up) {
             pacd_errf(err, errlen,
                       "hal remote: no driver answered on %s within %g s (handshake and a "

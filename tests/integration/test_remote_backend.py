@@ -123,7 +123,7 @@ def test_driver_of_another_protocol_version_is_refused(request, daemon, tmp_path
         assert d.proc.wait(timeout=scaled(60)) != 0
         err = d.stderr()
         assert "speaks bridge protocol version 2, pacd 1: refused" in err, err
-        assert "no driver answered on %s" % endpoint in err, err
+        assert "the driver at %s cannot drive this arm: it speaks bridge protocol version 2, pacd 1" % endpoint in err, err
         assert "Sanitizer" not in err and "runtime error" not in err, err
     finally:
         drv.stop()
@@ -172,3 +172,15 @@ def test_pacd_killed_mid_motion_the_driver_stops_within_limits(request, daemon, 
     finally:
         if drv.proc.poll() is None:
             drv.stop()
+
+
+def test_driver_of_another_robot_is_refused(request, daemon, tmp_path):
+    endpoint = "ipc://%s" % (tmp_path / "driver.sock")
+    drv = Driver(request, tmp_path, endpoint, "--robot", "sawyer")
+    try:
+        d = daemon(extra=remote_extra(endpoint), wait=False)
+        assert d.proc.wait(timeout=scaled(60)) != 0
+        err = d.stderr()
+        assert "refused the handshake: this driver drives a sawyer with 7 joints, not panda" in err, err
+    finally:
+        drv.stop()
