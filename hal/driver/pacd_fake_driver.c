@@ -377,10 +377,12 @@ int main(int argc, char **argv)
         next += TICK_NS;
     }
     driver_core_counters_t c = driver_core_counters(&fk.core);
-    log_line(5, "stopping: %llu ticks, %llu targets, %llu stale stops, %llu holds, %llu hellos",
+    log_line(5, "stopping: %llu ticks, %llu targets, %llu stale stops, %llu holds, %llu hellos, "
+                "%llu old targets, %llu dropped",
              (unsigned long long)c.ticks, (unsigned long long)c.targets_received,
              (unsigned long long)c.stale_stops, (unsigned long long)c.holds,
-             (unsigned long long)fk.hellos);
+             (unsigned long long)fk.hellos, (unsigned long long)c.targets_old,
+             (unsigned long long)fk.fault.dropped);
     zmq_close(fk.sock);
     zmq_ctx_term(ctx);
     hal_destroy(&fk.arm);

@@ -184,3 +184,34 @@ def test_driver_of_another_robot_is_refused(request, daemon, tmp_path):
         assert "refused the handshake: this driver drives a sawyer with 7 joints, not panda" in err, err
     finally:
         drv.stop()
+
+
+def test_dropped_messages_the_link_holds_and_stops_stay_within_limits(request, daemon, tmp_path):
+    """The fake driver's fault-injection hook drops 30 % of the targets it
+    receives and of the states it sends: the arm still moves, pacd's link
+    stays up on the states that arrive, and every stop the driver makes on
+    targets gone stale stays within the limits' stopping distance."""
+    endpoint = "ipc://%s" % (tmp_path / "driver.sock")
+    drv = Driver(request, tmp_path, endpoint, "--drop-targets", "0.3", "--drop-states", "0.3",
+                 "--seed", "7")
+    try:
+        d = daemon(extra=remote_extra(endpoint))
+        feed = FrameFeeder(d.camera())
+        d.client.start_episode(max_steps=100000)
+        st = d.wait_for(lambda s: moved(s, PANDA_HOME, 0.05) and s.hal_targets_sent > 60,
+                        feed=feed, what="the arm to move with messages dropped")
+        assert st.hal_link_up
+        d.client.end_episode()
+        d.stop()
+        assert d.proc.returncode == 0, d.stderr()
+    finally:
+        if drv.proc.poll() is None:
+            drv.stop()
+    err = drv.stderr()
+    stopping = [l for l in err.splitlines() if "stopping:" in l][0]
+    dropped = int(stopping.split(" dropped")[0].split(", ")[-1])
+    assert dropped > 10, stopping
+    for line in err.splitlines():
+        if "at rest after a stale stop" in line:
+            used = float(line.split("used ")[1].split(" of")[0])
+            assert used <= 1.0, line
