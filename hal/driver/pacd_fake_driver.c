@@ -77,6 +77,7 @@ typedef struct {
     /* the stop in progress after stale targets: where it began and how far
      * the limits allow each joint to go */
     int stopping;
+    uint64_t violations; /* periods whose command broke a limit (never, we hope) */
     int64_t stop_start_ns;
     double stop_q0[HAL_MAX_JOINTS], stop_allowed[HAL_MAX_JOINTS];
 } fake_t;
@@ -338,6 +339,20 @@ int main(int argc, char **argv)
         }
         driver_output_t prev = fk.out;
         driver_core_step(&fk.core, now, &fk.out);
+        /* the trace judged on every period, as the unit tests do: speed,
+         * acceleration and jerk from the commanded velocities themselves */
+        for (int i = 0; i < fk.robot->n_joints; i++) {
+            const hal_robot_t *r = fk.robot;
+            double a = (fk.out.dq[i] - prev.dq[i]) / 1e-3;
+            double a_prev = prev.ddq[i];
+            if (fabs(fk.out.dq[i]) > r->dq_max[i] * (1 + 1e-9) ||
+                fabs(a) > r->ddq_max[i] * (1 + 1e-6) + 1e-6 ||
+                fabs(fk.out.ddq[i] - a_prev) / 1e-3 > r->dddq_max[i] * (1 + 1e-6) + 1e-3) {
+                if (fk.violations++ < 5)
+                    log_line(3, "joint %d broke a limit: v %.6g, a %.6g, previous a %.6g", i + 1,
+                             fk.out.dq[i], a, a_prev);
+            }
+        }
         if (fk.out.mode == DRIVER_STOPPING && !fk.stopping) {
             /* from the period before: its velocity and acceleration; the
              * discrete profile may add up to two periods' travel */
@@ -378,11 +393,11 @@ int main(int argc, char **argv)
     }
     driver_core_counters_t c = driver_core_counters(&fk.core);
     log_line(5, "stopping: %llu ticks, %llu targets, %llu stale stops, %llu holds, %llu hellos, "
-                "%llu old targets, %llu dropped",
+                "%llu old targets, %llu dropped, %llu limit violations",
              (unsigned long long)c.ticks, (unsigned long long)c.targets_received,
              (unsigned long long)c.stale_stops, (unsigned long long)c.holds,
              (unsigned long long)fk.hellos, (unsigned long long)c.targets_old,
-             (unsigned long long)fk.fault.dropped);
+             (unsigned long long)fk.fault.dropped, (unsigned long long)fk.violations);
     zmq_close(fk.sock);
     zmq_ctx_term(ctx);
     hal_destroy(&fk.arm);

@@ -109,6 +109,7 @@ def test_remote_backend_moves_holds_on_driver_loss_and_reconnects(request, daemo
         stopping = [l for l in err.splitlines() if "stopping:" in l][0]
         targets = int(stopping.split(" targets")[0].split(", ")[-1])
         assert targets > 0, stopping
+        assert stopping.endswith(", 0 limit violations"), stopping
     finally:
         for dr in drivers:
             if dr.proc.poll() is None:
@@ -172,6 +173,8 @@ def test_pacd_killed_mid_motion_the_driver_stops_within_limits(request, daemon, 
     finally:
         if drv.proc.poll() is None:
             drv.stop()
+    stopping = [l for l in drv.stderr().splitlines() if "stopping:" in l][0]
+    assert stopping.endswith(", 0 limit violations"), stopping
 
 
 def test_driver_of_another_robot_is_refused(request, daemon, tmp_path):
@@ -211,6 +214,7 @@ def test_dropped_messages_the_link_holds_and_stops_stay_within_limits(request, d
     stopping = [l for l in err.splitlines() if "stopping:" in l][0]
     dropped = int(stopping.split(" dropped")[0].split(", ")[-1])
     assert dropped > 10, stopping
+    assert stopping.endswith(", 0 limit violations"), stopping
     for line in err.splitlines():
         if "at rest after a stale stop" in line:
             used = float(line.split("used ")[1].split(" of")[0])
