@@ -160,7 +160,7 @@ def test_pacd_killed_mid_motion_the_driver_stops_within_limits(request, daemon, 
                                    if "at rest after a stale stop" in l], 30,
                           "the driver to stop on stale targets", details=drv.stderr)[0]
         used = float(line.split("used ")[1].split(" of")[0])
-        assert 0 < used <= 1.0, line
+        assert 0 <= used <= 1.0, line  # 0: the arm was already at rest
         # a new pacd starts a new session with the same driver
         d.stop()
         d2 = daemon(extra=remote_extra(endpoint))
