@@ -10,6 +10,7 @@
 
 #include "hal.h"
 #include "hal_mujoco.h"
+#include "hal_remote.h"
 #include "hal_sim.h"
 #include "policy.h"
 
@@ -58,6 +59,7 @@ typedef struct {
     /* [robot] */
     char robot[CONFIG_NAME];      /* panda | sawyer */
     char backend[CONFIG_NAME];    /* sim */
+    char driver_endpoint[CONFIG_PATH]; /* remote: the driver's bridge socket */
     double sim_rate_hz;
     int state_max_age_ms;         /* robot state older than this: stale */
     char scene[CONFIG_PATH];      /* mujoco: the MuJoCo XML scene */
@@ -153,6 +155,7 @@ typedef struct {
     hal_options_t hal;
     hal_sim_options_t sim;
     hal_mujoco_options_t mujoco;
+    hal_remote_options_t remote;
     char camera_endpoint[CONFIG_PATH + 16];
     char state_endpoint[CONFIG_PATH + 16];
 } config_hal_options_t;

@@ -170,6 +170,14 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
         t->hal_limit_stops = hc.limit_stops;
         t->hal_overruns = hc.overruns;
         t->hal_bad_commands = hc.bad_commands;
+        t->hal_link_up = hc.link_up != 0;
+        t->hal_link_losses = hc.link_losses;
+        t->hal_link_reconnects = hc.link_reconnects;
+        t->hal_states_received = hc.states_received;
+        t->hal_states_rejected = hc.states_rejected;
+        t->hal_targets_sent = hc.targets_sent;
+        t->hal_targets_unsent = hc.targets_unsent;
+        t->hal_versions_refused = hc.versions_refused;
     }
     t->mode = self->d.cfg->teleop ? "teleop" : self->d.cfg->shadow ? "shadow" : "control";
     if (st->has_robot_state) {

@@ -21,15 +21,16 @@ typedef struct {
 
 static const hal_backend_entry_t backends[] = {
     {"sim", hal_sim_open},
+    {"remote", hal_remote_open},
 #ifdef PACD_HAVE_MUJOCO
     {"mujoco", hal_mujoco_open},
 #endif
 };
 
 #ifdef PACD_HAVE_MUJOCO
-#define HAL_BACKEND_NAMES "sim, mujoco"
+#define HAL_BACKEND_NAMES "sim, remote, mujoco"
 #else
-#define HAL_BACKEND_NAMES "sim (mujoco: rebuild with libmujoco-dev installed, -Dmujoco=enabled)"
+#define HAL_BACKEND_NAMES "sim, remote (mujoco: rebuild with libmujoco-dev installed, -Dmujoco=enabled)"
 #endif
 
 /* 0 if the description is usable by a backend and the safety filter. */

@@ -31,12 +31,21 @@ typedef struct {
     uint64_t watchdog_holds; /* holds because no command came for command_timeout_s */
     uint64_t limit_stops;    /* joints stopped by reaching q_min/q_max */
     uint64_t resets;         /* completed resets */
+    /* the link to a robot-side driver (backend "remote", docs/bridge.md) */
+    uint64_t link_up;          /* 1 while the handshake holds and states are fresh */
+    uint64_t link_losses;      /* the link went down: no fresh state within the limit */
+    uint64_t link_reconnects;  /* handshakes accepted after the first */
+    uint64_t states_received;  /* driver states taken */
+    uint64_t states_rejected;  /* driver states refused (malformed, wrong robot, out of limits) */
+    uint64_t targets_sent;     /* targets (and holds) sent to the driver */
+    uint64_t targets_unsent;   /* targets not sent: no link, or the socket would block */
+    uint64_t versions_refused; /* handshakes refused for another protocol version */
 } hal_counters_t;
 
 /* Options of every backend (the [robot] config section). Zero fields take
  * the defaults; options == NULL means all defaults. Read by hal_new only. */
 typedef struct {
-    const char *backend;      /* "sim" or "mujoco" (NULL = "sim") */
+    const char *backend;      /* "sim", "mujoco" or "remote" (NULL = "sim") */
     const double *initial_q;  /* NULL = robot->q_home; rad, robot->n_joints values */
     double command_timeout_s; /* watchdog: hold when no command for this long;
                                  0 = 0.2 s (Sawyer motor controller timeout) */
@@ -54,7 +63,8 @@ typedef struct {
                                  (mujoco only; other backends refuse it) */
     /* The backend's own option block, of the type its header names:
      * hal_sim_options_t (hal_sim.h) for "sim", hal_mujoco_options_t
-     * (hal_mujoco.h) for "mujoco". NULL = that backend's defaults. */
+     * (hal_mujoco.h) for "mujoco", hal_remote_options_t (hal_remote.h) for
+     * "remote". NULL = that backend's defaults. */
     const void *backend_options;
 } hal_options_t;
 

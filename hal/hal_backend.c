@@ -213,8 +213,9 @@ int hal_backend_hold(hal_t *self)
 
 /* Check cmd against robot and fill *out (seq left 0, time now). 0 or
  * -EINVAL. */
-static int check_command(const hal_robot_t *robot, const hal_command_t *cmd, uint64_t hold_seen,
-                         hal_backend_cmd_t *out)
+int hal_backend_check_command(const hal_robot_t *robot, const hal_command_t *cmd,
+                              uint64_t hold_seen,
+                              hal_backend_cmd_t *out)
 {
     int n = robot->n_joints, ok = 0;
     if (cmd->space == HAL_SPACE_JOINT_VELOCITY)
@@ -242,7 +243,7 @@ int hal_backend_command(hal_t *self, const hal_command_t *cmd)
     hal_backend_core_t *core = self->impl;
     hal_backend_cmd_t c;
     uint64_t hold_seen = atomic_load_explicit(&core->hold_requests, memory_order_acquire);
-    if (check_command(core->robot, cmd, hold_seen, &c) != 0) {
+    if (hal_backend_check_command(core->robot, cmd, hold_seen, &c) != 0) {
         hal_backend_count(&core->n_bad_commands);
         hal_backend_hold(self);
         return -EINVAL;

@@ -207,6 +207,11 @@ int hal_backend_start(hal_backend_core_t *core, const char *name, int rt_priorit
 void hal_backend_stop(hal_backend_core_t *core);
 
 /* hal_ops_t entries for a backend whose impl starts with a core. */
+/* Check cmd against robot (a joint space of the robot's shape, the gripper
+ * only when it has one, finite values) and fill *out (seq 0, time, the
+ * hold_seen given). 0 or -EINVAL. RT-safe, pure. */
+int hal_backend_check_command(const hal_robot_t *robot, const hal_command_t *cmd,
+                              uint64_t hold_seen, hal_backend_cmd_t *out);
 /* Latest published state. RT-safe. 0 or -EAGAIN (seqbox). */
 int hal_backend_read_state(hal_t *self, hal_state_t *state);
 /* Check cmd against core->robot (joint space of the robot's shape, gripper
@@ -230,6 +235,11 @@ int hal_backend_counters(hal_t *self, hal_counters_t *out);
  * hal_sim_options_t. */
 int hal_sim_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
                  char *err, size_t errlen);
+
+/* A robot-side driver over the bridge protocol (hal_remote.c,
+ * docs/bridge.md); backend_options: a hal_remote_options_t. */
+int hal_remote_open(hal_t *hal, const hal_options_t *options, const void *backend_options,
+                    char *err, size_t errlen);
 
 #ifdef PACD_HAVE_MUJOCO
 /* MuJoCo physics with rendered cameras (hal_mujoco.c); backend_options: a

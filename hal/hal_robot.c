@@ -14,13 +14,14 @@
  * opening (Franka Hand product data: 50 mm/s per finger). */
 static const hal_robot_t panda = {
     .name = "panda",
-    .limits_source = "Franka docs control-parameters-joint-panda.csv (q, dq, ddq); "
+    .limits_source = "Franka docs control-parameters-joint-panda.csv (q, dq, ddq, dddq); "
                      "home: MuJoCo Menagerie panda.xml keyframe 'home'",
     .n_joints = 7,
     .q_min = {-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973},
     .q_max = {2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973},
     .dq_max = {2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61},
     .ddq_max = {15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0},
+    .dddq_max = {7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0},
     .q_home = {0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853},
     .has_gripper = 1,
     .gripper_max = 0.08,
@@ -43,12 +44,13 @@ static const hal_robot_t panda = {
     .q_max = {3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124},                           \
     .dq_max = {1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545},                                  \
     .ddq_max = {2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0},                                              \
+    .dddq_max = {40.0, 40.0, 40.0, 40.0, 40.0, 40.0, 40.0},                                      \
     .q_home = {0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161},                                        \
     .ee_frame = "flange: menagerie sawyer.xml site 'attachment_site' on right_l6 "               \
                 "(0.0245 m along z, Rz(pi))"
 #define SAWYER_LIMITS_SOURCE                                                                     \
     "sawyer_description/urdf/sawyer_base.urdf.xacro (q, dq); "                                   \
-    "sawyer_moveit_config joint_limits.yaml (ddq 2.0); "                                         \
+    "sawyer_moveit_config joint_limits.yaml (ddq 2.0); jerk 40 rad/s^3 assumed; "               \
     "home: MuJoCo Menagerie sawyer.xml keyframe 'home'"
 
 static const hal_robot_t sawyer = {

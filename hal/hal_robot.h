@@ -24,6 +24,8 @@ typedef struct {
     double q_max[HAL_MAX_JOINTS];   /* rad */
     double dq_max[HAL_MAX_JOINTS];  /* rad/s */
     double ddq_max[HAL_MAX_JOINTS]; /* rad/s^2 */
+    double dddq_max[HAL_MAX_JOINTS]; /* rad/s^3: jerk, for drivers that interpolate
+                                        (hal/driver/); 0 = no jerk limit */
     double q_home[HAL_MAX_JOINTS];  /* rad, a pose inside the limits */
     int has_gripper;
     double gripper_max;             /* finger opening at fully open, m */
