@@ -24,6 +24,7 @@
 
 #include "pacd_auth.h"
 #include "pacd_config.h"
+#include "pacd_foxglove.h"
 #include "pacd_ingest.h"
 #include "log_writer.h"
 #include "pacd_loop.h"
@@ -39,6 +40,7 @@ typedef struct {
     void *zmq_ctx;
     auth_t *auth;               /* security of the sockets; NULL = none */
     const char *robot;
+    foxglove_t *foxglove;       /* the live view, fed each Telemetry; NULL = off */
 } service_deps_t;
 
 /* Bind the telemetry and control sockets and start the thread. If
