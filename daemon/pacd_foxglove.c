@@ -535,6 +535,10 @@ static int fg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     client_t *c = user;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* libwebsockets takes the first protocol for a client that names
+         * none; the protocol says a client names one of ours */
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0)
+            return 1;
         if (self->n_clients >= self->cfg->foxglove_max_clients) {
             count(&self->refused);
             return 1;
