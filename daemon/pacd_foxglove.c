@@ -81,6 +81,9 @@ struct foxglove {
     int pending_new;
     uint8_t *work;            /* server thread: the one being sent */
     size_t work_len, work_cap;
+    int64_t last_telemetry_ns;  /* when the last one went out (CLOCK_MONOTONIC) */
+    int64_t telemetry_min_ns;   /* half the telemetry period: the simulated clock's
+                                   telemetry every tick is thinned to about its rate */
     /* server thread only */
     client_t *clients;
     int n_clients;
@@ -279,6 +282,10 @@ static void take_telemetry(foxglove_t *self)
     pthread_mutex_unlock(&self->lock);
     if (!self->clients)
         return;
+    int64_t now = rt_clock_mono_ns();
+    if (now - self->last_telemetry_ns < self->telemetry_min_ns)
+        return;
+    self->last_telemetry_ns = now;
     Pacd__V1__Telemetry *t = pacd__v1__telemetry__unpack(NULL, self->work_len, self->work);
     if (!t)
         return;
@@ -708,6 +715,7 @@ foxglove_t *foxglove_new(const config_t *cfg, ingest_t *ingest, const char *robo
     self->ingest = ingest;
     pthread_mutex_init(&self->lock, NULL);
     self->n_channels = CH_CAMERA0 - 1 + cfg->n_cameras;
+    self->telemetry_min_ns = (int64_t)(0.5e9 / cfg->telemetry_rate_hz);
     if (cfg->n_cameras && cfg->foxglove_image_rate_hz > 0) {
         self->image_poll_us = (lws_usec_t)(1e6 / cfg->foxglove_image_rate_hz / 2);
         if (self->image_poll_us < 5000)

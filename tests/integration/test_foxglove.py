@@ -268,3 +268,16 @@ def test_off_by_default_and_loopback_only(daemon, tmp_path):
     r = subprocess.run([os.path.join(os.environ["PACD_BUILD_DIR"], "daemon", "pacd"),
                         "--check-config", d.config], capture_output=True, text=True)
     assert r.returncode != 0 and "[foxglove] bind = 0.0.0.0 is not a loopback" in r.stderr
+
+
+def test_port_in_use_is_refused_at_start(daemon):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(RuntimeError, match="cannot serve the Foxglove live view on "
+                                                "127.0.0.1 port %d" % port):
+            daemon(extra=foxglove_extra(port))
+    finally:
+        holder.close()
