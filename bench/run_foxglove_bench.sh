@@ -52,7 +52,7 @@ PACCTL="$BUILD/clients/pacctl --control tcp://127.0.0.1:15558"
 for _ in $(seq 100); do $PACCTL --timeout 200 status >/dev/null 2>&1 && break; sleep 0.1; done
 $PACCTL episode start >/dev/null
 
-field() { $PACCTL status --json | $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+field() { $PACCTL status --json 3>&- | $PY -c "import json,sys; print(json.load(sys.stdin)$1)" 3>&-; }
 
 for r in $(seq "$ROUNDS"); do
   # no viewer: a whole window of ticks without one
@@ -65,7 +65,7 @@ for r in $(seq "$ROUNDS"); do
   for v in $(seq "$VIEWERS"); do
     node tests/integration/foxglove_view.mjs "ws://127.0.0.1:$FGPORT" \
       $([ $((v % 2)) -eq 0 ] && echo foxglove.sdk.v1 || echo foxglove.websocket.v1) hold \
-      < "$TMP/hold-$r" > "$TMP/viewer-$r-$v.json" 2>>"$TMP/viewers.log" &
+      < "$TMP/hold-$r" > "$TMP/viewer-$r-$v.json" 2>>"$TMP/viewers.log" 3>&- &
     VPIDS+=($!)
     PIDS+=($!)
   done
