@@ -81,7 +81,7 @@ done
 $PACCTL episode stop >/dev/null || true
 
 $PY - "$TMP" "$ROUNDS" "$DURATION" "$PRIO" "$VIEWERS" <<'PYEOF'
-import json, os, sys
+import json, os, statistics, sys
 tmp, rounds, dur, prio, nv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 print("pacd live view benchmark: %s s phases at 20 Hz, sim Panda, MLP actor, camera 128x128, "
       "SCHED_%s; %d rounds of no viewer / %d Foxglove viewers (all channels, JPEG at 10 Hz)"
@@ -107,13 +107,12 @@ for r in range(1, rounds + 1):
             pass
     print("  round %d: the viewers decoded %d messages, %.1f MB" % (r, msgs, byts / 1e6))
 def med(k, f, p):
-    xs = sorted(st[f][p] for st in acc[k])
-    return xs[len(xs) // 2]
+    return statistics.median(st[f][p] for st in acc[k])
 for f in ("lateness", "loop"):
     parts = []
     for p in ("p50_us", "p99_us", "max_us"):
         a, b = med("none", f, p), med("viewers", f, p)
-        parts.append("%s %d -> %d us (x%.2f)" % (p[:-3], a, b, b / max(a, 1)))
+        parts.append("%s %.0f -> %.0f us (x%.2f)" % (p[:-3], a, b, b / max(a, 1)))
     print("  %-9s none -> %d viewers (median of rounds): %s" % (f, nv, ", ".join(parts)))
 last = acc["viewers"][-1]
 print("  live view: %d viewers accepted, %d dropped slow, %d dropped bad"

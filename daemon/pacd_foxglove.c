@@ -49,6 +49,7 @@ typedef struct fg_msg {
     struct fg_msg *next;
     size_t len;
     int binary;
+    int limited;              /* counted in the client's queue (all but the greeting) */
     unsigned char data[];
 } fg_msg_t;
 
@@ -57,7 +58,7 @@ typedef struct client {
     struct client *next;
     struct lws *wsi;
     fg_msg_t *head, *tail;
-    size_t queued;            /* bytes of message data queued */
+    size_t queued;            /* bytes queued, but the greeting's */
     int n_subs;
     uint32_t sub_id[FG_MAX_SUBS];
     int sub_channel[FG_MAX_SUBS];
@@ -136,15 +137,16 @@ static fg_msg_t *msg_new(size_t len, int binary)
     return m;
 }
 
-/* Queue m to c (taking it). Message data beyond the client's queue limit
- * drops the client: it does not read. */
-static void enqueue(foxglove_t *self, client_t *c, fg_msg_t *m)
+/* Queue m to c (taking it). A message beyond the client's queue limit drops
+ * the client: it does not read. `limited` = 0 only for the greeting
+ * (serverInfo, advertise), which is sent whatever the limit. */
+static void enqueue(foxglove_t *self, client_t *c, fg_msg_t *m, int limited)
 {
     if (c->dropping) {
         free(m);
         return;
     }
-    if (m->binary && c->queued + m->len > self->cfg->foxglove_send_queue_bytes) {
+    if (limited && c->queued + m->len > self->cfg->foxglove_send_queue_bytes) {
         free(m);
         char why[160];
         snprintf(why, sizeof why, "its send queue passed [foxglove] send_queue_kb = %zu (it "
@@ -157,18 +159,20 @@ static void enqueue(foxglove_t *self, client_t *c, fg_msg_t *m)
     else
         c->head = m;
     c->tail = m;
-    c->queued += m->len;
+    m->limited = limited;
+    if (limited)
+        c->queued += m->len;
     lws_callback_on_writable(c->wsi);
 }
 
-static void enqueue_text(foxglove_t *self, client_t *c, const char *text)
+static void enqueue_text(foxglove_t *self, client_t *c, const char *text, int limited)
 {
     size_t n = strlen(text);
     fg_msg_t *m = msg_new(n, 0);
     if (!m)
         return;
     memcpy(m->data + LWS_PRE, text, n);
-    enqueue(self, c, m);
+    enqueue(self, c, m, limited);
 }
 
 /* {"op":"status","level":L,"message":...} to c. */
@@ -177,7 +181,7 @@ static void send_status(foxglove_t *self, client_t *c, int level, const char *me
     json_t *j = json_pack("{s:s, s:i, s:s}", "op", "status", "level", level, "message", message);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (s)
-        enqueue_text(self, c, s);
+        enqueue_text(self, c, s, 1);
     free(s);
     json_decref(j);
 }
@@ -219,7 +223,7 @@ static void publish(foxglove_t *self, int channel, uint64_t log_time_ns, const u
                 p[5 + k] = (unsigned char)(log_time_ns >> (8 * k));
             memcpy(p + FG_HEADER, payload, len);
             count(&self->sent);
-            enqueue(self, c, m);
+            enqueue(self, c, m, 1);
             if (c->dropping)
                 break;
         }
@@ -564,8 +568,8 @@ static int fg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         journal_printf(LOG_INFO, "pacd: foxglove: viewer %s connected (%s, %d of at most %d)\n",
                        c->peer, lws_get_protocol(wsi)->name, self->n_clients,
                        self->cfg->foxglove_max_clients);
-        enqueue_text(self, c, self->server_info);
-        enqueue_text(self, c, self->advertise);
+        enqueue_text(self, c, self->server_info, 0);
+        enqueue_text(self, c, self->advertise, 0);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE: {
@@ -601,7 +605,8 @@ static int fg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         c->head = m->next;
         if (!c->head)
             c->tail = NULL;
-        c->queued -= m->len;
+        if (m->limited)
+            c->queued -= m->len;
         int n = lws_write(wsi, m->data + LWS_PRE, m->len,
                           m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         int short_write = n < (int)m->len;

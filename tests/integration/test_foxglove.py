@@ -232,6 +232,20 @@ def test_misbehaving_clients_are_cut_off(daemon):
                what="the viewer that does not read to be dropped", feed=feed)
     assert slow.closed_by_server() in (None, 1006, 1008, 1001)
     slow.close()
+    # one that never reads but keeps asking (unsupported ops): the status
+    # answers count against its queue too
+    chatty = RawPeer(port, rcvbuf=4096)
+    ask = json.dumps({"op": "getParameters", "parameterNames": ["x" * 200], "id": "q"}).encode()
+
+    def flood():
+        try:
+            for _ in range(200):
+                chatty.send_frame(ask)
+        except OSError:  # cut off (or its socket full): what is tested
+            pass
+    d.wait_for(lambda s: s.foxglove_clients_dropped_slow >= 2, timeout=60,
+               what="the viewer that asks but does not read to be dropped", feed=flood)
+    chatty.close()
     # unharmed: the loop ticks, a good viewer gets its data, the count is right
     before = d.client.status().tick_count
     out = view(port, "foxglove.websocket.v1", ["/pacd/telemetry", "/pacd/camera/front"], n=2,
@@ -239,7 +253,7 @@ def test_misbehaving_clients_are_cut_off(daemon):
     assert out["counts"]["/pacd/camera/front"] >= 2
     st = d.wait_for(lambda s: s.foxglove_clients == 0 and s.tick_count > before,
                     what="the viewers gone, the loop on")
-    assert st.foxglove_clients_dropped_bad == 3 and st.foxglove_clients_dropped_slow == 1
+    assert st.foxglove_clients_dropped_bad == 3 and st.foxglove_clients_dropped_slow == 2
     assert st.state == pb.IDLE and not st.fault
     # max_clients = 3: a fourth is refused while three are connected
     peers = [RawPeer(port) for _ in range(3)]
