@@ -89,7 +89,7 @@ print("pacd live view benchmark: %s s phases at 20 Hz, sim Panda, MLP actor, cam
 def row(label, st):
     lat, loop = st["lateness"], st["loop"]
     print("  %-16s lateness p50 %6d p99 %6d max %6d us | tick work p50 %5d p99 %5d max %6d us"
-          " | misses %d, viewers %d"
+          " | misses since start %d, viewers %d"
           % (label, lat["p50_us"], lat["p99_us"], lat["max_us"], loop["p50_us"], loop["p99_us"],
              loop["max_us"], st["deadline_misses"], st.get("foxglove_clients", 0)))
 acc = {"none": [], "viewers": []}
