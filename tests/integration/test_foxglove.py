@@ -6,6 +6,8 @@ are cut off while the loop and other viewers go on."""
 import base64
 import json
 import os
+import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -13,7 +15,7 @@ import subprocess
 import pytest
 
 import pacd_client
-from conftest import FrameFeeder, every, free_port, scaled, wait_until
+from conftest import FrameFeeder, free_port, scaled, wait_until
 
 pb = pacd_client.pb
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -295,3 +297,26 @@ def test_port_in_use_is_refused_at_start(daemon):
             daemon(extra=foxglove_extra(port))
     finally:
         holder.close()
+
+
+def test_live_view_under_the_units_process_restrictions(daemon):
+    """deploy/pacd.service's system call filter and address families
+    (unit_sandbox.py) let the live view serve a viewer; pacd exits 0."""
+    try:
+        import seccomp  # noqa: F401
+    except ImportError:
+        pytest.skip("python3-seccomp is not installed (the sandbox's system call filter)")
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (Debian: systemd)")
+    from test_unit_hardening import PY, SANDBOX, SANITIZER_ENV, UNIT
+    port = free_port()
+    d = daemon(wrap=[PY, SANDBOX, UNIT, "--"], env=SANITIZER_ENV,
+               extra=foxglove_extra(port, "image_rate_hz = 10\n") +
+               "[pacd]\nlock_memory = false\n")
+    feed = FrameFeeder(d.camera())
+    out = view(port, "foxglove.sdk.v1", ["/pacd/telemetry", "/pacd/camera/front"], n=2, feed=feed)
+    assert out["counts"]["/pacd/camera/front"] >= 2
+    d.signal(signal.SIGTERM)
+    rc = d.wait()
+    assert rc == 0, "pacd exited with %s (-31: SIGSYS, a system call the unit's filter does " \
+                    "not allow):\n%s" % (rc, d.stderr())
