@@ -6,7 +6,8 @@
  * answers Commands (forwarding them to the loop's command queue and waiting
  * for the loop's result), publishes Telemetry at [telemetry] rate_hz, and
  * drains the loop's event ring to stderr (journald) with sd-daemon priority
- * prefixes. It is the only consumer of the loop's status and events.
+ * prefixes. Each Telemetry it publishes also goes to the Foxglove live view
+ * (deps->foxglove, foxglove_offer_telemetry) when there is one. It is the only consumer of the loop's status and events.
  *
  * RELOAD (and SIGHUP through service_request_reload) loads a checkpoint on
  * this thread, checks it (its spec against the loop's, a test step on a
