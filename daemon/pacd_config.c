@@ -70,6 +70,14 @@ void config_defaults(config_t *cfg)
     cfg->telemetry_rate_hz = 10.0;
     cfg->telemetry_window_ticks = 200;
     snprintf(cfg->control_bind, sizeof cfg->control_bind, "tcp://127.0.0.1:5558");
+    cfg->foxglove_enabled = 0;
+    snprintf(cfg->foxglove_bind, sizeof cfg->foxglove_bind, "127.0.0.1");
+    cfg->foxglove_port = 8765;
+    cfg->foxglove_image_rate_hz = 5.0;
+    cfg->foxglove_image_jpeg = 1;
+    cfg->foxglove_jpeg_quality = 85;
+    cfg->foxglove_max_clients = 16;
+    cfg->foxglove_send_queue_bytes = 8u << 20;
 }
 
 static int set_str(char *dst, size_t n, const char *value);
@@ -552,6 +560,44 @@ static int handler(void *user, const char *section, const char *key, const char 
         if (parse_long(value, 10, 100000, &l))
             return fail(p, section, key, value, "expected 10..100000 ticks");
         c->telemetry_window_ticks = (int)l;
+    } else if (KEY("foxglove", "enabled")) {
+        if (parse_bool(value, &c->foxglove_enabled))
+            return fail(p, section, key, value, "expected true or false");
+    } else if (KEY("foxglove", "bind")) {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (strlen(value) >= sizeof c->foxglove_bind ||
+            (inet_pton(AF_INET, value, a) != 1 && inet_pton(AF_INET6, value, a) != 1))
+            return fail(p, section, key, value, "expected an IPv4 or IPv6 address, e.g. "
+                        "127.0.0.1 (loopback only), ::1 or 0.0.0.0");
+        snprintf(c->foxglove_bind, sizeof c->foxglove_bind, "%s", value);
+    } else if (KEY("foxglove", "port")) {
+        if (parse_long(value, 1, 65535, &l))
+            return fail(p, section, key, value, "expected 1..65535");
+        c->foxglove_port = (int)l;
+    } else if (KEY("foxglove", "image_rate_hz")) {
+        if (parse_double(value, 0.0, 60.0, &d))
+            return fail(p, section, key, value, "expected 0 (no images) .. 60 Hz");
+        c->foxglove_image_rate_hz = d;
+    } else if (KEY("foxglove", "image_format")) {
+        if (!strcmp(value, "jpeg"))
+            c->foxglove_image_jpeg = 1;
+        else if (!strcmp(value, "raw"))
+            c->foxglove_image_jpeg = 0;
+        else
+            return fail(p, section, key, value, "expected jpeg (foxglove.CompressedImage) or "
+                        "raw (foxglove.RawImage, rgb8)");
+    } else if (KEY("foxglove", "jpeg_quality")) {
+        if (parse_long(value, 1, 100, &l))
+            return fail(p, section, key, value, "expected 1..100");
+        c->foxglove_jpeg_quality = (int)l;
+    } else if (KEY("foxglove", "max_clients")) {
+        if (parse_long(value, 1, 256, &l))
+            return fail(p, section, key, value, "expected 1..256 connections");
+        c->foxglove_max_clients = (int)l;
+    } else if (KEY("foxglove", "send_queue_kb")) {
+        if (parse_long(value, 64, 1L << 20, &l))
+            return fail(p, section, key, value, "expected 64..1048576 KiB");
+        c->foxglove_send_queue_bytes = (size_t)l * 1024u;
     } else if (KEY("security", "server_secret_key") || KEY("security", "operator_keys") ||
                KEY("security", "monitor_keys") || KEY("security", "publisher_keys")) {
         char *dst = !strcmp(key, "server_secret_key") ? c->security_server_secret_key
@@ -607,6 +653,16 @@ static char *read_file(const char *path, int *err)
     if (buf)
         buf[len] = '\0';
     return buf;
+}
+
+/* [foxglove] bind is 127.0.0.0/8 or ::1. */
+static int foxglove_bind_loopback(const config_t *cfg)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, cfg->foxglove_bind, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, cfg->foxglove_bind, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* [security]: allow-lists need CURVE; a non-loopback tcp:// endpoint needs
@@ -840,6 +896,14 @@ static int parse_text(config_t *cfg, const char *path, char *err, size_t errlen)
     else
         snprintf(cfg->policy_sampling, sizeof cfg->policy_sampling, "deterministic");
     if (check_security(cfg, path, err, errlen) != 0) {
+        config_free(cfg);
+        return -EINVAL;
+    }
+    if (cfg->foxglove_enabled && !cfg->security_insecure && !foxglove_bind_loopback(cfg)) {
+        snprintf(err, errlen, "%s: [foxglove] bind = %s is not a loopback address and the live "
+                 "view has no authentication: bind 127.0.0.1 (reach it over an SSH tunnel, "
+                 "docs/monitoring.md) or, on a network you trust, set [security] insecure = "
+                 "true", path, cfg->foxglove_bind);
         config_free(cfg);
         return -EINVAL;
     }

@@ -110,6 +110,15 @@ typedef struct {
     int telemetry_window_ticks;   /* ticks the percentiles cover */
     /* [control] */
     char control_bind[CONFIG_PATH];
+    /* [foxglove] (docs/monitoring.md): the Foxglove WebSocket live view */
+    int foxglove_enabled;         /* serve it (default false) */
+    char foxglove_bind[64];       /* IPv4/IPv6 address literal; default 127.0.0.1 */
+    int foxglove_port;            /* TCP port, 1..65535 (8765) */
+    double foxglove_image_rate_hz;   /* camera images per second and camera; 0 = none */
+    int foxglove_image_jpeg;      /* 1: foxglove.CompressedImage (JPEG); 0: foxglove.RawImage */
+    int foxglove_jpeg_quality;    /* 1..100 */
+    int foxglove_max_clients;     /* connections beyond it are refused */
+    size_t foxglove_send_queue_bytes; /* a client with more queued is dropped (slow reader) */
     /* [security] (docs/security.md) */
     char security_server_secret_key[CONFIG_PATH]; /* pacd's secret certificate; "" = no CURVE */
     char security_operator_keys[CONFIG_PATH];  /* allow-list directories; "" = none */

@@ -18,6 +18,13 @@ typedef struct {
     uint8_t *pixels[3];
     rt_tbuf_t tb;
     size_t bytes;              /* width * height * 3 */
+    /* the live view's tap (ingest_viewer_frame): a second triple buffer, one
+     * non-RT reader; filled at most every viewer_interval_ns while wanted */
+    ingest_frame_t viewer_meta[3];
+    uint8_t *viewer_pixels[3];
+    rt_tbuf_t viewer_tb;
+    atomic_int viewer_wanted;
+    int64_t viewer_last_ns;
 } camera_slot_t;
 
 typedef struct {
@@ -44,6 +51,7 @@ struct ingest {
         rt_tbuf_t tb;
     } teleop;
     frame_decoder_t *decoder;  /* JPEG, resizing; owned by the ingest thread */
+    int64_t viewer_interval_ns;   /* > 0: the camera tap is on ([foxglove]) */
     pthread_t thread;
     int thread_started;
     atomic_int stop;
@@ -147,6 +155,17 @@ static void handle_camera(ingest_t *self, const char *topic, size_t topic_len,
     m->arrival_mono_ns = rt_clock_mono_ns();
     m->encoding = fi.encoding;
     rt_tbuf_publish(&slot->tb);
+    if (self->viewer_interval_ns > 0 &&
+        atomic_load_explicit(&slot->viewer_wanted, memory_order_relaxed) &&
+        m->arrival_mono_ns - slot->viewer_last_ns >= self->viewer_interval_ns) {
+        /* the live view's copy, at its image rate: the loop's buffers stay its own */
+        unsigned v = rt_tbuf_back(&slot->viewer_tb);
+        memcpy(slot->viewer_pixels[v], m->pixels, slot->bytes);
+        slot->viewer_meta[v] = *m;
+        slot->viewer_meta[v].pixels = slot->viewer_pixels[v];
+        rt_tbuf_publish(&slot->viewer_tb);
+        slot->viewer_last_ns = m->arrival_mono_ns;
+    }
     if (fi.resized)
         count(&self->frames_resized);
     count(&self->frames_received);
@@ -318,10 +337,14 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, auth_t *auth, int n_joi
     for (int i = 0; i < cfg->n_cameras; i++) {
         camera_slot_t *c = &self->cameras[i];
         rt_tbuf_init(&c->tb);
+        rt_tbuf_init(&c->viewer_tb);
         c->bytes = (size_t)cfg->cameras[i].width * (size_t)cfg->cameras[i].height * 3;
+        int viewer = cfg->foxglove_enabled && cfg->foxglove_image_rate_hz > 0;
         for (int k = 0; k < 3; k++) {
             c->pixels[k] = calloc(1, c->bytes);
-            if (!c->pixels[k]) {
+            if (viewer)
+                c->viewer_pixels[k] = calloc(1, c->bytes);
+            if (!c->pixels[k] || (viewer && !c->viewer_pixels[k])) {
                 snprintf(err, errlen, "out of memory for camera '%s' buffers",
                          cfg->cameras[i].name);
                 ingest_destroy(&self);
@@ -329,6 +352,8 @@ ingest_t *ingest_new(const config_t *cfg, void *zmq_ctx, auth_t *auth, int n_joi
             }
         }
     }
+    if (cfg->foxglove_enabled && cfg->foxglove_image_rate_hz > 0)
+        self->viewer_interval_ns = (int64_t)(1e9 / cfg->foxglove_image_rate_hz);
     int any_resize = 0;
     for (int i = 0; i < cfg->n_cameras; i++)
         any_resize |= cfg->cameras[i].resize;
@@ -389,8 +414,10 @@ void ingest_destroy(ingest_t **self_p)
     if (self->state_mon)
         zmq_close(self->state_mon);
     for (int i = 0; i < CONFIG_MAX_CAMERAS; i++) {
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3; k++) {
             free(self->cameras[i].pixels[k]);
+            free(self->cameras[i].viewer_pixels[k]);
+        }
     }
     frame_decoder_destroy(&self->decoder);
     free(self);
@@ -449,6 +476,22 @@ int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_t
     if (info)
         *info = self->reward.value[i].info;
     return 1;
+}
+
+void ingest_viewer_want(ingest_t *self, int index, int want)
+{
+    if (self && index >= 0 && index < self->n_cameras)
+        atomic_store_explicit(&self->cameras[index].viewer_wanted, want, memory_order_relaxed);
+}
+
+const ingest_frame_t *ingest_viewer_frame(ingest_t *self, int index)
+{
+    if (!self || self->viewer_interval_ns <= 0 || index < 0 || index >= self->n_cameras)
+        return NULL;
+    camera_slot_t *c = &self->cameras[index];
+    int is_new;
+    int i = rt_tbuf_acquire_new(&c->viewer_tb, &is_new);
+    return i < 0 || !is_new ? NULL : &c->viewer_meta[i];
 }
 
 void ingest_get_stats(ingest_t *self, ingest_stats_t *s)

@@ -112,6 +112,17 @@ int ingest_latest_teleop(ingest_t *self, ingest_teleop_t *out);
 int ingest_take_reward(ingest_t *self, float *reward, float *discount, int *is_terminal,
                        ingest_task_info_t *info);
 
+/* The live view's camera tap ([foxglove] enabled with image_rate_hz > 0,
+ * docs/monitoring.md). While camera `index` is wanted, the ingest thread
+ * copies an accepted frame into a second set of three buffers at most
+ * image_rate_hz times a second; the control loop's buffers are not touched.
+ * ingest_viewer_want: any thread. ingest_viewer_frame: one non-RT consumer
+ * (the live view's thread): the newest tapped frame if it is new since the
+ * last call, else NULL (also when the tap is off); valid until the next call
+ * with the same index. */
+void ingest_viewer_want(ingest_t *self, int index, int want);
+const ingest_frame_t *ingest_viewer_frame(ingest_t *self, int index);
+
 /* Snapshot of the counters. Any thread. */
 void ingest_get_stats(ingest_t *self, ingest_stats_t *stats);
 

@@ -1504,6 +1504,17 @@ static void command_phase(loop_t *self, tick_t *t)
 static void record_tick(loop_t *self, const tick_t *t)
 {
     self->st.action_dim = t->cmd.n;
+    self->st.action_space = (int)t->cmd.space;
+    if (t->stepped) { /* the step finish_record put in self->rec */
+        const logger_step_t *r = &self->rec;
+        self->st.has_step = 1;
+        self->st.step_policy_dim = r->policy_action_dim;
+        memcpy(self->st.step_policy_action, r->policy_action, sizeof r->policy_action);
+        self->st.step_teleop_dim = r->teleop_dim;
+        memcpy(self->st.step_teleop_action, r->teleop_action, sizeof r->teleop_action);
+        self->st.step_reward = r->reward;
+        self->st.step_discount = r->discount;
+    }
     for (int i = 0; i < t->cmd.n && i < HAL_MAX_ACTION; i++)
         self->st.last_action[i] = t->hold ? 0.0f : (float)t->cmd.values[i];
     if (t->inference_ns > 0) { /* keep the last Q the policy reported */

@@ -132,6 +132,14 @@ typedef struct {
     double task_info_value[LOGGER_MAX_TASK_INFO];
     char model_sha256[65];              /* sha256 of the checkpoint the loop runs */
     uint64_t models_swapped;            /* checkpoints swapped in (loop_offer_policy) */
+    int action_space;                   /* of last_action (pacd.v1.ActionSpace numbering) */
+    /* the last episode step (has_step = 0 until one was made) */
+    int has_step;
+    int step_policy_dim;
+    float step_policy_action[POLICY_MAX_ACTION];
+    int step_teleop_dim;
+    float step_teleop_action[LOGGER_MAX_ACTION];
+    float step_reward, step_discount;
 } loop_status_t;
 
 /* Events the loop reports; the service thread turns them into log lines. */

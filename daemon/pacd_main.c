@@ -17,6 +17,7 @@
 #include "pacd_auth.h"
 #include "pacd_cert.h"
 #include "pacd_config.h"
+#include "pacd_foxglove.h"
 #include "pacd_ingest.h"
 #include "log_writer.h"
 #include "pacd_journal.h"
@@ -209,6 +210,7 @@ int main(int argc, char **argv)
     ingest_t *ingest = NULL;
     loop_t *loop = NULL;
     service_t *service = NULL;
+    foxglove_t *foxglove = NULL;
     /* the ZAP handler is bound before any socket: libzmq admits every key
      * when none is */
     auth_t *auth = auth_new(&cfg, zctx, err, sizeof err);
@@ -288,8 +290,18 @@ int main(int argc, char **argv)
             journal_printf(LOG_INFO, "pacd: the control loop runs SCHED_FIFO, priority %d\n", prio);
         /* otherwise the loop's LOOP_EV_RT_FALLBACK event says why, loudly */
     }
+    if (cfg.foxglove_enabled) {
+        /* the live view: its own thread, fed by the service and the ingest tap */
+        foxglove = foxglove_new(&cfg, ingest, robot->name, err, sizeof err);
+        if (!foxglove)
+            goto out;
+        journal_printf(LOG_INFO, "pacd: Foxglove live view on ws://%s%s%s:%d (docs/monitoring.md)\n",
+                       strchr(cfg.foxglove_bind, ':') ? "[" : "", cfg.foxglove_bind,
+                       strchr(cfg.foxglove_bind, ':') ? "]" : "", cfg.foxglove_port);
+    }
     service_deps_t sd = {.cfg = &cfg, .loop = loop, .hal = hal, .ingest = ingest, .logger = logger,
-                         .zmq_ctx = zctx, .auth = auth, .robot = robot->name};
+                         .zmq_ctx = zctx, .auth = auth, .robot = robot->name,
+                         .foxglove = foxglove};
     service = service_new(&sd, err, sizeof err);
     if (!service)
         goto out;
@@ -326,6 +338,7 @@ out:
         journal_printf(LOG_ERR, "pacd: %s\n", err);
     loop_stop(loop);               /* ends the episode, holds the arm */
     service_destroy(&service);     /* after the loop: drains its last events */
+    foxglove_destroy(&foxglove);   /* after the service that feeds it */
     if (loop)                      /* the one it ran last (a reload may have swapped it) */
         policy = loop_policy(loop);
     loop_destroy(&loop);

@@ -215,6 +215,21 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->safety_clamps = st->safety_clamps;
     t->n_last_action = (size_t)st->action_dim;
     t->last_action = st->last_action;
+    t->action_space = (Pacd__V1__ActionSpace)st->action_space;
+    t->has_step = st->has_step;
+    t->n_step_policy_action = (size_t)st->step_policy_dim;
+    t->step_policy_action = st->step_policy_action;
+    t->n_step_teleop_action = (size_t)st->step_teleop_dim;
+    t->step_teleop_action = st->step_teleop_action;
+    t->step_reward = st->step_reward;
+    t->step_discount = st->step_discount;
+    foxglove_stats_t fs;
+    foxglove_get_stats(self->d.foxglove, &fs);
+    t->foxglove_clients = (uint32_t)fs.clients;
+    t->foxglove_clients_accepted = fs.clients_accepted;
+    t->foxglove_clients_refused = fs.clients_refused;
+    t->foxglove_clients_dropped_slow = fs.clients_dropped_slow;
+    t->foxglove_clients_dropped_bad = fs.clients_dropped_bad;
     t->time_unix_ns = rt_clock_unix_ns();
     t->robot = (char *)self->d.robot;
     t->backend = self->d.cfg->shadow ? "shadow" : (char *)self->d.cfg->backend;
@@ -267,6 +282,7 @@ static void publish_telemetry(service_t *self)
     pacd__v1__telemetry__pack(&tm.t, buf);
     zmq_send(self->pub, "telemetry", 9, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(self->pub, buf, n, ZMQ_DONTWAIT);
+    foxglove_offer_telemetry(self->d.foxglove, buf, n); /* the live view's copy */
     free(buf);
 
     /* systemd STATUS= on change */

@@ -6,7 +6,8 @@
  * answers Commands (forwarding them to the loop's command queue and waiting
  * for the loop's result), publishes Telemetry at [telemetry] rate_hz, and
  * drains the loop's event ring to stderr (journald) with sd-daemon priority
- * prefixes. It is the only consumer of the loop's status and events.
+ * prefixes. Each Telemetry it publishes also goes to the Foxglove live view
+ * (deps->foxglove, foxglove_offer_telemetry) when there is one. It is the only consumer of the loop's status and events.
  *
  * RELOAD (and SIGHUP through service_request_reload) loads a checkpoint on
  * this thread, checks it (its spec against the loop's, a test step on a
@@ -24,6 +25,7 @@
 
 #include "pacd_auth.h"
 #include "pacd_config.h"
+#include "pacd_foxglove.h"
 #include "pacd_ingest.h"
 #include "log_writer.h"
 #include "pacd_loop.h"
@@ -39,6 +41,7 @@ typedef struct {
     void *zmq_ctx;
     auth_t *auth;               /* security of the sockets; NULL = none */
     const char *robot;
+    foxglove_t *foxglove;       /* the live view, fed each Telemetry; NULL = off */
 } service_deps_t;
 
 /* Bind the telemetry and control sockets and start the thread. If

@@ -9,6 +9,7 @@ apt-get install -y -qq --no-install-recommends \
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler \
   libopenblas-dev libblis-dev libsystemd-dev libjansson-dev libinih-dev libcmocka-dev \
   libturbojpeg0-dev libswscale-dev libssl-dev zlib1g-dev rt-tests stress-ng python3-pil \
+  libwebsockets-dev libprotobuf-dev \
   libmujoco-dev libmujoco-samples libhdf5-dev libegl-dev libgl1-mesa-dri libegl-mesa0 python3-h5py \
   python3 python3-torch python3-numpy python3-zmq python3-protobuf python3-pytest \
   python3-matplotlib python3-tqdm python3-seccomp clang libclang-rt-14-dev >/dev/null
@@ -16,7 +17,8 @@ apt-get install -y -qq --no-install-recommends \
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
-# the independent MCAP reader used by the tests (@mcap/core, protobufjs)
+# the independent MCAP reader and the Foxglove viewer used by the tests (@mcap/core,
+# protobufjs, @foxglove/ws-protocol, ws)
 if [ -f tests/integration/package.json ]; then
   npm ci --prefix tests/integration --no-audit --no-fund --ignore-scripts >/dev/null
 fi

@@ -11,6 +11,13 @@
 extern const unsigned char pacd_proto_descriptor_set[];
 extern const size_t pacd_proto_descriptor_set_len;
 
+/* Serialized FileDescriptorSet of proto/foxglove_image.proto (messages
+ * foxglove.CompressedImage and foxglove.RawImage, with
+ * google/protobuf/timestamp.proto): the schema of the Foxglove live view's
+ * camera channels (daemon/pacd_foxglove.c). Immutable. */
+extern const unsigned char pacd_foxglove_image_descriptor_set[];
+extern const size_t pacd_foxglove_image_descriptor_set_len;
+
 /* The one RobotState encoding (the mujoco backend's state socket, the
  * episode logs' robot_state channel): fill *m, and *pose it points to, from
  * a robot state. q, dq: n_joints each (rad, rad/s), borrowed by *m, not

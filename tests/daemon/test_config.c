@@ -208,6 +208,56 @@ static void test_disk_guard_keys(void **state)
     config_free(&c);
 }
 
+/* [foxglove] (the live view): defaults, values, refusals */
+static void test_foxglove_keys(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    const char *p = write_tmp("fg.conf", "[policy]\ncheckpoint = x\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.foxglove_enabled, 0);
+    assert_string_equal(c.foxglove_bind, "127.0.0.1");
+    assert_int_equal(c.foxglove_port, 8765);
+    assert_true(c.foxglove_image_rate_hz == 5.0);
+    assert_int_equal(c.foxglove_image_jpeg, 1);
+    assert_int_equal(c.foxglove_max_clients, 16);
+    assert_int_equal(c.foxglove_send_queue_bytes, 8u << 20);
+    config_free(&c);
+    p = write_tmp("fg2.conf", "[policy]\ncheckpoint = x\n[foxglove]\nenabled = true\n"
+                              "bind = ::1\nport = 9000\nimage_rate_hz = 0\nimage_format = raw\n"
+                              "jpeg_quality = 50\nmax_clients = 2\nsend_queue_kb = 64\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.foxglove_enabled, 1);
+    assert_string_equal(c.foxglove_bind, "::1");
+    assert_int_equal(c.foxglove_port, 9000);
+    assert_true(c.foxglove_image_rate_hz == 0.0);
+    assert_int_equal(c.foxglove_image_jpeg, 0);
+    assert_int_equal(c.foxglove_jpeg_quality, 50);
+    assert_int_equal(c.foxglove_max_clients, 2);
+    assert_int_equal(c.foxglove_send_queue_bytes, 64u * 1024u);
+    config_free(&c);
+    const char *ck = "[policy]\ncheckpoint = x\n";
+    char buf[512];
+#define BAD(extra, needle)                                   \
+    snprintf(buf, sizeof buf, "%s%s", ck, extra);            \
+    expect_error(buf, -EINVAL, needle)
+    BAD("[foxglove]\nbind = localhost\n", "IPv4 or IPv6 address");
+    BAD("[foxglove]\nport = 0\n", "1..65535");
+    BAD("[foxglove]\nimage_rate_hz = 100\n", "0 (no images) .. 60 Hz");
+    BAD("[foxglove]\nimage_format = png\n", "jpeg (foxglove.CompressedImage)");
+    BAD("[foxglove]\nmax_clients = 0\n", "1..256");
+    BAD("[foxglove]\nsend_queue_kb = 1\n", "64..1048576 KiB");
+    BAD("[foxglove]\nenabled = true\nbind = 0.0.0.0\n", "[foxglove] bind = 0.0.0.0 is not a "
+        "loopback");
+#undef BAD
+    /* a non-loopback bind is allowed with insecure = true, and while it is off */
+    p = write_tmp("fg3.conf", "[policy]\ncheckpoint = x\n[foxglove]\nenabled = true\n"
+                              "bind = 0.0.0.0\n[security]\ninsecure = true\n");
+    assert_int_equal(config_load(&c, p, err, sizeof err), 0);
+    config_free(&c);
+}
+
 /* [ingest] max_frame_pixels: default 2048 x 2048, range, and every camera must fit */
 static void test_max_frame_pixels(void **state)
 {
@@ -565,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_hal_options),
         cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_foxglove_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
