@@ -863,6 +863,14 @@ static void limit_file_size(fsize_limit_t *saved, rlim_t bytes)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
 }
 
+/* A file-size limit that the episode file's start (MCAP header and the three
+ * schema records, each holding pacd.proto's whole descriptor set) fits in,
+ * with room for a few steps but far less than a 60-step episode. */
+static rlim_t limit_past_header(void)
+{
+    return (rlim_t)(3 * pacd_proto_descriptor_set_len + 6 * 1024);
+}
+
 static void restore_file_size(const fsize_limit_t *saved)
 {
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved->old), 0);
@@ -885,7 +893,7 @@ static void test_write_error_mid_episode(void **state)
     fixture_t *f = *state;
     f->lg = make_logger(f, "efbig", 8, 2, FRAME_BYTES);
     fsize_limit_t saved;
-    limit_file_size(&saved, 24 * 1024);
+    limit_file_size(&saved, limit_past_header());
     push_episode(f->lg, "too-big", 60);
     restore_file_size(&saved);
 
@@ -923,7 +931,7 @@ static void test_episode_failed_flag(void **state)
     assert_int_equal(logger_episode_failed(f->lg), 0);
     assert_int_equal(logger_episode_failed(NULL), 0);
     fsize_limit_t saved;
-    limit_file_size(&saved, 24 * 1024);
+    limit_file_size(&saved, limit_past_header());
 
     logger_episode_t ep;
     fill_episode(&ep, "fills-the-disk");
