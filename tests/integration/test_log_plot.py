@@ -11,7 +11,11 @@ import pytest
 from PIL import Image
 
 import pacd_client
-from conftest import BUILD, Daemon, FrameFeeder, pacctl, scaled
+from conftest import BUILD, MAX_AGE_MS, Daemon, FrameFeeder, pacctl, scaled
+
+# the second episode's length: 5 fed steps, then room for the paused camera's
+# frame to age past max_age_ms (20 steps a second) and for 20 more steps
+SECOND_STEPS = 5 + MAX_AGE_MS // 50 + 20
 
 pb = pacd_client.pb
 
@@ -21,8 +25,8 @@ PANDA_Q_MIN = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]  #
 
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory, example_checkpoint):
-    """Two episodes of the sim Panda: 30 steps, then 40 steps with the camera
-    paused for a while in the middle (stale, held steps)."""
+    """Two episodes of the sim Panda: 30 steps, then SECOND_STEPS steps with
+    the camera paused for a while in the middle (stale, held steps)."""
     tmp = tmp_path_factory.mktemp("plot")
     d = Daemon(tmp, example_checkpoint)
     try:
@@ -31,11 +35,12 @@ def episodes(tmp_path_factory, example_checkpoint):
         d.wait_for(lambda s: s.frames_received >= 2, feed=feed, what="frames flowing")
         assert d.client.start_episode(max_steps=30).ok
         d.wait_for(lambda s: s.state == pb.IDLE and s.step == 30, feed=feed, what="30 steps")
-        assert d.client.start_episode(max_steps=40).ok
+        assert d.client.start_episode(max_steps=SECOND_STEPS).ok
         st = d.wait_for(lambda s: s.state == pb.RUNNING and s.step >= 5, feed=feed, what="5 steps")
         base = st.stale_steps
-        d.wait_for(lambda s: s.stale_steps >= base + 3 or s.state == pb.IDLE, what="stale steps")
-        d.wait_for(lambda s: s.state == pb.IDLE and s.step == 40, feed=feed, what="40 steps")
+        d.wait_for(lambda s: s.stale_steps >= base + 3, what="stale steps")
+        d.wait_for(lambda s: s.state == pb.IDLE and s.step == SECOND_STEPS, feed=feed,
+                   what="the second episode's end")
     except Exception:
         print(d.stderr())
         raise
@@ -121,7 +126,7 @@ def test_plot_one_episode_and_compare_two(episodes, tmp_path):
     a, b = json.loads(dump2.read_text())["episodes"]
     check_series(a, first)
     steps = check_series(b, second)
-    assert len(a["steps"]) == 30 and len(b["steps"]) == 40
+    assert len(a["steps"]) == 30 and len(b["steps"]) == SECOND_STEPS
     # the paused camera made stale, held steps: they are marked
     assert len(b["stale_steps"]) >= 3 and set(b["stale_steps"]) <= set(b["held_steps"])
     assert steps[-1]["is_last"]
