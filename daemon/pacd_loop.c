@@ -90,6 +90,9 @@ struct loop {
                                               output, or in teleop mode the
                                               teleoperator's */
     float policy_action[POLICY_MAX_ACTION]; /* teleop mode: what the policy output */
+    float decision[POLICY_MAX_ACTION];     /* the policy's action held for the periods
+                                              left of its decision (spec->action_repeat) */
+    int decision_left;                     /* periods the decision is still held for */
     ingest_teleop_t teleop;                /* this tick's newest teleoperator action */
     int64_t episode_start_ns;              /* CLOCK_MONOTONIC, when the episode began:
                                               orders arrivals (not an age) */
@@ -584,6 +587,7 @@ static void begin_episode(loop_t *self, const loop_cmd_t *c)
     memcpy(self->episode_id, c->episode_id, sizeof self->episode_id);
     self->episode_id[LOOP_EPISODE_ID - 1] = '\0';
     self->in_episode = 1;
+    self->decision_left = 0;
     self->episode_start_ns = rt_clock_mono_ns();
     self->have_task = 0; /* only a task read in this episode counts */
     self->step = 0;
@@ -1023,23 +1027,39 @@ static void begin_step(loop_t *self, tick_t *t)
  * self->policy_action, and the teleoperator's action into self->action). */
 static void policy_phase(loop_t *self, tick_t *t)
 {
-    policy_observation_t ob = {.values = self->obs, .images = self->images,
-                               .task_id = self->task_id};
-    policy_extra_t extra = {0};
-    int64_t t0 = rt_clock_mono_ns();
-    if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
-        /* a non-finite observation or network output: let the safety
-         * filter see a non-finite action, so it holds and counts it */
-        for (int i = 0; i < self->spec->action_dim; i++)
-            self->action[i] = NAN;
+    size_t n = sizeof(float) * (size_t)self->spec->action_dim;
+    if (self->decision_left > 0) {
+        /* a decision of several periods (checkpoint action "repeat"): its
+         * action again, through the safety filter like any other; no policy
+         * step this period (inference_ns 0, no Q) */
+        self->decision_left--;
+        memcpy(self->action, self->decision, n);
+        t->inference_ns = 0;
+        t->has_q = 0;
+    } else {
+        policy_observation_t ob = {.values = self->obs, .images = self->images,
+                                   .task_id = self->task_id};
+        policy_extra_t extra = {0};
+        int64_t t0 = rt_clock_mono_ns();
+        if (policy_step(self->d.policy, &ob, self->action, &extra) != 0) {
+            /* a non-finite observation or network output: let the safety
+             * filter see a non-finite action, so it holds and counts it;
+             * the next period decides again */
+            for (int i = 0; i < self->spec->action_dim; i++)
+                self->action[i] = NAN;
+        } else if (self->spec->action_repeat > 1) {
+            memcpy(self->decision, self->action, n);
+            self->decision_left = self->spec->action_repeat - 1;
+        }
+        t->inference_ns = rt_clock_mono_ns() - t0;
+        if (t->inference_ns <= 0)
+            t->inference_ns = 1; /* "the policy ran" (a coarse clock could read 0) */
+        t->has_q = extra.has_q_value;
+        t->q = extra.q_value;
     }
-    t->inference_ns = rt_clock_mono_ns() - t0;
-    t->has_q = extra.has_q_value;
-    t->q = extra.q_value;
     if (self->cfg->teleop) {
         /* the teleoperator's action is executed; the policy's is logged
          * beside it (teleop_input checked its space and size) */
-        size_t n = sizeof(float) * (size_t)self->spec->action_dim;
         memcpy(self->policy_action, self->action, n);
         memcpy(self->action, self->teleop.values, n);
     }
@@ -1585,6 +1605,7 @@ static int tick(loop_t *self, tick_t *t, int stopping)
             safety_phase(self, t);
         } else {
             self->st.stale_steps++;
+            self->decision_left = 0; /* after stale input the policy decides afresh */
         }
         if (t->hold)
             hold_command(t);

@@ -310,9 +310,9 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
     json_t *val;
     json_object_foreach(root, key, val) {
         if (strcmp(key, "space") && strcmp(key, "dim") && strcmp(key, "low") &&
-            strcmp(key, "high")) {
+            strcmp(key, "high") && strcmp(key, "repeat")) {
             pacd_errf(err, errlen, "%s: metadata 'pacd.action': unknown key '%s' (known: "
-                      "space, dim, low, high)", path, key);
+                      "space, dim, low, high, repeat)", path, key);
             goto out;
         }
     }
@@ -326,6 +326,18 @@ static int parse_action(const char *path, const char *text, policy_spec_t *spec,
     }
     spec->action_dim = (int)json_integer_value(dim);
     int d = spec->action_dim;
+    json_t *repeat = json_object_get(root, "repeat");
+    spec->action_repeat = 1;
+    if (repeat) {
+        if (!json_is_integer(repeat) || json_integer_value(repeat) < 1 ||
+            json_integer_value(repeat) > POLICY_MAX_ACTION_REPEAT) {
+            pacd_errf(err, errlen, "%s: metadata 'pacd.action': \"repeat\" must be an integer "
+                      "in [1, %d] (control periods each action is held for)", path,
+                      POLICY_MAX_ACTION_REPEAT);
+            goto out;
+        }
+        spec->action_repeat = (int)json_integer_value(repeat);
+    }
     if (space && strcmp(space, "joint_velocity") == 0) {
         spec->action_space = POLICY_ACTION_JOINT_VELOCITY;
     } else if (space && strcmp(space, "joint_velocity_gripper") == 0 && d >= 2) {

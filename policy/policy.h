@@ -21,6 +21,7 @@
 #define POLICY_MAX_FIELDS 32
 #define POLICY_MAX_NAME 64
 #define POLICY_MAX_ACTION 16
+#define POLICY_MAX_ACTION_REPEAT 100 /* 5 s at 20 Hz */
 #define POLICY_MAX_DIMS 4
 
 typedef struct policy policy_t;
@@ -98,6 +99,11 @@ typedef struct {
     policy_action_space_t action_space;
     float action_low[POLICY_MAX_ACTION];   /* bounds of the action spec, per dimension */
     float action_high[POLICY_MAX_ACTION];
+    /* Control periods each action is held for ("repeat" in pacd.action,
+     * 1..POLICY_MAX_ACTION_REPEAT, default 1): the loop runs the policy on
+     * the first period of a decision and executes the same action, through
+     * the safety filter, on the following repeat - 1 periods. */
+    int action_repeat;
     char robot[POLICY_MAX_NAME];           /* robot the checkpoint was trained for, "" = any */
     char sha256[65];                       /* hex digest of the whole checkpoint file */
     int has_critic;                        /* policy_step also reports Q (PAC critic) */

@@ -89,6 +89,7 @@ static int print_spec(const policy_t *p)
     json_object_set_new(root, "blas_core", json_string(nn_blas_corename()));
     json_object_set_new(root, "kernel", json_string(policy_kernel(p)));
     json_object_set_new(root, "has_critic", json_boolean(s->has_critic));
+    json_object_set_new(root, "action_repeat", json_integer(s->action_repeat));
     json_object_set_new(root, "task_kind", json_integer(s->task_kind));
     json_object_set_new(root, "task_count", json_integer(s->task_count));
     json_object_set_new(root, "task_dim", json_integer(s->task_dim));

@@ -169,3 +169,55 @@ def test_pac_sampling_is_seeded_and_logged(daemon, pac_checkpoint):
     doc = node_read(d.logs()[0])
     meta = {m["name"]: m["metadata"] for m in doc["metadata"]}["pacd"]
     assert meta["policy_sampling"] == "sample temperature=0.5 seed=11"
+
+
+def with_action_repeat(src, out, repeat):
+    """A copy of checkpoint `src` whose pacd.action says "repeat": repeat."""
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(SRC, "policy", "torch"))
+    from pacd_torch import safetensors
+    tensors, meta = safetensors.read(src)
+    action = json.loads(meta["pacd.action"])
+    action["repeat"] = repeat
+    meta["pacd.action"] = json.dumps(action)
+    safetensors.write(str(out), tensors, meta)
+    return str(out)
+
+
+def test_action_repeat_holds_each_decision(daemon, pac_checkpoint, tmp_path):
+    """A checkpoint with "repeat": 3 runs the policy on the first period of
+    each decision and executes that action on the next two (inference 0, no
+    Q); a stale step ends a decision early. Sampling at temperature 1 makes
+    consecutive decisions differ, so a loop that ran the policy every period
+    would fail this."""
+    ckpt = with_action_repeat(pac_checkpoint, tmp_path / "pac-r3.safetensors", 3)
+    d = daemon(checkpoint=ckpt, cameras=("front", "wrist"),
+               extra="[policy]\nsample = true\ntemperature = 1\nseed = 5\n")
+    feed = TwoCameras(d)
+    d.client.start_episode(max_steps=14)
+    d.wait_for(lambda s: s.state == pb.IDLE and s.step == 14, feed=feed, timeout=60,
+               what="14 steps")
+    d.stop()
+    steps = cat_steps(d.logs()[0])
+    assert len(steps) == 14
+    left, decision, decisions, held = 0, None, [], 0
+    for s in steps:
+        if s.get("stale"):
+            left = 0
+            continue
+        if left > 0:
+            assert s.get("inference_us", 0) == 0, s
+            assert "q_value" not in s, s
+            assert s["policy_action"] == pytest.approx(decision, abs=1e-6), s
+            left -= 1
+            held += 1
+        else:
+            assert s.get("inference_us", 0) > 0, s
+            assert "q_value" in s, s
+            decision = s["policy_action"]
+            decisions.append(decision)
+            left = 2
+    assert held >= 6 and len(decisions) >= 3, (held, len(decisions))
+    assert any(a != pytest.approx(b, abs=1e-6) for a, b in zip(decisions, decisions[1:])), \
+        "sampled decisions should differ"

@@ -149,6 +149,20 @@ def test_n_step_returns_hand_case():
 
 
 @pure_python
+def test_repeated_actions_hand_case():
+    # the same two episodes: rows 0-3 and 4-5; actions [M, 2]
+    nxt = np.array([1, 2, 3, 6, 5, 7])
+    acts = np.array([[0, 1], [2, 1], [4, -1], [6, -1], [1, 0], [3, 0]], np.float32)
+    np.testing.assert_allclose(ptrain.repeated_actions(nxt, acts, 1), acts)
+    # k = 3: the mean of rows i .. i+2 within the episode (fewer at its end)
+    np.testing.assert_allclose(ptrain.repeated_actions(nxt, acts, 3),
+                               [[2, 1 / 3], [4, -1 / 3], [5, -1], [6, -1], [2, 0], [3, 0]],
+                               atol=1e-6)
+    with pytest.raises(ValueError):
+        ptrain.repeated_actions(nxt, acts, 0)
+
+
+@pure_python
 def test_improvement_weights_hand_case():
     eta = 0.5
     # exp(q / eta) = 1, 3, 6 -> weights 0.1, 0.3, 0.6
@@ -552,6 +566,18 @@ def test_cli_writes_checkpoint_and_plot(tmp_path, eval_exe, e2e_data, capsys):
     spec = json.loads(subprocess.run([str(eval_exe), "--spec", str(out)], capture_output=True,
                                      check=True).stdout)
     assert spec["has_critic"] is True
+    # --action-repeat: the checkpoint tells pacd to hold each action 3 periods,
+    # and the data set's spec (rows are periods) still matches the behaviour's
+    out3 = tmp_path / "r3.safetensors"
+    rc = ptrain.main(["--data", str(e2e_data), "--algo", "bc", "--size", "tiny", "--steps", "5",
+                      "--threads", "1", "--action-repeat", "3", "--quiet", "--out", str(out3)])
+    assert rc == 0
+    _, meta3 = pexport.load(str(out3))
+    assert json.loads(meta3["pacd.action"])["repeat"] == 3
+    assert json.loads(meta3["pacd.training"])["hyperparameters"]["action_repeat"] == 3
+    spec3 = json.loads(subprocess.run([str(eval_exe), "--spec", str(out3)], capture_output=True,
+                                      check=True).stdout)
+    assert spec3["action_repeat"] == 3
     # a data set without successes: filtered BC refuses with a message
     path = tmp_path / "fail.hdf5"
     pds.write(path, synthetic_episodes(3, 8, ACTION, cams=[("agentview", (16, 16))],

@@ -315,12 +315,40 @@ static void test_bad_metadata_values(void **state)
         { "pacd.action", "{\"space\": \"joint_velocity\", \"dim\": 2, \"low\": [-1], "
           "\"high\": [1, 2]}", "'pacd.action'", "\"low\" must be an array of 2" },
         { "pacd.action", "not json", "'pacd.action'", "not a JSON object" },
+        { "pacd.action", "{\"space\": \"joint_velocity\", \"dim\": 2, \"low\": [-1, 0], "
+          "\"high\": [1, 2], \"repeat\": 0}", "'pacd.action'", "\"repeat\" must be an integer" },
+        { "pacd.action", "{\"space\": \"joint_velocity\", \"dim\": 2, \"low\": [-1, 0], "
+          "\"high\": [1, 2], \"repeat\": 101}", "'pacd.action'", "in [1, 100]" },
+        { "pacd.action", "{\"space\": \"joint_velocity\", \"dim\": 2, \"low\": [-1, 0], "
+          "\"high\": [1, 2], \"repeat\": 2.5}", "'pacd.action'", "\"repeat\" must be an integer" },
+        { "pacd.action", "{\"space\": \"joint_velocity\", \"dim\": 2, \"low\": [-1, 0], "
+          "\"high\": [1, 2], \"hold\": 2}", "'pacd.action'", "unknown key 'hold'" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fx_opts_t o = { .meta_key = cases[i].key, .meta_value = cases[i].value };
         assert_int_equal(fx_write_mlp(c->path, &o), 0);
         expect_load_error(c, cases[i].n1, cases[i].n2);
     }
+}
+
+/* "repeat" in pacd.action: absent -> 1, an integer -> that many periods. */
+static void test_action_repeat(void **state)
+{
+    ctx_t *c = *state;
+    assert_int_equal(fx_write_mlp(c->path, NULL), 0);
+    policy_t *p = policy_load(c->path, NULL, c->err, sizeof c->err);
+    assert_non_null(p);
+    assert_int_equal(policy_spec(p)->action_repeat, 1);
+    policy_destroy(&p);
+    fx_opts_t o = { .meta_key = "pacd.action",
+                    .meta_value = "{\"space\": \"joint_velocity\", \"dim\": 2, "
+                                  "\"low\": [-1, 0], \"high\": [1, 2], \"repeat\": 5}" };
+    assert_int_equal(fx_write_mlp(c->path, &o), 0);
+    p = policy_load(c->path, NULL, c->err, sizeof c->err);
+    if (!p)
+        fail_msg("%s", c->err);
+    assert_int_equal(policy_spec(p)->action_repeat, 5);
+    policy_destroy(&p);
 }
 
 static void test_nan_weight(void **state)
@@ -598,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray_tensor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_metadata_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_action_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nan_weight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_by_hand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sha256_matches_sha256sum, setup, teardown),

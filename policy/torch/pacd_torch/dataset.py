@@ -211,6 +211,9 @@ def _spec(path, h):
         raise DatasetError(f"{path}: data/ attribute observation or action is not JSON: "
                            f"{e}") from None
     _check_spec(observation, action)
+    # rows are control periods whatever the acting checkpoint's action repeat
+    # was (docs/checkpoint.md, pacd.action "repeat"): not part of the data's spec
+    action.pop("repeat", None)
     attrs = {k: (_str_attr(v) if isinstance(v, (str, bytes)) else v) for k, v in at.items()}
     return _str_attr(at["robot"]), observation, action, attrs
 

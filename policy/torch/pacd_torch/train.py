@@ -67,7 +67,8 @@ DEFAULTS = {
     "alpha": 0.75,          # weight of BC; 1 - alpha weighs policy improvement (PAC paper)
     "beta": 38.0,           # TD loss scale (PAC paper)
     "gamma": 0.99,          # discount
-    "n_step": 1,            # TD target over n logged steps (1: the one-step target)
+    "n_step": 1,            # TD target over n decisions (1: the one-step target)
+    "action_repeat": 1,     # control periods each decision is held for (1: every period)
     "bins": 21,             # action bins per dimension
     "value_bins": 51,       # return bins of the critic
     "vmin": 0.0, "vmax": 1.0,   # return support (sparse 0/1 reward: returns in [0, 1])
@@ -172,6 +173,32 @@ def n_step_returns(next_index, rewards, terminal, n, gamma):
         alive &= ~terminal[cur] & (nxt < m)
         cur = np.where(alive, nxt, cur)
     return ret.astype(np.float32), disc.astype(np.float32), boot
+
+
+def repeated_actions(next_index, actions, k):
+    """The decision each row stands for when one action is held for k control
+    periods (numpy): row i's action becomes the mean of the logged actions of
+    rows i .. i+k-1 (fewer where the episode ends first; next_index as in
+    n_step_returns). Every action dimension is a rate (m/s, rad/s, the
+    gripper's opening speed), so holding the mean for k periods moves the arm
+    as the k logged actions did. actions [M, A]; returns float32 [M, A].
+    Raises ValueError for k < 1."""
+    if k < 1:
+        raise ValueError(f"action_repeat must be >= 1, got {k}")
+    next_index = np.asarray(next_index, np.int64)
+    acts = np.asarray(actions, np.float64)
+    m = len(next_index)
+    cur = np.arange(m)
+    alive = np.ones(m, bool)
+    total = acts.copy()
+    count = np.ones(m)
+    for _ in range(k - 1):
+        nxt = next_index[cur]
+        alive &= nxt < m
+        cur = np.where(alive, nxt, cur)
+        total[alive] += acts[cur[alive]]
+        count[alive] += 1
+    return (total / count[:, None]).astype(np.float32)
 
 
 def log_prob(logits, idx):
@@ -290,11 +317,16 @@ class Trainer:
         self.obs = torch.as_tensor(data["obs"], device=dev)
         self.images = [torch.as_tensor(data["images"][c], device=dev) for c in self.cams]
         self.next_index = torch.as_tensor(data["next_index"], device=dev)
-        self.actions = torch.as_tensor(data["actions"], device=dev)
+        repeat = int(self.hp["action_repeat"])
+        self.actions = torch.as_tensor(
+            repeated_actions(data["next_index"], data["actions"], repeat)
+            if repeat > 1 else data["actions"], device=dev)
         self.rewards = torch.as_tensor(data["rewards"], device=dev)
         self.terminal = torch.as_tensor(data["terminal"], device=dev)
+        # n decisions of `repeat` periods each: the target is taken n * repeat
+        # logged steps on, where the next decision's action is the target policy's
         ret, disc, boot = n_step_returns(data["next_index"], data["rewards"],
-                                         data["terminal"], int(self.hp["n_step"]),
+                                         data["terminal"], int(self.hp["n_step"]) * repeat,
                                          self.hp["gamma"])
         self.td_return = torch.as_tensor(ret, device=dev)
         self.td_discount = torch.as_tensor(disc, device=dev)
@@ -516,6 +548,9 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             "episodes_used": data["kept_episodes"], "successes": data["successes"],
             "hyperparameters": {k: hp[k] for k in sorted(hp)},
             "final": {k: v[-1] for k, v in tr.history.items()}}
+    if int(hp["action_repeat"]) > 1:
+        # pacd holds each action for this many control periods
+        action = dict(action, repeat=int(hp["action_repeat"]))
     export(model, out, robot, fields, action, dtype=dtype,
            extra_metadata={"pacd.training": info})
     with open(side_path(out, ".losses.json"), "w") as f:
@@ -552,7 +587,7 @@ def main(argv=None):
               "eta_lr", "weight_decay", "warmup", "tau", "clip"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
                         help=f"default {DEFAULTS[k]}")
-    for k in ("bins", "value_bins", "samples", "batch", "n_step"):
+    for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
                         help=f"default {DEFAULTS[k]}")
     args = ap.parse_args(argv)
