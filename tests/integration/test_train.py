@@ -683,3 +683,41 @@ def test_critic_bootstraps_values_over_several_steps(tmp_path):
         assert q[i, 2] > q[i, 0] + 0.05, q           # right beats left everywhere ...
     assert q[0, 2] > 0.2 and q[1, 2] > q[0, 2], q    # ... by bootstrapping, decaying with distance
     assert (p[1:].argmax(-1) == 2).all(), p          # the actor follows the critic
+
+
+@pure_python
+def test_bootstrap_data_values_the_behaviours_continuation(tmp_path):
+    """Two steps from the same start: the first action (-0.5 / +0.5) leaves
+    the state unchanged, and the behaviour then repeats it; only +0.5 at the
+    second step pays. With the logged next action in the TD target (bootstrap
+    "data", the behaviour's Q) the first +0.5 is worth gamma and -0.5 nothing;
+    with the target policy's sample (bootstrap "policy", BC at alpha 1: half
+    and half at the second step) both are worth about gamma / 2."""
+    rng = np.random.default_rng(3)
+    action = {"space": "joint_velocity", "dim": 1, "low": [-0.5], "high": [0.5]}
+    observation = [{"name": "joint_positions", "source": "joint_positions", "shape": [1],
+                    "history": 1}]
+    eps = []
+    for _ in range(200):
+        a = float(rng.choice([-0.5, 0.5]))
+        r = float(a > 0)
+        eps.append({"observation": np.array([[0.0], [1.0], [2.0]], np.float32),
+                    "actions": np.array([[a], [a], [0.0]], np.float32),
+                    "rewards": np.array([0.0, 0.0, r]),
+                    "is_terminal": np.array([0, 0, 1]), "is_last": np.array([0, 0, 1])})
+    path = tmp_path / "intent.hdf5"
+    pds.write(path, eps, "", observation, action)
+    hp = {"bins": 3, "value_bins": 11, "batch": 32, "lr": 3e-3, "warmup": 0.02,
+          "tau": 0.05, "gamma": 0.9}
+    gap = {}
+    for boot in ("data", "policy"):
+        tr, _ = ptrain.train(str(path), "bcq", str(tmp_path / f"{boot}.safetensors"), "tiny",
+                             steps=400, seed=0, hp=dict(hp, bootstrap=boot), device="cpu",
+                             progress=False)
+        with torch.no_grad():
+            s = torch.zeros(1, 1)
+            q = ptrain.expected_q(tr.model, tr.model.latents(s),
+                                  torch.tensor([[[-0.5], [0.5]]]))[0]
+        gap[boot] = float(q[1] - q[0])
+    assert gap["data"] > 0.6, gap
+    assert abs(gap["policy"]) < 0.25, gap

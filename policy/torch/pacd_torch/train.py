@@ -69,6 +69,9 @@ DEFAULTS = {
     "gamma": 0.99,          # discount
     "n_step": 1,            # TD target over n decisions (1: the one-step target)
     "action_repeat": 1,     # control periods each decision is held for (1: every period)
+    "bootstrap": "policy",  # next action of the TD target: "policy" (the target policy's
+                            # sample: Q of the policy being learned) or "data" (the logged
+                            # next decision: Q of the behaviour, one-step improvement)
     "bins": 21,             # action bins per dimension
     "value_bins": 51,       # return bins of the critic
     "vmin": 0.0, "vmax": 1.0,   # return support (sparse 0/1 reward: returns in [0, 1])
@@ -381,6 +384,14 @@ class Trainer:
                 tlogits_all = t.logits_from_latents(tlat_all)
                 nlat, nlogits = tlat_all[:b], tlogits_all[:b]
                 na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
+                if hp["bootstrap"] == "data":
+                    # the logged decision at the bootstrap row where there is one
+                    # (an episode's appended final observation has none)
+                    has = nxt < len(self.actions)
+                    logged = self.actions[nxt.clamp(max=len(self.actions) - 1)]
+                    na = torch.where(has[:, None], bins_to_action(
+                        action_to_bins(logged, m.low, m.high, k), m.low, m.high, k),
+                        na[:, 0])[:, None]
                 nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
                 target = project_distribution(nprobs, self.td_return[idx],
                                               self.td_discount[idx], m.value_support)
@@ -590,6 +601,9 @@ def main(argv=None):
     for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
                         help=f"default {DEFAULTS[k]}")
+    ap.add_argument("--bootstrap", choices=["policy", "data"], default=None,
+                    help="the TD target's next action: the target policy's sample (default) "
+                    "or the logged next decision (the behaviour's Q: one-step improvement)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
