@@ -5,7 +5,11 @@
  *   pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper]
  *                      [--state-rate-hz 250] [--auto-recover]
  *                      [--realtime enforce|ignore] [--grasp-force 20]
+ *                      [--speed-scale 1]
  *
+ * --speed-scale F (0.05..1): the core's velocity, acceleration and jerk
+ * limits are the Panda's times F (for the first motions at reduced speed:
+ * faster targets are clamped, counted in velocity_clamps).
  * Threads:
  *   - main (bridge I/O): binds a ZeroMQ ROUTER, answers handshakes, hands
  *     targets and new sessions to the control thread through a lock-free
@@ -63,6 +67,7 @@ extern "C" {
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -199,7 +204,7 @@ struct Driver {
   std::string robot_ip, bind;
   bool gripper_on = false, auto_recover = false;
   franka::RealtimeConfig realtime = franka::RealtimeConfig::kEnforce;
-  double state_rate_hz = 250, grasp_force = 20;
+  double state_rate_hz = 250, grasp_force = 20, speed_scale = 1;
   unsigned protocol_version = BRIDGE_PROTOCOL_VERSION;
 
   Inbox inbox;
@@ -407,11 +412,13 @@ void control_thread(Driver& d, franka::Robot& robot) {
         publish_read(d, rs, DRIVER_IDLE);
         need_restart = false;
       }
-      robot.control(
+      // made once per loop, outside the callback (calling it does not allocate)
+      std::function<franka::JointVelocities(const franka::RobotState&, franka::Duration)> tick =
           [&d](const franka::RobotState& rs, franka::Duration period) {
             return control_tick(d, rs, period);
-          },
-          franka::ControllerMode::kJointImpedance, true, franka::kDefaultCutoffFrequency);
+          };
+      robot.control(tick, franka::ControllerMode::kJointImpedance, /* limit_rate */ true,
+                    franka::kDefaultCutoffFrequency);
       if (g_stop.load())
         break;
       need_restart = true;  // the loop ended without a stop request
@@ -666,7 +673,7 @@ void usage() {
   fprintf(stderr,
           "usage: pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper] "
           "[--state-rate-hz 100..1000] [--auto-recover] [--realtime enforce|ignore] "
-          "[--grasp-force N]\n");
+          "[--grasp-force N] [--speed-scale 0.05..1]\n");
 }
 
 }  // namespace
@@ -695,6 +702,8 @@ int main(int argc, char** argv) {
       d.bind = v;
     } else if (!strcmp(a, "--state-rate-hz")) {
       d.state_rate_hz = atof(v);
+    } else if (!strcmp(a, "--speed-scale")) {
+      d.speed_scale = atof(v);
     } else if (!strcmp(a, "--grasp-force")) {
       d.grasp_force = atof(v);
     } else if (!strcmp(a, "--realtime") && (!strcmp(v, "enforce") || !strcmp(v, "ignore"))) {
@@ -707,16 +716,26 @@ int main(int argc, char** argv) {
   }
   if (d.robot_ip.empty() || d.bind.empty() ||
       !(d.state_rate_hz >= 100 && d.state_rate_hz <= 1000) ||
-      !(d.grasp_force > 0 && d.grasp_force <= 70)) {
+      !(d.grasp_force > 0 && d.grasp_force <= 70) ||
+      !(d.speed_scale >= 0.05 && d.speed_scale <= 1)) {
     usage();
     return 2;
   }
-  // the description (limits, gripper range); --gripper: drive the Franka Hand
-  d.robot = hal_robot_find("panda");
-  if (!d.robot) {
+  // the description (limits, gripper range), its motion limits times
+  // --speed-scale; --gripper: drive the Franka Hand
+  static hal_robot_t panda;
+  const hal_robot_t* described = hal_robot_find("panda");
+  if (!described) {
     fprintf(stderr, "pacd-franka-driver: no panda description\n");
     return 2;
   }
+  panda = *described;
+  for (int i = 0; i < panda.n_joints; i++) {
+    panda.dq_max[i] *= d.speed_scale;
+    panda.ddq_max[i] *= d.speed_scale;
+    panda.dddq_max[i] *= d.speed_scale;
+  }
+  d.robot = &panda;
 
   std::unique_ptr<franka::Robot> robot;
   std::unique_ptr<franka::Gripper> gripper;
@@ -756,10 +775,10 @@ int main(int argc, char** argv) {
   std::thread grip;
   if (gripper)
     grip = std::thread([&d, &gripper] { gripper_thread(d, *gripper); });
-  log_line(5, "%s at %s on %s: bridge protocol %u, state at %g Hz, automatic error recovery %s, "
-              "ready",
+  log_line(5, "%s at %s on %s: bridge protocol %u, state at %g Hz, speed scale %g, automatic "
+              "error recovery %s, ready",
            d.robot->name, d.robot_ip.c_str(), d.bind.c_str(), d.protocol_version,
-           d.state_rate_hz, d.auto_recover ? "on" : "off");
+           d.state_rate_hz, d.speed_scale, d.auto_recover ? "on" : "off");
 
   const int64_t state_every = llround(1e9 / d.state_rate_hz);
   int64_t next_state = mono_ns() + state_every;

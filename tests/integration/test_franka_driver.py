@@ -282,3 +282,26 @@ def test_auto_recover_flag_recovers_and_moves_again(request, tmp_path):
         drv.kill()
     assert ", 1 exceptions, 1 recoveries" in stopping, stopping
     check_trace(drv.trace())
+
+
+def test_speed_scale_limits_the_first_motions(request, tmp_path):
+    """--speed-scale 0.2: a target of 1 rad/s on joint 1 moves it at 0.2 x
+    the Panda's 2.175 rad/s, clamped and counted."""
+    endpoint = "ipc://%s" % (tmp_path / "driver.sock")
+    drv = FrankaDriver(request, tmp_path, endpoint, "--speed-scale", "0.2")
+    peer = Peer(endpoint)
+    try:
+        peer.wait(lambda s: len(s.joint_positions) == 7, "a first state", drv)
+        peer.velocity = [1.0, 0, 0, 0, 0, 0, 0]
+        peer.sending = True
+        st = peer.wait(lambda s: abs(s.joint_velocities[0] - 0.2 * DQ_MAX[0]) < 1e-9,
+                       "joint 1 at the scaled speed", drv)
+        assert st.counters.velocity_clamps > 0
+        stopping = drv.stop()
+    finally:
+        peer.close()
+        drv.kill()
+    assert "speed scale 0.2" in drv.stderr()
+    for _, dq in drv.trace():
+        assert all(abs(v) <= 0.2 * m * (1 + 1e-9) for v, m in zip(dq, DQ_MAX)), dq
+    assert ", 0 exceptions" in stopping
