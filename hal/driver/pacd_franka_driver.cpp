@@ -298,6 +298,8 @@ franka::JointVelocities control_tick(Driver& d, const franka::RobotState& rs,
 
   InboxEntry e;
   while (d.inbox.pop(e)) {
+    if (d.hold_sent)
+      continue;  // stopping for good: nothing moves the arm again
     if (e.kind == InboxEntry::kSession)
       driver_core_new_session(&d.core, e.policy_period_s);
     else
