@@ -427,7 +427,7 @@ void control_thread(Driver& d, franka::Robot& robot) {
     } catch (const franka::Exception& ex) {
       d.exceptions.fetch_add(1);
       set_error(d, ex.what());
-      log_line(3, "libfranka: %s: holding (%s)", ex.what(),
+      log_line(3, "%s: holding (%s)", ex.what(),
                d.auto_recover ? "automatic error recovery on"
                               : "waiting: restart the driver after checking the arm, or run it "
                                 "with --auto-recover");

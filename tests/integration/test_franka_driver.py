@@ -70,6 +70,8 @@ class FrankaDriver:
             self.proc.send_signal(signal.SIGTERM)
             assert self.proc.wait(timeout=scaled(30)) == 0, self.stderr()
         self._err.close()
+        err = self.stderr()
+        assert "Sanitizer" not in err and "runtime error" not in err, err
         return [l for l in self.stderr().splitlines() if "stopping:" in l][0]
 
     def kill(self):
@@ -238,6 +240,11 @@ def test_exception_holds_without_recovery_and_the_gripper_thread_acts(request, t
         drv.inject()
         st = peer.wait(lambda s: s.mode == pb.DriverState.ERROR, "the error reported", drv)
         assert any("communication_constraints_violation" in e for e in st.errors), st.errors
+        # the first ERROR state may carry the last callback's positions, one
+        # period before the robot stopped: take the held pose a moment later
+        t_end = time.monotonic() + 0.2
+        wait_until(lambda: time.monotonic() > t_end, 30, "a moment", feed=peer.pump, interval=0.005)
+        st = peer.state
         q_held = list(st.joint_positions)
         refused0 = st.counters.targets_refused
         t_end = time.monotonic() + scaled(1.5)
