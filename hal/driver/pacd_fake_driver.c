@@ -18,13 +18,13 @@
 #include "bridge_wire.h"
 #include "driver_core.h"
 #include "hal.h"
+#include "hal_log.h"
 #include "hal_sim.h"
 #include "rt_clock.h"
 
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,17 +82,7 @@ typedef struct {
     double stop_q0[HAL_MAX_JOINTS], stop_allowed[HAL_MAX_JOINTS];
 } fake_t;
 
-__attribute__((format(printf, 2, 3)))
-static void log_line(int prio, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "<%d>pacd-fake-driver: %s\n", prio, line);
-    fflush(stderr);
-}
+#define log_line(prio, ...) hal_log(prio, "pacd-fake-driver", __VA_ARGS__)
 
 static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
                          const Pacd__V1__DriverHello *h)
