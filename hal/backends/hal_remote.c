@@ -18,6 +18,7 @@
  * another host's); time_unix_ns is the driver's measurement time. */
 #include "hal.h"
 #include "hal_backend.h"
+#include "hal_log.h"
 #include "hal_remote.h"
 
 #include "bridge_wire.h"
@@ -25,7 +26,6 @@
 #include "rt_seqbox.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,17 +78,8 @@ static void count(_Atomic uint64_t *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-/* I/O thread: a journal-style line on stderr (pacd's journal glue reads
- * "<N>" prefixes the same way). */
-__attribute__((format(printf, 2, 3))) static void remote_log(int prio, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "<%d>hal remote: %s\n", prio, line);
-}
+/* I/O thread: a journal-style line on stderr (hal_log.h). */
+#define remote_log(prio, ...) hal_log(prio, "hal remote", __VA_ARGS__)
 
 static void send_hello(remote_t *rm)
 {

@@ -6,25 +6,33 @@
  *   pacd-fake-driver --bind ENDPOINT [--robot panda|sawyer] [--gripper]
  *                    [--state-rate-hz 250] [--protocol-version N]
  *                    [--drop-targets P] [--drop-states P] [--seed S]
+ *                    [--delay-targets P] [--delay-states P] [--delay-ms MS] [--jitter-ms MS]
+ *                    [--duplicate-targets P] [--duplicate-states P]
+ *                    [--reorder-targets P] [--reorder-states P]
+ *                    [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]
+ *                    [--trace FILE] [--stats]
  *
  * One thread: every 1 ms (absolute CLOCK_MONOTONIC deadlines) it drains the
  * socket (handshakes, targets), steps the core and commands the sim arm with
  * the core's joint velocities; every 1/state-rate-hz s it sends the arm's
  * state to the peer that shook hands last. SIGTERM / SIGINT: exit 0.
- * --drop-*: the fault-injection hook, dropping that fraction of targets
- * received / states sent (deterministic for a seed; counted). A real driver
+ * Fault injection (fault_t below, --help): drop, delay, duplicate or
+ * reorder that fraction of targets received / states sent, and stall the
+ * link; deterministic for a seed, counted. --trace writes the commanded
+ * motion of every period; --stats prints target latency and the loop's
+ * lateness at exit (for bench/run_bridge_bench.sh). A real driver
  * (libfranka's callback) keeps its I/O in another thread; here the socket
  * calls never block (ZMQ_DONTWAIT). */
 #include "bridge_wire.h"
 #include "driver_core.h"
 #include "hal.h"
+#include "hal_log.h"
 #include "hal_sim.h"
 #include "rt_clock.h"
 
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,25 +49,164 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* Fault injection: what happens to one message in one direction. Only drop
- * for now; delay, duplicate and reorder go here too. */
+#define log_line(prio, ...) hal_log(prio, "pacd-fake-driver", __VA_ARGS__)
+
+/* Fault injection (docs/bridge.md "Fault injection"): what happens to the
+ * messages of one direction (targets received, states sent) between the
+ * socket and the driver. In this order, each at its rate: a stalled link
+ * passes nothing; drop; delay (fixed + uniform jitter); duplicate (a second
+ * copy, delivered with the first); reorder (held back, delivered right after
+ * the next one, or after at most FAULT_HOLD_MAX_NS). Delayed messages wait in
+ * a queue released on the 1 ms tick. Deterministic for a seed: one PCG-style
+ * generator draws every decision in message order. */
+#define FAULT_QUEUE 128
+#define FAULT_ITEM 1024
+#define FAULT_HOLD_MAX_NS 1000000000LL
+
 typedef struct {
-    double drop_targets, drop_states;
+    int64_t due_ns;
+    size_t len;
+    uint8_t data[FAULT_ITEM];
+} fault_item_t;
+
+typedef struct {
+    double drop, delay, duplicate, reorder; /* rates, 0..1 */
+    uint64_t dropped, delayed, duplicated, reordered, stalled;
+    fault_item_t queue[FAULT_QUEUE]; /* in arrival order; due times may cross */
+    int n;
+    int have_held;
+    fault_item_t held;
+} fault_dir_t;
+
+typedef struct {
+    fault_dir_t targets, states;
+    double delay_ms, jitter_ms;                   /* a delay: delay_ms + U(0, jitter_ms) */
+    double stall_after_ms, stall_ms, stall_every_ms; /* stalls: from the first handshake */
+    int64_t origin_ns;                            /* the first accepted handshake, 0 = none */
+    uint64_t stalls;                              /* stalls begun */
+    int64_t stall_index;                          /* the last stall counted */
     uint64_t rng;
-    uint64_t dropped;
 } fault_t;
 
-static int fault_drop(fault_t *f, double p)
+/* Two fault-queue directions of 128 KiB each: outside main's stack. */
+static fault_t g_fault;
+
+static double fault_uniform(fault_t *f)
 {
-    if (p <= 0)
-        return 0;
     f->rng = f->rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    double u = (double)(f->rng >> 11) / (double)(1ULL << 53);
-    if (u < p) {
-        f->dropped++;
-        return 1;
+    return (double)(f->rng >> 11) / (double)(1ULL << 53);
+}
+
+static int fault_roll(fault_t *f, double p)
+{
+    return p > 0 && fault_uniform(f) < p;
+}
+
+/* 1 while the link is stalled at now (no message passes either way). */
+static int fault_stalled(fault_t *f, int64_t now)
+{
+    if (f->stall_ms <= 0 || f->origin_ns == 0)
+        return 0;
+    double t = (double)(now - f->origin_ns) / 1e6 - f->stall_after_ms;
+    if (t < 0)
+        return 0;
+    int64_t k = 0;
+    if (f->stall_every_ms > 0) {
+        k = (int64_t)(t / f->stall_every_ms);
+        t -= (double)k * f->stall_every_ms;
+    } else if (t >= f->stall_ms) {
+        return 0;
     }
-    return 0;
+    if (t >= f->stall_ms)
+        return 0;
+    if (k + 1 != f->stall_index) {
+        f->stall_index = k + 1;
+        f->stalls++;
+        log_line(5, "fault injection: the link stalls for %g ms", f->stall_ms);
+    }
+    return 1;
+}
+
+static void fault_enqueue(fault_dir_t *d, const fault_item_t *it)
+{
+    if (d->n == FAULT_QUEUE) {
+        d->dropped++; /* the "network" is full */
+        return;
+    }
+    d->queue[d->n++] = *it;
+}
+
+/* Offer one message (len <= FAULT_ITEM bytes) of direction d at now. */
+static void fault_offer(fault_t *f, fault_dir_t *d, const void *data, size_t len, int64_t now)
+{
+    if (fault_stalled(f, now)) {
+        d->stalled++;
+        return;
+    }
+    if (fault_roll(f, d->drop)) {
+        d->dropped++;
+        return;
+    }
+    fault_item_t it = {.due_ns = now, .len = len};
+    memcpy(it.data, data, len);
+    if (fault_roll(f, d->delay)) {
+        d->delayed++;
+        it.due_ns += llround((f->delay_ms + fault_uniform(f) * f->jitter_ms) * 1e6);
+    }
+    if (fault_roll(f, d->duplicate)) {
+        d->duplicated++;
+        fault_enqueue(d, &it);
+    }
+    if (!d->have_held && fault_roll(f, d->reorder)) {
+        d->reordered++;
+        d->have_held = 1;
+        d->held = it;
+        return;
+    }
+    fault_enqueue(d, &it);
+}
+
+/* Deliver what is due at now, earliest first, to deliver(ctx, data, len);
+ * a held-back message right after the next one delivered. Nothing passes
+ * while the link is stalled. */
+static void fault_release(fault_t *f, fault_dir_t *d, int64_t now,
+                          void (*deliver)(void *ctx, const uint8_t *data, size_t len), void *ctx)
+{
+    if (fault_stalled(f, now))
+        return;
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < d->n; i++)
+            if (d->queue[i].due_ns <= now && (best < 0 || d->queue[i].due_ns < d->queue[best].due_ns))
+                best = i;
+        if (best < 0)
+            break;
+        fault_item_t it = d->queue[best];
+        memmove(&d->queue[best], &d->queue[best + 1], (size_t)(d->n - best - 1) * sizeof it);
+        d->n--;
+        deliver(ctx, it.data, it.len);
+        if (d->have_held && d->held.due_ns <= now) {
+            d->have_held = 0;
+            deliver(ctx, d->held.data, d->held.len);
+        }
+    }
+    if (d->have_held && now - d->held.due_ns > FAULT_HOLD_MAX_NS) {
+        d->have_held = 0;
+        deliver(ctx, d->held.data, d->held.len);
+    }
+}
+
+/* Forget what is in flight (a new session: the old peer's messages). */
+static void fault_flush(fault_dir_t *d)
+{
+    d->dropped += (uint64_t)d->n + (uint64_t)d->have_held;
+    d->n = 0;
+    d->have_held = 0;
+}
+
+static uint64_t fault_dropped(const fault_t *f)
+{
+    return f->targets.dropped + f->states.dropped + f->targets.stalled + f->states.stalled;
 }
 
 typedef struct {
@@ -72,8 +219,12 @@ typedef struct {
     uint8_t peer[MAX_ID];
     size_t peer_len; /* 0: no peer shook hands */
     uint64_t hellos, versions_refused, targets_refused_peer, state_seq, overruns;
-    fault_t fault;
+    fault_t *fault;
     driver_output_t out;
+    FILE *trace;       /* --trace: one record per control period */
+    int stats;         /* --stats: latency and lateness percentiles at exit */
+    int32_t *latency_us, *lateness_us; /* --stats samples */
+    size_t n_latency, n_lateness;
     /* the stop in progress after stale targets: where it began and how far
      * the limits allow each joint to go */
     int stopping;
@@ -81,18 +232,6 @@ typedef struct {
     int64_t stop_start_ns;
     double stop_q0[HAL_MAX_JOINTS], stop_allowed[HAL_MAX_JOINTS];
 } fake_t;
-
-__attribute__((format(printf, 2, 3)))
-static void log_line(int prio, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "<%d>pacd-fake-driver: %s\n", prio, line);
-    fflush(stderr);
-}
 
 static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
                          const Pacd__V1__DriverHello *h)
@@ -126,6 +265,9 @@ static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
         memcpy(fk->peer, id, id_len);
         fk->peer_len = id_len;
         fk->hellos++;
+        fault_flush(&fk->fault->targets);
+        if (fk->fault->origin_ns == 0)
+            fk->fault->origin_ns = rt_clock_mono_ns();
         log_line(5, "handshake from %s accepted (policy period %g s)", h->peer ? h->peer : "?",
                  h->policy_period_s);
     } else {
@@ -146,8 +288,6 @@ static void take_target(fake_t *fk, const uint8_t *id, size_t id_len,
         fk->targets_refused_peer++;
         return;
     }
-    if (fault_drop(&fk->fault, fk->fault.drop_targets))
-        return;
     driver_target_t dt = {.seq = t->seq, .time_ns = now, .hold = t->hold, .n = n};
     int position = t->mode == PACD__V1__JOINT_COMMAND__MODE__POSITION;
     dt.mode = position ? DRIVER_TARGET_POSITION : DRIVER_TARGET_VELOCITY;
@@ -164,15 +304,33 @@ static void take_target(fake_t *fk, const uint8_t *id, size_t id_len,
             dt.gripper = v[n];
         }
     }
+    /* stamped with its socket receive time: a delayed target arrives aged */
+    fault_offer(fk->fault, &fk->fault->targets, &dt, sizeof dt, now);
+}
+
+static void deliver_target(void *ctx, const uint8_t *data, size_t len)
+{
+    fake_t *fk = ctx;
+    driver_target_t dt;
+    if (len != sizeof dt)
+        return;
+    memcpy(&dt, data, sizeof dt);
     driver_core_target(&fk->core, &dt);
 }
 
-static void send_state(fake_t *fk)
+static void deliver_state(void *ctx, const uint8_t *data, size_t len)
+{
+    fake_t *fk = ctx;
+    if (fk->peer_len == 0 ||
+        zmq_send(fk->sock, fk->peer, fk->peer_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+        return;
+    zmq_send(fk->sock, data, len, ZMQ_DONTWAIT);
+}
+
+static void send_state(fake_t *fk, int64_t now)
 {
     hal_state_t st;
     if (fk->peer_len == 0 || hal_read_state(fk->arm, &st) != 0)
-        return;
-    if (fault_drop(&fk->fault, fk->fault.drop_states))
         return;
     driver_core_counters_t c = driver_core_counters(&fk->core);
     hal_counters_t hc = {0};
@@ -188,7 +346,7 @@ static void send_state(fake_t *fk)
     dc.velocity_clamps = c.velocity_clamps;
     dc.hellos = fk->hellos;
     dc.versions_refused = fk->versions_refused;
-    dc.messages_dropped = fk->fault.dropped;
+    dc.messages_dropped = fault_dropped(fk->fault);
     Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
     pose.x = st.ee_pose[0];
     pose.y = st.ee_pose[1];
@@ -216,30 +374,118 @@ static void send_state(fake_t *fk)
     Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
     m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_STATE;
     m.state = &s;
-    bridge_send(fk->sock, fk->peer, fk->peer_len, &m);
+    uint8_t buf[FAULT_ITEM];
+    size_t len = pacd__v1__bridge_message__get_packed_size(&m);
+    if (len > sizeof buf)
+        return;
+    pacd__v1__bridge_message__pack(&m, buf);
+    fault_offer(fk->fault, &fk->fault->states, buf, len, now);
 }
 
-static void usage(void)
+/* --trace: a header, then per control period
+ * {int64 t_ns; uint32 mode; uint32 flags; uint64 target_seq; double q[n], dq[n], ddq[n]}
+ * (native byte order; flags bit 0: the newest target is a hold, bit 1: moving). */
+#define TRACE_MAGIC "PACDDRV1"
+
+static void trace_header(fake_t *fk)
 {
-    fprintf(stderr, "usage: pacd-fake-driver --bind ENDPOINT [--robot panda|sawyer] [--gripper] "
+    uint32_t n = (uint32_t)fk->robot->n_joints;
+    fwrite(TRACE_MAGIC, 1, 8, fk->trace);
+    fwrite(&n, sizeof n, 1, fk->trace);
+}
+
+static void trace_period(fake_t *fk, int64_t now)
+{
+    const int n = fk->robot->n_joints;
+    uint32_t mode = (uint32_t)fk->out.mode;
+    uint32_t flags = (fk->core.target.hold ? 1u : 0u) | (fk->out.moving ? 2u : 0u);
+    fwrite(&now, sizeof now, 1, fk->trace);
+    fwrite(&mode, sizeof mode, 1, fk->trace);
+    fwrite(&flags, sizeof flags, 1, fk->trace);
+    fwrite(&fk->out.target_seq, sizeof fk->out.target_seq, 1, fk->trace);
+    fwrite(fk->out.q, sizeof(double), (size_t)n, fk->trace);
+    fwrite(fk->out.dq, sizeof(double), (size_t)n, fk->trace);
+    fwrite(fk->out.ddq, sizeof(double), (size_t)n, fk->trace);
+}
+
+#define STATS_MAX_LATENCY (1 << 16)
+#define STATS_MAX_LATENESS (1 << 20)
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void print_percentiles(const char *what, int32_t *v, size_t n)
+{
+    if (n == 0) {
+        log_line(5, "stats: %s: no samples", what);
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_i32);
+    log_line(5, "stats: %s: %zu samples, p50 %d us, p99 %d us, max %d us", what, n,
+             v[(n - 1) / 2], v[(size_t)((double)(n - 1) * 0.99)], v[n - 1]);
+}
+
+static int fault_rates_ok(const fault_dir_t *d)
+{
+    const double p[] = {d->drop, d->delay, d->duplicate, d->reorder};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+        if (!(p[i] >= 0 && p[i] <= 1))
+            return 0;
+    return 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: pacd-fake-driver --bind ENDPOINT [--robot panda|sawyer] [--gripper] "
                     "[--state-rate-hz 100..1000] [--protocol-version N] [--drop-targets P] "
-                    "[--drop-states P] [--seed S]\n");
+                    "[--drop-states P] [--seed S]\n"
+                    "       [--delay-targets P] [--delay-states P] [--delay-ms MS] [--jitter-ms MS]\n"
+                    "       [--duplicate-targets P] [--duplicate-states P]\n"
+                    "       [--reorder-targets P] [--reorder-states P]\n"
+                    "       [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]\n"
+                    "       [--trace FILE] [--stats] [--help]\n"
+                    "Fault injection (docs/bridge.md), each P a rate 0..1 of the targets received\n"
+                    "or the states sent, drawn from --seed S (deterministic):\n"
+                    "  --drop-*       drop the message\n"
+                    "  --delay-*      deliver it --delay-ms + uniform(0, --jitter-ms) later (a\n"
+                    "                 delayed target keeps its receive time: it arrives aged)\n"
+                    "  --duplicate-*  deliver it twice\n"
+                    "  --reorder-*    hold it back and deliver it right after the next one\n"
+                    "  --stall-ms MS  no message passes either way for MS ms, --stall-after-ms\n"
+                    "                 after the first handshake (again every --stall-every-ms)\n"
+                    "--trace FILE: the commanded motion of every 1 ms period (binary, see the source)\n"
+                    "--stats: at exit, target latency (pacd's send time to receipt: same host only)\n"
+                    "         and the 1 ms loop's wake-up lateness, p50/p99/max\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *bind = NULL, *robot_name = "panda";
     int gripper = 0;
+    const char *trace_path = NULL;
     fake_t fk = {.protocol_version = BRIDGE_PROTOCOL_VERSION, .state_rate_hz = 250,
-                 .fault.rng = 1};
+                 .fault = &g_fault};
+    fault_t *f = fk.fault;
+    f->rng = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--gripper")) {
             gripper = 1;
             continue;
         }
+        if (!strcmp(a, "--stats")) {
+            fk.stats = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
         if (!v) {
-            usage();
+            usage(stderr);
             return 2;
         }
         i++;
@@ -252,20 +498,46 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--protocol-version"))
             fk.protocol_version = (unsigned)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--drop-targets"))
-            fk.fault.drop_targets = atof(v);
+            f->targets.drop = atof(v);
         else if (!strcmp(a, "--drop-states"))
-            fk.fault.drop_states = atof(v);
+            f->states.drop = atof(v);
+        else if (!strcmp(a, "--delay-targets"))
+            f->targets.delay = atof(v);
+        else if (!strcmp(a, "--delay-states"))
+            f->states.delay = atof(v);
+        else if (!strcmp(a, "--duplicate-targets"))
+            f->targets.duplicate = atof(v);
+        else if (!strcmp(a, "--duplicate-states"))
+            f->states.duplicate = atof(v);
+        else if (!strcmp(a, "--reorder-targets"))
+            f->targets.reorder = atof(v);
+        else if (!strcmp(a, "--reorder-states"))
+            f->states.reorder = atof(v);
+        else if (!strcmp(a, "--delay-ms"))
+            f->delay_ms = atof(v);
+        else if (!strcmp(a, "--jitter-ms"))
+            f->jitter_ms = atof(v);
+        else if (!strcmp(a, "--stall-after-ms"))
+            f->stall_after_ms = atof(v);
+        else if (!strcmp(a, "--stall-ms"))
+            f->stall_ms = atof(v);
+        else if (!strcmp(a, "--stall-every-ms"))
+            f->stall_every_ms = atof(v);
+        else if (!strcmp(a, "--trace"))
+            trace_path = v;
         else if (!strcmp(a, "--seed"))
-            fk.fault.rng = strtoull(v, NULL, 10) * 2 + 1;
+            f->rng = strtoull(v, NULL, 10) * 2 + 1;
         else {
-            usage();
+            usage(stderr);
             return 2;
         }
     }
     if (!bind || !(fk.state_rate_hz >= 100 && fk.state_rate_hz <= 1000) ||
-        !(fk.fault.drop_targets >= 0 && fk.fault.drop_targets <= 1) ||
-        !(fk.fault.drop_states >= 0 && fk.fault.drop_states <= 1)) {
-        usage();
+        !fault_rates_ok(&f->targets) || !fault_rates_ok(&f->states) ||
+        !(f->delay_ms >= 0 && f->delay_ms <= 10000) || !(f->jitter_ms >= 0 && f->jitter_ms <= 10000) ||
+        !(f->stall_after_ms >= 0) || !(f->stall_ms >= 0 && f->stall_ms <= 600000) ||
+        !(f->stall_every_ms == 0 || f->stall_every_ms > f->stall_ms)) {
+        usage(stderr);
         return 2;
     }
     fk.robot = hal_robot_find(robot_name);
@@ -294,6 +566,25 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (trace_path) {
+        fk.trace = fopen(trace_path, "wb");
+        if (!fk.trace) {
+            fprintf(stderr, "pacd-fake-driver: cannot write %s: %s\n", trace_path, strerror(errno));
+            hal_destroy(&fk.arm);
+            return 1;
+        }
+        setvbuf(fk.trace, NULL, _IOFBF, 1 << 20);
+        trace_header(&fk);
+    }
+    if (fk.stats) {
+        fk.latency_us = malloc(STATS_MAX_LATENCY * sizeof *fk.latency_us);
+        fk.lateness_us = malloc(STATS_MAX_LATENESS * sizeof *fk.lateness_us);
+        if (!fk.latency_us || !fk.lateness_us) {
+            fprintf(stderr, "pacd-fake-driver: out of memory\n");
+            return 1;
+        }
+    }
+
     void *ctx = zmq_ctx_new();
     fk.sock = zmq_socket(ctx, ZMQ_ROUTER);
     int zero = 0, hwm = 64;
@@ -319,6 +610,8 @@ int main(int argc, char **argv)
         if (rt_clock_sleep_until_intr(next) == -EINTR)
             continue;
         int64_t now = rt_clock_mono_ns();
+        if (fk.stats && fk.n_lateness < STATS_MAX_LATENESS)
+            fk.lateness_us[fk.n_lateness++] = (int32_t)((now - next) / 1000);
         if (now - next >= TICK_NS) {
             fk.overruns++;
             next = now; /* no catch-up: the arm is real-time, time does not wait */
@@ -331,14 +624,23 @@ int main(int argc, char **argv)
                 break;
             if (!m)
                 continue;
-            if (m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_HELLO)
+            if (fk.stats && m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_TARGET &&
+                m->target->time_mono_ns > 0 && fk.n_latency < STATS_MAX_LATENCY)
+                fk.latency_us[fk.n_latency++] =
+                    (int32_t)((rt_clock_mono_ns() - m->target->time_mono_ns) / 1000);
+            if (fault_stalled(f, now))
+                f->targets.stalled++; /* nothing passes, handshakes neither */
+            else if (m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_HELLO)
                 answer_hello(&fk, id, id_len, m->hello);
             else if (m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_TARGET)
                 take_target(&fk, id, id_len, m->target, now);
             pacd__v1__bridge_message__free_unpacked(m, NULL);
         }
+        fault_release(f, &f->targets, now, deliver_target, &fk);
         driver_output_t prev = fk.out;
         driver_core_step(&fk.core, now, &fk.out);
+        if (fk.trace)
+            trace_period(&fk, now);
         /* the trace judged on every period, as the unit tests do: speed,
          * acceleration and jerk from the commanded velocities themselves */
         for (int i = 0; i < fk.robot->n_joints; i++) {
@@ -384,11 +686,12 @@ int main(int argc, char **argv)
         }
         hal_command(fk.arm, &cmd);
         if (now >= next_state) {
-            send_state(&fk);
+            send_state(&fk, now);
             next_state += state_every;
             if (next_state < now)
                 next_state = now + state_every;
         }
+        fault_release(f, &f->states, now, deliver_state, &fk);
         next += TICK_NS;
     }
     driver_core_counters_t c = driver_core_counters(&fk.core);
@@ -397,7 +700,25 @@ int main(int argc, char **argv)
              (unsigned long long)c.ticks, (unsigned long long)c.targets_received,
              (unsigned long long)c.stale_stops, (unsigned long long)c.holds,
              (unsigned long long)fk.hellos, (unsigned long long)c.targets_old,
-             (unsigned long long)fk.fault.dropped, (unsigned long long)fk.violations);
+             (unsigned long long)fault_dropped(f), (unsigned long long)fk.violations);
+    log_line(5, "faults: targets %llu dropped, %llu delayed, %llu duplicated, %llu reordered, "
+                "%llu stalled; states %llu dropped, %llu delayed, %llu duplicated, %llu "
+                "reordered, %llu stalled; %llu stalls",
+             (unsigned long long)f->targets.dropped, (unsigned long long)f->targets.delayed,
+             (unsigned long long)f->targets.duplicated, (unsigned long long)f->targets.reordered,
+             (unsigned long long)f->targets.stalled, (unsigned long long)f->states.dropped,
+             (unsigned long long)f->states.delayed, (unsigned long long)f->states.duplicated,
+             (unsigned long long)f->states.reordered, (unsigned long long)f->states.stalled,
+             (unsigned long long)f->stalls);
+    if (fk.stats) {
+        print_percentiles("target latency", fk.latency_us, fk.n_latency);
+        print_percentiles("tick lateness", fk.lateness_us, fk.n_lateness);
+        log_line(5, "stats: %llu overruns", (unsigned long long)fk.overruns);
+    }
+    free(fk.latency_us);
+    free(fk.lateness_us);
+    if (fk.trace && fclose(fk.trace) != 0)
+        log_line(3, "cannot finish the trace: %s", strerror(errno));
     zmq_close(fk.sock);
     zmq_ctx_term(ctx);
     hal_destroy(&fk.arm);
