@@ -107,6 +107,8 @@ typedef struct {
     Pacd__V1__Pose ee_pose;
     Pacd__V1__TaskValue task_value[LOGGER_MAX_TASK_INFO];
     Pacd__V1__TaskValue *task_ptr[LOGGER_MAX_TASK_INFO];
+    hal_counters_t hc;        /* hal_driver_error points into it */
+    Pacd__V1__DriverCounters driver_counters;
 } telemetry_t;
 
 static void build_telemetry(service_t *self, telemetry_t *tm)
@@ -164,8 +166,9 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
     t->names_refused = is.names_refused;
     t->values_rejected = is.values_rejected + self->commands_invalid;
     t->rewards_rejected = is.rewards_rejected;
-    hal_counters_t hc;
-    if (self->d.hal && hal_counters(self->d.hal, &hc) == 0) {
+    hal_counters_t hc = {0};
+    if (self->d.hal && hal_counters(self->d.hal, &tm->hc) == 0) {
+        hc = tm->hc;
         t->hal_watchdog_holds = hc.watchdog_holds;
         t->hal_limit_stops = hc.limit_stops;
         t->hal_overruns = hc.overruns;
@@ -178,6 +181,23 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
         t->hal_targets_sent = hc.targets_sent;
         t->hal_targets_unsent = hc.targets_unsent;
         t->hal_versions_refused = hc.versions_refused;
+        t->hal_states_old = hc.states_old;
+        t->hal_driver_errors = hc.driver_errors;
+        t->hal_driver_mode = (Pacd__V1__DriverState__Mode)hc.driver_mode;
+        t->hal_driver_error = tm->hc.driver_error;
+        if (hc.driver_mode != 0) {
+            Pacd__V1__DriverCounters *dc = &tm->driver_counters;
+            pacd__v1__driver_counters__init(dc);
+            dc->ticks = hc.driver_ticks;
+            dc->overruns = hc.driver_overruns;
+            dc->targets_received = hc.driver_targets_received;
+            dc->targets_refused = hc.driver_targets_refused;
+            dc->targets_old = hc.driver_targets_old;
+            dc->stale_stops = hc.driver_stale_stops;
+            dc->holds = hc.driver_holds;
+            dc->velocity_clamps = hc.driver_velocity_clamps;
+            t->hal_driver_counters = dc;
+        }
     }
     t->mode = self->d.cfg->teleop ? "teleop" : self->d.cfg->shadow ? "shadow" : "control";
     if (st->has_robot_state) {

@@ -40,6 +40,15 @@ typedef struct {
     uint64_t targets_sent;     /* targets (and holds) sent to the driver */
     uint64_t targets_unsent;   /* targets not sent: no link, or the socket would block */
     uint64_t versions_refused; /* handshakes refused for another protocol version */
+    uint64_t states_old;       /* driver states whose seq was not newer than the newest
+                                  taken (duplicated or reordered on the way): ignored */
+    uint64_t driver_errors;    /* times the driver's state entered ERROR */
+    /* the newest driver state's report (docs/bridge.md, DriverState) */
+    int driver_mode;           /* pacd.v1.DriverState.Mode; 0 before the first state */
+    char driver_error[160];    /* its first error, escaped for printing; "" if none */
+    uint64_t driver_ticks, driver_overruns, driver_targets_received,
+        driver_targets_refused, driver_targets_old, driver_stale_stops, driver_holds,
+        driver_velocity_clamps;    /* DriverCounters of that state */
 } hal_counters_t;
 
 /* Options of every backend (the [robot] config section). Zero fields take

@@ -22,6 +22,7 @@
 #include "hal_remote.h"
 
 #include "bridge_wire.h"
+#include "pacd_text.h"
 #include "rt_clock.h"
 #include "rt_seqbox.h"
 
@@ -38,6 +39,14 @@
  * stopped at its limit); far outside is a broken driver. */
 #define REMOTE_STATE_MARGIN_RAD 0.05
 #define REMOTE_STATE_SPEED_FACTOR 1.5
+
+/* The newest driver state's mode, first error and counters (for telemetry). */
+typedef struct {
+    int mode;
+    char error[160];
+    uint64_t ticks, overruns, targets_received, targets_refused, targets_old, stale_stops,
+        holds, velocity_clamps;
+} remote_report_t;
 
 typedef struct {
     const hal_robot_t *robot;
@@ -63,13 +72,17 @@ typedef struct {
 
     _Atomic uint64_t n_commands, n_bad_commands, n_holds, n_link_up, n_link_losses,
         n_link_reconnects, n_states_received, n_states_rejected, n_targets_sent,
-        n_targets_unsent, n_versions_refused;
+        n_targets_unsent, n_versions_refused, n_states_old, n_driver_errors;
+
+    rt_seqbox_t report_box; /* I/O thread -> remote_counters: remote_report_t */
 
     /* I/O thread only */
     int linked;            /* handshake accepted and states fresh */
     int ever_linked;
     int64_t last_state_ns, last_hello_ns;
     uint64_t sent_cmd_seq, sent_holds, target_seq, state_seq;
+    uint64_t driver_seq;   /* newest DriverState.seq taken since the handshake */
+    int driver_in_error;
     uint64_t logged_rejects;
 } remote_t;
 
@@ -172,12 +185,43 @@ static void take_hello(remote_t *rm, const Pacd__V1__DriverHello *h)
     if (rm->linked)
         return; /* a repeated answer */
     rm->linked = 1;
+    rm->driver_seq = 0; /* a restarted driver counts its states from 1 again */
     rm->last_state_ns = rt_clock_mono_ns(); /* the first state has link_timeout to come */
     atomic_store_explicit(&rm->n_link_up, 1, memory_order_relaxed);
     if (rm->ever_linked)
         count(&rm->n_link_reconnects);
     rm->ever_linked = 1;
     remote_log(5, "linked to the driver at %s (%s)", rm->endpoint, h->peer ? h->peer : "");
+}
+
+/* I/O thread: the mode, first error and counters of a valid driver state
+ * for telemetry; entering ERROR is counted and logged (the text escaped: it
+ * comes from the peer). */
+static void take_report(remote_t *rm, const Pacd__V1__DriverState *s)
+{
+    remote_report_t r = {.mode = (int)s->mode};
+    text_escape_str(r.error, sizeof r.error, s->n_errors > 0 ? s->errors[0] : "");
+    int in_error = s->mode == PACD__V1__DRIVER_STATE__MODE__ERROR;
+    if (in_error && !rm->driver_in_error) {
+        count(&rm->n_driver_errors);
+        remote_log(3, "the driver at %s reports an error: %s; the arm holds until it "
+                      "recovers", rm->endpoint, r.error[0] ? r.error : "(no text)");
+    } else if (!in_error && rm->driver_in_error) {
+        remote_log(5, "the driver at %s left its error state", rm->endpoint);
+    }
+    rm->driver_in_error = in_error;
+    const Pacd__V1__DriverCounters *c = s->counters;
+    if (c) {
+        r.ticks = c->ticks;
+        r.overruns = c->overruns;
+        r.targets_received = c->targets_received;
+        r.targets_refused = c->targets_refused;
+        r.targets_old = c->targets_old;
+        r.stale_stops = c->stale_stops;
+        r.holds = c->holds;
+        r.velocity_clamps = c->velocity_clamps;
+    }
+    rt_seqbox_write(&rm->report_box, &r, sizeof r);
 }
 
 static void take_state(remote_t *rm, const Pacd__V1__DriverState *s)
@@ -194,9 +238,23 @@ static void take_state(remote_t *rm, const Pacd__V1__DriverState *s)
             remote_log(4, "a driver state refused (%s) from %s", why, rm->endpoint);
         return;
     }
+    if (s->seq <= rm->driver_seq) {
+        /* duplicated or overtaken on the way: the newer one is already in */
+        count(&rm->n_states_old);
+        return;
+    }
+    rm->driver_seq = s->seq;
+    int64_t now = rt_clock_mono_ns();
+    take_report(rm, s);
+    rm->last_state_ns = now; /* the link is alive, whatever the driver's mode */
+    if (s->mode == PACD__V1__DRIVER_STATE__MODE__ERROR) {
+        /* the arm is not under control: no state for the loop, so it goes
+         * stale and the loop holds until the driver reports a mode again */
+        count(&rm->n_states_received);
+        return;
+    }
     const hal_robot_t *r = rm->robot;
     hal_state_t st = {0};
-    int64_t now = rt_clock_mono_ns();
     st.time_mono_ns = now;
     st.time_unix_ns = s->time_unix_ns;
     st.seq = ++rm->state_seq;
@@ -217,7 +275,6 @@ static void take_state(remote_t *rm, const Pacd__V1__DriverState *s)
     }
     rt_seqbox_write(&rm->state_box, &st, sizeof st);
     atomic_store_explicit(&rm->have_state, 1, memory_order_release);
-    rm->last_state_ns = now;
     count(&rm->n_states_received);
 }
 
@@ -320,8 +377,23 @@ static int remote_counters(hal_t *self, hal_counters_t *out)
         .targets_sent = L(n_targets_sent),
         .targets_unsent = L(n_targets_unsent),
         .versions_refused = L(n_versions_refused),
+        .states_old = L(n_states_old),
+        .driver_errors = L(n_driver_errors),
     };
 #undef L
+    remote_report_t r;
+    if (rt_seqbox_read(&rm->report_box, &r, sizeof r) == 0) {
+        out->driver_mode = r.mode;
+        memcpy(out->driver_error, r.error, sizeof out->driver_error);
+        out->driver_ticks = r.ticks;
+        out->driver_overruns = r.overruns;
+        out->driver_targets_received = r.targets_received;
+        out->driver_targets_refused = r.targets_refused;
+        out->driver_targets_old = r.targets_old;
+        out->driver_stale_stops = r.stale_stops;
+        out->driver_holds = r.holds;
+        out->driver_velocity_clamps = r.velocity_clamps;
+    }
     return 0;
 }
 
@@ -390,6 +462,7 @@ int hal_remote_open(hal_t *hal, const hal_options_t *options, const void *backen
     rm->link_timeout_ns = llround(link * 1e9);
     rt_seqbox_init(&rm->state_box);
     rt_seqbox_init(&rm->cmd_box);
+    rt_seqbox_init(&rm->report_box);
     atomic_init(&rm->running, 1);
     rm->last_hello_ns = INT64_MIN / 2;
 

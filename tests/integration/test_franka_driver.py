@@ -209,6 +209,41 @@ def test_pacd_drives_the_franka_layer_and_a_stale_link_stops_it(request, daemon,
     assert max(abs(m) for m in moved) > 0.01, moved
 
 
+def test_driver_error_reaches_pacd_and_the_loop_holds(request, daemon, tmp_path):
+    """The driver's ERROR (an injected reflex) reaches pacd's telemetry
+    (mode, escaped text, counted once, the driver's counters) and the loop
+    holds: no driver state is taken while the driver is in ERROR, so the
+    robot state goes stale and every step is a stale (held) one."""
+    endpoint = "ipc://%s" % (tmp_path / "driver.sock")
+    drv = FrankaDriver(request, tmp_path, endpoint)
+    try:
+        d = daemon(extra="[robot]\nbackend = remote\ndriver_endpoint = %s\nstate_max_age_ms = %d\n"
+                   % (endpoint, int(scaled(250))))
+        feed = FrameFeeder(d.camera())
+        d.client.start_episode(max_steps=100000)
+        st = d.wait_for(lambda s: s.hal_driver_mode == pb.DriverState.TRACKING and
+                        s.hal_driver_counters.targets_received > 10, feed=feed,
+                        what="the driver tracking pacd's targets")
+        assert st.hal_driver_errors == 0 and st.hal_driver_error == ""
+        assert st.hal_driver_counters.ticks > 0
+        drv.inject()
+        st = d.wait_for(lambda s: s.hal_driver_mode == pb.DriverState.ERROR, feed=feed,
+                        what="the driver's error in pacd's telemetry")
+        assert st.hal_driver_errors == 1
+        assert "communication_constraints_violation" in st.hal_driver_error, st
+        assert "reports an error: " in d.stderr()
+        # the loop holds: from now on its steps are stale
+        stale0 = st.stale_steps
+        st = d.wait_for(lambda s: s.stale_steps >= stale0 + 10, feed=feed,
+                        what="stale (held) steps while the driver is in ERROR")
+        assert st.hal_driver_mode == pb.DriverState.ERROR and st.hal_driver_errors == 1
+        assert st.hal_driver_counters.targets_refused > 0  # what pacd still sent was refused
+        d.stop()
+        drv.stop()
+    finally:
+        drv.kill()
+
+
 def test_exception_holds_without_recovery_and_the_gripper_thread_acts(request, tmp_path):
     endpoint = "ipc://%s" % (tmp_path / "driver.sock")
     drv = FrankaDriver(request, tmp_path, endpoint, "--gripper")
