@@ -185,7 +185,7 @@ def check_commands(cmds):
         assert len(c["velocity"]) == 7 and all(math.isfinite(v) for v in c["velocity"]), c
     for a, b in zip(cmds, cmds[1:]):
         dt = b["stamp"] - a["stamp"]
-        if dt <= 0:  # the final zero command on SIGTERM repeats the stamp's time
+        if dt <= 0:  # the zero command on SIGTERM may share the last stamp
             assert all(v == 0 for v in b["velocity"]), (a, b)
             continue
         for va, vb in zip(a["velocity"], b["velocity"]):
