@@ -18,8 +18,8 @@ import threading
 import pytest
 import zmq
 
-from conftest import (BUILD, PY, SRC, FrameFeeder, attach_log, make_example_checkpoint, scaled,
-                      wait_until)
+from conftest import (BUILD, PY, SRC, FrameFeeder, attach_log, free_port, make_example_checkpoint,
+                      scaled, wait_until)
 
 import pacd_client
 
@@ -49,12 +49,6 @@ def _missing():
 
 
 needs_ros = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Child:
