@@ -189,6 +189,8 @@ int hal_counters(hal_t *self, hal_counters_t *counters)
 {
     if (!self || !counters)
         return -EINVAL;
+    /* a backend sets the counters it knows; the others read 0 / "" */
+    memset(counters, 0, sizeof *counters);
     if (!self->ops->counters)
         return -ENOTSUP;
     return self->ops->counters(self, counters);

@@ -47,6 +47,9 @@ def test_loop_runs_and_telemetry_reports(daemon, example_checkpoint):
     last = ts[-1]
     assert last.state == pb.IDLE
     assert last.robot == "panda" and last.backend == "sim"
+    # no driver behind the sim backend: its report is empty (not uninitialised)
+    assert last.hal_driver_mode == 0 and last.hal_driver_error == "" and \
+        not last.HasField("hal_driver_counters")
     with open(example_checkpoint, "rb") as f:
         assert last.checkpoint_sha256 == hashlib.sha256(f.read()).hexdigest()
     assert last.window_ticks > 0
