@@ -164,7 +164,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
                     raise
                 time.sleep(0.2)
 
-    def episodes(self, seeds, skill=None, log=None, align_yaw=False):
+    def episodes(self, seeds, skill=None, log=None, align_yaw=False, drift=0.0, drift_tau_s=1.0):
         """Run one episode per seed (the operator acts when skill is given);
         returns the list of successes."""
         wins = []
@@ -173,7 +173,8 @@ bind = tcp://127.0.0.1:{self.ports['control']}
             if skill is not None:
                 import random
                 script = op.LiftScript(20.0, op.mistake_for(seed, skill), random.Random(seed),
-                                       noise=0.01, align_yaw=align_yaw)
+                                       noise=0.01, align_yaw=align_yaw, drift=drift,
+                                       drift_tau_s=drift_tau_s)
             r = self.driver.run(seed, script)
             wins.append(bool(r["success"]))
             if log:
@@ -231,6 +232,9 @@ def main(argv=None):
     ap.add_argument("--round2-episodes", type=int, default=None, help="pac's own episodes (50)")
     ap.add_argument("--steps", type=int, default=None, help="gradient steps per run (3000)")
     ap.add_argument("--skill", type=float, default=0.3)
+    ap.add_argument("--drift", type=float, default=0.0,
+                    help="the operator's x-y disturbance during the approach, m/s (std)")
+    ap.add_argument("--drift-tau-s", type=float, default=1.0)
     ap.add_argument("--algos", default="bc,fbc,bcq,pac",
                     help="comma-separated; empty: collect and export only")
     ap.add_argument("--data", default=None,
@@ -286,7 +290,8 @@ def main(argv=None):
         p = Pacd(build, out, name, ckpt, mode, max_steps, sample=sample,
                  temperature=args.temperature)
         try:
-            wins = p.episodes(list(seeds), skill=skill, log=log)
+            wins = p.episodes(list(seeds), skill=skill, log=log, drift=args.drift,
+                              drift_tau_s=args.drift_tau_s)
         finally:
             p.close()
         path = os.path.join(out, h5)
@@ -309,7 +314,8 @@ def main(argv=None):
         results["behaviour data"] = (sum(pds.episode_success(d) for d in demos), len(demos))
         log("== 1-2. behaviour data %s: %d episodes" % (data, len(demos)))
     else:
-        log("== 1. collect %d operator episodes (teleop mode, skill %.2f)" % (n_collect, skill))
+        log("== 1. collect %d operator episodes (teleop mode, skill %.2f, drift %g m/s)"
+            % (n_collect, skill, args.drift))
         wins, data = collect("collect", ckpt0, "teleop", range(1000, 1000 + n_collect),
                              "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
@@ -338,7 +344,7 @@ def main(argv=None):
 
     return write_table(results, out, log, {
         "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
-        "steps": steps, "skill": skill, "smoke": small, "temperature": args.temperature,
+        "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "smoke": small, "temperature": args.temperature,
         "pac_args": args.pac_args, "data": data})
 
 

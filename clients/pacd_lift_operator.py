@@ -32,7 +32,12 @@ out as above; otherwise it has one deliberate mistake, drawn uniformly from
   offset   aims 3-4.5 cm beside the cube in a random direction,
   release  opens the gripper again after closing it, instead of lifting,
 
-and every episode gets Gaussian action noise (`--noise`, m/s). The draws come
+and every episode gets Gaussian action noise (`--noise`, m/s). `--drift`
+(m/s, default 0) adds a slowly varying x-y velocity disturbance during the
+approach (an Ornstein-Uhlenbeck process with that standard deviation and a
+time constant of `--drift-tau-s`): the arm wanders off its path and the
+controller brings it back, so the data shows corrections from states beside
+the path, as a human operator's would. The draws come
 from the episode's seed, so a seed list gives the same episodes again. The
 default skill (0.3) gives a success rate of roughly 20-40% (docs/loop.md).
 """
@@ -93,8 +98,12 @@ class LiftScript:
     position (m, base frame) and orientation (qw qx qy qz), the cube centre
     (m, base frame) and yaw (rad), and returns [vx, vy, vz, wz, gripper]."""
 
-    def __init__(self, rate_hz=20.0, mistake=None, rng=None, noise=0.0, align_yaw=True):
+    def __init__(self, rate_hz=20.0, mistake=None, rng=None, noise=0.0, align_yaw=True,
+                 drift=0.0, drift_tau_s=1.0):
         self.dt = 1.0 / rate_hz
+        self.drift = drift
+        self.drift_decay = math.exp(-self.dt / drift_tau_s) if drift_tau_s > 0 else 0.0
+        self.drift_v = [0.0, 0.0]
         self.align_yaw = align_yaw
         self.mistake = mistake
         self.rng = rng or random.Random(0)
@@ -162,6 +171,12 @@ class LiftScript:
         v = self._goto(ee, target, clip)
         if self.noise > 0:
             v = [x + self.rng.gauss(0.0, self.noise) for x in v]
+        if self.drift > 0 and self.phase == "approach":
+            # Ornstein-Uhlenbeck: stationary std `drift`, correlation time drift_tau_s
+            a = self.drift_decay
+            k = self.drift * math.sqrt(1.0 - a * a)
+            self.drift_v = [a * d + k * self.rng.gauss(0.0, 1.0) for d in self.drift_v]
+            v = [v[0] + self.drift_v[0], v[1] + self.drift_v[1], v[2]]
         self.ticks_in_phase += 1
         return [v[0], v[1], v[2], wz, grip]
 
@@ -289,6 +304,10 @@ def main(argv=None):
     ap.add_argument("--skill", type=float, default=0.3,
                     help="probability of an episode without a deliberate mistake (0..1)")
     ap.add_argument("--noise", type=float, default=0.01, help="action noise, m/s (std)")
+    ap.add_argument("--drift", type=float, default=0.0,
+                    help="x-y velocity disturbance during the approach, m/s (std; 0: none)")
+    ap.add_argument("--drift-tau-s", type=float, default=1.0,
+                    help="the disturbance's correlation time, s")
     ap.add_argument("--mistake", choices=MISTAKES, default=None,
                     help="give every episode this mistake (tests of the mistakes)")
     ap.add_argument("--keep-yaw", action="store_true",
@@ -310,7 +329,8 @@ def main(argv=None):
             if args.command == "operate":
                 mistake = args.mistake or mistake_for(seed, args.skill)
                 script = LiftScript(args.rate, mistake, random.Random(seed), args.noise,
-                                    align_yaw=not args.keep_yaw)
+                                    align_yaw=not args.keep_yaw, drift=args.drift,
+                                    drift_tau_s=args.drift_tau_s)
             r = drv.run(seed, script, args.max_steps)
             wins += r["success"]
             print("episode %d seed %d: %s in %d steps%s  %s" % (
