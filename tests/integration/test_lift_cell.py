@@ -60,6 +60,35 @@ def test_operator_geometry_and_mistakes():
     assert op.LiftScript(20.0, "high", random.Random(1)).grasp_extra >= 0.025
 
 
+def test_operator_drift_is_a_slow_disturbance_of_the_approach_only():
+    """--drift: an Ornstein-Uhlenbeck x-y velocity disturbance with the given
+    standard deviation and correlation time, during the approach only."""
+    h = math.sqrt(0.5)
+    down = (0.0, h, h, 0.0)
+    far = (0.3, 0.2, 0.3)          # far from the cube: the controller saturates the same way
+    cube = (0.6, 0.0, 0.0)
+    clean = op.LiftScript(20.0, None, random.Random(4), noise=0.0)
+    s = op.LiftScript(20.0, None, random.Random(4), noise=0.0, drift=0.05, drift_tau_s=1.0)
+    d = []
+    for _ in range(20000):
+        a, b = s.act(far, down, cube, 0.0), clean.act(far, down, cube, 0.0)
+        d.append((a[0] - b[0], a[1] - b[1]))
+        assert a[2] == b[2] and a[4] == b[4]       # z and the gripper untouched
+        s.ticks_in_phase = clean.ticks_in_phase = 0  # stay in the approach
+    xs = [x for x, _ in d]
+    std = math.sqrt(sum(x * x for x in xs) / len(xs))
+    assert 0.04 < std < 0.06, std
+    # correlated over the time constant: lag-1 (50 ms) ~ exp(-0.05), lag-20 (1 s) ~ exp(-1)
+    def corr(k):
+        return sum(a * b for a, b in zip(xs, xs[k:])) / (len(xs) - k) / std ** 2
+    assert corr(1) > 0.9 and 0.2 < corr(20) < 0.55, (corr(1), corr(20))
+    # outside the approach: no disturbance
+    s.phase = clean.phase = "lift"
+    s.grasp_z = clean.grasp_z = 0.0
+    a, b = s.act(far, down, cube, 0.0), clean.act(far, down, cube, 0.0)
+    assert a[:2] == b[:2]
+
+
 def test_teleop_mode_drives_the_arm_holds_when_stale_and_logs_both_actions(daemon):
     d = daemon(extra="[pacd]\nmode = teleop\n[teleop]\nmax_age_ms = 300\n")
     feed_frames = FrameFeeder(d.camera())
