@@ -60,34 +60,13 @@ static hal_state_t read_ok(hal_t *h)
     return s;
 }
 
-/* Runs until `seconds` of simulated time have passed, commanding `cmd`
- * every few ms (NULL: no commands), checking invariants on every sample and
- * calling `each` (if any) with consecutive samples. Returns the last state. */
+/* Called with consecutive samples by run_until / run_for. */
 typedef void (*sample_fn)(const hal_robot_t *r, const hal_state_t *prev,
                           const hal_state_t *cur, void *ctx);
 
-static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, sample_fn each,
-                           void *ctx)
-{
-    hal_state_t start = read_ok(h), prev = start, cur = start;
-    double give_up = mono_s() + 20 * seconds + 10;
-    while ((cur.time_mono_ns - start.time_mono_ns) * NS < seconds) {
-        if (mono_s() > give_up)
-            fail_msg("the sim's state time did not advance (stalled thread?)");
-        if (cmd)
-            assert_int_equal(hal_command(h, cmd), 0);
-        pause_ms(3);
-        cur = read_ok(h);
-        assert_true(cur.time_mono_ns >= prev.time_mono_ns);
-        assert_true(cur.seq >= prev.seq);
-        if (each)
-            each(hal_driven_robot(h), &prev, &cur, ctx);
-        prev = cur;
-    }
-    return cur;
-}
-
-/* Like run_for, but until pred(robot, state, arg) holds. A command takes
+/* Runs until pred(robot, state, arg) holds, commanding `cmd` every few ms
+ * (NULL: no commands), checking invariants on every sample and calling
+ * `each` (if any) with consecutive samples. Returns the last state. A command takes
  * effect from the time it is sent, which the sim's simulated time may trail
  * on a loaded machine: tests that wait for a command's effect wait for the
  * state it leads to, not for a duration. The wall-clock deadline is only a
@@ -113,6 +92,27 @@ static hal_state_t run_until(hal_t *h, const hal_command_t *cmd, state_pred pred
         prev = cur;
     }
     return cur;
+}
+
+typedef struct {
+    int64_t start_ns;
+    double seconds;
+} time_span_t;
+
+/* arg (time_span_t) seconds of simulated time passed since its start. */
+static int time_past(const hal_robot_t *r, const hal_state_t *s, const void *arg)
+{
+    (void)r;
+    const time_span_t *a = arg;
+    return (s->time_mono_ns - a->start_ns) * NS >= a->seconds;
+}
+
+/* run_until `seconds` of simulated time have passed. */
+static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, sample_fn each,
+                           void *ctx)
+{
+    time_span_t span = {read_ok(h).time_mono_ns, seconds};
+    return run_until(h, cmd, time_past, &span, each, ctx);
 }
 
 /* Every joint at the velocity arg (double[n_joints]), to 1e-12 rad/s. */
