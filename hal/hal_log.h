@@ -12,7 +12,15 @@
 /* Log one line: prio 0..7 (syslog), who the component ("hal remote",
  * "pacd-fake-driver"), fmt printf-style; the message is cut at 512 bytes.
  * Flushes stderr. Thread-safe (one fprintf per line). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 __attribute__((format(printf, 3, 4)))
 void hal_log(int prio, const char *who, const char *fmt, ...);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

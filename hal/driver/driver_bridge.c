@@ -1,23 +1,12 @@
 /* driver_bridge — see driver_bridge.h. Moved out of pacd_fake_driver.c so
- * the fake and the Sawyer driver speak the protocol with one code. */
+ * the fake, the Franka and the Sawyer driver speak the protocol with one
+ * code. */
 #include "driver_bridge.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <zmq.h>
-
-void driver_bridge_log(const driver_bridge_t *b, int prio, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "<%d>%s: %s\n", prio, b->name, line);
-    fflush(stderr);
-}
 
 int driver_bridge_open(driver_bridge_t *b, const char *endpoint, char *err, size_t errlen)
 {
@@ -58,8 +47,22 @@ int driver_bridge_recv(driver_bridge_t *b, uint8_t *id, size_t *id_len,
     return bridge_recv(b->sock, id, id_len, out) == 0;
 }
 
+static int core_session(void *ctx, double policy_period_s, char *err, size_t errlen)
+{
+    if (driver_core_new_session(ctx, policy_period_s) == 0)
+        return 0;
+    snprintf(err, errlen, "policy period %g s out of range (1 ms..10 s)", policy_period_s);
+    return -1;
+}
+
 void driver_bridge_hello(driver_bridge_t *b, driver_core_t *core, const uint8_t *id,
                          size_t id_len, const Pacd__V1__DriverHello *h)
+{
+    driver_bridge_hello_with(b, core_session, core, id, id_len, h);
+}
+
+int driver_bridge_hello_with(driver_bridge_t *b, driver_bridge_session_fn session, void *ctx,
+                             const uint8_t *id, size_t id_len, const Pacd__V1__DriverHello *h)
 {
     Pacd__V1__DriverHello r = PACD__V1__DRIVER_HELLO__INIT;
     r.protocol_version = b->protocol_version;
@@ -77,11 +80,13 @@ void driver_bridge_hello(driver_bridge_t *b, driver_core_t *core, const uint8_t 
                h->n_joints != (uint32_t)b->robot->n_joints) {
         snprintf(error, sizeof error, "this driver drives a %s with %d joints, not %.32s",
                  b->robot->name, b->robot->n_joints, h->robot ? h->robot : "");
-    } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10) ||
-               /* accepted from here: a new session at the peer's period */
-               driver_core_new_session(core, h->policy_period_s) != 0) {
+    } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10)) {
         snprintf(error, sizeof error, "policy period %g s out of range (1 ms..10 s)",
                  h->policy_period_s);
+    } else if (/* accepted from here: a new session at the peer's period */
+               session(ctx, h->policy_period_s, error, sizeof error) != 0) {
+        if (!error[0])
+            snprintf(error, sizeof error, "no new session");
     }
     r.accepted = error[0] == 0;
     r.error = error;
@@ -93,12 +98,14 @@ void driver_bridge_hello(driver_bridge_t *b, driver_core_t *core, const uint8_t 
         driver_bridge_log(b, 5, "handshake from %s accepted (policy period %g s)",
                           h->peer ? h->peer : "?", h->policy_period_s);
     } else {
+        r.accepted = 0;
         driver_bridge_log(b, 4, "handshake refused: %s", error);
     }
     Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
     m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_HELLO;
     m.hello = &r;
     bridge_send(b->sock, id, id_len, &m);
+    return r.accepted;
 }
 
 int driver_bridge_target(driver_bridge_t *b, const uint8_t *id, size_t id_len,
@@ -133,28 +140,27 @@ int driver_bridge_target(driver_bridge_t *b, const uint8_t *id, size_t id_len,
     return 0;
 }
 
-int driver_bridge_send_state(driver_bridge_t *b, const driver_bridge_arm_t *arm,
-                             const driver_output_t *out, const driver_core_t *core,
-                             const driver_bridge_extra_t *extra)
+void driver_bridge_state(driver_bridge_t *b, const driver_bridge_arm_t *arm, int mode,
+                         uint64_t last_target_seq, const driver_core_counters_t *c,
+                         const driver_bridge_extra_t *extra, driver_bridge_state_msg_t *m)
 {
-    if (b->peer_len == 0)
-        return -ENOTCONN;
-    driver_core_counters_t c = driver_core_counters(core);
     Pacd__V1__DriverCounters dc = PACD__V1__DRIVER_COUNTERS__INIT;
-    dc.ticks = c.ticks;
-    dc.targets_received = c.targets_received;
-    dc.targets_refused = c.targets_refused + b->targets_refused_peer;
-    dc.targets_old = c.targets_old;
-    dc.stale_stops = c.stale_stops;
-    dc.holds = c.holds;
-    dc.velocity_clamps = c.velocity_clamps;
+    dc.ticks = c->ticks;
+    dc.targets_received = c->targets_received;
+    dc.targets_refused = c->targets_refused + b->targets_refused_peer;
+    dc.targets_old = c->targets_old;
+    dc.stale_stops = c->stale_stops;
+    dc.holds = c->holds;
+    dc.velocity_clamps = c->velocity_clamps;
     dc.hellos = b->hellos;
     dc.versions_refused = b->versions_refused;
     if (extra) {
         dc.overruns = extra->overruns;
         dc.messages_dropped = extra->messages_dropped;
         dc.robot_states_refused = extra->robot_states_refused;
+        dc.targets_refused += extra->targets_refused;
     }
+    m->counters = dc;
     Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
     pose.x = arm->ee_pose[0];
     pose.y = arm->ee_pose[1];
@@ -163,6 +169,7 @@ int driver_bridge_send_state(driver_bridge_t *b, const driver_bridge_arm_t *arm,
     pose.qx = arm->ee_pose[4];
     pose.qy = arm->ee_pose[5];
     pose.qz = arm->ee_pose[6];
+    m->pose = pose;
     Pacd__V1__DriverState s = PACD__V1__DRIVER_STATE__INIT;
     s.protocol_version = b->protocol_version;
     s.robot = (char *)b->robot->name;
@@ -176,15 +183,35 @@ int driver_bridge_send_state(driver_bridge_t *b, const driver_bridge_arm_t *arm,
         s.n_joint_torques = (size_t)arm->n;
         s.joint_torques = (double *)arm->tau;
     }
-    s.end_effector = &pose;
+    s.end_effector = &m->pose;
     s.gripper_position = arm->gripper_position;
     s.gripper_velocity = arm->gripper_velocity;
     s.grasp = arm->grasp;
-    s.mode = (Pacd__V1__DriverState__Mode)out->mode;
-    s.last_target_seq = out->target_seq;
-    s.counters = &dc;
-    Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
-    m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_STATE;
-    m.state = &s;
-    return bridge_send(b->sock, b->peer, b->peer_len, &m);
+    s.mode = (Pacd__V1__DriverState__Mode)mode;
+    s.last_target_seq = last_target_seq;
+    s.counters = &m->counters;
+    m->state = s;
+    Pacd__V1__BridgeMessage msg = PACD__V1__BRIDGE_MESSAGE__INIT;
+    msg.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_STATE;
+    msg.state = &m->state;
+    m->msg = msg;
+}
+
+int driver_bridge_send(driver_bridge_t *b, const Pacd__V1__BridgeMessage *m)
+{
+    if (b->peer_len == 0)
+        return -ENOTCONN;
+    return bridge_send(b->sock, b->peer, b->peer_len, m);
+}
+
+int driver_bridge_send_state(driver_bridge_t *b, const driver_bridge_arm_t *arm,
+                             const driver_output_t *out, const driver_core_t *core,
+                             const driver_bridge_extra_t *extra)
+{
+    if (b->peer_len == 0)
+        return -ENOTCONN;
+    driver_core_counters_t c = driver_core_counters(core);
+    driver_bridge_state_msg_t m;
+    driver_bridge_state(b, arm, out->mode, out->target_seq, &c, extra, &m);
+    return driver_bridge_send(b, &m.msg);
 }

@@ -23,7 +23,7 @@
  * lateness at exit (for bench/run_bridge_bench.sh). A real driver
  * (libfranka's callback) keeps its I/O in another thread; here the socket
  * calls never block (ZMQ_DONTWAIT). */
-#include "bridge_wire.h"
+#include "driver_bridge.h"
 #include "driver_core.h"
 #include "hal.h"
 #include "hal_log.h"
@@ -39,7 +39,6 @@
 #include <zmq.h>
 
 #define TICK_NS 1000000LL
-#define MAX_ID 256
 
 static volatile sig_atomic_t stop_requested;
 
@@ -213,12 +212,8 @@ typedef struct {
     const hal_robot_t *robot;
     hal_t *arm;
     driver_core_t core;
-    void *sock;
-    unsigned protocol_version;
-    double state_rate_hz;
-    uint8_t peer[MAX_ID];
-    size_t peer_len; /* 0: no peer shook hands */
-    uint64_t hellos, versions_refused, targets_refused_peer, state_seq, overruns;
+    driver_bridge_t bridge; /* the socket, the peer and the protocol's counters */
+    uint64_t overruns;
     fault_t *fault;
     driver_output_t out;
     FILE *trace;       /* --trace: one record per control period */
@@ -236,74 +231,22 @@ typedef struct {
 static void answer_hello(fake_t *fk, const uint8_t *id, size_t id_len,
                          const Pacd__V1__DriverHello *h)
 {
-    Pacd__V1__DriverHello r = PACD__V1__DRIVER_HELLO__INIT;
-    r.protocol_version = fk->protocol_version;
-    r.robot = (char *)fk->robot->name;
-    r.n_joints = (uint32_t)fk->robot->n_joints;
-    r.state_rate_hz = fk->state_rate_hz;
-    r.peer = "pacd-fake-driver";
-    r.has_gripper = fk->robot->has_gripper != 0;
-    char error[256] = "";
-    if (h->protocol_version != fk->protocol_version) {
-        fk->versions_refused++;
-        snprintf(error, sizeof error, "bridge protocol version %u refused: this driver speaks %u",
-                 h->protocol_version, fk->protocol_version);
-    } else if (!h->robot || strcmp(h->robot, fk->robot->name) ||
-               h->n_joints != (uint32_t)fk->robot->n_joints) {
-        snprintf(error, sizeof error, "this driver drives a %s with %d joints, not %.32s",
-                 fk->robot->name, fk->robot->n_joints, h->robot ? h->robot : "");
-    } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10) ||
-               /* accepted from here: a new session at the peer's period */
-               driver_core_new_session(&fk->core, h->policy_period_s) != 0) {
-        snprintf(error, sizeof error, "policy period %g s out of range (1 ms..10 s)",
-                 h->policy_period_s);
-    }
-    r.accepted = error[0] == 0;
-    r.error = error;
-    if (r.accepted) {
-        /* a new session: the peer's seq numbers start again */
-        memcpy(fk->peer, id, id_len);
-        fk->peer_len = id_len;
-        fk->hellos++;
-        fault_flush(&fk->fault->targets);
-        if (fk->fault->origin_ns == 0)
-            fk->fault->origin_ns = rt_clock_mono_ns();
-        log_line(5, "handshake from %s accepted (policy period %g s)", h->peer ? h->peer : "?",
-                 h->policy_period_s);
-    } else {
-        log_line(4, "handshake refused: %s", error);
-    }
-    Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
-    m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_HELLO;
-    m.hello = &r;
-    bridge_send(fk->sock, id, id_len, &m);
+    const uint64_t hellos = fk->bridge.hellos;
+    driver_bridge_hello(&fk->bridge, &fk->core, id, id_len, h);
+    if (fk->bridge.hellos == hellos)
+        return; /* refused */
+    /* a new session: the old peer's targets in flight go */
+    fault_flush(&fk->fault->targets);
+    if (fk->fault->origin_ns == 0)
+        fk->fault->origin_ns = rt_clock_mono_ns();
 }
 
 static void take_target(fake_t *fk, const uint8_t *id, size_t id_len,
                         const Pacd__V1__JointCommand *t, int64_t now)
 {
-    const int n = fk->robot->n_joints;
-    if (fk->peer_len == 0 || id_len != fk->peer_len || memcmp(id, fk->peer, id_len) ||
-        t->protocol_version != fk->protocol_version) {
-        fk->targets_refused_peer++;
+    driver_target_t dt;
+    if (driver_bridge_target(&fk->bridge, id, id_len, t, now, &dt) != 0)
         return;
-    }
-    driver_target_t dt = {.seq = t->seq, .time_ns = now, .hold = t->hold, .n = n};
-    int position = t->mode == PACD__V1__JOINT_COMMAND__MODE__POSITION;
-    dt.mode = position ? DRIVER_TARGET_POSITION : DRIVER_TARGET_VELOCITY;
-    if (!t->hold) {
-        const double *v = position ? t->positions : t->values;
-        size_t nv = position ? t->n_positions : t->n_values;
-        int gripper = !position && t->space == PACD__V1__ACTION_SPACE__JOINT_VELOCITY_GRIPPER;
-        if (nv != (size_t)(n + gripper))
-            dt.n = -1; /* refused by the core, counted there */
-        for (int i = 0; i < n && (size_t)i < nv; i++)
-            dt.values[i] = v[i];
-        if (gripper && nv == (size_t)n + 1) {
-            dt.has_gripper = 1;
-            dt.gripper = v[n];
-        }
-    }
     /* stamped with its socket receive time: a delayed target arrives aged */
     fault_offer(fk->fault, &fk->fault->targets, &dt, sizeof dt, now);
 }
@@ -321,64 +264,34 @@ static void deliver_target(void *ctx, const uint8_t *data, size_t len)
 static void deliver_state(void *ctx, const uint8_t *data, size_t len)
 {
     fake_t *fk = ctx;
-    if (fk->peer_len == 0 ||
-        zmq_send(fk->sock, fk->peer, fk->peer_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+    driver_bridge_t *b = &fk->bridge;
+    if (b->peer_len == 0 ||
+        zmq_send(b->sock, b->peer, b->peer_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
         return;
-    zmq_send(fk->sock, data, len, ZMQ_DONTWAIT);
+    zmq_send(b->sock, data, len, ZMQ_DONTWAIT);
 }
 
 static void send_state(fake_t *fk, int64_t now)
 {
     hal_state_t st;
-    if (fk->peer_len == 0 || hal_read_state(fk->arm, &st) != 0)
+    if (fk->bridge.peer_len == 0 || hal_read_state(fk->arm, &st) != 0)
         return;
+    driver_bridge_arm_t arm = {.n = st.n_joints, .q = st.q, .dq = st.dq,
+                               .gripper_position = st.gripper_position,
+                               .gripper_velocity = st.gripper_velocity, .grasp = st.grasp,
+                               .time_unix_ns = st.time_unix_ns, .time_mono_ns = st.time_mono_ns};
+    memcpy(arm.ee_pose, st.ee_pose, sizeof arm.ee_pose);
+    driver_bridge_extra_t extra = {.overruns = fk->overruns,
+                                   .messages_dropped = fault_dropped(fk->fault)};
     driver_core_counters_t c = driver_core_counters(&fk->core);
-    hal_counters_t hc = {0};
-    hal_counters(fk->arm, &hc);
-    Pacd__V1__DriverCounters dc = PACD__V1__DRIVER_COUNTERS__INIT;
-    dc.ticks = c.ticks;
-    dc.overruns = fk->overruns;
-    dc.targets_received = c.targets_received;
-    dc.targets_refused = c.targets_refused + fk->targets_refused_peer;
-    dc.targets_old = c.targets_old;
-    dc.stale_stops = c.stale_stops;
-    dc.holds = c.holds;
-    dc.velocity_clamps = c.velocity_clamps;
-    dc.hellos = fk->hellos;
-    dc.versions_refused = fk->versions_refused;
-    dc.messages_dropped = fault_dropped(fk->fault);
-    Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
-    pose.x = st.ee_pose[0];
-    pose.y = st.ee_pose[1];
-    pose.z = st.ee_pose[2];
-    pose.qw = st.ee_pose[3];
-    pose.qx = st.ee_pose[4];
-    pose.qy = st.ee_pose[5];
-    pose.qz = st.ee_pose[6];
-    Pacd__V1__DriverState s = PACD__V1__DRIVER_STATE__INIT;
-    s.protocol_version = fk->protocol_version;
-    s.robot = (char *)fk->robot->name;
-    s.seq = ++fk->state_seq;
-    s.time_unix_ns = st.time_unix_ns;
-    s.time_mono_ns = st.time_mono_ns;
-    s.n_joint_positions = s.n_joint_velocities = (size_t)st.n_joints;
-    s.joint_positions = st.q;
-    s.joint_velocities = st.dq;
-    s.end_effector = &pose;
-    s.gripper_position = st.gripper_position;
-    s.gripper_velocity = st.gripper_velocity;
-    s.grasp = st.grasp;
-    s.mode = (Pacd__V1__DriverState__Mode)fk->out.mode;
-    s.last_target_seq = fk->out.target_seq;
-    s.counters = &dc;
-    Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
-    m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_STATE;
-    m.state = &s;
+    driver_bridge_state_msg_t m;
+    driver_bridge_state(&fk->bridge, &arm, fk->out.mode, fk->out.target_seq, &c, &extra, &m);
+    /* packed here: the fault queue holds bytes */
     uint8_t buf[FAULT_ITEM];
-    size_t len = pacd__v1__bridge_message__get_packed_size(&m);
+    size_t len = pacd__v1__bridge_message__get_packed_size(&m.msg);
     if (len > sizeof buf)
         return;
-    pacd__v1__bridge_message__pack(&m, buf);
+    pacd__v1__bridge_message__pack(&m.msg, buf);
     fault_offer(fk->fault, &fk->fault->states, buf, len, now);
 }
 
@@ -466,7 +379,8 @@ int main(int argc, char **argv)
     const char *bind = NULL, *robot_name = "panda";
     int gripper = 0;
     const char *trace_path = NULL;
-    fake_t fk = {.protocol_version = BRIDGE_PROTOCOL_VERSION, .state_rate_hz = 250,
+    fake_t fk = {.bridge = {.name = "pacd-fake-driver", .protocol_version = BRIDGE_PROTOCOL_VERSION,
+                            .state_rate_hz = 250},
                  .fault = &g_fault};
     fault_t *f = fk.fault;
     f->rng = 1;
@@ -494,9 +408,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--robot"))
             robot_name = v;
         else if (!strcmp(a, "--state-rate-hz"))
-            fk.state_rate_hz = atof(v);
+            fk.bridge.state_rate_hz = atof(v);
         else if (!strcmp(a, "--protocol-version"))
-            fk.protocol_version = (unsigned)strtoul(v, NULL, 10);
+            fk.bridge.protocol_version = (unsigned)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--drop-targets"))
             f->targets.drop = atof(v);
         else if (!strcmp(a, "--drop-states"))
@@ -532,7 +446,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!bind || !(fk.state_rate_hz >= 100 && fk.state_rate_hz <= 1000) ||
+    if (!bind || !(fk.bridge.state_rate_hz >= 100 && fk.bridge.state_rate_hz <= 1000) ||
         !fault_rates_ok(&f->targets) || !fault_rates_ok(&f->states) ||
         !(f->delay_ms >= 0 && f->delay_ms <= 10000) || !(f->jitter_ms >= 0 && f->jitter_ms <= 10000) ||
         !(f->stall_after_ms >= 0) || !(f->stall_ms >= 0 && f->stall_ms <= 600000) ||
@@ -585,16 +499,9 @@ int main(int argc, char **argv)
         }
     }
 
-    void *ctx = zmq_ctx_new();
-    fk.sock = zmq_socket(ctx, ZMQ_ROUTER);
-    int zero = 0, hwm = 64;
-    zmq_setsockopt(fk.sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(fk.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zmq_bind(fk.sock, bind) != 0) {
-        fprintf(stderr, "pacd-fake-driver: cannot bind %s: %s\n", bind,
-                zmq_strerror(zmq_errno()));
-        zmq_close(fk.sock);
-        zmq_ctx_term(ctx);
+    fk.bridge.robot = fk.robot;
+    if (driver_bridge_open(&fk.bridge, bind, err, sizeof err) != 0) {
+        fprintf(stderr, "pacd-fake-driver: %s\n", err);
         hal_destroy(&fk.arm);
         return 1;
     }
@@ -602,9 +509,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     log_line(5, "%s on %s: bridge protocol %u, state at %g Hz, ready", fk.robot->name, bind,
-             fk.protocol_version, fk.state_rate_hz);
+             fk.bridge.protocol_version, fk.bridge.state_rate_hz);
 
-    const int64_t state_every = llround(1e9 / fk.state_rate_hz);
+    const int64_t state_every = llround(1e9 / fk.bridge.state_rate_hz);
     int64_t next = rt_clock_mono_ns() + TICK_NS, next_state = next;
     while (!stop_requested) {
         if (rt_clock_sleep_until_intr(next) == -EINTR)
@@ -617,10 +524,10 @@ int main(int argc, char **argv)
             next = now; /* no catch-up: the arm is real-time, time does not wait */
         }
         for (int k = 0; k < 64; k++) {
-            uint8_t id[MAX_ID];
-            size_t id_len = sizeof id;
-            Pacd__V1__BridgeMessage *m = NULL;
-            if (bridge_recv(fk.sock, id, &id_len, &m) != 0)
+            uint8_t id[DRIVER_BRIDGE_MAX_ID];
+            size_t id_len;
+            Pacd__V1__BridgeMessage *m;
+            if (!driver_bridge_recv(&fk.bridge, id, &id_len, &m))
                 break;
             if (!m)
                 continue;
@@ -699,7 +606,7 @@ int main(int argc, char **argv)
                 "%llu old targets, %llu dropped, %llu limit violations",
              (unsigned long long)c.ticks, (unsigned long long)c.targets_received,
              (unsigned long long)c.stale_stops, (unsigned long long)c.holds,
-             (unsigned long long)fk.hellos, (unsigned long long)c.targets_old,
+             (unsigned long long)fk.bridge.hellos, (unsigned long long)c.targets_old,
              (unsigned long long)fault_dropped(f), (unsigned long long)fk.violations);
     log_line(5, "faults: targets %llu dropped, %llu delayed, %llu duplicated, %llu reordered, "
                 "%llu stalled; states %llu dropped, %llu delayed, %llu duplicated, %llu "
@@ -719,8 +626,7 @@ int main(int argc, char **argv)
     free(fk.lateness_us);
     if (fk.trace && fclose(fk.trace) != 0)
         log_line(3, "cannot finish the trace: %s", strerror(errno));
-    zmq_close(fk.sock);
-    zmq_ctx_term(ctx);
+    driver_bridge_close(&fk.bridge);
     hal_destroy(&fk.arm);
     return 0;
 }

@@ -43,7 +43,7 @@
  * SIGTERM / SIGINT: the arm decelerates to rest (a hold), the loop ends with
  * MotionFinished, exit 0. */
 extern "C" {
-#include "bridge_wire.h"
+#include "driver_bridge.h"
 #include "driver_core.h"
 #include "hal_robot.h"
 #include <zmq.h>
@@ -77,7 +77,6 @@ extern "C" {
 namespace {
 
 constexpr int kJoints = 7;
-constexpr size_t kMaxId = 256;
 
 std::atomic<bool> g_stop{false};
 
@@ -205,7 +204,6 @@ struct Driver {
   bool gripper_on = false, auto_recover = false;
   franka::RealtimeConfig realtime = franka::RealtimeConfig::kEnforce;
   double state_rate_hz = 250, grasp_force = 20, speed_scale = 1;
-  unsigned protocol_version = BRIDGE_PROTOCOL_VERSION;
 
   Inbox inbox;
   SeqBox<Snapshot> snapshot;
@@ -230,11 +228,8 @@ struct Driver {
   double stop_q0[kJoints] = {}, stop_allowed[kJoints] = {};
   bool hold_sent = false;
 
-  // the I/O thread's
-  void* sock = nullptr;
-  uint8_t peer[kMaxId] = {};
-  size_t peer_len = 0;
-  uint64_t hellos = 0, versions_refused = 0, targets_refused_peer = 0, state_seq = 0;
+  // the I/O thread's: the socket, the peer and the protocol's counters
+  driver_bridge_t bridge{};
 };
 
 void set_error(Driver& d, const std::string& text) {
@@ -482,82 +477,28 @@ void gripper_thread(Driver& d, franka::Gripper& gripper) {
 
 /* ---- the bridge I/O thread (main) ---- */
 
-void answer_hello(Driver& d, const uint8_t* id, size_t id_len, const Pacd__V1__DriverHello* h) {
-  Pacd__V1__DriverHello r = PACD__V1__DRIVER_HELLO__INIT;
-  r.protocol_version = d.protocol_version;
-  r.robot = const_cast<char*>(d.robot->name);
-  r.n_joints = static_cast<uint32_t>(d.robot->n_joints);
-  r.state_rate_hz = d.state_rate_hz;
-  r.peer = const_cast<char*>("pacd-franka-driver");
-  r.has_gripper = d.robot->has_gripper != 0;
-  char error[256] = "";
-  if (h->protocol_version != d.protocol_version) {
-    d.versions_refused++;
-    snprintf(error, sizeof error, "bridge protocol version %u refused: this driver speaks %u",
-             h->protocol_version, d.protocol_version);
-  } else if (!h->robot || strcmp(h->robot, d.robot->name) ||
-             h->n_joints != static_cast<uint32_t>(d.robot->n_joints)) {
-    snprintf(error, sizeof error, "this driver drives a %s with %d joints, not %.32s",
-             d.robot->name, d.robot->n_joints, h->robot ? h->robot : "");
-  } else if (!(h->policy_period_s >= 0.001 && h->policy_period_s <= 10)) {
-    snprintf(error, sizeof error, "policy period %g s out of range (1 ms..10 s)",
-             h->policy_period_s);
-  } else {
-    InboxEntry e{};
-    e.kind = InboxEntry::kSession;
-    e.policy_period_s = h->policy_period_s;
-    if (!d.inbox.push(e))
-      snprintf(error, sizeof error, "the control thread is not taking messages: try again");
-  }
-  r.accepted = error[0] == 0;
-  r.error = error;
-  if (r.accepted) {
-    memcpy(d.peer, id, id_len);
-    d.peer_len = id_len;
-    d.hellos++;
-    log_line(5, "handshake from %s accepted (policy period %g s)", h->peer ? h->peer : "?",
-             h->policy_period_s);
-  } else {
-    log_line(4, "handshake refused: %s", error);
-  }
-  Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
-  m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_HELLO;
-  m.hello = &r;
-  bridge_send(d.sock, id, id_len, &m);
+/* A new session, for the control thread to start (driver_bridge_hello_with). */
+int push_session(void* ctx, double policy_period_s, char* err, size_t errlen) {
+  Driver& d = *static_cast<Driver*>(ctx);
+  InboxEntry e{};
+  e.kind = InboxEntry::kSession;
+  e.policy_period_s = policy_period_s;
+  if (d.inbox.push(e))
+    return 0;
+  snprintf(err, errlen, "the control thread is not taking messages: try again");
+  return -1;
 }
 
 void take_target(Driver& d, const uint8_t* id, size_t id_len, const Pacd__V1__JointCommand* t) {
-  const int n = d.robot->n_joints;
-  if (d.peer_len == 0 || id_len != d.peer_len || memcmp(id, d.peer, id_len) ||
-      t->protocol_version != d.protocol_version) {
-    d.targets_refused_peer++;
+  InboxEntry e{};
+  e.kind = InboxEntry::kTarget;
+  // stamped with the control thread's clock
+  if (driver_bridge_target(&d.bridge, id, id_len, t, d.robot_now_ns.load(std::memory_order_acquire),
+                           &e.target) != 0)
     return;
-  }
   if (d.in_error.load()) {
     d.refused_in_error.fetch_add(1);  // held: nothing moves until recovered
     return;
-  }
-  InboxEntry e{};
-  e.kind = InboxEntry::kTarget;
-  driver_target_t& dt = e.target;
-  dt.seq = t->seq;
-  dt.time_ns = d.robot_now_ns.load(std::memory_order_acquire);
-  dt.hold = t->hold;
-  dt.n = n;
-  const bool position = t->mode == PACD__V1__JOINT_COMMAND__MODE__POSITION;
-  dt.mode = position ? DRIVER_TARGET_POSITION : DRIVER_TARGET_VELOCITY;
-  if (!t->hold) {
-    const double* v = position ? t->positions : t->values;
-    const size_t nv = position ? t->n_positions : t->n_values;
-    const bool gripper = !position && t->space == PACD__V1__ACTION_SPACE__JOINT_VELOCITY_GRIPPER;
-    if (nv != static_cast<size_t>(n + (gripper ? 1 : 0)))
-      dt.n = -1;  // refused by the core, counted there
-    for (int i = 0; i < n && static_cast<size_t>(i) < nv; i++)
-      dt.values[i] = v[i];
-    if (gripper && nv == static_cast<size_t>(n) + 1) {
-      dt.has_gripper = 1;
-      dt.gripper = v[n];
-    }
   }
   if (!d.inbox.push(e))
     d.inbox_full.fetch_add(1);
@@ -605,49 +546,26 @@ void pose_from_transform(const double* t, double pose[7]) {
 }
 
 void send_state(Driver& d, const Snapshot& s) {
-  if (d.peer_len == 0)
+  if (d.bridge.peer_len == 0)
     return;
-  Pacd__V1__DriverCounters dc = PACD__V1__DRIVER_COUNTERS__INIT;
-  dc.ticks = s.counters.ticks;
-  dc.overruns = s.overruns;
-  dc.targets_received = s.counters.targets_received;
-  dc.targets_refused = s.counters.targets_refused + d.targets_refused_peer +
-                       d.refused_in_error.load() + d.inbox_full.load();
-  dc.targets_old = s.counters.targets_old;
-  dc.stale_stops = s.counters.stale_stops;
-  dc.holds = s.counters.holds;
-  dc.velocity_clamps = s.counters.velocity_clamps;
-  dc.hellos = d.hellos;
-  dc.versions_refused = d.versions_refused;
-  double p[7];
-  pose_from_transform(s.o_t_ee, p);
-  Pacd__V1__Pose pose = PACD__V1__POSE__INIT;
-  pose.x = p[0];
-  pose.y = p[1];
-  pose.z = p[2];
-  pose.qw = p[3];
-  pose.qx = p[4];
-  pose.qy = p[5];
-  pose.qz = p[6];
-  double q[kJoints], dq[kJoints], tau[kJoints];
-  memcpy(q, s.q, sizeof q);
-  memcpy(dq, s.dq, sizeof dq);
-  memcpy(tau, s.tau, sizeof tau);
-  Pacd__V1__DriverState st = PACD__V1__DRIVER_STATE__INIT;
-  st.protocol_version = d.protocol_version;
-  st.robot = const_cast<char*>(d.robot->name);
-  st.seq = ++d.state_seq;
-  st.time_unix_ns = unix_ns();
-  st.time_mono_ns = mono_ns();
-  st.n_joint_positions = st.n_joint_velocities = st.n_joint_torques = kJoints;
-  st.joint_positions = q;
-  st.joint_velocities = dq;
-  st.joint_torques = tau;
-  st.end_effector = &pose;
+  driver_bridge_arm_t arm{};
+  arm.n = kJoints;
+  arm.q = s.q;
+  arm.dq = s.dq;
+  arm.tau = s.tau;
+  pose_from_transform(s.o_t_ee, arm.ee_pose);
   if (d.robot->has_gripper) {
-    st.gripper_position = d.gripper_width.load();
-    st.grasp = d.gripper_grasped.load();
+    arm.gripper_position = d.gripper_width.load();
+    arm.grasp = d.gripper_grasped.load();
   }
+  arm.time_unix_ns = unix_ns();
+  arm.time_mono_ns = mono_ns();
+  driver_bridge_extra_t extra{};
+  extra.overruns = s.overruns;
+  extra.targets_refused = d.refused_in_error.load() + d.inbox_full.load();
+  driver_bridge_state_msg_t m;
+  driver_bridge_state(&d.bridge, &arm, s.mode == kModeError ? DRIVER_IDLE : s.mode, s.target_seq,
+                      &s.counters, &extra, &m);
   std::string error;
   char* errors[1];
   if (d.in_error.load()) {
@@ -655,20 +573,12 @@ void send_state(Driver& d, const Snapshot& s) {
     error = d.error_text;
   }
   if (!error.empty()) {
-    st.mode = PACD__V1__DRIVER_STATE__MODE__ERROR;
+    m.state.mode = PACD__V1__DRIVER_STATE__MODE__ERROR;
     errors[0] = const_cast<char*>(error.c_str());
-    st.n_errors = 1;
-    st.errors = errors;
-  } else {
-    st.mode = static_cast<Pacd__V1__DriverState__Mode>(s.mode == kModeError ? DRIVER_IDLE
-                                                                             : s.mode);
+    m.state.n_errors = 1;
+    m.state.errors = errors;
   }
-  st.last_target_seq = s.target_seq;
-  st.counters = &dc;
-  Pacd__V1__BridgeMessage m = PACD__V1__BRIDGE_MESSAGE__INIT;
-  m.body_case = PACD__V1__BRIDGE_MESSAGE__BODY_STATE;
-  m.state = &st;
-  bridge_send(d.sock, d.peer, d.peer_len, &m);
+  driver_bridge_send(&d.bridge, &m.msg);
 }
 
 void usage() {
@@ -756,16 +666,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  void* ctx = zmq_ctx_new();
-  d.sock = zmq_socket(ctx, ZMQ_ROUTER);
-  int zero = 0, hwm = 64;
-  zmq_setsockopt(d.sock, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_setsockopt(d.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  if (zmq_bind(d.sock, d.bind.c_str()) != 0) {
-    fprintf(stderr, "pacd-franka-driver: cannot bind %s: %s\n", d.bind.c_str(),
-            zmq_strerror(zmq_errno()));
-    zmq_close(d.sock);
-    zmq_ctx_term(ctx);
+  d.bridge.robot = d.robot;
+  d.bridge.name = "pacd-franka-driver";
+  d.bridge.state_rate_hz = d.state_rate_hz;
+  if (driver_bridge_open(&d.bridge, d.bind.c_str(), err, sizeof err) != 0) {
+    fprintf(stderr, "pacd-franka-driver: %s\n", err);
     return 1;
   }
   struct sigaction sa = {};
@@ -779,7 +684,7 @@ int main(int argc, char** argv) {
     grip = std::thread([&d, &gripper] { gripper_thread(d, *gripper); });
   log_line(5, "%s at %s on %s: bridge protocol %u, state at %g Hz, speed scale %g, automatic "
               "error recovery %s, ready",
-           d.robot->name, d.robot_ip.c_str(), d.bind.c_str(), d.protocol_version,
+           d.robot->name, d.robot_ip.c_str(), d.bind.c_str(), d.bridge.protocol_version,
            d.state_rate_hz, d.speed_scale, d.auto_recover ? "on" : "off");
 
   const int64_t state_every = llround(1e9 / d.state_rate_hz);
@@ -787,18 +692,18 @@ int main(int argc, char** argv) {
   uint64_t stops_logged = 0;
   while (!g_stop.load()) {
     int64_t wait_ns = next_state - mono_ns();
-    zmq_pollitem_t item = {d.sock, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t item = {d.bridge.sock, 0, ZMQ_POLLIN, 0};
     zmq_poll(&item, 1, wait_ns > 0 ? static_cast<long>((wait_ns + 999999) / 1000000) : 0);
     for (int k = 0; k < 64; k++) {
-      uint8_t id[kMaxId];
-      size_t id_len = sizeof id;
-      Pacd__V1__BridgeMessage* m = nullptr;
-      if (bridge_recv(d.sock, id, &id_len, &m) != 0)
+      uint8_t id[DRIVER_BRIDGE_MAX_ID];
+      size_t id_len;
+      Pacd__V1__BridgeMessage* m;
+      if (!driver_bridge_recv(&d.bridge, id, &id_len, &m))
         break;
       if (!m)
         continue;
       if (m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_HELLO)
-        answer_hello(d, id, id_len, m->hello);
+        driver_bridge_hello_with(&d.bridge, push_session, &d, id, id_len, m->hello);
       else if (m->body_case == PACD__V1__BRIDGE_MESSAGE__BODY_TARGET)
         take_target(d, id, id_len, m->target);
       pacd__v1__bridge_message__free_unpacked(m, nullptr);
@@ -832,15 +737,15 @@ int main(int argc, char** argv) {
            static_cast<unsigned long long>(s.counters.targets_received),
            static_cast<unsigned long long>(s.counters.stale_stops),
            static_cast<unsigned long long>(s.counters.holds),
-           static_cast<unsigned long long>(d.hellos),
+           static_cast<unsigned long long>(d.bridge.hellos),
            static_cast<unsigned long long>(s.counters.targets_old),
-           static_cast<unsigned long long>(s.counters.targets_refused + d.targets_refused_peer +
+           static_cast<unsigned long long>(s.counters.targets_refused +
+                                           d.bridge.targets_refused_peer +
                                            d.refused_in_error.load() + d.inbox_full.load()),
            static_cast<unsigned long long>(s.overruns),
            static_cast<unsigned long long>(d.exceptions.load()),
            static_cast<unsigned long long>(d.recoveries.load()),
            static_cast<unsigned long long>(d.gripper_commands.load()));
-  zmq_close(d.sock);
-  zmq_ctx_term(ctx);
+  driver_bridge_close(&d.bridge);
   return 0;
 }

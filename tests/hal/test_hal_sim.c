@@ -60,20 +60,27 @@ static hal_state_t read_ok(hal_t *h)
     return s;
 }
 
-/* Runs until `seconds` of simulated time have passed, commanding `cmd`
- * every few ms (NULL: no commands), checking invariants on every sample and
- * calling `each` (if any) with consecutive samples. Returns the last state. */
+/* Called with consecutive samples by run_until / run_for. */
 typedef void (*sample_fn)(const hal_robot_t *r, const hal_state_t *prev,
                           const hal_state_t *cur, void *ctx);
 
-static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, sample_fn each,
-                           void *ctx)
+/* Runs until pred(robot, state, arg) holds, commanding `cmd` every few ms
+ * (NULL: no commands), checking invariants on every sample and calling
+ * `each` (if any) with consecutive samples. Returns the last state. A command takes
+ * effect from the time it is sent, which the sim's simulated time may trail
+ * on a loaded machine: tests that wait for a command's effect wait for the
+ * state it leads to, not for a duration. The wall-clock deadline is only a
+ * bail-out for a sim that never gets there. */
+typedef int (*state_pred)(const hal_robot_t *r, const hal_state_t *s, const void *arg);
+
+static hal_state_t run_until(hal_t *h, const hal_command_t *cmd, state_pred pred, const void *arg,
+                             sample_fn each, void *ctx)
 {
-    hal_state_t start = read_ok(h), prev = start, cur = start;
-    double give_up = mono_s() + 20 * seconds + 10;
-    while ((cur.time_mono_ns - start.time_mono_ns) * NS < seconds) {
+    hal_state_t prev = read_ok(h), cur = prev;
+    double give_up = mono_s() + 60;
+    while (!pred(hal_driven_robot(h), &cur, arg)) {
         if (mono_s() > give_up)
-            fail_msg("the sim's state time did not advance (stalled thread?)");
+            fail_msg("the sim did not reach the awaited state in 60 s");
         if (cmd)
             assert_int_equal(hal_command(h, cmd), 0);
         pause_ms(3);
@@ -85,6 +92,55 @@ static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, s
         prev = cur;
     }
     return cur;
+}
+
+typedef struct {
+    int64_t start_ns;
+    double seconds;
+} time_span_t;
+
+/* arg (time_span_t) seconds of simulated time passed since its start. */
+static int time_past(const hal_robot_t *r, const hal_state_t *s, const void *arg)
+{
+    (void)r;
+    const time_span_t *a = arg;
+    return (s->time_mono_ns - a->start_ns) * NS >= a->seconds;
+}
+
+/* run_until `seconds` of simulated time have passed. */
+static hal_state_t run_for(hal_t *h, const hal_command_t *cmd, double seconds, sample_fn each,
+                           void *ctx)
+{
+    time_span_t span = {read_ok(h).time_mono_ns, seconds};
+    return run_until(h, cmd, time_past, &span, each, ctx);
+}
+
+/* Every joint at the velocity arg (double[n_joints]), to 1e-12 rad/s. */
+static int velocity_is(const hal_robot_t *r, const hal_state_t *s, const void *arg)
+{
+    const double *v = arg;
+    for (int i = 0; i < r->n_joints; i++)
+        if (!(fabs(s->dq[i] - v[i]) <= 1e-12))
+            return 0;
+    return 1;
+}
+
+static int at_rest(const hal_robot_t *r, const hal_state_t *s, const void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < r->n_joints; i++)
+        if (s->dq[i] != 0.0)
+            return 0;
+    return 1;
+}
+
+/* Joint arg[0] (an index) beyond position arg[1], in the direction of arg[2]'s sign. */
+static int joint_past(const hal_robot_t *r, const hal_state_t *s, const void *arg)
+{
+    (void)r;
+    const double *a = arg;
+    double q = s->q[(int)a[0]];
+    return a[2] > 0 ? q > a[1] : q < a[1];
 }
 
 static hal_command_t joint_cmd(int n, const double *v)
@@ -141,8 +197,8 @@ static void test_velocity_moves_joint_by_v_times_t(void **st)
     const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0.5, 0, -0.3, 0, 0, 0.2, 0};
     hal_command_t c = joint_cmd(7, v);
-    /* ramp up (at most 0.5 / 7.5 s) */
-    hal_state_t s1 = run_for(h, &c, 0.15, NULL, NULL);
+    /* ramp up (0.5 / 7.5 s of simulated time, once the command is in) */
+    hal_state_t s1 = run_until(h, &c, velocity_is, v, NULL, NULL);
     for (int i = 0; i < 7; i++)
         assert_double_equal(s1.dq[i], v[i], 1e-12);
     hal_state_t s2 = run_for(h, &c, 0.3, NULL, NULL);
@@ -183,7 +239,11 @@ static void test_velocity_clamped_and_ramped(void **st)
     const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {10.0, 0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
-    hal_state_t s = run_for(h, &c, 1.0, ramp_check, NULL);
+    double clamped[7] = {r->dq_max[0], 0, 0, 0, 0, 0, 0};
+    hal_state_t s = run_until(h, &c, velocity_is, clamped, ramp_check, NULL);
+    assert_double_equal(s.dq[0], r->dq_max[0], 1e-12);
+    /* and no faster, whatever it is asked */
+    s = run_for(h, &c, 0.1, ramp_check, NULL);
     assert_double_equal(s.dq[0], r->dq_max[0], 1e-12);
     hal_destroy(&h);
 }
@@ -201,7 +261,11 @@ static void test_joints_never_pass_limits(void **st)
     v[0] = r->dq_max[0];
     v[5] = -r->dq_max[5];
     hal_command_t c = joint_cmd(7, v);
-    hal_state_t s = run_for(h, &c, 0.5, ramp_check, NULL); /* invariants checked on every sample */
+    /* invariants checked on every sample; both joints stop at their limits */
+    double past0[3] = {0, r->q_max[0] - 1e-9, 1}, past5[3] = {5, r->q_min[5] + 1e-9, -1};
+    hal_state_t s = run_until(h, &c, joint_past, past0, ramp_check, NULL);
+    s = run_until(h, &c, joint_past, past5, ramp_check, NULL);
+    s = run_for(h, &c, 0.05, ramp_check, NULL);
     assert_true(s.q[0] == r->q_max[0]);
     assert_true(s.q[5] == r->q_min[5]);
     assert_true(s.dq[0] == 0.0);
@@ -213,7 +277,9 @@ static void test_joints_never_pass_limits(void **st)
     v[0] = -0.2;
     v[5] = 0.2;
     c = joint_cmd(7, v);
-    s = run_for(h, &c, 0.1, NULL, NULL);
+    double away0[3] = {0, r->q_max[0], -1}, away5[3] = {5, r->q_min[5], 1};
+    s = run_until(h, &c, joint_past, away0, NULL, NULL);
+    s = run_until(h, &c, joint_past, away5, NULL, NULL);
     assert_true(s.q[0] < r->q_max[0]);
     assert_true(s.q[5] > r->q_min[5]);
     hal_destroy(&h);
@@ -238,21 +304,24 @@ static void test_hold_decelerates_to_zero_and_stays(void **st)
     const hal_robot_t *r = hal_driven_robot(h);
     double v[7] = {0, 1.0, 0, 0, 0, 0, 0};
     hal_command_t c = joint_cmd(7, v);
-    hal_state_t s0 = run_for(h, &c, 0.2, NULL, NULL);
+    hal_state_t s0 = run_until(h, &c, velocity_is, v, NULL, NULL);
     assert_double_equal(s0.dq[1], 1.0, 1e-12);
     assert_int_equal(hal_hold(h), 0);
-    double stop_time = 1.0 / r->ddq_max[1];
-    hal_state_t s1 = run_for(h, NULL, stop_time + 0.05, decel_check, NULL);
+    /* every state on the way: never faster, never reversing, within ddq_max */
+    hal_state_t s1 = run_until(h, NULL, at_rest, NULL, decel_check, NULL);
     assert_true(s1.dq[1] == 0.0);
-    /* it could not stop faster than ddq_max allows */
+    /* it could not stop faster than ddq_max allows (s0 is before the hold) */
     double min_dist = 1.0 * 1.0 / (2 * r->ddq_max[1]) - 1.0 * 0.002;
     assert_true(s1.q[1] - s0.q[1] >= min_dist);
-    /* and it stays */
-    hal_state_t s2 = run_for(h, NULL, 0.1, NULL, NULL);
-    for (int i = 0; i < 7; i++)
+    /* and it stays: 0.1 s of simulated time held, no command */
+    hal_state_t s2 = run_for(h, NULL, 0.1, decel_check, NULL);
+    for (int i = 0; i < 7; i++) {
         assert_true(s2.q[i] == s1.q[i]);
+        assert_true(s2.dq[i] == 0.0);
+    }
     /* a new command resumes motion */
-    hal_state_t s3 = run_for(h, &c, 0.1, NULL, NULL);
+    double past[3] = {1, s2.q[1], 1};
+    hal_state_t s3 = run_until(h, &c, joint_past, past, NULL, NULL);
     assert_true(s3.q[1] > s2.q[1]);
     hal_counters_t k;
     hal_counters(h, &k);
