@@ -1,10 +1,12 @@
 /* bridge_wire — BridgeMessage framing and checks (bridge_wire.h). */
 #include "bridge_wire.h"
 
+#include "pacd_cert.h"
 #include "pacd_err.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -112,6 +114,75 @@ int bridge_check_state(const Pacd__V1__DriverState *s, const hal_robot_t *robot,
                isfinite(p->qx) && isfinite(p->qy) && isfinite(p->qz))) {
         pacd_errf(why, whylen, "a non-finite end-effector pose");
         return -EINVAL;
+    }
+    return 0;
+}
+
+int bridge_endpoint_local(const char *ep)
+{
+    if (!strncmp(ep, "ipc://", 6))
+        return 1;
+    if (strncmp(ep, "tcp://", 6))
+        return 0;
+    const char *h = ep + 6;
+    const char *colon = strrchr(h, ':');
+    if (!colon)
+        return 0;
+    size_t n = (size_t)(colon - h);
+    if ((n == 5 && !strncmp(h, "[::1]", 5)) || (n == 9 && !strncmp(h, "localhost", 9)) ||
+        (n == 2 && !strncmp(h, "lo", 2)))
+        return 1;
+    char host[64];
+    if (n >= sizeof host)
+        return 0;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    unsigned a, b, c, d;
+    char tail;
+    return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+           c < 256 && d < 256;
+}
+
+int bridge_bind(void *sock, const char *endpoint, const char *secret_key_file, int insecure,
+                char *err, size_t errlen)
+{
+    if (secret_key_file && secret_key_file[0]) {
+        cert_t own;
+        int rc = cert_load(secret_key_file, 1, &own, err, errlen);
+        if (rc != 0)
+            return rc;
+        int one = 1;
+        if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+            zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, own.secret_key, CERT_KEY_BYTES) != 0) {
+            int e = zmq_errno();
+            pacd_errf(err, errlen, "cannot enable CURVE: %s (a libzmq without CURVE?)",
+                      zmq_strerror(e));
+            return -e;
+        }
+    } else if (!bridge_endpoint_local(endpoint) && !insecure) {
+        pacd_errf(err, errlen, "%s is not a loopback or ipc:// endpoint and there is no "
+                  "--curve-secret-key: anyone on the network could drive the robot. Give the "
+                  "driver a key pair (pacctl keygen, docs/bridge.md \"Security\"), bind to "
+                  "127.0.0.1, or, on a cable you trust, pass --insecure", endpoint);
+        return -EPERM;
+    }
+    if (zmq_bind(sock, endpoint) != 0) {
+        int e = zmq_errno();
+        pacd_errf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int bridge_curve_client(void *sock, const char *server_z85, const char *public_z85,
+                        const char *secret_z85, char *err, size_t errlen)
+{
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_z85, CERT_Z85_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public_z85, CERT_Z85_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_z85, CERT_Z85_LEN) != 0) {
+        int e = zmq_errno();
+        pacd_errf(err, errlen, "cannot enable CURVE: %s", zmq_strerror(e));
+        return -e;
     }
     return 0;
 }

@@ -10,7 +10,7 @@
  *                    [--duplicate-targets P] [--duplicate-states P]
  *                    [--reorder-targets P] [--reorder-states P]
  *                    [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]
- *                    [--trace FILE] [--stats]
+ *                    [--trace FILE] [--stats] [--curve-secret-key FILE] [--insecure]
  *
  * One thread: every 1 ms (absolute CLOCK_MONOTONIC deadlines) it drains the
  * socket (handshakes, targets), steps the core and commands the sim arm with
@@ -446,7 +446,7 @@ static void usage(FILE *out)
                     "       [--duplicate-targets P] [--duplicate-states P]\n"
                     "       [--reorder-targets P] [--reorder-states P]\n"
                     "       [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]\n"
-                    "       [--trace FILE] [--stats] [--help]\n"
+                    "       [--trace FILE] [--stats] [--curve-secret-key FILE] [--insecure] [--help]\n"
                     "Fault injection (docs/bridge.md), each P a rate 0..1 of the targets received\n"
                     "or the states sent, drawn from --seed S (deterministic):\n"
                     "  --drop-*       drop the message\n"
@@ -464,8 +464,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     const char *bind = NULL, *robot_name = "panda";
-    int gripper = 0;
-    const char *trace_path = NULL;
+    int gripper = 0, insecure = 0;
+    const char *trace_path = NULL, *curve_key = NULL;
     fake_t fk = {.protocol_version = BRIDGE_PROTOCOL_VERSION, .state_rate_hz = 250,
                  .fault = &g_fault};
     fault_t *f = fk.fault;
@@ -478,6 +478,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--stats")) {
             fk.stats = 1;
+            continue;
+        }
+        if (!strcmp(a, "--insecure")) {
+            insecure = 1;
             continue;
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -525,6 +529,8 @@ int main(int argc, char **argv)
             f->stall_every_ms = atof(v);
         else if (!strcmp(a, "--trace"))
             trace_path = v;
+        else if (!strcmp(a, "--curve-secret-key"))
+            curve_key = v;
         else if (!strcmp(a, "--seed"))
             f->rng = strtoull(v, NULL, 10) * 2 + 1;
         else {
@@ -590,9 +596,9 @@ int main(int argc, char **argv)
     int zero = 0, hwm = 64;
     zmq_setsockopt(fk.sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(fk.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zmq_bind(fk.sock, bind) != 0) {
-        fprintf(stderr, "pacd-fake-driver: cannot bind %s: %s\n", bind,
-                zmq_strerror(zmq_errno()));
+    char berr[512];
+    if (bridge_bind(fk.sock, bind, curve_key, insecure, berr, sizeof berr) != 0) {
+        fprintf(stderr, "pacd-fake-driver: %s\n", berr);
         zmq_close(fk.sock);
         zmq_ctx_term(ctx);
         hal_destroy(&fk.arm);
