@@ -2,7 +2,7 @@
  * for a Franka Emika Panda: the driver core (driver_core.h) inside
  * libfranka 0.9.x's 1 kHz joint-velocity control loop.
  *
- *   pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper]
+ *   pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper] [--curve-secret-key FILE] [--insecure]
  *                      [--state-rate-hz 250] [--auto-recover]
  *                      [--realtime enforce|ignore] [--grasp-force 20]
  *                      [--speed-scale 1]
@@ -201,7 +201,8 @@ constexpr int kModeError = 5;  // pacd.v1.DriverState.ERROR
 
 struct Driver {
   const hal_robot_t* robot = nullptr;
-  std::string robot_ip, bind;
+  std::string robot_ip, bind, curve_secret_key;
+  bool insecure = false;
   bool gripper_on = false, auto_recover = false;
   franka::RealtimeConfig realtime = franka::RealtimeConfig::kEnforce;
   double state_rate_hz = 250, grasp_force = 20, speed_scale = 1;
@@ -675,7 +676,7 @@ void usage() {
   fprintf(stderr,
           "usage: pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper] "
           "[--state-rate-hz 100..1000] [--auto-recover] [--realtime enforce|ignore] "
-          "[--grasp-force N] [--speed-scale 0.05..1]\n");
+          "[--grasp-force N] [--speed-scale 0.05..1] [--curve-secret-key FILE] [--insecure]\n");
 }
 
 }  // namespace
@@ -692,6 +693,10 @@ int main(int argc, char** argv) {
       d.auto_recover = true;
       continue;
     }
+    if (!strcmp(a, "--insecure")) {
+      d.insecure = true;
+      continue;
+    }
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (!v) {
       usage();
@@ -702,6 +707,8 @@ int main(int argc, char** argv) {
       d.robot_ip = v;
     } else if (!strcmp(a, "--bind")) {
       d.bind = v;
+    } else if (!strcmp(a, "--curve-secret-key")) {
+      d.curve_secret_key = v;
     } else if (!strcmp(a, "--state-rate-hz")) {
       d.state_rate_hz = atof(v);
     } else if (!strcmp(a, "--speed-scale")) {
@@ -750,7 +757,7 @@ int main(int argc, char** argv) {
             d.robot_ip.c_str(), ex.what());
     return 1;
   }
-  char err[256];
+  char err[512];
   if (driver_core_init(&d.core, d.robot, nullptr, nullptr, err, sizeof err) != 0) {
     fprintf(stderr, "pacd-franka-driver: %s\n", err);
     return 1;
@@ -761,9 +768,9 @@ int main(int argc, char** argv) {
   int zero = 0, hwm = 64;
   zmq_setsockopt(d.sock, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(d.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  if (zmq_bind(d.sock, d.bind.c_str()) != 0) {
-    fprintf(stderr, "pacd-franka-driver: cannot bind %s: %s\n", d.bind.c_str(),
-            zmq_strerror(zmq_errno()));
+  if (bridge_bind(d.sock, d.bind.c_str(), d.curve_secret_key.c_str(), d.insecure, err,
+                  sizeof err) != 0) {
+    fprintf(stderr, "pacd-franka-driver: %s\n", err);
     zmq_close(d.sock);
     zmq_ctx_term(ctx);
     return 1;
