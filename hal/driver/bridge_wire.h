@@ -64,6 +64,22 @@ int bridge_bind(void *sock, const char *endpoint, const char *secret_key_file, i
 /* pacd's side: make the DEALER sock a CURVE client of the driver whose
  * public key is server_z85, with the key pair public_z85 / secret_z85 (40
  * Z85 characters each). Call before zmq_connect. 0, or -errno with err. */
+/* The driver's allow-list of client keys (--curve-allow DIR): a ZAP
+ * handler (RFC 27) on ctx, in its own thread, that admits a CURVE client
+ * only when its public key is one of the certificates in dir (public key
+ * files as `pacctl keygen` writes; read once at start). Start it before
+ * bridge_bind (libzmq admits every key while no handler is bound); each
+ * refusal is counted and logged to stderr as "<4>name: ...". Stop it before
+ * zmq_ctx_term. NULL with err on an unreadable directory or certificate. */
+typedef struct bridge_allow_s bridge_allow_t;
+bridge_allow_t *bridge_allow_start(void *ctx, const char *dir, const char *name, char *err,
+                                   size_t errlen);
+/* Refusals and admissions so far (any thread). */
+uint64_t bridge_allow_refused(const bridge_allow_t *a);
+uint64_t bridge_allow_admitted(const bridge_allow_t *a);
+/* Stop the thread, close its socket, free a (NULL: nothing). */
+void bridge_allow_stop(bridge_allow_t *a);
+
 int bridge_curve_client(void *sock, const char *server_z85, const char *public_z85,
                         const char *secret_z85, char *err, size_t errlen);
 

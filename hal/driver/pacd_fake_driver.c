@@ -10,7 +10,8 @@
  *                    [--duplicate-targets P] [--duplicate-states P]
  *                    [--reorder-targets P] [--reorder-states P]
  *                    [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]
- *                    [--trace FILE] [--stats] [--curve-secret-key FILE] [--insecure]
+ *                    [--trace FILE] [--stats] [--curve-secret-key FILE] [--curve-allow DIR]
+ *                    [--insecure]
  *
  * One thread: every 1 ms (absolute CLOCK_MONOTONIC deadlines) it drains the
  * socket (handshakes, targets), steps the core and commands the sim arm with
@@ -446,7 +447,7 @@ static void usage(FILE *out)
                     "       [--duplicate-targets P] [--duplicate-states P]\n"
                     "       [--reorder-targets P] [--reorder-states P]\n"
                     "       [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]\n"
-                    "       [--trace FILE] [--stats] [--curve-secret-key FILE] [--insecure] [--help]\n"
+                    "       [--trace FILE] [--stats] [--curve-secret-key FILE] [--curve-allow DIR] [--insecure] [--help]\n"
                     "Fault injection (docs/bridge.md), each P a rate 0..1 of the targets received\n"
                     "or the states sent, drawn from --seed S (deterministic):\n"
                     "  --drop-*       drop the message\n"
@@ -465,7 +466,7 @@ int main(int argc, char **argv)
 {
     const char *bind = NULL, *robot_name = "panda";
     int gripper = 0, insecure = 0;
-    const char *trace_path = NULL, *curve_key = NULL;
+    const char *trace_path = NULL, *curve_key = NULL, *curve_allow = NULL;
     fake_t fk = {.protocol_version = BRIDGE_PROTOCOL_VERSION, .state_rate_hz = 250,
                  .fault = &g_fault};
     fault_t *f = fk.fault;
@@ -531,6 +532,8 @@ int main(int argc, char **argv)
             trace_path = v;
         else if (!strcmp(a, "--curve-secret-key"))
             curve_key = v;
+        else if (!strcmp(a, "--curve-allow"))
+            curve_allow = v;
         else if (!strcmp(a, "--seed"))
             f->rng = strtoull(v, NULL, 10) * 2 + 1;
         else {
@@ -597,8 +600,15 @@ int main(int argc, char **argv)
     zmq_setsockopt(fk.sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(fk.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     char berr[512];
-    if (bridge_bind(fk.sock, bind, curve_key, insecure, berr, sizeof berr) != 0) {
+    bridge_allow_t *allow = NULL;
+    if (curve_allow && !curve_key)
+        snprintf(berr, sizeof berr, "--curve-allow needs --curve-secret-key");
+    if ((curve_allow && (!curve_key || !(allow = bridge_allow_start(ctx, curve_allow,
+                                                                    "pacd-fake-driver", berr,
+                                                                    sizeof berr)))) ||
+        bridge_bind(fk.sock, bind, curve_key, insecure, berr, sizeof berr) != 0) {
         fprintf(stderr, "pacd-fake-driver: %s\n", berr);
+        bridge_allow_stop(allow);
         zmq_close(fk.sock);
         zmq_ctx_term(ctx);
         hal_destroy(&fk.arm);
@@ -726,6 +736,11 @@ int main(int argc, char **argv)
     if (fk.trace && fclose(fk.trace) != 0)
         log_line(3, "cannot finish the trace: %s", strerror(errno));
     zmq_close(fk.sock);
+    if (allow)
+        log_line(5, "CURVE: %llu client keys admitted, %llu refused",
+                 (unsigned long long)bridge_allow_admitted(allow),
+                 (unsigned long long)bridge_allow_refused(allow));
+    bridge_allow_stop(allow);
     zmq_ctx_term(ctx);
     hal_destroy(&fk.arm);
     return 0;

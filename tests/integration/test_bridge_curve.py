@@ -10,7 +10,7 @@ import subprocess
 
 import pacd_client
 
-from conftest import PACD, FrameFeeder, free_port, scaled, write_config
+from conftest import PACD, FrameFeeder, free_port, scaled, wait_until, write_config
 from test_remote_backend import FAKE_DRIVER, PANDA_HOME, Driver, moved, remote_extra
 from test_security import keygen
 
@@ -34,6 +34,14 @@ def cell(tmp_path, driver_key="driver"):
     return k, extra, client
 
 
+def allow_dir(tmp_path, k, *names):
+    d = tmp_path / "driver-allows"
+    d.mkdir()
+    for n in names:
+        shutil.copy(k[n][1], d / n)
+    return str(d)
+
+
 def tcp_endpoint():
     return "tcp://127.0.0.1:%d" % free_port()
 
@@ -41,7 +49,8 @@ def tcp_endpoint():
 def test_matching_keys_link_and_the_arm_moves(request, daemon, tmp_path):
     k, extra, client = cell(tmp_path)
     endpoint = tcp_endpoint()
-    drv = Driver(request, tmp_path, endpoint, "--curve-secret-key", k["driver"][0])
+    drv = Driver(request, tmp_path, endpoint, "--curve-secret-key", k["driver"][0],
+                 "--curve-allow", allow_dir(tmp_path, k, "pacd", "stranger"))
     try:
         d = daemon(extra=remote_extra(endpoint) + extra, client_keys=client)
         d.wait_for(lambda s: s.hal_link_up and s.hal_states_received > 0,
@@ -57,7 +66,34 @@ def test_matching_keys_link_and_the_arm_moves(request, daemon, tmp_path):
         assert d.proc.returncode == 0, d.stderr()
     finally:
         drv.stop()
-    assert "handshake from pacd accepted" in drv.stderr()
+    err = drv.stderr()
+    assert "handshake from pacd accepted" in err
+    line = [l for l in err.splitlines() if "client keys admitted" in l][0]
+    assert line.endswith(" 0 refused") and "CURVE: 0 client" not in line, line
+
+
+def test_pacd_key_not_in_the_drivers_allow_dir_is_refused_and_counted(request, daemon, tmp_path):
+    k, extra, client = cell(tmp_path)
+    endpoint = tcp_endpoint()
+    drv = Driver(request, tmp_path, endpoint, "--curve-secret-key", k["driver"][0],
+                 "--curve-allow", allow_dir(tmp_path, k, "stranger"))
+    try:
+        d = daemon(extra=remote_extra(endpoint) + extra, client_keys=client, wait=False)
+        # pacd keeps trying while it waits for the driver: the refusal is
+        # counted (and logged with pacd's key) at least once
+        with open(k["pacd"][1]) as f:
+            pacd_pub = f.read().split('public-key = "')[1][:40]
+        wait_until(lambda: "refused (key %s" % pacd_pub in drv.stderr(), 60,
+                   "the driver to refuse pacd's key", details=drv.stderr)
+        assert d.proc.wait(timeout=scaled(60)) != 0
+        assert "no driver answered on %s" % endpoint in d.stderr(), d.stderr()
+    finally:
+        drv.stop()
+    err = drv.stderr()
+    assert "handshake from pacd accepted" not in err
+    line = [l for l in err.splitlines() if "client keys admitted" in l][0]
+    assert "CURVE: 0 client keys admitted, " in line, line
+    assert int(line.split(", ")[-1].split(" refused")[0]) >= 1, line
 
 
 def test_wrong_driver_public_key_never_links(request, daemon, tmp_path):
