@@ -156,8 +156,10 @@ int bridge_bind(void *sock, const char *endpoint, const char *secret_key_file, i
         if (rc != 0)
             return rc;
         int one = 1;
-        if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-            zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, own.secret_key, CERT_KEY_BYTES) != 0) {
+        int bad = zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+                  zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, own.secret_key, CERT_KEY_BYTES) != 0;
+        memset(&own, 0, sizeof own); /* the secret stays in libzmq only */
+        if (bad) {
             int e = zmq_errno();
             pacd_errf(err, errlen, "cannot enable CURVE: %s (a libzmq without CURVE?)",
                       zmq_strerror(e));
