@@ -287,6 +287,10 @@ int auth_check(const config_t *cfg, char *err, size_t errlen)
     for (int i = 0; i < N_DIRS; i++)
         free(dirs[i].keys);
     memset(&server, 0, sizeof server);
+    if (rc == 0 && cfg->driver_public_key[0]) { /* the bridge's CURVE: the driver's key */
+        cert_t drv;
+        rc = cert_load(cfg->driver_public_key, 0, &drv, err, errlen);
+    }
     return rc;
 }
 

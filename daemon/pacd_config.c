@@ -444,6 +444,9 @@ static int handler(void *user, const char *section, const char *key, const char 
     } else if (KEY("robot", "driver_endpoint")) {
         return set_endpoint(p, section, key, value, c->driver_endpoint, sizeof c->driver_endpoint,
                             0);
+    } else if (KEY("robot", "driver_public_key")) {
+        if (set_path(p, c->driver_public_key, sizeof c->driver_public_key, value))
+            return fail(p, section, key, value, "path too long");
     } else if (KEY("robot", "scene")) {
         if (set_path(p, c->scene, sizeof c->scene, value))
             return fail(p, section, key, value, "path too long");
@@ -677,18 +680,25 @@ static int check_security(const config_t *cfg, const char *path, char *err, size
                  "`pacctl keygen`)", path);
         return -EINVAL;
     }
+    if (cfg->driver_public_key[0] && !curve) {
+        snprintf(err, errlen, "%s: [robot] driver_public_key (CURVE on the bridge) needs "
+                 "[security] server_secret_key: pacd's own key pair, made with `pacctl keygen` "
+                 "(docs/bridge.md \"Security\")", path);
+        return -EINVAL;
+    }
     if (cfg->security_insecure)
         return 0;
-    /* the bridge has no CURVE yet (docs/bridge.md): a driver on the network
-     * needs insecure = true even when pacd's own endpoints use CURVE */
-    if (!strcmp(cfg->backend, "remote") && cfg->driver_endpoint[0]) {
+    /* a driver on the network needs CURVE on the bridge ([robot]
+     * driver_public_key) or insecure = true */
+    if (!strcmp(cfg->backend, "remote") && cfg->driver_endpoint[0] && !cfg->driver_public_key[0]) {
         auth_endpoint_kind_t k = auth_endpoint_kind(cfg->driver_endpoint);
         if (k == AUTH_EP_NETWORK || k == AUTH_EP_OTHER) {
             snprintf(err, errlen, "%s: [robot] driver_endpoint = %s is not a loopback or ipc:// "
-                     "endpoint and the bridge to the driver has no CURVE authentication yet: "
-                     "anyone who reaches it could feed forged robot states. Put the driver on "
-                     "a cable you trust and set [security] insecure = true, or reach it through "
-                     "loopback / ipc://", path, cfg->driver_endpoint);
+                     "endpoint and the bridge has no CURVE ([robot] driver_public_key): anyone "
+                     "who reaches it could feed forged robot states. Give the driver a key pair "
+                     "and set [robot] driver_public_key (docs/bridge.md \"Security\"), reach it "
+                     "through loopback / ipc://, or, on a cable you trust, set [security] "
+                     "insecure = true", path, cfg->driver_endpoint);
             return -EINVAL;
         }
     }

@@ -60,6 +60,7 @@ typedef struct {
     char robot[CONFIG_NAME];      /* panda | sawyer */
     char backend[CONFIG_NAME];    /* sim */
     char driver_endpoint[CONFIG_PATH]; /* remote: the driver's bridge socket */
+    char driver_public_key[CONFIG_PATH]; /* remote: the driver's public certificate; "" = no CURVE on the bridge */
     double sim_rate_hz;
     int state_max_age_ms;         /* robot state older than this: stale */
     char scene[CONFIG_PATH];      /* mujoco: the MuJoCo XML scene */

@@ -228,6 +228,20 @@ int main(int argc, char **argv)
         ho.mujoco.curve_public_key = own->public_z85;
         ho.mujoco.curve_secret_key = own->secret_z85;
     }
+    /* CURVE on the bridge: pacd is the client, with its own key pair */
+    cert_t driver_cert;
+    if (!strcmp(cfg.backend, "remote") && cfg.driver_public_key[0]) {
+        if (!own) {
+            snprintf(err, sizeof err, "%s: [robot] driver_public_key needs [security] "
+                     "server_secret_key", config_path);
+            goto out;
+        }
+        if (cert_load(cfg.driver_public_key, 0, &driver_cert, err, sizeof err) != 0)
+            goto out;
+        ho.remote.curve_server_key = driver_cert.public_z85;
+        ho.remote.curve_public_key = own->public_z85;
+        ho.remote.curve_secret_key = own->secret_z85;
+    }
     if (!cfg.shadow) {
         hal = hal_new(robot, &ho.hal, err, sizeof err);
         if (!hal)

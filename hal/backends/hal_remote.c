@@ -473,6 +473,9 @@ int hal_remote_open(hal_t *hal, const hal_options_t *options, const void *backen
         zmq_setsockopt(rm->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
         zmq_setsockopt(rm->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(rm->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        (ro->curve_server_key &&
+         bridge_curve_client(rm->sock, ro->curve_server_key, ro->curve_public_key,
+                             ro->curve_secret_key, err, errlen) != 0) ||
         zmq_connect(rm->sock, rm->endpoint) != 0) {
         pacd_errf(err, errlen, "hal remote: cannot connect to %s: %s", rm->endpoint,
                   zmq_strerror(zmq_errno()));
@@ -499,9 +502,12 @@ int hal_remote_open(hal_t *hal, const hal_options_t *options, const void *backen
             pacd_errf(err, errlen,
                       "hal remote: no driver answered on %s within %g s (handshake and a "
                       "valid state of a %s); start the driver there (e.g. pacd-fake-driver "
-                      "--robot %s --bind %s) or fix [robot] driver_endpoint; refused "
+                      "--robot %s --bind %s) or fix [robot] driver_endpoint%s; refused "
                       "versions: %llu, refused states: %llu",
                       rm->endpoint, wait, rm->robot->name, rm->robot->name, rm->endpoint,
+                      ro->curve_server_key ? " (CURVE: [robot] driver_public_key must be the "
+                                             "driver's --curve-secret-key pair, and the driver "
+                                             "must admit pacd's key)" : "",
                       (unsigned long long)atomic_load(&rm->n_versions_refused),
                       (unsigned long long)atomic_load(&rm->n_states_rejected));
             remote_free(rm);

@@ -14,6 +14,13 @@ typedef struct {
                                  ([robot] state_max_age_ms) */
     double connect_timeout_s; /* hal_new waits this long for the handshake and
                                  the first state, s; 0 = 5 */
+    /* CURVE (docs/bridge.md "Security"): all three set, or none (plain).
+     * 40-character Z85 keys: the driver's public key ([robot]
+     * driver_public_key) and pacd's own key pair ([security]
+     * server_secret_key). */
+    const char *curve_server_key;
+    const char *curve_public_key;
+    const char *curve_secret_key;
 } hal_remote_options_t;
 
 #endif

@@ -22,8 +22,17 @@ int driver_bridge_open(driver_bridge_t *b, const char *endpoint, char *err, size
     int zero = 0, hwm = 64;
     zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zmq_bind(b->sock, endpoint) != 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    if (b->curve_allow && !b->curve_secret_key) {
+        snprintf(err, errlen, "--curve-allow needs --curve-secret-key");
+        driver_bridge_close(b);
+        return -1;
+    }
+    if (b->curve_allow &&
+        !(b->allow = bridge_allow_start(b->ctx, b->curve_allow, b->name, err, errlen))) {
+        driver_bridge_close(b);
+        return -1;
+    }
+    if (bridge_bind(b->sock, endpoint, b->curve_secret_key, b->insecure, err, errlen) != 0) {
         driver_bridge_close(b);
         return -1;
     }
@@ -34,6 +43,13 @@ void driver_bridge_close(driver_bridge_t *b)
 {
     if (b->sock)
         zmq_close(b->sock);
+    if (b->allow) {
+        driver_bridge_log(b, 5, "CURVE: %llu client keys admitted, %llu refused",
+                          (unsigned long long)bridge_allow_admitted(b->allow),
+                          (unsigned long long)bridge_allow_refused(b->allow));
+        bridge_allow_stop(b->allow);
+        b->allow = NULL;
+    }
     if (b->ctx)
         zmq_ctx_term(b->ctx);
     b->sock = b->ctx = NULL;

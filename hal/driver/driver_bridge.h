@@ -33,6 +33,13 @@ typedef struct {
     const char *name;           /* the driver's name in its DriverHello (peer) and logs */
     unsigned protocol_version;  /* BRIDGE_PROTOCOL_VERSION unless testing refusals */
     double state_rate_hz;       /* announced in the DriverHello */
+    /* CURVE (docs/bridge.md "Security"), read by driver_bridge_open: the
+     * driver's key pair file (NULL: none), a directory of admitted client
+     * public keys (NULL: any client with the server key), and whether a
+     * non-loopback bind without a key is allowed */
+    const char *curve_secret_key, *curve_allow;
+    int insecure;
+    bridge_allow_t *allow;      /* the ZAP handler when curve_allow is set */
     void *ctx, *sock;
     uint8_t peer[DRIVER_BRIDGE_MAX_ID];
     size_t peer_len;            /* 0: no peer shook hands */

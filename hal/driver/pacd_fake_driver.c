@@ -10,7 +10,8 @@
  *                    [--duplicate-targets P] [--duplicate-states P]
  *                    [--reorder-targets P] [--reorder-states P]
  *                    [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]
- *                    [--trace FILE] [--stats]
+ *                    [--trace FILE] [--stats] [--curve-secret-key FILE] [--curve-allow DIR]
+ *                    [--insecure]
  *
  * One thread: every 1 ms (absolute CLOCK_MONOTONIC deadlines) it drains the
  * socket (handshakes, targets), steps the core and commands the sim arm with
@@ -359,7 +360,7 @@ static void usage(FILE *out)
                     "       [--duplicate-targets P] [--duplicate-states P]\n"
                     "       [--reorder-targets P] [--reorder-states P]\n"
                     "       [--stall-after-ms MS] [--stall-ms MS] [--stall-every-ms MS]\n"
-                    "       [--trace FILE] [--stats] [--help]\n"
+                    "       [--trace FILE] [--stats] [--curve-secret-key FILE] [--curve-allow DIR] [--insecure] [--help]\n"
                     "Fault injection (docs/bridge.md), each P a rate 0..1 of the targets received\n"
                     "or the states sent, drawn from --seed S (deterministic):\n"
                     "  --drop-*       drop the message\n"
@@ -377,8 +378,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     const char *bind = NULL, *robot_name = "panda";
-    int gripper = 0;
-    const char *trace_path = NULL;
+    int gripper = 0, insecure = 0;
+    const char *trace_path = NULL, *curve_key = NULL, *curve_allow = NULL;
     fake_t fk = {.bridge = {.name = "pacd-fake-driver", .protocol_version = BRIDGE_PROTOCOL_VERSION,
                             .state_rate_hz = 250},
                  .fault = &g_fault};
@@ -392,6 +393,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--stats")) {
             fk.stats = 1;
+            continue;
+        }
+        if (!strcmp(a, "--insecure")) {
+            insecure = 1;
             continue;
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -439,6 +444,10 @@ int main(int argc, char **argv)
             f->stall_every_ms = atof(v);
         else if (!strcmp(a, "--trace"))
             trace_path = v;
+        else if (!strcmp(a, "--curve-secret-key"))
+            curve_key = v;
+        else if (!strcmp(a, "--curve-allow"))
+            curve_allow = v;
         else if (!strcmp(a, "--seed"))
             f->rng = strtoull(v, NULL, 10) * 2 + 1;
         else {
@@ -500,6 +509,9 @@ int main(int argc, char **argv)
     }
 
     fk.bridge.robot = fk.robot;
+    fk.bridge.curve_secret_key = curve_key;
+    fk.bridge.curve_allow = curve_allow;
+    fk.bridge.insecure = insecure;
     if (driver_bridge_open(&fk.bridge, bind, err, sizeof err) != 0) {
         fprintf(stderr, "pacd-fake-driver: %s\n", err);
         hal_destroy(&fk.arm);

@@ -2,7 +2,7 @@
  * for a Franka Emika Panda: the driver core (driver_core.h) inside
  * libfranka 0.9.x's 1 kHz joint-velocity control loop.
  *
- *   pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper]
+ *   pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper] [--curve-secret-key FILE] [--insecure]
  *                      [--state-rate-hz 250] [--auto-recover]
  *                      [--realtime enforce|ignore] [--grasp-force 20]
  *                      [--speed-scale 1]
@@ -200,7 +200,8 @@ constexpr int kModeError = 5;  // pacd.v1.DriverState.ERROR
 
 struct Driver {
   const hal_robot_t* robot = nullptr;
-  std::string robot_ip, bind;
+  std::string robot_ip, bind, curve_secret_key;
+  bool insecure = false;
   bool gripper_on = false, auto_recover = false;
   franka::RealtimeConfig realtime = franka::RealtimeConfig::kEnforce;
   double state_rate_hz = 250, grasp_force = 20, speed_scale = 1;
@@ -585,7 +586,7 @@ void usage() {
   fprintf(stderr,
           "usage: pacd-franka-driver --robot-ip HOST --bind ENDPOINT [--gripper] "
           "[--state-rate-hz 100..1000] [--auto-recover] [--realtime enforce|ignore] "
-          "[--grasp-force N] [--speed-scale 0.05..1]\n");
+          "[--grasp-force N] [--speed-scale 0.05..1] [--curve-secret-key FILE] [--insecure]\n");
 }
 
 }  // namespace
@@ -602,6 +603,10 @@ int main(int argc, char** argv) {
       d.auto_recover = true;
       continue;
     }
+    if (!strcmp(a, "--insecure")) {
+      d.insecure = true;
+      continue;
+    }
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (!v) {
       usage();
@@ -612,6 +617,8 @@ int main(int argc, char** argv) {
       d.robot_ip = v;
     } else if (!strcmp(a, "--bind")) {
       d.bind = v;
+    } else if (!strcmp(a, "--curve-secret-key")) {
+      d.curve_secret_key = v;
     } else if (!strcmp(a, "--state-rate-hz")) {
       d.state_rate_hz = atof(v);
     } else if (!strcmp(a, "--speed-scale")) {
@@ -660,7 +667,7 @@ int main(int argc, char** argv) {
             d.robot_ip.c_str(), ex.what());
     return 1;
   }
-  char err[256];
+  char err[512];
   if (driver_core_init(&d.core, d.robot, nullptr, nullptr, err, sizeof err) != 0) {
     fprintf(stderr, "pacd-franka-driver: %s\n", err);
     return 1;
@@ -669,6 +676,8 @@ int main(int argc, char** argv) {
   d.bridge.robot = d.robot;
   d.bridge.name = "pacd-franka-driver";
   d.bridge.state_rate_hz = d.state_rate_hz;
+  d.bridge.curve_secret_key = d.curve_secret_key.empty() ? nullptr : d.curve_secret_key.c_str();
+  d.bridge.insecure = d.insecure;
   if (driver_bridge_open(&d.bridge, d.bind.c_str(), err, sizeof err) != 0) {
     fprintf(stderr, "pacd-franka-driver: %s\n", err);
     return 1;

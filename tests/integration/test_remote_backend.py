@@ -136,7 +136,7 @@ def test_config_refuses_remote_without_endpoint_and_unauthenticated_network(tmp_
     ports = {k: 40001 + i for i, k in enumerate(("camera", "state", "telemetry", "control"))}
     for extra, want in [("[robot]\nbackend = remote\n", "needs [robot] driver_endpoint"),
                         ("[robot]\nbackend = remote\ndriver_endpoint = tcp://192.0.2.7:5590\n",
-                         "no CURVE authentication yet")]:
+                         "the bridge has no CURVE")]:
         cfg = write_config(str(tmp_path / "pacd.conf"), example_checkpoint,
                            str(tmp_path / "episodes"), ports, extra=extra)
         r = subprocess.run([PACD, "--check-config", cfg], capture_output=True, text=True)

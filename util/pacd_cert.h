@@ -11,8 +11,9 @@
  * The secret file (NAME_secret) has the same `curve` section plus
  * `secret-key = "<Z85>"`. Keys are 32 bytes (Z85: 40 characters).
  *
- * Used by pacd (its own secret key, the allow-list directories), pacctl
- * (keygen, --key/--server-key) and pacd-replay. Init-only / non-RT: these
+ * Used by pacd (its own secret key, the allow-list directories, the
+ * bridge's driver_public_key), pacctl (keygen, --key/--server-key),
+ * pacd-replay and the bridge drivers (bridge_bind, bridge_allow_start). Init-only / non-RT: these
  * read files and allocate nothing beyond the stack.
  */
 #ifndef PACD_CERT_H
