@@ -172,6 +172,7 @@ void usage()
 {
     fprintf(stderr, "usage: pacd-sawyer-driver --bind ENDPOINT [--state-rate-hz 100..1000] "
                     "[--command-timeout-s 0.2] [--robot-state-max-age-ms 100] [--wait-s 10]\n"
+                    "       [--curve-secret-key FILE] [--curve-allow DIR] [--insecure]\n"
                     "  ROS_MASTER_URI: the robot's ROS master\n");
 }
 
@@ -179,13 +180,18 @@ void usage()
 
 int main(int argc, char **argv)
 {
-    const char *bind = nullptr;
+    const char *bind = nullptr, *curve_key = nullptr, *curve_allow = nullptr;
+    int insecure = 0;
     double state_rate_hz = 100, timeout_s = 0.2, wait_s = 10, max_age_ms = 100;
     /* ROS remappings (name:=value) are roscpp's; the rest are ours */
     ros::init(argc, argv, "pacd_sawyer_driver",
               ros::init_options::NoSigintHandler | ros::init_options::AnonymousName);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : nullptr;
+        if (!strcmp(a, "--insecure")) {
+            insecure = 1;
+            continue;
+        }
         if (!v) {
             usage();
             return 2;
@@ -201,6 +207,10 @@ int main(int argc, char **argv)
             max_age_ms = atof(v);
         else if (!strcmp(a, "--wait-s"))
             wait_s = atof(v);
+        else if (!strcmp(a, "--curve-secret-key"))
+            curve_key = v;
+        else if (!strcmp(a, "--curve-allow"))
+            curve_allow = v;
         else {
             usage();
             return 2;
@@ -217,6 +227,9 @@ int main(int argc, char **argv)
     bridge.robot = robot;
     bridge.name = "pacd-sawyer-driver";
     bridge.state_rate_hz = state_rate_hz;
+    bridge.curve_secret_key = curve_key;
+    bridge.curve_allow = curve_allow;
+    bridge.insecure = insecure;
     g_log = &bridge;
 
     struct sigaction sa = {};
