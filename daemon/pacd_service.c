@@ -183,19 +183,19 @@ static void build_telemetry(service_t *self, telemetry_t *tm)
         t->hal_versions_refused = hc.versions_refused;
         t->hal_states_old = hc.states_old;
         t->hal_driver_errors = hc.driver_errors;
-        t->hal_driver_mode = (Pacd__V1__DriverState__Mode)hc.driver_mode;
-        t->hal_driver_error = tm->hc.driver_error;
-        if (hc.driver_mode != 0) {
+        t->hal_driver_mode = (Pacd__V1__DriverState__Mode)hc.driver.mode;
+        t->hal_driver_error = tm->hc.driver.error;
+        if (hc.driver.mode != 0) {
             Pacd__V1__DriverCounters *dc = &tm->driver_counters;
             pacd__v1__driver_counters__init(dc);
-            dc->ticks = hc.driver_ticks;
-            dc->overruns = hc.driver_overruns;
-            dc->targets_received = hc.driver_targets_received;
-            dc->targets_refused = hc.driver_targets_refused;
-            dc->targets_old = hc.driver_targets_old;
-            dc->stale_stops = hc.driver_stale_stops;
-            dc->holds = hc.driver_holds;
-            dc->velocity_clamps = hc.driver_velocity_clamps;
+            dc->ticks = hc.driver.ticks;
+            dc->overruns = hc.driver.overruns;
+            dc->targets_received = hc.driver.targets_received;
+            dc->targets_refused = hc.driver.targets_refused;
+            dc->targets_old = hc.driver.targets_old;
+            dc->stale_stops = hc.driver.stale_stops;
+            dc->holds = hc.driver.holds;
+            dc->velocity_clamps = hc.driver.velocity_clamps;
             t->hal_driver_counters = dc;
         }
     }

@@ -20,6 +20,15 @@
 
 typedef struct hal hal_t;
 
+/* What a robot-side driver reported in its newest valid state (backend
+ * "remote", docs/bridge.md DriverState): all 0 / "" before the first. */
+typedef struct {
+    int mode;                  /* pacd.v1.DriverState.Mode; 0 before the first state */
+    char error[160];           /* its first error, escaped for printing; "" if none */
+    uint64_t ticks, overruns, targets_received, targets_refused, targets_old, stale_stops,
+        holds, velocity_clamps; /* its DriverCounters */
+} hal_driver_report_t;
+
 /* Backend event counters (monotonic since hal_new). A backend sets the ones
  * it knows and leaves the others 0. */
 typedef struct {
@@ -43,12 +52,7 @@ typedef struct {
     uint64_t states_old;       /* driver states whose seq was not newer than the newest
                                   taken (duplicated or reordered on the way): ignored */
     uint64_t driver_errors;    /* times the driver's state entered ERROR */
-    /* the newest driver state's report (docs/bridge.md, DriverState) */
-    int driver_mode;           /* pacd.v1.DriverState.Mode; 0 before the first state */
-    char driver_error[160];    /* its first error, escaped for printing; "" if none */
-    uint64_t driver_ticks, driver_overruns, driver_targets_received,
-        driver_targets_refused, driver_targets_old, driver_stale_stops, driver_holds,
-        driver_velocity_clamps;    /* DriverCounters of that state */
+    hal_driver_report_t driver; /* the newest driver state's report */
 } hal_counters_t;
 
 /* Options of every backend (the [robot] config section). Zero fields take

@@ -40,14 +40,6 @@
 #define REMOTE_STATE_MARGIN_RAD 0.05
 #define REMOTE_STATE_SPEED_FACTOR 1.5
 
-/* The newest driver state's mode, first error and counters (for telemetry). */
-typedef struct {
-    int mode;
-    char error[160];
-    uint64_t ticks, overruns, targets_received, targets_refused, targets_old, stale_stops,
-        holds, velocity_clamps;
-} remote_report_t;
-
 typedef struct {
     const hal_robot_t *robot;
     char endpoint[256];
@@ -74,7 +66,7 @@ typedef struct {
         n_link_reconnects, n_states_received, n_states_rejected, n_targets_sent,
         n_targets_unsent, n_versions_refused, n_states_old, n_driver_errors;
 
-    rt_seqbox_t report_box; /* I/O thread -> remote_counters: remote_report_t */
+    rt_seqbox_t report_box; /* I/O thread -> remote_counters: hal_driver_report_t */
 
     /* I/O thread only */
     int linked;            /* handshake accepted and states fresh */
@@ -199,7 +191,7 @@ static void take_hello(remote_t *rm, const Pacd__V1__DriverHello *h)
  * comes from the peer). */
 static void take_report(remote_t *rm, const Pacd__V1__DriverState *s)
 {
-    remote_report_t r = {.mode = (int)s->mode};
+    hal_driver_report_t r = {.mode = (int)s->mode};
     text_escape_str(r.error, sizeof r.error, s->n_errors > 0 ? s->errors[0] : "");
     int in_error = s->mode == PACD__V1__DRIVER_STATE__MODE__ERROR;
     if (in_error && !rm->driver_in_error) {
@@ -381,19 +373,9 @@ static int remote_counters(hal_t *self, hal_counters_t *out)
         .driver_errors = L(n_driver_errors),
     };
 #undef L
-    remote_report_t r;
-    if (rt_seqbox_read(&rm->report_box, &r, sizeof r) == 0) {
-        out->driver_mode = r.mode;
-        memcpy(out->driver_error, r.error, sizeof out->driver_error);
-        out->driver_ticks = r.ticks;
-        out->driver_overruns = r.overruns;
-        out->driver_targets_received = r.targets_received;
-        out->driver_targets_refused = r.targets_refused;
-        out->driver_targets_old = r.targets_old;
-        out->driver_stale_stops = r.stale_stops;
-        out->driver_holds = r.holds;
-        out->driver_velocity_clamps = r.velocity_clamps;
-    }
+    hal_driver_report_t r;
+    if (rt_seqbox_read(&rm->report_box, &r, sizeof r) == 0)
+        out->driver = r;
     return 0;
 }
 
