@@ -99,6 +99,7 @@ class Client:
         _curve(self.sock, self.keys)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
+        self.sock.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
         self.sock.connect(self.endpoint)
 
     def close(self):
@@ -106,8 +107,8 @@ class Client:
 
     def call(self, ctype, check=True, **fields):
         cmd = pb.Command(type=ctype, client="pacd_client.py", **fields)
-        self.sock.send(cmd.SerializeToString())
         try:
+            self.sock.send(cmd.SerializeToString())
             data = self.sock.recv()
         except zmq.Again:
             self.sock.close()  # a REQ socket without an answer is stuck: renew it

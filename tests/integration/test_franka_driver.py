@@ -127,7 +127,8 @@ class Peer:
         hello = pb.BridgeMessage(hello=pb.DriverHello(
             protocol_version=1, robot="panda", n_joints=7, policy_period_s=0.05,
             has_gripper=True, peer="test"))
-        self.sock.send(hello.SerializeToString())
+        self.dropped = 0
+        self.send(hello.SerializeToString())
         answer = None
         deadline = time.monotonic() + scaled(10)
         while answer is None and time.monotonic() < deadline:
@@ -151,8 +152,17 @@ class Peer:
                                 mode=pb.JointCommand.VELOCITY, space=pb.JOINT_VELOCITY_GRIPPER,
                                 values=self.velocity + [self.gripper],
                                 time_mono_ns=time.monotonic_ns(), time_unix_ns=time.time_ns())
-            self.sock.send(pb.BridgeMessage(target=t).SerializeToString())
+            self.send(pb.BridgeMessage(target=t).SerializeToString())
             self.last_sent = now
+
+    def send(self, data):
+        """Never blocks: a DEALER blocks a send while no driver is connected
+        (one that died), which would hang the test; a dropped target is what
+        a lost packet does, and the waits then fail with the driver's stderr."""
+        try:
+            self.sock.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
 
     def wait(self, pred, what, driver, timeout=30):
         wait_until(lambda: self.state is not None and pred(self.state), timeout, what,
