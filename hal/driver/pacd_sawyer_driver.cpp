@@ -24,10 +24,13 @@
  *     (pose), sent to pacd as DriverState at --state-rate-hz.
  *
  * Bad input from the robot (a joint state with a right_j* joint missing or
- * twice, arrays of another length, a non-finite number; a non-finite pose):
- * refused, counted (DriverCounters.robot_states_refused), logged (the first
- * five, each new reason, every 100th). While the newest joint state is refused or older
- * than --robot-state-max-age-ms (100: ten of the robot's periods) the driver
+ * twice, arrays of another length, a non-finite number; a non-finite pose
+ * or one marked not valid): refused, counted
+ * (DriverCounters.robot_states_refused), logged (the first five, each new
+ * reason, every 100th). The driver starts once it has a valid joint state
+ * and a valid pose (--wait-s). While the newest joint state is refused, or
+ * the newest joint state or valid pose is older than
+ * --robot-state-max-age-ms (100: ten of the robot's periods), the driver
  * holds the arm: pacd's targets are not taken, the
  * core decelerates to rest within the limits and no DriverState goes to pacd
  * (its link times out and it holds too); a valid joint state ends that.
@@ -82,7 +85,11 @@ struct RobotIn {
     bool have_q = false, refused = false, have_tau = false;
     double q[N] = {}, dq[N] = {}, tau[N] = {};
     int64_t q_mono_ns = 0, q_unix_ns = 0;
+    /* the newest valid end-effector pose and when it came (have_ee: one has;
+     * until then the driver reports no state: no made-up pose reaches pacd) */
     double ee[7] = {0, 0, 0, 1, 0, 0, 0};
+    bool have_ee = false;
+    int64_t ee_mono_ns = 0;
     uint64_t joint_states = 0, states_refused = 0;
     std::string why; /* the newest refusal */
 };
@@ -160,12 +167,18 @@ void on_endpoint(RobotIn *in, const intera_core_msgs::EndpointState::ConstPtr &m
     double e[7] = {p.position.x, p.position.y, p.position.z, p.orientation.w,
                    p.orientation.x, p.orientation.y, p.orientation.z};
     std::lock_guard<std::mutex> lock(in->mu);
+    if (!m->valid) {
+        refuse(*in, "endpoint state marked not valid (the previous pose kept)");
+        return;
+    }
     for (double v : e)
         if (!std::isfinite(v)) {
             refuse(*in, "non-finite endpoint pose (the previous pose kept)");
             return;
         }
     memcpy(in->ee, e, sizeof e);
+    in->have_ee = true;
+    in->ee_mono_ns = rt_clock_mono_ns();
 }
 
 void usage()
@@ -268,7 +281,7 @@ int main(int argc, char **argv)
     enable.data = true;
     enable_pub.publish(enable);
     driver_bridge_log(&bridge, 5, "ROS master %s: enabling the robot, joint_command_timeout %g s; "
-                                  "waiting for /robot/joint_states",
+                                  "waiting for /robot/joint_states and /robot/limb/right/endpoint_state",
                       ros::master::getURI().c_str(), timeout_s);
 
     /* the core starts at rest at the arm's measured position */
@@ -277,15 +290,20 @@ int main(int argc, char **argv)
     for (;;) {
         {
             std::lock_guard<std::mutex> lock(in.mu);
-            if (in.have_q && !in.refused) {
+            if (in.have_q && !in.refused && in.have_ee) {
                 memcpy(q0, in.q, sizeof q0);
                 break;
             }
-        }
-        if (stop_requested || rt_clock_mono_ns() > wait_end || !ros::ok()) {
-            driver_bridge_log(&bridge, 3, "no valid joint state of a Sawyer arm on "
-                                          "/robot/joint_states within %g s", wait_s);
-            return 1;
+            if (stop_requested || rt_clock_mono_ns() > wait_end || !ros::ok()) {
+                if (!in.have_q || in.refused)
+                    driver_bridge_log(&bridge, 3, "no valid joint state of a Sawyer arm on "
+                                                  "/robot/joint_states within %g s", wait_s);
+                else
+                    driver_bridge_log(&bridge, 3, "no valid end-effector pose on "
+                                                  "/robot/limb/right/endpoint_state within %g s",
+                                      wait_s);
+                return 1;
+            }
         }
         rt_clock_sleep_ns(TICK_NS);
     }
@@ -353,6 +371,9 @@ int main(int argc, char **argv)
                 why = in.why;
             else if (now - in.q_mono_ns > max_age_ns)
                 why = "no joint state for more than " + std::to_string((int)max_age_ms) + " ms";
+            else if (now - in.ee_mono_ns > max_age_ns)
+                why = "no valid endpoint state for more than " + std::to_string((int)max_age_ms) +
+                      " ms";
         }
         arm.n = N;
         arm.q = q;

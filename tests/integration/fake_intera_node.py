@@ -19,8 +19,9 @@ a rospy node that plays the robot's side of the topics the driver uses.
 Control on stdin, one command a line (answers on stdout):
   dump PATH         write the record as JSON to PATH, answer "dumped PATH"
   bad KIND COUNT    the next COUNT joint states are bad: KIND names (right_j6
-                    missing), nan (a non-finite position) or short (fewer
-                    velocities than names); then good again
+                    missing), nan (a non-finite position), short (fewer
+                    velocities than names) or pose (good joint states, the
+                    endpoint state marked not valid); then good again
   good              end a run of bad joint states
 It prints "ready" once it publishes. SIGTERM / end of stdin: exit 0."""
 import argparse
@@ -139,7 +140,7 @@ class FakeIntera:
         ee.pose.position.x, ee.pose.position.y, ee.pose.position.z = pos
         (ee.pose.orientation.w, ee.pose.orientation.x, ee.pose.orientation.y,
          ee.pose.orientation.z) = quat
-        ee.valid = True
+        ee.valid = bad != "pose"  # "pose": good joint states, a pose marked not valid
         ee_pub.publish(ee)
         if bad is None:
             with self.lock:

@@ -73,6 +73,12 @@ class Child:
         with open(self.out_path) as f:
             return f.read()
 
+    def alive(self):
+        """Fails the test at once when the process has exited (a feed for
+        wait_until: a dead driver is reported, not waited out)."""
+        assert self.proc.poll() is None, "%s exited with status %s:\n%s" % (
+            self.name, self.proc.returncode, self.stderr())
+
     def wait_for(self, text, what, stream="stderr", timeout=30):
         read = self.stderr if stream == "stderr" else self.stdout
         wait_until(lambda: text in read() or self.proc.poll() is not None, timeout, what,
@@ -351,13 +357,17 @@ def test_targets_move_the_arm_their_way_and_bad_joint_states_hold_it(ros, tmp_pa
     endpoint = "ipc://%s" % (tmp_path / "driver.sock")
     node = ros.node()
     drv = ros.driver(endpoint)
+
+    def wait(*args, **kw):  # every wait fails at once if the driver died
+        return wait_until(*args, feed=drv.alive, **kw)
+
     peer = Peer(endpoint)
     sender = None
     try:
         peer.hello()
         # the state, field by field, against what the fake robot published
         # (at rest: no target yet)
-        st = wait_until(lambda: (peer.states() or [None])[-1], 30, "a DriverState")
+        st = wait(lambda: (peer.states() or [None])[-1], 30, "a DriverState")
         pub = node.dump()["published"]
         assert st.robot == "sawyer" and st.protocol_version == 1
         assert close_to(st.joint_positions, pub["q"], 1e-12)
@@ -377,7 +387,7 @@ def test_targets_move_the_arm_their_way_and_bad_joint_states_hold_it(ros, tmp_pa
             return r if r["commands"] and close_to(r["commands"][-1]["velocity"], want, 1e-9) \
                 and r["q"][0] > Q0[0] + 0.05 and r["q"][3] < Q0[3] - 0.05 else None
 
-        rec = wait_until(reached, 60, "the fake arm to move the targets' way",
+        rec = wait(reached, 60, "the fake arm to move the targets' way",
                          details=drv.stderr, interval=0.1)
         for j in (1, 2, 4, 5, 6):
             assert abs(rec["q"][j] - Q0[j]) < 1e-9, rec["q"]
@@ -388,23 +398,24 @@ def test_targets_move_the_arm_their_way_and_bad_joint_states_hold_it(ros, tmp_pa
         # commands brake to zero), no state to pacd meanwhile
         for kind, why in [("names", "joint state without right_j6"),
                           ("nan", "non-finite right_j2"),
-                          ("short", "joint state arrays of 9 positions, 7 velocities")]:
+                          ("short", "joint state arrays of 9 positions, 7 velocities"),
+                          ("pose", "endpoint state marked not valid")]:
             base = len(node.dump()["commands"])
             node.bad(kind, 1000)  # 10 s of bad states, ended below
-            wait_until(lambda: why in drv.stderr(), 30, "the refusal of %s" % kind,
+            wait(lambda: why in drv.stderr(), 30, "the refusal of %s" % kind,
                        details=drv.stderr)
 
             def held():
                 c = node.dump()["commands"]
                 return len(c) > base and all(v == 0 for v in c[-1]["velocity"])
 
-            wait_until(held, 30, "the arm held on %s" % kind, details=drv.stderr,
+            wait(held, 30, "the arm held on %s" % kind, details=drv.stderr,
                        interval=0.1)
             peer.states()
             stall = node.dump()
             # 30 more bad states while targets keep coming: none taken (no
             # command moves), no state sent
-            wait_until(lambda: node.dump()["bad_sent"] >= stall["bad_sent"] + 30, 30,
+            wait(lambda: node.dump()["bad_sent"] >= stall["bad_sent"] + 30, 30,
                        "30 more bad joint states", interval=0.1)
             rec = node.dump()
             assert all(v == 0 for c in rec["commands"][len(stall["commands"]):]
@@ -413,13 +424,13 @@ def test_targets_move_the_arm_their_way_and_bad_joint_states_hold_it(ros, tmp_pa
             assert peer.states() == []
             node.good()
             # good states again: the targets move the arm again
-            rec = wait_until(reached, 60, "the arm moving again after %s" % kind,
+            rec = wait(reached, 60, "the arm moving again after %s" % kind,
                              details=drv.stderr, interval=0.1)
             assert rec["q"][0] > stall["q"][0]
         n_bad = node.dump()["bad_sent"]
         assert "holding the arm" in drv.stderr()
         assert "valid joint states again" in drv.stderr()
-        st = wait_until(lambda: (peer.states() or [None])[-1], 30, "a DriverState")
+        st = wait(lambda: (peer.states() or [None])[-1], 30, "a DriverState")
         assert 90 <= st.counters.robot_states_refused <= n_bad, (st.counters, n_bad)
         assert st.mode == pb.DriverState.TRACKING
     finally:
