@@ -22,6 +22,7 @@ import wsProtocol from "@foxglove/ws-protocol";
 import protobuf from "protobufjs";
 import "protobufjs/ext/descriptor.js";
 import WebSocket from "ws";
+import { plain } from "./plain_json.mjs";
 
 const { FoxgloveClient } = wsProtocol;
 
@@ -32,23 +33,6 @@ if (!url || !subprotocol || !["check", "hold"].includes(mode)) {
 }
 const wanted = mode === "check" ? topicArg.split(",") : [];
 const N = Number(nArg || 3);
-
-function bytesSummary(b) {
-  let sum = 0;
-  for (let i = 0; i < b.length; i++) sum = (sum + b[i]) >>> 0;
-  return { length: b.length, sum };
-}
-
-function plain(obj) {
-  return JSON.parse(
-    JSON.stringify(obj, (_k, v) => {
-      if (typeof v === "bigint") return v.toString();
-      if (v instanceof Uint8Array) return bytesSummary(v);
-      if (v && v.type === "Buffer" && Array.isArray(v.data)) return bytesSummary(Uint8Array.from(v.data));
-      return v;
-    }),
-  );
-}
 
 function fail(msg) {
   console.error(msg);

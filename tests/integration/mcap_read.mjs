@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { McapIndexedReader, McapStreamReader } from "@mcap/core";
 import protobuf from "protobufjs";
 import "protobufjs/ext/descriptor.js";
+import { plain } from "./plain_json.mjs";
 
 const path = process.argv[2];
 if (!path) {
@@ -42,23 +43,6 @@ const out = {
 };
 const types = new Map();     // schema id -> protobufjs Type
 const channels = new Map();  // channel id -> channel record
-
-function bytesSummary(b) {
-  let sum = 0;
-  for (let i = 0; i < b.length; i++) sum = (sum + b[i]) >>> 0;
-  return { length: b.length, sum };
-}
-
-function plain(obj) {
-  return JSON.parse(
-    JSON.stringify(obj, (_k, v) => {
-      if (typeof v === "bigint") return v.toString();
-      if (v instanceof Uint8Array) return bytesSummary(v);
-      if (v && v.type === "Buffer" && Array.isArray(v.data)) return bytesSummary(Uint8Array.from(v.data));
-      return v;
-    }),
-  );
-}
 
 try {
   for (;;) {
