@@ -45,7 +45,9 @@
 extern "C" {
 #include "driver_bridge.h"
 #include "driver_core.h"
+#include "hal_log.h"
 #include "hal_robot.h"
+#include "rt_clock.h"
 #include <zmq.h>
 }
 
@@ -62,11 +64,9 @@ extern "C" {
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -82,27 +82,8 @@ std::atomic<bool> g_stop{false};
 
 extern "C" void on_signal(int) { g_stop.store(true); }
 
-__attribute__((format(printf, 2, 3))) void log_line(int prio, const char* fmt, ...) {
-  char line[640];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "<%d>pacd-franka-driver: %s\n", prio, line);
-  fflush(stderr);
-}
-
-int64_t mono_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t unix_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
+/* "<prio>pacd-franka-driver: ..." on stderr (hal_log.h); not from the 1 kHz callback */
+#define log_line(prio, ...) hal_log((prio), "pacd-franka-driver", __VA_ARGS__)
 
 /* A message from the I/O thread to the control thread. */
 struct InboxEntry {
@@ -559,8 +540,8 @@ void send_state(Driver& d, const Snapshot& s) {
     arm.gripper_position = d.gripper_width.load();
     arm.grasp = d.gripper_grasped.load();
   }
-  arm.time_unix_ns = unix_ns();
-  arm.time_mono_ns = mono_ns();
+  arm.time_unix_ns = rt_clock_unix_ns();
+  arm.time_mono_ns = rt_clock_mono_ns();
   driver_bridge_extra_t extra{};
   extra.overruns = s.overruns;
   extra.targets_refused = d.refused_in_error.load() + d.inbox_full.load();
@@ -697,10 +678,10 @@ int main(int argc, char** argv) {
            d.state_rate_hz, d.speed_scale, d.auto_recover ? "on" : "off");
 
   const int64_t state_every = llround(1e9 / d.state_rate_hz);
-  int64_t next_state = mono_ns() + state_every;
+  int64_t next_state = rt_clock_mono_ns() + state_every;
   uint64_t stops_logged = 0;
   while (!g_stop.load()) {
-    int64_t wait_ns = next_state - mono_ns();
+    int64_t wait_ns = next_state - rt_clock_mono_ns();
     zmq_pollitem_t item = {d.bridge.sock, 0, ZMQ_POLLIN, 0};
     zmq_poll(&item, 1, wait_ns > 0 ? static_cast<long>((wait_ns + 999999) / 1000000) : 0);
     for (int k = 0; k < 64; k++) {
@@ -717,7 +698,7 @@ int main(int argc, char** argv) {
         take_target(d, id, id_len, m->target);
       pacd__v1__bridge_message__free_unpacked(m, nullptr);
     }
-    const int64_t now = mono_ns();
+    const int64_t now = rt_clock_mono_ns();
     if (now >= next_state) {
       Snapshot s;
       if (d.snapshot.read(s)) {
