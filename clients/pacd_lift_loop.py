@@ -164,7 +164,8 @@ bind = tcp://127.0.0.1:{self.ports['control']}
                     raise
                 time.sleep(0.2)
 
-    def episodes(self, seeds, skill=None, log=None, align_yaw=False, drift=0.0, drift_tau_s=1.0):
+    def episodes(self, seeds, skill=None, log=None, align_yaw=False, drift=0.0, drift_tau_s=1.0,
+                 waver=0.0):
         """Run one episode per seed (the operator acts when skill is given);
         returns the list of successes."""
         wins = []
@@ -174,7 +175,7 @@ bind = tcp://127.0.0.1:{self.ports['control']}
                 import random
                 script = op.LiftScript(20.0, op.mistake_for(seed, skill), random.Random(seed),
                                        noise=0.01, align_yaw=align_yaw, drift=drift,
-                                       drift_tau_s=drift_tau_s)
+                                       drift_tau_s=drift_tau_s, waver=waver)
             r = self.driver.run(seed, script)
             wins.append(bool(r["success"]))
             if log:
@@ -235,6 +236,9 @@ def main(argv=None):
     ap.add_argument("--drift", type=float, default=0.0,
                     help="the operator's x-y disturbance during the approach, m/s (std)")
     ap.add_argument("--drift-tau-s", type=float, default=1.0)
+    ap.add_argument("--waver", type=float, default=0.0,
+                    help="the operator's approach wavers: P(heading for the cube) per "
+                    "5-15 tick segment (0: off; pacd_lift_operator.py)")
     ap.add_argument("--algos", default="bc,fbc,bcq,pac",
                     help="comma-separated; empty: collect and export only")
     ap.add_argument("--data", default=None,
@@ -291,7 +295,7 @@ def main(argv=None):
                  temperature=args.temperature)
         try:
             wins = p.episodes(list(seeds), skill=skill, log=log, drift=args.drift,
-                              drift_tau_s=args.drift_tau_s)
+                              drift_tau_s=args.drift_tau_s, waver=args.waver)
         finally:
             p.close()
         path = os.path.join(out, h5)
@@ -314,8 +318,8 @@ def main(argv=None):
         results["behaviour data"] = (sum(pds.episode_success(d) for d in demos), len(demos))
         log("== 1-2. behaviour data %s: %d episodes" % (data, len(demos)))
     else:
-        log("== 1. collect %d operator episodes (teleop mode, skill %.2f, drift %g m/s)"
-            % (n_collect, skill, args.drift))
+        log("== 1. collect %d operator episodes (teleop mode, skill %.2f, drift %g m/s, "
+            "waver %g)" % (n_collect, skill, args.drift, args.waver))
         wins, data = collect("collect", ckpt0, "teleop", range(1000, 1000 + n_collect),
                              "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
@@ -344,7 +348,7 @@ def main(argv=None):
 
     return write_table(results, out, log, {
         "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
-        "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "smoke": small, "temperature": args.temperature,
+        "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "waver": args.waver, "smoke": small, "temperature": args.temperature,
         "pac_args": args.pac_args, "data": data})
 
 

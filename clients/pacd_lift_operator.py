@@ -37,7 +37,15 @@ and every episode gets Gaussian action noise (`--noise`, m/s). `--drift`
 approach (an Ornstein-Uhlenbeck process with that standard deviation and a
 time constant of `--drift-tau-s`): the arm wanders off its path and the
 controller brings it back, so the data shows corrections from states beside
-the path, as a human operator's would. The draws come
+the path, as a human operator's would. `--waver P` (default 0: off) makes
+an operator who hesitates between the cube and a point beside it: every
+episode gets an offset point as in the "offset" mistake, and during the
+approach the operator re-draws every 5-15 ticks whether it heads for the
+cube (probability P) or for that point; the descent goes where it was
+heading when it arrived. Failed and successful episodes then pass through
+the same states, and there the action, not the state, tells them apart
+(what a critic needs to learn an action-dependent Q: docs/loop.md). The
+high and release mistakes stay per episode. The draws come
 from the episode's seed, so a seed list gives the same episodes again. The
 default skill (0.3) gives a success rate of roughly 20-40% (docs/loop.md).
 """
@@ -99,7 +107,7 @@ class LiftScript:
     (m, base frame) and yaw (rad), and returns [vx, vy, vz, wz, gripper]."""
 
     def __init__(self, rate_hz=20.0, mistake=None, rng=None, noise=0.0, align_yaw=True,
-                 drift=0.0, drift_tau_s=1.0):
+                 drift=0.0, drift_tau_s=1.0, waver=0.0):
         self.dt = 1.0 / rate_hz
         self.drift = drift
         self.drift_decay = math.exp(-self.dt / drift_tau_s) if drift_tau_s > 0 else 0.0
@@ -124,6 +132,18 @@ class LiftScript:
             self.release = True
         elif mistake is not None:
             raise ValueError("unknown mistake %r (%s)" % (mistake, ", ".join(MISTAKES)))
+        # wavering (waver > 0): the point beside the cube, and whether the
+        # current approach segment heads for the cube (True) or for it
+        self.waver = waver
+        self.waver_left = 0
+        self.waver_good = True
+        self.beside = self.offset
+        if waver > 0:
+            if mistake != "offset":
+                a = self.rng.uniform(-math.pi, math.pi)
+                d = self.rng.uniform(0.03, 0.045)
+                self.beside = (d * math.cos(a), d * math.sin(a))
+            self.offset = (0.0, 0.0)
 
     def _goto(self, ee, target, clip=POS_CLIP):
         v = [POS_GAIN * (t - e) for t, e in zip(target, ee)]
@@ -139,6 +159,12 @@ class LiftScript:
     def act(self, ee, ee_quat, cube, cube_yaw):
         yaw_err = _wrap_quarter(cube_yaw - finger_angle(*ee_quat)) if self.align_yaw else 0.0
         wz = max(-YAW_CLIP, min(YAW_CLIP, YAW_GAIN * yaw_err))
+        if self.waver > 0 and self.phase == "approach":
+            if self.waver_left <= 0:
+                self.waver_good = self.rng.random() < self.waver
+                self.waver_left = self.rng.randint(5, 15)
+            self.waver_left -= 1
+            self.offset = (0.0, 0.0) if self.waver_good else self.beside
         gx, gy = cube[0] + self.offset[0], cube[1] + self.offset[1]
         grip = 1.0
         if self.phase == "approach":
@@ -308,6 +334,10 @@ def main(argv=None):
                     help="x-y velocity disturbance during the approach, m/s (std; 0: none)")
     ap.add_argument("--drift-tau-s", type=float, default=1.0,
                     help="the disturbance's correlation time, s")
+    ap.add_argument("--waver", type=float, default=0.0,
+                    help="approach wavering between the cube and a point beside it: the "
+                    "probability of heading for the cube in each 5-15 tick segment "
+                    "(0: off)")
     ap.add_argument("--mistake", choices=MISTAKES, default=None,
                     help="give every episode this mistake (tests of the mistakes)")
     ap.add_argument("--keep-yaw", action="store_true",
@@ -319,6 +349,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not 0.0 <= args.skill <= 1.0:
         ap.error("--skill is a probability: 0..1")
+    if not 0.0 <= args.waver <= 1.0:
+        ap.error("--waver is a probability: 0..1")
     drv = EpisodeDriver(timeout_s=args.timeout)
     wins = 0
     try:
@@ -330,7 +362,7 @@ def main(argv=None):
                 mistake = args.mistake or mistake_for(seed, args.skill)
                 script = LiftScript(args.rate, mistake, random.Random(seed), args.noise,
                                     align_yaw=not args.keep_yaw, drift=args.drift,
-                                    drift_tau_s=args.drift_tau_s)
+                                    drift_tau_s=args.drift_tau_s, waver=args.waver)
             r = drv.run(seed, script, args.max_steps)
             wins += r["success"]
             print("episode %d seed %d: %s in %d steps%s  %s" % (

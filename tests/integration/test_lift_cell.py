@@ -89,6 +89,59 @@ def test_operator_drift_is_a_slow_disturbance_of_the_approach_only():
     assert a[:2] == b[:2]
 
 
+def test_operator_waver_alternates_the_approach_target_and_descends_where_it_arrived():
+    """--waver P: in segments of 5-15 ticks the approach heads for the cube
+    (probability P) or for the episode's point 3-4.5 cm beside it; the
+    descent keeps the target the approach arrived at; the same seed gives
+    the same episode."""
+    h = math.sqrt(0.5)
+    down = (0.0, h, h, 0.0)
+    cube = (0.6, 0.0, 0.0)
+    ee = (0.6, 0.0, 0.3)   # straight above the cube, 0.2 m above the approach point
+
+    def heading(a):
+        return (a[0], a[1])
+
+    s = op.LiftScript(20.0, None, random.Random(11), noise=0.0, waver=0.5)
+    d = math.hypot(*s.beside)
+    assert 0.03 <= d <= 0.045
+    segs, cur, n = [], None, 0
+    for _ in range(4000):
+        a = s.act(ee, down, cube, 0.0)
+        s.ticks_in_phase = 0
+        to_cube = heading(a) == (0.0, 0.0)   # above the cube: no x-y motion towards it
+        if not to_cube:
+            # towards the point beside the cube, in its direction
+            assert a[0] * s.beside[0] + a[1] * s.beside[1] > 0
+        if to_cube != cur and cur is not None:
+            segs.append(n)
+            n = 0
+        cur = to_cube
+        n += 1
+    # a run of one intent lasts at least 5 ticks (segments of 5-15, possibly repeated)
+    assert len(segs) > 50 and min(segs) >= 5, segs[:20]
+    # about P of the segments head for the cube: count ticks
+    s2 = op.LiftScript(20.0, None, random.Random(12), noise=0.0, waver=0.2)
+    good = 0
+    for _ in range(20000):
+        good += heading(s2.act(ee, down, cube, 0.0)) == (0.0, 0.0)
+        s2.ticks_in_phase = 0
+    assert 0.14 < good / 20000 < 0.26, good / 20000
+    # arriving beside the cube while heading there: the descent goes down there
+    s3 = op.LiftScript(20.0, None, random.Random(5), noise=0.0, waver=0.0001)
+    bx, by = cube[0] + s3.beside[0], cube[1] + s3.beside[1]
+    s3.act((bx, by, 0.1), down, cube, 0.0)
+    assert s3.phase == "descend"
+    a = s3.act((bx, by, 0.05), down, cube, 0.0)
+    assert abs(a[0]) < 1e-12 and abs(a[1]) < 1e-12 and a[2] < 0
+    # seeded: the same draws again
+    r1 = [op.LiftScript(20.0, None, random.Random(7), waver=0.3).act(ee, down, cube, 0.0)
+          for _ in range(3)]
+    r2 = [op.LiftScript(20.0, None, random.Random(7), waver=0.3).act(ee, down, cube, 0.0)
+          for _ in range(3)]
+    assert r1 == r2
+
+
 def test_teleop_mode_drives_the_arm_holds_when_stale_and_logs_both_actions(daemon):
     d = daemon(extra="[pacd]\nmode = teleop\n[teleop]\nmax_age_ms = 300\n")
     feed_frames = FrameFeeder(d.camera())
