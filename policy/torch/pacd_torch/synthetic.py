@@ -164,7 +164,12 @@ def write_dataset(path, episodes):
 # --- a trained checkpoint in the cell -------------------------------------------
 
 def load(path):
-    """(model, repeat) of a pacd checkpoint trained on this cell's data."""
+    """(model, repeat) of a pacd checkpoint trained on this cell's data; `path`
+    may also be a (model, repeat) pair already in memory (an ablation's model
+    that no checkpoint holds)."""
+    if isinstance(path, tuple):
+        path[0].eval()
+        return path
     from .export import load as load_ckpt
     model, meta = load_ckpt(path)
     model.eval()
@@ -301,7 +306,7 @@ def probe(path, mode, episodes=60, seed=800000, mc=0, mc_states=100, gamma=0.99)
     qd = q_values(model, s["obs"], s["v_data"])
     rng = np.random.default_rng(0)
     rand = [q_values(model, s["obs"], rng.uniform(-VMAX, VMAX, s["p"].shape)) for _ in range(16)]
-    out = {"checkpoint": path, "mode": mode, "states": int(len(qg)),
+    out = {"checkpoint": path if isinstance(path, str) else "(in memory)", "mode": mode, "states": int(len(qg)),
            "gap_offset_mean": float((qg - qo).mean()),
            "gap_offset_abs": float(np.abs(qg - qo).mean()),
            "gap_offset_positive": float((qg > qo).mean()),
