@@ -296,8 +296,15 @@ def mc_q(model, repeat, p, g, v, rollouts=16, gamma=0.99, seed=5, horizon=150):
     return ret.reshape(b, rollouts).mean(1)
 
 
-def probe(path, mode, episodes=60, seed=800000, mc=0, mc_states=100, gamma=0.99):
-    """The critic's Q gaps at held-out states (dict of figures)."""
+def probe(path, mode, episodes=60, seed=800000, mc=0, mc_states=100, gamma=0.99,
+          per_state=False):
+    """The critic's Q gaps at held-out states (dict of figures): Q of the
+    velocity towards the goal minus Q of the one towards the episode's offset
+    point (gap_offset) and of the opposite one (gap_away), mean signed,
+    mean absolute and the fraction of states where it is positive; the same
+    at the states within 1 cm of the offset point (near_offset_*); with mc > 0
+    the Monte Carlo gaps of the checkpoint's own policy at mc_states of them
+    (mc rollouts each). per_state: add the per-state gaps (for figures)."""
     model, repeat = load(path)
     s = probe_states(mode, episodes, seed)
     qg = q_values(model, s["obs"], s["v_goal"])
@@ -316,6 +323,11 @@ def probe(path, mode, episodes=60, seed=800000, mc=0, mc_states=100, gamma=0.99)
            "q_data_mean": float(qd.mean()),
            "q_std_over_states": float(qd.std()),
            "q_std_over_actions": float(np.std(np.stack(rand), 0).mean())}
+    near = np.linalg.norm(s["p"] - s["o"], axis=1) < 0.01
+    if near.any():
+        out.update({"near_offset_states": int(near.sum()),
+                    "near_offset_gap_offset_mean": float((qg - qo)[near].mean()),
+                    "near_offset_gap_offset_positive": float((qg > qo)[near].mean())})
     if mc:
         idx = rng.choice(len(qg), min(mc_states, len(qg)), replace=False)
         p, g = s["p"][idx], s["g"][idx]
@@ -330,7 +342,39 @@ def probe(path, mode, episodes=60, seed=800000, mc=0, mc_states=100, gamma=0.99)
                     "critic_gap_away_mean_same_states": float((qg - qa)[idx].mean()),
                     "corr_critic_mc_gap_away": float(np.corrcoef(
                         (qg - qa)[idx], mg - ma)[0, 1]) if (mg - ma).std() > 0 else 0.0})
+        if per_state:
+            out["per_state"] = {"critic_gap_offset": (qg - qo)[idx].tolist(),
+                                "mc_gap_offset": (mg - mo).tolist(),
+                                "critic_gap_away": (qg - qa)[idx].tolist(),
+                                "mc_gap_away": (mg - ma).tolist()}
     return out
+
+
+def gap_figure(out, results, labels):
+    """Scatter of the critic's Q gap against the Monte Carlo gap of the
+    checkpoint's own policy, per probe state (probe(..., per_state=True) results)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, kind, name in zip(axes, ("offset", "away"),
+                              ("towards goal minus towards offset point",
+                               "towards goal minus away from goal")):
+        for r, lab in zip(results, labels):
+            ps = r["per_state"]
+            ax.scatter(ps[f"mc_gap_{kind}"], ps[f"critic_gap_{kind}"], s=10, alpha=0.6,
+                       label=lab)
+        lim = [-0.2, 0.8]
+        ax.plot(lim, lim, "k--", lw=0.8)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_xlabel("Monte Carlo Q gap of the policy")
+        ax.set_ylabel("critic's Q gap")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
 
 
 def figure(out, paths, labels=None, seed=800123):
