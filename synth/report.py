@@ -41,9 +41,11 @@ def main():
         json.dump(res, f, indent=1)
     crit = [r for r in res if "per_state" in r and "seed" not in r["name"]]
     syn.gap_figure(os.path.join(out, "q-gap.png"), crit, [r["name"] for r in crit])
-    main_ck = [os.path.join(runs, f"{m}-pac.safetensors") for m in syn.MODES]
-    syn.figure(os.path.join(out, "q-grid.png"), [c for c in main_ck if os.path.exists(c)],
-               [f"PAC on {m} data" for m in syn.MODES])
+    rows = [(os.path.join(runs, f"{m}.safetensors"), lab) for m, lab in (
+        ("shared-pac", "PAC shared (repeat 5)"), ("separated-pac", "PAC separated (repeat 5)"),
+        ("shared-pac-r1", "PAC shared (repeat 1 n-step 10)"))]
+    rows = [r for r in rows if os.path.exists(r[0])]
+    syn.figure(os.path.join(out, "q-grid.png"), [r[0] for r in rows], [r[1] for r in rows])
     return 0
 
 
