@@ -3,6 +3,10 @@ termination rules, its scripted operator's two data sets (failures sharing
 states with successes, or not), and that the data set it writes is read by
 pacd_torch.dataset as a pacd data set.
 
+No training here: a short PAC run (the tiny size, 600 steps, about 20 s of
+CPU) did not give Q(towards the goal) > Q(away) reliably over seeds 0-2
+(SYNTH_RESULTS.md); the lowdim size at 3,000 steps does, in minutes.
+
 Run: cd tests/integration && /usr/bin/python3 -m pytest -q test_synthetic.py
 """
 
