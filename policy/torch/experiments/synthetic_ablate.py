@@ -1,9 +1,9 @@
 """Quick ablations of the critic's action pathway on the synthetic cell
-(SYNTH_RESULTS.md): the same trainer and losses (pacd_torch.train.Trainer),
+(docs/loop.md, "Fifth sitting"): the same trainer and losses (pacd_torch.train.Trainer),
 with the critic's action projection replaced before training; the probe runs
 on the model in memory (no pacd checkpoint holds these variants).
 
-  PYTHONPATH=policy/torch nice -n 10 /usr/bin/python3 synth/ablate.py \
+  PYTHONPATH=policy/torch nice -n 10 /usr/bin/python3 policy/torch/experiments/synthetic_ablate.py \
       --data runs/shared.hdf5 --mode shared --variant mlp --steps 3000 [train args]
 
 variants: linear (pac.Critic as is: query + Linear(a)), mlp (query +

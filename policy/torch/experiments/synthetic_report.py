@@ -1,7 +1,7 @@
 """Probe and evaluate the synthetic cell's checkpoints, write the figures
-(SYNTH_RESULTS.md):
+(docs/loop.md, "Fifth sitting"):
 
-  PYTHONPATH=policy/torch nice -n 10 /usr/bin/python3 synth/report.py RUNS_DIR OUT_DIR
+  PYTHONPATH=policy/torch nice -n 10 /usr/bin/python3 policy/torch/experiments/synthetic_report.py RUNS_DIR OUT_DIR
 
 RUNS_DIR holds <data>-<algo>[-tag].safetensors trained on <data>.hdf5
 (data: shared or separated). Writes OUT_DIR/results.json, q-grid.png (Q over
