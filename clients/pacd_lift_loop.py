@@ -32,6 +32,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(SRC, "policy", "torch"))
+# pacd_client finds the generated pacd_pb2 through PACD_BUILD_DIR when it is
+# imported, before the arguments are parsed: --build sets it first
+for _i, _a in enumerate(sys.argv[:-1]):
+    if _a == "--build":
+        os.environ["PACD_BUILD_DIR"] = os.path.abspath(sys.argv[_i + 1])
 import pacd_client  # noqa: E402
 import pacd_lift_operator as op  # noqa: E402
 from pacd_torch import dataset as pds  # noqa: E402
