@@ -244,10 +244,13 @@ def evaluate(path, episodes=200, seed=900000, temperature=1.0, sampling_seed=1):
 # --- the critic probe ---------------------------------------------------------
 
 def snap(model, v):
-    """x-y velocities [B, 2] snapped to the action bins the critic is trained on."""
+    """x-y velocities [B, 2] snapped to the action bins the critic is trained on
+    (the trainer's own mapping, pacd_torch.train)."""
+    import torch
+    from .train import action_to_bins, bins_to_action
     k = model.cfg["head"]["bins"]
-    t = np.clip(np.round((v + VMAX) / (2 * VMAX) * (k - 1)), 0, k - 1)
-    return -VMAX + 2 * VMAX * t / (k - 1)
+    idx = action_to_bins(torch.as_tensor(v), -VMAX, VMAX, k)
+    return bins_to_action(idx, -VMAX, VMAX, k).numpy().astype(np.float64)
 
 
 def q_values(model, obs, v):
