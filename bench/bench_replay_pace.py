@@ -13,7 +13,6 @@ usage: bench/bench_replay_pace.py [--build build] [--rate 100] [--episode 2]
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,10 +28,7 @@ import pacd_client  # noqa: E402
 pb = pacd_client.pb
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = pacd_client.free_port
 
 
 def main():

@@ -22,6 +22,7 @@ Command line (a synthetic camera, used by the main job and the tests):
 """
 import argparse
 import os
+import socket
 import sys
 import time
 
@@ -244,6 +245,24 @@ class StatePublisher(_Publisher):
         s = pb.RobotState(joint_positions=q, joint_velocities=dq, seq=self.seq,
                           time_unix_ns=time.time_ns(), **kw)
         self.sock.send_multipart([b"robot_state", s.SerializeToString()])
+
+
+_ports_given = set()
+
+
+def free_port():
+    """A loopback TCP port that is free now and that this process has not
+    handed out before (the kernel may give a just-closed port again, and two
+    endpoints of one pacd config on one port make pacd refuse the config).
+    Another process can still take it before it is bound: callers that start
+    pacd retry on "Address already in use"."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def synthetic_image(width, height, t):

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -89,10 +88,7 @@ def collection_checkpoint(path):
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = pacd_client.free_port
 
 
 # The clock of every stage's pacd ([robot] clock, docs/loop.md "The simulated

@@ -22,7 +22,6 @@ Shared helpers for every integration test (they must pass on a loaded
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -131,10 +130,7 @@ realtime = pytest.mark.skipif(os.environ.get("PACD_SANITIZER") == "thread",
 PACCTL = os.path.join(BUILD, "clients", "pacctl")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = pacd_client.free_port
 
 
 def make_example_checkpoint(robot, tmp_path_factory):
