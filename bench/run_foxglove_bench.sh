@@ -29,28 +29,13 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM   # a kill or Ctrl-C also runs the EXIT trap
 TICKS=$((DURATION * 20))
 FGPORT=18765
 
-PYTHONPATH=policy/torch $PY -m pacd_torch.make_example --robot panda --out "$TMP/ckpt.safetensors" >/dev/null
-sed -e "s|^checkpoint = .*|checkpoint = $TMP/ckpt.safetensors|" \
-    -e "s|^directory = .*|directory = $TMP/episodes|" \
-    -e "s|^window_ticks = .*|window_ticks = $TICKS|" \
-    -e "s|^rt_priority = .*|rt_priority = $PRIO|" \
-    -e "s|^lock_memory = .*|lock_memory = true|" \
-    -e "s|^max_steps = .*|max_steps = 0|" \
-    -e "s|^enabled = false|enabled = true|" \
-    -e "s|^port = 8765|port = $FGPORT|" \
-    -e "s|^image_rate_hz = .*|image_rate_hz = 10|" \
-    -e "s|:5555|:15555|; s|:5556|:15556|; s|:5557|:15557|; s|:5558|:15558|" \
-    deploy/pacd.conf > "$TMP/pacd.conf"
-"$BUILD/daemon/pacd" --config "$TMP/pacd.conf" 2> "$TMP/pacd.log" &
-PIDS+=($!)
-$PY clients/pacd_client.py camera --endpoint tcp://127.0.0.1:15555 2>/dev/null &
-PIDS+=($!)
-PACCTL="$BUILD/clients/pacctl --control tcp://127.0.0.1:15558"
-for _ in $(seq 100); do $PACCTL --timeout 200 status >/dev/null 2>&1 && break; sleep 0.1; done
-$PACCTL episode start >/dev/null
+. "$(dirname "$0")/bench_pacd.sh"
+bench_pacd_start "$TMP" "$TICKS" "$PRIO" "s|^enabled = false|enabled = true|" \
+  "s|^port = 8765|port = $FGPORT|" "s|^image_rate_hz = .*|image_rate_hz = 10|"
 
 field() { $PACCTL status --json 3>&- | $PY -c "import json,sys; print(json.load(sys.stdin)$1)" 3>&-; }
 

@@ -14,23 +14,13 @@ PY=/usr/bin/python3
 command -v cyclictest >/dev/null || { echo "install rt-tests (cyclictest)"; exit 2; }
 export PACD_BUILD_DIR=$BUILD
 TMP=$(mktemp -d)
+PIDS=()
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
+trap 'exit 143' INT TERM   # a kill or Ctrl-C also runs the EXIT trap
 TICKS=$((DURATION * 20))
 
-PYTHONPATH=policy/torch $PY -m pacd_torch.make_example --robot panda --out "$TMP/ckpt.safetensors" >/dev/null
-sed -e "s|^checkpoint = .*|checkpoint = $TMP/ckpt.safetensors|" \
-    -e "s|^directory = .*|directory = $TMP/episodes|" \
-    -e "s|^window_ticks = .*|window_ticks = $TICKS|" \
-    -e "s|^rt_priority = .*|rt_priority = $PRIO|" \
-    -e "s|^lock_memory = .*|lock_memory = true|" \
-    -e "s|^max_steps = .*|max_steps = 0|" \
-    -e "s|:5555|:15555|; s|:5556|:15556|; s|:5557|:15557|; s|:5558|:15558|" \
-    deploy/pacd.conf > "$TMP/pacd.conf"
-"$BUILD/daemon/pacd" --config "$TMP/pacd.conf" 2> "$TMP/pacd.log" &
-$PY clients/pacd_client.py camera --endpoint tcp://127.0.0.1:15555 2>/dev/null &
-PACCTL="$BUILD/clients/pacctl --control tcp://127.0.0.1:15558"
-for _ in $(seq 100); do $PACCTL --timeout 200 status >/dev/null 2>&1 && break; sleep 0.1; done
-$PACCTL episode start >/dev/null
+. "$(dirname "$0")/bench_pacd.sh"
+bench_pacd_start "$TMP" "$TICKS" "$PRIO"
 
 CT_PRIO=()
 [ "$PRIO" -gt 0 ] && CT_PRIO=(-p "$PRIO")
