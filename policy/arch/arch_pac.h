@@ -51,6 +51,7 @@
 #define PAC_MAX_BINS 4096
 #define PAC_MAX_TASKS 65536
 #define PAC_MAX_TASK_DIM 4096
+#define PAC_MAX_ACTION_HIDDEN 4096   /* critic "action_hidden" H */
 #define PAC_MIN_STD 1e-6f      /* as the mlp's obs_norm */
 #define PAC_LN_EPS 1e-5f       /* PyTorch nn.LayerNorm default */
 #define PAC_GN_EPS 1e-5f       /* PyTorch nn.GroupNorm default */
@@ -116,6 +117,8 @@ typedef struct {
     float *logits;        /* [n_q, out_cols]: the policy head's output */
     float *critic_logits; /* [v_bins]: the critic head's output, then its softmax */
     float *critic_x;      /* [d]: the critic's query stream */
+    float *critic_hidden; /* [c_hidden]: GELU(action_proj.0(a_unit)) of the critic's MLP
+                             action input (c_hidden > 0) */
     float *im2col;        /* camera convolutions: im2col patches (nn_conv_cols_floats) */
     float *feat_a, *feat_b, *feat_c;   /* camera feature maps [H * W, C], rotated */
     float *cam_kv3;       /* [grid cells, 3d]: the camera's kv3 product */
@@ -161,10 +164,15 @@ typedef struct {
     float *dec_ln_w, *dec_ln_b, *dec_out_b;
     nn_packed_t dec_out_w;
     float low[POLICY_MAX_ACTION], high[POLICY_MAX_ACTION];
-    /* critic */
+    /* critic; its query is c_query + action_proj(a_unit), a_unit the action
+     * mapped to [-1, 1] per dimension (docs/checkpoint.md "Critic") */
     int has_critic, v_bins;
     float v_min, v_max;
-    float *c_query, *c_aw, *c_ab;   /* [d], [d, action_dim], [d] */
+    float *c_query;      /* [d] */
+    int c_hidden;        /* "action_hidden" H: 0 the linear action input, else the MLP */
+    float *c_aw, *c_ab;  /* H = 0: action_proj [d, action_dim], [d] (unpacked, BLAS sgemv) */
+    nn_packed_t c_aw1, c_aw2;   /* H > 0: action_proj.0 [H, action_dim], .2 [d, H], packed */
+    float *c_ab1, *c_ab2;       /* H > 0: their biases [H], [d] */
     block_t crit;
     float *c_ln_w, *c_ln_b, *c_out_b, *support;
     nn_packed_t c_out_w;

@@ -534,10 +534,15 @@ static int parse_model(pac_loader_t *L, const char *text, const policy_spec_t *s
     /* critic */
     json_t *cr = json_object_get(root, "critic");
     if (cr && !json_is_null(cr)) {
-        static const char *const crk[] = { "value_bins", "value_min", "value_max", NULL };
+        static const char *const crk[] = { "value_bins", "value_min", "value_max",
+                                           "action_hidden", NULL };
         if (!json_is_object(cr) || check_keys(L, cr, "critic: ", crk) ||
             get_int(L, cr, "critic: ", "value_bins", 2, PAC_MAX_BINS, &m->v_bins))
             goto bad_critic;
+        /* optional: absent or 0 is the linear action input (checkpoints from before it) */
+        if (json_object_get(cr, "action_hidden") &&
+            get_int(L, cr, "critic: ", "action_hidden", 0, PAC_MAX_ACTION_HIDDEN, &m->c_hidden))
+            goto fail;
         json_t *lo = json_object_get(cr, "value_min"), *hi = json_object_get(cr, "value_max");
         if (!json_is_number(lo) || !json_is_number(hi) ||
             !isfinite(json_number_value(lo)) || !isfinite(json_number_value(hi)) ||
@@ -562,7 +567,8 @@ bad_head:
 bad_critic:
     pacd_errf(L->err, L->errlen, "%s: metadata 'pacd.model': \"critic\" must be null or "
               "{\"value_bins\": B >= 2, \"value_min\": a, \"value_max\": b} with finite "
-              "a < b", L->path);
+              "a < b, and optionally \"action_hidden\": H in [0, %d] (0: linear action "
+              "input)", L->path, PAC_MAX_ACTION_HIDDEN);
 bad:
     L->rc = -EINVAL;
 fail:
@@ -815,8 +821,20 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
     /* critic */
     if (m->has_critic) {
         m->c_query = read_table(&L, "critic.query", 1, d, 0, 0, 0);
-        m->c_aw = read_table(&L, "critic.action_proj.weight", 2, d, m->action_dim, 0, 0);
-        m->c_ab = read_table(&L, "critic.action_proj.bias", 1, d, 0, 0, 0);
+        const int ch = m->c_hidden, A = m->action_dim;
+        if (ch) {
+            /* the MLP action input (nn.Sequential: .0 Linear, .1 GELU, .2 Linear);
+             * read_load_only checks each shape against the file before allocating */
+            pac_pack_weights(&L, read_load_only(&L, "critic.action_proj.0.weight", 2, ch, A,
+                                                0, 0), ch, A, &m->c_aw1);
+            m->c_ab1 = read_table(&L, "critic.action_proj.0.bias", 1, ch, 0, 0, 0);
+            pac_pack_weights(&L, read_load_only(&L, "critic.action_proj.2.weight", 2, d, ch,
+                                                0, 0), d, ch, &m->c_aw2);
+            m->c_ab2 = read_table(&L, "critic.action_proj.2.bias", 1, d, 0, 0, 0);
+        } else {
+            m->c_aw = read_table(&L, "critic.action_proj.weight", 2, d, A, 0, 0);
+            m->c_ab = read_table(&L, "critic.action_proj.bias", 1, d, 0, 0, 0);
+        }
         load_block(&L, &m->crit, "critic.cross", 0);
         m->c_ln_w = read_table(&L, "critic.ln.weight", 1, d, 0, 0, 0);
         m->c_ln_b = read_table(&L, "critic.ln.bias", 1, d, 0, 0, 0);
@@ -883,6 +901,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         { &sc->logits, Q * (size_t)m->out_cols },
         { &sc->critic_logits, (size_t)(m->v_bins > 0 ? m->v_bins : 1) },
         { &sc->critic_x, D },
+        { &sc->critic_hidden, (size_t)(m->c_hidden > 0 ? m->c_hidden : 1) },
         { &sc->im2col, m->n_cams ? max_cols : 1 },
         { &sc->feat_a, m->n_cams ? max_feat : 1 },
         { &sc->feat_b, m->n_cams ? max_feat : 1 },

@@ -245,6 +245,10 @@ void pac_plan_link(pac_t *m)
     }
     link_one(&prev, &m->dec_out_w);
     if (m->has_critic) {
+        if (m->c_hidden) {
+            link_one(&prev, &m->c_aw1);
+            link_one(&prev, &m->c_aw2);
+        }
         link_block(&prev, &m->crit, 0, 1);
         link_one(&prev, &m->c_out_w);
     }

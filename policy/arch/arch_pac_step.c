@@ -345,7 +345,13 @@ int pac_step(void *impl, const policy_observation_t *obs, float *action, policy_
         for (int j = 0; j < m->action_dim; j++)
             au[j] = 2.0f * (a[j] - m->low[j]) / (m->high[j] - m->low[j]) - 1.0f;
         memcpy(sc->critic_x, m->c_query, (size_t)d * sizeof(float));
-        nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, sc->critic_x);
+        if (m->c_hidden) {
+            /* the MLP action input: critic_x += W2 GELU(W1 a_unit + b1) + b2 */
+            nn_linear_packed_gelu(au, 1, &m->c_aw1, m->c_ab1, sc->critic_hidden);
+            nn_linear_packed_acc(sc->critic_hidden, 1, &m->c_aw2, m->c_ab2, sc->critic_x);
+        } else {
+            nn_linear_acc(au, 1, m->action_dim, m->c_aw, m->c_ab, d, sc->critic_x);
+        }
         cross_block(m, &m->crit, sc->critic_x, 1, sc->latents, m->n_lat);
         nn_layernorm(sc->critic_x, 1, d, m->c_ln_w, m->c_ln_b, PAC_LN_EPS, sc->critic_x);
         nn_linear_packed(sc->critic_x, 1, &m->c_out_w, m->c_out_b, sc->critic_logits);

@@ -105,6 +105,21 @@ CASES = {
          "head": {"type": "categorical", "bins": 11},
          "critic": {"value_bins": 9, "value_min": -1.0, "value_max": 1.0}},
         [], "joint_velocity", "f32", None),
+    # the critic's MLP action input (critic "action_hidden"): Linear(A, H), GELU,
+    # Linear(H, d) packed for each kernel; H not a multiple of any panel width
+    "w40-h4-cat-nocam-critic-mlp-f32": (
+        {"width": 40, "heads": 4, "latents": 6, "blocks": 1, "mlp_ratio": 2,
+         "head": {"type": "categorical", "bins": 13},
+         "critic": {"value_bins": 17, "value_min": -1.0, "value_max": 2.0,
+                    "action_hidden": 37}},
+        [], "joint_velocity_gripper", "f32", None),
+    "w64-h4-gauss-1cam-critic-mlp-bf16": (
+        {"width": 64, "heads": 4, "latents": 8, "blocks": 1, "mlp_ratio": 2,
+         "image_encoder": enc([(4, 4, 0, 8)], groups=2),
+         "head": {"type": "gaussian"},
+         "critic": {"value_bins": 21, "value_min": 0.0, "value_max": 1.0,
+                    "action_hidden": 256}},
+        [(16, 16)], "cartesian_velocity", "bf16", None),
     "pac-s-critic-f32": (
         dict(make_pac.SIZES["pac-s"], head={"type": "categorical", "bins": 101},
              critic={"value_bins": 51, "value_min": 0.0, "value_max": 1.0}),
@@ -232,6 +247,12 @@ def test_parity(tmp_path, eval_exe, name, kernel):
     if model.critic is not None:
         np.testing.assert_allclose(got_q, q.numpy(), atol=1e-4, rtol=0)
         assert np.abs(q.numpy()).max() > 0
+        if model.cfg["critic"].get("action_hidden"):
+            # the comparison sees the MLP: without its GELU, Q moves well past 1e-4
+            ref.critic.action_proj[1] = torch.nn.Identity()
+            with torch.no_grad():
+                q_lin = ref.q_value(ref.latents(values, images), act)
+            assert np.abs(q_lin.numpy() - got_q).max() > 1e-3
     else:
         assert np.isnan(got_q).all()
     if dtype != "f32":
@@ -335,6 +356,12 @@ BAD = [
      "\"bins\" must be an integer"),
     ("bad critic", model_edit(critic={"value_bins": 11, "value_min": 1, "value_max": 0}), None,
      "\"critic\" must be null"),
+    ("critic action_hidden not an integer",
+     model_edit(critic={"value_bins": 51, "value_min": 0, "value_max": 1, "action_hidden": 0.5}),
+     None, "critic: \"action_hidden\" must be an integer in [0, 4096]"),
+    ("critic action_hidden without its tensors",
+     model_edit(critic={"value_bins": 51, "value_min": 0, "value_max": 1, "action_hidden": 8}),
+     None, "tensor 'critic.action_proj.0.weight' is missing"),
     ("bad queries", model_edit(queries="many"), None, "\"queries\" must be"),
     ("bad task", model_edit(task={"type": "language"}), None, "\"task\" must be"),
     ("conv too large", model_edit(image_encoder=enc([(8, 8, 0, 8), (15, 1, 0, 8)])), None,

@@ -200,11 +200,11 @@ def test_eta_dual_meets_the_kl_bound():
     assert abs(kl.item() - eps) < 0.01, kl.item()
 
 
-def tiny_model(critic=True, seed=0):
+def tiny_model(critic=True, seed=0, action_hidden=0):
     observation = [{"name": "joint_positions", "source": "joint_positions", "shape": [3],
                     "history": 2}]
     action = {"space": "joint_velocity", "dim": 2, "low": [-0.5, -1.0], "high": [0.5, 1.0]}
-    hp = dict(ptrain.DEFAULTS, bins=7, value_bins=11)
+    hp = dict(ptrain.DEFAULTS, bins=7, value_bins=11, critic_action_hidden=action_hidden)
     torch.manual_seed(seed)
     return ptrain.build_model(observation, action, "tiny", hp, critic), hp
 
@@ -244,10 +244,13 @@ def test_actor_gradient_with_alpha_one_equals_bc():
 
 
 @pure_python
-def test_batched_critic_equals_the_twin_per_action():
+@pytest.mark.parametrize("action_hidden", [0, 8])
+def test_batched_critic_equals_the_twin_per_action(action_hidden):
     """N actions per state share one pass over the latents; the values are
-    those of pac.PACActor.q_value (what pacd computes) for each action alone."""
-    model, _ = tiny_model(seed=3)
+    those of pac.PACActor.q_value (what pacd computes) for each action alone
+    (with the linear and the MLP action input)."""
+    model, _ = tiny_model(seed=3, action_hidden=action_hidden)
+    assert isinstance(model.critic.action_proj, torch.nn.Sequential) == (action_hidden > 0)
     from pacd_torch.pac import randomize_
     randomize_(model, torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(4)
@@ -586,6 +589,57 @@ def test_cli_writes_checkpoint_and_plot(tmp_path, eval_exe, e2e_data, capsys):
     rc = ptrain.main(["--data", str(path), "--algo", "fbc", "--size", "tiny", "--steps", "5",
                       "--out", str(tmp_path / "x.safetensors")])
     assert rc == 1 and "no successful episode" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_critic_action_hidden_trains_and_runs_in_pacd(tmp_path, eval_exe, e2e_data, capsys):
+    """--critic-action-hidden H: the critic's action input is the MLP Linear(A, H),
+    GELU, Linear(H, d); the export records it (critic "action_hidden") and pacd
+    loads it and computes the twin's Q. Without the flag the key is absent
+    (the linear input, metadata as before)."""
+    out = tmp_path / "mlp.safetensors"
+    rc = ptrain.main(["--data", str(e2e_data), "--algo", "pac", "--size", "tiny", "--steps",
+                      "8", "--threads", "1", "--bins", "5", "--batch", "8", "--samples", "4",
+                      "--critic-action-hidden", "12", "--seed", "3", "--quiet",
+                      "--out", str(out)])
+    assert rc == 0
+    model, meta = pexport.load(str(out))
+    critic = json.loads(meta["pacd.model"])["critic"]
+    assert critic["action_hidden"] == 12
+    assert json.loads(meta["pacd.training"])["hyperparameters"]["critic_action_hidden"] == 12
+    sd = model.state_dict()
+    d = json.loads(meta["pacd.model"])["width"]
+    assert sd["critic.action_proj.0.weight"].shape == (12, ACTION["dim"])
+    assert sd["critic.action_proj.2.weight"].shape == (d, 12)
+    assert "critic.action_proj.weight" not in sd
+    spec = json.loads(subprocess.run([str(eval_exe), "--spec", str(out)], capture_output=True,
+                                     check=True).stdout)
+    assert spec["has_critic"] is True
+    fields = json.loads(meta["pacd.observation"])
+    values = pds.load_transitions(str(e2e_data), fields)["obs"][:10]
+    with torch.no_grad():
+        logits, act, q = model.act(torch.as_tensor(values))
+    got_act, got_logits, got_q = run_eval(eval_exe, out, tmp_path, values)
+    assert np.abs(got_logits - logits.reshape(10, -1).numpy()).max() <= LOGIT_TOL
+    np.testing.assert_array_equal(got_act, act.numpy())
+    np.testing.assert_allclose(got_q, q.numpy(), atol=1e-4, rtol=0)
+    # the default: the linear input, no "action_hidden" in the metadata
+    out0 = tmp_path / "lin.safetensors"
+    assert ptrain.main(["--data", str(e2e_data), "--algo", "bcq", "--size", "tiny", "--steps",
+                        "2", "--threads", "1", "--bins", "5", "--batch", "8", "--quiet",
+                        "--out", str(out0)]) == 0
+    m0, meta0 = pexport.load(str(out0))
+    assert "action_hidden" not in json.loads(meta0["pacd.model"])["critic"]
+    assert "critic.action_proj.weight" in m0.state_dict()
+    # out of range or not an integer: refused before training
+    capsys.readouterr()
+    for bad in ("-1", "0.5", "5000"):
+        with pytest.raises(SystemExit) as e:
+            ptrain.main(["--data", str(e2e_data), "--critic-action-hidden", bad,
+                         "--out", str(tmp_path / "x.safetensors")])
+        assert e.value.code == 2
+        assert "--critic-action-hidden: must be an integer in [0, 4096]" in \
+            capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
 
 

@@ -86,6 +86,99 @@ static inline int st_write(const char *path, const st_entry_t *e, int n, json_t 
     return rc;
 }
 
+/* Changes st_rewrite makes to a copy of a safetensors file. */
+typedef struct {
+    void (*edit_meta)(json_t *metadata, void *arg);   /* edits __metadata__ (an object
+                                                          of strings), or NULL */
+    void *arg;               /* passed to edit_meta */
+    const char *drop;        /* leave this tensor out, or NULL */
+    const char *grow;        /* this tensor one larger in its first dimension (zero
+                                bytes), or NULL */
+} st_edit_t;
+
+/* Copy the safetensors file src to dst with the changes in *e (test data
+ * only; a file written by pacd_torch.export or st_write). The tensors' data
+ * is laid out anew, contiguously, in header order. Returns 0 or -1. */
+static inline int st_rewrite(const char *src, const char *dst, const st_edit_t *e)
+{
+    int rc = -1;
+    unsigned char *buf = NULL, *data = NULL;
+    json_t *hdr = NULL, *out = json_object();
+    char *text = NULL;
+    FILE *f = fopen(src, "rb");
+    if (!f || fseek(f, 0, SEEK_END) != 0)
+        goto done;
+    long len = ftell(f);
+    uint64_t hlen;
+    if (len < 8 || fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)len)) ||
+        fread(buf, 1, (size_t)len, f) != (size_t)len)
+        goto done;
+    memcpy(&hlen, buf, 8);
+    if (hlen > (uint64_t)len - 8 || !(hdr = json_loadb((const char *)buf + 8, hlen, 0, NULL)))
+        goto done;
+    const unsigned char *src_data = buf + 8 + hlen;
+    size_t src_len = (size_t)len - 8 - hlen;
+    if (!(data = malloc(src_len + 65536)))
+        goto done;
+    size_t total = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(hdr, name, v) {
+        if (strcmp(name, "__metadata__") == 0) {
+            json_t *meta = json_deep_copy(v);
+            if (e->edit_meta)
+                e->edit_meta(meta, e->arg);
+            json_object_set_new(out, name, meta);
+            continue;
+        }
+        if (e->drop && strcmp(name, e->drop) == 0)
+            continue;
+        json_t *t = json_deep_copy(v), *shape = json_object_get(t, "shape");
+        json_t *offs = json_object_get(t, "data_offsets");
+        size_t b0 = (size_t)json_integer_value(json_array_get(offs, 0));
+        size_t b1 = (size_t)json_integer_value(json_array_get(offs, 1));
+        size_t n = b1 - b0;
+        if (b1 < b0 || b1 > src_len) {
+            json_decref(t);
+            goto done;
+        }
+        if (e->grow && strcmp(name, e->grow) == 0) {
+            size_t numel = 1;
+            json_int_t d0 = json_integer_value(json_array_get(shape, 0));
+            json_array_set_new(shape, 0, json_integer(d0 + 1));
+            for (size_t d = 0; d < json_array_size(shape); d++)
+                numel *= (size_t)json_integer_value(json_array_get(shape, d));
+            size_t elem = strcmp(json_string_value(json_object_get(t, "dtype")), "F32") == 0
+                              ? 4 : 2;
+            size_t grown = numel * elem;
+            if (grown > n + 65536) {
+                json_decref(t);
+                goto done;
+            }
+            memset(data + total, 0, grown);
+            n = grown;
+        } else {
+            memcpy(data + total, src_data + b0, n);
+        }
+        json_object_set_new(t, "data_offsets", json_pack("[I, I]", (json_int_t)total,
+                                                         (json_int_t)(total + n)));
+        json_object_set_new(out, name, t);
+        total += n;
+    }
+    text = json_dumps(out, JSON_COMPACT);
+    if (text)
+        rc = st_write_header(dst, text, data, total) == 0 ? 0 : -1;
+done:
+    if (f)
+        fclose(f);
+    free(text);
+    json_decref(out);
+    json_decref(hdr);
+    free(data);
+    free(buf);
+    return rc;
+}
+
 /* f32 -> bf16 / f16 for values exactly representable there (test data only). */
 static inline uint16_t st_to_bf16(float f)
 {

@@ -1,7 +1,10 @@
 /* Unit tests of the pac architecture on a small checkpoint made at build time
  * by pacd_torch.make_pac (path in argv[1]): policy_step allocates nothing,
  * the spec reports the critic, observation errors leave the action alone,
- * the logits are exposed, and sampling is reproducible from the seed. */
+ * the logits are exposed, and sampling is reproducible from the seed. argv[2]
+ * (optional): the same model with the critic's MLP action input (critic
+ * "action_hidden" 24): the same tests again, and the loader's refusals of a
+ * bad "action_hidden" or bad MLP tensors. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +19,7 @@
 
 #include "policy.h"
 #include "nn.h"
+#include "st_fixture.h"
 
 /* ---- allocation counters (-Wl,--wrap=...) over the code linked statically ---- */
 void *__real_malloc(size_t n);
@@ -35,6 +39,8 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n)
 }
 
 static const char *ckpt_path;
+static const char *linear_path;   /* argv[1]: critic with the linear action input */
+static const char *mlp_path;      /* argv[2]: critic with "action_hidden" 24, or NULL */
 
 typedef struct {
     policy_t *p;
@@ -286,6 +292,113 @@ static void test_load_budget(void **state)
     policy_destroy(&p);
 }
 
+/* st_rewrite's edit_meta: pacd.model's critic "action_hidden" set to the JSON
+ * text arg, or removed when arg is NULL. */
+static void set_action_hidden(json_t *meta, void *arg)
+{
+    json_t *model = json_loads(json_string_value(json_object_get(meta, "pacd.model")), 0,
+                               NULL);
+    assert_non_null(model);
+    json_t *critic = json_object_get(model, "critic");
+    assert_true(json_is_object(critic));
+    if (arg)
+        json_object_set_new(critic, "action_hidden",
+                            json_loads(arg, JSON_DECODE_ANY, NULL));
+    else
+        json_object_del(critic, "action_hidden");
+    char *text = json_dumps(model, JSON_COMPACT);
+    json_object_set_new(meta, "pacd.model", json_string(text));
+    free(text);
+    json_decref(model);
+}
+
+/* The critic's "action_hidden" and its MLP tensors: a copy of the checkpoint
+ * as it is loads (so each refusal below comes from its one edit), and every
+ * bad value, missing or misshapen tensor, or metadata that disagrees with the
+ * tensors is refused with a message naming the file and the problem. */
+static void test_action_hidden_refused(void **state)
+{
+    const char *dir = *state;
+    if (!mlp_path)
+        skip();
+    char bad[256], err[1024];
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    const char *range = "critic: \"action_hidden\" must be an integer in [0, 4096]";
+    const struct {
+        const char *src, *hidden, *drop, *grow, *needle;
+    } cases[] = {
+        { mlp_path, "0.5", NULL, NULL, range },
+        { mlp_path, "-1", NULL, NULL, range },
+        { mlp_path, "5000", NULL, NULL, range },
+        { mlp_path, "\"24\"", NULL, NULL, range },
+        { mlp_path, "null", NULL, NULL, range },
+        { mlp_path, NULL, "critic.action_proj.2.bias", NULL,
+          "tensor 'critic.action_proj.2.bias' is missing" },
+        { mlp_path, NULL, "critic.action_proj.0.weight", NULL,
+          "tensor 'critic.action_proj.0.weight' is missing" },
+        { mlp_path, NULL, NULL, "critic.action_proj.0.weight",
+          "tensor 'critic.action_proj.0.weight': shape [25, 7], expected [24, 7]" },
+        { mlp_path, NULL, NULL, "critic.action_proj.2.weight",
+          "tensor 'critic.action_proj.2.weight': shape [33, 24], expected [32, 24]" },
+        { mlp_path, NULL, NULL, "critic.action_proj.0.bias",
+          "tensor 'critic.action_proj.0.bias': shape [25], expected [24]" },
+        /* metadata and tensors disagree */
+        { mlp_path, "25", NULL, NULL,
+          "tensor 'critic.action_proj.0.weight': shape [24, 7], expected [25, 7]" },
+        { mlp_path, "0", NULL, NULL, "tensor 'critic.action_proj.weight' is missing" },
+        { linear_path, "24", NULL, NULL, "tensor 'critic.action_proj.0.weight' is missing" },
+    };
+    /* the copies load when nothing is changed, with "action_hidden" absent or 0
+     * for the linear input too */
+    const struct { const char *src, *hidden; } good[] = {
+        { mlp_path, NULL }, { mlp_path, "24" }, { linear_path, "0" },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        st_edit_t e = { .edit_meta = good[i].hidden ? set_action_hidden : NULL,
+                        .arg = (void *)good[i].hidden };
+        assert_int_equal(st_rewrite(good[i].src, bad, &e), 0);
+        policy_t *p = policy_load(bad, NULL, err, sizeof err);
+        if (!p)
+            fail_msg("unchanged copy %zu of %s refused: %s", i, good[i].src, err);
+        assert_true(policy_spec(p)->has_critic);
+        policy_destroy(&p);
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        st_edit_t e = { .edit_meta = cases[i].hidden ? set_action_hidden : NULL,
+                        .arg = (void *)cases[i].hidden, .drop = cases[i].drop,
+                        .grow = cases[i].grow };
+        assert_int_equal(st_rewrite(cases[i].src, bad, &e), 0);
+        err[0] = '\0';
+        policy_t *p = policy_load(bad, NULL, err, sizeof err);
+        if (p) {
+            policy_destroy(&p);
+            fail_msg("case %zu (action_hidden %s, drop %s, grow %s) loaded", i,
+                     cases[i].hidden ? cases[i].hidden : "-", cases[i].drop ? cases[i].drop : "-",
+                     cases[i].grow ? cases[i].grow : "-");
+        }
+        if (!strstr(err, bad) || !strstr(err, cases[i].needle))
+            fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, err, cases[i].needle);
+    }
+}
+
+/* A temporary directory for a test's files (*state), removed after it even
+ * when it fails. */
+static int tmpdir_setup(void **state)
+{
+    static char dir[64];
+    strcpy(dir, "/tmp/pacd-pac-test-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    *state = dir;
+    return 0;
+}
+
+static int tmpdir_teardown(void **state)
+{
+    st_rmtree(*state);
+    return 0;
+}
+
 static void test_blas_selfcheck(void **state)
 {
     (void)state;
@@ -299,10 +412,12 @@ static void test_blas_selfcheck(void **state)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_policy_pac CHECKPOINT (made by pacd_torch.make_pac)\n");
+        fprintf(stderr, "usage: test_policy_pac CHECKPOINT [MLP_CRITIC_CHECKPOINT] (made by "
+                "pacd_torch.make_pac; the second with --critic-action-hidden 24)\n");
         return 2;
     }
-    ckpt_path = argv[1];
+    ckpt_path = linear_path = argv[1];
+    mlp_path = argc > 2 ? argv[2] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_step_allocates_nothing),
@@ -312,5 +427,21 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_budget),
         cmocka_unit_test(test_blas_selfcheck),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("pac, critic with the linear action input", tests,
+                                             NULL, NULL);
+    if (!mlp_path)
+        return failed;
+    ckpt_path = mlp_path;
+    const struct CMUnitTest mlp_tests[] = {
+        cmocka_unit_test(test_spec),
+        cmocka_unit_test(test_step_allocates_nothing),
+        cmocka_unit_test(test_bad_observation),
+        cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_load_budget),
+        cmocka_unit_test_setup_teardown(test_action_hidden_refused, tmpdir_setup,
+                                        tmpdir_teardown),
+    };
+    failed += cmocka_run_group_tests_name("pac, critic with the MLP action input", mlp_tests,
+                                          NULL, NULL);
+    return failed;
 }

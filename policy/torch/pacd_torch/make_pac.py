@@ -64,9 +64,10 @@ def parse_task(text):
 
 def build(size, cameras, space="cartesian_velocity", head="categorical", bins=101,
           critic=False, task=None, queries="per_dimension", image_size=128, history=3,
-          action_history=2, seed=0, overrides=None):
+          action_history=2, seed=0, overrides=None, critic_action_hidden=0):
     """A randomly initialised PACActor and its (observation, action) specs.
-    overrides: pacd.model keys replacing the named size's (width, heads, ...)."""
+    overrides: pacd.model keys replacing the named size's (width, heads, ...);
+    critic_action_hidden: the critic's "action_hidden" (0: linear action input)."""
     action = action_spec(space)
     observation = observation_spec(cameras, image_size, history, action_history, action["dim"])
     model = dict(SIZES[size])
@@ -76,6 +77,8 @@ def build(size, cameras, space="cartesian_velocity", head="categorical", bins=10
     model["head"] = {"type": "categorical", "bins": bins} if head == "categorical" \
         else {"type": "gaussian"}
     model["critic"] = {"value_bins": 51, "value_min": 0.0, "value_max": 1.0} if critic else None
+    if critic and critic_action_hidden:
+        model["critic"]["action_hidden"] = critic_action_hidden
     if not cameras:
         model["image_encoder"] = None
     torch.manual_seed(seed)
@@ -101,6 +104,9 @@ def main(argv=None):
     ap.add_argument("--bins", type=int, default=101)
     ap.add_argument("--queries", choices=["per_dimension", "single"], default="per_dimension")
     ap.add_argument("--critic", action="store_true", help="include the critic's Q decoder")
+    ap.add_argument("--critic-action-hidden", type=int, default=0, metavar="H",
+                    help="with --critic: its action input is the MLP Linear(A, H), GELU, "
+                    "Linear(H, d) instead of Linear(A, d) (0, the default)")
     ap.add_argument("--task", type=parse_task, default={"type": "none"},
                     help="none, embedding:COUNT or vector:DIM")
     ap.add_argument("--history", type=int, default=3)
@@ -120,7 +126,7 @@ def main(argv=None):
     model, observation, action = build(args.size, cams, space, args.head, args.bins,
                                        args.critic, args.task, args.queries, args.image_size,
                                        args.history, args.action_history, args.seed,
-                                       overrides)
+                                       overrides, args.critic_action_hidden)
     export(model, args.out, args.robot, observation, action, args.dtype,
            extra_metadata={"pacd.example": {"size": args.size, "weights": "random",
                                             "seed": args.seed}})

@@ -22,7 +22,10 @@ Heads: categorical, K bins per action dimension with centres
 linspace(low_j, high_j, K) (deploy: argmax bin -> its centre); gaussian
 (mean, log_std per dimension; deploy rescale(tanh(mean)) as the MLP actor).
 Critic (optional): query = critic.query + critic.action_proj(a_unit) with
-a_unit = 2 (a - low) / (high - low) - 1 of the chosen action; cross-attends to
+a_unit = 2 (a - low) / (high - low) - 1 of the chosen action; action_proj is
+Linear(A, d), or with critic "action_hidden" H >= 1 the MLP Linear(A, H) ->
+GELU (exact erf form, as the blocks' MLPs) -> Linear(H, d) (tensors
+critic.action_proj.0.* and .2.*, nn.Sequential's names); cross-attends to
 the latents -> LayerNorm -> linear -> value logits [B]; Q = softmax . support,
 support = linspace(value_min, value_max, B).
 State-dict names are the checkpoint's tensor names.
@@ -39,6 +42,7 @@ LN_EPS = 1e-5
 GN_EPS = 1e-5
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
+MAX_ACTION_HIDDEN = 4096   # critic "action_hidden" (the C loader's limit)
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 # Named example sizes (issue 3). Cameras 128x128; the conv stack gives an
@@ -256,10 +260,18 @@ class Decoder(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, d, heads, ratio, action_dim, bins):
+    """The Q decoder. action_hidden 0: action_proj = Linear(A, d) (the original
+    linear action input); H >= 1: Linear(A, H), GELU, Linear(H, d)."""
+
+    def __init__(self, d, heads, ratio, action_dim, bins, action_hidden=0):
         super().__init__()
         self.query = nn.Parameter(torch.randn(d) * 0.5)
-        self.action_proj = nn.Linear(action_dim, d)
+        if action_hidden:
+            # nn.GELU() is the exact erf form, as F.gelu in MLP and nn_gelu in pacd
+            self.action_proj = nn.Sequential(nn.Linear(action_dim, action_hidden), nn.GELU(),
+                                             nn.Linear(action_hidden, d))
+        else:
+            self.action_proj = nn.Linear(action_dim, d)
         self.cross = CrossBlock(d, heads, ratio)
         self.ln = nn.LayerNorm(d, eps=LN_EPS)
         self.out = nn.Linear(d, bins)
@@ -337,7 +349,8 @@ class PACActor(nn.Module):
         self.policy = Decoder(d, heads, ratio, self.action_dim if per_dim else 1, out)
         if model_cfg["critic"]:
             c = model_cfg["critic"]
-            self.critic = Critic(d, heads, ratio, self.action_dim, c["value_bins"])
+            self.critic = Critic(d, heads, ratio, self.action_dim, c["value_bins"],
+                                 c.get("action_hidden", 0))
             self.register_buffer("value_support",
                                  torch.linspace(c["value_min"], c["value_max"], c["value_bins"]),
                                  persistent=False)
@@ -452,6 +465,15 @@ def normalise_model(model):
         raise ValueError("queries must be per_dimension or single")
     if m["head"]["type"] not in ("categorical", "gaussian"):
         raise ValueError("head type must be categorical or gaussian")
+    c = m["critic"]
+    if c is not None:
+        unknown = set(c) - {"value_bins", "value_min", "value_max", "action_hidden"}
+        if unknown:
+            raise ValueError(f"unknown pacd.model critic keys {sorted(unknown)}")
+        h = c.get("action_hidden", 0)
+        if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h <= MAX_ACTION_HIDDEN:
+            raise ValueError(f"critic action_hidden must be an integer in [0, "
+                             f"{MAX_ACTION_HIDDEN}] (0: the linear action input), got {h!r}")
     return m
 
 
@@ -505,5 +527,7 @@ def flops(model):
     nq = model.policy.queries.shape[0]
     mac += cross(nq, n, True) + nq * d * model.policy.out.out_features
     if model.critic is not None:
-        mac += cross(1, n, False) + d * model.action_dim + d * model.critic.out.out_features
+        h = model.cfg["critic"].get("action_hidden", 0)
+        a_in = d * model.action_dim if not h else h * model.action_dim + d * h
+        mac += cross(1, n, False) + a_in + d * model.critic.out.out_features
     return 2 * mac

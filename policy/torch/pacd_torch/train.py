@@ -5,7 +5,8 @@
 
 The model is pacd_torch.pac.PACActor (the C engine's twin): categorical
 actor over action bins per dimension (queries per_dimension), and for bcq
-and pac the critic's Q decoder, a categorical distribution over return bins.
+and pac the critic's Q decoder, a categorical distribution over return bins
+(its action input linear, or an MLP with --critic-action-hidden H).
 The losses (docs/loop.md, "Algorithm"), with B the batch:
 
   BC   = -1/B sum_b sum_j log pi_j(k_j(a_b) | s_b)       data action a -> nearest bins k
@@ -36,7 +37,7 @@ import torch
 
 from . import dataset as pds
 from .export import export
-from .pac import PACActor
+from .pac import MAX_ACTION_HIDDEN, PACActor
 
 ALGOS = ("bc", "fbc", "bcq", "pac")
 
@@ -74,6 +75,9 @@ DEFAULTS = {
                             # next decision: Q of the behaviour, one-step improvement)
     "bins": 21,             # action bins per dimension
     "value_bins": 51,       # return bins of the critic
+    "critic_action_hidden": 0,  # the critic's action input: 0 Linear(A, d); H >= 1 the MLP
+                                # Linear(A, H), GELU, Linear(H, d) (pacd.model critic
+                                # "action_hidden")
     "vmin": 0.0, "vmax": 1.0,   # return support (sparse 0/1 reward: returns in [0, 1])
     "samples": 16,          # N actions sampled per state for policy improvement
     "eta": None,            # None: learned by the MPO dual; a number: fixed temperature
@@ -286,6 +290,11 @@ def build_model(fields, action, size, hp, critic):
     cfg["head"] = {"type": "categorical", "bins": hp["bins"]}
     cfg["critic"] = ({"value_bins": hp["value_bins"], "value_min": hp["vmin"],
                       "value_max": hp["vmax"]} if critic else None)
+    h = hp.get("critic_action_hidden", 0)
+    if critic and h:
+        # absent for the linear input, so such checkpoints keep the metadata
+        # older pacd builds know
+        cfg["critic"]["action_hidden"] = h
     return PACActor(fields, action, cfg)
 
 
@@ -571,6 +580,18 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
     return tr, info
 
 
+def action_hidden_arg(text):
+    """--critic-action-hidden: an integer in [0, pac.MAX_ACTION_HIDDEN]."""
+    try:
+        h = int(text)
+    except ValueError:
+        h = -1
+    if not 0 <= h <= MAX_ACTION_HIDDEN:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_ACTION_HIDDEN}] "
+                                         f"(0: the linear action input), got {text!r}")
+    return h
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m pacd_torch.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -601,6 +622,9 @@ def main(argv=None):
     for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None,
                         help=f"default {DEFAULTS[k]}")
+    ap.add_argument("--critic-action-hidden", type=action_hidden_arg, default=None, metavar="H",
+                    help="the critic's action input: 0 (default) Linear(A, d); H >= 1 the "
+                    "MLP Linear(A, H), GELU, Linear(H, d)")
     ap.add_argument("--bootstrap", choices=["policy", "data"], default=None,
                     help="the TD target's next action: the target policy's sample (default) "
                     "or the logged next decision (the behaviour's Q: one-step improvement)")
