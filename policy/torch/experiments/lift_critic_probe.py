@@ -24,6 +24,9 @@ are rebuilt with exp_lift_mlp_critic's action input):
         opposite direction; vz, wz and the gripper stay the data's. Actions are
         snapped to the bins as in training (the critic sees bin centres).
         Reported: mean, mean |gap|, share > 0.
+  actor: the cosine between the actor's expected x-y velocity (mean over its
+        bins) and the centring direction at the same rows: mean, share > 0, and
+        the mean centring component (m/s); also for checkpoints without a critic.
   scale: std of Q(s, a_data) over the approach rows and over 4,000 random rows
         of the whole data set; and the mean over approach rows of the std of Q
         over 16 random x-y velocities (other dimensions the data's).
@@ -152,11 +155,20 @@ def model_obs(data, model):
     return data["obs"][:, np.asarray(cols)].astype(np.float32)
 
 
+def actor_xy(model, obs, batch=2048):
+    """The actor's expected x-y velocity [M, 2] (mean over its bins) at observations."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(obs), batch):
+            lg = model._per_dim(model(torch.as_tensor(obs[i:i + batch])))   # [B, A, K]
+            p = torch.softmax(lg, -1)
+            out.append((p * model.bin_centres()[None]).sum(-1)[:, :2].numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
 def probe(path, data, min_speed, seed=0):
     model, meta = load_model(path)
     model.eval()
-    if model.critic is None:
-        return {"checkpoint": path, "critic": None}
     repeat = int(json.loads(meta["pacd.action"]).get("repeat", 1))
     k = model.cfg["head"]["bins"]
     dec = ptrain.repeated_actions(data["next_index"], data["actions"], repeat).astype(np.float64)
@@ -165,6 +177,13 @@ def probe(path, data, min_speed, seed=0):
         return {"checkpoint": path, "rows": 0}
     obs = model_obs(data, model)
     c = -g[rows, :2] / np.linalg.norm(g[rows, :2], axis=1, keepdims=True)
+    # the actor at the same rows: does its mean x-y velocity head for the cube?
+    ax = actor_xy(model, obs[rows])
+    acos = (ax * c).sum(1) / np.maximum(np.linalg.norm(ax, axis=1), 1e-9)
+    actor = {"actor_cos_mean": float(acos.mean()), "actor_towards_share": float((acos > 0).mean()),
+             "actor_centring_speed": float((ax * c).sum(1).mean())}
+    if model.critic is None:
+        return dict(actor, checkpoint=path, critic=None, rows=int(len(rows)))
     speed = np.linalg.norm(dec[rows, :2], axis=1, keepdims=True)
     a_c = dec[rows].copy()
     a_c[:, :2] = c * speed
@@ -199,7 +218,7 @@ def probe(path, data, min_speed, seed=0):
             "q_std_over_states_approach": float(qd.std()),
             "q_std_over_states_all": float(q_all.std()),
             "q_std_over_xy_actions": float(np.std(np.stack(qr), 0).mean()),
-            "auc_q_data_success_approach": auc}
+            "auc_q_data_success_approach": auc, **actor}
 
 
 def main(argv=None):
