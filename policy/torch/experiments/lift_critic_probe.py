@@ -14,9 +14,8 @@ trainer learns from). Rows whose decision moves slower than --min-speed in
 x-y are left out (there the direction means nothing, and after snapping to
 the action bins centring and its opposite would be the same bin).
 
-Per checkpoint with a critic (pacd_torch.export.load; the experiment's
-MLP-critic files, marked by the metadata key experiment.critic_action_hidden,
-are rebuilt with exp_lift_mlp_critic's action input):
+Per checkpoint with a critic (pacd_torch.export.load; a linear or an MLP
+action input, the trainer's --critic-action-hidden):
 
   gap = Q(s, a_c) - Q(s, a_o), where a_c is the data's decision with its x-y
         velocity replaced by the centring direction (-gripper_to_cube x-y,
@@ -46,32 +45,19 @@ import sys
 
 import numpy as np
 import torch
-from torch import nn
 
 from pacd_torch import dataset as pds
 from pacd_torch import safetensors
 from pacd_torch import train as ptrain
 from pacd_torch.export import load as load_ckpt
-from pacd_torch.pac import PACActor
 
-META_KEY = "experiment.critic_action_hidden"
 G2C_SOURCE = "gripper_to_object/cube"
 
 
 def load_model(path):
-    """(model, metadata) of a checkpoint; rebuilds the experiment's MLP action
-    input of the critic when the metadata says so."""
-    tensors, meta = safetensors.read(path)
-    if META_KEY not in meta:
-        return load_ckpt(path)
-    hidden = int(meta[META_KEY])
-    cfg = json.loads(meta["pacd.model"])
-    m = PACActor(json.loads(meta["pacd.observation"]), json.loads(meta["pacd.action"]), cfg)
-    d = m.cfg["width"]
-    m.critic.action_proj = nn.Sequential(nn.Linear(m.action_dim, hidden), nn.GELU(),
-                                         nn.Linear(hidden, d))
-    m.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    return m, meta
+    """(model, metadata) of a checkpoint (pacd_torch.export.load: either
+    action input of the critic, --critic-action-hidden)."""
+    return load_ckpt(path)
 
 
 def load_data(path):
@@ -210,7 +196,8 @@ def probe(path, data, min_speed, seed=0):
         n1, n0 = succ.sum(), (~succ).sum()
         auc = float((r[succ].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
     tr = json.loads(meta.get("pacd.training", "{}"))
-    return {"checkpoint": path, "critic": "mlp" if META_KEY in meta else "linear",
+    mlp = isinstance(model.critic.action_proj, torch.nn.Sequential)
+    return {"checkpoint": path, "critic": "mlp" if mlp else "linear",
             "steps": tr.get("steps"), "rows": int(len(rows)),
             "gap_mean": float(gap.mean()), "gap_abs": float(np.abs(gap).mean()),
             "gap_positive": float((gap > 0).mean()),
