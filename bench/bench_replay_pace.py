@@ -28,9 +28,6 @@ import pacd_client  # noqa: E402
 pb = pacd_client.pb
 
 
-free_port = pacd_client.free_port
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(SRC, "build"))
@@ -41,7 +38,7 @@ def main():
         "demo.hdf5"))
     a = ap.parse_args()
     ctx = zmq.Context()
-    port = free_port()
+    port = pacd_client.free_port()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"robot_state")
@@ -57,7 +54,8 @@ def main():
     th.start()
     cmd = [os.path.join(a.build, "clients", "pacd-replay"), "--demo", a.demo, "--episode",
            str(a.episode), "--cameras", "", "--rate", str(a.rate), "--camera-endpoint",
-           "tcp://127.0.0.1:%d" % free_port(), "--state-endpoint", "tcp://127.0.0.1:%d" % port,
+           "tcp://127.0.0.1:%d" % pacd_client.free_port(),
+           "--state-endpoint", "tcp://127.0.0.1:%d" % port,
            "--connect-wait-ms", "1000"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:

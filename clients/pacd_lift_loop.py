@@ -88,9 +88,6 @@ def collection_checkpoint(path):
     return path
 
 
-free_port = pacd_client.free_port
-
-
 # The clock of every stage's pacd ([robot] clock, docs/loop.md "The simulated
 # clock"): simulated (the default) runs the episodes as fast as the CPU
 # allows; PACD_LOOP_CLOCK=real runs them at 20 Hz of wall time.
@@ -103,7 +100,8 @@ class Pacd:
 
     def __init__(self, build, out, name, checkpoint, mode, max_steps, sample=False, seed=0,
                  temperature=1.0):
-        self.ports = {k: free_port() for k in ("camera", "state", "telemetry", "control")}
+        self.ports = {k: pacd_client.free_port()
+                      for k in ("camera", "state", "telemetry", "control")}
         self.logdir = os.path.join(out, name, "episodes")
         os.makedirs(self.logdir, exist_ok=True)
         self.config = os.path.join(out, name, "pacd.conf")

@@ -447,6 +447,12 @@ class PACDeploy(nn.Module):
         return (a, logits) if q is None else (a, logits, q)
 
 
+def valid_action_hidden(h):
+    """True when h is a critic "action_hidden": an integer (not a bool) in
+    [0, MAX_ACTION_HIDDEN], 0 the linear action input."""
+    return not isinstance(h, bool) and isinstance(h, int) and 0 <= h <= MAX_ACTION_HIDDEN
+
+
 def normalise_model(model):
     """Fill defaults of a "pacd.model" object and check it (as the C loader)."""
     m = dict(model)
@@ -471,7 +477,7 @@ def normalise_model(model):
         if unknown:
             raise ValueError(f"unknown pacd.model critic keys {sorted(unknown)}")
         h = c.get("action_hidden", 0)
-        if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h <= MAX_ACTION_HIDDEN:
+        if not valid_action_hidden(h):
             raise ValueError(f"critic action_hidden must be an integer in [0, "
                              f"{MAX_ACTION_HIDDEN}] (0: the linear action input), got {h!r}")
     return m

@@ -37,7 +37,7 @@ import torch
 
 from . import dataset as pds
 from .export import export
-from .pac import MAX_ACTION_HIDDEN, PACActor
+from .pac import MAX_ACTION_HIDDEN, PACActor, valid_action_hidden
 
 ALGOS = ("bc", "fbc", "bcq", "pac")
 
@@ -585,8 +585,8 @@ def action_hidden_arg(text):
     try:
         h = int(text)
     except ValueError:
-        h = -1
-    if not 0 <= h <= MAX_ACTION_HIDDEN:
+        h = None
+    if not valid_action_hidden(h):
         raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_ACTION_HIDDEN}] "
                                          f"(0: the linear action input), got {text!r}")
     return h
