@@ -646,11 +646,10 @@ def test_critic_action_hidden_trains_and_runs_in_pacd(tmp_path, eval_exe, e2e_da
 # --- it learns: a contextual bandit where the critic shows which action pays -------------
 
 @pure_python
-def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
+def bandit_data(tmp_path):
     """One-step episodes: observation x = +-1, random actions; reward 1 (terminal)
-    when the action has the sign of x and |a| >= 0.25, else 0 (terminal). The
-    data succeeds ~40% of the time; BC copies the uniform behaviour, PAC moves
-    the policy's mass towards the rewarded actions."""
+    when the action has the sign of x and |a| >= 0.25, else 0 (terminal).
+    Returns (path, the data's success rate)."""
     rng = np.random.default_rng(7)
     action = {"space": "joint_velocity", "dim": 1, "low": [-0.5], "high": [0.5]}
     observation = [{"name": "joint_positions", "source": "joint_positions", "shape": [1],
@@ -666,19 +665,33 @@ def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
                     "is_last": np.array([0, 1])})
     path = tmp_path / "bandit.hdf5"
     pds.write(path, eps, "", observation, action)
-    data_rate = np.mean([e["rewards"][1] for e in eps])
-    hp = {"bins": 5, "value_bins": 11, "batch": 32, "samples": 8, "lr": 3e-3,
-          "warmup": 0.02, "tau": 0.05}
+    return path, np.mean([e["rewards"][1] for e in eps])
+
+
+BANDIT_HP = {"bins": 5, "value_bins": 11, "batch": 32, "samples": 8, "lr": 3e-3,
+             "warmup": 0.02, "tau": 0.05}
+
+
+def bandit_success_mass(model):
+    """(The policy's mass on rewarded bins averaged over x = -1 and +1, whether
+    the argmax bin is a rewarded one for both)."""
+    with torch.no_grad():
+        p = torch.softmax(model(torch.tensor([[-1.0], [1.0]])), -1)[:, 0]   # [2, 5]
+    # rewarded bins: 0, 1 for x = -1 (a = -0.5, -0.25); 3, 4 for x = +1
+    best = p.argmax(-1).tolist()
+    return (0.5 * (p[0, :2].sum() + p[1, 3:].sum()).item(),
+            best[0] in (0, 1) and best[1] in (3, 4))
+
+
+def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
+    """The bandit above: the data succeeds ~40% of the time; BC copies the
+    uniform behaviour, PAC moves the policy's mass towards the rewarded actions."""
+    path, data_rate = bandit_data(tmp_path)
 
     def success_mass(algo):
         tr, _ = ptrain.train(str(path), algo, str(tmp_path / f"{algo}.safetensors"), "tiny",
-                             steps=300, seed=0, hp=hp, device="cpu", progress=False)
-        with torch.no_grad():
-            p = torch.softmax(tr.model(torch.tensor([[-1.0], [1.0]])), -1)[:, 0]   # [2, 5]
-        # rewarded bins: 0, 1 for x = -1 (a = -0.5, -0.25); 3, 4 for x = +1
-        best = p.argmax(-1).tolist()
-        return (0.5 * (p[0, :2].sum() + p[1, 3:].sum()).item(),
-                best[0] in (0, 1) and best[1] in (3, 4))
+                             steps=300, seed=0, hp=BANDIT_HP, device="cpu", progress=False)
+        return bandit_success_mass(tr.model)
 
     (bc, _), (pac, pac_best) = success_mass("bc"), success_mass("pac")
     assert abs(bc - data_rate) < 0.08, (bc, data_rate)     # BC: the behaviour's own rate
@@ -689,6 +702,53 @@ def test_pac_improves_on_the_data_where_bc_cannot(tmp_path):
     assert pac > bc + 0.1
     # ... and the deployed (argmax) action is a rewarded one for both contexts
     assert pac_best
+
+
+def test_frozen_critic_stage_improves_the_actor_only(tmp_path, capsys):
+    """Two stages: bcq trains the critic beside BC; pac --init that checkpoint
+    --freeze-critic then trains only the policy decoder against the loaded Q.
+    The encoder and the critic come out bit for bit as loaded, the policy
+    moves to the rewarded actions as PAC's does, and the checkpoint records
+    where it started."""
+    path, data_rate = bandit_data(tmp_path)
+    first = tmp_path / "bcq.safetensors"
+    tr1, _ = ptrain.train(str(path), "bcq", str(first), "tiny", steps=300, seed=0,
+                          hp=BANDIT_HP, device="cpu", progress=False)
+    bcq_mass, _ = bandit_success_mass(tr1.model)
+    assert abs(bcq_mass - data_rate) < 0.08, (bcq_mass, data_rate)   # alpha 1: BC's policy
+    out = tmp_path / "frozen.safetensors"
+    rc = ptrain.main(["--data", str(path), "--algo", "pac", "--init", str(first),
+                      "--freeze-critic", "--steps", "300", "--threads", "1", "--quiet",
+                      "--samples", "8", "--lr", "3e-3", "--warmup", "0.02", "--tau", "0.05",
+                      "--batch", "32", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    before, _ = pexport.load(str(first))
+    after, meta = pexport.load(str(out))
+    changed = set()
+    for (k, v), w in zip(before.state_dict().items(), after.state_dict().values()):
+        if not torch.equal(v, w):
+            changed.add(k.split(".")[0])
+    assert changed == {"policy"}, changed
+    mass, best = bandit_success_mass(after)
+    assert abs(mass - (0.75 * data_rate + 0.25)) < 0.05, (mass, data_rate)
+    assert best
+    info = json.loads(meta["pacd.training"])
+    assert info["init"] == {"checkpoint": "bcq.safetensors", "critic_frozen": True,
+                            "sha256": ptrain.file_sha256(first)}
+    assert info["hyperparameters"]["bins"] == 5 and info["hyperparameters"]["value_bins"] == 11
+    assert "td" not in json.loads((tmp_path / "frozen.losses.json").read_text())
+    # refusals: no init, a bc checkpoint (no critic) for pac
+    with pytest.raises(SystemExit):
+        ptrain.main(["--data", str(path), "--algo", "pac", "--freeze-critic",
+                     "--out", str(tmp_path / "x.safetensors")])
+    ptrain.train(str(path), "bc", str(tmp_path / "bc.safetensors"), "tiny", steps=5,
+                 hp=BANDIT_HP, device="cpu", progress=False)
+    capsys.readouterr()
+    rc = ptrain.main(["--data", str(path), "--algo", "pac", "--init",
+                      str(tmp_path / "bc.safetensors"), "--freeze-critic", "--steps", "5",
+                      "--out", str(tmp_path / "x.safetensors")])
+    assert rc == 1 and "has no critic" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 @pure_python

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from . import dataset as pds
-from .export import export
+from .export import export, load as load_checkpoint
 from .pac import MAX_ACTION_HIDDEN, PACActor, valid_action_hidden
 
 ALGOS = ("bc", "fbc", "bcq", "pac")
@@ -301,11 +301,22 @@ def build_model(fields, action, size, hp, critic):
 class Trainer:
     """One training run over loaded transitions (pds.load_transitions)."""
 
-    def __init__(self, data, algo, size="lowdim", hp=None, seed=0, device="cpu"):
+    def __init__(self, data, algo, size="lowdim", hp=None, seed=0, device="cpu", init=None,
+                 freeze_critic=False):
+        """init: a state_dict (pacd_torch.export.load's model) to start from
+        instead of random weights, the same model configuration; its
+        observation normalisation is kept. freeze_critic (pac only, needs
+        init with a critic): the encoder and the critic stay as loaded (no TD
+        loss, no gradient); only the policy decoder learns, improving against
+        the fixed Q (a two-stage run: a critic trained first, e.g. by bcq,
+        then the actor)."""
         self.hp = dict(DEFAULTS)
         self.hp.update(hp or {})
         self.algo = algo
         self.alpha, self.train_critic, _ = algo_config(algo, self.hp)
+        if freeze_critic and (algo != "pac" or init is None):
+            raise ValueError("freeze_critic needs algo pac and an init checkpoint with a critic")
+        self.freeze_critic = bool(freeze_critic)
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.gen = torch.Generator(device=self.device).manual_seed(seed + 1)
@@ -322,6 +333,15 @@ class Trainer:
             # a value constant in the data is only centred (std 1), so that a
             # different value at deployment is not blown up by 1 / 1e-6
             self.model.obs_norm.std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
+        if init is not None:
+            missing, unexpected = self.model.load_state_dict(init, strict=False)
+            if missing or unexpected:
+                raise ValueError("the init checkpoint's model differs from this run's: "
+                                 f"missing {sorted(missing)[:4]}, unexpected "
+                                 f"{sorted(unexpected)[:4]}")
+        if self.freeze_critic:
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith("policy."))
         self.target = copy.deepcopy(self.model).requires_grad_(False) \
             if self.train_critic else None
         self.cams = [pds.camera_key(f) for f in self.fields if pds.is_camera(f)]
@@ -354,7 +374,7 @@ class Trainer:
         self.log_eta = torch.tensor(math.log(self.hp["eta_init"] if self.hp["eta"] is None
                                              else self.hp["eta"]),
                                     device=dev, requires_grad=self.learn_eta)
-        groups = [{"params": [p for p in self.model.parameters()],
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad],
                    "weight_decay": self.hp["weight_decay"]}]
         if self.learn_eta:
             groups.append({"params": [self.log_eta], "weight_decay": 0.0,
@@ -376,7 +396,11 @@ class Trainer:
         m, hp = self.model, self.hp
         k = hp["bins"]
         imgs = [im[idx] for im in self.images]
-        lat = m.latents(self.obs[idx], imgs)
+        if self.freeze_critic:
+            with torch.no_grad():
+                lat = m.latents(self.obs[idx], imgs)
+        else:
+            lat = m.latents(self.obs[idx], imgs)
         logits = m.logits_from_latents(lat)                    # [B, A, K]
         data_idx = self.act_idx[idx]
         log = {}
@@ -386,33 +410,40 @@ class Trainer:
             t = self.target
             b = idx.shape[0]
             pi_on = self.alpha < 1.0
+            td_on = not self.freeze_critic
             with torch.no_grad():
                 # one target forward for s' (TD) and, with policy improvement, s
-                rows = torch.cat([nxt, idx]) if pi_on else nxt
-                tlat_all = t.latents(self.obs[rows], [im[rows] for im in self.images])
+                if td_on:
+                    rows = torch.cat([nxt, idx]) if pi_on else nxt
+                    tlat_all = t.latents(self.obs[rows], [im[rows] for im in self.images])
+                else:
+                    tlat_all = lat      # the frozen encoder's latents of s, as the target's
                 tlogits_all = t.logits_from_latents(tlat_all)
-                nlat, nlogits = tlat_all[:b], tlogits_all[:b]
-                na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
-                if hp["bootstrap"] == "data":
-                    # the logged decision at the bootstrap row where there is one
-                    # (an episode's appended final observation has none)
-                    has = nxt < len(self.actions)
-                    logged = self.actions[nxt.clamp(max=len(self.actions) - 1)]
-                    na = torch.where(has[:, None], bins_to_action(
-                        action_to_bins(logged, m.low, m.high, k), m.low, m.high, k),
-                        na[:, 0])[:, None]
-                nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
-                target = project_distribution(nprobs, self.td_return[idx],
-                                              self.td_discount[idx], m.value_support)
-            data_a = bins_to_action(data_idx, m.low, m.high, k)
-            vl = critic_logits(m, lat, data_a[:, None])[:, 0]
-            td = -(target * torch.log_softmax(vl, -1)).sum(-1).mean()
-            total = total + hp["beta"] * td
-            log["td"] = td.item()
-            log["q_data"] = (torch.softmax(vl, -1) * m.value_support).sum(-1).mean().item()
+            if td_on:
+                with torch.no_grad():
+                    nlat, nlogits = tlat_all[:b], tlogits_all[:b]
+                    na = bins_to_action(sample_bins(nlogits, 1, self.gen), m.low, m.high, k)
+                    if hp["bootstrap"] == "data":
+                        # the logged decision at the bootstrap row where there is one
+                        # (an episode's appended final observation has none)
+                        has = nxt < len(self.actions)
+                        logged = self.actions[nxt.clamp(max=len(self.actions) - 1)]
+                        na = torch.where(has[:, None], bins_to_action(
+                            action_to_bins(logged, m.low, m.high, k), m.low, m.high, k),
+                            na[:, 0])[:, None]
+                    nprobs = torch.softmax(critic_logits(t, nlat, na)[:, 0], -1)
+                    target = project_distribution(nprobs, self.td_return[idx],
+                                                  self.td_discount[idx], m.value_support)
+                data_a = bins_to_action(data_idx, m.low, m.high, k)
+                vl = critic_logits(m, lat, data_a[:, None])[:, 0]
+                td = -(target * torch.log_softmax(vl, -1)).sum(-1).mean()
+                total = total + hp["beta"] * td
+                log["td"] = td.item()
+                log["q_data"] = (torch.softmax(vl, -1) * m.value_support).sum(-1).mean().item()
             if pi_on:
                 with torch.no_grad():
-                    tlat, tlogits = tlat_all[b:], tlogits_all[b:]
+                    tlat, tlogits = (tlat_all[b:], tlogits_all[b:]) if td_on else \
+                        (tlat_all, tlogits_all)
                     sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
                     sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
                 eta = self.log_eta.exp()
@@ -534,9 +565,13 @@ def side_path(out, suffix):
 
 
 def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, camera=None,
-          device=None, progress=True, dtype="f32", exclude=()):
+          device=None, progress=True, dtype="f32", exclude=(), init=None, freeze_critic=False):
     """Train on a data set (a path, or a list of paths with the same specs) and
-    export the checkpoint; returns (trainer, the pacd.training metadata dict)."""
+    export the checkpoint; returns (trainer, the pacd.training metadata dict).
+    init: a pac checkpoint to start from (its model configuration and
+    observation fields replace size and exclude; its critic_action_hidden
+    too); freeze_critic: see Trainer. Raises pds.DatasetError for unusable
+    data, ValueError for an init checkpoint that does not fit."""
     hp = dict(DEFAULTS, **(hp or {}))
     if steps is None:
         steps = SIZES[size]["steps"] if isinstance(size, str) else 1000
@@ -546,10 +581,31 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
     paths = [data_path] if isinstance(data_path, (str, os.PathLike)) else list(data_path)
     robot, observation, action, _ = pds.read_spec(paths[0])
     fields = pds.select_fields(observation, variant, camera, exclude)
+    init_state = None
+    if init is not None:
+        init_model, init_meta = load_checkpoint(init)
+        if init_meta.get("pacd.architecture") != "pac":
+            raise ValueError(f"{init}: not a pac checkpoint")
+        init_fields = json.loads(init_meta["pacd.observation"])
+        names = {f["name"] for f in init_fields}
+        fields = [f for f in observation if f["name"] in names]
+        if [f["name"] for f in fields] != [f["name"] for f in init_fields]:
+            raise ValueError(f"{init}: its observation fields "
+                             f"{[f['name'] for f in init_fields]} are not the data set's")
+        cfg = init_model.model_metadata()
+        size = {k: cfg[k] for k in cfg if k not in ("queries", "head", "critic", "task")}
+        hp["bins"] = cfg["head"]["bins"]
+        if cfg.get("critic"):
+            c = cfg["critic"]
+            hp.update(value_bins=c["value_bins"], vmin=c["value_min"], vmax=c["value_max"],
+                      critic_action_hidden=c.get("action_hidden", 0))
+        elif critic:
+            raise ValueError(f"{init}: has no critic, {algo} needs one")
+        init_state = init_model.state_dict()
     data = pds.load_transitions(paths, fields, only_success=only_success)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    tr = Trainer(data, algo, size, hp, seed, device)
+    tr = Trainer(data, algo, size, hp, seed, device, init_state, freeze_critic)
     names = ", ".join(map(str, paths))
     print(f"pacd_torch.train: {algo} on {names}: {len(data['actions'])} transitions from "
           f"{data['kept_episodes']} of {data['episodes']} episodes ({data['successes']} "
@@ -566,6 +622,8 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             "transitions": len(data["actions"]), "episodes": data["episodes"],
             "held_transitions": int(len(data["actions"]) - len(tr.rows)),
             "episodes_used": data["kept_episodes"], "successes": data["successes"],
+            "init": ({"checkpoint": os.path.basename(init), "sha256": file_sha256(init),
+                      "critic_frozen": bool(freeze_critic)} if init else None),
             "hyperparameters": {k: hp[k] for k in sorted(hp)},
             "final": {k: v[-1] for k, v in tr.history.items()}}
     if int(hp["action_repeat"]) > 1:
@@ -628,15 +686,25 @@ def main(argv=None):
     ap.add_argument("--bootstrap", choices=["policy", "data"], default=None,
                     help="the TD target's next action: the target policy's sample (default) "
                     "or the logged next decision (the behaviour's Q: one-step improvement)")
+    ap.add_argument("--init", default=None, metavar="CKPT",
+                    help="start from this pac checkpoint's weights (its model size, fields "
+                    "and bins; --size and --exclude are ignored)")
+    ap.add_argument("--freeze-critic", action="store_true",
+                    help="with --init and --algo pac: keep the loaded encoder and critic "
+                    "fixed and train only the policy decoder against that Q (a critic "
+                    "trained first, e.g. by bcq, then the actor)")
     args = ap.parse_args(argv)
+    if args.freeze_critic and (args.init is None or args.algo != "pac"):
+        ap.error("--freeze-critic needs --init and --algo pac")
     if args.threads:
         torch.set_num_threads(args.threads)
     hp = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
     try:
         _, info = train(args.data, args.algo, args.out, args.size, args.steps, args.seed, hp,
                         args.camera, args.device, not args.quiet, args.dtype,
-                        [x for x in args.exclude.split(",") if x])
-    except pds.DatasetError as e:
+                        [x for x in args.exclude.split(",") if x], args.init,
+                        args.freeze_critic)
+    except (pds.DatasetError, ValueError, OSError) as e:
         print(f"pacd_torch.train: {e}", file=sys.stderr)
         return 1
     fin = info["final"]
