@@ -18,6 +18,8 @@ The losses (docs/loop.md, "Algorithm"), with B the batch:
 
 Algorithms: pac (alpha 0.75, beta 38), bc (alpha 1, no critic), fbc (bc on
 successful episodes only), bcq (alpha 1, critic trained and exported).
+--init CKPT starts from a pac checkpoint; with --freeze-critic (pac) its
+encoder and critic stay fixed and only the policy decoder learns (no TD).
 Writes the checkpoint (with the critic when one was trained), a PNG of the
 loss curves beside it (<out without .safetensors>.losses.png) and the loss
 history as JSON (<...>.losses.json).
