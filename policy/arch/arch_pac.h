@@ -215,7 +215,8 @@ typedef struct {
 float *pac_alloc_load_only(pac_loader_t *L, size_t n);
 
 /* n floats (zeroed) that steps read, other than packed weights, from the
- * huge-page table slab; NULL with L->rc set as pac_alloc_load_only. Init-only. */
+ * table slab chain (huge-page slabs unless the model is small); NULL with
+ * L->rc set as pac_alloc_load_only. Init-only. */
 float *pac_alloc_table(pac_loader_t *L, size_t n);
 
 /* Pack w[out, in] for the step's kernel (L->m->gk) into new slab memory (a

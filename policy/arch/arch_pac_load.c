@@ -115,8 +115,9 @@ static void free_load_only(pac_loader_t *L)
  * the load, e.g. the projections of constant queries) and some MB of other tables
  * (biases, norms, the encoder's K/V tables of pac_plan_encoder_kv), so they are
  * carved, in load order (about the step's order), out of huge-page slabs
- * (nn_slab.h), two chains: packed weights and the other tables. The floats
- * come zeroed. NULL and L->rc = -ENOMEM when out of memory. Init-only. */
+ * (nn_slab.h; small ones for a small model: expect_slab_bytes), two chains:
+ * packed weights and the other tables. The floats come zeroed. NULL and
+ * L->rc = -ENOMEM when out of memory. Init-only. */
 static float *slab_alloc(pac_loader_t *L, nn_slab_t *s, size_t n)
 {
     const size_t bytes = nn_slab_request_bytes(n);
@@ -132,6 +133,25 @@ static float *slab_alloc(pac_loader_t *L, nn_slab_t *s, size_t n)
         L->rc = -ENOMEM;
     }
     return p;
+}
+
+/* Tell the two slab chains (nn_slab_expect) about what they will hold, from the
+ * file's tensors as F32 (numel times 4 bytes each; ckpt_open checked numel
+ * against the tensor's bytes, so this is at most twice the file): packed
+ * weights up to twice that plus 16 KB (packing pads small widths to whole
+ * panels: the tiny fuzz seeds pack to 1.8-2.1 times their F32 bytes with the
+ * AVX-512 kernel, pac-s to 1.09; AMX's 32 x 32 tiles pad tiny widths more),
+ * the other tables up to that plus 16 KB (tiny seeds 0.8-0.9, pac-s 0.04). A
+ * model under about 1 MB of F32 (tables: 2 MB) thus gets small slabs instead
+ * of two fresh 2 MB huge ones, a bigger one huge slabs as before; a low
+ * estimate costs only another slab. Init-only. */
+static void expect_slab_bytes(ckpt_t *ck, pac_t *m)
+{
+    size_t f32 = 0;
+    for (int i = 0; i < ckpt_tensor_count(ck); i++)
+        f32 += (size_t)ckpt_tensor_at(ck, i)->numel * sizeof(float);
+    nn_slab_expect(&m->wslab, 2 * f32 + ((size_t)16 << 10));
+    nn_slab_expect(&m->cslab, f32 + ((size_t)16 << 10));
 }
 
 /* n floats (zeroed) that steps read, other than packed weights; NULL and
@@ -608,6 +628,7 @@ static int pac_load(ckpt_t *ck, policy_spec_t *spec, const policy_options_t *opt
         }
         L.budget = POLICY_LOAD_BASE_BYTES + 16 * data;
     }
+    expect_slab_bytes(ck, m);
     m->gk = policy_gemm_kind(options);
     img_cfg_t img = { 0 };
     if (parse_model(&L, ckpt_metadata(ck, "pacd.model"), spec, &img))

@@ -1,5 +1,5 @@
 /* Unit tests of the nn engine (nn/) against direct loops and known values,
- * and of the arena planner. */
+ * of the arena planner and of the slab chains (nn_slab). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "nn_slab.h"
 
 static float frand(unsigned *s)
 {
@@ -602,6 +603,97 @@ static void test_arena(void **state)
     nn_arena_destroy(&a);
 }
 
+/* 1 when the n floats at p are all 0.0f. */
+static int all_zero(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0.0f)
+            return 0;
+    return 1;
+}
+
+/* nn_slab: a small estimate gives a small first slab (ordinary alignment, not
+ * 2 MB) that a later request outgrows into a second, doubled one; a request
+ * past NN_SLAB_HUGE gets a huge slab of its own; without an estimate (or with
+ * a large one) the first slab is a 2 MB-aligned huge one as before; every
+ * request comes zeroed, also from memory a freed chain had dirtied. */
+static void test_slab(void **state)
+{
+    (void)state;
+    assert_int_equal(nn_slab_request_bytes(0), NN_ARENA_ALIGN);
+    assert_int_equal(nn_slab_request_bytes(100), 448);
+    assert_int_equal(nn_slab_request_bytes(SIZE_MAX / 4), 0);
+
+    /* dirty some small-slab memory first, so that the chain below may get it back */
+    nn_slab_t d = { 0 };
+    nn_slab_expect(&d, 10000);
+    float *q = nn_slab_alloc(&d, 3000);
+    assert_non_null(q);
+    memset(q, 0xff, 3000 * sizeof(float));
+    nn_slab_free(&d);
+    assert_int_equal(d.n_chunks, 0);
+    assert_int_equal(d.expect, 0);
+
+    nn_slab_t s = { 0 };
+    nn_slab_expect(&s, 10000);               /* -> a 12 KB first slab */
+    float *a = nn_slab_alloc(&s, 100);       /* 448 bytes */
+    float *b = nn_slab_alloc(&s, 2000);      /* 8000: fits (8448 of 12288) */
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(s.n_chunks, 1);
+    assert_int_equal(s.bytes, 12288);
+    assert_ptr_equal(b, a + 448 / sizeof(float));   /* carved in order */
+    assert_int_equal((uintptr_t)a % NN_ARENA_ALIGN, 0);
+    assert_true(all_zero(a, 100) && all_zero(b, 2000));
+    a[99] = b[0] = b[1999] = 1.0f;           /* every float handed out is writable */
+    nn_slab_expect(&s, (size_t)64 << 20);    /* after the first request: ignored */
+    float *c = nn_slab_alloc(&s, 1000);      /* 4032: past the slab -> a second one */
+    assert_non_null(c);
+    assert_int_equal(s.n_chunks, 2);
+    assert_int_equal(s.bytes, 2 * 12288);
+    assert_true(s.bytes < NN_SLAB_HUGE);
+    assert_true(all_zero(c, 1000));
+    assert_true(a[99] == 1.0f && b[0] == 1.0f && b[1999] == 1.0f);   /* untouched */
+
+    const size_t big = (size_t)3 << 19;      /* 6 MB of floats: a huge slab of its own */
+    float *e = nn_slab_alloc(&s, big);
+    assert_non_null(e);
+    assert_int_equal(s.n_chunks, 3);
+    assert_int_equal(s.bytes, (size_t)6 << 20);
+    assert_int_equal((uintptr_t)e % NN_SLAB_HUGE, 0);
+    assert_true(all_zero(e, big));
+    e[big - 1] = 1.0f;
+    assert_null(nn_slab_alloc(&s, SIZE_MAX / 4));
+    nn_slab_free(&s);
+    assert_int_equal(s.n_chunks, 0);
+    assert_null(s.chunks);
+    nn_slab_free(NULL);
+
+    /* no estimate, and an estimate of NN_SLAB_HUGE or more: huge slabs from the start */
+    for (int k = 0; k < 2; k++) {
+        nn_slab_t h = { 0 };
+        if (k)
+            nn_slab_expect(&h, NN_SLAB_HUGE);
+        float *f = nn_slab_alloc(&h, 16);
+        assert_non_null(f);
+        assert_int_equal(h.bytes, NN_SLAB_HUGE);
+        assert_int_equal((uintptr_t)f % NN_SLAB_HUGE, 0);
+        assert_true(all_zero(f, 16));
+        float *g = nn_slab_alloc(&h, NN_SLAB_HUGE / sizeof(float));   /* 2 MB: next slab */
+        assert_non_null(g);
+        assert_int_equal(h.n_chunks, 2);
+        assert_int_equal(h.bytes, 2 * NN_SLAB_HUGE);                  /* doubled */
+        nn_slab_free(&h);
+    }
+
+    /* a tiny estimate still gets a whole page */
+    nn_slab_t t = { 0 };
+    nn_slab_expect(&t, 1);
+    assert_non_null(nn_slab_alloc(&t, 1));
+    assert_int_equal(t.bytes, NN_SLAB_PAGE);
+    nn_slab_free(&t);
+}
+
 static void test_threads_and_core(void **state)
 {
     (void)state;
@@ -828,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_groupnorm),
         cmocka_unit_test(test_groupnorm_shapes),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_slab),
         cmocka_unit_test(test_threads_and_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
