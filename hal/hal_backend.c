@@ -107,7 +107,7 @@ void *hal_backend_run(void *arg)
     hal_backend_core_t *core = arg;
     const int64_t period = core->period_ns;
     const int64_t max_steps = core->catchup_ns / period + 1;
-    int64_t t = rt_clock_mono_ns();
+    int64_t t = core->start_ns;   /* see hal_backend_start */
 
     while (atomic_load_explicit(&core->running, memory_order_acquire)) {
         t += period;
@@ -181,6 +181,7 @@ int hal_backend_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, 
 
 int hal_backend_start(hal_backend_core_t *core, const char *name, int rt_priority)
 {
+    core->start_ns = rt_clock_mono_ns();
     int rc = hal_backend_thread_start(&core->thread, hal_backend_run, core, name, rt_priority);
     if (rc == 0)
         core->started = 1;

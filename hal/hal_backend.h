@@ -130,6 +130,8 @@ struct hal_backend_core {
 
     pthread_t thread;
     int started;           /* thread running (init thread only) */
+    int64_t start_ns;      /* hal_backend_start's clock reading: simulated time
+                            * runs from here, however late the thread first runs */
     atomic_int running;    /* 0: the backend's threads return */
 
     rt_seqbox_t state_box; /* written by the backend thread */
@@ -197,8 +199,12 @@ void *hal_backend_run(void *arg);
 int hal_backend_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg, const char *name,
                              int rt_priority);
 
-/* Start hal_backend_run on core's thread (hal_backend_thread_start). 0 or the
- * pthread error number. Init-only. */
+/* Start hal_backend_run on core's thread (hal_backend_thread_start). The
+ * thread's first deadline is one period after this call (CLOCK_MONOTONIC),
+ * not after the thread first runs: on a loaded machine a new thread can wait
+ * for a CPU longer than a watchdog timeout, and a command sent in that time
+ * must still run for its timeout of simulated time (the wait is caught up as
+ * an overrun). 0 or the pthread error number. Init-only. */
 int hal_backend_start(hal_backend_core_t *core, const char *name, int rt_priority);
 
 /* running = 0 and join the core's thread if it was started. Safe on a zeroed
