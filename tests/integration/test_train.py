@@ -184,6 +184,21 @@ def test_improvement_weights_hand_case():
 
 
 @pure_python
+def test_support_mask_hand_case():
+    """Bins the behaviour gives less than threshold x its best bin's probability
+    are removed from the policy's distribution; its best bin always stays."""
+    beh = torch.log(torch.tensor([[[0.5, 0.3, 0.15, 0.05], [0.97, 0.01, 0.01, 0.01]]]))
+    pol = torch.zeros(1, 2, 4)                       # uniform policy
+    got = torch.softmax(ptrain.support_masked(pol, beh, 0.25), -1)
+    # dim 0: 0.3 / 0.5 and 0.15 / 0.5 >= 0.25 keep, 0.05 / 0.5 < 0.25 goes
+    close(got[0, 0], [1 / 3, 1 / 3, 1 / 3, 0.0])
+    close(got[0, 1], [1.0, 0.0, 0.0, 0.0])          # only the best bin
+    assert torch.equal(ptrain.support_masked(pol, beh, 0.0), pol)   # 0: every bin
+    idx = ptrain.sample_bins(ptrain.support_masked(pol, beh, 0.25), 200,
+                             torch.Generator().manual_seed(0))
+    assert set(idx[0, :, 0].tolist()) == {0, 1, 2} and set(idx[0, :, 1].tolist()) == {0}
+
+
 def test_eta_dual_meets_the_kl_bound():
     """Minimising the MPO dual over eta makes KL(w || uniform prior) = epsilon."""
     g = torch.Generator().manual_seed(1)
@@ -737,6 +752,17 @@ def test_frozen_critic_stage_improves_the_actor_only(tmp_path, capsys):
                             "sha256": ptrain.file_sha256(first)}
     assert info["hyperparameters"]["bins"] == 5 and info["hyperparameters"]["value_bins"] == 11
     assert "td" not in json.loads((tmp_path / "frozen.losses.json").read_text())
+    # with the support constraint (the bcq actor as the behaviour model: it
+    # gives every bin some probability here, so 0.1 keeps the rewarded ones)
+    tr2, info2 = ptrain.train(str(path), "pac", str(tmp_path / "sup.safetensors"), steps=300,
+                              seed=0, hp=dict(BANDIT_HP, support=0.1), device="cpu",
+                              progress=False, init=str(first), freeze_critic=True)
+    assert info2["hyperparameters"]["support"] == 0.1
+    mass2, best2 = bandit_success_mass(tr2.model)
+    assert mass2 > bcq_mass + 0.1 and best2, (mass2, bcq_mass)
+    with pytest.raises(ValueError, match="support needs an init"):
+        ptrain.train(str(path), "pac", str(tmp_path / "x.safetensors"), "tiny", steps=5,
+                     hp=dict(BANDIT_HP, support=0.1), device="cpu", progress=False)
     # refusals: no init, a bc checkpoint (no critic) for pac
     with pytest.raises(SystemExit):
         ptrain.main(["--data", str(path), "--algo", "pac", "--freeze-critic",

@@ -90,6 +90,8 @@ DEFAULTS = {
     "batch": 64,
     "tau": 0.005,           # Polyak rate of the target network
     "clip": 1.0,            # gradient-norm clip
+    "support": 0.0,         # with an init checkpoint: improvement samples only from bins
+                            # its actor gives >= support x its best bin's probability (0: off)
 }
 NOT_MODEL_KEYS = ("variant", "steps")
 
@@ -234,6 +236,18 @@ def actor_loss(logits, data_idx, sample_idx=None, weights=None, alpha=1.0):
     return alpha * bc + (1.0 - alpha) * pi, bc, pi
 
 
+def support_masked(logits, behaviour_logits, threshold):
+    """Policy logits [B, A, K] with the bins outside the behaviour's support
+    set to -inf: per dimension, bins whose behaviour probability is below
+    threshold times that dimension's most probable bin's (the batch
+    constraint of Fujimoto et al. 2019, "Benchmarking Batch Deep RL
+    Algorithms", discrete BCQ). The behaviour's best bin always stays, so
+    every dimension keeps at least one bin."""
+    bp = torch.softmax(behaviour_logits, -1)
+    keep = bp >= threshold * bp.amax(-1, keepdim=True)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
 def sample_bins(logits, n, generator=None):
     """n independent draws [B, n, A] of bin indices from categorical logits [B, A, K]."""
     b, a, k = logits.shape
@@ -344,6 +358,12 @@ class Trainer:
         if self.freeze_critic:
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name.startswith("policy."))
+        # the support constraint's behaviour model: the init checkpoint's policy decoder
+        self.support = float(self.hp.get("support", 0.0) or 0.0)
+        if self.support and init is None:
+            raise ValueError("support needs an init checkpoint (its actor is the behaviour model)")
+        self.behaviour = copy.deepcopy(self.model.policy).requires_grad_(False) \
+            if self.support else None
         self.target = copy.deepcopy(self.model).requires_grad_(False) \
             if self.train_critic else None
         self.cams = [pds.camera_key(f) for f in self.fields if pds.is_camera(f)]
@@ -446,6 +466,8 @@ class Trainer:
                 with torch.no_grad():
                     tlat, tlogits = (tlat_all[b:], tlogits_all[b:]) if td_on else \
                         (tlat_all, tlogits_all)
+                    if self.behaviour is not None:
+                        tlogits = support_masked(tlogits, self.behaviour(tlat), self.support)
                     sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
                     sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
                 eta = self.log_eta.exp()
@@ -676,7 +698,7 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     for k in ("alpha", "beta", "gamma", "vmin", "vmax", "eta", "eta_init", "epsilon", "lr",
-              "eta_lr", "weight_decay", "warmup", "tau", "clip"):
+              "eta_lr", "weight_decay", "warmup", "tau", "clip", "support"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
                         help=f"default {DEFAULTS[k]}")
     for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
