@@ -6,11 +6,15 @@
 1. collect: pacd in teleop mode, the scripted operator (pacd_lift_operator.py)
    at the default skill: the behaviour data, logged by pacd;
 2. export: `pacctl log export` -> one HDF5 data set;
-3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq and pac;
+3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq and pac, and
+   pac-2stage: PAC in two stages (docs/loop.md, "Seventh sitting"): a critic
+   trained first (bcq on the behaviour's Q, --critic-steps), then only the
+   actor against it, its improvement samples within the data's support;
 4. evaluate: each checkpoint in pacd (control mode, sampled actions, one
    sampling seed) over the same fixed seeds, none of them seen in collection;
-5. round 2: pac in control mode with sampling collects its own episodes;
-   pac is retrained on the behaviour data plus them and evaluated again;
+5. round 2: pac-2stage (else pac) in control mode with sampling collects its
+   own episodes; it is retrained on the behaviour data plus them and
+   evaluated again;
 6. the table: success rates with 95% Wilson intervals, as markdown (stdout and
    DIR/results.md) and JSON (DIR/results.json).
 
@@ -53,6 +57,12 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
 # sees its last action keeps doing it (the "copycat" failure of behaviour
 # cloning): it overshoots the cube at full speed and, once stopped, stays.
 TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
+# pac-2stage (docs/loop.md, "Seventh sitting"): decisions of five periods;
+# stage 1 bcq on the behaviour's Q with 2-decision targets, stage 2 the actor
+# alone against it (alpha 0.25 on BC, eta 0.02, samples within the support)
+TWO_STAGE_COMMON = ["--action-repeat", "5"]
+TWO_STAGE_CRITIC = ["--bootstrap", "data", "--n-step", "2"]
+TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 EVAL_SAMPLING_SEED = 1
 
 
@@ -238,8 +248,10 @@ def main(argv=None):
     ap.add_argument("--waver", type=float, default=0.0,
                     help="the operator's approach wavers: P(heading for the cube) per "
                     "5-15 tick segment (0: off; pacd_lift_operator.py)")
-    ap.add_argument("--algos", default="bc,fbc,bcq,pac",
+    ap.add_argument("--algos", default="bc,fbc,bcq,pac,pac-2stage",
                     help="comma-separated; empty: collect and export only")
+    ap.add_argument("--critic-steps", type=int, default=None,
+                    help="pac-2stage's first stage (the critic): gradient steps (4 x --steps)")
     ap.add_argument("--data", default=None,
                     help="reuse this behaviour data set (HDF5): skip collection and export")
     ap.add_argument("--temperature", type=float, default=1.0,
@@ -254,6 +266,7 @@ def main(argv=None):
     n_eval = args.eval_episodes or (2 if small else 30)
     n_round2 = args.round2_episodes or (2 if small else 50)
     steps = args.steps or (30 if small else 3000)
+    critic_steps = args.critic_steps or 4 * steps
     max_steps = 140 if small else 250   # the scripted grasp takes about 90-120 steps
     skill = 1.0 if small else args.skill   # the smoke run needs a success for fbc
     algos = [a for a in args.algos.split(",") if a]
@@ -324,9 +337,17 @@ def main(argv=None):
         results["behaviour data"] = (sum(wins), len(wins))
 
     def train(algo, datas, out_ckpt, seed=0):
-        run(env_py + ["--data"] + datas + ["--algo", algo, "--size", "lowdim", "--out", out_ckpt,
-                      "--steps", str(steps), "--seed", str(seed), "--quiet",
-                      "--exclude", ",".join(TRAIN_EXCLUDE)] +
+        common = ["--data"] + datas + ["--size", "lowdim", "--seed", str(seed), "--quiet",
+                                       "--exclude", ",".join(TRAIN_EXCLUDE)]
+        if algo == "pac-2stage":
+            critic = out_ckpt[:-len(".safetensors")] + "-critic.safetensors"
+            run(env_py + common + ["--algo", "bcq", "--out", critic, "--steps",
+                                   str(critic_steps)] + TWO_STAGE_COMMON + TWO_STAGE_CRITIC, log)
+            run(env_py + common + ["--algo", "pac", "--init", critic, "--freeze-critic",
+                                   "--out", out_ckpt, "--steps", str(steps)] +
+                TWO_STAGE_COMMON + TWO_STAGE_ACTOR, log)
+            return out_ckpt
+        run(env_py + common + ["--algo", algo, "--out", out_ckpt, "--steps", str(steps)] +
             (args.pac_args.split() if algo == "pac" else []), log)
         return out_ckpt
 
@@ -336,19 +357,22 @@ def main(argv=None):
         ckpts[algo] = train(algo, [data], os.path.join(out, algo + ".safetensors"))
         evaluate(algo, ckpts[algo])
 
-    if "pac" in ckpts:
-        log("== 5. round 2: pac collects %d episodes of its own (sampling)" % n_round2)
-        w2, data2 = collect("round2-collect", ckpts["pac"], "control",
+    r2 = "pac-2stage" if "pac-2stage" in ckpts else ("pac" if "pac" in ckpts else None)
+    if r2:
+        log("== 5. round 2: %s collects %d episodes of its own (sampling)" % (r2, n_round2))
+        w2, data2 = collect("round2-collect", ckpts[r2], "control",
                             range(5000, 5000 + n_round2), "round2.hdf5", sample=True)
-        results["pac's own episodes (sampling)"] = (sum(w2), len(w2))
-        ckpts["pac round 2"] = train("pac", [data, data2],
-                                     os.path.join(out, "pac-round2.safetensors"))
-        evaluate("pac round 2", ckpts["pac round 2"])
+        results["%s's own episodes (sampling)" % r2] = (sum(w2), len(w2))
+        ckpts[r2 + " round 2"] = train(r2, [data, data2],
+                                       os.path.join(out, r2 + "-round2.safetensors"))
+        evaluate(r2 + " round 2", ckpts[r2 + " round 2"])
 
     return write_table(results, out, log, {
         "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
         "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "waver": args.waver, "smoke": small, "temperature": args.temperature,
-        "pac_args": args.pac_args, "data": data})
+        "pac_args": args.pac_args, "critic_steps": critic_steps,
+        "pac_2stage_args": {"common": TWO_STAGE_COMMON, "critic": TWO_STAGE_CRITIC,
+                            "actor": TWO_STAGE_ACTOR}, "data": data})
 
 
 if __name__ == "__main__":

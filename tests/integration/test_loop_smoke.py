@@ -1,7 +1,7 @@
 """The loop's smoke run (deploy/run-loop.sh --smoke): collect with the
-scripted operator through pacd, export, train BC and PAC, load the
-checkpoints in pacd and evaluate them, let PAC collect its own episodes and
-retrain. Tiny stages: it checks the whole path, not the success rates
+scripted operator through pacd, export, train BC, PAC and two-stage PAC,
+load the checkpoints in pacd and evaluate them, let two-stage PAC collect its
+own episodes and retrain. Tiny stages: it checks the whole path, not the success rates
 (docs/loop.md). Runs in the plain build only: the sanitizer builds cover
 pacd's part of it in test_lift_cell.py, and the rest is Python."""
 import json
@@ -20,23 +20,39 @@ pytestmark = [
 ]
 
 
+def training_info(path):
+    """The pacd.training metadata of a checkpoint (the safetensors header:
+    8-byte little-endian length, then JSON)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    return json.loads(header["__metadata__"]["pacd.training"])
+
+
 def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     out = tmp_path / "loop"
     r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "clients", "pacd_lift_loop.py"),
-                        "--smoke", "--algos", "bc,pac", "--out", str(out),
+                        "--smoke", "--algos", "bc,pac,pac-2stage", "--out", str(out),
                         "--build", os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build"))],
                        capture_output=True, text=True, timeout=scaled(900))
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     res = json.load(open(out / "results.json"))
     rows = res["results"]
-    assert list(rows) == ["behaviour data", "bc", "pac", "pac's own episodes (sampling)",
-                          "pac round 2"]
+    assert list(rows) == ["behaviour data", "bc", "pac", "pac-2stage",
+                          "pac-2stage's own episodes (sampling)", "pac-2stage round 2"]
     # the operator at full skill lifted the cube in the smoke collection
     assert rows["behaviour data"] == {"successes": 3, "episodes": 3}
     assert all(v["episodes"] == 2 for k, v in rows.items() if k != "behaviour data")
-    for name in ("bc", "pac", "pac-round2"):
+    for name in ("bc", "pac", "pac-2stage-critic", "pac-2stage", "pac-2stage-round2"):
         assert (out / (name + ".safetensors")).stat().st_size > 0
-    assert "| pac round 2 |" in (out / "results.md").read_text()
+    assert "| pac-2stage round 2 |" in (out / "results.md").read_text()
+    # the two stages: the actor started from the critic's checkpoint, critic frozen
+    info = training_info(out / "pac-2stage.safetensors")
+    assert info["init"]["checkpoint"] == "pac-2stage-critic.safetensors"
+    assert info["init"]["critic_frozen"] is True
+    assert info["hyperparameters"]["support"] == 0.1
+    assert training_info(out / "pac-2stage-critic.safetensors")["algo"] == "bcq"
     # every evaluation episode was logged by pacd, with the checkpoint that acted
-    for d in ("eval-bc", "eval-pac", "eval-pac round 2", "round2-collect"):
+    for d in ("eval-bc", "eval-pac", "eval-pac-2stage", "eval-pac-2stage round 2",
+              "round2-collect"):
         assert len(os.listdir(out / d / "episodes")) == 2, d
