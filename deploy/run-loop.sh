@@ -1,9 +1,10 @@
 #!/bin/bash
 # The offline actor-critic loop in the MuJoCo Lift cell (docs/loop.md):
 # collect behaviour data with the scripted operator through pacd, export it,
-# train BC, filtered BC, BC+Q and PAC, evaluate each in pacd over the same
-# seeds, let PAC collect its own episodes, retrain, evaluate again, and print
-# the table (out/loop/results.md).
+# train BC, filtered BC, BC+Q, PAC and two-stage PAC (pac-2stage: the critic
+# first, then the actor within the data's support), evaluate each in pacd over
+# the same seeds, let two-stage PAC collect its own episodes, retrain, evaluate
+# again, and print the table (out/loop/results.md).
 #   usage: deploy/run-loop.sh [--smoke] [--out DIR] [BUILD_DIR=build in $BUILD]
 #   (run deploy/install-deps.sh first, as root; ../shared beside the repository)
 set -euo pipefail
