@@ -19,7 +19,9 @@ The losses (docs/loop.md, "Algorithm"), with B the batch:
 Algorithms: pac (alpha 0.75, beta 38), bc (alpha 1, no critic), fbc (bc on
 successful episodes only), bcq (alpha 1, critic trained and exported).
 --init CKPT starts from a pac checkpoint; with --freeze-critic (pac) its
-encoder and critic stay fixed and only the policy decoder learns (no TD).
+encoder and critic stay fixed and only the policy decoder learns (no TD);
+--support T (with --init) draws the improvement's samples only from bins the
+init actor gives >= T x its best bin's probability (support_masked).
 Writes the checkpoint (with the critic when one was trained), a PNG of the
 loss curves beside it (<out without .safetensors>.losses.png) and the loss
 history as JSON (<...>.losses.json).
