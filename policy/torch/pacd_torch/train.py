@@ -361,7 +361,7 @@ class Trainer:
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name.startswith("policy."))
         # the support constraint's behaviour model: the init checkpoint's policy decoder
-        self.support = float(self.hp.get("support", 0.0) or 0.0)
+        self.support = float(self.hp["support"])
         if self.support and init is None:
             raise ValueError("support needs an init checkpoint (its actor is the behaviour model)")
         self.behaviour = copy.deepcopy(self.model.policy).requires_grad_(False) \
@@ -420,10 +420,7 @@ class Trainer:
         m, hp = self.model, self.hp
         k = hp["bins"]
         imgs = [im[idx] for im in self.images]
-        if self.freeze_critic:
-            with torch.no_grad():
-                lat = m.latents(self.obs[idx], imgs)
-        else:
+        with torch.set_grad_enabled(not self.freeze_critic):   # a frozen encoder: no graph
             lat = m.latents(self.obs[idx], imgs)
         logits = m.logits_from_latents(lat)                    # [B, A, K]
         data_idx = self.act_idx[idx]
@@ -466,8 +463,8 @@ class Trainer:
                 log["q_data"] = (torch.softmax(vl, -1) * m.value_support).sum(-1).mean().item()
             if pi_on:
                 with torch.no_grad():
-                    tlat, tlogits = (tlat_all[b:], tlogits_all[b:]) if td_on else \
-                        (tlat_all, tlogits_all)
+                    s0 = b if td_on else 0     # where the rows of s start
+                    tlat, tlogits = tlat_all[s0:], tlogits_all[s0:]
                     if self.behaviour is not None:
                         tlogits = support_masked(tlogits, self.behaviour(tlat), self.support)
                     sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
