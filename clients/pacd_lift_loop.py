@@ -18,7 +18,9 @@
 6. the table: success rates with 95% Wilson intervals, as markdown (stdout and
    DIR/results.md) and JSON (DIR/results.json).
 
---smoke makes every stage tiny (a few episodes, a few dozen gradient steps):
+--variant camera logs the 64x64 agentview camera with every step and trains
+the camera model (proprioception and the camera, no privileged field) instead
+of the low-dim one. --smoke makes every stage tiny (a few episodes, a few dozen gradient steps):
 it checks the path, not the numbers. --data reuses a behaviour data set
 (skips 1 and 2); --algos "" stops after the export. pacd runs on the
 simulated clock (PACD_LOOP_CLOCK=real: real time at 20 Hz).
@@ -66,34 +68,54 @@ TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 EVAL_SAMPLING_SEED = 1
 
 
-def observation_spec():
-    """The low-dim cell's observation: proprioception, the cube pose and the
+# The camera variant's camera: robosuite's agentview (front, looking down at
+# the table) rendered at 64x64, the camera model's input size (docs/loop.md,
+# "Sizes"): the logged pixels are exactly what the policy sees.
+CAMERA = "agentview"
+CAMERA_SIZE = 64
+
+
+def observation_spec(variant="lowdim"):
+    """The cell's logged observation: proprioception, the cube pose and the
     gripper-to-cube vector (both privileged) and the previous action, one
-    tick each."""
+    tick each; the camera variant adds the agentview camera (uint8 [64, 64, 3]).
+    The low-dim model sees the non-camera fields, the camera model the
+    non-privileged ones and the camera (pacd_torch.dataset.select_fields)."""
     def f(name, source, n):
         return {"name": name, "source": source, "shape": [n], "history": 1}
-    return [f("joint_positions", "joint_positions", 7),
+    spec = [f("joint_positions", "joint_positions", 7),
             f("joint_velocities", "joint_velocities", 7),
             f("gripper_position", "gripper_position", 1),
             f("end_effector_pose", "end_effector_pose", 7),
             f("cube_pose", "object_pose/cube", 7),
             f("gripper_to_cube", "gripper_to_object/cube", 3),
             f("previous_action", "previous_action", ACTION["dim"])]
+    if variant == "camera":
+        spec.append({"name": "camera/" + CAMERA, "source": "camera/" + CAMERA,
+                     "shape": [CAMERA_SIZE, CAMERA_SIZE, 3], "history": 1})
+    return spec
 
 
-def collection_checkpoint(path):
-    """A checkpoint that only defines the data's specs (its MLP outputs
-    zeros): in teleop mode the operator acts."""
+def collection_checkpoint(path, variant="lowdim"):
+    """A checkpoint that only defines the data's specs: in teleop mode the
+    operator acts (pacd logs the checkpoint's action beside it). Low-dim: an
+    MLP that outputs zeros; camera: the smallest PAC with an image encoder,
+    random weights (an MLP reads no camera, and pacd logs the frames of the
+    checkpoint's camera fields)."""
     import torch
-    from pacd_torch.export import export
-    from pacd_torch.mlp import MLPActor
-    obs = observation_spec()
-    n = sum(x["shape"][0] for x in obs)
-    m = MLPActor(n, ACTION["dim"], [8], activation="relu", head="tanh", low=ACTION["low"],
-                 high=ACTION["high"])
-    with torch.no_grad():
-        for p in m.parameters():
-            p.zero_()
+    from pacd_torch.export import export, obs_dim_of
+    obs = observation_spec(variant)
+    if variant == "camera":
+        from pacd_torch import train as ptrain
+        torch.manual_seed(0)
+        m = ptrain.build_model(obs, ACTION, "tiny-camera", dict(ptrain.DEFAULTS), critic=False)
+    else:
+        from pacd_torch.mlp import MLPActor
+        m = MLPActor(obs_dim_of(obs), ACTION["dim"], [8], activation="relu", head="tanh",
+                     low=ACTION["low"], high=ACTION["high"])
+        with torch.no_grad():
+            for p in m.parameters():
+                p.zero_()
     export(m, path, "sawyer", obs, ACTION)
     return path
 
@@ -109,7 +131,7 @@ class Pacd:
     optionally sampling)."""
 
     def __init__(self, build, out, name, checkpoint, mode, max_steps, sample=False, seed=0,
-                 temperature=1.0):
+                 temperature=1.0, camera=False):
         self.ports = {k: pacd_client.free_port()
                       for k in ("camera", "state", "telemetry", "control")}
         self.logdir = os.path.join(out, name, "episodes")
@@ -117,6 +139,10 @@ class Pacd:
         self.config = os.path.join(out, name, "pacd.conf")
         sampling = ("sample = true\ntemperature = %g\nseed = %d\n" % (temperature, seed)
                     if sample else "")
+        # the camera is rendered on every tick of the simulated clock
+        render = "render_cameras = %s\n" % CAMERA if camera else ""
+        cam_section = ("[camera.%s]\nwidth = %d\nheight = %d\n" % (CAMERA, CAMERA_SIZE, CAMERA_SIZE)
+                       if camera else "")
         with open(self.config, "w") as f:
             f.write(f"""[pacd]
 rate_hz = 20
@@ -130,7 +156,7 @@ backend = mujoco
 scene = {os.path.abspath(LIFT_SCENE)}
 seed = 1
 clock = {CLOCK}
-[safety]
+{render}{cam_section}[safety]
 workspace_min = 0.3, -0.25, -0.13
 workspace_max = 0.8, 0.35, 0.25
 [ingest]
@@ -241,6 +267,9 @@ def main(argv=None):
     ap.add_argument("--eval-episodes", type=int, default=None, help="per checkpoint (30)")
     ap.add_argument("--round2-episodes", type=int, default=None, help="pac's own episodes (50)")
     ap.add_argument("--steps", type=int, default=None, help="gradient steps per run (3000)")
+    ap.add_argument("--variant", choices=("lowdim", "camera"), default="lowdim",
+                    help="lowdim: proprioception and the privileged cube pose; camera: "
+                    "proprioception and the 64x64 agentview camera (logged in the data)")
     ap.add_argument("--skill", type=float, default=0.3)
     ap.add_argument("--drift", type=float, default=0.0,
                     help="the operator's x-y disturbance during the approach, m/s (std)")
@@ -270,6 +299,7 @@ def main(argv=None):
     max_steps = 140 if small else 250   # the scripted grasp takes about 90-120 steps
     skill = 1.0 if small else args.skill   # the smoke run needs a success for fbc
     algos = [a for a in args.algos.split(",") if a]
+    camera = args.variant == "camera"
     build = os.path.abspath(args.build)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -292,7 +322,7 @@ def main(argv=None):
         # the data, so its bin does not win the argmax there) and waits
         # forever (docs/loop.md)
         e = Pacd(build, out, "eval-" + name, ckpt, "control", max_steps, sample=True,
-                 seed=EVAL_SAMPLING_SEED, temperature=args.temperature)
+                 seed=EVAL_SAMPLING_SEED, temperature=args.temperature, camera=camera)
         try:
             w = e.episodes(eval_seeds, log=log)
         finally:
@@ -304,7 +334,7 @@ def main(argv=None):
         """Episodes on `seeds` (the operator acts when skill is given), exported
         to out/h5 (`pacctl log export`). Returns (successes, data set path)."""
         p = Pacd(build, out, name, ckpt, mode, max_steps, sample=sample,
-                 temperature=args.temperature)
+                 temperature=args.temperature, camera=camera)
         try:
             wins = p.episodes(list(seeds), skill=skill, log=log, drift=args.drift,
                               drift_tau_s=args.drift_tau_s, waver=args.waver)
@@ -323,7 +353,7 @@ def main(argv=None):
         return write_table(results, out, log, {"eval_episodes": n_eval, "eval_seeds": eval_seeds,
                                                "temperature": args.temperature,
                                                "checkpoints": args.evaluate})
-    ckpt0 = collection_checkpoint(os.path.join(out, "collect.safetensors"))
+    ckpt0 = collection_checkpoint(os.path.join(out, "collect.safetensors"), args.variant)
     if args.data:
         data = os.path.abspath(args.data)
         demos = pds.read(data, cameras=False)["demos"]
@@ -337,8 +367,9 @@ def main(argv=None):
         results["behaviour data"] = (sum(wins), len(wins))
 
     def train(algo, datas, out_ckpt, seed=0):
-        common = ["--data"] + datas + ["--size", "lowdim", "--seed", str(seed), "--quiet",
-                                       "--exclude", ",".join(TRAIN_EXCLUDE)]
+        size = ["--size", "camera", "--camera", CAMERA] if camera else ["--size", "lowdim"]
+        common = ["--data"] + datas + size + ["--seed", str(seed), "--quiet",
+                                              "--exclude", ",".join(TRAIN_EXCLUDE)]
         if algo == "pac-2stage":
             critic = out_ckpt[:-len(".safetensors")] + "-critic.safetensors"
             run(env_py + common + ["--algo", "bcq", "--out", critic, "--steps",
@@ -368,7 +399,7 @@ def main(argv=None):
         evaluate(r2 + " round 2", ckpts[r2 + " round 2"])
 
     return write_table(results, out, log, {
-        "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
+        "variant": args.variant, "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
         "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "waver": args.waver, "smoke": small, "temperature": args.temperature,
         "pac_args": args.pac_args, "critic_steps": critic_steps,
         "pac_2stage_args": {"common": TWO_STAGE_COMMON, "critic": TWO_STAGE_CRITIC,

@@ -5,7 +5,8 @@
 # first, then the actor within the data's support), evaluate each in pacd over
 # the same seeds, let two-stage PAC collect its own episodes, retrain, evaluate
 # again, and print the table (out/loop/results.md).
-#   usage: deploy/run-loop.sh [--smoke] [--out DIR] [BUILD_DIR=build in $BUILD]
+#   usage: deploy/run-loop.sh [--smoke] [--variant lowdim|camera] [--out DIR]
+#          [BUILD_DIR=build in $BUILD]; --help lists the options
 #   (run deploy/install-deps.sh first, as root; ../shared beside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
