@@ -283,6 +283,8 @@ def main(argv=None):
                     help="pac-2stage's first stage (the critic): gradient steps (4 x --steps)")
     ap.add_argument("--data", default=None,
                     help="reuse this behaviour data set (HDF5): skip collection and export")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="training seed of every run (evaluation seeds do not change)")
     ap.add_argument("--temperature", type=float, default=1.0,
                     help="sampling temperature of evaluation and round-2 collection (1)")
     ap.add_argument("--evaluate", nargs="+", default=None, metavar="CKPT",
@@ -366,7 +368,7 @@ def main(argv=None):
                              "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
 
-    def train(algo, datas, out_ckpt, seed=0):
+    def train(algo, datas, out_ckpt, seed=args.seed):
         size = ["--size", "camera", "--camera", CAMERA] if camera else ["--size", "lowdim"]
         common = ["--data"] + datas + size + ["--seed", str(seed), "--quiet",
                                               "--exclude", ",".join(TRAIN_EXCLUDE)]
@@ -399,11 +401,15 @@ def main(argv=None):
         evaluate(r2 + " round 2", ckpts[r2 + " round 2"])
 
     return write_table(results, out, log, {
-        "variant": args.variant, "episodes": n_collect, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
-        "steps": steps, "skill": skill, "drift": args.drift, "drift_tau_s": args.drift_tau_s, "waver": args.waver, "smoke": small, "temperature": args.temperature,
+        "variant": args.variant, "eval_episodes": n_eval, "eval_seeds": eval_seeds,
+        "steps": steps, "seed": args.seed, "smoke": small, "temperature": args.temperature,
         "pac_args": args.pac_args, "critic_steps": critic_steps,
         "pac_2stage_args": {"common": TWO_STAGE_COMMON, "critic": TWO_STAGE_CRITIC,
-                            "actor": TWO_STAGE_ACTOR}, "data": data})
+                            "actor": TWO_STAGE_ACTOR}, "data": data,
+        # how the behaviour data was collected (a reused --data set: not known here)
+        "collection": None if args.data else {
+            "episodes": n_collect, "skill": skill, "drift": args.drift,
+            "drift_tau_s": args.drift_tau_s, "waver": args.waver}})
 
 
 if __name__ == "__main__":
