@@ -368,9 +368,9 @@ def main(argv=None):
                              "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
 
-    def train(algo, datas, out_ckpt, seed=args.seed):
+    def train(algo, datas, out_ckpt):
         size = ["--size", "camera", "--camera", CAMERA] if camera else ["--size", "lowdim"]
-        common = ["--data"] + datas + size + ["--seed", str(seed), "--quiet",
+        common = ["--data"] + datas + size + ["--seed", str(args.seed), "--quiet",
                                               "--exclude", ",".join(TRAIN_EXCLUDE)]
         if algo == "pac-2stage":
             critic = out_ckpt[:-len(".safetensors")] + "-critic.safetensors"

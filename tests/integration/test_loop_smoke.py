@@ -8,9 +8,12 @@ import json
 import os
 import subprocess
 
+import h5py
+import numpy as np
 import pytest
 
 from conftest import PACD, SRC, scaled
+from pacd_torch.safetensors import read as read_safetensors
 
 version = subprocess.run([PACD, "--version"], capture_output=True, text=True).stdout
 pytestmark = [
@@ -20,24 +23,24 @@ pytestmark = [
 ]
 
 
-def training_info(path):
-    """The pacd.training metadata of a checkpoint (the safetensors header:
-    8-byte little-endian length, then JSON)."""
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    return json.loads(header["__metadata__"]["pacd.training"])
+def metadata(path, key):
+    """One JSON value of a checkpoint's metadata (pacd.training, pacd.observation...)."""
+    return json.loads(read_safetensors(path)[1][key])
+
+
+def run_loop(out, *args):
+    """deploy/run-loop.sh --smoke ARGS into `out`; returns results.json's rows."""
+    r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "clients", "pacd_lift_loop.py"),
+                        "--smoke", *args, "--out", str(out),
+                        "--build", os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build"))],
+                       capture_output=True, text=True, timeout=scaled(900))
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return json.load(open(out / "results.json"))["results"]
 
 
 def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     out = tmp_path / "loop"
-    r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "clients", "pacd_lift_loop.py"),
-                        "--smoke", "--algos", "bc,pac,pac-2stage", "--out", str(out),
-                        "--build", os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build"))],
-                       capture_output=True, text=True, timeout=scaled(900))
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    res = json.load(open(out / "results.json"))
-    rows = res["results"]
+    rows = run_loop(out, "--algos", "bc,pac,pac-2stage")
     assert list(rows) == ["behaviour data", "bc", "pac", "pac-2stage",
                           "pac-2stage's own episodes (sampling)", "pac-2stage round 2"]
     # the operator at full skill lifted the cube in the smoke collection
@@ -47,11 +50,11 @@ def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
         assert (out / (name + ".safetensors")).stat().st_size > 0
     assert "| pac-2stage round 2 |" in (out / "results.md").read_text()
     # the two stages: the actor started from the critic's checkpoint, critic frozen
-    info = training_info(out / "pac-2stage.safetensors")
+    info = metadata(out / "pac-2stage.safetensors", "pacd.training")
     assert info["init"]["checkpoint"] == "pac-2stage-critic.safetensors"
     assert info["init"]["critic_frozen"] is True
     assert info["hyperparameters"]["support"] == 0.1
-    assert training_info(out / "pac-2stage-critic.safetensors")["algo"] == "bcq"
+    assert metadata(out / "pac-2stage-critic.safetensors", "pacd.training")["algo"] == "bcq"
     # every evaluation episode was logged by pacd, with the checkpoint that acted
     for d in ("eval-bc", "eval-pac", "eval-pac-2stage", "eval-pac-2stage round 2",
               "round2-collect"):
@@ -63,17 +66,9 @@ def test_loop_smoke_camera_variant_logs_the_pixels_and_trains_on_them(tmp_path):
     logs the frames, the export carries them, and the camera model (no
     privileged field) trains on them, loads in pacd and acts."""
     out = tmp_path / "loop"
-    r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "clients", "pacd_lift_loop.py"),
-                        "--smoke", "--variant", "camera", "--algos", "bc,pac-2stage",
-                        "--out", str(out),
-                        "--build", os.environ.get("PACD_BUILD_DIR", os.path.join(SRC, "build"))],
-                       capture_output=True, text=True, timeout=scaled(900))
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    rows = json.load(open(out / "results.json"))["results"]
+    rows = run_loop(out, "--variant", "camera", "--algos", "bc,pac-2stage")
     assert list(rows) == ["behaviour data", "bc", "pac-2stage",
                           "pac-2stage's own episodes (sampling)", "pac-2stage round 2"]
-    import h5py
-    import numpy as np
     with h5py.File(out / "behaviour.hdf5", "r") as f:
         demo = f["data/demo_0"]
         img = demo["obs/agentview_image"][()]
@@ -82,10 +77,7 @@ def test_loop_smoke_camera_variant_logs_the_pixels_and_trains_on_them(tmp_path):
         # rendered pixels, not a zero image: the scene has texture and moves
         assert img.std() > 5 and np.abs(img[-1].astype(int) - img[0]).mean() > 0.5
     for name in ("bc", "pac-2stage", "pac-2stage-round2"):
-        with open(out / (name + ".safetensors"), "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            meta = json.loads(f.read(n))["__metadata__"]
-        seen = [x["name"] for x in json.loads(meta["pacd.observation"])]
+        seen = [x["name"] for x in metadata(out / (name + ".safetensors"), "pacd.observation")]
         assert "camera/agentview" in seen, (name, seen)
         assert not {"cube_pose", "gripper_to_cube"} & set(seen), (name, seen)
     for d in ("eval-bc", "eval-pac-2stage", "eval-pac-2stage round 2"):
