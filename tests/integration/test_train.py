@@ -775,6 +775,17 @@ def test_frozen_critic_stage_improves_the_actor_only(tmp_path, capsys):
                       "--out", str(tmp_path / "x.safetensors")])
     assert rc == 1 and "has no critic" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+    # joint training from an actor-only init: the critic starts at random
+    # weights and trains beside the actor, which improves from BC's start
+    bc_mass, _ = bandit_success_mass(pexport.load(str(tmp_path / "bc.safetensors"))[0])
+    tr3, info3 = ptrain.train(str(path), "pac", str(tmp_path / "joint.safetensors"), steps=300,
+                              seed=0, hp=dict(BANDIT_HP, support=0.1), device="cpu",
+                              progress=False, init=str(tmp_path / "bc.safetensors"))
+    assert info3["init"]["critic_frozen"] is False and "td" in tr3.history
+    joint, _ = pexport.load(str(tmp_path / "joint.safetensors"))
+    assert any(k.startswith("critic.") for k in joint.state_dict())
+    mass3, best3 = bandit_success_mass(joint)
+    assert mass3 > bc_mass + 0.1 and best3, (mass3, bc_mass)
 
 
 @pure_python

@@ -18,7 +18,8 @@ The losses (docs/loop.md, "Algorithm"), with B the batch:
 
 Algorithms: pac (alpha 0.75, beta 38), bc (alpha 1, no critic), fbc (bc on
 successful episodes only), bcq (alpha 1, critic trained and exported).
---init CKPT starts from a pac checkpoint; with --freeze-critic (pac) its
+--init CKPT starts from a pac checkpoint (an actor-only one, e.g. bc, leaves
+a critic algo's critic at random weights); with --freeze-critic (pac) its
 encoder and critic stay fixed and only the policy decoder learns (no TD);
 --support T (with --init) draws the improvement's samples only from bins the
 init actor gives >= T x its best bin's probability (support_masked).
@@ -353,6 +354,11 @@ class Trainer:
             self.model.obs_norm.std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
         if init is not None:
             missing, unexpected = self.model.load_state_dict(init, strict=False)
+            if self.train_critic and not self.freeze_critic and \
+                    not any(k.startswith("critic.") for k in init):
+                # an actor-only init (bc, fbc) for a critic algo: the critic
+                # starts from this run's random weights
+                missing = [k for k in missing if not k.startswith("critic.")]
             if missing or unexpected:
                 raise ValueError("the init checkpoint's model differs from this run's: "
                                  f"missing {sorted(missing)[:4]}, unexpected "
@@ -622,8 +628,8 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             c = cfg["critic"]
             hp.update(value_bins=c["value_bins"], vmin=c["value_min"], vmax=c["value_max"],
                       critic_action_hidden=c.get("action_hidden", 0))
-        elif critic:
-            raise ValueError(f"{init}: has no critic, {algo} needs one")
+        elif freeze_critic:
+            raise ValueError(f"{init}: has no critic to freeze")
         init_state = init_model.state_dict()
     data = pds.load_transitions(paths, fields, only_success=only_success)
     if device is None:
