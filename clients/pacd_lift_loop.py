@@ -6,10 +6,12 @@
 1. collect: pacd in teleop mode, the scripted operator (pacd_lift_operator.py)
    at the default skill: the behaviour data, logged by pacd;
 2. export: `pacctl log export` -> one HDF5 data set;
-3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq and pac, and
-   pac-2stage: PAC in two stages (docs/loop.md, "Seventh sitting"): a critic
-   trained first (bcq on the behaviour's Q, --critic-steps), then only the
-   actor against it, its improvement samples within the data's support;
+3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq, pac and
+   pac-2stage. pac: actor and critic trained together (--critic-steps) from
+   the BC row's actor, the improvement's samples within that actor's support
+   (docs/loop.md, "Ninth sitting"); pac-2stage: a critic trained first (bcq
+   on the behaviour's Q, --critic-steps), then only the actor against it,
+   within the same support ("Seventh sitting");
 4. evaluate: each checkpoint in pacd (control mode, sampled actions, one
    sampling seed) over the same fixed seeds, none of them seen in collection;
 5. round 2: pac-2stage (else pac) in control mode with sampling collects its
@@ -65,6 +67,11 @@ TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
 TWO_STAGE_COMMON = ["--action-repeat", "5"]
 TWO_STAGE_CRITIC = ["--bootstrap", "data", "--n-step", "2"]
 TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
+# pac (docs/loop.md, "Ninth sitting"): the paper's joint training, actor and
+# critic together for --critic-steps, from the BC row's actor, whose bins are
+# the improvement's support; 0.25 on BC and 0.75 on the improvement, the same
+# decisions and targets as pac-2stage
+PAC_JOINT = TWO_STAGE_ACTOR + TWO_STAGE_CRITIC + TWO_STAGE_COMMON
 EVAL_SAMPLING_SEED = 1
 
 
@@ -280,7 +287,8 @@ def main(argv=None):
     ap.add_argument("--algos", default="bc,fbc,bcq,pac,pac-2stage",
                     help="comma-separated; empty: collect and export only")
     ap.add_argument("--critic-steps", type=int, default=None,
-                    help="pac-2stage's first stage (the critic): gradient steps (4 x --steps)")
+                    help="steps of the runs that train a critic: pac (joint) and "
+                    "pac-2stage's first stage (4 x --steps)")
     ap.add_argument("--data", default=None,
                     help="reuse this behaviour data set (HDF5): skip collection and export")
     ap.add_argument("--seed", type=int, default=0,
@@ -290,7 +298,8 @@ def main(argv=None):
     ap.add_argument("--evaluate", nargs="+", default=None, metavar="CKPT",
                     help="only evaluate these checkpoints (same seeds, table) and stop")
     ap.add_argument("--pac-args", default="",
-                    help="extra pacd_torch.train arguments for pac, e.g. \"--n-step 10\"")
+                    help="extra pacd_torch.train arguments for pac, after its own "
+                    "(the last of a repeated option wins), e.g. \"--bootstrap policy\"")
     args = ap.parse_args(argv)
     small = args.smoke
     n_collect = args.episodes or (3 if small else 100)
@@ -380,12 +389,23 @@ def main(argv=None):
                                    "--out", out_ckpt, "--steps", str(steps)] +
                 TWO_STAGE_COMMON + TWO_STAGE_ACTOR, log)
             return out_ckpt
-        run(env_py + common + ["--algo", algo, "--out", out_ckpt, "--steps", str(steps)] +
-            (args.pac_args.split() if algo == "pac" else []), log)
+        if algo == "pac":
+            # its start: the BC row's checkpoint when that saw the same data
+            bc = bc_ckpts.get(tuple(datas))
+            if bc is None:
+                bc = train("bc", datas, out_ckpt[:-len(".safetensors")] + "-bc.safetensors")
+            run(env_py + common + ["--algo", "pac", "--init", bc, "--out", out_ckpt,
+                                   "--steps", str(critic_steps)] + PAC_JOINT +
+                args.pac_args.split(), log)
+            return out_ckpt
+        run(env_py + common + ["--algo", algo, "--out", out_ckpt, "--steps", str(steps)], log)
+        if algo == "bc":
+            bc_ckpts[tuple(datas)] = out_ckpt
         return out_ckpt
 
     log("== 3. train and 4. evaluate: %s" % ", ".join(algos))
     ckpts = {}
+    bc_ckpts = {}
     for algo in algos:
         ckpts[algo] = train(algo, [data], os.path.join(out, algo + ".safetensors"))
         evaluate(algo, ckpts[algo])
@@ -405,7 +425,8 @@ def main(argv=None):
         "steps": steps, "seed": args.seed, "smoke": small, "temperature": args.temperature,
         "pac_args": args.pac_args, "critic_steps": critic_steps,
         "pac_2stage_args": {"common": TWO_STAGE_COMMON, "critic": TWO_STAGE_CRITIC,
-                            "actor": TWO_STAGE_ACTOR}, "data": data,
+                            "actor": TWO_STAGE_ACTOR}, "pac_joint_args": PAC_JOINT,
+        "data": data,
         # how the behaviour data was collected (a reused --data set: not known here)
         "collection": None if args.data else {
             "episodes": n_collect, "skill": skill, "drift": args.drift,

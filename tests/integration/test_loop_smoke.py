@@ -55,6 +55,11 @@ def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     assert info["init"]["critic_frozen"] is True
     assert info["hyperparameters"]["support"] == 0.1
     assert metadata(out / "pac-2stage-critic.safetensors", "pacd.training")["algo"] == "bcq"
+    # joint pac: from the BC row's actor (its support), the critic trained beside
+    info = metadata(out / "pac.safetensors", "pacd.training")
+    assert info["init"]["checkpoint"] == "bc.safetensors"
+    assert info["init"]["critic_frozen"] is False
+    assert info["hyperparameters"]["support"] == 0.1 and info["critic"] is True
     # every evaluation episode was logged by pacd, with the checkpoint that acted
     for d in ("eval-bc", "eval-pac", "eval-pac-2stage", "eval-pac-2stage round 2",
               "round2-collect"):
