@@ -7,14 +7,15 @@
    at the default skill: the behaviour data, logged by pacd;
 2. export: `pacctl log export` -> one HDF5 data set;
 3. train: pacd_torch.train, low-dim size, for bc, fbc, bcq, pac and
-   pac-2stage. pac: actor and critic trained together (--critic-steps) from
-   the BC row's actor, the improvement's samples within that actor's support
-   (docs/loop.md, "Ninth sitting"); pac-2stage: a critic trained first (bcq
-   on the behaviour's Q, --critic-steps), then only the actor against it,
-   within the same support ("Seventh sitting");
+   pac-2stage. pac: actor and critic trained together (--critic-steps) as in
+   the paper, the TD target's next decision sampled from the target policy,
+   started from the BC row's actor, the improvement's samples within that
+   actor's support (docs/loop.md, "Ninth sitting"); pac-2stage: a critic
+   trained first (bcq on the behaviour's Q, --critic-steps), then only the
+   actor against it, within the same support ("Seventh sitting");
 4. evaluate: each checkpoint in pacd (control mode, sampled actions, one
    sampling seed) over the same fixed seeds, none of them seen in collection;
-5. round 2: pac-2stage (else pac) in control mode with sampling collects its
+5. round 2: pac (else pac-2stage) in control mode with sampling collects its
    own episodes; it is retrained on the behaviour data plus them and
    evaluated again;
 6. the table: success rates with 95% Wilson intervals, as markdown (stdout and
@@ -68,10 +69,11 @@ TWO_STAGE_COMMON = ["--action-repeat", "5"]
 TWO_STAGE_CRITIC = ["--bootstrap", "data", "--n-step", "2"]
 TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 # pac (docs/loop.md, "Ninth sitting"): the paper's joint training, actor and
-# critic together for --critic-steps, from the BC row's actor, whose bins are
-# the improvement's support; 0.25 on BC and 0.75 on the improvement, the same
-# decisions and targets as pac-2stage
-PAC_JOINT = TWO_STAGE_ACTOR + TWO_STAGE_CRITIC + TWO_STAGE_COMMON
+# critic together for --critic-steps, the TD target's next decision sampled
+# from the target policy (the trainer's default bootstrap), started from the
+# BC row's actor, whose bins are the improvement's support; 0.25 on BC and
+# 0.75 on the improvement, the same decisions and n-step targets as pac-2stage
+PAC_JOINT = TWO_STAGE_ACTOR + ["--n-step", "2"] + TWO_STAGE_COMMON
 EVAL_SAMPLING_SEED = 1
 
 
@@ -272,6 +274,9 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="tiny stages: check the path")
     ap.add_argument("--episodes", type=int, default=None, help="behaviour episodes (100)")
     ap.add_argument("--eval-episodes", type=int, default=None, help="per checkpoint (30)")
+    ap.add_argument("--eval-seed", type=int, default=900000,
+                    help="first evaluation seed (900000; collection uses 1000- and 5000-): "
+                    "another base gives a held-out set of starts")
     ap.add_argument("--round2-episodes", type=int, default=None, help="pac's own episodes (50)")
     ap.add_argument("--steps", type=int, default=None, help="gradient steps per run (3000)")
     ap.add_argument("--variant", choices=("lowdim", "camera"), default="lowdim",
@@ -299,7 +304,7 @@ def main(argv=None):
                     help="only evaluate these checkpoints (same seeds, table) and stop")
     ap.add_argument("--pac-args", default="",
                     help="extra pacd_torch.train arguments for pac, after its own "
-                    "(the last of a repeated option wins), e.g. \"--bootstrap policy\"")
+                    "(the last of a repeated option wins), e.g. \"--bootstrap data\"")
     args = ap.parse_args(argv)
     small = args.smoke
     n_collect = args.episodes or (3 if small else 100)
@@ -322,7 +327,7 @@ def main(argv=None):
     def log(msg):
         print(msg, flush=True)
 
-    eval_seeds = list(range(900000, 900000 + n_eval))
+    eval_seeds = list(range(args.eval_seed, args.eval_seed + n_eval))
     results = {}
 
     def evaluate(name, ckpt):
@@ -410,7 +415,7 @@ def main(argv=None):
         ckpts[algo] = train(algo, [data], os.path.join(out, algo + ".safetensors"))
         evaluate(algo, ckpts[algo])
 
-    r2 = "pac-2stage" if "pac-2stage" in ckpts else ("pac" if "pac" in ckpts else None)
+    r2 = "pac" if "pac" in ckpts else ("pac-2stage" if "pac-2stage" in ckpts else None)
     if r2:
         log("== 5. round 2: %s collects %d episodes of its own (sampling)" % (r2, n_round2))
         w2, data2 = collect("round2-collect", ckpts[r2], "control",

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The offline actor-critic loop in the MuJoCo Lift cell (docs/loop.md):
 # collect behaviour data with the scripted operator through pacd, export it,
-# train BC, filtered BC, BC+Q, PAC and two-stage PAC (pac-2stage: the critic
-# first, then the actor within the data's support), evaluate each in pacd over
-# the same seeds, let two-stage PAC collect its own episodes, retrain, evaluate
-# again, and print the table (out/loop/results.md).
+# train BC, filtered BC, BC+Q, PAC (actor and critic together, from the BC
+# actor, within its support) and two-stage PAC (pac-2stage: the critic first,
+# then the actor), evaluate each in pacd over the same seeds, let PAC collect
+# its own episodes, retrain, evaluate again, and print the table
+# (out/loop/results.md).
 #   usage: deploy/run-loop.sh [--smoke] [--variant lowdim|camera] [--out DIR]
 #          [BUILD_DIR=build in $BUILD]; --help lists the options
 #   (run deploy/install-deps.sh first, as root; ../shared beside the repository)
