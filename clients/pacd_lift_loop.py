@@ -16,8 +16,9 @@
 4. evaluate: each checkpoint in pacd (control mode, sampled actions, one
    sampling seed) over the same fixed seeds, none of them seen in collection;
 5. round 2: pac (else pac-2stage) in control mode with sampling collects its
-   own episodes; it is retrained on the behaviour data plus them and
-   evaluated again;
+   own episodes; on the behaviour data plus them pac trains on from its
+   round-1 checkpoint (pac-2stage: both stages again), and is evaluated
+   again;
 6. the table: success rates with 95% Wilson intervals, as markdown (stdout and
    DIR/results.md) and JSON (DIR/results.json).
 
@@ -382,7 +383,10 @@ def main(argv=None):
                              "behaviour.hdf5", skill=skill)
         results["behaviour data"] = (sum(wins), len(wins))
 
-    def train(algo, datas, out_ckpt):
+    def train(algo, datas, out_ckpt, init=None):
+        """Trains `algo` on the data sets `datas` into out_ckpt. init: pac's
+        start (default: the BC row's actor on the same data, trained here when
+        there is none); round 2 passes round 1's pac checkpoint."""
         size = ["--size", "camera", "--camera", CAMERA] if camera else ["--size", "lowdim"]
         common = ["--data"] + datas + size + ["--seed", str(args.seed), "--quiet",
                                               "--exclude", ",".join(TRAIN_EXCLUDE)]
@@ -396,10 +400,10 @@ def main(argv=None):
             return out_ckpt
         if algo == "pac":
             # its start: the BC row's checkpoint when that saw the same data
-            bc = bc_ckpts.get(tuple(datas))
-            if bc is None:
-                bc = train("bc", datas, out_ckpt[:-len(".safetensors")] + "-bc.safetensors")
-            run(env_py + common + ["--algo", "pac", "--init", bc, "--out", out_ckpt,
+            start = init or bc_ckpts.get(tuple(datas))
+            if start is None:
+                start = train("bc", datas, out_ckpt[:-len(".safetensors")] + "-bc.safetensors")
+            run(env_py + common + ["--algo", "pac", "--init", start, "--out", out_ckpt,
                                    "--steps", str(critic_steps)] + PAC_JOINT +
                 args.pac_args.split(), log)
             return out_ckpt
@@ -421,8 +425,11 @@ def main(argv=None):
         w2, data2 = collect("round2-collect", ckpts[r2], "control",
                             range(5000, 5000 + n_round2), "round2.hdf5", sample=True)
         results["%s's own episodes (sampling)" % r2] = (sum(w2), len(w2))
+        # pac goes on from round 1 (actor, critic and the support of its actor);
+        # pac-2stage retrains both stages
         ckpts[r2 + " round 2"] = train(r2, [data, data2],
-                                       os.path.join(out, r2 + "-round2.safetensors"))
+                                       os.path.join(out, r2 + "-round2.safetensors"),
+                                       init=ckpts[r2] if r2 == "pac" else None)
         evaluate(r2 + " round 2", ckpts[r2 + " round 2"])
 
     return write_table(results, out, log, {

@@ -46,7 +46,7 @@ def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     # the operator at full skill lifted the cube in the smoke collection
     assert rows["behaviour data"] == {"successes": 3, "episodes": 3}
     assert all(v["episodes"] == 2 for k, v in rows.items() if k != "behaviour data")
-    for name in ("bc", "pac", "pac-2stage-critic", "pac-2stage", "pac-round2-bc", "pac-round2"):
+    for name in ("bc", "pac", "pac-2stage-critic", "pac-2stage", "pac-round2"):
         assert (out / (name + ".safetensors")).stat().st_size > 0
     assert "| pac round 2 |" in (out / "results.md").read_text()
     # the two stages: the actor started from the critic's checkpoint, critic frozen
@@ -56,16 +56,18 @@ def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     assert info["hyperparameters"]["support"] == 0.1
     assert metadata(out / "pac-2stage-critic.safetensors", "pacd.training")["algo"] == "bcq"
     # joint pac: from the BC row's actor (its support), the critic trained
-    # beside it on the target policy's next decision; round 2 from a BC actor
-    # trained on both data sets
+    # beside it on the target policy's next decision; round 2 goes on from
+    # round 1's checkpoint on both data sets
     info = metadata(out / "pac.safetensors", "pacd.training")
     assert info["init"]["checkpoint"] == "bc.safetensors"
     assert info["init"]["critic_frozen"] is False
     assert info["hyperparameters"]["support"] == 0.1 and info["critic"] is True
     assert info["hyperparameters"]["bootstrap"] == "policy"
     info = metadata(out / "pac-round2.safetensors", "pacd.training")
-    assert info["init"]["checkpoint"] == "pac-round2-bc.safetensors"
+    assert info["init"]["checkpoint"] == "pac.safetensors"
+    assert info["init"]["critic_frozen"] is False
     assert len(info["data"]) == 2 and info["episodes"] == 3 + 2
+    assert not (out / "pac-round2-bc.safetensors").exists()
     # every evaluation episode was logged by pacd, with the checkpoint that acted
     for d in ("eval-bc", "eval-pac", "eval-pac-2stage", "eval-pac round 2", "round2-collect"):
         assert len(os.listdir(out / d / "episodes")) == 2, d
