@@ -7,6 +7,8 @@
 # out-of-memory it exits 1, prints libFuzzer's report and keeps the
 # reproducer (crash-*, leak-*, timeout-*, oom-*) in a directory it names;
 # otherwise the temporary directory is removed.
+# Stopped by SIGINT/SIGTERM with nothing found (libFuzzer's exit 72): exit 130,
+# the directory removed, "interrupted" at the end of the last line.
 # Last line of output: "fuzz <name>: runs=N seconds=S exec/s=R crashes=C"
 set -uo pipefail
 exe=$1 corpus=$2
@@ -32,6 +34,13 @@ runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/log" | tail -1)
 runs=${runs:-0}
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 crashes=$(find "$tmp/artifacts" -type f \( -name "crash-*" -o -name "leak-*" -o -name "timeout-*" -o -name "oom-*" \) | wc -l)
+# 72: libFuzzer's exit code when SIGINT/SIGTERM ended the run (-interrupted_exitcode)
+if [ "$rc" = 72 ] && [ "$crashes" = 0 ]; then
+  echo "fuzz $name: interrupted after $runs runs, nothing found"
+  echo "fuzz $name: runs=$runs seconds=$secs exec/s=$(awk -v n="$runs" -v s="$secs" \
+    'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }') crashes=0 interrupted"
+  exit 130
+fi
 if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
   keep=1
   tail -n 80 "$tmp/log"
