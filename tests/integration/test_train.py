@@ -786,6 +786,20 @@ def test_frozen_critic_stage_improves_the_actor_only(tmp_path, capsys):
     assert any(k.startswith("critic.") for k in joint.state_dict())
     mass3, best3 = bandit_success_mass(joint)
     assert mass3 > bc_mass + 0.1 and best3, (mass3, bc_mass)
+    # the support is the BC actor's as loaded, encoder included: after 300
+    # joint steps the trained encoder has moved (the TD loss shapes it), yet
+    # the behaviour model still gives the init actor's logits; its decoder
+    # alone on the trained encoder's latents would not
+    bc_model = pexport.load(str(tmp_path / "bc.safetensors"))[0]
+    obs = torch.tensor([[-1.0], [1.0]])
+    with torch.no_grad():
+        want = bc_model.logits_from_latents(bc_model.latents(obs))
+        beh = tr3.behaviour
+        torch.testing.assert_close(beh.logits_from_latents(beh.latents(obs)), want)
+        assert not torch.allclose(joint.latents(obs), bc_model.latents(obs), atol=1e-3)
+        assert not torch.allclose(beh.logits_from_latents(joint.latents(obs)), want, atol=1e-3)
+    assert 1.0 <= np.mean(tr3.history["support_bins"]) <= 5.0
+    assert "support_drift" in tr3.history
 
 
 @pure_python

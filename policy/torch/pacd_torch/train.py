@@ -366,11 +366,14 @@ class Trainer:
         if self.freeze_critic:
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name.startswith("policy."))
-        # the support constraint's behaviour model: the init checkpoint's policy decoder
+        # the support constraint's behaviour model: the init checkpoint's actor,
+        # encoder and policy decoder both frozen as loaded. (Its decoder alone on
+        # the trained encoder's latents would drift away from that actor as the
+        # TD loss reshapes the shared encoder.)
         self.support = float(self.hp["support"])
         if self.support and init is None:
             raise ValueError("support needs an init checkpoint (its actor is the behaviour model)")
-        self.behaviour = copy.deepcopy(self.model.policy).requires_grad_(False) \
+        self.behaviour = copy.deepcopy(self.model).requires_grad_(False).eval() \
             if self.support else None
         self.target = copy.deepcopy(self.model).requires_grad_(False) \
             if self.train_critic else None
@@ -472,7 +475,20 @@ class Trainer:
                     s0 = b if td_on else 0     # where the rows of s start
                     tlat, tlogits = tlat_all[s0:], tlogits_all[s0:]
                     if self.behaviour is not None:
-                        tlogits = support_masked(tlogits, self.behaviour(tlat), self.support)
+                        bm = self.behaviour
+                        blogits = bm.logits_from_latents(
+                            bm.latents(self.obs[idx], [im[idx] for im in self.images]))
+                        # the support the frozen decoder would give on the trained
+                        # encoder's latents: the share of action dimensions where it
+                        # differs from the frozen actor's (a measure of encoder drift)
+                        log["support_drift"] = (
+                            torch.isfinite(support_masked(tlogits, bm.policy(tlat), self.support))
+                            != torch.isfinite(support_masked(tlogits, blogits, self.support))
+                        ).any(-1).float().mean().item()
+                        tlogits = support_masked(tlogits, blogits, self.support)
+                        # how wide the support is: kept bins per action dimension
+                        log["support_bins"] = torch.isfinite(tlogits).sum(-1).float() \
+                            .mean().item()
                     sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
                     sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
                 eta = self.log_eta.exp()
@@ -556,7 +572,8 @@ def plot_losses(history, path, title=""):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels = [k for k in ("loss", "bc", "pi", "td", "eta", "acc", "q_data", "q_sampled")
+    panels = [k for k in ("loss", "bc", "pi", "td", "eta", "acc", "q_data", "q_sampled",
+                        "support_bins", "support_drift")
               if k in history]
     cols = min(4, len(panels))
     rows = (len(panels) + cols - 1) // cols
