@@ -886,3 +886,23 @@ def test_bootstrap_data_values_the_behaviours_continuation(tmp_path):
         gap[boot] = float(q[1] - q[0])
     assert gap["data"] > 0.6, gap
     assert abs(gap["policy"]) < 0.25, gap
+
+
+def test_improvement_waits_for_the_critic(tmp_path):
+    """--improve-after F: for the first F of the steps the actor learns BC
+    alone while the critic trains; the improvement term then joins. With F = 1
+    it never does and the policy stays the behaviour's (the bandit's rate)."""
+    path, data_rate = bandit_data(tmp_path)
+    tr, info = ptrain.train(str(path), "pac", str(tmp_path / "half.safetensors"), "tiny",
+                            steps=300, seed=0, hp=dict(BANDIT_HP, improve_after=0.5),
+                            device="cpu", progress=False)
+    assert info["hyperparameters"]["improve_after"] == 0.5
+    assert len(tr.history["td"]) == 300 and len(tr.history["pi"]) == 150
+    tr1, _ = ptrain.train(str(path), "pac", str(tmp_path / "never.safetensors"), "tiny",
+                          steps=300, seed=0, hp=dict(BANDIT_HP, improve_after=1.0),
+                          device="cpu", progress=False)
+    assert "pi" not in tr1.history and len(tr1.history["td"]) == 300
+    never, _ = bandit_success_mass(tr1.model)
+    assert abs(never - data_rate) < 0.08, (never, data_rate)
+    half, _ = bandit_success_mass(tr.model)
+    assert half > never + 0.1, (half, never)

@@ -95,6 +95,8 @@ DEFAULTS = {
     "clip": 1.0,            # gradient-norm clip
     "support": 0.0,         # with an init checkpoint: improvement samples only from bins
                             # its actor gives >= support x its best bin's probability (0: off)
+    "improve_after": 0.0,   # the improvement term starts after this fraction of the steps;
+                            # before it the actor learns BC alone while the critic trains (0: at once)
 }
 NOT_MODEL_KEYS = ("variant", "steps")
 
@@ -415,6 +417,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(groups, lr=self.hp["lr"])
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.history = {}
+        self.progress = 0.0     # the share of the run's steps done (step())
 
     def batch(self, n):
         """n transition rows drawn uniformly from those whose action was chosen
@@ -439,7 +442,7 @@ class Trainer:
         if self.train_critic:
             t = self.target
             b = idx.shape[0]
-            pi_on = self.alpha < 1.0
+            pi_on = self.alpha < 1.0 and self.progress >= self.hp["improve_after"]
             td_on = not self.freeze_critic
             with torch.no_grad():
                 # one target forward for s' (TD) and, with policy improvement, s
@@ -498,7 +501,8 @@ class Trainer:
                     total = total + dual
                 log["eta"] = eta.item()
                 log["q_sampled"] = sq.mean().item()
-        loss, bc, pi = actor_loss(logits, data_idx, sample_idx, weights, self.alpha)
+        loss, bc, pi = actor_loss(logits, data_idx, sample_idx, weights,
+                                  self.alpha if sample_idx is not None else 1.0)
         total = total + loss
         log["bc"] = bc.item()
         if sample_idx is not None:
@@ -514,6 +518,7 @@ class Trainer:
         for g, base in zip(self.opt.param_groups, self.base_lrs):
             g["lr"] = base * f
         self.model.train()
+        self.progress = i / steps
         idx, nxt = self.batch(self.hp["batch"])
         total, log = self.losses(idx, nxt)
         self.opt.zero_grad(set_to_none=True)
@@ -720,7 +725,7 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     for k in ("alpha", "beta", "gamma", "vmin", "vmax", "eta", "eta_init", "epsilon", "lr",
-              "eta_lr", "weight_decay", "warmup", "tau", "clip", "support"):
+              "eta_lr", "weight_decay", "warmup", "tau", "clip", "support", "improve_after"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
                         help=f"default {DEFAULTS[k]}")
     for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
