@@ -73,8 +73,10 @@ TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 # critic together for --critic-steps, the TD target's next decision sampled
 # from the target policy (the trainer's default bootstrap), started from the
 # BC row's actor, whose bins are the improvement's support; 0.25 on BC and
-# 0.75 on the improvement, the same decisions and n-step targets as pac-2stage
-PAC_JOINT = TWO_STAGE_ACTOR + ["--n-step", "2"] + TWO_STAGE_COMMON
+# 0.75 on the improvement, the same decisions and n-step targets as pac-2stage;
+# the improvement joins after a third of the steps, once the critic has
+# trained beside the BC actor ("Tenth sitting")
+PAC_JOINT = TWO_STAGE_ACTOR + ["--n-step", "2", "--improve-after", "0.33"] + TWO_STAGE_COMMON
 EVAL_SAMPLING_SEED = 1
 
 
