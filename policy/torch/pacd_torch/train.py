@@ -479,19 +479,19 @@ class Trainer:
                     tlat, tlogits = tlat_all[s0:], tlogits_all[s0:]
                     if self.behaviour is not None:
                         bm = self.behaviour
-                        blogits = bm.logits_from_latents(
-                            bm.latents(self.obs[idx], [im[idx] for im in self.images]))
-                        # the support the frozen decoder would give on the trained
-                        # encoder's latents: the share of action dimensions where it
-                        # differs from the frozen actor's (a measure of encoder drift)
-                        log["support_drift"] = (
-                            torch.isfinite(support_masked(tlogits, bm.policy(tlat), self.support))
-                            != torch.isfinite(support_masked(tlogits, blogits, self.support))
-                        ).any(-1).float().mean().item()
-                        tlogits = support_masked(tlogits, blogits, self.support)
+                        masked = support_masked(
+                            tlogits, bm.logits_from_latents(bm.latents(self.obs[idx], imgs)),
+                            self.support)
+                        kept = torch.isfinite(masked)                  # [B, A, K]
                         # how wide the support is: kept bins per action dimension
-                        log["support_bins"] = torch.isfinite(tlogits).sum(-1).float() \
-                            .mean().item()
+                        log["support_bins"] = kept.sum(-1).float().mean().item()
+                        # the share of action dimensions where the frozen decoder on
+                        # the trained encoder's latents would keep other bins (a
+                        # measure of encoder drift)
+                        drifted = torch.isfinite(support_masked(tlogits, bm.policy(tlat),
+                                                                self.support))
+                        log["support_drift"] = (drifted != kept).any(-1).float().mean().item()
+                        tlogits = masked
                     sample_idx = sample_bins(tlogits, hp["samples"], self.gen)  # [B, N, A]
                     sq = expected_q(t, tlat, bins_to_action(sample_idx, m.low, m.high, k))
                 eta = self.log_eta.exp()
