@@ -75,8 +75,12 @@ TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 # BC row's actor, whose bins are the improvement's support; 0.25 on BC and
 # 0.75 on the improvement, the same decisions and n-step targets as pac-2stage;
 # the improvement joins after a third of the steps, once the critic has
-# trained beside the BC actor ("Tenth sitting")
-PAC_JOINT = TWO_STAGE_ACTOR + ["--n-step", "2", "--improve-after", "0.33"] + TWO_STAGE_COMMON
+# trained beside the BC actor ("Tenth sitting"); the support keeps bins of at
+# least a hundredth of the BC actor's best bin, so that the rare gripper-close
+# decision at the grasp pose (about 2% under the BC actor) stays in it
+# ("Eleventh sitting")
+PAC_JOINT = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.01", "--n-step", "2",
+             "--improve-after", "0.33"] + TWO_STAGE_COMMON
 EVAL_SAMPLING_SEED = 1
 
 

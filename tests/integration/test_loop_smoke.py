@@ -61,7 +61,7 @@ def test_loop_smoke_collects_trains_loads_and_evaluates(tmp_path):
     info = metadata(out / "pac.safetensors", "pacd.training")
     assert info["init"]["checkpoint"] == "bc.safetensors"
     assert info["init"]["critic_frozen"] is False
-    assert info["hyperparameters"]["support"] == 0.1 and info["critic"] is True
+    assert info["hyperparameters"]["support"] == 0.01 and info["critic"] is True
     assert info["hyperparameters"]["bootstrap"] == "policy"
     assert info["hyperparameters"]["improve_after"] == 0.33
     info = metadata(out / "pac-round2.safetensors", "pacd.training")
