@@ -68,7 +68,9 @@ TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
 # alone against it (alpha 0.25 on BC, eta 0.02, samples within the support)
 TWO_STAGE_COMMON = ["--action-repeat", "5"]
 TWO_STAGE_CRITIC = ["--bootstrap", "data", "--n-step", "2"]
-TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
+# the actor loss of both: 0.25 on BC, the improvement at a fixed temperature
+ACTOR_LOSS = ["--alpha", "0.25", "--eta", "0.02"]
+TWO_STAGE_ACTOR = ACTOR_LOSS + ["--support", "0.1"]
 # pac (docs/loop.md, "Ninth sitting"): the paper's joint training, actor and
 # critic together for --critic-steps, the TD target's next decision sampled
 # from the target policy (the trainer's default bootstrap), started from the
@@ -79,8 +81,8 @@ TWO_STAGE_ACTOR = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.1"]
 # least a hundredth of the BC actor's best bin, so that the rare gripper-close
 # decision at the grasp pose (about 2% under the BC actor) stays in it
 # ("Eleventh sitting")
-PAC_JOINT = ["--alpha", "0.25", "--eta", "0.02", "--support", "0.01", "--n-step", "2",
-             "--improve-after", "0.33"] + TWO_STAGE_COMMON
+PAC_JOINT = ACTOR_LOSS + ["--support", "0.01", "--n-step", "2", "--improve-after", "0.33"] + \
+    TWO_STAGE_COMMON
 EVAL_SAMPLING_SEED = 1
 
 
