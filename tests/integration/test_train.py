@@ -906,3 +906,51 @@ def test_improvement_waits_for_the_critic(tmp_path):
     assert abs(never - data_rate) < 0.08, (never, data_rate)
     half, _ = bandit_success_mass(tr.model)
     assert half > never + 0.1, (half, never)
+
+
+@pure_python
+def test_auxiliary_targets_are_the_privileged_fields(tmp_path):
+    """--aux W: the camera model does not read the privileged cube pose, but a
+    linear head on its mean latent learns to predict it (training only). The
+    targets are the data's values; rows of a data set without them (a
+    policy's own episodes) carry NaN and are left out of the loss."""
+    a, c = tmp_path / "a.hdf5", tmp_path / "c.hdf5"
+    ea = synthetic_episodes(6, 15, ACTION, cams=[("agentview", (16, 16))], seed=8,
+                            t_range=(20, 30))
+    for e in ea:
+        # a cube pose the model can infer from what it reads (joint_positions)
+        e["observation"][:, 6:13] = e["observation"][:, [0, 1, 2, 3, 4, 5, 0]] * 2.0 + 1.0
+    pds.write(a, ea, "sawyer", OBSERVATION, ACTION)
+    own = [OBSERVATION[0], OBSERVATION[3]]
+    e_own = [dict(e, observation=e["observation"][:, :6]) for e in ea[:2]]
+    pds.write(c, e_own, "sawyer", own, ACTION)
+    d = pds.load_transitions([a, c], own, aux=[OBSERVATION[1]])
+    m_a = sum(len(e["actions"]) - 1 for e in ea)
+    assert d["aux"].shape == (len(d["actions"]), 7)
+    np.testing.assert_array_equal(d["aux"][0], ea[0]["observation"][0, 6:13])
+    np.testing.assert_array_equal(d["aux"][m_a - 1], ea[-1]["observation"][-2, 6:13])
+    assert np.isfinite(d["aux"][:m_a]).all() and np.isnan(d["aux"][m_a:]).all()
+
+    out = tmp_path / "aux.safetensors"
+    tr, info = ptrain.train([str(a), str(c)], "bc", str(out), "tiny-camera", steps=400,
+                            seed=0, hp={"aux": 1.0, "lr": 3e-3}, device="cpu", progress=False,
+                            exclude=["previous_action"])
+    assert info["aux_fields"] == ["object_pose/cube"]
+    assert info["fields"] == ["joint_positions", "camera/agentview"]
+    h = tr.history["aux"]
+    assert len(h) == 400
+    # standardised targets: predicting their mean costs about 1
+    print("aux loss first 20 %.3f, last 50 %.3f" % (np.mean(h[:20]), np.mean(h[-50:])))
+    assert np.mean(h[:20]) > 0.7 and np.mean(h[-50:]) < 0.35 * np.mean(h[:20]), \
+        (np.mean(h[:20]), np.mean(h[-50:]))
+    # the head is not part of the checkpoint: the same tensors as without --aux
+    plain = tmp_path / "plain.safetensors"
+    ptrain.train([str(a)], "bc", str(plain), "tiny-camera", steps=2, seed=0, device="cpu",
+                 progress=False, exclude=["previous_action"])
+    assert sorted(pexport.load(out)[0].state_dict()) == \
+        sorted(pexport.load(plain)[0].state_dict())
+    # a model that reads every privileged field has nothing to predict
+    with pytest.raises(ValueError, match="--aux needs privileged fields"):
+        ptrain.train([str(a)], "bc", str(tmp_path / "x.safetensors"), "tiny", steps=2,
+                     hp={"aux": 1.0}, device="cpu", progress=False)
+    assert not (tmp_path / "x.safetensors").exists()

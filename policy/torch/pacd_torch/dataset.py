@@ -311,7 +311,7 @@ def select_fields(observation, variant, camera=None, exclude=()):
     raise ValueError("variant must be lowdim or camera")
 
 
-def load_transitions(path, fields, only_success=False, success_reward=1.0):
+def load_transitions(path, fields, only_success=False, success_reward=1.0, aux=()):
     """Flatten a data set (or several with the same robot and specs: `path`
     a list, e.g. the behaviour data plus a policy's own episodes) into
     transition arrays for training, keeping only `fields` (a subset of its
@@ -326,6 +326,10 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
       episode [M] int64 (index among the kept demos);
       acted [M] bool: the action was chosen (not a hold while the input was
         stale): the rows the actor learns from;
+      aux [M, n] float32 (only with `aux`, fields of the first data set that the
+        model does not read, e.g. the privileged cube pose): their values as
+        auxiliary training targets, NaN in the rows of a data set without
+        them (a policy's own episodes, logged with only its fields);
     plus "robot", "observation" (= fields), "action", "episodes" (all demos),
     "successes" (successful demos among them), "kept_episodes".
     """
@@ -338,12 +342,22 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
         and a policy's own episodes, logged with only the fields that policy
         reads) train together when every wanted field is in each."""
         names = [f["name"] for f in d["observation"]]
+        layout = obs_layout(d["observation"])
+        if aux:
+            have = all(f in d["observation"] for f in aux)
+            acols = np.asarray([c for f, off, n in layout if f in aux
+                                for c in range(off, off + n)], np.int64)
+            naux = obs_dim_of(aux)
+            for demo in d["demos"]:
+                o = demo["obs"]["observation"]
+                demo["aux"] = o[:, acols].astype(np.float32) if have else \
+                    np.full((len(o), naux), np.nan, np.float32)
         for f in fields:
             if f not in d["observation"]:
                 raise DatasetError(f"{p}: field {f['name']!r} ({json.dumps(f)}) is not in the "
                                    f"data set (it has {names})")
         cols = []
-        for f, off, n in obs_layout(d["observation"]):
+        for f, off, n in layout:
             if f in fields:
                 cols.extend(range(off, off + n))
         cols = np.asarray(cols, np.int64)
@@ -405,4 +419,7 @@ def load_transitions(path, fields, only_success=False, success_reward=1.0):
         "episodes": len(ds["demos"]), "successes": int(sum(successes)),
         "kept_episodes": len(demos),
     }
+    if aux:
+        out["aux"] = np.concatenate([d["aux"][:len(d["actions"])] for d in demos])
+        out["aux_fields"] = list(aux)
     return out

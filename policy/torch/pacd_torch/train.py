@@ -97,6 +97,9 @@ DEFAULTS = {
                             # its actor gives >= support x its best bin's probability (0: off)
     "improve_after": 0.0,   # the improvement term starts after this fraction of the steps;
                             # before it the actor learns BC alone while the critic trains (0: at once)
+    "aux": 0.0,             # weight of the auxiliary loss: a linear head on the mean latent
+                            # predicts the data's privileged fields the model does not read
+                            # (the cube pose; training only, not exported; 0: off)
 }
 NOT_MODEL_KEYS = ("variant", "steps")
 
@@ -414,6 +417,20 @@ class Trainer:
         if self.learn_eta:
             groups.append({"params": [self.log_eta], "weight_decay": 0.0,
                            "lr": self.hp["eta_lr"]})
+        # the auxiliary targets (data["aux"], standardised; NaN rows have none)
+        # and their linear head, trained with the encoder, never exported
+        self.aux_head = None
+        if self.hp["aux"] and not self.freeze_critic:
+            if data.get("aux") is None:
+                raise ValueError("aux needs auxiliary targets in the data (privileged fields)")
+            a = torch.as_tensor(data["aux"])
+            have = torch.isfinite(a).all(-1)
+            if not have.any():
+                raise pds.DatasetError("aux: no row of the data has the auxiliary fields")
+            mu, sd = a[have].mean(0), a[have].std(0, unbiased=False).clamp(min=1e-6)
+            self.aux_target = ((a - mu) / sd).to(dev)
+            self.aux_head = torch.nn.Linear(self.model.cfg["width"], a.shape[1]).to(dev)
+            groups[0]["params"] += list(self.aux_head.parameters())
         self.opt = torch.optim.AdamW(groups, lr=self.hp["lr"])
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.history = {}
@@ -438,6 +455,14 @@ class Trainer:
         data_idx = self.act_idx[idx]
         log = {}
         total = torch.zeros((), device=self.device)
+        if self.aux_head is not None:
+            tgt = self.aux_target[idx]
+            have = torch.isfinite(tgt).all(-1)
+            if bool(have.any()):
+                pred = self.aux_head(lat.mean(1)[have])
+                aux = ((pred - tgt[have]) ** 2).mean()
+                total = total + self.hp["aux"] * aux
+                log["aux"] = aux.item()
         sample_idx = weights = None
         if self.train_critic:
             t = self.target
@@ -524,7 +549,10 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         if self.hp["clip"]:
-            torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), self.hp["clip"])
+            params = list(self.model.parameters())
+            if self.aux_head is not None:
+                params += list(self.aux_head.parameters())
+            torch.nn.utils.clip_grad_norm_(params, self.hp["clip"])
         self.opt.step()
         if self.learn_eta:
             with torch.no_grad():
@@ -554,7 +582,7 @@ class Trainer:
         t0 = time.monotonic()
         for i in range(steps):
             log = self.step(i, steps)
-            keys = [k for k in ("loss", "bc", "pi", "td", "eta", "acc") if k in log]
+            keys = [k for k in ("loss", "bc", "pi", "td", "eta", "acc", "aux") if k in log]
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0 or i == steps - 1:
@@ -653,7 +681,14 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
         elif freeze_critic:
             raise ValueError(f"{init}: has no critic to freeze")
         init_state = init_model.state_dict()
-    data = pds.load_transitions(paths, fields, only_success=only_success)
+    aux = ()
+    if hp["aux"]:
+        # the privileged fields the model does not read: auxiliary targets only
+        aux = [f for f in observation if pds.is_privileged(f) and f not in fields]
+        if not aux:
+            raise ValueError(f"{paths[0]}: --aux needs privileged fields (e.g. the cube pose) "
+                             "in the data set that the model does not read")
+    data = pds.load_transitions(paths, fields, only_success=only_success, aux=aux)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     tr = Trainer(data, algo, size, hp, seed, device, init_state, freeze_critic)
@@ -676,6 +711,7 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             "init": ({"checkpoint": os.path.basename(init), "sha256": file_sha256(init),
                       "critic_frozen": bool(freeze_critic)} if init else None),
             "hyperparameters": {k: hp[k] for k in sorted(hp)},
+            "aux_fields": [f["name"] for f in aux],
             "final": {k: v[-1] for k, v in tr.history.items()}}
     if int(hp["action_repeat"]) > 1:
         # pacd holds each action for this many control periods
@@ -725,7 +761,8 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     for k in ("alpha", "beta", "gamma", "vmin", "vmax", "eta", "eta_init", "epsilon", "lr",
-              "eta_lr", "weight_decay", "warmup", "tau", "clip", "support", "improve_after"):
+              "eta_lr", "weight_decay", "warmup", "tau", "clip", "support", "improve_after",
+              "aux"):
         ap.add_argument(f"--{k.replace('_', '-')}", type=float, default=None,
                         help=f"default {DEFAULTS[k]}")
     for k in ("bins", "value_bins", "samples", "batch", "n_step", "action_repeat"):
