@@ -43,8 +43,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "policy", "torch"))
 from pacd_torch import dataset as pds  # noqa: E402
 
 GRIPPER_DIM = 4        # the Lift cell's action: vx vy vz wz gripper (-1 closes)
-GRASP_XY = 0.015       # m: the fingers (about 4 cm apart when open) still take
-                       # the 4 cm cube from this far off its centre
+GRASP_XY = 0.015       # m: the grasp zone of docs/loop.md's probes (the
+                       # operator's good grasps close within it); a close farther off
+                       # can still take the cube, or open and try again
 
 
 class FailureModeError(Exception):
