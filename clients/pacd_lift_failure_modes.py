@@ -18,13 +18,14 @@ prints, per data set, one line of counts about the grasp:
     reached before the first close (or in the whole episode without one).
 
 The cube's centre comes from the data set's privileged field
-`gripper_to_cube` (end effector minus cube, m) when it has one. A camera
+field with source `gripper_to_object/cube` (end effector minus cube, m;
+named `gripper_to_cube` by the loop) when it has one. A camera
 model's data sets carry only the fields that model reads; for them
 --cube-from names a data set of the same episode seeds that has the field
 (e.g. a low-dim policy's evaluation on the same seeds): the cube rests
 where the seed put it until the gripper touches it, so its pose at that
 episode's first step is used. Episodes whose seed is not in the reference
-are counted as skipped.
+are counted as skipped and left out of every other count.
 
 Exit status 1 with a message for a data set without `end_effector_pose`, or
 without a cube pose and no usable --cube-from.
@@ -52,11 +53,16 @@ class FailureModeError(Exception):
     pass
 
 
-def _columns(observation, name, n):
+# the fields read, by source (docs/loop.md, "Privileged fields")
+EE_POSE = "end_effector_pose"
+GRIPPER_TO_CUBE = "gripper_to_object/cube"
+
+
+def _columns(observation, source, n):
     for f, off, size in pds.obs_layout(observation):
-        if f["name"] == name:
+        if f["source"] == source:
             if size < n:
-                raise FailureModeError(f"field {name!r} has {size} values, need {n}")
+                raise FailureModeError(f"field {f['name']!r} has {size} values, need {n}")
             return slice(off, off + n)
     return None
 
@@ -76,7 +82,7 @@ def cube_positions(path):
     """{seed: the cube's centre at the episode's first step (x y z, m)} from a
     data set with the gripper_to_cube field."""
     eps, spec = _episodes(path)
-    ee, g2c = _columns(spec, "end_effector_pose", 3), _columns(spec, "gripper_to_cube", 3)
+    ee, g2c = _columns(spec, EE_POSE, 3), _columns(spec, GRIPPER_TO_CUBE, 3)
     if ee is None or g2c is None:
         raise FailureModeError(f"{path}: no end_effector_pose and gripper_to_cube fields to "
                                "take the cube's position from")
@@ -87,7 +93,7 @@ def failure_modes(path, cube_ref=None):
     """The counts above for one data set, as a dict. cube_ref: {seed: cube
     centre} for data sets without gripper_to_cube."""
     eps, spec = _episodes(path)
-    ee, g2c = _columns(spec, "end_effector_pose", 3), _columns(spec, "gripper_to_cube", 3)
+    ee, g2c = _columns(spec, EE_POSE, 3), _columns(spec, GRIPPER_TO_CUBE, 3)
     if ee is None:
         raise FailureModeError(f"{path}: no end_effector_pose field")
     if g2c is None and cube_ref is None:
@@ -97,16 +103,16 @@ def failure_modes(path, cube_ref=None):
          "failures": 0, "never_closed": 0, "closed": 0, "close_within": 0}
     close_xy, close_dz, closest = [], [], []
     for seed, o, a, rew in eps:
-        ok = len(rew) and float(np.max(rew)) >= 1.0
-        r["successes"] += int(ok)
-        r["failures"] += int(not ok)
         if g2c is not None:
             rel = o[:, g2c]
         elif seed in cube_ref:
             rel = o[:, ee] - cube_ref[seed]
         else:
-            r["skipped"] += 1
+            r["skipped"] += 1           # counted nowhere else
             continue
+        ok = len(rew) and float(np.max(rew)) >= 1.0
+        r["successes"] += int(ok)
+        r["failures"] += int(not ok)
         xy = np.linalg.norm(rel[:, :2], axis=1)
         shut = np.flatnonzero(a[:, GRIPPER_DIM] < 0)
         if len(shut) == 0:
@@ -150,7 +156,7 @@ def main(argv=None):
         if args.json:
             print(json.dumps(r))
             continue
-        print(f"{r['data']}: {r['successes']}/{r['episodes']} successful; of "
+        print(f"{r['data']}: {r['successes']}/{r['episodes'] - r['skipped']} successful; of "
               f"{r['failures']} failures {r['never_closed']} never close; first close in "
               f"{r['closed']} episodes, {r['close_within']} within {GRASP_XY * 100:.1f} cm "
               f"(x-y median {_fmt(r['close_xy_median_m'])} m, height "

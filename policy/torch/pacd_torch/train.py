@@ -458,6 +458,7 @@ class Trainer:
         if self.aux_head is not None:
             tgt = self.aux_target[idx]
             have = torch.isfinite(tgt).all(-1)
+            log["aux"] = float("nan")          # no row of this batch has a target
             if bool(have.any()):
                 pred = self.aux_head(lat.mean(1)[have])
                 aux = ((pred - tgt[have]) ** 2).mean()
@@ -606,17 +607,19 @@ def plot_losses(history, path, title=""):
     except ImportError:
         return False
     panels = [k for k in ("loss", "bc", "pi", "td", "eta", "acc", "q_data", "q_sampled",
-                        "support_bins", "support_drift")
+                        "support_bins", "support_drift", "aux")
               if k in history]
     cols = min(4, len(panels))
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, k in zip(axes.flat, panels):
         y = np.asarray(history[k], float)
-        ax.plot(y, lw=0.5, alpha=0.4)
+        x = np.flatnonzero(np.isfinite(y))     # aux: NaN at steps without a target
+        y = y[x]
+        ax.plot(x, y, lw=0.5, alpha=0.4)
         w = max(1, len(y) // 50)
         if w > 1:
-            ax.plot(np.arange(w - 1, len(y)), np.convolve(y, np.ones(w) / w, "valid"), lw=1.5)
+            ax.plot(x[w - 1:], np.convolve(y, np.ones(w) / w, "valid"), lw=1.5)
         ax.set_title(k)
         ax.set_xlabel("step")
         if k in ("loss", "bc", "pi", "td") and (y > 0).all():
@@ -682,6 +685,11 @@ def train(data_path, algo, out, size="lowdim", steps=None, seed=0, hp=None, came
             raise ValueError(f"{init}: has no critic to freeze")
         init_state = init_model.state_dict()
     aux = ()
+    if hp["aux"] and freeze_critic:
+        # a frozen encoder has nothing to learn from it (two-stage PAC's stage 2)
+        print("pacd_torch.train: --aux is ignored with --freeze-critic (the encoder is frozen)",
+              file=sys.stderr)
+        hp["aux"] = 0.0
     if hp["aux"]:
         # the privileged fields the model does not read: auxiliary targets only
         aux = [f for f in observation if pds.is_privileged(f) and f not in fields]
