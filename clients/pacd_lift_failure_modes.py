@@ -17,15 +17,20 @@ prints, per data set, one line of counts about the grasp:
   closest approach: the median over episodes of the smallest x-y distance
     reached before the first close (or in the whole episode without one).
 
-The cube's centre comes from the data set's privileged field
-field with source `gripper_to_object/cube` (end effector minus cube, m;
-named `gripper_to_cube` by the loop) when it has one. A camera
-model's data sets carry only the fields that model reads; for them
+The cube's centre comes from the data set's privileged field with source
+`gripper_to_object/cube` (end effector minus cube, m; named `gripper_to_cube`
+by the loop) when it has one. A camera model's data sets carry only the
+fields that model reads; for them
 --cube-from names a data set of the same episode seeds that has the field
 (e.g. a low-dim policy's evaluation on the same seeds): the cube rests
 where the seed put it until the gripper touches it, so its pose at that
 episode's first step is used. Episodes whose seed is not in the reference
 are counted as skipped and left out of every other count.
+
+policy/torch/experiments/lift_failure_modes.py is the older research script
+behind the seventh to tenth sittings' figures (descent start, open/close
+switches; low-dim data only); this client is the tested tool for new
+measurements.
 
 Exit status 1 with a message for a data set without `end_effector_pose`, or
 without a cube pose and no usable --cube-from.

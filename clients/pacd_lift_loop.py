@@ -65,8 +65,8 @@ ACTION = {"space": "cartesian_velocity", "dim": 5, "low": [-0.15, -0.15, -0.15, 
 TRAIN_EXCLUDE = ("previous_action", "joint_velocities")
 # The camera model's training (docs/loop.md, "Twelfth sitting"): an auxiliary
 # head predicts the privileged cube pose from its latents (weight 10), so the
-# encoder learns where the cube is in the pixels; BC from the 64x64
-# agentview camera went from 11% to 23% with it.
+# encoder learns where the cube is in the pixels (the deployed model never
+# reads the cube pose).
 CAMERA_TRAIN = ["--aux", "10"]
 # pac-2stage (docs/loop.md, "Seventh sitting"): decisions of five periods;
 # stage 1 bcq on the behaviour's Q with 2-decision targets, stage 2 the actor
